@@ -1,0 +1,86 @@
+# IoT Center (serverless, Go). `make run` and `make test` are the two entry points; see README.md.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# SAM's `BuildMethod: makefile` calls build-<LogicalId> with ARTIFACTS_DIR set. Locally GOARCH follows the host
+# (cmd/localapi passes GOARCH=$(go env GOARCH)); the deployed architecture is arm64, as in template.yaml.
+GOARCH ?= arm64
+ARTIFACTS_DIR ?= build/$(GOARCH)/$@
+GO_BUILD = GOOS=linux GOARCH=$(GOARCH) CGO_ENABLED=0 go build -tags lambda.norpc -trimpath -ldflags "-s -w" -o $(ARTIFACTS_DIR)/bootstrap
+
+# Every AWS::Serverless::Function logical id in template.yaml (a test checks both lists agree).
+FUNCTIONS := AuthorizerFunction EnvConfigFunction RegisterFunction DevicesFunction DeleteFunction \
+	WriteMissingFunction BackfillWorkerFunction QueryFunction HealthFunction UiFunction SetupFunction
+
+INFLUXD = bash scripts/influxd/build-influxd.sh
+TEST_TIMEOUT ?= 45m
+
+.PHONY: help build test lint vet fmt run bench influxd ui tools clean $(addprefix build-,$(FUNCTIONS))
+
+help:
+	@echo "make run    - local API on http://127.0.0.1:3000 over a real InfluxDB (builds what it needs)"
+	@echo "make test   - lint + all tests against a real InfluxDB (builds influxd on first run)"
+	@echo "make bench  - benchmarks, printed as a table"
+	@echo "make build  - build every function's bootstrap (GOARCH=$(GOARCH)) into build/"
+	@echo "make influxd - build or find the InfluxDB server and print its path"
+
+build-AuthorizerFunction:
+	$(GO_BUILD) ./functions/authorizer
+build-EnvConfigFunction:
+	$(GO_BUILD) ./functions/envconfig
+build-RegisterFunction:
+	$(GO_BUILD) ./functions/register
+build-DevicesFunction:
+	$(GO_BUILD) ./functions/devices
+build-DeleteFunction:
+	$(GO_BUILD) ./functions/delete
+build-WriteMissingFunction:
+	$(GO_BUILD) ./functions/writemissing
+build-BackfillWorkerFunction:
+	$(GO_BUILD) ./functions/backfillworker
+build-QueryFunction:
+	$(GO_BUILD) ./functions/query
+build-HealthFunction:
+	$(GO_BUILD) ./functions/health
+build-SetupFunction:
+	$(GO_BUILD) ./functions/setup
+build-UiFunction: ui
+	$(GO_BUILD) ./functions/ui
+
+# The dashboard's front end, bundled into functions/ui/dist (embedded in the ui bootstrap).
+ui:
+	@if [ -f web/package.json ]; then cd web && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run --silent build; fi
+
+build:
+	@for f in $(FUNCTIONS); do $(MAKE) --no-print-directory build-$$f ARTIFACTS_DIR=build/$(GOARCH)/$$f || exit 1; done
+
+influxd:
+	@$(INFLUXD) path
+
+tools:
+	@go build -o bin/aws-lambda-rie github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+vet:
+	go vet ./...
+
+lint: vet
+	@unformatted=$$(gofmt -l $$(find . -name "*.go" -not -path "./web/*" -not -path "./.local/*")); \
+	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+	cfn-lint template.yaml
+	@if [ -f openapi.yaml ]; then openapi-spec-validator openapi.yaml; fi
+
+test: lint tools ui
+	@bin=$$($(INFLUXD) path) && echo "influxd: $$bin" && \
+	  INFLUXD_BIN=$$bin RIE_BIN=$(CURDIR)/bin/aws-lambda-rie go test -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+run: tools ui
+	go run ./cmd/localapi -state .local
+
+bench: tools ui
+	@bin=$$($(INFLUXD) path) && INFLUXD_BIN=$$bin RIE_BIN=$(CURDIR)/bin/aws-lambda-rie go run ./cmd/bench
+
+clean:
+	rm -rf build bin

@@ -1,0 +1,106 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+)
+
+// MaxBodyBytes caps every request body read through DecodeJSON.
+const MaxBodyBytes = 64 << 10
+
+// WriteJSON answers v as JSON with the given status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// WriteError answers err as {"error": message}. 5xx errors are logged with their cause and answered with a fixed
+// text, so neither a token nor a raw InfluxDB message ever reaches the caller.
+func WriteError(w http.ResponseWriter, r *http.Request, err error) {
+	ctx := r.Context()
+	var e *Error
+	if !errors.As(err, &e) {
+		e = &Error{Code: Internal, Err: err}
+	}
+	if errors.Is(err, context.DeadlineExceeded) && e.Code == Internal {
+		e = &Error{Code: Timeout, Message: "the request timed out", Err: err}
+	}
+	status := e.Code.Status()
+	body := map[string]any{}
+	for k, v := range e.Extra {
+		body[k] = v
+	}
+	switch {
+	case status >= 500:
+		Logger(ctx).ErrorContext(ctx, "request failed", slog.String("code", string(e.Code)), slog.String("error", e.Error()),
+			slog.String("method", r.Method), slog.String("path", r.URL.Path))
+		msg := "internal error"
+		switch e.Code {
+		case Timeout:
+			msg = "timed out waiting for InfluxDB"
+		case Unavailable:
+			msg = "InfluxDB is unavailable, try again later"
+		}
+		body["error"] = msg
+	default:
+		if e.Message != "" || len(e.Extra) == 0 {
+			body["error"] = e.Message
+		}
+		if e.Param != "" {
+			body["param"] = e.Param
+		}
+		Logger(ctx).InfoContext(ctx, "request refused", slog.String("code", string(e.Code)), slog.String("reason", e.Message),
+			slog.String("method", r.Method), slog.String("path", r.URL.Path))
+	}
+	if e.Code == TooMany || e.Code == Unavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	WriteJSON(w, status, body)
+}
+
+// DecodeJSON reads an optional JSON body into v, capped at MaxBodyBytes; unknown fields are rejected.
+// An empty body leaves v untouched.
+func DecodeJSON(r *http.Request, v any) error {
+	if r.Body == nil {
+		return nil
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, MaxBodyBytes))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if err.Error() == "EOF" {
+			return nil
+		}
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return Errorf(TooLarge, "request body larger than %d bytes", MaxBodyBytes)
+		}
+		return &Error{Code: Invalid, Param: "body", Message: "request body is not valid JSON for this route: " + jsonReason(err)}
+	}
+	if dec.More() {
+		return &Error{Code: Invalid, Param: "body", Message: "request body must hold a single JSON object"}
+	}
+	return nil
+}
+
+// jsonReason keeps the decoder's explanation short and free of the caller's raw bytes.
+func jsonReason(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return "syntax error"
+	case errors.As(err, &te):
+		return "field " + te.Field + " has the wrong type"
+	default:
+		msg := err.Error()
+		if len(msg) > 80 {
+			msg = msg[:80]
+		}
+		return msg
+	}
+}

@@ -1,0 +1,154 @@
+package influx
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/influxdata/influxdb-client-go/v2/domain"
+)
+
+// Authorization is the part of an InfluxDB authorization this project uses.
+type Authorization struct {
+	ID          string
+	Token       string // only filled when the authorization was just created (OSS 2.9+ and Cloud never list it)
+	Description string
+	Active      bool
+	CreatedAt   time.Time
+	Permissions []Permission
+}
+
+// Permission is one action on one bucket.
+type Permission struct {
+	Action   string // "read" or "write"
+	BucketID string // "" when the permission is not scoped to one bucket
+	Type     string
+}
+
+// GrantsReadWrite reports whether the authorization is active and can both read and write bucketID.
+func (a Authorization) GrantsReadWrite(bucketID string) bool {
+	var r, w bool
+	for _, p := range a.Permissions {
+		if p.Type != string(domain.ResourceTypeBuckets) || p.BucketID != bucketID {
+			continue
+		}
+		switch p.Action {
+		case string(domain.PermissionActionRead):
+			r = true
+		case string(domain.PermissionActionWrite):
+			w = true
+		}
+	}
+	return a.Active && r && w
+}
+
+// CreateBucketAuthorization creates an authorization with read and write on bucketID only.
+func (c *Client) CreateBucketAuthorization(ctx context.Context, description, bucketID string) (Authorization, error) {
+	orgID, err := c.OrgID(ctx)
+	if err != nil {
+		return Authorization{}, err
+	}
+	res := domain.Resource{Type: domain.ResourceTypeBuckets, Id: &bucketID, OrgID: &orgID}
+	perms := []domain.Permission{
+		{Action: domain.PermissionActionRead, Resource: res},
+		{Action: domain.PermissionActionWrite, Resource: res},
+	}
+	status := domain.AuthorizationUpdateRequestStatusActive
+	a, err := c.c.AuthorizationsAPI().CreateAuthorization(ctx, &domain.Authorization{
+		AuthorizationUpdateRequest: domain.AuthorizationUpdateRequest{Description: &description, Status: &status},
+		OrgID:                      &orgID,
+		Permissions:                &perms,
+	})
+	if err != nil {
+		return Authorization{}, fmt.Errorf("influx: creating authorization: %w", err)
+	}
+	return fromDomain(a), nil
+}
+
+// FindAuthorizations lists the organization's authorizations with exactly this description, oldest first
+// (by creation time, then id), so every caller sees the same order.
+func (c *Client) FindAuthorizations(ctx context.Context, description string) ([]Authorization, error) {
+	all, err := c.ListAuthorizations(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []Authorization
+	for _, a := range all {
+		if a.Description == description {
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+// ListAuthorizations lists all of the organization's authorizations, oldest first.
+func (c *Client) ListAuthorizations(ctx context.Context) ([]Authorization, error) {
+	orgID, err := c.OrgID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	list, err := c.c.AuthorizationsAPI().FindAuthorizationsByOrgID(ctx, orgID)
+	if err != nil {
+		return nil, fmt.Errorf("influx: listing authorizations: %w", err)
+	}
+	out := make([]Authorization, 0, len(*list))
+	for i := range *list {
+		out = append(out, fromDomain(&(*list)[i]))
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].CreatedAt.Equal(out[j].CreatedAt) {
+			return out[i].CreatedAt.Before(out[j].CreatedAt)
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out, nil
+}
+
+// GetAuthorization reads one authorization; a missing one is ErrNotFound.
+func (c *Client) GetAuthorization(ctx context.Context, id string) (Authorization, error) {
+	a, err := c.c.APIClient().GetAuthorizationsID(ctx, &domain.GetAuthorizationsIDAllParams{AuthID: id})
+	if err != nil {
+		if StatusOf(err) == http.StatusNotFound {
+			return Authorization{}, fmt.Errorf("influx: authorization %s: %w", id, ErrNotFound)
+		}
+		return Authorization{}, fmt.Errorf("influx: reading authorization %s: %w", id, err)
+	}
+	return fromDomain(a), nil
+}
+
+// DeleteAuthorization revokes an authorization; one that is already gone is not an error.
+func (c *Client) DeleteAuthorization(ctx context.Context, id string) error {
+	err := c.c.AuthorizationsAPI().DeleteAuthorizationWithID(ctx, id)
+	if err != nil && StatusOf(err) != http.StatusNotFound {
+		return fmt.Errorf("influx: deleting authorization %s: %w", id, err)
+	}
+	return nil
+}
+
+func fromDomain(a *domain.Authorization) Authorization {
+	out := Authorization{ID: deref(a.Id), Token: deref(a.Token)}
+	if a.Description != nil {
+		out.Description = *a.Description
+	}
+	out.Active = a.Status == nil || *a.Status == domain.AuthorizationUpdateRequestStatusActive
+	if a.CreatedAt != nil {
+		out.CreatedAt = *a.CreatedAt
+	}
+	if a.Permissions != nil {
+		for _, p := range *a.Permissions {
+			out.Permissions = append(out.Permissions, Permission{
+				Action: string(p.Action), BucketID: deref(p.Resource.Id), Type: string(p.Resource.Type),
+			})
+		}
+	}
+	return out
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}

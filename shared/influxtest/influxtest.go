@@ -1,0 +1,327 @@
+// Package influxtest starts a real InfluxDB OSS 2.x server (influxd) on a free loopback port for tests: one shared
+// server per test binary (Shared), or a dedicated one a test may stop and restart (Start). Nothing is mocked.
+//
+// If IOT_TEST_INFLUX_URL and IOT_TEST_INFLUX_TOKEN (and IOT_TEST_INFLUX_ORG) are set, Shared uses that server
+// instead and only creates and deletes buckets and authorizations of its own.
+package influxtest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/iot-center/iot-center-serverless/shared/influx"
+)
+
+// Server is a running InfluxDB with an onboarded org and admin token.
+type Server struct {
+	URL    string
+	Org    string
+	OrgID  string
+	Token  string
+	Bucket string // the bucket created at onboarding
+
+	external bool
+	port     int
+	dir      string
+	bin      string
+	cmd      *exec.Cmd
+	done     chan struct{}
+	mu       sync.Mutex
+}
+
+var (
+	sharedOnce sync.Once
+	shared     *Server
+	sharedErr  error
+)
+
+// Main runs the tests and stops the shared server (if one was started) afterwards, even when tests failed.
+// Use it from TestMain: os.Exit(influxtest.Main(m)).
+func Main(m *testing.M) int {
+	code := m.Run()
+	if shared != nil && !shared.external {
+		shared.stop()
+		_ = os.RemoveAll(shared.dir)
+	}
+	return code
+}
+
+// Shared returns the test binary's shared server, starting it on first use. A server that cannot start fails the
+// test: tests never skip for lack of InfluxDB (make test builds it).
+func Shared(t testing.TB) *Server {
+	t.Helper()
+	sharedOnce.Do(func() {
+		if u, tok := os.Getenv("IOT_TEST_INFLUX_URL"), os.Getenv("IOT_TEST_INFLUX_TOKEN"); u != "" && tok != "" {
+			shared, sharedErr = external(u, tok, os.Getenv("IOT_TEST_INFLUX_ORG"))
+			return
+		}
+		shared, sharedErr = start()
+	})
+	if sharedErr != nil {
+		t.Fatalf("influxtest: starting InfluxDB: %v", sharedErr)
+	}
+	return shared
+}
+
+// Start starts a dedicated server for one test (stopped and removed at the end of the test). Tests that stop or
+// restart InfluxDB use it, so they never disturb the shared one.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	s, err := start()
+	if err != nil {
+		t.Fatalf("influxtest: starting InfluxDB: %v", err)
+	}
+	t.Cleanup(func() {
+		s.stop()
+		_ = os.RemoveAll(s.dir)
+	})
+	return s
+}
+
+// Client returns a new admin client for the server, closed at the end of the test.
+func (s *Server) Client(t testing.TB) *influx.Client {
+	t.Helper()
+	c := influx.New(s.URL, s.Token, s.Org, influx.Options{})
+	t.Cleanup(c.Close)
+	return c
+}
+
+// NewBucket creates a bucket with a unique name (prefix + random suffix), deleted at the end of the test.
+func (s *Server) NewBucket(t testing.TB, prefix string) string {
+	t.Helper()
+	name := prefix + "_" + RandomID(6)
+	c := influx.New(s.URL, s.Token, s.Org, influx.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, _, err := c.EnsureBucket(ctx, name, 0); err != nil {
+		t.Fatalf("influxtest: creating bucket %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = c.DeleteBucket(ctx, name)
+		c.Close()
+	})
+	return name
+}
+
+// RandomID returns n random bytes as hex, for unique names.
+func RandomID(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Stop stops a dedicated server (its data stays, so Restart brings it back with the same state).
+func (s *Server) Stop(t testing.TB) {
+	t.Helper()
+	if s.external {
+		t.Fatal("influxtest: cannot stop an external server")
+	}
+	s.stop()
+}
+
+// Restart starts a stopped dedicated server again on the same port and state folder.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	s.stop()
+	if err := s.launch(); err != nil {
+		t.Fatalf("influxtest: restarting InfluxDB: %v", err)
+	}
+}
+
+// Port is the server's loopback port.
+func (s *Server) Port() int { return s.port }
+
+// Binary returns the path of influxd: $INFLUXD_BIN, or the project's recipe (scripts/influxd), which builds it on
+// first use and prints the cached path afterwards.
+func Binary() (string, error) {
+	if b := os.Getenv("INFLUXD_BIN"); b != "" {
+		if _, err := os.Stat(b); err != nil {
+			return "", fmt.Errorf("INFLUXD_BIN=%s: %w", b, err)
+		}
+		return b, nil
+	}
+	root, err := moduleRoot()
+	if err != nil {
+		return "", err
+	}
+	var out, errb bytes.Buffer
+	cmd := exec.Command("bash", filepath.Join(root, "scripts/influxd/build-influxd.sh"), "path")
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("building influxd: %v: %s", err, tail(errb.String(), 2000))
+	}
+	return strings.TrimSpace(out.String()), nil
+}
+
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for i := 0; i < 20; i++ {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			break
+		}
+		dir = parent
+	}
+	return "", fmt.Errorf("influxtest: go.mod not found above the working directory")
+}
+
+func start() (*Server, error) {
+	bin, err := Binary()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "influxtest-")
+	if err != nil {
+		return nil, err
+	}
+	port, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{URL: fmt.Sprintf("http://127.0.0.1:%d", port), port: port, dir: dir, bin: bin,
+		Org: "iot-test", Token: "test-admin-token-" + RandomID(16), Bucket: "init"}
+	if err := s.launch(); err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, err
+	}
+	if err := s.onboard(); err != nil {
+		s.stop()
+		_ = os.RemoveAll(dir)
+		return nil, err
+	}
+	return s, nil
+}
+
+// FreePort asks the kernel for a free loopback port.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func (s *Server) launch() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	logf, err := os.OpenFile(filepath.Join(s.dir, "influxd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(s.bin, "--reporting-disabled", "--http-bind-address="+fmt.Sprintf("127.0.0.1:%d", s.port),
+		"--bolt-path="+filepath.Join(s.dir, "influxd.bolt"), "--engine-path="+filepath.Join(s.dir, "engine"),
+		"--sqlite-path="+filepath.Join(s.dir, "influxd.sqlite"), "--log-level=error")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return err
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); logf.Close(); close(done) }()
+	s.cmd, s.done = cmd, done
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-done:
+			log, _ := os.ReadFile(filepath.Join(s.dir, "influxd.log"))
+			return fmt.Errorf("influxd exited at start: %s", tail(string(log), 2000))
+		default:
+		}
+		resp, err := http.Get(s.URL + "/health")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("influxd not healthy after 60s on %s", s.URL)
+}
+
+func (s *Server) stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil || s.cmd.Process == nil {
+		return
+	}
+	_ = s.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-s.done:
+	case <-time.After(10 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.done
+	}
+	s.cmd = nil
+}
+
+func (s *Server) onboard() error {
+	body, _ := json.Marshal(map[string]string{"username": "admin", "password": "admin-password-" + RandomID(4),
+		"org": s.Org, "bucket": s.Bucket, "token": s.Token})
+	resp, err := http.Post(s.URL+"/api/v2/setup", "application/json", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Org struct{ ID string } `json:"org"`
+	}
+	if resp.StatusCode != http.StatusCreated {
+		return fmt.Errorf("onboarding answered %d", resp.StatusCode)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return err
+	}
+	s.OrgID = out.Org.ID
+	return nil
+}
+
+func external(url, token, org string) (*Server, error) {
+	if org == "" {
+		return nil, fmt.Errorf("IOT_TEST_INFLUX_ORG is required with IOT_TEST_INFLUX_URL")
+	}
+	s := &Server{URL: strings.TrimRight(url, "/"), Token: token, Org: org, external: true}
+	c := influx.New(s.URL, token, org, influx.Options{})
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	id, err := c.OrgID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.OrgID = id
+	s.Bucket = "iot_test_" + RandomID(4)
+	if _, _, err := c.EnsureBucket(ctx, s.Bucket, time.Hour); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}

@@ -1,0 +1,54 @@
+// Package lambdaapp is the cold-start wiring every function shares: read the configuration once, build the one
+// InfluxDB client, then hand requests to a plain net/http handler through the API Gateway (payload 2.0) adapter.
+package lambdaapp
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
+
+	"github.com/iot-center/iot-center-serverless/shared/api"
+	"github.com/iot-center/iot-center-serverless/shared/config"
+	"github.com/iot-center/iot-center-serverless/shared/influx"
+)
+
+// Deps is what a function builds its handler from.
+type Deps struct {
+	Config config.Config
+	Influx *influx.Client
+	Getenv config.Getenv
+}
+
+// coldStartTimeout bounds configuration loading (an SSM call) at init.
+const coldStartTimeout = 10 * time.Second
+
+// Init loads the configuration and builds the InfluxDB client; a bad configuration is reported and the process
+// exits, which Lambda reports as an init error (nothing is served half-configured).
+func Init() Deps {
+	ctx, cancel := context.WithTimeout(context.Background(), coldStartTimeout)
+	defer cancel()
+	cfg, err := config.Load(ctx, os.Getenv, nil)
+	if err != nil {
+		api.Exit("invalid configuration", err)
+	}
+	return Deps{Config: cfg, Influx: influx.New(cfg.InfluxURL, cfg.Token.Reveal(), cfg.Org, influx.Options{}), Getenv: os.Getenv}
+}
+
+// StartHTTP serves h as an API Gateway HTTP API (payload 2.0) function.
+func StartHTTP(h http.Handler) {
+	lambda.Start(httpadapter.NewV2(api.Handler(h)).ProxyWithContext)
+}
+
+// Env is a typed reader of function-specific variables; call Check after reading them.
+func (d Deps) Env() *config.Env { return &config.Env{Get: d.Getenv} }
+
+// Check exits at cold start if env recorded any problem.
+func Check(env *config.Env) {
+	if err := env.Err(); err != nil {
+		api.Exit("invalid configuration", err)
+	}
+}
