@@ -9,12 +9,14 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
 	ihttp "github.com/influxdata/influxdb-client-go/v2/api/http"
+	"github.com/influxdata/influxdb-client-go/v2/domain"
 )
 
 // Client wraps influxdb-client-go for the rest of the code. It is safe for concurrent use; build one per process.
@@ -100,13 +102,19 @@ func (c *Client) BucketID(ctx context.Context, name string) (string, error) {
 	if ok {
 		return id, nil
 	}
-	b, err := c.c.BucketsAPI().FindBucketByName(ctx, name)
+	orgID, err := c.OrgID(ctx)
 	if err != nil {
-		if StatusOf(err) == http.StatusNotFound || strings.Contains(err.Error(), "not found") {
-			return "", fmt.Errorf("influx: bucket %q: %w", name, ErrNotFound)
-		}
+		return "", err
+	}
+	// list by name within the org: an empty list is an unambiguous "not found"
+	res, err := c.c.APIClient().GetBuckets(ctx, &domain.GetBucketsParams{Name: &name, OrgID: &orgID})
+	if err != nil && StatusOf(err) != http.StatusNotFound {
 		return "", fmt.Errorf("influx: finding bucket %q: %w", name, err)
 	}
+	if err != nil || res.Buckets == nil || len(*res.Buckets) == 0 {
+		return "", fmt.Errorf("influx: bucket %q: %w", name, ErrNotFound)
+	}
+	b := (*res.Buckets)[0]
 	c.cacheBucket(name, *b.Id)
 	return *b.Id, nil
 }
@@ -153,5 +161,40 @@ func StatusOf(err error) int {
 	if errors.As(err, &ce) {
 		return ce.StatusCode
 	}
+	// influxdb-client-go's generated API client flattens server errors into "<code>: <message>" strings (or
+	// "<status line>: <body>" for non-JSON answers), dropping the status; recover it from the innermost error.
+	for {
+		next := errors.Unwrap(err)
+		if next == nil {
+			break
+		}
+		err = next
+	}
+	msg := err.Error()
+	if code, _, ok := strings.Cut(msg, ": "); ok {
+		if s, ok := statusOfCode[domain.ErrorCode(code)]; ok {
+			return s
+		}
+	}
+	if len(msg) >= 4 && msg[3] == ' ' {
+		if s, err := strconv.Atoi(msg[:3]); err == nil && s >= 100 && s < 600 {
+			return s
+		}
+	}
 	return 0
+}
+
+var statusOfCode = map[domain.ErrorCode]int{
+	domain.ErrorCodeNotFound:            http.StatusNotFound,
+	domain.ErrorCodeConflict:            http.StatusConflict,
+	domain.ErrorCodeUnauthorized:        http.StatusUnauthorized,
+	domain.ErrorCodeForbidden:           http.StatusForbidden,
+	domain.ErrorCodeTooManyRequests:     http.StatusTooManyRequests,
+	domain.ErrorCodeUnavailable:         http.StatusServiceUnavailable,
+	domain.ErrorCodeInvalid:             http.StatusBadRequest,
+	domain.ErrorCodeEmptyValue:          http.StatusBadRequest,
+	domain.ErrorCodeUnprocessableEntity: http.StatusUnprocessableEntity,
+	domain.ErrorCodeRequestTooLarge:     http.StatusRequestEntityTooLarge,
+	domain.ErrorCodeMethodNotAllowed:    http.StatusMethodNotAllowed,
+	domain.ErrorCodeInternalError:       http.StatusInternalServerError,
 }
