@@ -79,8 +79,11 @@ test: lint tools ui
 run: tools ui
 	go run ./cmd/localapi -state .local
 
+# Benchmarks hold the speed and memory goals; each runs once (-benchtime 1x) and reports its own figures.
 bench: tools ui
-	@bin=$$($(INFLUXD) path) && INFLUXD_BIN=$$bin RIE_BIN=$(CURDIR)/bin/aws-lambda-rie go run ./cmd/bench
+	@bin=$$($(INFLUXD) path) && set -o pipefail && \
+	  INFLUXD_BIN=$$bin RIE_BIN=$(CURDIR)/bin/aws-lambda-rie go test -run '^$$' -bench . -benchtime 1x -timeout 60m ./... \
+	  | go run ./cmd/benchtable
 
 clean:
 	rm -rf build bin
