@@ -1,0 +1,193 @@
+// Package sensors generates the virtual device's `environment` measurements exactly as the seed's "Write Missing
+// Data" button does (same formulas, tags and fields), except that the random term is derived from (deviceId, t), so
+// writing a minute twice writes the same values: a backfill is idempotent and testable.
+package sensors
+
+import (
+	"hash/fnv"
+	"math"
+	"strconv"
+)
+
+// Measurement is the InfluxDB measurement every device writes.
+const Measurement = "environment"
+
+// DayMillis is one day in milliseconds (the seed's DAY_MILLIS).
+const DayMillis = 86_400_000
+
+// gpsLapMillis is the duration of one lap of the GPS track.
+const gpsLapMillis = 30 * DayMillis
+
+// gpsRadius is the track's half-height in degrees of latitude (about 1.1 km).
+const gpsRadius = 0.01
+
+// Tags are the seed's sensor tags, in line-protocol (sorted) order; clientId comes last.
+var Tags = [][2]string{
+	{"CO2Sensor", "virtual_CO2Sensor"},
+	{"GPSSensor", "virtual_GPSSensor"},
+	{"HumiditySensor", "virtual_HumiditySensor"},
+	{"PressureSensor", "virtual_PressureSensor"},
+	{"TVOCSensor", "virtual_TVOCSensor"},
+	{"TemperatureSensor", "virtual_TemperatureSensor"},
+}
+
+// Range is a field's (period in days, min, max) from the seed.
+type Range struct {
+	Period   float64
+	Min, Max float64
+	Integer  bool
+}
+
+// Ranges of the generated fields (the seed's generateValue arguments).
+var (
+	Temperature = Range{Period: 30, Min: 0, Max: 40}
+	Humidity    = Range{Period: 90, Min: 0, Max: 99}
+	Pressure    = Range{Period: 20, Min: 970, Max: 1050}
+	CO2         = Range{Period: 1, Min: 400, Max: 3000, Integer: true}
+	TVOC        = Range{Period: 1, Min: 250, Max: 2000, Integer: true}
+)
+
+// Reading is one point's fields.
+type Reading struct {
+	Temperature, Humidity, Pressure float64
+	CO2, TVOC                       int64
+	Lat, Lon                        float64
+}
+
+// Fields returns the reading as a field map (for clients that build points, such as influxdb-client-go).
+func (r Reading) Fields() map[string]any {
+	return map[string]any{
+		"Temperature": r.Temperature, "Humidity": r.Humidity, "Pressure": r.Pressure,
+		"CO2": r.CO2, "TVOC": r.TVOC, "Lat": r.Lat, "Lon": r.Lon,
+	}
+}
+
+// TagMap returns the point's tags for deviceID.
+func TagMap(deviceID string) map[string]string {
+	m := make(map[string]string, len(Tags)+1)
+	for _, t := range Tags {
+		m[t[0]] = t[1]
+	}
+	m["clientId"] = deviceID
+	return m
+}
+
+// Generator computes readings around a home position (DEFAULT_LAT/DEFAULT_LON).
+type Generator struct {
+	Lat, Lon float64
+}
+
+// Seed is the per-device part of the deterministic random term.
+type Seed uint64
+
+// SeedOf hashes a device id (FNV-1a) once, so generating a point costs no string hashing.
+func SeedOf(deviceID string) Seed {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(deviceID))
+	return Seed(h.Sum64())
+}
+
+// splitmix64 is a fast, well-mixed 64-bit hash (Steele et al.).
+func splitmix64(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
+	return x ^ (x >> 31)
+}
+
+// R returns the deterministic random term in [0, 1) for one field (k) of the point at tMs.
+func (s Seed) R(tMs int64, k uint64) float64 {
+	x := splitmix64(uint64(s) ^ splitmix64(uint64(tMs)*8+k))
+	return float64(x>>11) / (1 << 53)
+}
+
+// value is the seed's generateValue with r given.
+func value(rg Range, tMs float64, sinDay, r float64) float64 {
+	dif := rg.Max - rg.Min
+	periodValue := (dif / 4) * math.Sin(math.Mod(tMs/DayMillis, rg.Period)/rg.Period*2*math.Pi)
+	dayValue := (dif / 4) * sinDay
+	return math.Trunc((rg.Min+dif/2+periodValue+dayValue+r)*10) / 10
+}
+
+// At computes the reading of the device with seed s at tMs (Unix milliseconds).
+func (g Generator) At(s Seed, tMs int64) Reading {
+	t := float64(tMs)
+	// the day term is shared by every field: sin(dayFraction*2π - π/2)
+	sinDay := math.Sin(float64(tMs%DayMillis)/DayMillis*2*math.Pi - math.Pi/2)
+	lat, lon := g.Position(tMs)
+	return Reading{
+		Temperature: value(Temperature, t, sinDay, s.R(tMs, 0)),
+		Humidity:    value(Humidity, t, sinDay, s.R(tMs, 1)),
+		Pressure:    value(Pressure, t, sinDay, s.R(tMs, 2)),
+		// the seed writes these with intField, which truncates
+		CO2:  int64(value(CO2, t, sinDay, s.R(tMs, 3))),
+		TVOC: int64(value(TVOC, t, sinDay, s.R(tMs, 4))),
+		Lat:  lat,
+		Lon:  lon,
+	}
+}
+
+// Position is the GPS track: a closed loop around the home position, one lap per 30 days, continuous in t. The
+// longitude radius is widened by 1/cos(lat) so the loop is round on the ground.
+func (g Generator) Position(tMs int64) (lat, lon float64) {
+	phase := float64(((tMs%gpsLapMillis)+gpsLapMillis)%gpsLapMillis) / gpsLapMillis * 2 * math.Pi
+	sin, cos := math.Sincos(phase)
+	lonRadius := gpsRadius / math.Max(math.Cos(g.Lat*math.Pi/180), 0.1)
+	// a second harmonic makes the loop a smooth, non-trivial shape while keeping it closed
+	lat = g.Lat + gpsRadius*(sin+0.25*math.Sin(2*phase))
+	lon = g.Lon + lonRadius*(cos-1)
+	return round7(lat), round7(lon)
+}
+
+// round7 keeps 7 decimals (about 1 cm), what a GPS reports.
+func round7(x float64) float64 { return math.Round(x*1e7) / 1e7 }
+
+// Line appends one device's points as line protocol. Build one per device and reuse it: the measurement and tag
+// prefix are rendered once.
+type Line struct {
+	prefix []byte
+	seed   Seed
+	gen    Generator
+}
+
+// NewLine prepares line rendering for deviceID (a validated id: the device-id alphabet needs no escaping).
+func NewLine(g Generator, deviceID string) *Line {
+	p := []byte(Measurement)
+	for _, t := range Tags {
+		p = append(p, ',')
+		p = append(p, t[0]...)
+		p = append(p, '=')
+		p = append(p, t[1]...)
+	}
+	p = append(p, ",clientId="...)
+	p = append(p, deviceID...)
+	p = append(p, ' ')
+	return &Line{prefix: p, seed: SeedOf(deviceID), gen: g}
+}
+
+// Append renders the point at tMs (Unix milliseconds) with a nanosecond timestamp, without allocating.
+func (l *Line) Append(buf []byte, tMs int64) []byte {
+	return AppendReading(append(buf, l.prefix...), l.gen.At(l.seed, tMs), tMs)
+}
+
+// AppendReading appends a reading's fields and nanosecond timestamp (fields in sorted order).
+func AppendReading(buf []byte, r Reading, tMs int64) []byte {
+	buf = append(buf, "CO2="...)
+	buf = strconv.AppendInt(buf, r.CO2, 10)
+	buf = append(buf, "i,Humidity="...)
+	buf = strconv.AppendFloat(buf, r.Humidity, 'f', -1, 64)
+	buf = append(buf, ",Lat="...)
+	buf = strconv.AppendFloat(buf, r.Lat, 'f', -1, 64)
+	buf = append(buf, ",Lon="...)
+	buf = strconv.AppendFloat(buf, r.Lon, 'f', -1, 64)
+	buf = append(buf, ",Pressure="...)
+	buf = strconv.AppendFloat(buf, r.Pressure, 'f', -1, 64)
+	buf = append(buf, ",TVOC="...)
+	buf = strconv.AppendInt(buf, r.TVOC, 10)
+	buf = append(buf, "i,Temperature="...)
+	buf = strconv.AppendFloat(buf, r.Temperature, 'f', -1, 64)
+	buf = append(buf, ' ')
+	buf = strconv.AppendInt(buf, tMs, 10)
+	buf = append(buf, "000000\n"...)
+	return buf
+}
