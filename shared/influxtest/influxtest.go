@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -234,6 +235,8 @@ func (s *Server) launch() error {
 		"--bolt-path="+filepath.Join(s.dir, "influxd.bolt"), "--engine-path="+filepath.Join(s.dir, "engine"),
 		"--sqlite-path="+filepath.Join(s.dir, "influxd.sqlite"), "--log-level=error")
 	cmd.Stdout, cmd.Stderr = logf, logf
+	// if the test binary dies (timeout panic, kill), the kernel stops influxd too: no server outlives its tests
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return err
