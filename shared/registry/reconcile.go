@@ -1,0 +1,263 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/iot-center/iot-center-serverless/shared/api"
+	"github.com/iot-center/iot-center-serverless/shared/config"
+	"github.com/iot-center/iot-center-serverless/shared/influx"
+)
+
+// maxRounds bounds how often one call restarts reconciliation after revoking a crashed caller's orphan.
+const maxRounds = 3
+
+// Register registers id (idempotently): the existing record when there is one (self-healed if its authorization
+// is gone or no longer grants read+write on the data bucket), else a new one. created is true only for the one
+// caller whose authorization won a first registration.
+func (r *Registry) Register(ctx context.Context, id string) (d Device, created bool, err error) {
+	return r.Ensure(ctx, id, true)
+}
+
+// Ensure returns the device's working record, self-healing a broken authorization. An unregistered device is
+// registered when register is true, else it is *api.Error{Code: api.NotFound}.
+func (r *Registry) Ensure(ctx context.Context, id string, register bool) (Device, bool, error) {
+	d, err := r.Get(ctx, id)
+	switch {
+	case err == nil:
+		ok, err := r.works(ctx, d.AuthorizationID)
+		if err != nil {
+			return Device{}, false, err
+		}
+		if ok {
+			return d, false, nil
+		}
+		api.Logger(ctx).WarnContext(ctx, "device authorization missing or no longer valid: replacing it",
+			"deviceId", id, "authorizationId", d.AuthorizationID)
+		return r.replace(ctx, id, &d)
+	case !api.IsCode(err, api.NotFound):
+		return Device{}, false, err
+	case !register:
+		return Device{}, false, err
+	}
+	devs, err := r.List(ctx)
+	if err != nil {
+		return Device{}, false, err
+	}
+	if len(devs) >= r.cfg.MaxDevices {
+		return Device{}, false, api.Errorf(api.TooMany, "the device limit (%d) is reached", r.cfg.MaxDevices)
+	}
+	return r.replace(ctx, id, nil)
+}
+
+// Rotate replaces the device's authorization: a new one first, the record updated, the old one revoked (its token
+// then gets 401 from InfluxDB). Concurrent rotations of the same device agree on one new authorization.
+func (r *Registry) Rotate(ctx context.Context, id string) (Device, error) {
+	d, err := r.Get(ctx, id)
+	if err != nil {
+		return Device{}, err
+	}
+	nd, _, err := r.replace(ctx, id, &d)
+	return nd, err
+}
+
+// Delete revokes every authorization of the device and removes its record; withData also deletes its
+// measurements (clientId=<id>) from the data bucket. An unknown device is NotFound (orphan authorizations are still
+// revoked).
+func (r *Registry) Delete(ctx context.Context, id string, withData bool) error {
+	_, err := r.Get(ctx, id)
+	if err != nil && !api.IsCode(err, api.NotFound) {
+		return err
+	}
+	known := err == nil
+	auths, err := r.c.FindAuthorizations(ctx, Description(id))
+	if err != nil {
+		return api.Wrap(classify(err), err, "listing authorizations")
+	}
+	if !known && len(auths) == 0 {
+		return &api.Error{Code: api.NotFound, Message: "device " + id + " is not registered"}
+	}
+	// revoke first: the token stops working before the record (what the authorizer compares with) goes away
+	for _, a := range auths {
+		if err := r.c.DeleteAuthorization(ctx, a.ID); err != nil {
+			return api.Wrap(classify(err), err, "revoking an authorization")
+		}
+	}
+	if err := r.deleteRecord(ctx, id, influx.AllTimeStart, influx.AllTimeStop); err != nil {
+		return err
+	}
+	if !known {
+		return &api.Error{Code: api.NotFound, Message: "device " + id + " is not registered"}
+	}
+	if withData {
+		pred, err := influx.Predicate("_measurement", DataMeasurement, "clientId", id)
+		if err != nil {
+			return api.Wrap(api.Internal, err, "building the data predicate")
+		}
+		if err := r.c.Delete(ctx, r.cfg.Bucket, influx.AllTimeStart, influx.AllTimeStop, pred); err != nil {
+			return api.Wrap(classify(err), err, "deleting the device's measurements")
+		}
+	}
+	return nil
+}
+
+// works reports whether the authorization exists, is active and grants read+write on the data bucket.
+func (r *Registry) works(ctx context.Context, authID string) (bool, error) {
+	bucketID, err := r.dataBucketID(ctx)
+	if err != nil {
+		return false, err
+	}
+	a, err := r.c.GetAuthorization(ctx, authID)
+	if errors.Is(err, influx.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, api.Wrap(classify(err), err, "reading an authorization")
+	}
+	return a.GrantsReadWrite(bucketID), nil
+}
+
+func (r *Registry) dataBucketID(ctx context.Context) (string, error) {
+	id, err := r.c.BucketID(ctx, r.cfg.Bucket)
+	if err != nil {
+		return "", api.Wrap(classify(err), err, "finding the data bucket (has setup run?)")
+	}
+	return id, nil
+}
+
+// replace gives the device a new authorization through the reconciliation in the package comment. old is the
+// record being replaced (nil for a first registration).
+func (r *Registry) replace(ctx context.Context, id string, old *Device) (Device, bool, error) {
+	bucketID, err := r.dataBucketID(ctx)
+	if err != nil {
+		return Device{}, false, err
+	}
+	replaced := ""
+	if old != nil {
+		replaced = old.AuthorizationID
+	}
+	for round := 0; round < maxRounds; round++ {
+		mine, err := r.c.CreateBucketAuthorization(ctx, Description(id), bucketID)
+		if err != nil {
+			return Device{}, false, api.Wrap(classify(err), err, "creating an authorization")
+		}
+		auths, err := r.c.FindAuthorizations(ctx, Description(id))
+		if err != nil {
+			r.revoke(ctx, mine.ID)
+			return Device{}, false, api.Wrap(classify(err), err, "listing authorizations")
+		}
+		winner, before, ok := pick(auths, replaced, bucketID)
+		if ok && winner.ID == mine.ID {
+			return r.win(ctx, id, old, mine, before)
+		}
+		// lost (or revoked under us by a concurrent delete): take ours back and wait for the winner's record
+		r.revoke(ctx, mine.ID)
+		if !ok {
+			return Device{}, false, api.Errorf(api.Conflict, "device %s changed concurrently, try again", id)
+		}
+		d, stale, err := r.await(ctx, id, winner, before)
+		if err != nil || !stale {
+			return d, false, err
+		}
+		api.Logger(ctx).WarnContext(ctx, "revoking an orphan authorization (its caller never wrote a record)",
+			"deviceId", id, "authorizationId", winner.ID)
+		r.revoke(ctx, winner.ID)
+	}
+	return Device{}, false, api.Errorf(api.Unavailable, "registration of %s did not settle, try again", id)
+}
+
+// pick returns the winner among auths (oldest first): the oldest active authorization granting read+write on
+// bucketID that is newer than the replaced one, and the ids ordered before it (to be revoked by the winner).
+func pick(auths []influx.Authorization, replaced, bucketID string) (winner influx.Authorization, before map[string]bool, ok bool) {
+	start := 0
+	for i, a := range auths {
+		if a.ID == replaced {
+			start = i + 1
+		}
+	}
+	before = map[string]bool{}
+	if replaced != "" {
+		before[replaced] = true
+	}
+	for i, a := range auths {
+		if i >= start && a.GrantsReadWrite(bucketID) {
+			return a, before, true
+		}
+		before[a.ID] = true
+	}
+	return influx.Authorization{}, before, false
+}
+
+// win stores the winner's record, revokes what it replaces and checks nothing revoked it meanwhile.
+func (r *Registry) win(ctx context.Context, id string, old *Device, mine influx.Authorization, before map[string]bool) (Device, bool, error) {
+	now := r.now().UTC()
+	d := Device{ID: id, AuthorizationID: mine.ID, Token: config.Secret(mine.Token), CreatedAt: now, UpdatedAt: now}
+	if old != nil && !old.CreatedAt.IsZero() {
+		d.CreatedAt = old.CreatedAt
+	}
+	at := mine.CreatedAt
+	if at.IsZero() {
+		at = now
+	}
+	if err := r.write(ctx, d, at); err != nil {
+		r.revoke(ctx, mine.ID)
+		return Device{}, false, err
+	}
+	for aid := range before {
+		if err := r.c.DeleteAuthorization(ctx, aid); err != nil {
+			// the device works with the new token; the leftover is revoked by the next reconciliation or delete
+			api.Logger(ctx).ErrorContext(ctx, "revoking a replaced authorization failed", "deviceId", id,
+				"authorizationId", aid, "error", err.Error())
+		}
+	}
+	if _, err := r.c.GetAuthorization(ctx, mine.ID); err == nil {
+		return d, old == nil, nil
+	} else if !errors.Is(err, influx.ErrNotFound) {
+		return Device{}, false, api.Wrap(classify(err), err, "checking the new authorization")
+	}
+	// a concurrent delete (or a newer rotation) revoked ours: remove our record point, answer what is current
+	if err := r.deleteRecord(ctx, id, at, at.Add(time.Nanosecond)); err != nil {
+		return Device{}, false, err
+	}
+	cur, err := r.Get(ctx, id)
+	if err == nil && cur.AuthorizationID != mine.ID {
+		return cur, false, nil
+	}
+	return Device{}, false, api.Errorf(api.Conflict, "device %s was deleted or changed concurrently", id)
+}
+
+// await waits (bounded) for the record naming winner (or a newer one). stale is true when winner has no record
+// and is older than StaleAfter: a crashed caller's orphan.
+func (r *Registry) await(ctx context.Context, id string, winner influx.Authorization, before map[string]bool) (Device, bool, error) {
+	delay := r.WaitDelay
+	for n := 0; n < r.WaitAttempts; n++ {
+		d, err := r.Get(ctx, id)
+		if err == nil && !before[d.AuthorizationID] {
+			return d, false, nil
+		}
+		if err != nil && !api.IsCode(err, api.NotFound) {
+			return Device{}, false, err
+		}
+		if !winner.CreatedAt.IsZero() && r.now().Sub(winner.CreatedAt) > r.StaleAfter {
+			return Device{}, true, nil
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return Device{}, false, api.Wrap(api.Timeout, ctx.Err(), "waiting for a concurrent registration")
+		case <-t.C:
+		}
+		delay = min(delay*3/2, time.Second)
+	}
+	return Device{}, false, api.Errorf(api.Unavailable, "a concurrent registration of %s is still in progress, try again", id)
+}
+
+// revoke deletes an authorization this call created or found orphaned; failure is logged, the next
+// reconciliation or delete retries it.
+func (r *Registry) revoke(ctx context.Context, authID string) {
+	if err := r.c.DeleteAuthorization(ctx, authID); err != nil {
+		api.Logger(ctx).ErrorContext(ctx, "revoking an authorization failed", "authorizationId", authID, "error", err.Error())
+	}
+}
