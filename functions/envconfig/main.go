@@ -1,0 +1,12 @@
+// Command envconfig is the EnvConfigFunction: GET /api/env/{deviceId}, the iot-center-v2 device configuration (registers unknown devices).
+package main
+
+import (
+	"github.com/iot-center/iot-center-serverless/shared/lambdaapp"
+	"github.com/iot-center/iot-center-serverless/shared/registry"
+)
+
+func main() {
+	d := lambdaapp.Init()
+	lambdaapp.StartHTTP(registry.NewHandlers(registry.New(d.Influx, d.Config)).Mux(registry.RouteEnv))
+}
