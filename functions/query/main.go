@@ -1,0 +1,20 @@
+// Command query is the QueryFunction: a device's dashboard data (GET /api/devices/{deviceId}/measurements) and
+// gauges (GET /api/devices/{deviceId}/summary).
+package main
+
+import (
+	"time"
+
+	"github.com/iot-center/iot-center-serverless/shared/lambdaapp"
+	"github.com/iot-center/iot-center-serverless/shared/measurements"
+	"github.com/iot-center/iot-center-serverless/shared/registry"
+)
+
+func main() {
+	d := lambdaapp.Init()
+	env := d.Env()
+	timeout := env.Duration("QUERY_TIMEOUT", measurements.DefaultTimeout, 100*time.Millisecond, 10*time.Minute)
+	lambdaapp.Check(env)
+	h := measurements.New(d.Influx, registry.New(d.Influx, d.Config), d.Config.Bucket, timeout)
+	lambdaapp.StartHTTP(h.Routes())
+}

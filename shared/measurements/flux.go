@@ -1,0 +1,108 @@
+package measurements
+
+import (
+	"strings"
+
+	"github.com/iot-center/iot-center-serverless/shared/influx"
+)
+
+// Measurement is the measurement devices and the backfill write; clientId is the device tag.
+const Measurement = "environment"
+
+// The queries below are fixed text. The only parts rendered per request are the field predicate and the
+// aggregate name, both taken from this package's allow-lists (Field constants, fluxFn values), never from the
+// caller. Caller values (device id, times, window) arrive as extern options: qBucket, qDevice, qStart, qStop,
+// qEvery.
+
+// windowedFlux aggregates each field over epoch-aligned windows. Series are grouped by field first so a device
+// whose sensor tags changed still yields one series per field; toFloat lets integer fields (CO2, TVOC) and
+// float fields share the pivoted table.
+const windowedFlux = `from(bucket: qBucket)
+  |> range(start: qStart, stop: qStop)
+  |> filter(fn: (r) => r._measurement == "environment" and r.clientId == qDevice)
+  |> filter(fn: (r) => {{FIELDS}})
+  |> keep(columns: ["_start", "_stop", "_time", "_field", "_value"])
+  |> group(columns: ["_field"])
+  |> aggregateWindow(every: qEvery, fn: {{FN}}, createEmpty: false, timeSrc: "_start")
+  |> toFloat()
+  |> keep(columns: ["_time", "_field", "_value"])
+  |> group()
+  |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")
+`
+
+// rawFlux returns the points unaggregated, pivoted like the seed's v1.fieldsAsCols but without the tag columns.
+const rawFlux = `from(bucket: qBucket)
+  |> range(start: qStart, stop: qStop)
+  |> filter(fn: (r) => r._measurement == "environment" and r.clientId == qDevice)
+  |> filter(fn: (r) => {{FIELDS}})
+  |> keep(columns: ["_time", "_field", "_value"])
+  |> toFloat()
+  |> group()
+  |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")
+`
+
+// summaryFlux computes the gauges per field in one query (the source is read once and shared by the yields), and
+// the device's last entry over all its data, whatever the range.
+const summaryFlux = `data = from(bucket: qBucket)
+  |> range(start: qStart, stop: qStop)
+  |> filter(fn: (r) => r._measurement == "environment" and r.clientId == qDevice)
+  |> filter(fn: (r) => {{FIELDS}})
+  |> keep(columns: ["_time", "_field", "_value"])
+  |> group(columns: ["_field"])
+  |> toFloat()
+
+data |> count() |> yield(name: "count")
+data |> min() |> yield(name: "min")
+data |> max() |> yield(name: "max")
+data |> mean() |> yield(name: "mean")
+data |> last() |> yield(name: "last")
+
+from(bucket: qBucket)
+  |> range(start: 1970-01-01T00:00:00Z, stop: qStop)
+  |> filter(fn: (r) => r._measurement == "environment" and r.clientId == qDevice)
+  |> last()
+  |> keep(columns: ["_time"])
+  |> yield(name: "lastEntry")
+`
+
+// fieldPredicate renders `r._field == "A" or r._field == "B"` from allow-listed constants only.
+func fieldPredicate(fields []Field) string {
+	var b strings.Builder
+	for i, f := range fields {
+		c, ok := lookupField(string(f))
+		if !ok {
+			// unreachable for validated requests; an impossible predicate keeps foreign text out of Flux
+			return "false"
+		}
+		if i > 0 {
+			b.WriteString(" or ")
+		}
+		b.WriteString(`r._field == "`)
+		b.WriteString(string(c))
+		b.WriteString(`"`)
+	}
+	if b.Len() == 0 {
+		return "false"
+	}
+	return b.String()
+}
+
+// measurementsQuery returns the Flux text and extern values for a validated request.
+func measurementsQuery(bucket string, q Request) (string, influx.Extern) {
+	ext := influx.Extern{"qBucket": bucket, "qDevice": q.DeviceID, "qStart": q.Start, "qStop": q.Stop}
+	text := rawFlux
+	if !q.Raw() {
+		text = strings.Replace(windowedFlux, "{{FN}}", fluxFn[q.Fn], 1)
+		if fluxFn[q.Fn] == "" {
+			text = strings.Replace(windowedFlux, "{{FN}}", "mean", 1)
+		}
+		ext["qEvery"] = q.Every
+	}
+	return strings.Replace(text, "{{FIELDS}}", fieldPredicate(q.Fields), 1), ext
+}
+
+// summaryQuery returns the Flux text and extern values for a validated summary request.
+func summaryQuery(bucket string, q SummaryRequest) (string, influx.Extern) {
+	ext := influx.Extern{"qBucket": bucket, "qDevice": q.DeviceID, "qStart": q.Start, "qStop": q.Stop}
+	return strings.Replace(summaryFlux, "{{FIELDS}}", fieldPredicate(q.Fields), 1), ext
+}

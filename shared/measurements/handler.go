@@ -1,0 +1,227 @@
+package measurements
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/iot-center/iot-center-serverless/shared/api"
+	"github.com/iot-center/iot-center-serverless/shared/influx"
+	"github.com/iot-center/iot-center-serverless/shared/registry"
+)
+
+// Querier runs a fixed Flux text with extern values and returns the annotated CSV stream.
+type Querier interface {
+	QueryRaw(ctx context.Context, flux string, extern influx.Extern) (io.ReadCloser, error)
+}
+
+var _ Querier = (*influx.Client)(nil)
+
+// Devices looks a device up: an unregistered id is an *api.Error with code NotFound.
+type Devices interface {
+	Get(ctx context.Context, id string) (registry.Device, error)
+}
+
+var _ Devices = (*registry.Registry)(nil)
+
+// DefaultTimeout caps a query when QUERY_TIMEOUT is not set.
+const DefaultTimeout = 12 * time.Second
+
+// deadlineMargin is kept from the invocation deadline to answer 504 before Lambda kills the invocation.
+const deadlineMargin = 500 * time.Millisecond
+
+// Handler serves the query function's routes.
+type Handler struct {
+	q       Querier
+	devices Devices
+	bucket  string
+	timeout time.Duration
+	now     func() time.Time
+}
+
+// Option tunes a Handler.
+type Option func(*Handler)
+
+// WithClock replaces time.Now (tests pin "now" to known data).
+func WithClock(now func() time.Time) Option { return func(h *Handler) { h.now = now } }
+
+// New builds the handler. bucket is the measurements bucket; timeout caps every query (0 = DefaultTimeout).
+func New(q Querier, devices Devices, bucket string, timeout time.Duration, opts ...Option) *Handler {
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	h := &Handler{q: q, devices: devices, bucket: bucket, timeout: timeout, now: time.Now}
+	for _, o := range opts {
+		o(h)
+	}
+	return h
+}
+
+// Routes returns the mux with the template.yaml paths of QueryFunction.
+func (h *Handler) Routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/devices/{deviceId}/measurements", h.Measurements)
+	mux.HandleFunc("GET /api/devices/{deviceId}/summary", h.Summary)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		api.WriteError(w, r, api.Errorf(api.NotFound, "no such route"))
+	})
+	return mux
+}
+
+// Measurements answers GET /api/devices/{deviceId}/measurements.
+func (h *Handler) Measurements(w http.ResponseWriter, r *http.Request) {
+	id, err := api.DeviceID(r)
+	if err != nil {
+		api.WriteError(w, r, err)
+		return
+	}
+	r = api.WithDevice(r, id)
+	q, err := ParseRequest(id, r.URL.Query(), h.now())
+	if err != nil {
+		api.WriteError(w, r, err)
+		return
+	}
+	csvOut := wantsCSV(r)
+	ctx, cancel := h.queryContext(r.Context())
+	defer cancel()
+	if _, err := h.devices.Get(ctx, id); err != nil {
+		api.WriteError(w, r, h.failure(ctx, err, "looking the device up"))
+		return
+	}
+	t, err := h.table(ctx, q)
+	if err != nil {
+		api.WriteError(w, r, h.failure(ctx, err, "querying measurements"))
+		return
+	}
+	var body []byte
+	if csvOut {
+		body = renderCSV(t)
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	} else {
+		m := meta{DeviceID: id, Start: q.Start, Stop: q.Stop, Every: "raw"}
+		if !q.Raw() {
+			m.Every, m.Fn = formatDuration(q.Every), q.Fn
+		}
+		body = renderJSON(m, t)
+		w.Header().Set("Content-Type", "application/json")
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
+	api.Logger(ctx).InfoContext(ctx, "measurements", slog.Int("rows", len(t.Times)), slog.String("every", formatEvery(q)),
+		slog.Bool("csv", csvOut))
+}
+
+func formatEvery(q Request) string {
+	if q.Raw() {
+		return "raw"
+	}
+	return formatDuration(q.Every)
+}
+
+// table runs the measurements query and streams its CSV into columns.
+func (h *Handler) table(ctx context.Context, q Request) (*Table, error) {
+	flux, ext := measurementsQuery(h.bucket, q)
+	rc, err := h.q.QueryRaw(ctx, flux, ext)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return readTable(rc, q.Fields)
+}
+
+// Summary answers GET /api/devices/{deviceId}/summary.
+func (h *Handler) Summary(w http.ResponseWriter, r *http.Request) {
+	id, err := api.DeviceID(r)
+	if err != nil {
+		api.WriteError(w, r, err)
+		return
+	}
+	r = api.WithDevice(r, id)
+	q, err := ParseSummaryRequest(id, r.URL.Query(), h.now())
+	if err != nil {
+		api.WriteError(w, r, err)
+		return
+	}
+	ctx, cancel := h.queryContext(r.Context())
+	defer cancel()
+	if _, err := h.devices.Get(ctx, id); err != nil {
+		api.WriteError(w, r, h.failure(ctx, err, "looking the device up"))
+		return
+	}
+	s, err := h.summary(ctx, q)
+	if err != nil {
+		api.WriteError(w, r, h.failure(ctx, err, "querying the summary"))
+		return
+	}
+	api.WriteJSON(w, http.StatusOK, s)
+}
+
+func (h *Handler) summary(ctx context.Context, q SummaryRequest) (*Summary, error) {
+	flux, ext := summaryQuery(h.bucket, q)
+	rc, err := h.q.QueryRaw(ctx, flux, ext)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return readSummary(rc, q)
+}
+
+// queryContext bounds the work by the configured cap and by the invocation deadline (less a margin to answer).
+func (h *Handler) queryContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	d := h.timeout
+	if dl, ok := ctx.Deadline(); ok {
+		d = min(d, time.Until(dl)-deadlineMargin)
+	}
+	return context.WithTimeout(ctx, max(d, 0))
+}
+
+// failure classifies an error from the registry or InfluxDB: the caller's own errors pass through, a deadline
+// is a 504, an overloaded or unreachable InfluxDB a 503, anything else a logged 500.
+func (h *Handler) failure(ctx context.Context, err error, doing string) error {
+	var ae *api.Error
+	switch {
+	case errors.As(err, &ae) && ae.Code != api.Internal:
+		return err
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return api.Wrap(api.Timeout, err, "%s timed out", doing)
+	}
+	switch st := influx.StatusOf(err); {
+	case st == http.StatusTooManyRequests || st == http.StatusServiceUnavailable:
+		return api.Wrap(api.Unavailable, err, "%s", doing)
+	case st == 0 && isNetError(err):
+		return api.Wrap(api.Unavailable, err, "%s", doing)
+	}
+	return api.Wrap(api.Internal, err, "%s", doing)
+}
+
+func isNetError(err error) bool {
+	var ne net.Error
+	var oe *net.OpError
+	return errors.As(err, &ne) || errors.As(err, &oe)
+}
+
+// wantsCSV reports whether the Accept header asks for text/csv (with a non-zero quality).
+func wantsCSV(r *http.Request) bool {
+	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
+		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err != nil || mt != "text/csv" {
+			continue
+		}
+		if qv, ok := params["q"]; ok {
+			if f, err := strconv.ParseFloat(qv, 64); err == nil && f == 0 {
+				continue
+			}
+		}
+		return true
+	}
+	return false
+}
