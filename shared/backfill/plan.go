@@ -1,0 +1,125 @@
+package backfill
+
+import (
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/iot-center/iot-center-serverless/shared/influx"
+	"github.com/iot-center/iot-center-serverless/shared/sensors"
+)
+
+// Querier is the part of influx.Client the planner needs.
+type Querier interface {
+	QueryRaw(ctx context.Context, flux string, extern influx.Extern) (io.ReadCloser, error)
+}
+
+var _ Querier = (*influx.Client)(nil)
+
+// presentMinutesFlux returns the start of every minute of [start, stop) holding at least one Temperature point of
+// the device. range |> filter |> aggregateWindow(count) is pushed down to the storage engine, so InfluxDB answers
+// one row per present minute without moving raw points; minutes with several series or points count once.
+// Caller values arrive only as extern options.
+const presentMinutesFlux = `from(bucket: bucket)
+  |> range(start: start, stop: stop)
+  |> filter(fn: (r) => r._measurement == "` + sensors.Measurement + `" and r._field == "Temperature" and r.clientId == deviceId)
+  |> aggregateWindow(every: 1m, fn: count, createEmpty: false, timeSrc: "_start")
+  |> keep(columns: ["_time"])`
+
+// Planner reads which minutes of a window a device has data for.
+type Planner struct {
+	Influx Querier
+	Bucket string
+}
+
+// Present returns, for each minute of w, whether the device has a Temperature point in it.
+func (p *Planner) Present(ctx context.Context, deviceID string, w Window) ([]bool, error) {
+	n := w.Minutes()
+	if n <= 0 || n > MaxChunkMinutes {
+		return nil, fmt.Errorf("backfill: window of %d minutes", n)
+	}
+	present := make([]bool, n)
+	rc, err := p.Influx.QueryRaw(ctx, presentMinutesFlux, influx.Extern{
+		"bucket": p.Bucket, "start": w.From, "stop": w.To, "deviceId": deviceID,
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	base := w.From.Unix()
+	err = eachTime(rc, func(t time.Time) error {
+		i := (t.Unix() - base) / 60
+		if i < 0 || i >= n {
+			return fmt.Errorf("backfill: query returned %s outside the window", t)
+		}
+		present[i] = true
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return present, nil
+}
+
+// Missing returns the gaps of the device in w and how many minutes they hold.
+func (p *Planner) Missing(ctx context.Context, deviceID string, w Window) ([]Range, int64, error) {
+	present, err := p.Present(ctx, deviceID, w)
+	if err != nil {
+		return nil, 0, err
+	}
+	gaps, missing := gapsOf(w, present)
+	return gaps, missing, nil
+}
+
+// eachTime streams the _time column of an annotated-CSV query answer. It is a small purpose-built reader: the
+// generic record parser builds a map per row, which costs more than the query for 43,200 rows.
+func eachTime(r io.Reader, fn func(time.Time) error) error {
+	cr := csv.NewReader(r)
+	cr.FieldsPerRecord = -1
+	cr.ReuseRecord = true
+	col := -1
+	header := true // the first row after annotations is a header
+	for {
+		rec, err := cr.Read()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("backfill: reading query answer: %w", err)
+		}
+		if len(rec) > 0 && len(rec[0]) > 0 && rec[0][0] == '#' {
+			header = true
+			continue
+		}
+		if header {
+			header = false
+			col = -1
+			for i, name := range rec {
+				switch name {
+				case "_time":
+					col = i
+				case "error":
+					// an error table in the middle of a streamed answer
+					return errors.New("backfill: query failed while streaming")
+				}
+			}
+			if col < 0 {
+				return errors.New("backfill: query answer has no _time column")
+			}
+			continue
+		}
+		if col >= len(rec) {
+			return errors.New("backfill: short row in query answer")
+		}
+		t, err := time.Parse(time.RFC3339Nano, rec[col])
+		if err != nil {
+			return fmt.Errorf("backfill: bad time in query answer: %w", err)
+		}
+		if err := fn(t); err != nil {
+			return err
+		}
+	}
+}
