@@ -1,0 +1,106 @@
+// uPlot wrappers: one time-series line plot per field, and a Lat/Lon trace drawn in time order (uPlot's xy mode).
+import uPlot from "uplot";
+
+export interface FieldInfo {
+  name: string;
+  unit: string;
+  min: number;
+  max: number;
+  color: string;
+}
+
+// Ranges and units of the seed's virtual sensors (issue 5), used for gauges and colors.
+export const FIELDS: FieldInfo[] = [
+  { name: "Temperature", unit: "°C", min: 0, max: 40, color: "#e8590c" },
+  { name: "Humidity", unit: "%", min: 0, max: 100, color: "#1c7ed6" },
+  { name: "Pressure", unit: "hPa", min: 970, max: 1050, color: "#7048e8" },
+  { name: "CO2", unit: "ppm", min: 400, max: 3000, color: "#2b8a3e" },
+  { name: "TVOC", unit: "ppb", min: 250, max: 2000, color: "#c2255c" },
+];
+
+const HEIGHT = 220;
+
+function width(el: HTMLElement): number {
+  return Math.max(240, Math.floor(el.clientWidth || 600));
+}
+
+export function linePlot(el: HTMLElement, f: FieldInfo, xs: number[], ys: (number | null)[]): uPlot {
+  const opts: uPlot.Options = {
+    width: width(el),
+    height: HEIGHT,
+    legend: { show: true, live: true },
+    cursor: { drag: { x: true, y: false } },
+    scales: { x: { time: true } },
+    axes: [{}, { size: 60, label: f.unit }],
+    series: [{}, { label: f.name, stroke: f.color, width: 1.5, fill: f.color + "22", spanGaps: false, points: { show: false } }],
+  };
+  return new uPlot(opts, [xs, ys] as uPlot.AlignedData, el);
+}
+
+// tracePath draws the points in the order they were measured (uPlot's own builders assume x sorted).
+const tracePath: uPlot.Series.PathBuilder = (u, seriesIdx) => {
+  const facet = u.data[seriesIdx] as unknown as [number[], number[]];
+  const [xs, ys] = facet;
+  const xKey = u.series[seriesIdx].facets![0].scale;
+  const yKey = u.series[seriesIdx].facets![1].scale;
+  const stroke = new Path2D();
+  let started = false;
+  for (let i = 0; i < xs.length; i++) {
+    if (xs[i] == null || ys[i] == null) {
+      started = false;
+      continue;
+    }
+    const x = u.valToPos(xs[i], xKey, true);
+    const y = u.valToPos(ys[i], yKey, true);
+    if (started) stroke.lineTo(x, y);
+    else stroke.moveTo(x, y);
+    started = true;
+  }
+  return { stroke, fill: null, clip: null, band: null, flags: 0 } as uPlot.Series.Paths;
+};
+
+function padded(vals: number[]): [number, number] {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const v of vals) {
+    if (v == null || !isFinite(v)) continue;
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  if (!isFinite(lo)) return [0, 1];
+  const pad = Math.max((hi - lo) * 0.05, 1e-4);
+  return [lo - pad, hi + pad];
+}
+
+export function tracePlot(el: HTMLElement, lon: number[], lat: number[]): uPlot {
+  const opts: uPlot.Options = {
+    mode: 2,
+    width: width(el),
+    height: 320,
+    legend: { show: false },
+    cursor: { show: false },
+    scales: {
+      lon: { time: false, auto: false, range: padded(lon) },
+      lat: { auto: false, range: padded(lat) },
+    },
+    axes: [
+      { scale: "lon", label: "Lon", values: (_u, vals) => vals.map((v) => v.toFixed(3)) },
+      { scale: "lat", label: "Lat", size: 70, values: (_u, vals) => vals.map((v) => v.toFixed(3)) },
+    ],
+    series: [
+      {},
+      {
+        label: "track",
+        stroke: "#364fc7",
+        width: 1.5,
+        facets: [
+          { scale: "lon", auto: false },
+          { scale: "lat", auto: false },
+        ],
+        paths: tracePath,
+        points: { show: false },
+      } as uPlot.Series,
+    ],
+  };
+  return new uPlot(opts, [null, [lon, lat]] as unknown as uPlot.AlignedData, el);
+}
