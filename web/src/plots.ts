@@ -84,7 +84,7 @@ export function tracePlot(el: HTMLElement, lon: number[], lat: number[]): uPlot 
       lat: { auto: false, range: padded(lat) },
     },
     axes: [
-      { scale: "lon", label: "Lon", values: (_u, vals) => vals.map((v) => v.toFixed(3)) },
+      { scale: "lon", label: "Lon", space: 80, values: (_u, vals) => vals.map((v) => v.toFixed(3)) },
       { scale: "lat", label: "Lat", size: 70, values: (_u, vals) => vals.map((v) => v.toFixed(3)) },
     ],
     series: [

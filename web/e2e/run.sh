@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Runs the dashboard's browser end-to-end test against the real local API: starts the local API (what `make run`
+# runs) on a free loopback port with a throwaway state folder, waits for /api/health, runs web/e2e/dashboard.e2e.mjs
+# in headless Chromium, and always stops everything it started.
+#
+#   bash web/e2e/run.sh               # screenshots in test-artifacts/
+#   SCREENSHOTS_DIR=docs/screenshots bash web/e2e/run.sh   # also refresh the README's screenshots
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+repo=$(pwd)
+
+: "${CHROMIUM:=/usr/bin/chromium}"
+: "${HEALTH_TIMEOUT:=300}" # seconds: the first run builds influxd's cache check, the functions and the front end
+[ -x "$CHROMIUM" ] || { echo "e2e: $CHROMIUM not found (apt-get install -y chromium)"; exit 1; }
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+state=$(mktemp -d /tmp/iot-e2e-state.XXXXXX)
+artifacts=${ARTIFACTS:-$repo/test-artifacts}
+mkdir -p "$artifacts"
+log=$artifacts/e2e-localapi.log
+pgid=""
+
+cleanup() {
+	local rc=$?
+	if [ -n "$pgid" ] && kill -0 -- "-$pgid" 2>/dev/null; then
+		kill -TERM -- "-$pgid" 2>/dev/null || true
+		for _ in $(seq 1 50); do kill -0 -- "-$pgid" 2>/dev/null || break; sleep 0.2; done
+		kill -KILL -- "-$pgid" 2>/dev/null || true
+	fi
+	rm -rf "$state"
+	exit $rc
+}
+trap cleanup EXIT INT TERM
+
+(cd web && { [ -d node_modules ] || npm ci --no-audit --no-fund; })
+make --no-print-directory tools ui >/dev/null
+
+# Its own process group, so cleanup reaches the API, its emulators and influxd, and nothing else.
+setsid go run ./cmd/localapi -state "$state" -addr "127.0.0.1:$port" >"$log" 2>&1 &
+pgid=$!
+echo "e2e: local API pid $pgid on 127.0.0.1:$port, state $state, log $log"
+
+deadline=$((SECONDS + HEALTH_TIMEOUT))
+until curl -fsS -o /dev/null "http://127.0.0.1:$port/api/health"; do
+	if ! kill -0 "$pgid" 2>/dev/null; then echo "e2e: the local API exited; last log lines:"; tail -n 40 "$log"; exit 1; fi
+	if [ $SECONDS -ge $deadline ]; then echo "e2e: /api/health not up after ${HEALTH_TIMEOUT}s"; tail -n 40 "$log"; exit 1; fi
+	sleep 1
+done
+[ -f "$state/keys.env" ] || { echo "e2e: no $state/keys.env written by the local API"; exit 1; }
+
+BASE_URL="http://127.0.0.1:$port" KEYS_FILE="$state/keys.env" ARTIFACTS="$artifacts" CHROMIUM="$CHROMIUM" \
+	node web/e2e/dashboard.e2e.mjs
