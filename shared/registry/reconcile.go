@@ -34,7 +34,7 @@ func (r *Registry) Ensure(ctx context.Context, id string, register bool) (Device
 			return d, false, nil
 		}
 		api.Logger(ctx).WarnContext(ctx, "device authorization missing or no longer valid: replacing it",
-			"deviceId", id, "authorizationId", d.AuthorizationID)
+			"authorizationId", d.AuthorizationID)
 		return r.replace(ctx, id, &d)
 	case !api.IsCode(err, api.NotFound):
 		return Device{}, false, err
@@ -133,9 +133,9 @@ func (r *Registry) replace(ctx context.Context, id string, old *Device) (Device,
 	if err != nil {
 		return Device{}, false, err
 	}
-	replaced := ""
+	replaced, after := "", time.Time{}
 	if old != nil {
-		replaced = old.AuthorizationID
+		replaced, after = old.AuthorizationID, old.at
 	}
 	for round := 0; round < maxRounds; round++ {
 		mine, err := r.c.CreateBucketAuthorization(ctx, Description(id), bucketID)
@@ -147,7 +147,7 @@ func (r *Registry) replace(ctx context.Context, id string, old *Device) (Device,
 			r.revoke(ctx, mine.ID)
 			return Device{}, false, api.Wrap(classify(err), err, "listing authorizations")
 		}
-		winner, before, ok := pick(auths, replaced, bucketID)
+		winner, before, ok := pick(auths, replaced, after, bucketID)
 		if ok && winner.ID == mine.ID {
 			return r.win(ctx, id, old, mine, before)
 		}
@@ -161,18 +161,19 @@ func (r *Registry) replace(ctx context.Context, id string, old *Device) (Device,
 			return d, false, err
 		}
 		api.Logger(ctx).WarnContext(ctx, "revoking an orphan authorization (its caller never wrote a record)",
-			"deviceId", id, "authorizationId", winner.ID)
+			"authorizationId", winner.ID)
 		r.revoke(ctx, winner.ID)
 	}
 	return Device{}, false, api.Errorf(api.Unavailable, "registration of %s did not settle, try again", id)
 }
 
 // pick returns the winner among auths (oldest first): the oldest active authorization granting read+write on
-// bucketID that is newer than the replaced one, and the ids ordered before it (to be revoked by the winner).
-func pick(auths []influx.Authorization, replaced, bucketID string) (winner influx.Authorization, before map[string]bool, ok bool) {
+// bucketID that is newer than the replaced one, and the ids ordered before it (to be revoked by the winner). When
+// the replaced authorization is already gone, "newer" means created after after (the replaced record's time).
+func pick(auths []influx.Authorization, replaced string, after time.Time, bucketID string) (winner influx.Authorization, before map[string]bool, ok bool) {
 	start := 0
 	for i, a := range auths {
-		if a.ID == replaced {
+		if a.ID == replaced || (!after.IsZero() && !a.CreatedAt.After(after)) {
 			start = i + 1
 		}
 	}
@@ -207,7 +208,7 @@ func (r *Registry) win(ctx context.Context, id string, old *Device, mine influx.
 	for aid := range before {
 		if err := r.c.DeleteAuthorization(ctx, aid); err != nil {
 			// the device works with the new token; the leftover is revoked by the next reconciliation or delete
-			api.Logger(ctx).ErrorContext(ctx, "revoking a replaced authorization failed", "deviceId", id,
+			api.Logger(ctx).ErrorContext(ctx, "revoking a replaced authorization failed",
 				"authorizationId", aid, "error", err.Error())
 		}
 	}

@@ -62,6 +62,9 @@ type Device struct {
 	Token           config.Secret // the device's InfluxDB token (never listed, never logged)
 	CreatedAt       time.Time
 	UpdatedAt       time.Time
+
+	// at is the record point's time: its authorization's createdAt on InfluxDB's clock (reconciliation uses it).
+	at time.Time
 }
 
 // Registry reads and changes the device registry. It keeps no state between requests beyond the influx client's
@@ -146,6 +149,9 @@ func (r *Registry) read(ctx context.Context, flux string, ext influx.Extern) (ma
 		}
 		d := recs[id]
 		d.ID = id
+		if t, ok := v["_time"].(time.Time); ok && t.After(d.at) {
+			d.at = t
+		}
 		switch field {
 		case "authId":
 			d.AuthorizationID = val
