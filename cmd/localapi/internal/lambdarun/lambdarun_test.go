@@ -7,9 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
+
+	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/testfn"
 	"strings"
 	"sync"
 	"syscall"
@@ -28,20 +28,15 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	_, file, _, _ := runtime.Caller(0)
-	root = filepath.Clean(filepath.Join(filepath.Dir(file), "../../../.."))
+	root = testfn.Root()
 	dir, err := os.MkdirTemp("", "lambdarun-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	echoBin = filepath.Join(dir, "bootstrap")
-	cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-o", echoBin, "./cmd/localapi/testdata/echo")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building the echo function: %v\n%s", err, out)
+	if echoBin, err = testfn.BuildEcho(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	if rieBin, err = FindRIE(root); err != nil {

@@ -1,0 +1,28 @@
+// Package testfn builds the test-only echo function (cmd/localapi/testdata/echo) for the local API's tests.
+package testfn
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+)
+
+// Root is the repository root.
+func Root() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "../../../.."))
+}
+
+// BuildEcho builds the echo bootstrap for the host into dir and returns its path.
+func BuildEcho(dir string) (string, error) {
+	out := filepath.Join(dir, "bootstrap")
+	cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-trimpath", "-o", out, "./cmd/localapi/testdata/echo")
+	cmd.Dir = Root()
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building the echo function: %v\n%s", err, b)
+	}
+	return out, nil
+}
