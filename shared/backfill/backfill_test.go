@@ -1,0 +1,307 @@
+package backfill
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/iot-center/iot-center-serverless/shared/influx"
+	"github.com/iot-center/iot-center-serverless/shared/influxtest"
+	"github.com/iot-center/iot-center-serverless/shared/sensors"
+)
+
+var fields = []string{"CO2", "Humidity", "Lat", "Lon", "Pressure", "TVOC", "Temperature"}
+
+// deleteRandom deletes about frac of the window's minutes of the device, in random runs of 1..15 minutes, through
+// the delete API, and returns which minutes are gone.
+func (f *fixture) deleteRandom(t testing.TB, id string, w Window, frac float64, seed uint64) []bool {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, 7))
+	n := int(w.Minutes())
+	gone := make([]bool, n)
+	want, count := int(float64(n)*frac), 0
+	for i := 0; count < want && i < 10*n; i++ {
+		start, length := rng.IntN(n), 1+rng.IntN(15)
+		for m := start; m < min(n, start+length) && count < want; m++ {
+			if !gone[m] {
+				gone[m] = true
+				count++
+			}
+		}
+	}
+	pred, err := influx.Predicate("clientId", id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gaps, missing := gapsOf(w, invert(gone))
+	if int(missing) != want {
+		t.Fatalf("picked %d minutes, want %d", missing, want)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for _, g := range gaps {
+		// the delete API's stop is inclusive: stop just before the next minute
+		start, stop := time.Unix(g[0]*60, 0), time.Unix(g[1]*60, 0).Add(-time.Nanosecond)
+		if err := f.admin.Delete(ctx, f.cfg.Bucket, start, stop, pred); err != nil {
+			t.Fatalf("deleting: %v", err)
+		}
+	}
+	return gone
+}
+
+func invert(b []bool) []bool {
+	out := make([]bool, len(b))
+	for i, v := range b {
+		out[i] = !v
+	}
+	return out
+}
+
+// TestWriteMissingFillsOnlyGaps is the issue's main story: 10% of a device's minutes deleted at random,
+// write-missing, then 100% coverage, exactly 10,080 points per field, and the pre-existing points untouched.
+func TestWriteMissingFillsOnlyGaps(t *testing.T) {
+	f := newFixture(t, influxtest.Shared(t), fixtureOpts{})
+	id := f.register(t, "gaps")
+	win := LastDays(fixedNow, 7)
+	// pre-existing points come from another generator (another home position), so they are recognisable later
+	old := sensors.Generator{Lat: 10, Lon: 10}
+	f.writeMinutes(t, id, old, minutesOf(win))
+	gone := f.deleteRandom(t, id, win, 0.10, 1)
+	if got := f.countFields(t, id, win)["Temperature"]; got != 10080-1008 {
+		t.Fatalf("after deleting, %d Temperature points, want %d", got, 10080-1008)
+	}
+
+	status, body := f.do(t, "POST", "/api/devices/"+id+"/write-missing", "")
+	if status != http.StatusAccepted {
+		t.Fatalf("plan answered %d %v, want 202", status, body)
+	}
+	if got := num(t, body["missing"]); got != 1008 {
+		t.Errorf("missing = %v, want 1008", got)
+	}
+	if body["deviceId"] != id || body["from"] != win.From.Format(time.RFC3339) || body["to"] != win.To.Format(time.RFC3339) {
+		t.Errorf("plan answer %v, want deviceId %s and window %v", body, id, win)
+	}
+	if got := num(t, body["chunks"]); got != 1 {
+		t.Errorf("chunks = %v, want 1 (1,008 minutes, 1,440 per chunk)", got)
+	}
+	f.lambda.wait(t)
+
+	status, cov := f.do(t, "GET", fmt.Sprintf("/api/devices/%s/write-missing?from=%s&to=%s", id, body["from"], body["to"]), "")
+	if status != http.StatusOK || num(t, cov["percent"]) != 100 || num(t, cov["present"]) != 10080 ||
+		num(t, cov["expected"]) != 10080 || num(t, cov["missing"]) != 0 {
+		t.Errorf("coverage %d %v, want 100%% of 10,080", status, cov)
+	}
+	counts := f.countFields(t, id, win)
+	for _, name := range fields {
+		if counts[name] != 10080 {
+			t.Errorf("%s: %d points in the window, want exactly 10,080", name, counts[name])
+		}
+	}
+
+	// each minute: deleted ones hold the worker's values, the others still the old generator's
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	seed := sensors.SeedOf(id)
+	wrong := 0
+	err := f.admin.QueryRows(ctx, `from(bucket: bucket) |> range(start: start, stop: stop)
+  |> filter(fn: (r) => r._measurement == "environment" and r.clientId == deviceId and (r._field == "Lat" or r._field == "Temperature"))`,
+		influx.Extern{"bucket": f.cfg.Bucket, "start": win.From, "stop": win.To, "deviceId": id},
+		func(v map[string]any) error {
+			tm := v["_time"].(time.Time)
+			i := (tm.Unix() - win.From.Unix()) / 60
+			g := old
+			if gone[i] {
+				g = home
+			}
+			want := g.At(seed, tm.UnixMilli())
+			got := v["_value"].(float64)
+			if w := map[string]float64{"Lat": want.Lat, "Temperature": want.Temperature}[v["_field"].(string)]; got != w {
+				wrong++
+			}
+			return nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wrong != 0 {
+		t.Errorf("%d values differ from what the pre-existing or backfilled point should hold", wrong)
+	}
+
+	// nothing left: 200, missing 0, nothing dispatched
+	before := f.lambda.dispatched()
+	status, body = f.do(t, "POST", "/api/devices/"+id+"/write-missing", `{"days": 7}`)
+	if status != http.StatusOK || num(t, body["missing"]) != 0 || num(t, body["chunks"]) != 0 {
+		t.Errorf("second plan %d %v, want 200 with missing 0", status, body)
+	}
+	if got := f.lambda.dispatched(); got != before {
+		t.Errorf("second plan dispatched %d chunks, want none", got-before)
+	}
+}
+
+func TestPlanRequests(t *testing.T) {
+	f := newFixture(t, influxtest.Shared(t), fixtureOpts{})
+	id := f.register(t, "req")
+	tests := []struct {
+		name, method, path, body string
+		status                   int
+		errHas                   string
+	}{
+		{"unregistered device", "POST", "/api/devices/nobody-here/write-missing", "", 404, "not registered"},
+		{"bad id", "POST", "/api/devices/bad%20id/write-missing", "", 400, "deviceId"},
+		{"flux in id", "POST", "/api/devices/x%22)%7C%3Edrop()/write-missing", "", 400, "deviceId"},
+		{"days 0", "POST", "/api/devices/" + id + "/write-missing", `{"days": 0}`, 400, "days"},
+		{"days 31", "POST", "/api/devices/" + id + "/write-missing", `{"days": 31}`, 400, "days"},
+		{"days text", "POST", "/api/devices/" + id + "/write-missing", `{"days": "7"}`, 400, "wrong type"},
+		{"unknown field", "POST", "/api/devices/" + id + "/write-missing", `{"dayz": 7}`, 400, "not valid JSON"},
+		{"devices on device route", "POST", "/api/devices/" + id + "/write-missing", `{"devices": ["a"]}`, 400, "devices"},
+		{"not JSON", "POST", "/api/devices/" + id + "/write-missing", `days=7`, 400, "not valid JSON"},
+		{"two objects", "POST", "/api/devices/" + id + "/write-missing", `{} {}`, 400, "single"},
+		{"unknown in list", "POST", "/api/write-missing", `{"devices": ["` + id + `", "ghost-1"]}`, 404, "ghost-1"},
+		{"bad id in list", "POST", "/api/write-missing", `{"devices": ["` + id + `", "no way"]}`, 400, "deviceId"},
+		{"empty list", "POST", "/api/write-missing", `{"devices": []}`, 400, "devices"},
+		{"coverage bad from", "GET", "/api/devices/" + id + "/write-missing?from=x&to=y", "", 400, "from"},
+		{"coverage half window", "GET", "/api/write-missing?from=2026-01-01T00:00:00Z", "", 400, "both"},
+		{"coverage 40 days", "GET", "/api/write-missing?from=2026-01-01T00:00:00Z&to=2026-02-10T00:00:00Z", "", 400, "30"},
+		{"coverage unregistered", "GET", "/api/devices/ghost-2/write-missing", "", 404, "not registered"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, body := f.do(t, tt.method, tt.path, tt.body)
+			if status != tt.status {
+				t.Errorf("status %d %v, want %d", status, body, tt.status)
+			}
+			if msg := fmt.Sprint(body["error"]); !strings.Contains(msg, tt.errHas) {
+				t.Errorf("error %q, want it to mention %q", msg, tt.errHas)
+			}
+		})
+	}
+	if n := f.lambda.dispatched(); n != 0 {
+		t.Errorf("refused requests dispatched %d chunks, want none", n)
+	}
+}
+
+// TestPlanAllAndCoverageAll plans every registered device in one request, with edge cases for the gap query:
+// a device with one missing minute, one with points off the whole minute (a real device's clock), one empty.
+func TestPlanAllAndCoverageAll(t *testing.T) {
+	f := newFixture(t, influxtest.Shared(t), fixtureOpts{chunkMinutes: 1440})
+	win := LastDays(fixedNow, 7)
+	one, offMinute, empty := f.register(t, "one"), f.register(t, "off"), f.register(t, "empty")
+	all := minutesOf(win)
+	f.writeMinutes(t, one, home, append(append([]int64{}, all[:5000]...), all[5001:]...))
+	// a device whose points land 37 s into each minute: every minute counts as present
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var lp []byte
+	line := sensors.NewLine(home, offMinute)
+	for _, m := range all {
+		lp = line.Append(lp, m*60_000+37_000)
+	}
+	if err := f.admin.WriteLines(ctx, f.cfg.Bucket, lp); err != nil {
+		t.Fatal(err)
+	}
+
+	status, cov := f.do(t, "GET", "/api/write-missing", "")
+	if status != 200 || num(t, cov["expected"]) != 3*10080 || num(t, cov["present"]) != 2*10080-1 {
+		t.Fatalf("coverage before %d %v, want present %d of %d", status, cov, 2*10080-1, 3*10080)
+	}
+	if p := num(t, cov["percent"]); p >= 66.67 || p < 66.66 {
+		t.Errorf("percent = %v, want 66.66 (floored)", p)
+	}
+
+	status, body := f.do(t, "POST", "/api/write-missing", "")
+	if status != http.StatusAccepted {
+		t.Fatalf("plan all %d %v, want 202", status, body)
+	}
+	if num(t, body["missing"]) != 10081 || num(t, body["chunks"]) != 8 {
+		t.Errorf("plan all %v, want missing 10,081 in 8 chunks", body)
+	}
+	devs, _ := body["devices"].([]any)
+	want := map[string][2]float64{one: {1, 1}, offMinute: {0, 0}, empty: {10080, 7}}
+	if len(devs) != 3 {
+		t.Fatalf("devices %v, want 3", devs)
+	}
+	for _, d := range devs {
+		m := d.(map[string]any)
+		w := want[m["deviceId"].(string)]
+		if num(t, m["missing"]) != w[0] || num(t, m["chunks"]) != w[1] {
+			t.Errorf("device %v, want missing %v in %v chunks", m, w[0], w[1])
+		}
+	}
+	f.lambda.wait(t)
+	status, cov = f.do(t, "GET", fmt.Sprintf("/api/write-missing?from=%s&to=%s", body["from"], body["to"]), "")
+	if status != 200 || num(t, cov["percent"]) != 100 || num(t, cov["missing"]) != 0 {
+		t.Errorf("coverage after %d %v, want 100%%", status, cov)
+	}
+	// the off-minute device got nothing written: still exactly its own 10,080 points
+	if got := f.countFields(t, offMinute, win)["Temperature"]; got != 10080 {
+		t.Errorf("off-minute device has %d points, want its own 10,080 only", got)
+	}
+
+	// an explicit list plans only those devices
+	status, body = f.do(t, "POST", "/api/write-missing", `{"devices": ["`+one+`", "`+one+`"], "days": 30}`)
+	if status != http.StatusAccepted || len(body["devices"].([]any)) != 1 {
+		t.Fatalf("plan list %d %v, want 202 for one device", status, body)
+	}
+	// 30 days: 23 days before the backfilled week are empty
+	if got := num(t, body["missing"]); got != 23*1440 {
+		t.Errorf("30-day plan missing %v, want %d", got, 23*1440)
+	}
+	f.lambda.wait(t)
+	if got := f.countFields(t, one, LastDays(fixedNow, 30))["TVOC"]; got != 30*1440 {
+		t.Errorf("after 30 days backfill %d TVOC points, want %d", got, 30*1440)
+	}
+}
+
+// TestWorkerValuesInInflux reads a backfilled point back and compares every field with the generator.
+func TestWorkerValuesInInflux(t *testing.T) {
+	srv := influxtest.Shared(t)
+	f := newFixture(t, srv, fixtureOpts{})
+	id := "vals-" + influxtest.RandomID(3)
+	m := fixedNow.Unix()/60 - 10
+	w := &Worker{Influx: f.admin, Bucket: f.cfg.Bucket, Gen: home}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := Chunk{DeviceID: id, Ranges: []Range{{m, m + 1}}}
+	for i := 0; i < 2; i++ { // twice: idempotent
+		if err := w.Handle(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := home.At(sensors.SeedOf(id), m*60_000)
+	got := map[string]any{}
+	err := f.admin.QueryRows(ctx, `from(bucket: bucket) |> range(start: 0) |> filter(fn: (r) => r.clientId == deviceId)`,
+		influx.Extern{"bucket": f.cfg.Bucket, "deviceId": id}, func(v map[string]any) error {
+			got[v["_field"].(string)] = v["_value"]
+			for _, tag := range sensors.Tags {
+				if v[tag[0]] != tag[1] {
+					t.Errorf("tag %s = %v, want %s", tag[0], v[tag[0]], tag[1])
+				}
+			}
+			if v["_measurement"] != "environment" || !v["_time"].(time.Time).Equal(time.Unix(m*60, 0)) {
+				t.Errorf("point %v, want environment at minute %d", v, m)
+			}
+			return nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantF := map[string]any{"Temperature": want.Temperature, "Humidity": want.Humidity, "Pressure": want.Pressure,
+		"CO2": want.CO2, "TVOC": want.TVOC, "Lat": want.Lat, "Lon": want.Lon}
+	for k, v := range wantF {
+		if fv, ok := v.(float64); ok {
+			if g, ok := got[k].(float64); !ok || math.Abs(g-fv) > 0 {
+				t.Errorf("%s = %v, want %v", k, got[k], v)
+			}
+		} else if got[k] != v {
+			t.Errorf("%s = %v (%T), want %v (%T)", k, got[k], got[k], v, v)
+		}
+	}
+	if err := w.Handle(ctx, Chunk{DeviceID: "bad id", Ranges: []Range{{1, 2}}}); err == nil {
+		t.Error("worker accepted a chunk with an invalid device id")
+	}
+}
