@@ -1,0 +1,129 @@
+package backfill
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/iot-center/iot-center-serverless/shared/influxtest"
+)
+
+// faultProxy is a reverse proxy in front of influxd that answers 503 with Retry-After to the first `fail` write
+// requests, then passes everything through.
+type faultProxy struct {
+	fail     int64
+	writes   atomic.Int64
+	rejected atomic.Int64
+	srv      *httptest.Server
+}
+
+func newFaultProxy(t *testing.T, target string, fail int64) *faultProxy {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &faultProxy{fail: fail}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/api/v2/write") && p.writes.Add(1) <= p.fail {
+			p.rejected.Add(1)
+			w.Header().Set("Retry-After", "1")
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"code":"unavailable","message":"injected overload"}`))
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(p.srv.Close)
+	return p
+}
+
+// TestBackfillThrough503 puts a proxy answering 503 + Retry-After: 1 to the first writes between the workers and
+// InfluxDB: the workers wait as told and the backfill completes with nothing missing and nothing doubled.
+func TestBackfillThrough503(t *testing.T) {
+	srv := influxtest.Shared(t)
+	proxy := newFaultProxy(t, srv.URL, 6)
+	f := newFixture(t, srv, fixtureOpts{workerURL: proxy.srv.URL, instances: 3})
+	id := f.register(t, "overload")
+	win := LastDays(fixedNow, 7)
+	start := time.Now()
+	status, body := f.do(t, "POST", "/api/devices/"+id+"/write-missing", "")
+	if status != http.StatusAccepted || num(t, body["chunks"]) != 7 {
+		t.Fatalf("plan %d %v, want 202 with 7 chunks", status, body)
+	}
+	f.lambda.wait(t)
+	if got := proxy.rejected.Load(); got != 6 {
+		t.Errorf("proxy rejected %d writes, want 6", got)
+	}
+	// 6 rejections spread over 3 instances: each waited at least 1 s per rejection it got
+	if el := time.Since(start); el < 2*time.Second {
+		t.Errorf("backfill took %s, want >= 2s (Retry-After honoured)", el)
+	}
+	if len(f.lambda.errs) != 0 {
+		t.Errorf("worker invocations failed %v, want the client's retries to absorb the 503s", f.lambda.errs)
+	}
+	status, cov := f.do(t, "GET", "/api/devices/"+id+"/write-missing", "")
+	if status != 200 || num(t, cov["percent"]) != 100 {
+		t.Errorf("coverage %d %v, want 100%%", status, cov)
+	}
+	for name, n := range f.countFields(t, id, win) {
+		if n != 10080 {
+			t.Errorf("%s: %d points, want 10,080", name, n)
+		}
+	}
+}
+
+// TestBackfillAcrossInfluxRestart restarts a dedicated influxd while a backfill runs: the chunk in flight retries
+// (connection refused, then success after the restart), later chunks follow, and the result is complete and
+// without duplicates.
+func TestBackfillAcrossInfluxRestart(t *testing.T) {
+	srv := influxtest.Start(t)
+	f := newFixture(t, srv, fixtureOpts{instances: 1, chunkMinutes: 360})
+	id := f.register(t, "restart")
+	win := LastDays(fixedNow, 7)
+	stopped := make(chan struct{})
+	var once sync.Once
+	// the fourth invocation finds InfluxDB stopped; the test goroutine brings it back a second later
+	f.lambda.before = func(n int) {
+		if n == 4 {
+			once.Do(func() { srv.Stop(t); close(stopped) })
+		}
+	}
+	status, body := f.do(t, "POST", "/api/devices/"+id+"/write-missing", "")
+	if status != http.StatusAccepted || num(t, body["chunks"]) != 28 {
+		t.Fatalf("plan %d %v, want 202 with 28 chunks", status, body)
+	}
+	select {
+	case <-stopped:
+	case <-time.After(time.Minute):
+		t.Fatal("the fourth invocation never ran")
+	}
+	time.Sleep(time.Second)
+	srv.Restart(t)
+	f.lambda.wait(t)
+	status, cov := f.do(t, "GET", "/api/devices/"+id+"/write-missing", "")
+	if status != 200 || num(t, cov["percent"]) != 100 || num(t, cov["present"]) != 10080 {
+		t.Errorf("coverage %d %v, want 100%% of 10,080", status, cov)
+	}
+	for name, n := range f.countFields(t, id, win) {
+		if n != 10080 {
+			t.Errorf("%s: %d points, want exactly 10,080", name, n)
+		}
+	}
+	// writing the whole week again changes nothing (idempotent chunks)
+	w := &Worker{Influx: f.admin, Bucket: f.cfg.Bucket, Gen: home}
+	if err := w.Handle(f.lambda.ctx, Chunk{DeviceID: id, Ranges: []Range{{win.From.Unix() / 60, win.To.Unix() / 60}}}); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.countFields(t, id, win)["Temperature"]; n != 10080 {
+		t.Errorf("after rewriting the week, %d points, want 10,080", n)
+	}
+}
