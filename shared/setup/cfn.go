@@ -1,0 +1,242 @@
+package setup
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-lambda-go/cfn"
+
+	"github.com/iot-center/iot-center-serverless/shared/api"
+	"github.com/iot-center/iot-center-serverless/shared/config"
+	"github.com/iot-center/iot-center-serverless/shared/influx"
+)
+
+// PhysicalID names the one InfluxDB setup of a stack; it never changes, so an Update is never a replacement (which
+// would make CloudFormation send a Delete for the old id).
+const PhysicalID = "iot-center-influxdb-setup"
+
+// Loader builds the InfluxDB client and the options from the function's configuration. It runs per event, so a
+// configuration error is answered to CloudFormation as FAILED instead of an init crash that nobody answers.
+type Loader func(ctx context.Context) (*influx.Client, Options, error)
+
+// CustomResource handles the AWS::CloudFormation::CustomResource events of InfluxSetup.
+type CustomResource struct {
+	Load Loader
+	// HTTP sends the answer to the pre-signed ResponseURL.
+	HTTP *http.Client
+	// Reserve is kept from the Lambda deadline for answering CloudFormation.
+	Reserve time.Duration
+}
+
+// NewCustomResource is a CustomResource with sensible timeouts.
+func NewCustomResource(load Loader) *CustomResource {
+	return &CustomResource{Load: load, HTTP: &http.Client{Timeout: 15 * time.Second}, Reserve: 20 * time.Second}
+}
+
+// response is CloudFormation's custom resource response document.
+type response struct {
+	Status             cfn.StatusType `json:"Status"`
+	Reason             string         `json:"Reason,omitempty"`
+	PhysicalResourceID string         `json:"PhysicalResourceId"`
+	StackID            string         `json:"StackId"`
+	RequestID          string         `json:"RequestId"`
+	LogicalResourceID  string         `json:"LogicalResourceId"`
+	Data               map[string]any `json:"Data,omitempty"`
+}
+
+// maxReason keeps the response under CloudFormation's 4 KiB limit.
+const maxReason = 1000
+
+// Handle runs one event and always answers through the ResponseURL: FAILED with a reason on any error or panic,
+// SUCCESS on every Delete (the data is left alone, and a Delete after a failed Create has nothing to undo). The
+// returned error is only about delivering the answer.
+func (h *CustomResource) Handle(ctx context.Context, ev cfn.Event) (err error) {
+	log := api.Logger(ctx).With(slog.String("requestType", string(ev.RequestType)), slog.String("logicalId", ev.LogicalResourceID))
+	if err := checkResponseURL(ev.ResponseURL); err != nil {
+		log.ErrorContext(ctx, "custom resource event refused", slog.String("error", err.Error()))
+		return err
+	}
+	resp := response{Status: cfn.StatusSuccess, PhysicalResourceID: ev.PhysicalResourceID, StackID: ev.StackID,
+		RequestID: ev.RequestID, LogicalResourceID: ev.LogicalResourceID}
+	if resp.PhysicalResourceID == "" {
+		// a failed Create still needs an id; CloudFormation sends the later Delete with it
+		resp.PhysicalResourceID = ev.RequestID
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			log.ErrorContext(ctx, "custom resource panicked", slog.Any("panic", v))
+			resp.Status, resp.Reason, resp.Data = cfn.StatusFailed, "internal error in the setup function (see its log)", nil
+		}
+		err = h.send(ctx, ev.ResponseURL, resp)
+		if err != nil {
+			log.ErrorContext(ctx, "answering CloudFormation failed", slog.String("error", err.Error()))
+		} else {
+			log.InfoContext(ctx, "answered CloudFormation", slog.String("status", string(resp.Status)), slog.String("reason", resp.Reason))
+		}
+	}()
+	switch ev.RequestType {
+	case cfn.RequestDelete:
+		resp.Reason = "InfluxDB buckets, task and dashboard are left in place"
+		return nil
+	case cfn.RequestCreate, cfn.RequestUpdate:
+	default:
+		resp.Status, resp.Reason = cfn.StatusFailed, "unknown request type "+strconv.Quote(string(ev.RequestType))
+		return nil
+	}
+	runCtx, cancel := h.runContext(ctx)
+	defer cancel()
+	data, runErr := h.run(runCtx, ev)
+	if runErr != nil {
+		log.ErrorContext(ctx, "influxdb setup failed", slog.String("error", runErr.Error()))
+		resp.Status, resp.Reason = cfn.StatusFailed, truncate(runErr.Error(), maxReason)
+		return nil
+	}
+	resp.PhysicalResourceID, resp.Data = PhysicalID, data
+	return nil
+}
+
+// runContext leaves Reserve of the invocation's time for the answer.
+func (h *CustomResource) runContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if dl, ok := ctx.Deadline(); ok {
+		return context.WithDeadline(ctx, dl.Add(-h.Reserve))
+	}
+	return context.WithCancel(ctx)
+}
+
+func (h *CustomResource) run(ctx context.Context, ev cfn.Event) (map[string]any, error) {
+	c, o, err := h.Load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if o.DataRetention, err = days(ev.ResourceProperties, "DataRetentionDays", o.DataRetention); err != nil {
+		return nil, err
+	}
+	if o.DownsampledRetention, err = days(ev.ResourceProperties, "DownsampledRetentionDays", o.DownsampledRetention); err != nil {
+		return nil, err
+	}
+	res, err := Run(ctx, c, o)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{
+		"DataBucketId":        res.BucketIDs[o.Bucket],
+		"RegistryBucketId":    res.BucketIDs[o.BucketAuth],
+		"DownsampledBucketId": res.BucketIDs[o.BucketDownsampled],
+		"TaskId":              res.TaskID,
+		"DashboardId":         res.DashboardID,
+	}, nil
+}
+
+// days reads a retention property; CloudFormation passes every property as a string.
+func days(props map[string]any, name string, def time.Duration) (time.Duration, error) {
+	v, ok := props[name]
+	if !ok {
+		return def, nil
+	}
+	var n int
+	switch x := v.(type) {
+	case string:
+		i, err := strconv.Atoi(x)
+		if err != nil {
+			return 0, fmt.Errorf("setup: %s must be a whole number of days, got %q", name, truncate(x, 40))
+		}
+		n = i
+	case float64:
+		n = int(x)
+		if float64(n) != x {
+			return 0, fmt.Errorf("setup: %s must be a whole number of days", name)
+		}
+	default:
+		return 0, fmt.Errorf("setup: %s must be a number of days", name)
+	}
+	if n < 1 || n > int(MaxRetention/(24*time.Hour)) {
+		return 0, fmt.Errorf("setup: %s must be in [1, %d]", name, int(MaxRetention/(24*time.Hour)))
+	}
+	return time.Duration(n) * 24 * time.Hour, nil
+}
+
+// maxSendAttempts bounds the retries of the answer (a lost answer holds the stack until ServiceTimeout).
+const maxSendAttempts = 3
+
+// send PUTs the response document to the pre-signed URL. The URL's signature covers an empty Content-Type.
+func (h *CustomResource) send(ctx context.Context, responseURL string, r response) error {
+	body, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	// the answer must go out even when the invocation's own context was cancelled by the run's deadline
+	ctx = context.WithoutCancel(ctx)
+	for attempt := 1; ; attempt++ {
+		err = h.put(ctx, responseURL, body)
+		if err == nil || attempt == maxSendAttempts {
+			return err
+		}
+		time.Sleep(time.Duration(attempt) * 500 * time.Millisecond)
+	}
+}
+
+func (h *CustomResource) put(ctx context.Context, responseURL string, body []byte) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, responseURL, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header["Content-Type"] = nil
+	resp, err := h.HTTP.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // the pre-signed URL's query is a credential: keep it out of the logs
+		}
+		return fmt.Errorf("setup: sending the CloudFormation response: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("setup: CloudFormation response URL answered %d", resp.StatusCode)
+	}
+	return nil
+}
+
+// checkResponseURL accepts https URLs, and plain http only to a loopback address (tests, local runs).
+func checkResponseURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return errors.New("setup: the event has no valid ResponseURL")
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		if ip := net.ParseIP(u.Hostname()); (ip != nil && ip.IsLoopback()) || u.Hostname() == "localhost" {
+			return nil
+		}
+	}
+	return errors.New("setup: the ResponseURL must be https")
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+// EnvLoader is the deployed function's Loader: the functions' configuration (admin token from INFLUX_TOKEN or SSM).
+// store may be nil (the default SSM client).
+func EnvLoader(getenv config.Getenv, store config.ParameterStore) Loader {
+	return func(ctx context.Context) (*influx.Client, Options, error) {
+		cfg, err := config.Load(ctx, getenv, store)
+		if err != nil {
+			return nil, Options{}, err
+		}
+		return influx.New(cfg.InfluxURL, cfg.Token.Reveal(), cfg.Org, influx.Options{}), OptionsFrom(cfg), nil
+	}
+}
