@@ -240,4 +240,3 @@ func TestEnvLoader(t *testing.T) {
 		t.Errorf("without INFLUX_ORG: got nil, want an error")
 	}
 }
-
