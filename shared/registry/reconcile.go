@@ -13,6 +13,9 @@ import (
 // maxRounds bounds how often one call restarts reconciliation after revoking a crashed caller's orphan.
 const maxRounds = 3
 
+// maxDeleteRounds bounds Delete's remove-records-then-revoke rounds under concurrent registrations.
+const maxDeleteRounds = 5
+
 // Register registers id (idempotently): the existing record when there is one (self-healed if its authorization
 // is gone or no longer grants read+write on the data bucket), else a new one. created is true only for the one
 // caller whose authorization won a first registration.
@@ -65,30 +68,49 @@ func (r *Registry) Rotate(ctx context.Context, id string) (Device, error) {
 // Delete revokes every authorization of the device and removes its record; withData also deletes its
 // measurements (clientId=<id>) from the data bucket. An unknown device is NotFound (orphan authorizations are still
 // revoked).
+//
+// Each round removes the records first and then revokes what the authorization list shows, until a list comes back
+// empty: a concurrent creator whose authorization is older than that last (empty) list was revoked, and one whose
+// authorization is newer wrote its record after the last removal, so the end state is either nothing or one
+// authorization with its record (that creator's registration, which happened after this delete).
 func (r *Registry) Delete(ctx context.Context, id string, withData bool) error {
 	_, err := r.Get(ctx, id)
 	if err != nil && !api.IsCode(err, api.NotFound) {
 		return err
 	}
 	known := err == nil
-	auths, err := r.c.FindAuthorizations(ctx, Description(id))
-	if err != nil {
-		return api.Wrap(classify(err), err, "listing authorizations")
-	}
-	if !known && len(auths) == 0 {
-		return &api.Error{Code: api.NotFound, Message: "device " + id + " is not registered"}
-	}
-	// revoke first: the token stops working before the record (what the authorizer compares with) goes away
-	for _, a := range auths {
-		if err := r.c.DeleteAuthorization(ctx, a.ID); err != nil {
-			return api.Wrap(classify(err), err, "revoking an authorization")
+	notFound := &api.Error{Code: api.NotFound, Message: "device " + id + " is not registered"}
+	if !known {
+		auths, err := r.c.FindAuthorizations(ctx, Description(id))
+		if err != nil {
+			return api.Wrap(classify(err), err, "listing authorizations")
+		}
+		if len(auths) == 0 {
+			return notFound
 		}
 	}
-	if err := r.deleteRecord(ctx, id, influx.AllTimeStart, influx.AllTimeStop); err != nil {
-		return err
+	for round := 0; ; round++ {
+		if round == maxDeleteRounds {
+			return api.Errorf(api.Conflict, "device %s keeps being registered concurrently, try again", id)
+		}
+		if err := r.deleteRecord(ctx, id, influx.AllTimeStart, influx.AllTimeStop); err != nil {
+			return err
+		}
+		auths, err := r.c.FindAuthorizations(ctx, Description(id))
+		if err != nil {
+			return api.Wrap(classify(err), err, "listing authorizations")
+		}
+		if len(auths) == 0 {
+			break
+		}
+		for _, a := range auths {
+			if err := r.c.DeleteAuthorization(ctx, a.ID); err != nil {
+				return api.Wrap(classify(err), err, "revoking an authorization")
+			}
+		}
 	}
 	if !known {
-		return &api.Error{Code: api.NotFound, Message: "device " + id + " is not registered"}
+		return notFound
 	}
 	if withData {
 		pred, err := influx.Predicate("_measurement", DataMeasurement, "clientId", id)
@@ -243,6 +265,15 @@ func (r *Registry) await(ctx context.Context, id string, winner influx.Authoriza
 		if !winner.CreatedAt.IsZero() && r.now().Sub(winner.CreatedAt) > r.StaleAfter {
 			return Device{}, true, nil
 		}
+		if n > 0 {
+			// a concurrent delete may have revoked the winner: then its record never comes
+			if _, err := r.c.GetAuthorization(ctx, winner.ID); errors.Is(err, influx.ErrNotFound) {
+				if d, err := r.Get(ctx, id); err == nil && !before[d.AuthorizationID] {
+					return d, false, nil
+				}
+				return Device{}, false, api.Errorf(api.Conflict, "device %s was deleted or changed concurrently", id)
+			}
+		}
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
@@ -250,7 +281,7 @@ func (r *Registry) await(ctx context.Context, id string, winner influx.Authoriza
 			return Device{}, false, api.Wrap(api.Timeout, ctx.Err(), "waiting for a concurrent registration")
 		case <-t.C:
 		}
-		delay = min(delay*3/2, time.Second)
+		delay = min(delay*3/2, 500*time.Millisecond)
 	}
 	return Device{}, false, api.Errorf(api.Unavailable, "a concurrent registration of %s is still in progress, try again", id)
 }

@@ -83,7 +83,7 @@ type Registry struct {
 
 // New builds a Registry over the registry bucket cfg.BucketAuth and the data bucket cfg.Bucket.
 func New(c *influx.Client, cfg config.Config) *Registry {
-	return &Registry{c: c, cfg: cfg, StaleAfter: time.Minute, WaitAttempts: 40, WaitDelay: 50 * time.Millisecond, now: time.Now}
+	return &Registry{c: c, cfg: cfg, StaleAfter: time.Minute, WaitAttempts: 20, WaitDelay: 50 * time.Millisecond, now: time.Now}
 }
 
 // Config is the configuration the registry was built with.
