@@ -1,0 +1,278 @@
+package authz
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/iot-center/iot-center-serverless/shared/api"
+	"github.com/iot-center/iot-center-serverless/shared/config"
+	"github.com/iot-center/iot-center-serverless/shared/influx"
+	"github.com/iot-center/iot-center-serverless/shared/influxtest"
+	"github.com/iot-center/iot-center-serverless/shared/registry"
+)
+
+func TestMain(m *testing.M) { os.Exit(influxtest.Main(m)) }
+
+// The real registry is what the deployed authorizer asks.
+var _ DeviceTokens = (*registry.Registry)(nil)
+
+const (
+	operatorKey = "operator-key-0123456789abcdef"
+	provKey     = "provisioning-key-0123456789abcdef"
+)
+
+// world is a real registry on the shared InfluxDB with two registered devices.
+type world struct {
+	cfg        config.Config
+	reg        *registry.Registry
+	a, b       string // registered device ids
+	tokA, tokB string
+}
+
+func newWorld(t *testing.T, maxDevices int) *world {
+	t.Helper()
+	srv := influxtest.Shared(t)
+	cfg := config.Config{InfluxURL: srv.URL, InfluxPublicURL: srv.URL, Org: srv.Org, Token: config.Secret(srv.Token),
+		Bucket: srv.NewBucket(t, "authz_data"), BucketAuth: srv.NewBucket(t, "authz_reg"), BucketDownsampled: "unused_1h",
+		DefaultLat: config.DefaultLat, DefaultLon: config.DefaultLon, MeasurementInterval: 60, ConfigurationRefresh: 3600,
+		MaxDevices: maxDevices}
+	admin := srv.Client(t)
+	w := &world{cfg: cfg, reg: registry.New(admin, cfg)}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	register := func(prefix string) (string, string) {
+		id := prefix + "-" + influxtest.RandomID(4)
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			as, _ := admin.FindAuthorizations(ctx, registry.Description(id))
+			for _, a := range as {
+				_ = admin.DeleteAuthorization(ctx, a.ID)
+			}
+		})
+		d, _, err := w.reg.Register(ctx, id)
+		if err != nil {
+			t.Fatalf("registering %s: %v", id, err)
+		}
+		return id, d.Token.Reveal()
+	}
+	w.a, w.tokA = register("dev-a")
+	w.b, w.tokB = register("dev-b")
+	return w
+}
+
+func mustKeys(t *testing.T, open bool) Keys {
+	t.Helper()
+	k, err := NewKeys(operatorKey, provKey, open)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// ev builds an API Gateway payload 2.0 authorizer request for a route.
+func ev(routeKey, rawPath, deviceID string, headers, query map[string]string) events.APIGatewayV2CustomAuthorizerV2Request {
+	e := events.APIGatewayV2CustomAuthorizerV2Request{Version: "2.0", Type: "REQUEST", RouteKey: routeKey, RawPath: rawPath,
+		Headers: headers, QueryStringParameters: query}
+	e.RequestContext.RequestID = "req-1"
+	e.RequestContext.HTTP.Method = strings.SplitN(routeKey, " ", 2)[0]
+	if deviceID != "" {
+		e.PathParameters = map[string]string{"deviceId": deviceID}
+	}
+	return e
+}
+
+func bearer(k string) map[string]string { return map[string]string{"authorization": "Bearer " + k} }
+
+func TestAuthorizerDecisions(t *testing.T) {
+	w := newWorld(t, 1000)
+	keyed := New(mustKeys(t, false), w.reg)
+	open := New(mustKeys(t, true), w.reg)
+	newID := "dev-new-" + influxtest.RandomID(4)
+	env := func(id string) (string, string, string) { return EnvRouteKey, "/api/env/" + id, id }
+
+	type tc struct {
+		name    string
+		a       *Authorizer
+		route   [3]string
+		headers map[string]string
+		query   map[string]string
+		allow   bool
+		role    string
+	}
+	r3 := func(rk, p, id string) [3]string { return [3]string{rk, p, id} }
+	tests := []tc{
+		{"no key, operator route", keyed, r3("GET /api/devices", "/api/devices", ""), nil, nil, false, ""},
+		{"no key, env route", keyed, r3(env(newID)), nil, nil, false, ""},
+		{"wrong key", keyed, r3("GET /api/devices", "/api/devices", ""), bearer("nope"), nil, false, ""},
+		{"wrong key, env of new id", keyed, r3(env(newID)), bearer("nope"), nil, false, ""},
+		{"provisioning key, operator route", keyed, r3("GET /api/devices", "/api/devices", ""), bearer(provKey), nil, false, ""},
+		{"provisioning key, register route", keyed, r3("POST /api/devices/{deviceId}", "/api/devices/"+newID, newID), bearer(provKey), nil, false, ""},
+		{"provisioning key, new id", keyed, r3(env(newID)), bearer(provKey), nil, true, RoleProvisioning},
+		{"provisioning key in query, new id", keyed, r3(env(newID)), nil, map[string]string{"key": provKey}, true, RoleProvisioning},
+		{"provisioning key, existing id", keyed, r3(env(w.a)), bearer(provKey), nil, false, ""},
+		{"device token, own id", keyed, r3(env(w.a)), bearer(w.tokA), nil, true, RoleDevice},
+		{"device token in query, own id", keyed, r3(env(w.a)), nil, map[string]string{"key": w.tokA}, true, RoleDevice},
+		{"device token, other id", keyed, r3(env(w.b)), bearer(w.tokA), nil, false, ""},
+		{"device token, new id", keyed, r3(env(newID)), bearer(w.tokA), nil, false, ""},
+		{"device token, its summary (operator route)", keyed, r3("GET /api/devices/{deviceId}/summary", "/api/devices/"+w.a+"/summary", w.a), bearer(w.tokA), nil, false, ""},
+		{"device token, rotate itself", keyed, r3("POST /api/devices/{deviceId}/rotate", "/api/devices/"+w.a+"/rotate", w.a), bearer(w.tokA), nil, false, ""},
+		{"operator key, list", keyed, r3("GET /api/devices", "/api/devices", ""), bearer(operatorKey), nil, true, RoleOperator},
+		{"operator key, delete", keyed, r3("DELETE /api/devices/{deviceId}", "/api/devices/"+w.a, w.a), bearer(operatorKey), nil, true, RoleOperator},
+		{"operator key, existing env", keyed, r3(env(w.a)), bearer(operatorKey), nil, true, RoleOperator},
+		{"operator key, invalid id (the function answers 400)", keyed, r3(env("bad id")), bearer(operatorKey), nil, true, RoleOperator},
+		{"operator key in query", keyed, r3("POST /api/write-missing", "/api/write-missing", ""), nil, map[string]string{"key": operatorKey}, true, RoleOperator},
+		{"operator key, lowercase scheme, mixed-case header", keyed, r3("GET /api/devices", "/api/devices", ""), map[string]string{"Authorization": "bearer " + operatorKey}, nil, true, RoleOperator},
+		{"operator key as Basic is no key", keyed, r3("GET /api/devices", "/api/devices", ""), map[string]string{"authorization": "Basic " + operatorKey}, nil, false, ""},
+		{"provisioning key, invalid id", keyed, r3(env(`x"or"1`)), bearer(provKey), nil, false, ""},
+		{"oversized key", keyed, r3(env(newID)), bearer(strings.Repeat("k", MaxKeyBytes+1)), nil, false, ""},
+		{"operator key with a suffix", keyed, r3("GET /api/devices", "/api/devices", ""), bearer(operatorKey + "x"), nil, false, ""},
+		{"DEVICE_AUTH=none, env without key", open, r3(env(w.a)), nil, nil, true, RoleOpen},
+		{"DEVICE_AUTH=none, operator route without key", open, r3("GET /api/devices", "/api/devices", ""), nil, nil, false, ""},
+		{"DEVICE_AUTH=none, operator route with provisioning key", open, r3("DELETE /api/devices/{deviceId}", "/api/devices/"+w.a, w.a), bearer(provKey), nil, false, ""},
+		{"$default route, env path, provisioning key", keyed, r3("$default", "/api/env/"+newID, ""), bearer(provKey), nil, true, RoleProvisioning},
+		{"$default route, other path, provisioning key", keyed, r3("$default", "/api/devices", ""), bearer(provKey), nil, false, ""},
+	}
+	var logs bytes.Buffer
+	api.SetBaseLogger(slog.New(slog.NewJSONHandler(&logs, nil)))
+	t.Cleanup(func() { api.SetBaseLogger(slog.New(slog.NewJSONHandler(os.Stderr, nil))) })
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := ev(tt.route[0], tt.route[1], tt.route[2], tt.headers, tt.query)
+			if tt.route[0] == "$default" {
+				e.RequestContext.HTTP.Method = "GET"
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			resp, err := tt.a.Handle(ctx, e)
+			if err != nil {
+				t.Fatalf("got error %v", err)
+			}
+			if resp.IsAuthorized != tt.allow {
+				t.Errorf("isAuthorized: got %v, want %v", resp.IsAuthorized, tt.allow)
+			}
+			if got, _ := resp.Context["role"].(string); got != tt.role {
+				t.Errorf("role: got %q, want %q", got, tt.role)
+			}
+		})
+	}
+	for _, secret := range []string{operatorKey, provKey, w.tokA, w.tokB} {
+		if strings.Contains(logs.String(), secret) {
+			t.Errorf("a key or token appears in the log")
+		}
+	}
+	if !strings.Contains(logs.String(), `"authorizer decision"`) {
+		t.Errorf("no decision logged: %s", logs.String())
+	}
+}
+
+// The cap on registered devices is the registry's (an authorizer only allows or denies): the provisioning key is
+// allowed through and the env function answers 429 JSON.
+func TestDeviceCapAnswers429(t *testing.T) {
+	w := newWorld(t, 2) // both slots taken by a and b
+	a := New(mustKeys(t, false), w.reg)
+	newID := "dev-over-" + influxtest.RandomID(4)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	resp, err := a.Handle(ctx, ev(EnvRouteKey, "/api/env/"+newID, newID, bearer(provKey), nil))
+	if err != nil || !resp.IsAuthorized {
+		t.Fatalf("authorizer: got %+v %v, want allowed", resp, err)
+	}
+	h := api.Handler(registry.NewHandlers(w.reg).Mux(registry.RouteEnv))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/api/env/"+newID, nil))
+	if rec.Code != http.StatusTooManyRequests || !strings.Contains(rec.Body.String(), `"error"`) {
+		t.Errorf("env past the cap: got %d %s, want 429 JSON", rec.Code, rec.Body.String())
+	}
+	if _, err := w.reg.Get(ctx, newID); !api.IsCode(err, api.NotFound) {
+		t.Errorf("device past the cap: got %v, want not registered", err)
+	}
+}
+
+func TestRegistryDownFailsTheInvocation(t *testing.T) {
+	port, err := influxtest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://127.0.0.1:" + strconv.Itoa(port)
+	cfg := config.Config{InfluxURL: url, Org: "o", Bucket: "d", BucketAuth: "r", Token: "t", MaxDevices: 10}
+	reg := registry.New(influx.New(url, "t", "o", influx.Options{HTTPTimeout: 2 * time.Second}), cfg)
+	a := New(mustKeys(t, false), reg)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := a.Handle(ctx, ev(EnvRouteKey, "/api/env/dev1", "dev1", bearer(provKey), nil))
+	if err == nil || resp.IsAuthorized {
+		t.Fatalf("got %+v %v, want an error (API Gateway answers 500), not a guess", resp, err)
+	}
+	if strings.Contains(err.Error(), "127.0.0.1") {
+		t.Errorf("the error returned to Lambda carries details: %v", err)
+	}
+	// the operator needs no registry
+	if resp, err := a.Handle(ctx, ev(EnvRouteKey, "/api/env/dev1", "dev1", bearer(operatorKey), nil)); err != nil || !resp.IsAuthorized {
+		t.Errorf("operator while the registry is down: got %+v %v, want allowed", resp, err)
+	}
+}
+
+func TestLoadKeys(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     map[string]string
+		wantErr string
+		open    bool
+		prov    bool
+	}{
+		{"both keys", map[string]string{"IOT_OPERATOR_KEY": "op", "IOT_DEVICE_KEY": "dev"}, "", false, true},
+		{"operator only", map[string]string{"IOT_OPERATOR_KEY": "op"}, "", false, false},
+		{"open env", map[string]string{"IOT_OPERATOR_KEY": "op", "DEVICE_AUTH": "none"}, "", true, false},
+		{"explicit key mode", map[string]string{"IOT_OPERATOR_KEY": "op", "DEVICE_AUTH": "key"}, "", false, false},
+		{"no operator key", map[string]string{"IOT_DEVICE_KEY": "dev"}, "operator key is required", false, false},
+		{"same keys", map[string]string{"IOT_OPERATOR_KEY": "same", "IOT_DEVICE_KEY": "same"}, "must differ", false, false},
+		{"bad mode", map[string]string{"IOT_OPERATOR_KEY": "op", "DEVICE_AUTH": "off"}, "DEVICE_AUTH", false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k, err := LoadKeys(context.Background(), func(n string) string { return tt.env[n] }, nil)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("got %v, want an error with %q", err, tt.wantErr)
+				}
+				for _, v := range tt.env {
+					if strings.Contains(err.Error(), v) && len(v) > 3 {
+						t.Errorf("the error carries a key: %v", err)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if k.OpenEnv != tt.open || k.hasProv != tt.prov {
+				t.Errorf("got open=%v prov=%v, want %v %v", k.OpenEnv, k.hasProv, tt.open, tt.prov)
+			}
+		})
+	}
+}
+
+func BenchmarkDecideOperator(b *testing.B) {
+	k, _ := NewKeys(operatorKey, provKey, false)
+	a := New(k, nil)
+	r := Request{RouteKey: "GET /api/devices", Key: operatorKey}
+	ctx := context.Background()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		if d, _ := a.Decide(ctx, r); !d.Allow {
+			b.Fatal("denied")
+		}
+	}
+	b.ReportMetric(float64(time.Since(start).Nanoseconds())/float64(b.N)/1000, "us/decision")
+}
