@@ -249,4 +249,3 @@ func BenchmarkWorkerPeakRSS(b *testing.B) {
 	b.ReportMetric(week, "MB_peak_rss_7day_chunk")
 	b.ReportMetric(base, "MB_rss_before_work")
 }
-
