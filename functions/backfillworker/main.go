@@ -8,15 +8,17 @@ import (
 
 	"github.com/iot-center/iot-center-serverless/shared/backfill"
 	"github.com/iot-center/iot-center-serverless/shared/lambdaapp"
+	"github.com/iot-center/iot-center-serverless/shared/metrics"
 	"github.com/iot-center/iot-center-serverless/shared/sensors"
 )
 
 func main() {
 	d := lambdaapp.Init()
 	w := &backfill.Worker{
-		Influx: d.Influx,
-		Bucket: d.Config.Bucket,
-		Gen:    sensors.Generator{Lat: d.Config.DefaultLat, Lon: d.Config.DefaultLon},
+		Influx:  d.Influx,
+		Bucket:  d.Config.Bucket,
+		Gen:     sensors.Generator{Lat: d.Config.DefaultLat, Lon: d.Config.DefaultLon},
+		Metrics: metrics.Stdout,
 	}
 	lambda.Start(w.Handle)
 }

@@ -5,11 +5,14 @@ import (
 	"compress/gzip"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
+	"github.com/iot-center/iot-center-serverless/shared/metrics"
 	"github.com/iot-center/iot-center-serverless/shared/sensors"
 )
 
@@ -30,6 +33,8 @@ type Worker struct {
 	Influx Writer
 	Bucket string
 	Gen    sensors.Generator
+	// Metrics receives CloudWatch EMF lines (points written, chunk duration, InfluxDB errors by status); nil: none.
+	Metrics io.Writer
 
 	lp []byte
 	gz bytes.Buffer
@@ -54,6 +59,7 @@ func (w *Worker) Handle(ctx context.Context, c Chunk) error {
 			return nil
 		}
 		if err := w.write(ctx, lp); err != nil {
+			w.emitFailure(ctx, err, written)
 			return fmt.Errorf("backfill: chunk for %s: %d of %d points written: %w", c.DeviceID, written, c.Minutes(), err)
 		}
 		written += lines
@@ -75,9 +81,26 @@ func (w *Worker) Handle(ctx context.Context, c Chunk) error {
 		return err
 	}
 	w.lp = lp
+	took := time.Since(start)
 	api.Logger(ctx).InfoContext(ctx, "chunk written", slog.String("deviceId", c.DeviceID), slog.Int("points", written),
-		slog.Int("ranges", len(c.Ranges)), slog.Duration("took", time.Since(start)))
+		slog.Int("ranges", len(c.Ranges)), slog.Duration("took", took))
+	if w.Metrics != nil {
+		metrics.EmitAll(ctx, w.Metrics, []metrics.Dim{{Name: "Function", Value: "BackfillWorker"}},
+			metrics.Metric{Name: "PointsWritten", Value: float64(written), Unit: metrics.Count},
+			metrics.Metric{Name: "ChunkDuration", Value: float64(took.Milliseconds()), Unit: metrics.Milliseconds})
+	}
 	return nil
+}
+
+// emitFailure counts a failed chunk by InfluxDB's answer (0: no answer, the server was unreachable).
+func (w *Worker) emitFailure(ctx context.Context, err error, written int) {
+	if w.Metrics == nil {
+		return
+	}
+	metrics.EmitAll(ctx, w.Metrics, []metrics.Dim{{Name: "Function", Value: "BackfillWorker"},
+		{Name: "Status", Value: strconv.Itoa(influx.StatusOf(err))}},
+		metrics.Metric{Name: "InfluxErrors", Value: 1, Unit: metrics.Count},
+		metrics.Metric{Name: "PointsWritten", Value: float64(written), Unit: metrics.Count})
 }
 
 // write gzips lp into the reused buffer (fastest level: the network is rarely the bottleneck on a loopback or VPC
