@@ -18,6 +18,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/url"
 	"strings"
@@ -26,6 +27,7 @@ import (
 
 	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/config"
+	"github.com/iot-center/iot-center-serverless/shared/metrics"
 )
 
 // EnvRouteKey is the one route devices call; every other route is for the operator.
@@ -104,11 +106,13 @@ type Decision struct {
 type Authorizer struct {
 	keys    Keys
 	devices DeviceTokens
+	// Metrics receives the EMF lines of the decisions (metrics.Stdout by default).
+	Metrics io.Writer
 }
 
 // New builds an Authorizer. devices may be nil only when the env route is open (nothing then needs the registry).
 func New(keys Keys, devices DeviceTokens) *Authorizer {
-	return &Authorizer{keys: keys, devices: devices}
+	return &Authorizer{keys: keys, devices: devices, Metrics: metrics.Stdout}
 }
 
 // Request is what a decision depends on, taken from the API Gateway event.
@@ -211,6 +215,11 @@ func (a *Authorizer) Handle(ctx context.Context, ev events.APIGatewayV2CustomAut
 		return events.APIGatewayV2CustomAuthorizerSimpleResponse{}, errors.New("internal error")
 	}
 	l.InfoContext(ctx, "authorizer decision", slog.Bool("allow", d.Allow), slog.String("role", d.Role), slog.String("reason", d.Reason))
+	if d.Allow {
+		metrics.Emit(ctx, a.Metrics, "AuthAllowed", 1, metrics.Count, metrics.Dim{Name: "Role", Value: d.Role})
+	} else {
+		metrics.Emit(ctx, a.Metrics, "AuthDenied", 1, metrics.Count)
+	}
 	resp := events.APIGatewayV2CustomAuthorizerSimpleResponse{IsAuthorized: d.Allow}
 	if d.Allow {
 		resp.Context = map[string]any{"role": d.Role}

@@ -3,10 +3,12 @@ package authz
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -143,9 +145,11 @@ func TestAuthorizerDecisions(t *testing.T) {
 		{"$default route, env path, provisioning key", keyed, r3("$default", "/api/env/"+newID, ""), bearer(provKey), nil, true, RoleProvisioning},
 		{"$default route, other path, provisioning key", keyed, r3("$default", "/api/devices", ""), bearer(provKey), nil, false, ""},
 	}
-	var logs bytes.Buffer
+	var logs, emf bytes.Buffer
+	keyed.Metrics, open.Metrics = &emf, &emf
+	old := api.BaseLogger()
 	api.SetBaseLogger(slog.New(slog.NewJSONHandler(&logs, nil)))
-	t.Cleanup(func() { api.SetBaseLogger(slog.New(slog.NewJSONHandler(os.Stderr, nil))) })
+	t.Cleanup(func() { api.SetBaseLogger(old) })
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := ev(tt.route[0], tt.route[1], tt.route[2], tt.headers, tt.query)
@@ -170,6 +174,10 @@ func TestAuthorizerDecisions(t *testing.T) {
 		if strings.Contains(logs.String(), secret) {
 			t.Errorf("a key or token appears in the log")
 		}
+	}
+	if n := strings.Count(emf.String(), `"AuthAllowed"`) + strings.Count(emf.String(), `"AuthDenied"`); n != 2*len(tests) {
+		// each line names the metric twice: as a value and in the _aws block
+		t.Errorf("got %d metric mentions, want %d (one line per decision)", n, 2*len(tests))
 	}
 	if !strings.Contains(logs.String(), `"authorizer decision"`) {
 		t.Errorf("no decision logged: %s", logs.String())
@@ -261,6 +269,47 @@ func TestLoadKeys(t *testing.T) {
 			}
 		})
 	}
+}
+
+// BenchmarkAuthorizerDeviceToken measures what API Gateway waits for on a device's GET /api/env: a registry read
+// on the real InfluxDB, then the hash comparison.
+func BenchmarkAuthorizerDeviceToken(b *testing.B) {
+	srv := influxtest.Shared(b)
+	cfg := config.Config{InfluxURL: srv.URL, Org: srv.Org, Token: config.Secret(srv.Token), MaxDevices: 1000,
+		Bucket: srv.NewBucket(b, "authz_bench_data"), BucketAuth: srv.NewBucket(b, "authz_bench_reg"), BucketDownsampled: "unused"}
+	reg := registry.New(srv.Client(b), cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	id := "bench-" + influxtest.RandomID(4)
+	d, _, err := reg.Register(ctx, id)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = srv.Client(b).DeleteAuthorization(context.Background(), d.AuthorizationID) })
+	k, _ := NewKeys(operatorKey, provKey, false)
+	a := New(k, reg)
+	a.Metrics = io.Discard
+	e := ev(EnvRouteKey, "/api/env/"+id, id, bearer(d.Token.Reveal()), nil)
+	old := api.BaseLogger()
+	api.SetBaseLogger(slog.New(slog.NewJSONHandler(io.Discard, nil)))
+	defer api.SetBaseLogger(old)
+	const samples = 50
+	lat := make([]float64, 0, samples)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		lat = lat[:0]
+		for j := 0; j < samples; j++ {
+			start := time.Now()
+			resp, err := a.Handle(ctx, e)
+			if err != nil || !resp.IsAuthorized {
+				b.Fatalf("got %+v %v, want allowed", resp, err)
+			}
+			lat = append(lat, float64(time.Since(start).Microseconds())/1000)
+		}
+	}
+	sort.Float64s(lat)
+	b.ReportMetric(lat[len(lat)/2], "ms/median")
+	b.ReportMetric(lat[len(lat)*95/100], "ms/p95")
 }
 
 func BenchmarkDecideOperator(b *testing.B) {
