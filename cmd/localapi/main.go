@@ -1,0 +1,102 @@
+// Command localapi is `sam local start-api` without Docker: it reads template.yaml, builds every function with its
+// Makefile target, runs each bootstrap under the Lambda Runtime Interface Emulator, and serves the HTTP API (with
+// its Lambda authorizer) and the Lambda Invoke API on one local port, over a real InfluxDB.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/app"
+)
+
+func main() {
+	var o app.Options
+	var params, poolFor string
+	flag.StringVar(&o.Root, "root", "", "repository root (default: the folder holding go.mod above the working directory)")
+	flag.StringVar(&o.Template, "template", "", "SAM template (default <root>/template.yaml)")
+	flag.StringVar(&o.Addr, "addr", "127.0.0.1:3000", "listen address of the local API")
+	flag.StringVar(&o.State, "state", ".local", "state folder: influxd data, token, keys, builds, dead letters")
+	flag.StringVar(&o.InfluxAddr, "influx-addr", "127.0.0.1:8086", "address of the local influxd (unused when INFLUX_URL and INFLUX_TOKEN are set)")
+	flag.IntVar(&o.Pool, "pool", 2, "emulator processes per function")
+	flag.StringVar(&poolFor, "pool-for", "", "per-function pool sizes, e.g. EnvConfigFunction=4,QueryFunction=3")
+	flag.StringVar(&o.EnvVars, "env-vars", "", "JSON file in the `sam local --env-vars` format")
+	flag.StringVar(&params, "parameter-overrides", os.Getenv("LOCALAPI_PARAMETER_OVERRIDES"), "template parameters, Key=Value separated by spaces or commas")
+	flag.StringVar(&o.GOARCH, "goarch", runtime.GOARCH, "architecture of the local builds (the host's)")
+	flag.BoolVar(&o.SkipSetup, "skip-setup", false, "do not prepare InfluxDB (buckets, downsampling task, dashboard)")
+	flag.Parse()
+
+	var err error
+	if o.Params, err = pairs(params); err != nil {
+		fail(fmt.Errorf("-parameter-overrides: %w", err))
+	}
+	sizes, err := pairs(poolFor)
+	if err != nil {
+		fail(fmt.Errorf("-pool-for: %w", err))
+	}
+	o.PoolFor = map[string]int{}
+	for k, v := range sizes {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 64 {
+			fail(fmt.Errorf("-pool-for %s=%s: want 1..64", k, v))
+		}
+		o.PoolFor[k] = n
+	}
+	if o.Pool < 1 || o.Pool > 64 {
+		fail(fmt.Errorf("-pool %d: want 1..64", o.Pool))
+	}
+	if o.Root == "" {
+		if o.Root, err = moduleRoot(); err != nil {
+			fail(err)
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := app.Run(ctx, o); err != nil && ctx.Err() == nil {
+		fail(err)
+	}
+}
+
+// pairs parses "A=1 B=2" or "A=1,B=2".
+func pairs(s string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == ',' }) {
+		k, v, ok := strings.Cut(f, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("%q is not Key=Value", f)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for i := 0; i < 32; i++ {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			break
+		}
+		dir = parent
+	}
+	return "", fmt.Errorf("no go.mod above the working directory: pass -root")
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "localapi:", err)
+	os.Exit(1)
+}
