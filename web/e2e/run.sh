@@ -13,7 +13,13 @@ repo=$(pwd)
 : "${HEALTH_TIMEOUT:=300}" # seconds: the first run builds influxd's cache check, the functions and the front end
 [ -x "$CHROMIUM" ] || { echo "e2e: $CHROMIUM not found (apt-get install -y chromium)"; exit 1; }
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+port=$(free_port)
+influx_port=$(free_port)
+# A fresh operator key for this run only (the local API takes it from the environment instead of generating one).
+token() { python3 -c 'import secrets; print(secrets.token_hex(16))'; }
+operator_key="e2e-op-$(token)"
+device_key="e2e-dev-$(token)"
 state=$(mktemp -d /tmp/iot-e2e-state.XXXXXX)
 artifacts=${ARTIFACTS:-$repo/test-artifacts}
 mkdir -p "$artifacts"
@@ -36,17 +42,18 @@ trap cleanup EXIT INT TERM
 make --no-print-directory tools ui >/dev/null
 
 # Its own process group, so cleanup reaches the API, its emulators and influxd, and nothing else.
-setsid go run ./cmd/localapi -state "$state" -addr "127.0.0.1:$port" >"$log" 2>&1 &
+# Its own InfluxDB too: INFLUX_URL/INFLUX_TOKEN from the caller's environment would point it elsewhere.
+env -u INFLUX_URL -u INFLUX_TOKEN IOT_OPERATOR_KEY="$operator_key" IOT_DEVICE_KEY="$device_key" \
+	setsid go run ./cmd/localapi -state "$state" -addr "127.0.0.1:$port" -influx-addr "127.0.0.1:$influx_port" >"$log" 2>&1 &
 pgid=$!
 echo "e2e: local API pid $pgid on 127.0.0.1:$port, state $state, log $log"
 
 deadline=$((SECONDS + HEALTH_TIMEOUT))
-until curl -fsS -o /dev/null "http://127.0.0.1:$port/api/health"; do
+until curl -fs -o /dev/null --max-time 5 "http://127.0.0.1:$port/api/health"; do
 	if ! kill -0 "$pgid" 2>/dev/null; then echo "e2e: the local API exited; last log lines:"; tail -n 40 "$log"; exit 1; fi
 	if [ $SECONDS -ge $deadline ]; then echo "e2e: /api/health not up after ${HEALTH_TIMEOUT}s"; tail -n 40 "$log"; exit 1; fi
 	sleep 1
 done
-[ -f "$state/keys.env" ] || { echo "e2e: no $state/keys.env written by the local API"; exit 1; }
 
-BASE_URL="http://127.0.0.1:$port" KEYS_FILE="$state/keys.env" ARTIFACTS="$artifacts" CHROMIUM="$CHROMIUM" \
+BASE_URL="http://127.0.0.1:$port" OPERATOR_KEY="$operator_key" ARTIFACTS="$artifacts" CHROMIUM="$CHROMIUM" \
 	node web/e2e/dashboard.e2e.mjs
