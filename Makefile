@@ -76,8 +76,11 @@ test: lint tools ui
 	@bin=$$($(INFLUXD) path) && echo "influxd: $$bin" && \
 	  INFLUXD_BIN=$$bin RIE_BIN=$(CURDIR)/bin/aws-lambda-rie go test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
+# The local API (cmd/localapi): built, then exec'd so Ctrl-C/SIGTERM reach it directly. Extra flags, e.g.
+# LOCALAPI_FLAGS="-pool 3 -pool-for EnvConfigFunction=4 -env-vars env.json -parameter-overrides DeviceAuth=none".
+LOCALAPI_FLAGS ?=
 run: tools ui
-	go run ./cmd/localapi -state .local
+	@go build -o bin/localapi ./cmd/localapi && exec bin/localapi -state .local $(LOCALAPI_FLAGS)
 
 # Benchmarks hold the speed and memory goals; each runs once (-benchtime 1x) and reports its own figures.
 bench: tools ui

@@ -1,0 +1,206 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/lambdarun"
+	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/samtpl"
+	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/testfn"
+)
+
+// makefileTargets returns build-<LogicalId> -> package path of its go build, and the FUNCTIONS list.
+func makefileTargets(t testing.TB) (map[string]string, []string) {
+	t.Helper()
+	f, err := os.Open(filepath.Join(testfn.Root(), "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	targets := map[string]string{}
+	var functions []string
+	target := regexp.MustCompile(`^build-([A-Za-z0-9]+):`)
+	pkg := regexp.MustCompile(`\$\(GO_BUILD\)\s+(\./functions/\S+)`)
+	current, inFunctions := "", false
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "FUNCTIONS :=") || inFunctions {
+			body := strings.TrimPrefix(line, "FUNCTIONS :=")
+			inFunctions = strings.HasSuffix(body, "\\")
+			functions = append(functions, strings.Fields(strings.TrimSuffix(body, "\\"))...)
+			continue
+		}
+		if m := target.FindStringSubmatch(line); m != nil {
+			current = m[1]
+			targets[current] = ""
+			continue
+		}
+		if m := pkg.FindStringSubmatch(line); m != nil && current != "" && strings.HasPrefix(line, "\t") {
+			targets[current] = m[1]
+		}
+		if !strings.HasPrefix(line, "\t") {
+			current = ""
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return targets, functions
+}
+
+func loadTemplate(t testing.TB) *samtpl.Template {
+	t.Helper()
+	tpl, err := samtpl.Load(filepath.Join(testfn.Root(), "template.yaml"), map[string]string{"InfluxUrl": "http://127.0.0.1:1", "InfluxOrg": "o"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tpl
+}
+
+// TestMakefileTargetsMatchTemplate: SAM's `BuildMethod: makefile` calls build-<LogicalId>, so the two lists must
+// agree; each target builds functions/<lowercase id without "Function">; every function folder is reachable.
+func TestMakefileTargetsMatchTemplate(t *testing.T) {
+	tpl := loadTemplate(t)
+	targets, functions := makefileTargets(t)
+	ids := tpl.IDs()
+	for _, id := range ids {
+		pkg, ok := targets[id]
+		if !ok {
+			t.Errorf("template function %s has no build-%s target in the Makefile", id, id)
+			continue
+		}
+		if want := "./functions/" + strings.ToLower(strings.TrimSuffix(id, "Function")); pkg != want {
+			t.Errorf("build-%s builds %q, want %q", id, pkg, want)
+		}
+	}
+	for target := range targets {
+		if tpl.Functions[target] == nil {
+			t.Errorf("Makefile target build-%s matches no function in template.yaml", target)
+		}
+	}
+	sort.Strings(functions)
+	if strings.Join(functions, " ") != strings.Join(ids, " ") {
+		t.Errorf("Makefile FUNCTIONS = %v, template functions = %v", functions, ids)
+	}
+
+	routed := map[string]bool{}
+	for _, r := range tpl.Routes {
+		routed[r.Function] = true
+	}
+	dirs, err := os.ReadDir(filepath.Join(testfn.Root(), "functions"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range dirs {
+		if !d.IsDir() {
+			continue
+		}
+		var fn *samtpl.Function
+		for _, id := range ids {
+			if strings.ToLower(strings.TrimSuffix(id, "Function")) == d.Name() {
+				fn = tpl.Functions[id]
+			}
+		}
+		if fn == nil {
+			t.Errorf("functions/%s has no AWS::Serverless::Function in template.yaml", d.Name())
+			continue
+		}
+		if !routed[fn.LogicalID] && len(fn.InvokedBy) == 0 {
+			t.Errorf("functions/%s (%s) has neither a route nor an invoker", d.Name(), fn.LogicalID)
+		}
+	}
+}
+
+func TestPairs(t *testing.T) {
+	got, err := pairs("A=1 B=x,C=")
+	if err != nil || got["A"] != "1" || got["B"] != "x" || got["C"] != "" || len(got) != 3 {
+		t.Errorf("pairs = %v %v", got, err)
+	}
+	if _, err := pairs("novalue"); err == nil {
+		t.Error("pairs accepted a field without =")
+	}
+}
+
+// BenchmarkColdStart reports, per function, the cold start under the emulator (emulator process start to the
+// first response, host build) and the init share of it (cold minus a warm invocation), plus the size of the arm64
+// bootstrap built with the exact Makefile target. Goals: init <= 30 ms, bootstrap <= 15 MB.
+func BenchmarkColdStart(b *testing.B) {
+	tpl := loadTemplate(b)
+	root := testfn.Root()
+	rie, err := lambdarun.FindRIE(root)
+	if err != nil {
+		b.Fatal(err)
+	}
+	dir := b.TempDir()
+	ctx := context.Background()
+	ids := tpl.IDs()
+	host := lambdarun.Build(ctx, root, filepath.Join(dir, runtime.GOARCH), runtime.GOARCH, ids, 2)
+	arm := lambdarun.Build(ctx, root, filepath.Join(dir, "arm64"), "arm64", ids, 2)
+	for _, id := range ids {
+		b.Run(id, func(b *testing.B) {
+			if r := arm[id]; r.Err != nil {
+				b.Fatalf("arm64 build: %v\n%s", r.Err, r.Output)
+			}
+			if r := host[id]; r.Err != nil {
+				b.Fatalf("host build: %v\n%s", r.Err, r.Output)
+			}
+			st, err := os.Stat(arm[id].Bootstrap)
+			if err != nil {
+				b.Fatal(err)
+			}
+			f := tpl.Functions[id]
+			env := []string{"PATH=/usr/bin:/bin", "AWS_LAMBDA_FUNCTION_NAME=" + id, "AWS_LAMBDA_FUNCTION_TIMEOUT=10",
+				"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=local", "AWS_SECRET_ACCESS_KEY=local",
+				"INFLUX_TOKEN=bench-token", "IOT_OPERATOR_KEY=bench-operator", "IOT_DEVICE_KEY=bench-device"}
+			for k, v := range f.Env {
+				env = append(env, k+"="+v)
+			}
+			payload := benchEvent(tpl, id)
+			var cold, warm time.Duration
+			for i := 0; i < b.N; i++ {
+				p := lambdarun.NewPool(rie, lambdarun.Spec{Name: id, Bootstrap: host[id].Bootstrap, PoolSize: 1, Timeout: 10 * time.Second, Env: env})
+				t0 := time.Now()
+				if _, err := p.Invoke(ctx, payload); err != nil {
+					b.Fatal(err)
+				}
+				cold += time.Since(t0)
+				t1 := time.Now()
+				if _, err := p.Invoke(ctx, payload); err != nil {
+					b.Fatal(err)
+				}
+				warm += time.Since(t1)
+				cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				p.Close(cctx)
+				cancel()
+			}
+			n := float64(b.N)
+			b.ReportMetric(float64(cold.Microseconds())/1000/n, "ms/cold_start")
+			b.ReportMetric(float64((cold-warm).Microseconds())/1000/n, "ms/init")
+			b.ReportMetric(float64(st.Size())/(1<<20), "MB/bootstrap_arm64")
+		})
+	}
+}
+
+// benchEvent is a payload-2.0 event for one of the function's routes (or an empty object for the others).
+func benchEvent(tpl *samtpl.Template, id string) []byte {
+	for _, r := range tpl.Routes {
+		if r.Function == id {
+			path := strings.NewReplacer("{deviceId}", "bench-device", "{proxy+}", "main.js").Replace(r.Path)
+			ev := map[string]any{"version": "2.0", "routeKey": r.Key(), "rawPath": path, "headers": map[string]string{},
+				"requestContext": map[string]any{"http": map[string]string{"method": r.Method, "path": path}, "stage": "$default"}}
+			b, _ := json.Marshal(ev)
+			return b
+		}
+	}
+	return []byte(`{}`)
+}
