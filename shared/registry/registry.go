@@ -37,8 +37,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/iot-center/iot-center-serverless/shared/api"
@@ -206,19 +208,18 @@ func quote(s string) string {
 	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
 }
 
-// classify maps an InfluxDB failure to the code answered: overload and outages are 503, the rest internal.
+// classify maps an InfluxDB failure to the code answered: overload and outages are 503, a deadline 504, the rest
+// (including InfluxDB refusing the admin token: a deployment error) internal.
 func classify(err error) api.Code {
 	if errors.Is(err, context.DeadlineExceeded) {
 		return api.Timeout
 	}
-	switch s := influx.StatusOf(err); {
-	case s == 429 || s == 503:
+	if s := influx.StatusOf(err); s == 429 || s == 503 {
 		return api.Unavailable
-	case s == 0 && !errors.Is(err, context.Canceled):
-		var he *influx.HTTPError
-		if !errors.As(err, &he) {
-			return api.Unavailable // no answer at all: InfluxDB is down or unreachable
-		}
+	}
+	var ne net.Error
+	if errors.As(err, &ne) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) {
+		return api.Unavailable // no answer at all: InfluxDB is down or unreachable
 	}
 	return api.Internal
 }

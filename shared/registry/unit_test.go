@@ -1,0 +1,104 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/iot-center/iot-center-serverless/shared/api"
+	"github.com/iot-center/iot-center-serverless/shared/config"
+	"github.com/iot-center/iot-center-serverless/shared/influx"
+)
+
+func TestPickWinner(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	rw := []influx.Permission{{Action: "read", Type: "buckets", BucketID: "data"}, {Action: "write", Type: "buckets", BucketID: "data"}}
+	wo := []influx.Permission{{Action: "write", Type: "buckets", BucketID: "data"}}
+	a := func(id string, sec int, active bool, p []influx.Permission) influx.Authorization {
+		return influx.Authorization{ID: id, CreatedAt: t0.Add(time.Duration(sec) * time.Second), Active: active, Permissions: p}
+	}
+	for _, tc := range []struct {
+		name       string
+		auths      []influx.Authorization
+		replaced   string
+		after      time.Time
+		wantWinner string
+		wantBefore []string
+		wantOK     bool
+	}{
+		{"first registration: oldest wins", []influx.Authorization{a("a", 1, true, rw), a("b", 2, true, rw), a("c", 3, true, rw)},
+			"", time.Time{}, "a", nil, true},
+		{"inactive and read-less skipped", []influx.Authorization{a("a", 1, false, rw), a("b", 2, true, wo), a("c", 3, true, rw)},
+			"", time.Time{}, "c", []string{"a", "b"}, true},
+		{"rotation: only newer than the replaced", []influx.Authorization{a("x", 0, true, rw), a("old", 1, true, rw), a("n1", 2, true, rw), a("n2", 3, true, rw)},
+			"old", time.Time{}, "n1", []string{"x", "old"}, true},
+		{"replaced gone: newer than its record time", []influx.Authorization{a("stray", 1, true, rw), a("n1", 5, true, rw)},
+			"gone", t0.Add(3 * time.Second), "n1", []string{"gone", "stray"}, true},
+		{"nothing valid", []influx.Authorization{a("a", 1, false, rw)}, "", time.Time{}, "", []string{"a"}, false},
+		{"empty list", nil, "", time.Time{}, "", nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w, before, ok := pick(tc.auths, tc.replaced, tc.after, "data")
+			var got []string
+			for id := range before {
+				got = append(got, id)
+			}
+			sort.Strings(got)
+			want := slices.Clone(tc.wantBefore)
+			sort.Strings(want)
+			if ok != tc.wantOK || w.ID != tc.wantWinner || !slices.Equal(got, want) {
+				t.Errorf("got winner %q ok=%v before %v, want %q ok=%v before %v", w.ID, ok, got, tc.wantWinner, tc.wantOK, want)
+			}
+		})
+	}
+}
+
+func TestClassify(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want api.Code
+	}{
+		{"deadline", fmt.Errorf("q: %w", context.DeadlineExceeded), api.Timeout},
+		{"503", &influx.HTTPError{Status: 503}, api.Unavailable},
+		{"429", fmt.Errorf("w: %w", &influx.HTTPError{Status: 429}), api.Unavailable},
+		{"401 admin token refused", &influx.HTTPError{Status: 401}, api.Internal},
+		{"400", &influx.HTTPError{Status: 400}, api.Internal},
+		{"connection refused", fmt.Errorf("post: %w", &net.OpError{Op: "dial", Err: errors.New("refused")}), api.Unavailable},
+		{"other", errors.New("parse"), api.Internal},
+	} {
+		if got := classify(tc.err); got != tc.want {
+			t.Errorf("%s: got %s, want %s", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestRecordRoundTripsAwkwardToken: a token holding line-protocol and CSV syntax is stored and read back intact.
+func TestRecordRoundTripsAwkwardToken(t *testing.T) {
+	f := newFixture(t)
+	id := f.newID("awk")
+	tok := `a"b\c,d=e f` + "\n" + `g==`
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	in := Device{ID: id, AuthorizationID: "0123456789abcdef", Token: config.Secret(tok), CreatedAt: now, UpdatedAt: now}
+	if err := f.reg.write(ctxT(t), in, now); err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.reg.Get(ctxT(t), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Token.Reveal() != tok || got.AuthorizationID != in.AuthorizationID || !got.CreatedAt.Equal(now) || !got.UpdatedAt.Equal(now) {
+		t.Errorf("got %q %s %s %s, want %q %s %s", got.Token.Reveal(), got.AuthorizationID, got.CreatedAt, got.UpdatedAt, tok, in.AuthorizationID, now)
+	}
+	if _, err := f.reg.Get(ctxT(t), "no-such-"+id); !api.IsCode(err, api.NotFound) {
+		t.Errorf("unknown id: got %v, want not found", err)
+	}
+	if _, err := f.reg.Get(ctxT(t), `x" or true or "`); !api.IsCode(err, api.Invalid) {
+		t.Errorf("invalid id: got %v, want invalid", err)
+	}
+}
