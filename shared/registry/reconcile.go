@@ -66,8 +66,9 @@ func (r *Registry) Rotate(ctx context.Context, id string) (Device, error) {
 }
 
 // Delete revokes every authorization of the device and removes its record; withData also deletes its
-// measurements (clientId=<id>) from the data bucket. An unknown device is NotFound (orphan authorizations are still
-// revoked).
+// measurements (clientId=<id>) from the data bucket, after the revocation so no new point arrives. An unknown device
+// is NotFound; its orphan authorizations are still revoked and, with withData, its leftover measurements deleted
+// (so a retry after a half-failed delete finishes the job).
 //
 // Each round removes the records first and then revokes what the authorization list shows, until a list comes back
 // empty: a concurrent creator whose authorization is older than that last (empty) list was revoked, and one whose
@@ -86,6 +87,10 @@ func (r *Registry) Delete(ctx context.Context, id string, withData bool) error {
 			return api.Wrap(classify(err), err, "listing authorizations")
 		}
 		if len(auths) == 0 {
+			// a retry after a delete that failed half-way still removes the data it was asked to
+			if err := r.deleteData(ctx, id, withData); err != nil {
+				return err
+			}
 			return notFound
 		}
 	}
@@ -109,17 +114,26 @@ func (r *Registry) Delete(ctx context.Context, id string, withData bool) error {
 			}
 		}
 	}
+	if err := r.deleteData(ctx, id, withData); err != nil {
+		return err
+	}
 	if !known {
 		return notFound
 	}
-	if withData {
-		pred, err := influx.Predicate("_measurement", DataMeasurement, "clientId", id)
-		if err != nil {
-			return api.Wrap(api.Internal, err, "building the data predicate")
-		}
-		if err := r.c.Delete(ctx, r.cfg.Bucket, influx.AllTimeStart, influx.AllTimeStop, pred); err != nil {
-			return api.Wrap(classify(err), err, "deleting the device's measurements")
-		}
+	return nil
+}
+
+// deleteData removes the device's measurements (clientId=<id>) from the data bucket when asked to.
+func (r *Registry) deleteData(ctx context.Context, id string, withData bool) error {
+	if !withData {
+		return nil
+	}
+	pred, err := influx.Predicate("_measurement", DataMeasurement, "clientId", id)
+	if err != nil {
+		return api.Wrap(api.Internal, err, "building the data predicate")
+	}
+	if err := r.c.Delete(ctx, r.cfg.Bucket, influx.AllTimeStart, influx.AllTimeStop, pred); err != nil {
+		return api.Wrap(classify(err), err, "deleting the device's measurements")
 	}
 	return nil
 }

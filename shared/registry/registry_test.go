@@ -294,6 +294,16 @@ func TestDelete(t *testing.T) {
 	if w := do(t, f.h, "DELETE", "/api/devices/"+unknown, ""); w.Code != http.StatusNotFound {
 		t.Errorf("DELETE unknown: got %d, want 404", w.Code)
 	}
+	// leftover data of an unknown device (a delete that failed half-way) goes with data=true, still 404
+	if s := f.writeAs(f.cfg.Token.Reveal(), f.cfg.Bucket, unknown, 9); s != http.StatusNoContent {
+		t.Fatalf("admin write: %d", s)
+	}
+	if w := do(t, f.h, "DELETE", "/api/devices/"+unknown, "data=true"); w.Code != http.StatusNotFound {
+		t.Errorf("DELETE unknown with data: got %d, want 404", w.Code)
+	}
+	if vals, _ := f.readAs(f.cfg.Token.Reveal(), f.cfg.Bucket, unknown); len(vals) != 0 {
+		t.Errorf("leftover data of an unknown device: got %v, want none", vals)
+	}
 	// a deleted device registers again from scratch, with a new token
 	if c := f.envOK(f.h, keep); !c.NewlyRegistered || c.InfluxToken == toks[keep] {
 		t.Errorf("re-registration after delete: newly=%v sameToken=%v", c.NewlyRegistered, c.InfluxToken == toks[keep])
