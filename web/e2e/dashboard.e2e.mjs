@@ -153,7 +153,7 @@ async function main() {
       await page.waitForSelector("main[data-page=dashboard]");
       await page.click('a[data-range="7d"]');
       await page.waitForFunction(() => location.hash.includes("range=7d"));
-      await page.waitForSelector("main[data-page=dashboard][data-ready]");
+      await page.waitForSelector('main[data-page=dashboard][data-range="7d"][data-ready]');
       const ready = await page.getAttribute("main", "data-ready");
       const status = await page.textContent("#dashboard-status");
       assert(ready === "ok", `dashboard not ready: ${status}`);

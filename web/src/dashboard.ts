@@ -10,6 +10,8 @@ export type Range = (typeof RANGES)[number];
 
 let plots: uPlot[] = [];
 let resizeBound = false;
+// generation identifies the current render: a load that finishes after the page moved on must not touch it.
+let generation = 0;
 
 function destroyPlots(): void {
   for (const p of plots) p.destroy();
@@ -17,9 +19,12 @@ function destroyPlots(): void {
 }
 
 export function dashboardPage(root: HTMLElement, deviceId: string, range: Range): void {
+  const gen = ++generation;
   destroyPlots();
   clear(root);
   root.removeAttribute("data-ready");
+  root.setAttribute("data-range", range);
+  root.setAttribute("data-device", deviceId);
   const select = h("select", { id: "device-select", onchange: () => (location.hash = `#/dashboard/${enc(select.value)}?range=${range}`) });
   const picker = h("div", { class: "ranges", role: "group" },
     ...RANGES.map((r) => h("a", { class: r === range ? "button active" : "button", href: `#/dashboard/${enc(deviceId)}?range=${r}`, "data-range": r }, r)));
@@ -52,7 +57,7 @@ export function dashboardPage(root: HTMLElement, deviceId: string, range: Range)
       }, 150);
     });
   }
-  void load(root, deviceId, range, status, gauges, grid, trace);
+  void load(gen, root, deviceId, range, status, gauges, grid, trace);
 }
 
 async function fillDeviceSelect(select: HTMLSelectElement, current: string): Promise<void> {
@@ -67,7 +72,7 @@ async function fillDeviceSelect(select: HTMLSelectElement, current: string): Pro
   }
 }
 
-async function load(root: HTMLElement, id: string, range: Range, status: HTMLElement, gauges: HTMLElement, grid: HTMLElement, trace: HTMLElement): Promise<void> {
+async function load(gen: number, root: HTMLElement, id: string, range: Range, status: HTMLElement, gauges: HTMLElement, grid: HTMLElement, trace: HTMLElement): Promise<void> {
   status.textContent = "loading…";
   const base = `/api/devices/${enc(id)}`;
   const [m, s, t] = await Promise.allSettled([
@@ -75,6 +80,7 @@ async function load(root: HTMLElement, id: string, range: Range, status: HTMLEle
     call<Record<string, unknown>>("GET", `${base}/summary?range=${range}`),
     call<Measurements>("GET", `${base}/measurements?start=-${range}&fields=Lat,Lon`),
   ]);
+  if (gen !== generation) return; // the page changed while loading
   const problems: string[] = [];
 
   if (s.status === "fulfilled") {

@@ -3,9 +3,13 @@ import { call, enc, DEVICE_ID, type Device, type DeviceConfig } from "./api";
 import { h, clear, fmtTime } from "./dom";
 import { ProgressView } from "./progress";
 
+// Kept across page changes, so a running backfill's bar is still there when the user comes back.
+let progressArea: HTMLElement | null = null;
+
 export function devicesPage(root: HTMLElement, flash: (msg: string, kind?: "error" | "ok") => void): void {
   const tbody = h("tbody");
-  const progressArea = h("div", { class: "progress-area", id: "progress-area" });
+  progressArea ??= h("div", { class: "progress-area", id: "progress-area" });
+  const progress = progressArea;
   const detailArea = h("div", { id: "config-area" });
   const idInput = h("input", { id: "new-device-id", placeholder: "device id, e.g. virtual_device_1", maxlength: 64, autocomplete: "off", spellcheck: "false" });
   const daysSelect = h("select", { id: "days", title: "days to fill" }, ...[1, 7, 14, 30].map((d) => h("option", { value: d, selected: d === 7 }, `${d} day${d > 1 ? "s" : ""}`)));
@@ -14,7 +18,7 @@ export function devicesPage(root: HTMLElement, flash: (msg: string, kind?: "erro
   const writeMissing = (deviceId?: string) => {
     const view = new ProgressView(deviceId ? `Write missing data: ${deviceId}` : "Write missing data: all devices");
     if (deviceId) view.el.setAttribute("data-device", deviceId);
-    progressArea.prepend(view.el);
+    progress.prepend(view.el);
     void view.run({ deviceId, days: days() });
   };
 
@@ -110,7 +114,7 @@ export function devicesPage(root: HTMLElement, flash: (msg: string, kind?: "erro
       h("table", { class: "devices" },
         h("thead", {}, h("tr", {}, h("th", {}, "Device"), h("th", {}, "Created"), h("th", {}, "Updated"), h("th", {}, ""))),
         tbody)),
-    progressArea,
+    progress,
     detailArea);
   void load();
 }
