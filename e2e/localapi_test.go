@@ -1,0 +1,411 @@
+// Package e2e_test runs the seed's story end to end: the local API (cmd/localapi, as a subprocess: the real
+// builds, the real emulator, the real authorizer) in front of a real InfluxDB from influxtest.
+package e2e_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/iot-center/iot-center-serverless/shared/influxtest"
+)
+
+func TestMain(m *testing.M) {
+	code := influxtest.Main(m)
+	stopLocalAPI()
+	os.Exit(code)
+}
+
+// localAPI is one cmd/localapi process shared by the tests of this binary (it builds every function once).
+type localAPI struct {
+	URL         string
+	OperatorKey string
+	DeviceKey   string
+	Influx      *influxtest.Server
+	Bucket      string
+	State       string
+
+	cmd    *exec.Cmd
+	done   chan struct{}
+	mu     sync.Mutex
+	stderr bytes.Buffer
+}
+
+func (l *localAPI) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.stderr.Write(b)
+}
+
+// Output returns what the local API and its functions logged so far.
+func (l *localAPI) Output() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.stderr.String()
+}
+
+var (
+	apiOnce sync.Once
+	api     *localAPI
+	apiErr  error
+)
+
+func root() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), ".."))
+}
+
+// startTimeout covers building the eleven functions on a busy 2-core machine.
+const startTimeout = 10 * time.Minute
+
+func shared(t *testing.T) *localAPI {
+	t.Helper()
+	srv := influxtest.Shared(t)
+	apiOnce.Do(func() { api, apiErr = start(srv) })
+	if apiErr != nil {
+		t.Fatalf("starting the local API: %v", apiErr)
+	}
+	return api
+}
+
+func start(srv *influxtest.Server) (*localAPI, error) {
+	dir, err := os.MkdirTemp("", "iot-e2e-")
+	if err != nil {
+		return nil, err
+	}
+	bin := filepath.Join(dir, "localapi")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/localapi")
+	build.Dir = root()
+	if out, err := build.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("go build ./cmd/localapi: %v\n%s", err, out)
+	}
+	port, err := influxtest.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	suffix := influxtest.RandomID(4)
+	l := &localAPI{URL: "http://127.0.0.1:" + strconv.Itoa(port), Influx: srv, State: filepath.Join(dir, "state"),
+		OperatorKey: "op-e2e-" + influxtest.RandomID(12), DeviceKey: "dev-e2e-" + influxtest.RandomID(12),
+		Bucket: "e2e_data_" + suffix, done: make(chan struct{})}
+	cmd := exec.Command(bin, "-root", root(), "-state", l.State, "-addr", "127.0.0.1:"+strconv.Itoa(port),
+		"-pool", "2", "-pool-for", "EnvConfigFunction=4",
+		"-parameter-overrides", fmt.Sprintf("InfluxBucket=%s InfluxBucketAuth=e2e_auth_%s InfluxBucketDownsampled=e2e_1h_%s", l.Bucket, suffix, suffix))
+	env := []string{}
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "INFLUX_") && !strings.HasPrefix(kv, "IOT_") {
+			env = append(env, kv)
+		}
+	}
+	cmd.Env = append(env, "INFLUX_URL="+srv.URL, "INFLUX_TOKEN="+srv.Token, "INFLUX_ORG="+srv.Org,
+		"IOT_OPERATOR_KEY="+l.OperatorKey, "IOT_DEVICE_KEY="+l.DeviceKey)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stderr = l
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	l.cmd = cmd
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		once := false
+		for sc.Scan() {
+			_, _ = l.Write([]byte(sc.Text() + "\n"))
+			if !once && strings.HasPrefix(sc.Text(), "Ctrl-C stops everything") {
+				once = true
+				close(ready)
+			}
+		}
+	}()
+	go func() { _ = cmd.Wait(); close(l.done) }()
+	select {
+	case <-ready:
+		return l, nil
+	case <-l.done:
+		return nil, fmt.Errorf("the local API exited:\n%s", tail(l.Output(), 6000))
+	case <-time.After(startTimeout):
+		l.stop()
+		return nil, fmt.Errorf("the local API was not ready within %s:\n%s", startTimeout, tail(l.Output(), 6000))
+	}
+}
+
+// stop sends SIGTERM (what Ctrl-C does) and waits; SIGKILL to the group only if it hangs.
+func (l *localAPI) stop() error {
+	if l == nil || l.cmd == nil {
+		return nil
+	}
+	_ = l.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-l.done:
+		return nil
+	case <-time.After(30 * time.Second):
+		_ = syscall.Kill(-l.cmd.Process.Pid, syscall.SIGKILL)
+		<-l.done
+		return fmt.Errorf("the local API did not stop within 30s of SIGTERM")
+	}
+}
+
+func stopLocalAPI() {
+	if api != nil {
+		_ = api.stop()
+		_ = os.RemoveAll(filepath.Dir(api.State))
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+type response struct {
+	Status int
+	Body   []byte
+	Header http.Header
+}
+
+func (r response) json(t *testing.T, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.Body, v); err != nil {
+		t.Fatalf("decoding %s: %v", r.Body, err)
+	}
+}
+
+func call(t *testing.T, method, u, key string, body any) response {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, u, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	return response{Status: resp.StatusCode, Body: b, Header: resp.Header}
+}
+
+func want(t *testing.T, what string, r response, statuses ...int) {
+	t.Helper()
+	for _, s := range statuses {
+		if r.Status == s {
+			return
+		}
+	}
+	t.Fatalf("%s: status %d %s, want %v", what, r.Status, r.Body, statuses)
+}
+
+// TestRefusedBeforeAnyFunctionRuns: without a key the authorizer refuses and the route's function never starts.
+func TestRefusedBeforeAnyFunctionRuns(t *testing.T) {
+	l := shared(t)
+	for _, tc := range []struct{ method, path, key string }{
+		{"GET", "/api/devices", ""},
+		{"GET", "/api/devices", "wrong-key"},
+		{"DELETE", "/api/devices/nobody", ""},
+	} {
+		r := call(t, tc.method, l.URL+tc.path, tc.key, nil)
+		if r.Status != http.StatusForbidden && r.Status != http.StatusUnauthorized {
+			t.Errorf("%s %s with key %q = %d %s, want 401/403", tc.method, tc.path, tc.key, r.Status, r.Body)
+		}
+		if !strings.Contains(string(r.Body), `"message"`) {
+			t.Errorf("%s %s body = %s, want API Gateway's {\"message\": ...}", tc.method, tc.path, r.Body)
+		}
+	}
+	out := l.Output()
+	for _, fn := range []string{"[DevicesFunction]", "[DeleteFunction]"} {
+		if strings.Contains(out, fn) {
+			t.Errorf("%s produced output: it ran for a refused request", fn)
+		}
+	}
+	if !strings.Contains(out, "[AuthorizerFunction]") {
+		t.Errorf("the authorizer never ran")
+	}
+	if r := call(t, "GET", l.URL+"/api/health", "", nil); r.Status != http.StatusOK {
+		t.Errorf("public /api/health = %d %s, want 200", r.Status, r.Body)
+	}
+	if r := call(t, "GET", l.URL+"/api/nothing-here", l.OperatorKey, nil); r.Status != http.StatusNotFound || string(bytes.TrimSpace(r.Body)) != `{"message":"Not Found"}` {
+		t.Errorf("unknown route = %d %s, want 404 {\"message\":\"Not Found\"}", r.Status, r.Body)
+	}
+}
+
+type envConfig struct {
+	InfluxURL    string `json:"influx_url"`
+	InfluxOrg    string `json:"influx_org"`
+	InfluxToken  string `json:"influx_token"`
+	InfluxBucket string `json:"influx_bucket"`
+	ID           string `json:"id"`
+}
+
+// writeAsDevice writes line protocol to InfluxDB with the device's own token, as an iot-center-v2 device does.
+func writeAsDevice(t *testing.T, cfg envConfig, lp string) int {
+	t.Helper()
+	u := cfg.InfluxURL + "/api/v2/write?" + url.Values{"org": {cfg.InfluxOrg}, "bucket": {cfg.InfluxBucket}, "precision": {"s"}}.Encode()
+	req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(lp))
+	req.Header.Set("Authorization", "Token "+cfg.InfluxToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestSeedStory: register a device, get its config, write with its own token, write missing data until coverage is
+// 100%, query the dashboard data, delete the device (its token stops working).
+func TestSeedStory(t *testing.T) {
+	l := shared(t)
+	id := "e2e-dev-" + influxtest.RandomID(3)
+
+	r := call(t, "POST", l.URL+"/api/devices/"+id, l.OperatorKey, nil)
+	want(t, "register", r, http.StatusOK, http.StatusCreated)
+	var reg envConfig
+	r.json(t, &reg)
+	if reg.InfluxToken == "" || reg.ID != id || reg.InfluxBucket != l.Bucket {
+		t.Fatalf("registration = %s", r.Body)
+	}
+
+	r = call(t, "GET", l.URL+"/api/env/"+id, l.OperatorKey, nil)
+	want(t, "config", r, http.StatusOK)
+	var cfg envConfig
+	r.json(t, &cfg)
+	if cfg.InfluxToken != reg.InfluxToken || cfg.InfluxURL != l.Influx.URL {
+		t.Fatalf("config token/url differ from the registration: %s", r.Body)
+	}
+	// The device itself, with its own token as the bearer, may read its configuration.
+	r = call(t, "GET", l.URL+"/api/env/"+id, cfg.InfluxToken, nil)
+	want(t, "config with the device token", r, http.StatusOK)
+
+	now := time.Now().Unix()
+	lp := fmt.Sprintf("environment,clientId=%s Temperature=21.5,Humidity=40 %d\nenvironment,clientId=%s Temperature=22.0,Humidity=41 %d\n", id, now-120, id, now-60)
+	if got := writeAsDevice(t, cfg, lp); got != http.StatusNoContent {
+		t.Fatalf("device write with its own token = %d, want 204", got)
+	}
+
+	r = call(t, "POST", l.URL+"/api/devices/"+id+"/write-missing", l.OperatorKey, map[string]int{"days": 1})
+	want(t, "write missing", r, http.StatusAccepted, http.StatusOK)
+	var plan struct {
+		From, To time.Time
+		Chunks   int
+	}
+	r.json(t, &plan)
+	q := url.Values{"from": {plan.From.Format(time.RFC3339)}, "to": {plan.To.Format(time.RFC3339)}}.Encode()
+	var cov struct {
+		Percent  float64 `json:"percent"`
+		Missing  int64   `json:"missing"`
+		Expected int64   `json:"expected"`
+	}
+	for i := 0; i < 120; i++ { // bounded: 120 polls, 1 s apart
+		r = call(t, "GET", l.URL+"/api/devices/"+id+"/write-missing?"+q, l.OperatorKey, nil)
+		want(t, "coverage", r, http.StatusOK)
+		r.json(t, &cov)
+		if cov.Percent == 100 {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	if cov.Percent != 100 || cov.Missing != 0 || cov.Expected == 0 {
+		t.Fatalf("coverage after write-missing = %+v, want 100%%", cov)
+	}
+
+	r = call(t, "GET", l.URL+"/api/devices/"+id+"/measurements", l.OperatorKey, nil)
+	want(t, "measurements", r, http.StatusOK)
+	var m struct {
+		Time   []any            `json:"time"`
+		Values map[string][]any `json:"values"`
+	}
+	r.json(t, &m)
+	if len(m.Time) == 0 || len(m.Values["Temperature"]) == 0 {
+		t.Fatalf("measurements after backfill hold no points: %.300s", r.Body)
+	}
+	r = call(t, "GET", l.URL+"/api/devices/"+id+"/summary", l.OperatorKey, nil)
+	want(t, "summary", r, http.StatusOK)
+
+	r = call(t, "GET", l.URL+"/api/devices", l.OperatorKey, nil)
+	want(t, "list", r, http.StatusOK)
+	if !strings.Contains(string(r.Body), `"`+id+`"`) || strings.Contains(string(r.Body), reg.InfluxToken) {
+		t.Fatalf("device list = %s, want the device and no token", r.Body)
+	}
+
+	r = call(t, "DELETE", l.URL+"/api/devices/"+id, l.OperatorKey, nil)
+	want(t, "delete", r, http.StatusNoContent, http.StatusOK)
+	r = call(t, "GET", l.URL+"/api/devices", l.OperatorKey, nil)
+	want(t, "list after delete", r, http.StatusOK)
+	if strings.Contains(string(r.Body), `"`+id+`"`) {
+		t.Errorf("deleted device still listed: %s", r.Body)
+	}
+	if got := writeAsDevice(t, cfg, lp); got != http.StatusUnauthorized {
+		t.Errorf("write with the deleted device's token = %d, want 401", got)
+	}
+}
+
+// TestConcurrentRequestsToOneFunction: 12 requests at once to EnvConfigFunction (pool of 4 emulators) all answer.
+func TestConcurrentRequestsToOneFunction(t *testing.T) {
+	l := shared(t)
+	id := "e2e-conc-" + influxtest.RandomID(3)
+	want(t, "register", call(t, "POST", l.URL+"/api/devices/"+id, l.OperatorKey, nil), http.StatusOK, http.StatusCreated)
+	const n = 12
+	var wg sync.WaitGroup
+	statuses := make(chan int, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest("GET", l.URL+"/api/env/"+id, nil)
+			req.Header.Set("Authorization", "Bearer "+l.OperatorKey)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				statuses <- -1
+				return
+			}
+			resp.Body.Close()
+			statuses <- resp.StatusCode
+		}()
+	}
+	wg.Wait()
+	close(statuses)
+	ok := 0
+	for s := range statuses {
+		if s == http.StatusOK {
+			ok++
+		} else {
+			t.Errorf("concurrent GET /api/env = %d, want 200", s)
+		}
+	}
+	if ok != n {
+		t.Errorf("%d of %d concurrent requests answered 200", ok, n)
+	}
+	want(t, "cleanup", call(t, "DELETE", l.URL+"/api/devices/"+id, l.OperatorKey, nil), http.StatusNoContent, http.StatusOK)
+}
