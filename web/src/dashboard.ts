@@ -36,8 +36,7 @@ export function dashboardPage(root: HTMLElement, deviceId: string, range: Range)
     h("section", { class: "card" },
       h("div", { class: "card-head" }, h("h2", {}, "Device dashboard"), select, picker, status)),
     gauges,
-    grid,
-    h("section", { class: "card" }, h("h3", {}, "Lat/Lon trace"), trace));
+    grid);
 
   void fillDeviceSelect(select, deviceId);
   if (!deviceId) {
@@ -106,6 +105,8 @@ async function load(gen: number, root: HTMLElement, id: string, range: Range, st
   } else {
     problems.push(`measurements: ${(m.reason as Error).message}`);
   }
+  // The trace takes the sixth cell of the plot grid.
+  grid.append(h("section", { class: "card plot-card" }, h("h3", {}, "Lat/Lon trace"), trace));
 
   if (t.status === "fulfilled") {
     const lon = (t.value.data.values?.["Lon"] ?? []) as number[];

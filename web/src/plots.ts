@@ -76,7 +76,7 @@ export function tracePlot(el: HTMLElement, lon: number[], lat: number[]): uPlot 
   const opts: uPlot.Options = {
     mode: 2,
     width: width(el),
-    height: 320,
+    height: HEIGHT + 26, // the line plots' legend row, so the grid's cells line up
     legend: { show: false },
     cursor: { show: false },
     scales: {
