@@ -137,7 +137,7 @@ func TestPairs(t *testing.T) {
 func BenchmarkColdStart(b *testing.B) {
 	tpl := loadTemplate(b)
 	root := testfn.Root()
-	rie, err := lambdarun.FindRIE(root)
+	rie, err := lambdarun.FindRIE(root, os.Getenv)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -140,7 +140,7 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}
 
-	rie, err := lambdarun.FindRIE(o.Root)
+	rie, err := lambdarun.FindRIE(o.Root, getenv)
 	if err != nil {
 		return err
 	}

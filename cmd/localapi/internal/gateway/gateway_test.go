@@ -42,7 +42,7 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	if rieBin, err = lambdarun.FindRIE(testfn.Root()); err != nil {
+	if rieBin, err = lambdarun.FindRIE(testfn.Root(), os.Getenv); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

@@ -54,8 +54,8 @@ func (r *Runner) Close(ctx context.Context) {
 
 // FindRIE locates the emulator: $RIE_BIN, then bin/aws-lambda-rie (built by `make tools`), then the go.mod tool's
 // cached binary (`go tool -n aws-lambda-rie`, which builds it when needed).
-func FindRIE(root string) (string, error) {
-	if b := os.Getenv("RIE_BIN"); b != "" {
+func FindRIE(root string, getenv func(string) string) (string, error) {
+	if b := getenv("RIE_BIN"); b != "" {
 		if _, err := os.Stat(b); err != nil {
 			return "", fmt.Errorf("RIE_BIN=%s: %w", b, err)
 		}

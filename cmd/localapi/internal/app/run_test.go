@@ -1,0 +1,200 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/lambdarun"
+	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/testfn"
+	"github.com/iot-center/iot-center-serverless/shared/influxtest"
+)
+
+const runTemplate = `
+Transform: AWS::Serverless-2016-10-31
+Parameters:
+  InfluxUrl:
+    Type: String
+  InfluxOrg:
+    Type: String
+Globals:
+  Function:
+    Timeout: 5
+    Environment:
+      Variables:
+        INFLUX_URL: !Ref InfluxUrl
+        INFLUX_ORG: !Ref InfluxOrg
+Resources:
+  EchoFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      Environment:
+        Variables:
+          ECHO_VAR: from-template
+      Events:
+        Get:
+          Type: HttpApi
+          Properties:
+            Method: GET
+            Path: /echo/{id}
+  BrokenFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      Events:
+        Get:
+          Type: HttpApi
+          Properties:
+            Method: GET
+            Path: /broken
+`
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestRunServesAndStopsCleanly runs the whole local API in-process on a two-function template (one builds, one
+// does not) against the real InfluxDB, then cancels it and checks that no process it started is left.
+func TestRunServesAndStopsCleanly(t *testing.T) {
+	srv := influxtest.Shared(t)
+	root := t.TempDir()
+	echo, err := testfn.BuildEcho(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rie, err := lambdarun.FindRIE(testfn.Root(), os.Getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(root, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// A copy, so the emulator's command line names this test's folder (checked for leftovers below).
+	rb, err := os.ReadFile(rie)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "bin", "aws-lambda-rie"), rb, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mk := fmt.Sprintf("build-EchoFunction:\n\tmkdir -p $(ARTIFACTS_DIR) && cp %s $(ARTIFACTS_DIR)/bootstrap\n"+
+		"build-BrokenFunction:\n\t@echo 'broken on purpose' && exit 1\n", echo)
+	for name, body := range map[string]string{"Makefile": mk, "template.yaml": runTemplate} {
+		if err := os.WriteFile(filepath.Join(root, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	port, err := influxtest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr syncBuffer
+	ready := make(chan string, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	environ := []string{"INFLUX_URL=" + srv.URL, "INFLUX_TOKEN=" + srv.Token, "INFLUX_ORG=" + srv.Org, "RIE_BIN="}
+	go func() {
+		done <- Run(ctx, Options{Root: root, Addr: fmt.Sprintf("127.0.0.1:%d", port), State: filepath.Join(root, ".local"),
+			Pool: 2, GOARCH: "amd64", SkipSetup: true, Environ: environ, Stdout: &stdout, Stderr: &stderr, Ready: ready})
+	}()
+	var base string
+	select {
+	case base = <-ready:
+	case err := <-done:
+		t.Fatalf("Run returned early: %v\n%s", err, stderr.String())
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("not ready in 2 minutes:\n%s", stderr.String())
+	}
+
+	resp, err := http.Post(base+"/2015-03-31/functions/EchoFunction/invocations", "application/json", strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var out struct {
+		Env map[string]string `json:"env"`
+	}
+	if err := json.Unmarshal(b, &out); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("invoke = %d %s (%v)", resp.StatusCode, b, err)
+	}
+	for k, want := range map[string]string{"ECHO_VAR": "from-template", "INFLUX_URL": srv.URL, "AWS_LAMBDA_FUNCTION_NAME": "EchoFunction", "AWS_REGION": "us-east-1"} {
+		if out.Env[k] != want {
+			t.Errorf("function env %s = %q, want %q", k, out.Env[k], want)
+		}
+	}
+	for path, status := range map[string]int{"/echo/1": 200, "/broken": 502, "/nope": 404} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != status {
+			t.Errorf("GET %s = %d, want %d", path, resp.StatusCode, status)
+		}
+	}
+	for _, want := range []string{"IOT_OPERATOR_KEY=", "NOT BUILT (their routes answer 502): BrokenFunction", "curl"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("banner lacks %q:\n%s", want, stdout.String())
+		}
+	}
+	if !strings.Contains(stderr.String(), "[EchoFunction]") || !strings.Contains(stderr.String(), "broken on purpose") {
+		t.Errorf("function output not prefixed or build failure not shown:\n%s", stderr.String())
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run after cancel: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return within 30s of cancel")
+	}
+	if left := processesMentioning(t, root); len(left) > 0 {
+		t.Errorf("processes left after stop: %v", left)
+	}
+}
+
+// processesMentioning lists processes whose command line contains s.
+func processesMentioning(t *testing.T, s string) []string {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || len(b) == 0 {
+			continue
+		}
+		cmd := strings.ReplaceAll(string(b), "\x00", " ")
+		if strings.Contains(cmd, s) {
+			out = append(out, e.Name()+": "+cmd)
+		}
+	}
+	return out
+}
