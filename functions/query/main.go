@@ -15,6 +15,7 @@ func main() {
 	env := d.Env()
 	timeout := env.Duration("QUERY_TIMEOUT", measurements.DefaultTimeout, 100*time.Millisecond, 10*time.Minute)
 	lambdaapp.Check(env)
-	h := measurements.New(d.Influx, registry.New(d.Influx, d.Config), d.Config.Bucket, timeout)
+	h := measurements.New(d.Influx, registry.New(d.Influx, d.Config), d.Config.Bucket, timeout,
+		measurements.WithDownsampled(d.Config.BucketDownsampled))
 	lambdaapp.StartHTTP(h.Routes())
 }

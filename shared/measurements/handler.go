@@ -39,11 +39,12 @@ const deadlineMargin = 500 * time.Millisecond
 
 // Handler serves the query function's routes.
 type Handler struct {
-	q       Querier
-	devices Devices
-	bucket  string
-	timeout time.Duration
-	now     func() time.Time
+	q        Querier
+	devices  Devices
+	bucket   string
+	bucketDs string // hourly aggregates; "" reads raw data only
+	timeout  time.Duration
+	now      func() time.Time
 }
 
 // Option tunes a Handler.
@@ -51,6 +52,9 @@ type Option func(*Handler)
 
 // WithClock replaces time.Now (tests pin "now" to known data).
 func WithClock(now func() time.Time) Option { return func(h *Handler) { h.now = now } }
+
+// WithDownsampled answers windows of whole hours from the hourly aggregates in bucket (see downsampled.go).
+func WithDownsampled(bucket string) Option { return func(h *Handler) { h.bucketDs = bucket } }
 
 // New builds the handler. bucket is the measurements bucket; timeout caps every query (0 = DefaultTimeout).
 func New(q Querier, devices Devices, bucket string, timeout time.Duration, opts ...Option) *Handler {
@@ -117,7 +121,7 @@ func (h *Handler) Measurements(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(body)
 	api.Logger(ctx).InfoContext(ctx, "measurements", slog.Int("rows", len(t.Times)), slog.String("every", formatEvery(q)),
-		slog.Bool("csv", csvOut))
+		slog.Bool("downsampled", h.useDownsampled(q)), slog.Bool("csv", csvOut))
 }
 
 func formatEvery(q Request) string {
@@ -129,6 +133,9 @@ func formatEvery(q Request) string {
 
 // table runs the measurements query and streams its CSV into columns.
 func (h *Handler) table(ctx context.Context, q Request) (*Table, error) {
+	if h.useDownsampled(q) {
+		return h.downsampledTable(ctx, q)
+	}
 	flux, ext := measurementsQuery(h.bucket, q)
 	rc, err := h.q.QueryRaw(ctx, flux, ext)
 	if err != nil {

@@ -1,0 +1,283 @@
+package measurements
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/iot-center/iot-center-serverless/shared/influx"
+)
+
+// Windows of an hour or more are computed from the downsampled bucket (written by the setup function's hourly
+// task and by backfills): measurement environment_1h, the source's tags plus tag agg in count|mean|min|max|last,
+// one float point per series, field and hour, _time = the hour's start. Hours the bucket does not hold yet (after
+// its latest hour for the device) and the partial hours at the edges of the range are aggregated hourly from the
+// raw data instead, in the same shape, and Go merges the hourly rows into the asked windows: the answer's windows
+// are exactly those of the raw path (same `every`, same epoch alignment, same first-window clipping).
+//
+// Known limit: when a device's sensor tags change inside an hour, that hour holds one `last` per series and the
+// schema does not say which of them came later, so fn=last for that hour takes the row read last.
+
+// DownsampledMeasurement is the measurement of the hourly aggregates.
+const DownsampledMeasurement = "environment_1h"
+
+// dsFlux reads the hourly aggregates count and {{FN}} of the device's fields from the downsampled bucket, paired
+// per series (grouping by every column but agg, _value and _time keeps the series apart, so each mean meets its
+// own count even when the sensor tags changed inside an hour).
+const dsFlux = `from(bucket: qBucket)
+  |> range(start: qStart, stop: qStop)
+  |> filter(fn: (r) => r._measurement == "environment_1h" and r.clientId == qDevice)
+  |> filter(fn: (r) => r.agg == "count" or r.agg == "{{FN}}")
+  |> filter(fn: (r) => {{FIELDS}})
+  |> group(columns: ["agg", "_value", "_time"], mode: "except")
+  |> pivot(rowKey: ["_time"], columnKey: ["agg"], valueColumn: "_value")
+  |> keep(columns: ["_time", "_field", "count", "{{FN}}"])
+`
+
+// hourlyRawFlux aggregates raw points per hour into the same shape, for the hours the downsampled bucket cannot
+// answer (the partial hours at the range's edges, the hours after its latest one).
+const hourlyRawFlux = `data = from(bucket: qBucket)
+  |> range(start: qStart, stop: qStop)
+  |> filter(fn: (r) => r._measurement == "environment" and r.clientId == qDevice)
+  |> filter(fn: (r) => {{FIELDS}})
+  |> keep(columns: ["_start", "_stop", "_time", "_field", "_value"])
+  |> group(columns: ["_field"])
+  |> toFloat()
+c = data |> aggregateWindow(every: 1h, fn: count, createEmpty: false, timeSrc: "_start") |> toFloat() |> set(key: "agg", value: "count")
+v = data |> aggregateWindow(every: 1h, fn: {{FN}}, createEmpty: false, timeSrc: "_start") |> set(key: "agg", value: "{{FN}}")
+union(tables: [c, v])
+  |> group(columns: ["_field"])
+  |> pivot(rowKey: ["_time"], columnKey: ["agg"], valueColumn: "_value")
+  |> keep(columns: ["_time", "_field", "count", "{{FN}}"])
+`
+
+// useDownsampled reports whether a request can be answered from hourly aggregates.
+func (h *Handler) useDownsampled(q Request) bool {
+	return h.bucketDs != "" && !q.Raw() && q.Every >= time.Hour && q.Every%time.Hour == 0
+}
+
+// hourRow is one series' (or, from raw data, one field's) aggregates of one hour; NaN = absent.
+type hourRow struct {
+	t     time.Time
+	field int // index in the request's fields
+	count float64
+	v     float64 // the request's fn
+}
+
+func renderFlux(text string, q Request) string {
+	text = strings.ReplaceAll(text, "{{FN}}", fluxFn[q.Fn])
+	return strings.Replace(text, "{{FIELDS}}", fieldPredicate(q.Fields), 1)
+}
+
+// readHourRows collects hourly rows (columns _time, _field, count, <fn>) from an annotated CSV.
+func readHourRows(r io.Reader, q Request, rows []hourRow) ([]hourRow, error) {
+	idx := map[string]int{}
+	for i, f := range q.Fields {
+		idx[string(f)] = i
+	}
+	err := readAnnotatedCSV(r, func(h *csvHeader) (func([]string) error, error) {
+		ti, fi, ci, vi := h.Index("_time"), h.Index("_field"), h.Index("count"), h.Index(fluxFn[q.Fn])
+		if ti < 0 || fi < 0 {
+			return nil, fmt.Errorf("influx: hourly result without _time or _field")
+		}
+		return func(rec []string) error {
+			f, ok := idx[h.Value(rec, fi)]
+			if !ok {
+				return nil
+			}
+			ts, err := time.Parse(time.RFC3339Nano, h.Value(rec, ti))
+			if err != nil {
+				return fmt.Errorf("influx: bad _time cell: %w", err)
+			}
+			row := hourRow{t: ts, field: f, count: math.NaN(), v: math.NaN()}
+			if ci >= 0 {
+				if row.count, err = parseValue(h.Value(rec, ci)); err != nil {
+					return err
+				}
+			}
+			if vi >= 0 {
+				if row.v, err = parseValue(h.Value(rec, vi)); err != nil {
+					return err
+				}
+			}
+			if !math.IsNaN(row.v) {
+				rows = append(rows, row)
+			}
+			return nil
+		}, nil
+	})
+	return rows, err
+}
+
+func (h *Handler) hourRows(ctx context.Context, text string, bucket string, q Request, start, stop time.Time, rows []hourRow) ([]hourRow, error) {
+	if !start.Before(stop) {
+		return rows, nil
+	}
+	ext := influx.Extern{"qBucket": bucket, "qDevice": q.DeviceID, "qStart": start, "qStop": stop}
+	rc, err := h.q.QueryRaw(ctx, renderFlux(text, q), ext)
+	if err != nil {
+		if bucket == h.bucketDs && influx.StatusOf(err) == 404 {
+			return rows, nil // no downsampled bucket (yet): the raw data answers every hour
+		}
+		return nil, err
+	}
+	defer rc.Close()
+	return readHourRows(rc, q, rows)
+}
+
+// downsampledTable answers a window of >= 1h from the downsampled bucket, completed with hourly aggregates of
+// the raw data for the edge hours and the hours not downsampled yet.
+func (h *Handler) downsampledTable(ctx context.Context, q Request) (*Table, error) {
+	// whole hours inside the range
+	dsStart := q.Start.Truncate(time.Hour)
+	if dsStart.Before(q.Start) {
+		dsStart = dsStart.Add(time.Hour)
+	}
+	dsStop := q.Stop.Truncate(time.Hour)
+	if !dsStart.Before(dsStop) {
+		// the range holds no whole hour: the raw data answers it all
+		rows, err := h.hourRows(ctx, hourlyRawFlux, h.bucket, q, q.Start, q.Stop, nil)
+		if err != nil {
+			return nil, err
+		}
+		return mergeWindows(q, rows), nil
+	}
+	// The aggregates, the partial first hour and the recent hours the task has probably not reached yet are read
+	// at once; tailFrom is that guess, checked against the aggregates' real coverage below.
+	tailFrom := dsStop.Add(-tailGuess)
+	if tailFrom.Before(dsStart) {
+		tailFrom = dsStart
+	}
+	parts := []struct {
+		text, bucket string
+		start, stop  time.Time
+	}{
+		{dsFlux, h.bucketDs, dsStart, dsStop},
+		{hourlyRawFlux, h.bucket, q.Start, dsStart},
+		{hourlyRawFlux, h.bucket, tailFrom, q.Stop},
+	}
+	results := make([][]hourRow, len(parts))
+	errs := make([]error, len(parts))
+	var wg sync.WaitGroup
+	for i, p := range parts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i], errs[i] = h.hourRows(ctx, p.text, p.bucket, q, p.start, p.stop, nil)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	// the aggregates answer up to their latest hour for this device; later hours come from the raw data
+	ds := results[0]
+	covered := dsStart
+	for _, r := range ds {
+		if end := r.t.Add(time.Hour); end.After(covered) {
+			covered = end
+		}
+	}
+	rows := append(ds, results[1]...)
+	for _, r := range results[2] {
+		if !r.t.Before(covered) {
+			rows = append(rows, r)
+		}
+	}
+	if covered.Before(tailFrom) {
+		// the aggregates lag more than the guess (task late or failing): read the gap from the raw data too
+		var err error
+		if rows, err = h.hourRows(ctx, hourlyRawFlux, h.bucket, q, covered, tailFrom, rows); err != nil {
+			return nil, err
+		}
+	}
+	return mergeWindows(q, rows), nil
+}
+
+// tailGuess is how far behind now the hourly task may be in normal operation (it runs at :05 over the previous
+// two hours); those hours are read from the raw data in parallel with the aggregates.
+const tailGuess = 3 * time.Hour
+
+// windowAcc accumulates one field's hourly aggregates in one window.
+type windowAcc struct {
+	count  float64 // sum of the counts of the means (count-weighted mean)
+	sum    float64 // sum of mean*count
+	v      float64 // min, max or last so far
+	lastT  time.Time
+	hasVal bool
+}
+
+// mergeWindows folds hourly rows into epoch-aligned windows of q.Every with q.Fn. A window's time is its start,
+// clipped to the range start, as aggregateWindow(timeSrc: "_start") does on the raw path.
+func mergeWindows(q Request, rows []hourRow) *Table {
+	every := int64(q.Every)
+	acc := map[int64][]windowAcc{} // window start -> per field
+	for _, r := range rows {
+		w := floorDiv(r.t.UnixNano(), every) * every
+		a := acc[w]
+		if a == nil {
+			a = make([]windowAcc, len(q.Fields))
+			acc[w] = a
+		}
+		x := &a[r.field]
+		switch {
+		case q.Fn == "mean":
+			if math.IsNaN(r.count) || r.count <= 0 {
+				continue
+			}
+			x.count += r.count
+			x.sum += r.v * r.count
+			x.hasVal = true
+		case !x.hasVal:
+			x.v, x.lastT, x.hasVal = r.v, r.t, true
+		case q.Fn == "min":
+			x.v = math.Min(x.v, r.v)
+		case q.Fn == "max":
+			x.v = math.Max(x.v, r.v)
+		case q.Fn == "last":
+			if !r.t.Before(x.lastT) {
+				x.v, x.lastT = r.v, r.t
+			}
+		}
+	}
+	starts := make([]int64, 0, len(acc))
+	for w := range acc {
+		starts = append(starts, w)
+	}
+	sort.Slice(starts, func(i, j int) bool { return starts[i] < starts[j] })
+	t := &Table{Fields: q.Fields, Values: make([][]float64, len(q.Fields))}
+	for _, w := range starts {
+		a := acc[w]
+		some := false
+		for f := range a {
+			some = some || a[f].hasVal
+		}
+		if !some {
+			continue
+		}
+		ts := time.Unix(0, w).UTC()
+		if ts.Before(q.Start) {
+			ts = q.Start
+		}
+		t.Times = append(t.Times, ts)
+		for f := range a {
+			v := math.NaN()
+			switch {
+			case !a[f].hasVal:
+			case q.Fn == "mean":
+				v = a[f].sum / a[f].count
+			default:
+				v = a[f].v
+			}
+			t.Values[f] = append(t.Values[f], v)
+		}
+	}
+	return t
+}

@@ -1,0 +1,182 @@
+package measurements_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/iot-center/iot-center-serverless/shared/config"
+	"github.com/iot-center/iot-center-serverless/shared/influx"
+	"github.com/iot-center/iot-center-serverless/shared/influxtest"
+	"github.com/iot-center/iot-center-serverless/shared/measurements"
+	"github.com/iot-center/iot-center-serverless/shared/registry"
+	"github.com/iot-center/iot-center-serverless/shared/setup"
+)
+
+// dsFixture: six hours of one-minute data for three devices, hours 0..4 downsampled by the setup package's own
+// aggregation (hour 5 plays the hour the task has not reached yet). "mid" changes its sensor tag at minute 150
+// (inside hour 2), "edge" and "lag" at minute 180 (an hour boundary); "lag"'s points from hour 2 on are written
+// after the aggregation, so its aggregates stop at hour 1 (a task running late).
+type dsFixture struct {
+	c         *influx.Client
+	raw, ds   string
+	rawH, dsH http.Handler
+}
+
+func newDSFixture(t *testing.T) *dsFixture {
+	t.Helper()
+	srv := influxtest.Shared(t)
+	f := &dsFixture{c: srv.Client(t)}
+	f.raw, f.ds = srv.NewBucket(t, "dsraw"), srv.NewBucket(t, "ds1h")
+	auth := srv.NewBucket(t, "dsauth")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var b, late bytes.Buffer
+	for m := 0; m < 360; m++ {
+		ts := t0.Add(time.Duration(m) * time.Minute).UnixNano()
+		for _, d := range []struct {
+			id     string
+			change int
+		}{{"mid", 150}, {"edge", 180}, {"lag", 180}} {
+			sensor := "A"
+			if m >= d.change {
+				sensor = "B"
+			}
+			w := &b
+			if d.id == "lag" && m >= 120 {
+				w = &late
+			}
+			// irregular but exact values: eighths keep sums exact in float64
+			fmt.Fprintf(w, "environment,clientId=%s,TemperatureSensor=%s Temperature=%g,CO2=%di %d\n",
+				d.id, sensor, float64((m*37)%101)/8, 400+(m*13)%250, ts)
+		}
+	}
+	if err := f.c.WriteLines(ctx, f.raw, b.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	if err := setup.Downsample(ctx, f.c, f.raw, f.ds, t0, t0.Add(5*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.c.WriteLines(ctx, f.raw, late.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Config{InfluxURL: srv.URL, InfluxPublicURL: srv.URL, Org: srv.Org, Bucket: f.raw, BucketAuth: auth,
+		BucketDownsampled: f.ds, Token: config.Secret(srv.Token), MaxDevices: 10}
+	reg := registry.New(f.c, cfg)
+	for _, id := range []string{"mid", "edge", "lag"} {
+		if _, _, err := reg.Register(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clock := measurements.WithClock(func() time.Time { return t0.Add(6 * time.Hour) })
+	f.rawH = measurements.New(f.c, reg, f.raw, 10*time.Second, clock).Routes()
+	f.dsH = measurements.New(f.c, reg, f.raw, 10*time.Second, clock, measurements.WithDownsampled(f.ds)).Routes()
+	return f
+}
+
+func fetch(t *testing.T, h http.Handler, path string) measResp {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("GET %s = %d %s", path, rec.Code, rec.Body.String())
+	}
+	var m measResp
+	if err := json.Unmarshal(rec.Body.Bytes(), &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func sameTable(t *testing.T, what string, got, want measResp) {
+	t.Helper()
+	if got.Every != want.Every || got.Start != want.Start || got.Stop != want.Stop || len(got.Time) != len(want.Time) {
+		t.Fatalf("%s: every %s %s..%s rows %d; want every %s %s..%s rows %d (%v vs %v)", what, got.Every, got.Start, got.Stop,
+			len(got.Time), want.Every, want.Start, want.Stop, len(want.Time), got.Time, want.Time)
+	}
+	for i := range want.Time {
+		if got.Time[i] != want.Time[i] {
+			t.Fatalf("%s: time[%d] = %s, want %s", what, i, got.Time[i], want.Time[i])
+		}
+		for _, fld := range want.Fields {
+			g, w := got.Values[fld][i], want.Values[fld][i]
+			if (g == nil) != (w == nil) || (g != nil && math.Abs(*g-*w) > 1e-9*math.Max(1, math.Abs(*w))) {
+				t.Fatalf("%s: %s[%d] = %v, want %v", what, fld, i, deref(g), deref(w))
+			}
+		}
+	}
+}
+
+func deref(p *float64) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+// TestDownsampledAgreesWithRaw: windows of whole hours read from the hourly aggregates (completed with raw data
+// for partial and not-yet-downsampled hours) equal the windows computed from the raw points.
+func TestDownsampledAgreesWithRaw(t *testing.T) {
+	f := newDSFixture(t)
+	ranges := []struct{ name, start, stop string }{
+		{"aligned", t0.Format(time.RFC3339), t0.Add(6 * time.Hour).Format(time.RFC3339)},
+		{"partial edges", t0.Add(20 * time.Minute).Format(time.RFC3339), t0.Add(5*time.Hour + 40*time.Minute).Format(time.RFC3339)},
+		{"inside one hour", t0.Add(70 * time.Minute).Format(time.RFC3339), t0.Add(110 * time.Minute).Format(time.RFC3339)},
+		{"relative", "-6h", ""},
+	}
+	for _, dev := range []string{"mid", "edge", "lag"} {
+		for _, rg := range ranges {
+			for _, every := range []string{"1h", "2h", "3h", "1d"} {
+				for _, fn := range []string{"mean", "min", "max", "last"} {
+					if dev == "mid" && fn == "last" {
+						continue // the schema cannot order two series' `last` inside one hour (see downsampled.go)
+					}
+					q := url.Values{"start": {rg.start}, "every": {every}, "fn": {fn}, "fields": {"Temperature,CO2,Humidity"}}
+					if rg.stop != "" {
+						q.Set("stop", rg.stop)
+					}
+					path := "/api/devices/" + dev + "/measurements?" + q.Encode()
+					name := fmt.Sprintf("%s/%s/every=%s/fn=%s", dev, rg.name, every, fn)
+					want := fetch(t, f.rawH, path)
+					if len(want.Time) == 0 {
+						t.Fatalf("%s: the raw path found no data", name)
+					}
+					sameTable(t, name, fetch(t, f.dsH, path), want)
+				}
+			}
+		}
+	}
+	// auto picks 5s for 6h at 1000 points: the raw path, identical by construction
+	sameTable(t, "auto", fetch(t, f.dsH, "/api/devices/edge/measurements?start=-6h"), fetch(t, f.rawH, "/api/devices/edge/measurements?start=-6h"))
+}
+
+// TestDownsampledIsRead: with the raw points of hours 0..3 deleted, 1h windows still come from the aggregates,
+// while hour 5 (never downsampled) still comes from the raw points.
+func TestDownsampledIsRead(t *testing.T) {
+	f := newDSFixture(t)
+	path := "/api/devices/edge/measurements?start=-6h&every=1h&fields=Temperature"
+	before := fetch(t, f.dsH, path)
+	if len(before.Time) != 6 {
+		t.Fatalf("rows before delete = %d, want 6", len(before.Time))
+	}
+	pred, err := influx.Predicate("_measurement", "environment", "clientId", "edge")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := f.c.Delete(ctx, f.raw, t0, t0.Add(4*time.Hour), pred); err != nil {
+		t.Fatal(err)
+	}
+	if raw := fetch(t, f.rawH, path); len(raw.Time) != 2 {
+		t.Fatalf("raw path after delete: %d rows, want 2 (hours 4, 5)", len(raw.Time))
+	}
+	sameTable(t, "after deleting raw hours 0..3", fetch(t, f.dsH, path), before)
+}
