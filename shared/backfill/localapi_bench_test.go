@@ -1,0 +1,113 @@
+package backfill
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/iot-center/iot-center-serverless/shared/backfill/localapitest"
+	"github.com/iot-center/iot-center-serverless/shared/influx"
+	"github.com/iot-center/iot-center-serverless/shared/influxtest"
+	"github.com/iot-center/iot-center-serverless/shared/sensors"
+)
+
+// BenchmarkLocalAPIFanOut is the issue's benchmark: 20 devices × 7 days (201,600 points) backfilled through the
+// local API — the planner function's bootstrap under the Lambda emulator, asynchronous Invoke API calls, 4 worker
+// emulators — against the raw ingest ceiling of the same InfluxDB measured in the same run (pre-generated line
+// protocol, gzip, 5,000-line batches, best of 1/2/4/8 concurrent writers). Completion is detected by a cheap count
+// query on InfluxDB (pushed down), polled every 50 ms.
+func BenchmarkLocalAPIFanOut(b *testing.B) {
+	const devices, workers = 20, 4
+	srv := influxtest.Shared(b)
+	api := localapitest.Start(b, srv, localapitest.Options{PoolFor: fmt.Sprintf("BackfillWorkerFunction=%d", workers)})
+	admin := srv.Client(b)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+
+	var ids []string
+	for d := 0; d < devices; d++ {
+		id := fmt.Sprintf("lapi%02d-%s", d, influxtest.RandomID(3))
+		if status, body := api.Call(b, "POST", "/api/devices/"+id, ""); status != http.StatusCreated {
+			b.Fatalf("registering %s: %d %v", id, status, body)
+		}
+		ids = append(ids, id)
+	}
+
+	win := LastDays(time.Now(), 7)
+	total := float64(devices * win.Minutes())
+	var batches [][]byte
+	var lp []byte
+	lines := 0
+	for d := 0; d < devices; d++ {
+		line := sensors.NewLine(home, fmt.Sprintf("ceiling-%02d", d))
+		for _, m := range minutesOf(win) {
+			lp = line.Append(lp, m*60_000)
+			if lines++; lines == BatchLines {
+				batches = append(batches, influx.Gzip(lp))
+				lp, lines = lp[:0], 0
+			}
+		}
+	}
+	if len(lp) > 0 {
+		batches = append(batches, influx.Gzip(lp))
+	}
+	ceiling, ceilingConc := 0.0, 0
+	for _, conc := range []int{1, 2, 4, 8} {
+		if r := total / postAll(b, admin, srv.NewBucket(b, "lceiling"), batches, conc).Seconds(); r > ceiling {
+			ceiling, ceilingConc = r, conc
+		}
+	}
+
+	b.ResetTimer()
+	var el time.Duration
+	var plan map[string]any
+	for i := 0; i < b.N; i++ {
+		start := time.Now()
+		var status int
+		status, plan = api.Call(b, "POST", "/api/write-missing", "")
+		if status != http.StatusAccepted || plan["missing"] != total {
+			b.Fatalf("write-missing %d %v, want 202 with %v missing", status, plan, total)
+		}
+		from, _ := time.Parse(time.RFC3339, plan["from"].(string))
+		to, _ := time.Parse(time.RFC3339, plan["to"].(string))
+		for k := 0; ; k++ { // bounded: 6,000 × 50 ms = 5 minutes
+			if k == 6000 {
+				b.Fatal("backfill through the local API did not complete in 5 minutes")
+			}
+			if n := countAll(b, ctx, admin, from, to); n == int64(total) {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		el = time.Since(start)
+	}
+	b.StopTimer()
+	q := fmt.Sprintf("/api/write-missing?from=%s&to=%s", plan["from"], plan["to"])
+	if status, cov := api.Call(b, "GET", q, ""); status != 200 || cov["percent"] != float64(100) {
+		b.Fatalf("coverage %d %v, want 100%%", status, cov)
+	}
+	rate := total / el.Seconds()
+	b.ReportMetric(rate, "localapi_points/s")
+	b.ReportMetric(ceiling, "ceiling_points/s")
+	b.ReportMetric(float64(ceilingConc), "ceiling_best_concurrency")
+	b.ReportMetric(rate/ceiling, "x_of_ceiling")
+	b.ReportMetric(float64(el.Milliseconds()), "ms/backfill_201600_points")
+}
+
+// countAll counts the Temperature points in the data bucket's window (every device).
+func countAll(b *testing.B, ctx context.Context, c *influx.Client, from, to time.Time) int64 {
+	b.Helper()
+	var n int64
+	err := c.QueryRows(ctx, `from(bucket: "iot_center") |> range(start: start, stop: stop)
+  |> filter(fn: (r) => r._measurement == "environment" and r._field == "Temperature") |> count()`,
+		influx.Extern{"start": from, "stop": to}, func(v map[string]any) error {
+			n += v["_value"].(int64)
+			return nil
+		})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return n
+}
