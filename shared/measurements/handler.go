@@ -34,6 +34,10 @@ var _ Devices = (*registry.Registry)(nil)
 // DefaultTimeout caps a query when QUERY_TIMEOUT is not set.
 const DefaultTimeout = 12 * time.Second
 
+// MaxResponseBytes keeps an answer under Lambda's 6 MB synchronous response limit (with room for the envelope).
+// Only raw reads of many fields over the longest allowed range come near it.
+const MaxResponseBytes = 5_500_000
+
 // deadlineMargin is kept from the invocation deadline to answer 504 before Lambda kills the invocation.
 const deadlineMargin = 500 * time.Millisecond
 
@@ -115,6 +119,10 @@ func (h *Handler) Measurements(w http.ResponseWriter, r *http.Request) {
 		}
 		body = renderJSON(m, t)
 		w.Header().Set("Content-Type", "application/json")
+	}
+	if len(body) > MaxResponseBytes {
+		api.WriteError(w, r, api.InvalidParam("every", "the answer (%d bytes) would exceed the Lambda response limit: ask fewer fields, a shorter range or a longer window", len(body)))
+		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
