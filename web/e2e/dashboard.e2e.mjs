@@ -75,6 +75,7 @@ async function main() {
   await mkdir(ARTIFACTS, { recursive: true });
   const profile = await mkdtemp(path.join(os.tmpdir(), "iot-e2e-chromium-"));
   const deviceId = `e2e-${Date.now().toString(36)}`;
+  const secondId = `${deviceId}-b`;
   const shots = [];
   const pageErrors = [];
   let ctx;
@@ -148,6 +149,24 @@ async function main() {
       await shot("write-missing");
     });
 
+    await step(`write missing data for all devices: ${deviceId} is complete, ${secondId} gets its 7 days`, async () => {
+      await page.fill("#new-device-id", secondId);
+      await page.click("#register");
+      await page.waitForSelector(`tr[data-device="${secondId}"]`);
+      await page.click("#write-missing-all");
+      const bar = page.locator(".progress:not([data-device])").first();
+      await bar.waitFor();
+      await page.waitForFunction((el) => ["done", "error"].includes(el.getAttribute("data-state")), await bar.elementHandle(), { timeout: BACKFILL_TIMEOUT_MS });
+      const state = await bar.getAttribute("data-state");
+      const detail = await bar.locator(".progress-detail").textContent();
+      assert(state === "done", `all-devices bar state ${state}: ${detail}`);
+      assert(Number(await bar.locator(".bar").getAttribute("data-percent")) === 100, "all-devices bar below 100%");
+      // Mostly the second device's 10,080 minutes; the first may miss the minute or two the window moved since.
+      const m = /([\d,]+) of ([\d,]+) missing points written/.exec(detail);
+      const [written, planned] = m ? [m[1], m[2]].map((v) => Number(v.replaceAll(",", ""))) : [NaN, NaN];
+      assert(written === planned && planned >= 10_080 && planned <= 10_083, `want all of ~10,080 missing points written: ${detail}`);
+    });
+
     await step("dashboard: five plots and the trace have data and are drawn, gauges filled", async () => {
       await page.click(`tr[data-device="${deviceId}"] a.device-link`);
       await page.waitForSelector("main[data-page=dashboard]");
@@ -186,6 +205,10 @@ async function main() {
       assert(res.status() === 200, `GET /api/devices ${res.status()}`);
       const ids = (await res.json()).map((d) => d.deviceId);
       assert(!ids.includes(deviceId), `${deviceId} still listed`);
+      await page.click(`tr[data-device="${secondId}"] button.delete`);
+      await page.check("#delete-data");
+      await page.click("#delete-confirm");
+      await page.waitForSelector(`tr[data-device="${secondId}"]`, { state: "detached" });
     });
 
     await step("no script errors or CSP violations in the page", async () => {
@@ -194,7 +217,9 @@ async function main() {
   } finally {
     if (ctx) await ctx.close().catch(() => {});
     // A failed run must not leave its device behind (404 when the test already deleted it).
-    await fetch(`${BASE_URL}/api/devices/${deviceId}?data=true`, { method: "DELETE", headers: { Authorization: `Bearer ${key}` } }).catch(() => {});
+    for (const id of [deviceId, secondId]) {
+      await fetch(`${BASE_URL}/api/devices/${id}?data=true`, { method: "DELETE", headers: { Authorization: `Bearer ${key}` } }).catch(() => {});
+    }
     await rm(profile, { recursive: true, force: true }).catch(() => {});
     if (SCREENSHOTS_DIR && shots.length) {
       await mkdir(SCREENSHOTS_DIR, { recursive: true });
