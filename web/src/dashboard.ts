@@ -40,7 +40,7 @@ export function dashboardPage(root: HTMLElement, deviceId: string, range: Range)
 
   void fillDeviceSelect(select, deviceId);
   if (!deviceId) {
-    status.textContent = "Pick a device.";
+    status.textContent = "Pick a device (register one on the Devices page).";
     return;
   }
   if (!resizeBound) {
@@ -66,6 +66,8 @@ async function fillDeviceSelect(select: HTMLSelectElement, current: string): Pro
     if (current && !ids.includes(current)) ids.unshift(current);
     select.append(h("option", { value: "", disabled: true, selected: !current }, "device…"));
     for (const id of ids) select.append(h("option", { value: id, selected: id === current }, id));
+    // The bare Dashboard link opens the first device.
+    if (!current && ids.length > 0) location.replace(`#/dashboard/${enc(ids[0])}`);
   } catch {
     if (current) select.append(h("option", { value: current, selected: true }, current));
   }
