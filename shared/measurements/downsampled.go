@@ -70,7 +70,7 @@ type hourRow struct {
 }
 
 func renderFlux(text string, q Request) string {
-	text = strings.ReplaceAll(text, "{{FN}}", fluxFn[q.Fn])
+	text = strings.ReplaceAll(text, "{{FN}}", q.fluxFn())
 	return strings.Replace(text, "{{FIELDS}}", fieldPredicate(q.Fields), 1)
 }
 
@@ -81,7 +81,7 @@ func readHourRows(r io.Reader, q Request, rows []hourRow) ([]hourRow, error) {
 		idx[string(f)] = i
 	}
 	err := readAnnotatedCSV(r, func(h *csvHeader) (func([]string) error, error) {
-		ti, fi, ci, vi := h.Index("_time"), h.Index("_field"), h.Index("count"), h.Index(fluxFn[q.Fn])
+		ti, fi, ci, vi := h.Index("_time"), h.Index("_field"), h.Index("count"), h.Index(q.fluxFn())
 		if ti < 0 || fi < 0 {
 			return nil, fmt.Errorf("influx: hourly result without _time or _field")
 		}

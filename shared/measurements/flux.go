@@ -87,15 +87,20 @@ func fieldPredicate(fields []Field) string {
 	return b.String()
 }
 
+// fluxFn is the Flux identifier of the request's aggregate, from the allow-list only.
+func (q Request) fluxFn() string {
+	if fn, ok := fluxFn[q.Fn]; ok {
+		return fn
+	}
+	return "mean" // unreachable for validated requests
+}
+
 // measurementsQuery returns the Flux text and extern values for a validated request.
 func measurementsQuery(bucket string, q Request) (string, influx.Extern) {
 	ext := influx.Extern{"qBucket": bucket, "qDevice": q.DeviceID, "qStart": q.Start, "qStop": q.Stop}
 	text := rawFlux
 	if !q.Raw() {
-		text = strings.Replace(windowedFlux, "{{FN}}", fluxFn[q.Fn], 1)
-		if fluxFn[q.Fn] == "" {
-			text = strings.Replace(windowedFlux, "{{FN}}", "mean", 1)
-		}
+		text = strings.Replace(windowedFlux, "{{FN}}", q.fluxFn(), 1)
 		ext["qEvery"] = q.Every
 	}
 	return strings.Replace(text, "{{FIELDS}}", fieldPredicate(q.Fields), 1), ext
