@@ -47,9 +47,10 @@ build-SetupFunction:
 build-UiFunction: ui
 	$(GO_BUILD) ./functions/ui
 
-# The dashboard's front end, bundled into functions/ui/dist (embedded in the ui bootstrap).
+# The dashboard's front end, bundled into functions/ui/dist (embedded in the ui bootstrap). npm ci runs again
+# whenever package-lock.json is newer than the last install (npm writes node_modules/.package-lock.json).
 ui:
-	@if [ -f web/package.json ]; then cd web && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run --silent build; fi
+	@if [ -f web/package.json ]; then cd web && { [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund; } && npm run --silent build; fi
 
 build:
 	@for f in $(FUNCTIONS); do $(MAKE) --no-print-directory build-$$f ARTIFACTS_DIR=build/$(GOARCH)/$$f || exit 1; done

@@ -38,7 +38,7 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-(cd web && { [ -d node_modules ] || npm ci --no-audit --no-fund; })
+(cd web && { [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund; })
 make --no-print-directory tools ui >/dev/null
 
 # Its own process group, so cleanup reaches the API, its emulators and influxd, and nothing else.
