@@ -260,10 +260,13 @@ func (h *Handlers) input(r *http.Request, allowed ...string) (string, url.Values
 	return id, q, nil
 }
 
+// keyParam is the authorizer's alternative to the Authorization header (shared/authz); handlers ignore its value.
+const keyParam = "key"
+
 // onlyParams refuses unknown and repeated query parameters: a hostile query never reaches the registry.
 func onlyParams(q url.Values, allowed ...string) error {
 	for k, vs := range q {
-		ok := false
+		ok := k == keyParam
 		for _, a := range allowed {
 			ok = ok || k == a
 		}

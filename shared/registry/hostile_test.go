@@ -94,6 +94,7 @@ func TestHostileInputIsRefusedWithoutSideEffects(t *testing.T) {
 		{"data Flux", "DELETE", "/api/devices/" + victim, `data=true" or "1"=="1`},
 		{"delete unknown parameter", "DELETE", "/api/devices/" + victim, "predicate=clientId%3D%22x%22"},
 		{"list unknown parameter", "GET", "/api/devices", "limit=1000000"},
+		{"key twice", "GET", "/api/env/" + victim, "key=a&key=b"},
 		{"long parameter name", "GET", "/api/env/" + victim, strings.Repeat("x", 5000) + "=1"},
 	} {
 		cases = append(cases, struct {

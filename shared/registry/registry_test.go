@@ -187,6 +187,11 @@ func TestEnvTextPlain(t *testing.T) {
 			}
 		})
 	}
+	// the authorizer's key parameter is accepted (and ignored) alongside
+	if w := do(t, f.h, "GET", "/api/env/"+id, "key=k-123&accept=text/plain"); w.Code != http.StatusOK ||
+		!strings.Contains(w.Body.String(), "influx_token: "+tok) {
+		t.Errorf("with key parameter: got %d %q", w.Code, w.Body.String())
+	}
 	// JSON stays the default, also when explicitly asked for
 	w := do(t, f.h, "GET", "/api/env/"+id, "accept=application/json")
 	if w.Code != http.StatusOK || w.Header().Get("Content-Type") != "application/json" {
