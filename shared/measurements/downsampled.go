@@ -168,6 +168,7 @@ func (h *Handler) downsampledTable(ctx context.Context, q Request) (*Table, erro
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer recoverTo(&errs[i])
 			results[i], errs[i] = h.hourRows(ctx, p.text, p.bucket, q, p.start, p.stop, nil)
 		}()
 	}

@@ -3,6 +3,7 @@ package measurements
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"mime"
@@ -99,13 +100,9 @@ func (h *Handler) Measurements(w http.ResponseWriter, r *http.Request) {
 	csvOut := wantsCSV(r)
 	ctx, cancel := h.queryContext(r.Context())
 	defer cancel()
-	if _, err := h.devices.Get(ctx, id); err != nil {
-		api.WriteError(w, r, h.failure(ctx, err, "looking the device up"))
-		return
-	}
-	t, err := h.table(ctx, q)
+	t, err := whileLookingUp(ctx, h, id, "querying measurements", func(ctx context.Context) (*Table, error) { return h.table(ctx, q) })
 	if err != nil {
-		api.WriteError(w, r, h.failure(ctx, err, "querying measurements"))
+		api.WriteError(w, r, err)
 		return
 	}
 	var body []byte
@@ -168,13 +165,9 @@ func (h *Handler) Summary(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := h.queryContext(r.Context())
 	defer cancel()
-	if _, err := h.devices.Get(ctx, id); err != nil {
-		api.WriteError(w, r, h.failure(ctx, err, "looking the device up"))
-		return
-	}
-	s, err := h.summary(ctx, q)
+	s, err := whileLookingUp(ctx, h, id, "querying the summary", func(ctx context.Context) (*Summary, error) { return h.summary(ctx, q) })
 	if err != nil {
-		api.WriteError(w, r, h.failure(ctx, err, "querying the summary"))
+		api.WriteError(w, r, err)
 		return
 	}
 	api.WriteJSON(w, http.StatusOK, s)
@@ -188,6 +181,40 @@ func (h *Handler) summary(ctx context.Context, q SummaryRequest) (*Summary, erro
 	}
 	defer rc.Close()
 	return readSummary(rc, q)
+}
+
+// whileLookingUp runs query while the registry is asked whether the device exists (one round trip less): the
+// result is used only when the device is registered; otherwise the query is cancelled and the lookup's error
+// (404 for an unregistered id) is returned. Errors come back classified for api.WriteError.
+func whileLookingUp[T any](ctx context.Context, h *Handler, id, doing string, query func(context.Context) (T, error)) (T, error) {
+	qctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var res T
+	var qerr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer recoverTo(&qerr) // api.Handler's recover does not reach this goroutine
+		res, qerr = query(qctx)
+	}()
+	if _, err := h.devices.Get(ctx, id); err != nil {
+		cancel()
+		<-done
+		var zero T
+		return zero, h.failure(ctx, err, "looking the device up")
+	}
+	<-done
+	if qerr != nil {
+		return res, h.failure(ctx, qerr, doing)
+	}
+	return res, nil
+}
+
+// recoverTo turns a panic in a helper goroutine into an error (a 500), instead of a crashed invocation.
+func recoverTo(err *error) {
+	if v := recover(); v != nil {
+		*err = fmt.Errorf("measurements: panic: %v", v)
+	}
 }
 
 // queryContext bounds the work by the configured cap and by the invocation deadline (less a margin to answer).
