@@ -117,6 +117,10 @@ func Build(ctx context.Context, root, outDir, goarch string, ids []string, paral
 			}
 			defer func() { <-sem }()
 			r := buildOne(ctx, root, outDir, goarch, id)
+			if r.Err != nil && ctx.Err() == nil {
+				// Once more: builds running beside others' (shared Go build cache, npm) fail transiently at times.
+				r = buildOne(ctx, root, outDir, goarch, id)
+			}
 			mu.Lock()
 			res[id] = r
 			mu.Unlock()
