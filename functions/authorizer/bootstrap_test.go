@@ -1,0 +1,294 @@
+package main
+
+// These tests run the real bootstraps of the authorizer, health and setup functions in the Lambda Runtime Interface
+// Emulator (the same binary `make run` uses), so the cold-start wiring, the event and response JSON and the logs
+// are exercised as Lambda would.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/iot-center/iot-center-serverless/shared/influxtest"
+	"github.com/iot-center/iot-center-serverless/shared/registry"
+)
+
+func TestMain(m *testing.M) { os.Exit(influxtest.Main(m)) }
+
+// lockedBuffer collects an emulator's output (written by its goroutines, read by the test).
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
+
+type emulator struct {
+	addr string
+	logs *lockedBuffer
+}
+
+func rieBinary(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{os.Getenv("RIE_BIN"), "../../bin/aws-lambda-rie"} {
+		if st, err := os.Stat(p); p != "" && err == nil && !st.IsDir() {
+			abs, _ := filepath.Abs(p)
+			return abs
+		}
+	}
+	t.Fatal("the Lambda emulator is missing: run `make tools` (bin/aws-lambda-rie) or set RIE_BIN")
+	return ""
+}
+
+// start builds the function in dir (relative to this package) and runs it in an emulator with env.
+func start(t *testing.T, dir string, env []string) emulator {
+	t.Helper()
+	boot := filepath.Join(t.TempDir(), "bootstrap")
+	build := exec.Command("go", "build", "-tags", "lambda.norpc", "-trimpath", "-o", boot, dir)
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building %s: %v\n%s", dir, err, b)
+	}
+	port, err := influxtest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := influxtest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := emulator{addr: "127.0.0.1:" + strconv.Itoa(port), logs: &lockedBuffer{}}
+	cmd := exec.Command(rieBinary(t), "--runtime-interface-emulator-address", e.addr, "--runtime-api-address", "127.0.0.1:"+strconv.Itoa(rt), boot)
+	cmd.Env = append(env, "PATH="+os.Getenv("PATH"))
+	cmd.Stdout, cmd.Stderr = e.logs, e.logs
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // its own process group: the emulator and the bootstrap
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("%s emulator output:\n%.4000s", dir, e.logs.String())
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", e.addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return e
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("emulator for %s not listening after 10s", dir)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// invoke sends one event and returns the function's raw JSON answer.
+func (e emulator) invoke(t *testing.T, event any) []byte {
+	t.Helper()
+	b, _ := json.Marshal(event)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "POST", "http://"+e.addr+"/2015-03-31/functions/function/invocations", bytes.NewReader(b))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("invoking: %v", err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return out
+}
+
+func authEvent(routeKey, path, deviceID, key string) map[string]any {
+	ev := map[string]any{"version": "2.0", "type": "REQUEST", "routeKey": routeKey, "rawPath": path,
+		"headers":        map[string]string{"host": "127.0.0.1"},
+		"requestContext": map[string]any{"requestId": "req-" + influxtest.RandomID(4), "http": map[string]string{"method": strings.Fields(routeKey)[0], "path": path}}}
+	if key != "" {
+		ev["headers"].(map[string]string)["authorization"] = "Bearer " + key
+	}
+	if deviceID != "" {
+		ev["pathParameters"] = map[string]string{"deviceId": deviceID}
+	}
+	return ev
+}
+
+func TestAuthorizerBootstrap(t *testing.T) {
+	srv := influxtest.Shared(t)
+	data, reg := srv.NewBucket(t, "data"), srv.NewBucket(t, "registry")
+	const op, prov = "operator-key-bootstrap-test-1234", "provisioning-key-bootstrap-test-5678"
+	env := []string{"INFLUX_URL=" + srv.URL, "INFLUX_ORG=" + srv.Org, "INFLUX_TOKEN=" + srv.Token,
+		"INFLUX_BUCKET=" + data, "INFLUX_BUCKET_AUTH=" + reg, "IOT_OPERATOR_KEY=" + op, "IOT_DEVICE_KEY=" + prov,
+		"DEVICE_AUTH=key", "METRICS_NAMESPACE=IoTCenterTest", "AWS_LAMBDA_LOG_FORMAT=JSON"}
+	e := start(t, ".", env)
+	newID := "boot-" + influxtest.RandomID(4)
+	tests := []struct {
+		name       string
+		event      map[string]any
+		allow      bool
+		wantRoleIn string
+	}{
+		{"no key", authEvent("GET /api/devices", "/api/devices", "", ""), false, ""},
+		{"wrong key", authEvent("GET /api/devices", "/api/devices", "", "wrong"), false, ""},
+		{"provisioning key on an operator route", authEvent("GET /api/devices", "/api/devices", "", prov), false, ""},
+		{"provisioning key on a new id", authEvent("GET /api/env/{deviceId}", "/api/env/"+newID, newID, prov), true, "provisioning"},
+		{"operator key", authEvent("DELETE /api/devices/{deviceId}", "/api/devices/x", "x", op), true, "operator"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			raw := e.invoke(t, tc.event)
+			var got struct {
+				IsAuthorized *bool          `json:"isAuthorized"`
+				Context      map[string]any `json:"context"`
+			}
+			if err := json.Unmarshal(raw, &got); err != nil || got.IsAuthorized == nil {
+				t.Fatalf("not a simple authorizer response: %s", raw)
+			}
+			if *got.IsAuthorized != tc.allow {
+				t.Errorf("isAuthorized: got %v, want %v", *got.IsAuthorized, tc.allow)
+			}
+			if role, _ := got.Context["role"].(string); role != tc.wantRoleIn {
+				t.Errorf("role: got %q, want %q", role, tc.wantRoleIn)
+			}
+		})
+	}
+	logs := e.logs.String()
+	for _, secret := range []string{op, prov, srv.Token} {
+		if strings.Contains(logs, secret) {
+			t.Errorf("a key or the admin token appears in the function's output")
+		}
+	}
+	if !strings.Contains(logs, `"AuthDenied"`) || !strings.Contains(logs, `"CloudWatchMetrics"`) {
+		t.Errorf("no EMF metric line in the output:\n%.2000s", logs)
+	}
+	decisions := 0
+	for _, line := range strings.Split(logs, "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) == nil && m["message"] == "authorizer decision" {
+			decisions++
+			if m["requestId"] == nil && m["apiRequestId"] == nil {
+				t.Errorf("decision log line without a request id: %s", line)
+			}
+		}
+	}
+	if decisions != len(tests) {
+		t.Errorf("got %d JSON decision log lines, want %d:\n%.2000s", decisions, len(tests), logs)
+	}
+	// nothing was registered by the authorizer itself
+	as, err := srv.Client(t).FindAuthorizations(context.Background(), registry.Description(newID))
+	if err != nil || len(as) != 0 {
+		t.Errorf("authorizations for %s: got %d (%v), want 0", newID, len(as), err)
+	}
+}
+
+func TestAuthorizerBootstrapRefusesMissingOperatorKey(t *testing.T) {
+	srv := influxtest.Shared(t)
+	e := start(t, ".", []string{"INFLUX_URL=" + srv.URL, "INFLUX_ORG=" + srv.Org, "INFLUX_TOKEN=" + srv.Token,
+		"IOT_DEVICE_KEY=provisioning-only"})
+	raw := e.invoke(t, authEvent("GET /api/devices", "/api/devices", "", "provisioning-only"))
+	if strings.Contains(string(raw), "isAuthorized") {
+		t.Errorf("got %s, want no decision without the operator key", raw)
+	}
+	// the emulator's own log lines arrive through a pipe: wait for them, bounded
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(e.logs.String(), "operator key is required") && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(e.logs.String(), "operator key is required") {
+		t.Errorf("the cold start does not say why it failed:\n%.2000s", e.logs.String())
+	}
+}
+
+func TestHealthBootstrap(t *testing.T) {
+	srv := influxtest.Start(t)
+	// only INFLUX_URL: the health function needs no token and no SSM access
+	e := start(t, "../health", []string{"INFLUX_URL=" + srv.URL})
+	get := func() (int, string) {
+		raw := e.invoke(t, map[string]any{"version": "2.0", "routeKey": "GET /api/health", "rawPath": "/api/health",
+			"requestContext": map[string]any{"requestId": "r1", "http": map[string]string{"method": "GET", "path": "/api/health"}}})
+		var r struct {
+			StatusCode int    `json:"statusCode"`
+			Body       string `json:"body"`
+		}
+		if err := json.Unmarshal(raw, &r); err != nil || r.StatusCode == 0 {
+			t.Fatalf("not an API Gateway response: %s", raw)
+		}
+		return r.StatusCode, r.Body
+	}
+	if code, body := get(); code != http.StatusOK || !strings.Contains(body, `"status":"pass"`) {
+		t.Errorf("up: got %d %s, want 200 pass", code, body)
+	}
+	srv.Stop(t)
+	if code, body := get(); code != http.StatusServiceUnavailable || !strings.Contains(body, `"error"`) {
+		t.Errorf("down: got %d %s, want 503 JSON", code, body)
+	}
+}
+
+func TestSetupBootstrap(t *testing.T) {
+	srv := influxtest.Shared(t)
+	id := influxtest.RandomID(4)
+	data, auth, ds := "bdata_"+id, "bauth_"+id, "bds_"+id
+	admin := srv.Client(t)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		var tasks struct {
+			Tasks []struct{ ID string } `json:"tasks"`
+		}
+		_ = admin.JSON(ctx, "GET", "/api/v2/tasks", map[string][]string{"name": {"IoT Center: downsample " + data + " to " + ds}}, nil, &tasks)
+		for _, tk := range tasks.Tasks {
+			_ = admin.JSON(ctx, "DELETE", "/api/v2/tasks/"+tk.ID, nil, nil, nil)
+		}
+		for _, b := range []string{data, auth, ds} {
+			_ = admin.DeleteBucket(ctx, b)
+		}
+	})
+	answers := make(chan map[string]any, 4)
+	cfn := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var m map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&m)
+		answers <- m
+	}))
+	defer cfn.Close()
+	e := start(t, "../setup", []string{"INFLUX_URL=" + srv.URL, "INFLUX_ORG=" + srv.Org, "INFLUX_TOKEN=" + srv.Token,
+		"INFLUX_BUCKET=" + data, "INFLUX_BUCKET_AUTH=" + auth, "INFLUX_BUCKET_DOWNSAMPLED=" + ds})
+	for _, typ := range []string{"Create", "Delete"} {
+		e.invoke(t, map[string]any{"RequestType": typ, "RequestId": "req-" + typ, "ResponseURL": cfn.URL + "/signed",
+			"ResourceType": "AWS::CloudFormation::CustomResource", "LogicalResourceId": "InfluxSetup",
+			"StackId": "arn:aws:cloudformation:eu-west-1:123456789012:stack/s/1", "PhysicalResourceId": "iot-center-influxdb-setup",
+			"ResourceProperties": map[string]any{"DataRetentionDays": "30", "DownsampledRetentionDays": "400"}})
+		select {
+		case a := <-answers:
+			if a["Status"] != "SUCCESS" || a["RequestId"] != "req-"+typ {
+				t.Errorf("%s: got %v, want SUCCESS", typ, a)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s: no answer to CloudFormation within 30s", typ)
+		}
+	}
+	if _, err := admin.BucketID(context.Background(), ds); err != nil {
+		t.Errorf("downsampled bucket after Create and Delete: %v", err)
+	}
+	if strings.Contains(e.logs.String(), srv.Token) {
+		t.Errorf("the admin token appears in the setup function's output")
+	}
+}
