@@ -124,6 +124,29 @@ async function main() {
       await shot("devices");
     });
 
+    await step("config shows the token masked until asked; rotate issues a new one", async () => {
+      await page.click(`tr[data-device="${deviceId}"] button.config`);
+      const pre = page.locator("#config-json");
+      await pre.waitFor();
+      const masked = JSON.parse(await pre.textContent());
+      assert(masked.id === deviceId && masked.influx_bucket, `config ${JSON.stringify(masked)}`);
+      assert(/^•+/.test(masked.influx_token), "token not masked before Show token");
+      await page.click("#reveal-token");
+      const before = JSON.parse(await pre.textContent()).influx_token;
+      assert(before && !before.includes("•"), "Show token did not reveal it");
+      page.once("dialog", (d) => d.accept());
+      await page.click(`tr[data-device="${deviceId}"] button.rotate`);
+      await page.waitForFunction((old) => {
+        const el = document.querySelector("#config-json");
+        return el && !el.textContent.includes(old) && el.textContent.includes("influx_token");
+      }, before.slice(-12));
+      await page.click("#reveal-token");
+      const after = JSON.parse(await pre.textContent()).influx_token;
+      assert(after && after !== before && !after.includes("•"), "rotate did not show a new token");
+      await page.click("#config-area button.secondary"); // Close: no token left on screen for the screenshots
+      await pre.waitFor({ state: "detached" });
+    });
+
     await step("write missing data: the bar reaches 100%", async () => {
       await page.click(`tr[data-device="${deviceId}"] button.write-missing`);
       const bar = page.locator(`.progress[data-device="${deviceId}"]`);
