@@ -50,5 +50,8 @@ func HealthHandler(hc HealthChecker) http.Handler {
 		}
 		api.WriteJSON(w, http.StatusOK, HealthResponse{Status: "pass", Influx: InfluxHealth{Status: status, Version: version}})
 	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		api.WriteError(w, r, api.Errorf(api.NotFound, "no such route"))
+	})
 	return mux
 }

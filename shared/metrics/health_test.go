@@ -75,7 +75,7 @@ func TestHealthOtherMethodsNotRouted(t *testing.T) {
 	h := HealthHandler(influx.New("http://127.0.0.1:1", "", "org", influx.Options{}))
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("POST", "/api/health", nil))
-	if rec.Code == http.StatusOK {
-		t.Errorf("POST /api/health: got 200, want a refusal")
+	if rec.Code != http.StatusNotFound || !strings.Contains(rec.Body.String(), `"error"`) {
+		t.Errorf("POST /api/health: got %d %s, want 404 JSON", rec.Code, rec.Body.String())
 	}
 }
