@@ -66,11 +66,13 @@ var _ http.Handler = (*Handler)(nil)
 // skipped. A missing index.html is allowed (a clean clone before `make ui`): / then answers 404 JSON saying so.
 func New(fsys fs.FS) (*Handler, error) {
 	h := &Handler{assets: map[string]*file{}}
-	if b, err := fs.ReadFile(fsys, "index.html"); err == nil {
-		h.index, err = prepare("index.html", b, CacheIndex)
-		if err != nil {
+	switch b, err := fs.ReadFile(fsys, "index.html"); {
+	case err == nil:
+		if h.index, err = prepare("index.html", b, CacheIndex); err != nil {
 			return nil, err
 		}
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("ui: reading index.html: %w", err)
 	}
 	err := fs.WalkDir(fsys, "assets", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
