@@ -18,7 +18,8 @@ function flash(msg: string, kind: "error" | "ok" = "ok"): void {
 }
 
 function header(): HTMLElement {
-  const key = h("input", { type: "password", id: "operator-key", placeholder: "operator key", autocomplete: "off", value: getKey() });
+  const key = h("input", { type: "password", id: "operator-key", placeholder: "operator key", autocomplete: "off" });
+  key.value = getKey(); // the property, not the attribute: the key stays out of the serialized DOM
   const save = (ev: Event) => {
     ev.preventDefault();
     setKey(key.value.trim());
