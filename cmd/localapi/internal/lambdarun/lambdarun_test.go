@@ -216,3 +216,25 @@ func TestPrefixWriter(t *testing.T) {
 		t.Errorf("got %q, want %q", got, want)
 	}
 }
+
+// TestPoolTimeout: the emulator enforces AWS_LAMBDA_FUNCTION_TIMEOUT; the overrun is a function error and the
+// pool keeps serving.
+func TestPoolTimeout(t *testing.T) {
+	spec := echoSpec(t, "Slow", 1)
+	spec.Timeout = time.Second
+	spec.Env = []string{"PATH=/usr/bin:/bin", "AWS_LAMBDA_FUNCTION_NAME=Slow", "AWS_LAMBDA_FUNCTION_TIMEOUT=1"}
+	p := newPool(t, spec)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := p.Invoke(ctx, []byte(`{"sleepMs":3000}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.FunctionError != "Unhandled" || !IsErrorPayload(res.Payload) || !bytes.Contains(res.Payload, []byte("Sandbox.Timedout")) {
+		t.Fatalf("overrun = %q %s, want a Sandbox.Timedout function error", res.FunctionError, res.Payload)
+	}
+	res, err = p.Invoke(ctx, []byte(`{}`))
+	if err != nil || res.FunctionError != "" {
+		t.Fatalf("after a timeout: %v %q %s", err, res.FunctionError, res.Payload)
+	}
+}

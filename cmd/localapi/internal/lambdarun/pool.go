@@ -229,6 +229,15 @@ func (in *instance) invoke(ctx context.Context, payload []byte) (Result, error) 
 		return Result{Payload: errorPayload("Function.ResponseSizeTooLarge", "response larger than 6 MB"), FunctionError: "Unhandled"}, nil
 	}
 	res := Result{Payload: body}
+	if len(body) > 0 && !json.Valid(body) {
+		// The emulator answers a timeout (and some runtime failures) in plain text; Lambda reports those as a
+		// function error with a JSON error document.
+		typ := "Runtime.Unknown"
+		if bytes.Contains(body, []byte("timed out")) {
+			typ = "Sandbox.Timedout"
+		}
+		return Result{Payload: errorPayload(typ, string(bytes.TrimSpace(body))), FunctionError: "Unhandled"}, nil
+	}
 	if resp.StatusCode != http.StatusOK || IsErrorPayload(body) {
 		res.FunctionError = "Unhandled"
 		if !IsErrorPayload(body) {
