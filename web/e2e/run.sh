@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Runs the dashboard's browser end-to-end test against the real local API: starts the local API (what `make run`
-# runs) on a free loopback port with a throwaway state folder, waits for /api/health, runs web/e2e/dashboard.e2e.mjs
-# in headless Chromium, and always stops everything it started.
+# Runs the dashboard's browser end-to-end test against the real local API: starts `make run` (which also builds the
+# front end and the functions) on a free loopback port with a throwaway state folder, waits for /api/health, runs
+# web/e2e/dashboard.e2e.mjs in headless Chromium, and always stops everything it started.
 #
 #   bash web/e2e/run.sh               # screenshots in test-artifacts/
 #   SCREENSHOTS_DIR=docs/screenshots bash web/e2e/run.sh   # also refresh the README's screenshots
@@ -38,13 +38,12 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-(cd web && { [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund; })
-make --no-print-directory tools ui >/dev/null
 
 # Its own process group, so cleanup reaches the API, its emulators and influxd, and nothing else.
 # Its own InfluxDB too: INFLUX_URL/INFLUX_TOKEN from the caller's environment would point it elsewhere.
 env -u INFLUX_URL -u INFLUX_TOKEN IOT_OPERATOR_KEY="$operator_key" IOT_DEVICE_KEY="$device_key" \
-	setsid go run ./cmd/localapi -state "$state" -addr "127.0.0.1:$port" -influx-addr "127.0.0.1:$influx_port" >"$log" 2>&1 &
+	setsid make --no-print-directory run LOCALAPI_FLAGS="-state $state -addr 127.0.0.1:$port -influx-addr 127.0.0.1:$influx_port" \
+	>"$log" 2>&1 &
 pgid=$!
 echo "e2e: local API pid $pgid on 127.0.0.1:$port, state $state, log $log"
 
