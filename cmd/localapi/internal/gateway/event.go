@@ -183,7 +183,15 @@ func authorizerDecision(payload []byte, simple bool) (allowed bool, ctx map[stri
 		}
 		return r.IsAuthorized, r.Context, nil
 	}
-	var r events.APIGatewayV2CustomAuthorizerIAMPolicyResponse
+	// Only the effects matter locally; Action and Resource may be a string or a list, so they are not decoded.
+	var r struct {
+		PolicyDocument struct {
+			Statement []struct {
+				Effect string `json:"Effect"`
+			} `json:"Statement"`
+		} `json:"policyDocument"`
+		Context map[string]any `json:"context"`
+	}
 	if err := json.Unmarshal(payload, &r); err != nil {
 		return false, nil, fmt.Errorf("authorizer reply is not an IAM policy response: %w", err)
 	}

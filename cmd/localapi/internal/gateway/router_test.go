@@ -164,3 +164,51 @@ func TestMapResponse(t *testing.T) {
 		t.Errorf("multi-value header values = %v, want 2", h.Values("X-M"))
 	}
 }
+
+func TestIdentitySources(t *testing.T) {
+	ev := BuildHTTPEvent(httptest.NewRequest("GET", "http://127.0.0.1/x?key=k1", nil), nil, samtpl.Route{Method: "GET", Path: "/x"}, nil, "r", time.Now())
+	ev.Headers["authorization"] = "Bearer t"
+	for _, tc := range []struct {
+		sources []string
+		ok      bool
+		want    string
+	}{
+		{nil, true, ""},
+		{[]string{"$request.header.Authorization"}, true, "Bearer t"},
+		{[]string{"$request.querystring.key"}, true, "k1"},
+		{[]string{"$request.header.Authorization", "$request.header.X-Missing"}, false, ""}, // API Gateway: 401, no call
+	} {
+		got, ok := identityValues(tc.sources, ev)
+		if ok != tc.ok || (ok && strings.Join(got, ",") != strings.Join(nonEmpty(tc.want), ",")) {
+			t.Errorf("identityValues(%v) = %v %v, want %q %v", tc.sources, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+func nonEmpty(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return []string{s}
+}
+
+func TestAuthorizerDecision(t *testing.T) {
+	for _, tc := range []struct {
+		payload string
+		simple  bool
+		allowed bool
+		err     bool
+	}{
+		{`{"isAuthorized":true,"context":{"role":"operator"}}`, true, true, false},
+		{`{"isAuthorized":false}`, true, false, false},
+		{`{}`, true, false, false},
+		{`"yes"`, true, false, true},
+		{`{"principalId":"p","policyDocument":{"Version":"2012-10-17","Statement":[{"Action":"execute-api:Invoke","Effect":"Allow","Resource":["*"]}]}}`, false, true, false},
+		{`{"principalId":"p","policyDocument":{"Version":"2012-10-17","Statement":[{"Action":"execute-api:Invoke","Effect":"Deny","Resource":["*"]}]}}`, false, false, false},
+	} {
+		allowed, _, err := authorizerDecision([]byte(tc.payload), tc.simple)
+		if allowed != tc.allowed || (err != nil) != tc.err {
+			t.Errorf("authorizerDecision(%s, simple=%v) = %v %v, want %v err=%v", tc.payload, tc.simple, allowed, err, tc.allowed, tc.err)
+		}
+	}
+}
