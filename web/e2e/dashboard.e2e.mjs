@@ -217,6 +217,20 @@ async function main() {
       await shot("dashboard");
     });
 
+    await step("range picker: 1h, 1d and 30d show data too", async () => {
+      for (const r of ["1h", "1d", "30d"]) {
+        await page.click(`a[data-range="${r}"]`);
+        await page.waitForSelector(`main[data-page=dashboard][data-range="${r}"][data-ready]`);
+        const status = await page.textContent("#dashboard-status");
+        assert((await page.getAttribute("main", "data-ready")) === "ok", `${r}: ${status}`);
+        for (const f of FIVE) {
+          const n = Number(await page.getAttribute(`.plot[data-field="${f}"]`, "data-points"));
+          assert(n > 0, `${r}: ${f} has ${n} points (${status})`);
+        }
+        console.log(`     ${status}`);
+      }
+    });
+
     await step(`delete ${deviceId} with its data`, async () => {
       await page.click("#nav-devices");
       await page.waitForSelector(`tr[data-device="${deviceId}"]`);
