@@ -161,7 +161,7 @@ type fixture struct {
 	url    string
 	runner *lambdarun.Runner
 	dlq    string
-	logs   *bytes.Buffer
+	logs   *lockedWriter
 }
 
 func newFixture(t *testing.T, mod func(*Config)) *fixture {
@@ -180,9 +180,9 @@ func newFixture(t *testing.T, mod func(*Config)) *fixture {
 		specs = append(specs, s)
 	}
 	runner := lambdarun.NewRunner(rieBin, specs)
-	f := &fixture{runner: runner, dlq: filepath.Join(t.TempDir(), "dead-letter"), logs: &bytes.Buffer{}}
+	f := &fixture{runner: runner, dlq: filepath.Join(t.TempDir(), "dead-letter"), logs: &lockedWriter{w: &bytes.Buffer{}}}
 	cfg := Config{Routes: tpl.Routes, Functions: tpl.Functions, Invoker: runner, DeadLetterDir: f.dlq,
-		RetryDelay: 20 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(&lockedWriter{w: f.logs}, nil))}
+		RetryDelay: 20 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(f.logs, nil))}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -205,7 +205,13 @@ func newFixture(t *testing.T, mod func(*Config)) *fixture {
 // lockedWriter serialises log writes from the gateway's goroutines.
 type lockedWriter struct {
 	mu sync.Mutex
-	w  io.Writer
+	w  *bytes.Buffer
+}
+
+func (l *lockedWriter) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.String()
 }
 
 func (l *lockedWriter) Write(b []byte) (int, error) {
