@@ -218,9 +218,13 @@ func ensureBucket(ctx context.Context, c *influx.Client, name string, retention 
 	if have == want {
 		return id, "", nil
 	}
-	rules := []map[string]any{}
+	// everySeconds 0 is infinite (an empty rule list would leave the old retention in place)
+	rules := []map[string]any{{"type": "expire", "everySeconds": 0}}
 	if want > 0 {
-		rules = append(rules, map[string]any{"type": "expire", "everySeconds": want})
+		// InfluxDB refuses a retention shorter than the bucket's shard group duration: set the default one for
+		// the new retention along with it
+		rules = []map[string]any{{"type": "expire", "everySeconds": want,
+			"shardGroupDurationSeconds": int64(shardGroupDuration(retention) / time.Second)}}
 	}
 	if err := c.JSON(ctx, http.MethodPatch, "/api/v2/buckets/"+url.PathEscape(id), nil, map[string]any{"retentionRules": rules}, nil); err != nil {
 		return "", "", fmt.Errorf("setup: updating the retention of bucket %s: %w", name, err)
@@ -300,4 +304,16 @@ func ensureTask(ctx context.Context, c *influx.Client, orgID string, o Options, 
 func fluxString(s string) string {
 	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "${", `\${`, "\n", `\n`, "\r", `\r`, "\t", `\t`)
 	return `"` + r.Replace(s) + `"`
+}
+
+// shardGroupDuration is InfluxDB's default shard group duration for a retention.
+func shardGroupDuration(retention time.Duration) time.Duration {
+	switch {
+	case retention == 0 || retention > 180*24*time.Hour:
+		return 7 * 24 * time.Hour
+	case retention < 2*24*time.Hour:
+		return time.Hour
+	default:
+		return 24 * time.Hour
+	}
 }

@@ -131,13 +131,25 @@ func TestRunUpdatesRetentionAndRepairsTask(t *testing.T) {
 	if err := c.JSON(ctx, http.MethodPost, "/api/v2/tasks", nil, dup, nil); err != nil {
 		t.Fatal(err)
 	}
+	// and someone gave the registry bucket a retention: registrations must never expire
+	expire := map[string]any{"retentionRules": []map[string]any{{"type": "expire", "everySeconds": 48 * 3600, "shardGroupDurationSeconds": 3600}}}
+	if err := c.JSON(ctx, http.MethodPatch, "/api/v2/buckets/"+first.BucketIDs[o.BucketAuth], nil, expire, nil); err != nil {
+		t.Fatal(err)
+	}
 	o.DataRetention = 7 * 24 * time.Hour
+	o.DownsampledRetention = 3 * time.Hour // from 400 days (7-day shard groups) to less than one shard group
 	second, err := Run(ctx, c, o)
 	if err != nil {
 		t.Fatalf("second run: %v", err)
 	}
 	if got := retentionOf(t, c, second.BucketIDs[o.Bucket]); got != 7*86400 {
 		t.Errorf("data retention: got %ds, want %ds", got, 7*86400)
+	}
+	if got := retentionOf(t, c, second.BucketIDs[o.BucketDownsampled]); got != 3*3600 {
+		t.Errorf("downsampled retention: got %ds, want %ds", got, 3*3600)
+	}
+	if got := retentionOf(t, c, second.BucketIDs[o.BucketAuth]); got != 0 {
+		t.Errorf("registry retention: got %ds, want infinite", got)
 	}
 	tasks, err := findTasks(ctx, c, srv.OrgID, full.TaskName)
 	if err != nil || len(tasks) != 1 || tasks[0].ID != first.TaskID || tasks[0].Status != "active" {
