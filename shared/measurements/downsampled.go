@@ -26,20 +26,20 @@ import (
 // DownsampledMeasurement is the measurement of the hourly aggregates.
 const DownsampledMeasurement = "environment_1h"
 
-// dsFlux reads the hourly aggregates count and {{FN}} of the device's fields from the downsampled bucket, paired
+// dsFlux reads the hourly aggregates count and {{AGG}} of the device's fields from the downsampled bucket, paired
 // per series (grouping by every column but agg, _value and _time keeps the series apart, so each mean meets its
 // own count even when the sensor tags changed inside an hour).
 const dsFlux = `from(bucket: qBucket)
   |> range(start: qStart, stop: qStop)
   |> filter(fn: (r) => r._measurement == "environment_1h" and r.clientId == qDevice)
-  |> filter(fn: (r) => r.agg == "count" or r.agg == "{{FN}}")
+  |> filter(fn: (r) => r.agg == "count" or r.agg == "{{AGG}}")
   |> filter(fn: (r) => {{FIELDS}})
   |> group(columns: ["agg", "_value", "_time"], mode: "except")
   |> pivot(rowKey: ["_time"], columnKey: ["agg"], valueColumn: "_value")
-  |> keep(columns: ["_time", "_field", "count", "{{FN}}"])
+  |> keep(columns: ["_time", "_field", "count", "{{AGG}}"])
 `
 
-// hourlyRawFlux aggregates raw points per hour into the same shape, for the hours the downsampled bucket cannot
+// hourlyRawFlux aggregates raw points per hour into the same shape (lastByTime: see fnDefs), for the hours the downsampled bucket cannot
 // answer (the partial hours at the range's edges, the hours after its latest one).
 const hourlyRawFlux = `data = from(bucket: qBucket)
   |> range(start: qStart, stop: qStop)
@@ -49,11 +49,11 @@ const hourlyRawFlux = `data = from(bucket: qBucket)
   |> group(columns: ["_field"])
   |> toFloat()
 c = data |> aggregateWindow(every: 1h, fn: count, createEmpty: false, timeSrc: "_start") |> toFloat() |> set(key: "agg", value: "count")
-v = data |> aggregateWindow(every: 1h, fn: {{FN}}, createEmpty: false, timeSrc: "_start") |> set(key: "agg", value: "{{FN}}")
+v = data |> aggregateWindow(every: 1h, fn: {{FN}}, createEmpty: false, timeSrc: "_start") |> set(key: "agg", value: "{{AGG}}")
 union(tables: [c, v])
   |> group(columns: ["_field"])
   |> pivot(rowKey: ["_time"], columnKey: ["agg"], valueColumn: "_value")
-  |> keep(columns: ["_time", "_field", "count", "{{FN}}"])
+  |> keep(columns: ["_time", "_field", "count", "{{AGG}}"])
 `
 
 // useDownsampled reports whether a request can be answered from hourly aggregates.
@@ -70,7 +70,9 @@ type hourRow struct {
 }
 
 func renderFlux(text string, q Request) string {
-	text = strings.ReplaceAll(text, "{{FN}}", q.fluxFn())
+	// {{AGG}} is the aggregate's name (the agg tag of the downsampled schema), {{FN}} its Flux function
+	text = strings.ReplaceAll(text, "{{AGG}}", string(q.agg()))
+	text = fnDefs + strings.ReplaceAll(text, "{{FN}}", q.fluxFn())
 	return strings.Replace(text, "{{FIELDS}}", fieldPredicate(q.Fields), 1)
 }
 
@@ -81,7 +83,7 @@ func readHourRows(r io.Reader, q Request, rows []hourRow) ([]hourRow, error) {
 		idx[string(f)] = i
 	}
 	err := readAnnotatedCSV(r, func(h *csvHeader) (func([]string) error, error) {
-		ti, fi, ci, vi := h.Index("_time"), h.Index("_field"), h.Index("count"), h.Index(q.fluxFn())
+		ti, fi, ci, vi := h.Index("_time"), h.Index("_field"), h.Index("count"), h.Index(string(q.agg()))
 		if ti < 0 || fi < 0 {
 			return nil, fmt.Errorf("influx: hourly result without _time or _field")
 		}

@@ -65,9 +65,10 @@ func knownLines() []byte {
 	var b bytes.Buffer
 	for i := 0; i < 60; i++ {
 		ts := t0.Add(time.Duration(i) * time.Minute).UnixNano()
-		sensor := "BME280"
+		// the later series sorts first, so nothing may rely on series order for time order
+		sensor := "SHT31"
 		if i >= 35 {
-			sensor = "SHT31"
+			sensor = "BME280"
 		}
 		fmt.Fprintf(&b, "environment,clientId=dev1,TemperatureSensor=%s Temperature=%g,Humidity=%d,CO2=%di,TVOC=%di,Lat=50.1,Lon=14.4 %d\n",
 			sensor, float64(i)+0.25, 60-i, 400+i, 2*i, ts)

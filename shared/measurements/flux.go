@@ -14,6 +14,11 @@ const Measurement = "environment"
 // caller. Caller values (device id, times, window) arrive as extern options: qBucket, qDevice, qStart, qStop,
 // qEvery.
 
+// fnDefs precedes every text using {{FN}}: lastByTime selects the row with the latest _time (a selector, O(n),
+// no sort) where last() would take the table's last row whatever its time.
+const fnDefs = `lastByTime = (column="_value", tables=<-) => tables |> max(column: "_time")
+`
+
 // windowedFlux aggregates each field over epoch-aligned windows. Series are grouped by field first so a device
 // whose sensor tags changed still yields one series per field; toFloat lets integer fields (CO2, TVOC) and
 // float fields share the pivoted table.
@@ -42,7 +47,8 @@ const rawFlux = `from(bucket: qBucket)
 `
 
 // summaryFlux computes the gauges per field in one query (the source is read once and shared by the yields), and
-// the device's last entry over all its data, whatever the range.
+// the device's last entry over all its data, whatever the range. A field's table merges its series, so "last" is
+// the row with the latest _time, not the table's last row.
 const summaryFlux = `data = from(bucket: qBucket)
   |> range(start: qStart, stop: qStop)
   |> filter(fn: (r) => r._measurement == "environment" and r.clientId == qDevice)
@@ -55,7 +61,7 @@ data |> count() |> yield(name: "count")
 data |> min() |> yield(name: "min")
 data |> max() |> yield(name: "max")
 data |> mean() |> yield(name: "mean")
-data |> last() |> yield(name: "last")
+data |> max(column: "_time") |> yield(name: "last")
 
 from(bucket: qBucket)
   |> range(start: 1970-01-01T00:00:00Z, stop: qStop)
@@ -95,12 +101,20 @@ func (q Request) fluxFn() string {
 	return "mean" // unreachable for validated requests
 }
 
+// agg is the request's aggregate name from the allow-list (the downsampled schema's agg tag value).
+func (q Request) agg() Fn {
+	if _, ok := fluxFn[q.Fn]; ok {
+		return q.Fn
+	}
+	return "mean" // unreachable for validated requests
+}
+
 // measurementsQuery returns the Flux text and extern values for a validated request.
 func measurementsQuery(bucket string, q Request) (string, influx.Extern) {
 	ext := influx.Extern{"qBucket": bucket, "qDevice": q.DeviceID, "qStart": q.Start, "qStop": q.Stop}
 	text := rawFlux
 	if !q.Raw() {
-		text = strings.Replace(windowedFlux, "{{FN}}", q.fluxFn(), 1)
+		text = fnDefs + strings.Replace(windowedFlux, "{{FN}}", q.fluxFn(), 1)
 		ext["qEvery"] = q.Every
 	}
 	return strings.Replace(text, "{{FIELDS}}", fieldPredicate(q.Fields), 1), ext

@@ -36,7 +36,9 @@ var DefaultFields = []Field{Temperature, TVOC, Pressure, Humidity, CO2}
 // Fn is an aggregate the caller may ask for; fluxFn maps it to the Flux identifier rendered into the query.
 type Fn string
 
-var fluxFn = map[Fn]string{"mean": "mean", "min": "min", "max": "max", "last": "last"}
+// last is lastByTime (defined in fnDefs): Flux's last() takes a table's last row, and a field's table merged
+// from several series (a sensor tag changed) is not in time order.
+var fluxFn = map[Fn]string{"mean": "mean", "min": "min", "max": "max", "last": "lastByTime"}
 
 // Limits of the measurements route.
 const (
