@@ -412,3 +412,34 @@ func TestConcurrentRequestsToOneFunction(t *testing.T) {
 	}
 	want(t, "cleanup", call(t, "DELETE", l.URL+"/api/devices/"+id, l.OperatorKey, nil), http.StatusNoContent, http.StatusOK)
 }
+
+// TestProvisioningKeyFlow: the provisioning key registers a new id through GET /api/env/{id} but cannot read an
+// existing one; the device's own token reads its own config and no other device's.
+func TestProvisioningKeyFlow(t *testing.T) {
+	l := shared(t)
+	a, b := "e2e-prov-a-"+influxtest.RandomID(3), "e2e-prov-b-"+influxtest.RandomID(3)
+	r := call(t, "GET", l.URL+"/api/env/"+a, l.DeviceKey, nil)
+	want(t, "first registration with the provisioning key", r, http.StatusOK, http.StatusCreated)
+	var cfgA envConfig
+	r.json(t, &cfgA)
+	want(t, "register b", call(t, "POST", l.URL+"/api/devices/"+b, l.OperatorKey, nil), http.StatusOK, http.StatusCreated)
+
+	for _, tc := range []struct {
+		name, id, key string
+		status        int
+	}{
+		{"provisioning key on an existing id", a, l.DeviceKey, http.StatusForbidden},
+		{"own token on own id", a, cfgA.InfluxToken, http.StatusOK},
+		{"own token on another id", b, cfgA.InfluxToken, http.StatusForbidden},
+		{"no key", a, "", http.StatusForbidden},
+	} {
+		if r := call(t, "GET", l.URL+"/api/env/"+tc.id, tc.key, nil); r.Status != tc.status {
+			t.Errorf("%s: %d %s, want %d", tc.name, r.Status, r.Body, tc.status)
+		} else if r.Status == http.StatusForbidden && strings.Contains(string(r.Body), "influx_token") {
+			t.Errorf("%s: refused but the body carries a token: %s", tc.name, r.Body)
+		}
+	}
+	for _, id := range []string{a, b} {
+		want(t, "cleanup", call(t, "DELETE", l.URL+"/api/devices/"+id, l.OperatorKey, nil), http.StatusNoContent, http.StatusOK)
+	}
+}

@@ -129,6 +129,12 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 
+	for id := range o.PoolFor {
+		if tpl.Functions[id] == nil {
+			return fmt.Errorf("-pool-for %s: no such function in %s", id, o.Template)
+		}
+	}
+
 	keys, err := loadKeys(filepath.Join(state, "keys.env"), getenv)
 	if err != nil {
 		return err
