@@ -15,7 +15,7 @@ FUNCTIONS := AuthorizerFunction EnvConfigFunction RegisterFunction DevicesFuncti
 INFLUXD = bash scripts/influxd/build-influxd.sh
 TEST_TIMEOUT ?= 45m
 
-.PHONY: help build test lint vet fmt run bench influxd ui tools clean $(addprefix build-,$(FUNCTIONS))
+.PHONY: help build test lint vet fmt run bench influxd ui tools clean chromium e2e $(addprefix build-,$(FUNCTIONS))
 
 help:
 	@echo "make run    - local API on http://127.0.0.1:3000 over a real InfluxDB (builds what it needs)"
@@ -73,9 +73,21 @@ lint: vet
 	cfn-lint template.yaml
 	@if [ -f openapi.yaml ]; then openapi-spec-validator openapi.yaml; fi
 
+# Everything: lint, the Go tests (real influxd, real bootstraps under the emulator), then the dashboard in a real
+# browser against `make run`.
 test: lint tools ui
 	@bin=$$($(INFLUXD) path) && echo "influxd: $$bin" && \
 	  INFLUXD_BIN=$$bin RIE_BIN=$(CURDIR)/bin/aws-lambda-rie go test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	@$(MAKE) --no-print-directory e2e
+
+# Debian's Chromium for the browser test (the npm playwright download cannot reach its CDN from here).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { echo "installing Debian's chromium (apt-get)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# Browser end-to-end test of the dashboard (Debian chromium, headless) against `make run` on free ports.
+e2e: chromium ui
+	bash web/e2e/run.sh
 
 # The local API (cmd/localapi): built, then exec'd so Ctrl-C/SIGTERM reach it directly. Extra flags, e.g.
 # LOCALAPI_FLAGS="-pool 3 -pool-for EnvConfigFunction=4 -env-vars env.json -parameter-overrides DeviceAuth=none".
