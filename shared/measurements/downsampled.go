@@ -15,10 +15,11 @@ import (
 
 // Windows of an hour or more are computed from the downsampled bucket (written by the setup function's hourly
 // task and by backfills): measurement environment_1h, the source's tags plus tag agg in count|mean|min|max|last,
-// one float point per series, field and hour, _time = the hour's start. Hours the bucket does not hold yet (after
-// its latest hour for the device) and the partial hours at the edges of the range are aggregated hourly from the
-// raw data instead, in the same shape, and Go merges the hourly rows into the asked windows: the answer's windows
-// are exactly those of the raw path (same `every`, same epoch alignment, same first-window clipping).
+// one float point per series, field and hour, _time = the hour's start. The hours just before now (rawTail), hours
+// the bucket does not hold (after its latest hour for the device) and the partial hours at the edges of the range
+// are aggregated hourly from the raw data instead, in the same shape, and Go merges the hourly rows into the asked
+// windows: the answer's windows are exactly those of the raw path (same `every`, same epoch alignment, same
+// first-window clipping).
 //
 // Known limit: when a device's sensor tags change inside an hour, that hour holds one `last` per series and the
 // schema does not say which of them came later, so fn=last for that hour takes the row read last.
@@ -149,9 +150,13 @@ func (h *Handler) downsampledTable(ctx context.Context, q Request) (*Table, erro
 		}
 		return mergeWindows(q, rows), nil
 	}
-	// The aggregates, the partial first hour and the recent hours the task has probably not reached yet are read
-	// at once; tailFrom is that guess, checked against the aggregates' real coverage below.
-	tailFrom := dsStop.Add(-tailGuess)
+	// The most recent hours always come from the raw data: the task may not have reached them, and an hour a
+	// backfill downsampled while it was still running holds a partial aggregate until the task's next run. The
+	// aggregates (older hours), the partial first hour and those recent hours are read at once.
+	tailFrom := h.now().UTC().Truncate(time.Hour).Add(-rawTail)
+	if tailFrom.After(dsStop) {
+		tailFrom = dsStop
+	}
 	if tailFrom.Before(dsStart) {
 		tailFrom = dsStart
 	}
@@ -159,7 +164,7 @@ func (h *Handler) downsampledTable(ctx context.Context, q Request) (*Table, erro
 		text, bucket string
 		start, stop  time.Time
 	}{
-		{dsFlux, h.bucketDs, dsStart, dsStop},
+		{dsFlux, h.bucketDs, dsStart, tailFrom},
 		{hourlyRawFlux, h.bucket, q.Start, dsStart},
 		{hourlyRawFlux, h.bucket, tailFrom, q.Stop},
 	}
@@ -180,22 +185,16 @@ func (h *Handler) downsampledTable(ctx context.Context, q Request) (*Table, erro
 			return nil, err
 		}
 	}
-	// the aggregates answer up to their latest hour for this device; later hours come from the raw data
-	ds := results[0]
+	// the aggregates answer up to their latest hour for this device
 	covered := dsStart
-	for _, r := range ds {
+	for _, r := range results[0] {
 		if end := r.t.Add(time.Hour); end.After(covered) {
 			covered = end
 		}
 	}
-	rows := append(ds, results[1]...)
-	for _, r := range results[2] {
-		if !r.t.Before(covered) {
-			rows = append(rows, r)
-		}
-	}
+	rows := append(append(results[0], results[1]...), results[2]...)
 	if covered.Before(tailFrom) {
-		// the aggregates lag more than the guess (task late or failing): read the gap from the raw data too
+		// the aggregates stop earlier (task late or failing, or no data lately): the gap comes from the raw data
 		var err error
 		if rows, err = h.hourRows(ctx, hourlyRawFlux, h.bucket, q, covered, tailFrom, rows); err != nil {
 			return nil, err
@@ -204,9 +203,9 @@ func (h *Handler) downsampledTable(ctx context.Context, q Request) (*Table, erro
 	return mergeWindows(q, rows), nil
 }
 
-// tailGuess is how far behind now the hourly task may be in normal operation (it runs at :05 over the previous
-// two hours); those hours are read from the raw data in parallel with the aggregates.
-const tailGuess = 3 * time.Hour
+// rawTail is how many hours before now are always read from the raw data: more than the hourly task's normal
+// lag (it runs at :05 over the previous two hours).
+const rawTail = 3 * time.Hour
 
 // windowAcc accumulates one field's hourly aggregates in one window.
 type windowAcc struct {

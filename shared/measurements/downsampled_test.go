@@ -20,14 +20,23 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/setup"
 )
 
-// dsFixture: six hours of one-minute data for three devices, hours 0..4 downsampled by the setup package's own
-// aggregation (hour 5 plays the hour the task has not reached yet). "mid" changes its sensor tag at minute 150
-// (inside hour 2), "edge" and "lag" at minute 180 (an hour boundary); "lag"'s points from hour 2 on are written
-// after the aggregation, so its aggregates stop at hour 1 (a task running late).
+// dsFixture: six hours of one-minute data for four devices, downsampled by the setup package's own aggregation.
+// "mid" changes its sensor tag at minute 150 (inside hour 2), the others at minute 180 (an hour boundary). "lag"'s
+// points from hour 2 on are written after the aggregation, so its aggregates stop at hour 1 (a task running
+// late); "stale"'s last half hour is written after it, so its hour 5 aggregate is partial (an hour a backfill
+// downsampled while it was still running).
 type dsFixture struct {
 	c         *influx.Client
+	reg       *registry.Registry
 	raw, ds   string
 	rawH, dsH http.Handler
+}
+
+// newDSHandlerAt is f's downsampled-reading handler with its clock at now.
+func newDSHandlerAt(t *testing.T, f *dsFixture, now time.Time) http.Handler {
+	t.Helper()
+	return measurements.New(f.c, f.reg, f.raw, 10*time.Second, measurements.WithClock(func() time.Time { return now }),
+		measurements.WithDownsampled(f.ds)).Routes()
 }
 
 func newDSFixture(t *testing.T) *dsFixture {
@@ -44,13 +53,13 @@ func newDSFixture(t *testing.T) *dsFixture {
 		for _, d := range []struct {
 			id     string
 			change int
-		}{{"mid", 150}, {"edge", 180}, {"lag", 180}} {
+		}{{"mid", 150}, {"edge", 180}, {"lag", 180}, {"stale", 180}} {
 			sensor := "A"
 			if m >= d.change {
 				sensor = "B"
 			}
 			w := &b
-			if d.id == "lag" && m >= 120 {
+			if d.id == "lag" && m >= 120 || d.id == "stale" && m >= 330 {
 				w = &late
 			}
 			// irregular but exact values: eighths keep sums exact in float64
@@ -61,7 +70,7 @@ func newDSFixture(t *testing.T) *dsFixture {
 	if err := f.c.WriteLines(ctx, f.raw, b.Bytes()); err != nil {
 		t.Fatal(err)
 	}
-	if err := setup.Downsample(ctx, f.c, f.raw, f.ds, t0, t0.Add(5*time.Hour)); err != nil {
+	if err := setup.Downsample(ctx, f.c, f.raw, f.ds, t0, t0.Add(6*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.c.WriteLines(ctx, f.raw, late.Bytes()); err != nil {
@@ -70,7 +79,8 @@ func newDSFixture(t *testing.T) *dsFixture {
 	cfg := config.Config{InfluxURL: srv.URL, InfluxPublicURL: srv.URL, Org: srv.Org, Bucket: f.raw, BucketAuth: auth,
 		BucketDownsampled: f.ds, Token: config.Secret(srv.Token), MaxDevices: 10}
 	reg := registry.New(f.c, cfg)
-	for _, id := range []string{"mid", "edge", "lag"} {
+	f.reg = reg
+	for _, id := range []string{"mid", "edge", "lag", "stale"} {
 		if _, _, err := reg.Register(ctx, id); err != nil {
 			t.Fatal(err)
 		}
@@ -131,7 +141,7 @@ func TestDownsampledAgreesWithRaw(t *testing.T) {
 		{"inside one hour", t0.Add(70 * time.Minute).Format(time.RFC3339), t0.Add(110 * time.Minute).Format(time.RFC3339)},
 		{"relative", "-6h", ""},
 	}
-	for _, dev := range []string{"mid", "edge", "lag"} {
+	for _, dev := range []string{"mid", "edge", "lag", "stale"} {
 		for _, rg := range ranges {
 			for _, every := range []string{"1h", "2h", "3h", "1d"} {
 				for _, fn := range []string{"mean", "min", "max", "last"} {
@@ -157,8 +167,8 @@ func TestDownsampledAgreesWithRaw(t *testing.T) {
 	sameTable(t, "auto", fetch(t, f.dsH, "/api/devices/edge/measurements?start=-6h"), fetch(t, f.rawH, "/api/devices/edge/measurements?start=-6h"))
 }
 
-// TestDownsampledIsRead: with the raw points of hours 0..3 deleted, 1h windows still come from the aggregates,
-// while hour 5 (never downsampled) still comes from the raw points.
+// TestDownsampledIsRead: with the raw points of hours 0..2 deleted, 1h windows still come from the aggregates,
+// while the three hours before now come from the raw points.
 func TestDownsampledIsRead(t *testing.T) {
 	f := newDSFixture(t)
 	path := "/api/devices/edge/measurements?start=-6h&every=1h&fields=Temperature"
@@ -172,11 +182,18 @@ func TestDownsampledIsRead(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := f.c.Delete(ctx, f.raw, t0, t0.Add(4*time.Hour), pred); err != nil {
+	// the delete API's stop is inclusive
+	if err := f.c.Delete(ctx, f.raw, t0, t0.Add(3*time.Hour-time.Nanosecond), pred); err != nil {
 		t.Fatal(err)
 	}
-	if raw := fetch(t, f.rawH, path); len(raw.Time) != 2 {
-		t.Fatalf("raw path after delete: %d rows, want 2 (hours 4, 5)", len(raw.Time))
+	if raw := fetch(t, f.rawH, path); len(raw.Time) != 3 {
+		t.Fatalf("raw path after delete: %d rows, want 3 (hours 3, 4, 5)", len(raw.Time))
 	}
-	sameTable(t, "after deleting raw hours 0..3", fetch(t, f.dsH, path), before)
+	sameTable(t, "after deleting raw hours 0..2", fetch(t, f.dsH, path), before)
+	// the same hours read ten hours later: all from the aggregates
+	later := newDSHandlerAt(t, f, t0.Add(16*time.Hour))
+	got := fetch(t, later, "/api/devices/edge/measurements?start="+t0.Format(time.RFC3339)+"&stop="+t0.Add(6*time.Hour).Format(time.RFC3339)+"&every=1h&fields=Temperature")
+	if len(got.Time) != 6 {
+		t.Errorf("rows ten hours later = %d, want 6", len(got.Time))
+	}
 }
