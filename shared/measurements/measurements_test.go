@@ -299,7 +299,7 @@ func TestUnregisteredDevice404(t *testing.T) {
 
 func TestTimeout504(t *testing.T) {
 	f := newFixture(t)
-	f.delay.Store(int64(3 * time.Second))
+	f.delay.Store(int64(10 * time.Second))
 	// a short cap: the registry lookup passes, the data query is held past it
 	f.h = newHandlerTimeout(t, f, 300*time.Millisecond)
 	for _, path := range []string{"/api/devices/dev1/measurements", "/api/devices/dev1/summary"} {
@@ -311,8 +311,9 @@ func TestTimeout504(t *testing.T) {
 		if msg, _ := errorBody(t, body); msg != "timed out waiting for InfluxDB" {
 			t.Errorf("error = %q", msg)
 		}
-		if el := time.Since(start); el > 2*time.Second {
-			t.Errorf("answered after %s, want about the 300ms cap", el)
+		// not a speed goal: the answer must not have waited for the held query (10s)
+		if el := time.Since(start); el > 5*time.Second {
+			t.Errorf("answered after %s: it waited for InfluxDB instead of the 300ms cap", el)
 		}
 	}
 }
