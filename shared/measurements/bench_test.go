@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"sort"
 	"testing"
 	"time"
@@ -151,19 +152,33 @@ func BenchmarkDashboard30d(b *testing.B) {
 	}
 }
 
-// BenchmarkSummary30d measures the gauges over 30 days of one-minute data (all seven fields).
-func BenchmarkSummary30d(b *testing.B) {
+// BenchmarkRawData30d runs over 30 days of one-minute data without aggregates: the summary (gauges, all seven
+// fields), and the largest raw read the API allows (every=raw, all seven fields, 43,200 rows), whose answer must
+// stay under Lambda's 6 MB response limit and the function's 256 MB memory.
+func BenchmarkRawData30d(b *testing.B) {
 	_, _, h, _ := benchData(b, false)
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		var lat []time.Duration
-		var size int
-		for r := 0; r < benchRounds; r++ {
-			t := time.Now()
-			n, _ := get(b, h, "/api/devices/bench/summary?range=30d")
-			lat, size = append(lat, time.Since(t)), int(n)
+	measure := func(b *testing.B, path string) {
+		for i := 0; i < b.N; i++ {
+			var lat []time.Duration
+			var size int64
+			var alloc uint64
+			for r := 0; r < benchRounds; r++ {
+				var before, after runtime.MemStats
+				runtime.ReadMemStats(&before)
+				t := time.Now()
+				size, _ = get(b, h, path)
+				lat = append(lat, time.Since(t))
+				runtime.ReadMemStats(&after)
+				alloc = after.TotalAlloc - before.TotalAlloc
+			}
+			b.ReportMetric(ms(median(lat)), "ms/median")
+			b.ReportMetric(float64(size), "bytes/resp")
+			// includes the test's own JSON decoding of the answer (get), so an upper bound
+			b.ReportMetric(float64(alloc)/(1<<20), "alloc_MB/req")
 		}
-		b.ReportMetric(ms(median(lat)), "ms/median")
-		b.ReportMetric(float64(size), "bytes/resp")
 	}
+	b.Run("summary", func(b *testing.B) { measure(b, "/api/devices/bench/summary?range=30d") })
+	b.Run("raw_all_fields", func(b *testing.B) {
+		measure(b, "/api/devices/bench/measurements?start=-30d&every=raw&fields=Temperature,Humidity,Pressure,CO2,TVOC,Lat,Lon")
+	})
 }
