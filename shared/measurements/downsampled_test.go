@@ -197,3 +197,13 @@ func TestDownsampledIsRead(t *testing.T) {
 		t.Errorf("rows ten hours later = %d, want 6", len(got.Time))
 	}
 }
+
+// TestDownsampledBucketMissing: before setup created the downsampled bucket, whole-hour windows come from the raw
+// data alone.
+func TestDownsampledBucketMissing(t *testing.T) {
+	f := newDSFixture(t)
+	clock := measurements.WithClock(func() time.Time { return t0.Add(6 * time.Hour) })
+	h := measurements.New(f.c, f.reg, f.raw, 10*time.Second, clock, measurements.WithDownsampled("missing_"+influxtest.RandomID(4))).Routes()
+	path := "/api/devices/edge/measurements?start=-6h&every=2h&fields=Temperature,CO2"
+	sameTable(t, "no downsampled bucket", fetch(t, h, path), fetch(t, f.rawH, path))
+}
