@@ -4,21 +4,30 @@
 package main
 
 import (
+	"context"
+	"time"
+
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/iot-center/iot-center-serverless/shared/backfill"
 	"github.com/iot-center/iot-center-serverless/shared/lambdaapp"
 	"github.com/iot-center/iot-center-serverless/shared/metrics"
 	"github.com/iot-center/iot-center-serverless/shared/sensors"
+	"github.com/iot-center/iot-center-serverless/shared/setup"
 )
 
 func main() {
 	d := lambdaapp.Init()
+	cfg := d.Config
 	w := &backfill.Worker{
-		Influx:  d.Influx,
-		Bucket:  d.Config.Bucket,
-		Gen:     sensors.Generator{Lat: d.Config.DefaultLat, Lon: d.Config.DefaultLon},
-		Metrics: metrics.Stdout,
+		Influx:            d.Influx,
+		Bucket:            cfg.Bucket,
+		Gen:               sensors.Generator{Lat: cfg.DefaultLat, Lon: cfg.DefaultLon},
+		Metrics:           metrics.Stdout,
+		DownsampledBucket: cfg.BucketDownsampled,
+		Downsample: func(ctx context.Context, start, stop time.Time) error {
+			return setup.Downsample(ctx, d.Influx, cfg.Bucket, cfg.BucketDownsampled, start, stop)
+		},
 	}
 	lambda.Start(w.Handle)
 }

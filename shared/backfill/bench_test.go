@@ -20,7 +20,8 @@ import (
 )
 
 // BenchmarkBackfillVsIngestCeiling backfills 20 devices × 7 days (201,600 points) through the planner's HTTP handler
-// and the fan-out (worker code run by the in-process fake Lambda service), and compares it with the raw ingest
+// and the fan-out (worker code run by the in-process fake Lambda service, writing the hourly aggregates too, as the
+// function does), and compares it with the raw ingest
 // ceiling of the same server: the same line protocol pre-generated and POSTed gzip in 5,000-line batches at the best
 // of several concurrencies. Each run writes into a fresh bucket.
 func BenchmarkBackfillVsIngestCeiling(b *testing.B) {
@@ -49,8 +50,8 @@ func BenchmarkBackfillVsIngestCeiling(b *testing.B) {
 	}
 	// (b) the backfill: plan over HTTP, chunks fanned out to conc worker instances (the worker's reserved
 	// concurrency), all devices registered in a fresh registry and written into a fresh bucket.
-	backfill := func(conc int) time.Duration {
-		f := newFixture(b, srv, fixtureOpts{instances: conc})
+	backfill := func(conc int, downsample bool) time.Duration {
+		f := newFixture(b, srv, fixtureOpts{instances: conc, downsample: downsample})
 		f.svc.Now = time.Now
 		for d := 0; d < devices; d++ {
 			f.register(b, fmt.Sprintf("bench%02d", d))
@@ -76,7 +77,7 @@ func BenchmarkBackfillVsIngestCeiling(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		for _, conc := range []int{1, 2, 4, 8} {
 			ceiling[conc] = total / postAll(b, admin, srv.NewBucket(b, "ceiling"), batches, conc).Seconds()
-			fill[conc] = total / backfill(conc).Seconds()
+			fill[conc] = total / backfill(conc, true).Seconds()
 			if ceiling[conc] > best {
 				best, bestConc = ceiling[conc], conc
 			}
@@ -85,6 +86,9 @@ func BenchmarkBackfillVsIngestCeiling(b *testing.B) {
 			}
 		}
 	}
+	// for reference: the same without the hourly aggregates the function also writes
+	noDown := total / backfill(bestFillConc, false).Seconds()
+	b.ReportMetric(noDown, "backfill_without_downsampling_points/s")
 	b.ReportMetric(best, "ceiling_points/s")
 	b.ReportMetric(float64(bestConc), "ceiling_best_concurrency")
 	b.ReportMetric(bestFill, "backfill_points/s")
@@ -144,7 +148,7 @@ func BenchmarkPlannerQuery(b *testing.B) {
 		var ds []time.Duration
 		for i := 0; i < 21; i++ {
 			start := time.Now()
-			_, missing, err := f.svc.Planner.Missing(ctx, id, w)
+			_, missing, _, err := f.svc.Planner.Missing(ctx, id, w)
 			ds = append(ds, time.Since(start))
 			if err != nil || (want >= 0 && missing != want) {
 				b.Fatalf("Missing = %d, %v; want %d", missing, err, want)

@@ -20,6 +20,10 @@ func (r Range) Minutes() int64 { return r[1] - r[0] }
 type Chunk struct {
 	DeviceID string  `json:"deviceId"`
 	Ranges   []Range `json:"ranges"`
+	// Clean lists minutes outside Ranges that held no point of the device when the chunk was planned (the part of
+	// the window's first hour before the window): an hour made of Ranges and Clean minutes holds only the chunk's
+	// own points, so the worker computes its hourly aggregates itself.
+	Clean []Range `json:"clean,omitempty"`
 }
 
 // Minutes is the number of minutes the chunk writes.
@@ -58,6 +62,14 @@ func (c Chunk) Validate() error {
 	}
 	if total > MaxChunkMinutes {
 		return api.InvalidParam("ranges", "chunk holds %d minutes, more than %d", total, MaxChunkMinutes)
+	}
+	if len(c.Clean) > 1 {
+		return api.InvalidParam("clean", "at most one clean range")
+	}
+	for _, r := range c.Clean {
+		if r[0] < minuteMin || r[1] <= r[0] || r[1] > minuteMax || r.Minutes() >= 60 {
+			return api.InvalidParam("clean", "clean must be a non-empty [start,end) of less than an hour")
+		}
 	}
 	return nil
 }
@@ -113,31 +125,83 @@ func ParseWindow(from, to string, def Window) (Window, error) {
 	return w, nil
 }
 
-// Split cuts a device's gaps (ascending ranges) into chunks of at most chunkMinutes minutes each, splitting a range
-// where it crosses a chunk border, so every worker gets the same amount of work whatever the gap pattern.
+// Split cuts a device's gaps (ascending ranges) into chunks of at most chunkMinutes minutes each, so every worker
+// gets about the same amount of work whatever the gap pattern. With chunks of an hour or more, chunk borders fall
+// on whole hours: each hour is then written by exactly one chunk, which can compute its hourly aggregates alone.
 func Split(deviceID string, gaps []Range, chunkMinutes int) []Chunk {
 	limit := int64(max(chunkMinutes, 1)) // config validates it; never loop forever on a bad value
 	var out []Chunk
 	var cur Chunk
 	var n int64
-	for _, g := range gaps {
-		for g.Minutes() > 0 {
-			take := min(g.Minutes(), limit-n)
-			cur.Ranges = append(cur.Ranges, Range{g[0], g[0] + take})
-			n += take
-			g[0] += take
-			if n == limit {
-				cur.DeviceID = deviceID
-				out = append(out, cur)
-				cur, n = Chunk{}, 0
-			}
+	flush := func() {
+		if n > 0 {
+			cur.DeviceID = deviceID
+			out = append(out, cur)
+			cur, n = Chunk{}, 0
 		}
 	}
-	if n > 0 {
-		cur.DeviceID = deviceID
-		out = append(out, cur)
+	add := func(r Range) {
+		if k := len(cur.Ranges); k > 0 && cur.Ranges[k-1][1] == r[0] {
+			cur.Ranges[k-1][1] = r[1]
+		} else {
+			cur.Ranges = append(cur.Ranges, r)
+		}
+		n += r.Minutes()
 	}
+	if limit < 60 {
+		for _, g := range gaps {
+			for g.Minutes() > 0 {
+				take := min(g.Minutes(), limit-n)
+				add(Range{g[0], g[0] + take})
+				g[0] += take
+				if n == limit {
+					flush()
+				}
+			}
+		}
+		flush()
+		return out
+	}
+	// whole hours: collect the pieces of one hour, then add them to the current chunk if they fit
+	var hour []Range
+	var hourN, hourOf int64 = 0, -1
+	endHour := func() {
+		if hourN == 0 {
+			return
+		}
+		if n+hourN > limit {
+			flush()
+		}
+		for _, r := range hour {
+			add(r)
+		}
+		hour, hourN = hour[:0], 0
+	}
+	for _, g := range gaps {
+		for m := g[0]; m < g[1]; {
+			h := floorDiv(m, 60)
+			end := min(g[1], (h+1)*60)
+			if h != hourOf {
+				endHour()
+				hourOf = h
+			}
+			hour = append(hour, Range{m, end})
+			hourN += end - m
+			m = end
+		}
+	}
+	endHour()
+	flush()
 	return out
+}
+
+// floorDiv divides rounding toward minus infinity (minutes before 1970 are refused earlier, this is for safety).
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && a < 0 {
+		q--
+	}
+	return q
 }
 
 // gapsOf turns a presence bitmap of the window's minutes into the ascending ranges of absent minutes.

@@ -31,6 +31,10 @@ func TestSplit(t *testing.T) {
 		{"one range, three chunks", []Range{{0, 7}}, 3, [][]Range{{{0, 3}}, {{3, 6}}, {{6, 7}}}},
 		{"30 days missing", []Range{{0, 30 * 1440}}, 1440, nil}, // checked below: 30 chunks of 1,440
 		{"bad chunk size is clamped", []Range{{0, 2}}, 0, [][]Range{{{0, 1}}, {{1, 2}}}},
+		{"borders on whole hours", []Range{{30, 200}}, 60, [][]Range{{{30, 60}}, {{60, 120}}, {{120, 180}}, {{180, 200}}}},
+		{"whole hours packed", []Range{{30, 200}}, 90, [][]Range{{{30, 120}}, {{120, 200}}}},
+		{"cut at the hour, not inside it", []Range{{50, 70}, {100, 150}}, 60, [][]Range{{{50, 70}, {100, 120}}, {{120, 150}}}},
+		{"small gaps fill a chunk", []Range{{0, 10}, {70, 80}, {130, 140}}, 60, [][]Range{{{0, 10}, {70, 80}, {130, 140}}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

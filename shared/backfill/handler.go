@@ -215,11 +215,10 @@ func (s *Service) selectDevices(ctx context.Context, list *[]string) ([]string, 
 func (s *Service) plan(ctx context.Context, ids []string, win Window) ([]DevicePlan, error) {
 	plans := make([]DevicePlan, len(ids))
 	err := forEach(ctx, len(ids), func(ctx context.Context, i int) error {
-		gaps, missing, err := s.Planner.Missing(ctx, ids[i], win)
+		chunks, missing, err := s.Planner.Chunks(ctx, ids[i], win, s.ChunkMinutes)
 		if err != nil {
 			return err
 		}
-		chunks := Split(ids[i], gaps, s.ChunkMinutes)
 		plans[i] = DevicePlan{DeviceID: ids[i], Missing: missing, Chunks: len(chunks), chunks: chunks}
 		return nil
 	})

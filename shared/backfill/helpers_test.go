@@ -18,6 +18,7 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/influxtest"
 	"github.com/iot-center/iot-center-serverless/shared/registry"
 	"github.com/iot-center/iot-center-serverless/shared/sensors"
+	"github.com/iot-center/iot-center-serverless/shared/setup"
 )
 
 func TestMain(m *testing.M) {
@@ -140,12 +141,16 @@ type fixture struct {
 	lambda *fakeLambdaService
 	svc    *Service
 	h      http.Handler
+
+	mu        sync.Mutex
+	fluxSpans []Window // spans re-aggregated with the task's Flux (downsample on)
 }
 
 type fixtureOpts struct {
 	workerURL    string // InfluxDB URL the worker writes to (a fault-injecting proxy); srv.URL when empty
 	instances    int
 	chunkMinutes int
+	downsample   bool // re-aggregate written hours into a downsampled bucket, as the function does
 }
 
 func newFixture(t testing.TB, srv *influxtest.Server, o fixtureOpts) *fixture {
@@ -165,12 +170,25 @@ func newFixture(t testing.TB, srv *influxtest.Server, o fixtureOpts) *fixture {
 		DefaultLat: config.DefaultLat, DefaultLon: config.DefaultLon, MeasurementInterval: 60,
 		ConfigurationRefresh: 3600, MaxDevices: 1000,
 	}
+	if o.downsample {
+		cfg.BucketDownsampled = srv.NewBucket(t, "bfdown")
+	}
 	f := &fixture{srv: srv, cfg: cfg, admin: srv.Client(t)}
 	f.reg = registry.New(f.admin, cfg)
 	f.lambda = newFakeLambda(t, o.instances, func() *Worker {
 		c := influx.New(o.workerURL, srv.Token, srv.Org, influx.Options{})
 		t.Cleanup(c.Close)
-		return &Worker{Influx: c, Bucket: cfg.Bucket, Gen: home}
+		w := &Worker{Influx: c, Bucket: cfg.Bucket, Gen: home}
+		if o.downsample {
+			w.DownsampledBucket = cfg.BucketDownsampled
+			w.Downsample = func(ctx context.Context, start, stop time.Time) error {
+				f.mu.Lock()
+				f.fluxSpans = append(f.fluxSpans, Window{From: start, To: stop})
+				f.mu.Unlock()
+				return setup.Downsample(ctx, c, cfg.Bucket, cfg.BucketDownsampled, start, stop)
+			}
+		}
+		return w
 	})
 	f.svc = &Service{
 		Devices:      RegistryDevices{R: f.reg},

@@ -35,6 +35,13 @@ type Worker struct {
 	Gen    sensors.Generator
 	// Metrics receives CloudWatch EMF lines (points written, chunk duration, InfluxDB errors by status); nil: none.
 	Metrics io.Writer
+	// DownsampledBucket receives the hourly aggregates of the hours the chunk wrote entirely (hourly.go); "": none.
+	DownsampledBucket string
+	// Downsample re-aggregates [start, stop) (whole hours the chunk wrote in part) with the hourly task's Flux: the
+	// task only looks back two hours, so without it backfilled history would never be aggregated. nil: none.
+	Downsample func(ctx context.Context, start, stop time.Time) error
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
 
 	lp []byte
 	gz bytes.Buffer
@@ -81,6 +88,11 @@ func (w *Worker) Handle(ctx context.Context, c Chunk) error {
 		return err
 	}
 	w.lp = lp
+	if err := w.aggregate(ctx, c); err != nil {
+		w.emitFailure(ctx, err, written)
+		// the points are written; a retry of the whole chunk rewrites them (idempotent) and aggregates again
+		return fmt.Errorf("backfill: chunk for %s: %w", c.DeviceID, err)
+	}
 	took := time.Since(start)
 	api.Logger(ctx).InfoContext(ctx, "chunk written", slog.String("deviceId", c.DeviceID), slog.Int("points", written),
 		slog.Int("ranges", len(c.Ranges)), slog.Duration("took", took))
@@ -105,7 +117,10 @@ func (w *Worker) emitFailure(ctx context.Context, err error, written int) {
 
 // write gzips lp into the reused buffer (fastest level: the network is rarely the bottleneck on a loopback or VPC
 // link, CPU is) and sends it.
-func (w *Worker) write(ctx context.Context, lp []byte) error {
+func (w *Worker) write(ctx context.Context, lp []byte) error { return w.writeTo(ctx, w.Bucket, lp) }
+
+// writeTo gzips lp and writes it to bucket.
+func (w *Worker) writeTo(ctx context.Context, bucket string, lp []byte) error {
 	w.gz.Reset()
 	if w.zw == nil {
 		w.zw, _ = gzip.NewWriterLevel(&w.gz, gzip.BestSpeed)
@@ -118,5 +133,12 @@ func (w *Worker) write(ctx context.Context, lp []byte) error {
 	if err := w.zw.Close(); err != nil {
 		return err
 	}
-	return w.Influx.WriteGzip(ctx, w.Bucket, w.gz.Bytes())
+	return w.Influx.WriteGzip(ctx, bucket, w.gz.Bytes())
+}
+
+func (w *Worker) now() time.Time {
+	if w.Now != nil {
+		return w.Now()
+	}
+	return time.Now()
 }

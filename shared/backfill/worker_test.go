@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/iot-center/iot-center-serverless/shared/influx"
 	"github.com/iot-center/iot-center-serverless/shared/influxtest"
+	"github.com/iot-center/iot-center-serverless/shared/sensors"
+	"github.com/iot-center/iot-center-serverless/shared/setup"
 )
 
 // emf decodes EMF lines into their top-level members.
@@ -149,6 +152,206 @@ func TestEachTimeErrors(t *testing.T) {
 		err := eachTime(strings.NewReader(tt.csv), func(time.Time) error { n++; return nil })
 		if (err == nil) != tt.ok || (tt.ok && n != tt.rows) {
 			t.Errorf("%s: %d rows, %v; want %d rows, ok=%v", tt.name, n, err, tt.rows, tt.ok)
+		}
+	}
+}
+
+func TestSplitHours(t *testing.T) {
+	h := func(hours int64) time.Time { return time.Unix(hours*3600, 0).UTC() }
+	tests := []struct {
+		name          string
+		ranges, clean []Range
+		full          string
+		partial       []Window
+	}{
+		{"inside one hour", []Range{{600 + 15, 600 + 30}}, nil, "[]", []Window{{h(10), h(11)}}},
+		{"exactly one hour", []Range{{600, 660}}, nil, "[{10 [[600 660]]}]", nil},
+		{"one hour from two ranges", []Range{{600, 630}, {630, 660}}, nil, "[{10 [[600 630] [630 660]]}]", nil},
+		{"hour with a hole", []Range{{600, 629}, {630, 660}}, nil, "[]", []Window{{h(10), h(11)}}},
+		{"partial, full, partial", []Range{{630, 750}}, nil, "[{11 [[660 720]]}]", []Window{{h(10), h(11)}, {h(12), h(13)}}},
+		{"adjacent partial hours merge", []Range{{630, 640}, {665, 670}}, nil, "[]", []Window{{h(10), h(12)}}},
+		{"clean lead completes the hour", []Range{{615, 700}}, []Range{{600, 615}}, "[{10 [[615 660]]}]", []Window{{h(11), h(12)}}},
+		{"clean lead with a hole", []Range{{616, 660}}, []Range{{600, 615}}, "[]", []Window{{h(10), h(11)}}},
+		{"clean elsewhere is ignored", []Range{{616, 620}}, []Range{{0, 50}}, "[]", []Window{{h(10), h(11)}}},
+	}
+	for _, tt := range tests {
+		full, partial := splitHours(tt.ranges, tt.clean)
+		if got := fmt.Sprint(full); got != tt.full && !(tt.full == "[]" && len(full) == 0) {
+			t.Errorf("%s: full = %v, want %s", tt.name, got, tt.full)
+		}
+		if fmt.Sprint(partial) != fmt.Sprint(tt.partial) {
+			t.Errorf("%s: partial = %v, want %v", tt.name, partial, tt.partial)
+		}
+	}
+}
+
+// TestWorkerDownsamplesWhatItWrote: with the setup package's re-aggregation wired in (as the function does), the
+// hours a chunk wrote get their hourly aggregates, counting exactly the points written.
+func TestWorkerDownsamplesWhatItWrote(t *testing.T) {
+	srv := influxtest.Shared(t)
+	c := srv.Client(t)
+	src, dst := srv.NewBucket(t, "dsrc"), srv.NewBucket(t, "ddst")
+	w := &Worker{Influx: c, Bucket: src, Gen: home, DownsampledBucket: dst,
+		Downsample: func(ctx context.Context, start, stop time.Time) error {
+			return setup.Downsample(ctx, c, src, dst, start, stop)
+		}}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	hour := fixedNow.Truncate(time.Hour).Add(-5*time.Hour).Unix() / 60
+	// 20 minutes in the first hour (task Flux), the whole second hour (computed by the worker), 10 minutes three
+	// hours later (task Flux)
+	chunk := Chunk{DeviceID: "ds-dev", Ranges: []Range{{hour + 40, hour + 120}, {hour + 240, hour + 250}}}
+	if err := w.Handle(ctx, chunk); err != nil {
+		t.Fatal(err)
+	}
+	got := map[int64]float64{}
+	err := c.QueryRows(ctx, `from(bucket: bucket) |> range(start: 0)
+  |> filter(fn: (r) => r._measurement == measurement and r._field == "Temperature" and r.agg == "count" and r.clientId == "ds-dev")`,
+		influx.Extern{"bucket": dst, "measurement": setup.DownsampledMeasurement}, func(v map[string]any) error {
+			got[(v["_time"].(time.Time).Unix()/60-hour)/60] = v["_value"].(float64)
+			return nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[int64]float64{0: 20, 1: 60, 4: 10}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("hourly counts %v, want %v (hour index -> points)", got, want)
+	}
+}
+
+// downsampledRows reads every hourly aggregate of a bucket as "time agg field" -> value.
+func downsampledRows(t *testing.T, c *influx.Client, bucket string) map[string]float64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rows := map[string]float64{}
+	err := c.QueryRows(ctx, `from(bucket: bucket) |> range(start: 0) |> filter(fn: (r) => r._measurement == measurement)`,
+		influx.Extern{"bucket": bucket, "measurement": setup.DownsampledMeasurement}, func(v map[string]any) error {
+			var tags []string
+			for _, tag := range sensors.Tags {
+				tags = append(tags, fmt.Sprint(v[tag[0]]))
+			}
+			key := fmt.Sprintf("%s %s %s %s %v", v["_time"].(time.Time).Format(time.RFC3339), v["agg"], v["_field"], v["clientId"], tags)
+			rows[key] = v["_value"].(float64)
+			return nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}
+
+// TestHourlyMatchesTaskAggregation holds the worker's own aggregates of fully written hours equal to what the
+// setup package's task Flux computes from the same points: same series, tags, fields, times and values.
+func TestHourlyMatchesTaskAggregation(t *testing.T) {
+	srv := influxtest.Shared(t)
+	c := srv.Client(t)
+	src, mine, task := srv.NewBucket(t, "hsrc"), srv.NewBucket(t, "hmine"), srv.NewBucket(t, "htask")
+	w := &Worker{Influx: c, Bucket: src, Gen: home, DownsampledBucket: mine}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	hour := fixedNow.Truncate(time.Hour).Add(-30*time.Hour).Unix() / 60
+	if err := w.Handle(ctx, Chunk{DeviceID: "agg-dev", Ranges: []Range{{hour, hour + 180}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := setup.Downsample(ctx, c, src, task, time.Unix(hour*60, 0), time.Unix((hour+180)*60, 0)); err != nil {
+		t.Fatal(err)
+	}
+	got, want := downsampledRows(t, c, mine), downsampledRows(t, c, task)
+	if len(want) != 3*5*7 {
+		t.Fatalf("task aggregation wrote %d rows, want 105 (3 hours, 5 aggregates, 7 fields)", len(want))
+	}
+	if len(got) != len(want) {
+		t.Errorf("worker wrote %d rows, task %d", len(got), len(want))
+	}
+	for k, wv := range want {
+		gv, ok := got[k]
+		if !ok {
+			t.Errorf("worker lacks %s", k)
+			continue
+		}
+		if math.Abs(gv-wv) > 1e-9*math.Max(1, math.Abs(wv)) {
+			t.Errorf("%s: worker %v, task %v", k, gv, wv)
+		}
+	}
+}
+
+// TestBackfillAggregatesHours: a device with nothing in a window that starts and ends inside an hour. Chunks end on
+// whole hours and the first one knows the minutes before the window are empty, so every hour but the last is
+// aggregated by the worker itself; only the last, partial hour goes through the task's Flux. The downsampled
+// bucket then counts every backfilled minute, hour by hour.
+func TestBackfillAggregatesHours(t *testing.T) {
+	f := newFixture(t, influxtest.Shared(t), fixtureOpts{downsample: true})
+	now := time.Date(2026, 11, 20, 12, 23, 30, 0, time.UTC)
+	f.svc.Now = func() time.Time { return now }
+	id := f.register(t, "hours")
+	status, body := f.do(t, "POST", "/api/devices/"+id+"/write-missing", "")
+	if status != http.StatusAccepted || body["chunks"] != float64(8) {
+		t.Fatalf("plan %d %v, want 202 in 8 chunks (hour-aligned)", status, body)
+	}
+	f.lambda.wait(t)
+	last := Window{From: time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC), To: time.Date(2026, 11, 20, 13, 0, 0, 0, time.UTC)}
+	f.mu.Lock()
+	spans := fmt.Sprint(f.fluxSpans)
+	f.mu.Unlock()
+	if spans != fmt.Sprint([]Window{last}) {
+		t.Errorf("task Flux ran over %s, want only the last partial hour %v", spans, last)
+	}
+	counts := map[time.Time]float64{}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := f.admin.QueryRows(ctx, `from(bucket: bucket) |> range(start: 0)
+  |> filter(fn: (r) => r._measurement == measurement and r._field == "Humidity" and r.agg == "count" and r.clientId == deviceId)`,
+		influx.Extern{"bucket": f.cfg.BucketDownsampled, "measurement": setup.DownsampledMeasurement, "deviceId": id},
+		func(v map[string]any) error {
+			counts[v["_time"].(time.Time)] = v["_value"].(float64)
+			return nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, c := range counts {
+		sum += c
+	}
+	first := time.Date(2026, 11, 13, 12, 0, 0, 0, time.UTC)
+	if len(counts) != 169 || sum != 10080 || counts[first] != 37 || counts[last.From] != 23 || counts[first.Add(time.Hour)] != 60 {
+		t.Errorf("%d hourly counts summing to %v (first %v, last %v), want 169 hours summing to 10,080 (37 ... 60 ... 23)",
+			len(counts), sum, counts[first], counts[last.From])
+	}
+}
+
+func TestPlannerCleanLead(t *testing.T) {
+	f := newFixture(t, influxtest.Shared(t), fixtureOpts{})
+	win := LastDays(time.Date(2026, 11, 20, 12, 23, 30, 0, time.UTC), 2)
+	hourStart := win.From.Truncate(time.Hour).Unix() / 60
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	empty, busy := "lead-empty", "lead-busy"
+	f.writeMinutes(t, busy, home, []int64{hourStart + 5}) // before the window, in its first hour
+	tests := []struct {
+		id    string
+		clean string
+	}{
+		{empty, fmt.Sprint([]Range{{hourStart, win.From.Unix() / 60}})},
+		{busy, "[]"},
+	}
+	for _, tt := range tests {
+		chunks, missing, err := f.svc.Planner.Chunks(ctx, tt.id, win, 1440)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// 37 + 23×60 minutes, then 24 hours, then 23 minutes
+		if missing != 2880 || len(chunks) != 3 || chunks[0].Minutes() != 1417 || chunks[2].Minutes() != 23 {
+			t.Errorf("%s: %d missing in %d chunks, want 2,880 in 3 (hour-aligned: 1,417 + 1,440 + 23)", tt.id, missing, len(chunks))
+			continue
+		}
+		if got := fmt.Sprint(chunks[0].Clean); got != tt.clean && !(tt.clean == "[]" && chunks[0].Clean == nil) {
+			t.Errorf("%s: clean = %s, want %s", tt.id, got, tt.clean)
+		}
+		if chunks[1].Clean != nil || chunks[2].Clean != nil {
+			t.Errorf("%s: later chunks have clean minutes, want none", tt.id)
 		}
 	}
 }

@@ -1,0 +1,213 @@
+package backfill
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/iot-center/iot-center-serverless/shared/sensors"
+	"github.com/iot-center/iot-center-serverless/shared/setup"
+)
+
+// Hourly aggregates of backfilled hours. The hourly task only looks back two hours, so the worker re-aggregates the
+// hours it wrote. An hour the chunk wrote entirely holds nothing but the worker's own points for this series (the
+// planner found no Temperature point of the device in any of its minutes), so its aggregates are computed here from
+// the generated values and written with the points — in the shape the setup package's task writes (measurement
+// environment_1h, the source's tags plus agg=count|mean|min|max|last, float fields, _time = the hour's start;
+// TestHourlyMatchesTaskAggregation holds the two equal). Hours the chunk wrote only in part also hold older points,
+// so they go through the task's own Flux once (setup.Downsample).
+
+// aggNames are the aggregates, in line order.
+var aggNames = [5]string{"count", "last", "max", "mean", "min"}
+
+// fieldCount is the number of fields of a reading.
+const fieldCount = 7
+
+// values returns a reading's fields in line-protocol (sorted) order: CO2, Humidity, Lat, Lon, Pressure, TVOC,
+// Temperature.
+func values(r sensors.Reading) [fieldCount]float64 {
+	return [fieldCount]float64{float64(r.CO2), r.Humidity, r.Lat, r.Lon, r.Pressure, float64(r.TVOC), r.Temperature}
+}
+
+var fieldNames = [fieldCount]string{"CO2", "Humidity", "Lat", "Lon", "Pressure", "TVOC", "Temperature"}
+
+// hourAgg accumulates one hour of one series.
+type hourAgg struct {
+	n                   int
+	sum, min, max, last [fieldCount]float64
+}
+
+func (a *hourAgg) add(v [fieldCount]float64) {
+	for i, x := range v {
+		if a.n == 0 || x < a.min[i] {
+			a.min[i] = x
+		}
+		if a.n == 0 || x > a.max[i] {
+			a.max[i] = x
+		}
+		a.sum[i] += x
+		a.last[i] = x
+	}
+	a.n++
+}
+
+// hourPart is the chunk's minutes in one hour it determines entirely.
+type hourPart struct {
+	hour  int64 // Unix hour
+	parts []Range
+}
+
+// splitHours sorts the hours the ranges touch into hours the chunk determines entirely (every minute either written
+// by it or known empty: clean) and spans of hours it writes only in part.
+func splitHours(ranges, clean []Range) (full []hourPart, partial []Window) {
+	type hourState struct {
+		minutes [60]bool
+		parts   []Range
+	}
+	hours := map[int64]*hourState{}
+	var order []int64
+	mark := func(r Range, own bool) {
+		for m := r[0]; m < r[1]; {
+			h := floorDiv(m, 60)
+			end := min(r[1], (h+1)*60)
+			st, ok := hours[h]
+			if !ok {
+				if !own {
+					m = end
+					continue // clean minutes only matter in hours the chunk writes
+				}
+				st = &hourState{}
+				hours[h] = st
+				order = append(order, h)
+			}
+			for x := m; x < end; x++ {
+				st.minutes[x-h*60] = true
+			}
+			if own {
+				st.parts = append(st.parts, Range{m, end})
+			}
+			m = end
+		}
+	}
+	for _, r := range ranges {
+		mark(r, true)
+	}
+	for _, r := range clean {
+		mark(r, false)
+	}
+	for _, h := range order {
+		st := hours[h]
+		all := true
+		for _, v := range st.minutes {
+			all = all && v
+		}
+		if all {
+			full = append(full, hourPart{hour: h, parts: st.parts})
+			continue
+		}
+		from, to := time.Unix(h*3600, 0).UTC(), time.Unix((h+1)*3600, 0).UTC()
+		if n := len(partial); n > 0 && partial[n-1].To.Equal(from) {
+			partial[n-1].To = to
+			continue
+		}
+		partial = append(partial, Window{From: from, To: to})
+	}
+	return full, partial
+}
+
+// appendHourly appends the five aggregate lines of one hour the chunk determines entirely.
+func appendHourly(buf []byte, prefix [5][]byte, g sensors.Generator, seed sensors.Seed, hp hourPart) []byte {
+	var a hourAgg
+	for _, r := range hp.parts {
+		for m := r[0]; m < r[1]; m++ {
+			a.add(values(g.At(seed, m*60_000)))
+		}
+	}
+	hour := hp.hour
+	for k := range aggNames {
+		buf = append(buf, prefix[k]...)
+		for i := 0; i < fieldCount; i++ {
+			var v float64
+			switch aggNames[k] {
+			case "count":
+				v = float64(a.n)
+			case "last":
+				v = a.last[i]
+			case "max":
+				v = a.max[i]
+			case "mean":
+				v = a.sum[i] / float64(a.n)
+			case "min":
+				v = a.min[i]
+			}
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			buf = append(buf, fieldNames[i]...)
+			buf = append(buf, '=')
+			buf = strconv.AppendFloat(buf, v, 'g', -1, 64)
+		}
+		buf = append(buf, ' ')
+		buf = strconv.AppendInt(buf, hour*3600, 10)
+		buf = append(buf, "000000000\n"...)
+	}
+	return buf
+}
+
+// hourlyPrefixes renders the measurement and tags of each aggregate's line (tags sorted: agg before clientId).
+func hourlyPrefixes(deviceID string) [5][]byte {
+	var out [5][]byte
+	for k, name := range aggNames {
+		p := []byte(setup.DownsampledMeasurement)
+		for _, t := range sensors.Tags {
+			p = append(p, ',')
+			p = append(p, t[0]...)
+			p = append(p, '=')
+			p = append(p, t[1]...)
+		}
+		p = append(p, ",agg="...)
+		p = append(p, name...)
+		p = append(p, ",clientId="...)
+		p = append(p, deviceID...)
+		p = append(p, ' ')
+		out[k] = p
+	}
+	return out
+}
+
+// aggregate writes the hourly aggregates of the hours the chunk wrote (see the comment at the top of the file).
+func (w *Worker) aggregate(ctx context.Context, c Chunk) error {
+	full, partial := splitHours(c.Ranges, c.Clean)
+	if w.DownsampledBucket != "" && len(full) > 0 {
+		prefix := hourlyPrefixes(c.DeviceID)
+		seed := sensors.SeedOf(c.DeviceID)
+		lp := w.lp[:0]
+		for i, h := range full {
+			lp = appendHourly(lp, prefix, w.Gen, seed, h)
+			if (i+1)%(BatchLines/len(aggNames)) == 0 || i == len(full)-1 {
+				if err := w.writeTo(ctx, w.DownsampledBucket, lp); err != nil {
+					return fmt.Errorf("writing hourly aggregates: %w", err)
+				}
+				lp = lp[:0]
+			}
+		}
+		w.lp = lp
+	}
+	if w.Downsample != nil {
+		// the hour in progress is left to the hourly task, whose next run aggregates it (it looks back two hours)
+		current := w.now().UTC().Truncate(time.Hour)
+		for _, s := range partial {
+			if !s.To.Before(current) {
+				if !s.From.Before(current) {
+					continue
+				}
+				s.To = current
+			}
+			if err := w.Downsample(ctx, s.From, s.To); err != nil {
+				return fmt.Errorf("re-aggregating %s..%s: %w", s.From.Format(time.RFC3339), s.To.Format(time.RFC3339), err)
+			}
+		}
+	}
+	return nil
+}
