@@ -101,46 +101,70 @@ func (s Seed) R(tMs int64, k uint64) float64 {
 	return float64(x>>11) / (1 << 53)
 }
 
-// value is the seed's generateValue with r given.
-func value(rg Range, tMs float64, sinDay, r float64) float64 {
+// tenths is the seed's generateValue with r given, in tenths: trunc((...)*10). Keeping the integer lets the line
+// renderer print it without float formatting; the field value is tenths/10, exactly the seed's trunc(...)/10.
+func tenths(rg Range, tMs int64, sinDay, r float64) int64 {
 	dif := rg.Max - rg.Min
-	periodValue := (dif / 4) * math.Sin(math.Mod(tMs/DayMillis, rg.Period)/rg.Period*2*math.Pi)
+	// (t/DAY) % period, with the remainder taken in integers (every period is whole days): math.Mod is slow and
+	// this is the hot path of the worker
+	span := int64(rg.Period) * DayMillis
+	inPeriod := float64(((tMs%span)+span)%span) / DayMillis
+	periodValue := (dif / 4) * math.Sin(inPeriod/rg.Period*2*math.Pi)
 	dayValue := (dif / 4) * sinDay
-	return math.Trunc((rg.Min+dif/2+periodValue+dayValue+r)*10) / 10
+	return int64(math.Trunc((rg.Min + dif/2 + periodValue + dayValue + r) * 10))
+}
+
+// fixed is a reading in integers: tenths for the three float fields, whole CO2/TVOC, 1e-7 degrees for Lat/Lon.
+type fixed struct {
+	temperature, humidity, pressure int64
+	co2, tvoc                       int64
+	lat, lon                        int64
+}
+
+func (g Generator) fixedAt(s Seed, tMs int64) fixed {
+	t := tMs
+	// the day term is shared by every field: sin(dayFraction*2π - π/2)
+	sinDay := math.Sin(float64(tMs%DayMillis)/DayMillis*2*math.Pi - math.Pi/2)
+	lat, lon := g.position(tMs)
+	return fixed{
+		temperature: tenths(Temperature, t, sinDay, s.R(tMs, 0)),
+		humidity:    tenths(Humidity, t, sinDay, s.R(tMs, 1)),
+		pressure:    tenths(Pressure, t, sinDay, s.R(tMs, 2)),
+		// the seed writes these with intField, which truncates
+		co2:  tenths(CO2, t, sinDay, s.R(tMs, 3)) / 10,
+		tvoc: tenths(TVOC, t, sinDay, s.R(tMs, 4)) / 10,
+		lat:  lat,
+		lon:  lon,
+	}
+}
+
+func (f fixed) reading() Reading {
+	return Reading{
+		Temperature: float64(f.temperature) / 10, Humidity: float64(f.humidity) / 10, Pressure: float64(f.pressure) / 10,
+		CO2: f.co2, TVOC: f.tvoc, Lat: float64(f.lat) / 1e7, Lon: float64(f.lon) / 1e7,
+	}
 }
 
 // At computes the reading of the device with seed s at tMs (Unix milliseconds).
-func (g Generator) At(s Seed, tMs int64) Reading {
-	t := float64(tMs)
-	// the day term is shared by every field: sin(dayFraction*2π - π/2)
-	sinDay := math.Sin(float64(tMs%DayMillis)/DayMillis*2*math.Pi - math.Pi/2)
-	lat, lon := g.Position(tMs)
-	return Reading{
-		Temperature: value(Temperature, t, sinDay, s.R(tMs, 0)),
-		Humidity:    value(Humidity, t, sinDay, s.R(tMs, 1)),
-		Pressure:    value(Pressure, t, sinDay, s.R(tMs, 2)),
-		// the seed writes these with intField, which truncates
-		CO2:  int64(value(CO2, t, sinDay, s.R(tMs, 3))),
-		TVOC: int64(value(TVOC, t, sinDay, s.R(tMs, 4))),
-		Lat:  lat,
-		Lon:  lon,
-	}
-}
+func (g Generator) At(s Seed, tMs int64) Reading { return g.fixedAt(s, tMs).reading() }
 
 // Position is the GPS track: a closed loop around the home position, one lap per 30 days, continuous in t. The
 // longitude radius is widened by 1/cos(lat) so the loop is round on the ground.
 func (g Generator) Position(tMs int64) (lat, lon float64) {
+	la, lo := g.position(tMs)
+	return float64(la) / 1e7, float64(lo) / 1e7
+}
+
+// position is Position in 1e-7 degrees (what a GPS reports: about 1 cm).
+func (g Generator) position(tMs int64) (lat, lon int64) {
 	phase := float64(((tMs%gpsLapMillis)+gpsLapMillis)%gpsLapMillis) / gpsLapMillis * 2 * math.Pi
 	sin, cos := math.Sincos(phase)
 	lonRadius := gpsRadius / math.Max(math.Cos(g.Lat*math.Pi/180), 0.1)
-	// a second harmonic makes the loop a smooth, non-trivial shape while keeping it closed
-	lat = g.Lat + gpsRadius*(sin+0.25*math.Sin(2*phase))
-	lon = g.Lon + lonRadius*(cos-1)
-	return round7(lat), round7(lon)
+	// a second harmonic (sin 2φ = 2 sin φ cos φ) makes the loop a smooth, non-trivial shape while keeping it closed
+	la := g.Lat + gpsRadius*(sin+0.5*sin*cos)
+	lo := g.Lon + lonRadius*(cos-1)
+	return int64(math.Round(la * 1e7)), int64(math.Round(lo * 1e7))
 }
-
-// round7 keeps 7 decimals (about 1 cm), what a GPS reports.
-func round7(x float64) float64 { return math.Round(x*1e7) / 1e7 }
 
 // Line appends one device's points as line protocol. Build one per device and reuse it: the measurement and tag
 // prefix are rendered once.
@@ -165,29 +189,46 @@ func NewLine(g Generator, deviceID string) *Line {
 	return &Line{prefix: p, seed: SeedOf(deviceID), gen: g}
 }
 
-// Append renders the point at tMs (Unix milliseconds) with a nanosecond timestamp, without allocating.
+// Append renders the point at tMs (Unix milliseconds) with a nanosecond timestamp, without allocating or
+// formatting floats (every value is a fixed-point integer).
 func (l *Line) Append(buf []byte, tMs int64) []byte {
-	return AppendReading(append(buf, l.prefix...), l.gen.At(l.seed, tMs), tMs)
-}
-
-// AppendReading appends a reading's fields and nanosecond timestamp (fields in sorted order).
-func AppendReading(buf []byte, r Reading, tMs int64) []byte {
+	f := l.gen.fixedAt(l.seed, tMs)
+	buf = append(buf, l.prefix...)
 	buf = append(buf, "CO2="...)
-	buf = strconv.AppendInt(buf, r.CO2, 10)
+	buf = strconv.AppendInt(buf, f.co2, 10)
 	buf = append(buf, "i,Humidity="...)
-	buf = strconv.AppendFloat(buf, r.Humidity, 'f', -1, 64)
+	buf = appendFixed(buf, f.humidity, 1)
 	buf = append(buf, ",Lat="...)
-	buf = strconv.AppendFloat(buf, r.Lat, 'f', -1, 64)
+	buf = appendFixed(buf, f.lat, 7)
 	buf = append(buf, ",Lon="...)
-	buf = strconv.AppendFloat(buf, r.Lon, 'f', -1, 64)
+	buf = appendFixed(buf, f.lon, 7)
 	buf = append(buf, ",Pressure="...)
-	buf = strconv.AppendFloat(buf, r.Pressure, 'f', -1, 64)
+	buf = appendFixed(buf, f.pressure, 1)
 	buf = append(buf, ",TVOC="...)
-	buf = strconv.AppendInt(buf, r.TVOC, 10)
+	buf = strconv.AppendInt(buf, f.tvoc, 10)
 	buf = append(buf, "i,Temperature="...)
-	buf = strconv.AppendFloat(buf, r.Temperature, 'f', -1, 64)
+	buf = appendFixed(buf, f.temperature, 1)
 	buf = append(buf, ' ')
 	buf = strconv.AppendInt(buf, tMs, 10)
 	buf = append(buf, "000000\n"...)
 	return buf
+}
+
+var pow10 = [...]int64{1, 10, 100, 1000, 10000, 100000, 1000000, 10000000}
+
+// appendFixed prints units×10^-decimals as a decimal number ("23.4", "50.0873254"); it parses to the same float64
+// as units/10^decimals.
+func appendFixed(buf []byte, units int64, decimals int) []byte {
+	if units < 0 {
+		buf = append(buf, '-')
+		units = -units
+	}
+	p := pow10[decimals]
+	buf = strconv.AppendInt(buf, units/p, 10)
+	buf = append(buf, '.')
+	frac := units % p
+	for d := decimals - 1; d > 0 && frac < pow10[d]; d-- {
+		buf = append(buf, '0')
+	}
+	return strconv.AppendInt(buf, frac, 10)
 }

@@ -2,6 +2,7 @@ package sensors
 
 import (
 	"math"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -210,4 +211,37 @@ func BenchmarkLineAppend(b *testing.B) {
 	el := time.Since(start)
 	b.ReportMetric(float64(b.N*5000)/el.Seconds(), "lines/s")
 	b.ReportMetric(float64(len(buf))/5000, "bytes/line")
+}
+
+func TestAppendFixedParsesToTheSameFloat(t *testing.T) {
+	tests := []struct {
+		units    int64
+		decimals int
+		want     string
+	}{
+		{234, 1, "23.4"}, {230, 1, "23.0"}, {5, 1, "0.5"}, {0, 1, "0.0"}, {-3, 1, "-0.3"},
+		{500873254, 7, "50.0873254"}, {144071543, 7, "14.4071543"}, {500000001, 7, "50.0000001"}, {-1234567, 7, "-0.1234567"},
+	}
+	for _, tt := range tests {
+		if got := string(appendFixed(nil, tt.units, tt.decimals)); got != tt.want {
+			t.Errorf("appendFixed(%d, %d) = %s, want %s", tt.units, tt.decimals, got, tt.want)
+		}
+	}
+	// every value a reading can hold parses back to the reading's float exactly
+	seed := SeedOf("fixed")
+	for i := int64(0); i < 20000; i++ {
+		tm := 1_700_000_000_000 + i*60_000
+		f := home.fixedAt(seed, tm)
+		r := f.reading()
+		for _, c := range []struct {
+			units int64
+			dec   int
+			want  float64
+		}{{f.temperature, 1, r.Temperature}, {f.humidity, 1, r.Humidity}, {f.pressure, 1, r.Pressure}, {f.lat, 7, r.Lat}, {f.lon, 7, r.Lon}} {
+			got, err := strconv.ParseFloat(string(appendFixed(nil, c.units, c.dec)), 64)
+			if err != nil || got != c.want {
+				t.Fatalf("%d units (%d decimals) print as a number parsing to %v (%v), want %v", c.units, c.dec, got, err, c.want)
+			}
+		}
+	}
 }
