@@ -33,21 +33,7 @@ func BenchmarkBackfillVsIngestCeiling(b *testing.B) {
 	total := float64(devices * len(minutes))
 
 	// (a) the ceiling: pre-generated, pre-compressed batches
-	var batches [][]byte
-	var lp []byte
-	for d := 0; d < devices; d++ {
-		line := sensors.NewLine(home, fmt.Sprintf("ceiling-%02d", d))
-		for _, m := range minutes {
-			lp = line.Append(lp, m*60_000)
-			if bytes.Count(lp, []byte{'\n'}) == BatchLines {
-				batches = append(batches, influx.Gzip(lp))
-				lp = lp[:0]
-			}
-		}
-	}
-	if len(lp) > 0 {
-		batches = append(batches, influx.Gzip(lp))
-	}
+	batches := ceilingBatches(devices, minutes, BatchLines)
 	// (b) the backfill: plan over HTTP, chunks fanned out to conc worker instances (the worker's reserved
 	// concurrency), all devices registered in a fresh registry and written into a fresh bucket.
 	backfill := func(conc int, downsample bool) time.Duration {
@@ -71,11 +57,11 @@ func BenchmarkBackfillVsIngestCeiling(b *testing.B) {
 	}
 
 	// the two are interleaved at each concurrency, so load from anything else on the machine hits both alike
-	var ceiling, fill [9]float64
+	var ceiling, fill [17]float64
 	best, bestConc, bestFill, bestFillConc := 0.0, 0, 0.0, 0
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		for _, conc := range []int{1, 2, 4, 8} {
+		for _, conc := range []int{1, 2, 4, 8, 16} {
 			ceiling[conc] = total / postAll(b, admin, srv.NewBucket(b, "ceiling"), batches, conc).Seconds()
 			fill[conc] = total / backfill(conc, true).Seconds()
 			if ceiling[conc] > best {
@@ -86,7 +72,10 @@ func BenchmarkBackfillVsIngestCeiling(b *testing.B) {
 			}
 		}
 	}
-	// for reference: the same without the hourly aggregates the function also writes
+	// diagnostics: the ceiling with a request per device-day (what 1,440-minute chunks send), and the backfill
+	// without the hourly aggregates the function also writes
+	dayBatches := total / postAll(b, admin, srv.NewBucket(b, "ceiling"), ceilingBatches(devices, minutes, 1440), bestConc).Seconds()
+	b.ReportMetric(dayBatches, "ceiling_1440_line_batches_points/s")
 	noDown := total / backfill(bestFillConc, false).Seconds()
 	b.ReportMetric(noDown, "backfill_without_downsampling_points/s")
 	b.ReportMetric(best, "ceiling_points/s")
@@ -96,6 +85,27 @@ func BenchmarkBackfillVsIngestCeiling(b *testing.B) {
 	b.ReportMetric(bestFill/best, "x_of_ceiling")
 	b.ReportMetric(fill[bestConc]/best, "x_of_ceiling_same_concurrency")
 	b.ReportMetric(total/bestFill*1000, "ms/backfill_201600_points")
+}
+
+// ceilingBatches pre-generates the devices' line protocol for the minutes, gzip-compressed in batches of n lines.
+func ceilingBatches(devices int, minutes []int64, n int) [][]byte {
+	var batches [][]byte
+	var lp []byte
+	lines := 0
+	for d := 0; d < devices; d++ {
+		line := sensors.NewLine(home, fmt.Sprintf("ceiling-%02d", d))
+		for _, m := range minutes {
+			lp = line.Append(lp, m*60_000)
+			if lines++; lines == n {
+				batches = append(batches, influx.Gzip(lp))
+				lp, lines = lp[:0], 0
+			}
+		}
+	}
+	if len(lp) > 0 {
+		batches = append(batches, influx.Gzip(lp))
+	}
+	return batches
 }
 
 // postAll writes every batch with conc concurrent writers and returns the elapsed time.

@@ -116,15 +116,8 @@ func splitHours(ranges, clean []Range) (full []hourPart, partial []Window) {
 	return full, partial
 }
 
-// appendHourly appends the five aggregate lines of one hour the chunk determines entirely.
-func appendHourly(buf []byte, prefix [5][]byte, g sensors.Generator, seed sensors.Seed, hp hourPart) []byte {
-	var a hourAgg
-	for _, r := range hp.parts {
-		for m := r[0]; m < r[1]; m++ {
-			a.add(values(g.At(seed, m*60_000)))
-		}
-	}
-	hour := hp.hour
+// appendHourly appends the five aggregate lines of one hour.
+func appendHourly(buf []byte, prefix [5][]byte, hour int64, a *hourAgg) []byte {
 	for k := range aggNames {
 		buf = append(buf, prefix[k]...)
 		for i := 0; i < fieldCount; i++ {
@@ -155,6 +148,36 @@ func appendHourly(buf []byte, prefix [5][]byte, g sensors.Generator, seed sensor
 	return buf
 }
 
+// hourly tracks the aggregates of the hours a chunk determines entirely while its points are generated.
+type hourly struct {
+	full    []int64 // Unix hours, ascending
+	aggs    map[int64]*hourAgg
+	partial []Window
+	// the hour of the last point, cached: points arrive in order
+	curHour int64
+	cur     *hourAgg
+}
+
+func newHourly(c Chunk) *hourly {
+	full, partial := splitHours(c.Ranges, c.Clean)
+	h := &hourly{aggs: make(map[int64]*hourAgg, len(full)), partial: partial, curHour: -1}
+	for _, hp := range full {
+		h.full = append(h.full, hp.hour)
+		h.aggs[hp.hour] = &hourAgg{}
+	}
+	return h
+}
+
+// add counts the reading of minute m when its hour is one the chunk determines.
+func (h *hourly) add(m int64, r sensors.Reading) {
+	if hour := floorDiv(m, 60); hour != h.curHour {
+		h.curHour, h.cur = hour, h.aggs[hour]
+	}
+	if h.cur != nil {
+		h.cur.add(values(r))
+	}
+}
+
 // hourlyPrefixes renders the measurement and tags of each aggregate's line (tags sorted: agg before clientId).
 func hourlyPrefixes(deviceID string) [5][]byte {
 	var out [5][]byte
@@ -177,14 +200,13 @@ func hourlyPrefixes(deviceID string) [5][]byte {
 }
 
 // aggregate writes the hourly aggregates of the hours the chunk wrote (see the comment at the top of the file).
-func (w *Worker) aggregate(ctx context.Context, c Chunk) error {
-	full, partial := splitHours(c.Ranges, c.Clean)
+func (w *Worker) aggregate(ctx context.Context, c Chunk, hs *hourly) error {
+	full, partial := hs.full, hs.partial
 	if w.DownsampledBucket != "" && len(full) > 0 {
 		prefix := hourlyPrefixes(c.DeviceID)
-		seed := sensors.SeedOf(c.DeviceID)
 		lp := w.lp[:0]
 		for i, h := range full {
-			lp = appendHourly(lp, prefix, w.Gen, seed, h)
+			lp = appendHourly(lp, prefix, h, hs.aggs[h])
 			if (i+1)%(BatchLines/len(aggNames)) == 0 || i == len(full)-1 {
 				if err := w.writeTo(ctx, w.DownsampledBucket, lp); err != nil {
 					return fmt.Errorf("writing hourly aggregates: %w", err)

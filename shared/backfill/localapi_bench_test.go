@@ -15,7 +15,6 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/backfill/localapitest"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
 	"github.com/iot-center/iot-center-serverless/shared/influxtest"
-	"github.com/iot-center/iot-center-serverless/shared/sensors"
 )
 
 // BenchmarkLocalAPIFanOut is the benchmark: 20 devices × 7 days (201,600 points) backfilled through the
@@ -42,22 +41,7 @@ func BenchmarkLocalAPIFanOut(b *testing.B) {
 
 	win := LastDays(time.Now(), 7)
 	total := float64(devices * win.Minutes())
-	var batches [][]byte
-	var lp []byte
-	lines := 0
-	for d := 0; d < devices; d++ {
-		line := sensors.NewLine(home, fmt.Sprintf("ceiling-%02d", d))
-		for _, m := range minutesOf(win) {
-			lp = line.Append(lp, m*60_000)
-			if lines++; lines == BatchLines {
-				batches = append(batches, influx.Gzip(lp))
-				lp, lines = lp[:0], 0
-			}
-		}
-	}
-	if len(lp) > 0 {
-		batches = append(batches, influx.Gzip(lp))
-	}
+	batches := ceilingBatches(devices, minutesOf(win), BatchLines)
 	// the ceiling is measured before and after the backfill and the best figure kept: load from anything else on
 	// the machine then lowers the ratio, never raises it
 	ceiling, ceilingConc := 0.0, 0

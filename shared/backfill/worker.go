@@ -73,9 +73,17 @@ func (w *Worker) Handle(ctx context.Context, c Chunk) error {
 		lp, lines = lp[:0], 0
 		return nil
 	}
+	var hs *hourly
+	if w.DownsampledBucket != "" || w.Downsample != nil {
+		hs = newHourly(c)
+	}
 	for _, r := range c.Ranges {
 		for m := r[0]; m < r[1]; m++ {
-			lp = line.Append(lp, m*60_000)
+			var reading sensors.Reading
+			lp, reading = line.AppendPoint(lp, m*60_000)
+			if hs != nil {
+				hs.add(m, reading)
+			}
 			lines++
 			if lines == BatchLines {
 				if err := flush(); err != nil {
@@ -88,10 +96,12 @@ func (w *Worker) Handle(ctx context.Context, c Chunk) error {
 		return err
 	}
 	w.lp = lp
-	if err := w.aggregate(ctx, c); err != nil {
-		w.emitFailure(ctx, err, written)
-		// the points are written; a retry of the whole chunk rewrites them (idempotent) and aggregates again
-		return fmt.Errorf("backfill: chunk for %s: %w", c.DeviceID, err)
+	if hs != nil {
+		if err := w.aggregate(ctx, c, hs); err != nil {
+			w.emitFailure(ctx, err, written)
+			// the points are written; a retry of the whole chunk rewrites them (idempotent) and aggregates again
+			return fmt.Errorf("backfill: chunk for %s: %w", c.DeviceID, err)
+		}
 	}
 	took := time.Since(start)
 	api.Logger(ctx).InfoContext(ctx, "chunk written", slog.String("deviceId", c.DeviceID), slog.Int("points", written),

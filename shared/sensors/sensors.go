@@ -192,6 +192,12 @@ func NewLine(g Generator, deviceID string) *Line {
 // Append renders the point at tMs (Unix milliseconds) with a nanosecond timestamp, without allocating or
 // formatting floats (every value is a fixed-point integer).
 func (l *Line) Append(buf []byte, tMs int64) []byte {
+	buf, _ = l.AppendPoint(buf, tMs)
+	return buf
+}
+
+// AppendPoint is Append that also returns the reading it rendered (the worker aggregates it hourly in the same pass).
+func (l *Line) AppendPoint(buf []byte, tMs int64) ([]byte, Reading) {
 	f := l.gen.fixedAt(l.seed, tMs)
 	buf = append(buf, l.prefix...)
 	buf = append(buf, "CO2="...)
@@ -211,7 +217,7 @@ func (l *Line) Append(buf []byte, tMs int64) []byte {
 	buf = append(buf, ' ')
 	buf = strconv.AppendInt(buf, tMs, 10)
 	buf = append(buf, "000000\n"...)
-	return buf
+	return buf, f.reading()
 }
 
 var pow10 = [...]int64{1, 10, 100, 1000, 10000, 100000, 1000000, 10000000}
