@@ -168,6 +168,12 @@ func TestPlanRequests(t *testing.T) {
 		{"coverage half window", "GET", "/api/write-missing?from=2026-01-01T00:00:00Z", "", 400, "both"},
 		{"coverage 40 days", "GET", "/api/write-missing?from=2026-01-01T00:00:00Z&to=2026-02-10T00:00:00Z", "", 400, "30"},
 		{"coverage unregistered", "GET", "/api/devices/ghost-2/write-missing", "", 404, "not registered"},
+		{"coverage unknown parameter", "GET", "/api/write-missing?fro=2026-01-01T00:00:00Z", "", 400, "unknown"},
+		{"coverage hostile parameter", "GET", "/api/write-missing?%22%29%7C%3E=1", "", 400, "unknown"},
+		{"coverage twice", "GET", "/api/write-missing?from=2026-01-01T00:00:00Z&from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z", "", 400, "once"},
+		{"coverage bad escape", "GET", "/api/write-missing?from=%zz", "", 400, "malformed"},
+		{"plan with a parameter", "POST", "/api/devices/" + id + "/write-missing?days=7", "", 400, "unknown"},
+		{"plan all with a parameter", "POST", "/api/write-missing?devices=a", "", 400, "unknown"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -205,7 +211,8 @@ func TestPlanAllAndCoverageAll(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	status, cov := f.do(t, "GET", "/api/write-missing", "")
+	// the authorizer's key parameter is accepted
+	status, cov := f.do(t, "GET", "/api/write-missing?key=operator-key", "")
 	if status != 200 || num(t, cov["expected"]) != 3*10080 || num(t, cov["present"]) != 2*10080-1 {
 		t.Fatalf("coverage before %d %v, want present %d of %d", status, cov, 2*10080-1, 3*10080)
 	}

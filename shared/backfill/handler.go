@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
 
@@ -87,6 +88,10 @@ func (s *Service) planDevice(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r = api.WithDevice(r, id)
+	if _, err := query(r); err != nil {
+		api.WriteError(w, r, err)
+		return
+	}
 	var body planBody
 	if err := api.DecodeJSON(r, &body); err != nil {
 		api.WriteError(w, r, err)
@@ -126,6 +131,10 @@ func (s *Service) planDevice(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Service) planAll(w http.ResponseWriter, r *http.Request) {
+	if _, err := query(r); err != nil {
+		api.WriteError(w, r, err)
+		return
+	}
 	var body planBody
 	if err := api.DecodeJSON(r, &body); err != nil {
 		api.WriteError(w, r, err)
@@ -268,8 +277,36 @@ func newCoverage(id string, win Window, expected, present int64) Coverage {
 }
 
 func (s *Service) coverageWindow(r *http.Request) (Window, error) {
-	q := r.URL.Query()
+	q, err := query(r, "from", "to")
+	if err != nil {
+		return Window{}, err
+	}
 	return ParseWindow(q.Get("from"), q.Get("to"), LastDays(s.now(), DefaultDays))
+}
+
+// query parses the query string and refuses parameters the route does not take (the authorizer's `key` is always
+// allowed) and parameters given twice.
+func query(r *http.Request, allowed ...string) (url.Values, error) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, api.InvalidParam("query", "the query string is malformed")
+	}
+	for k, vs := range q {
+		ok := k == "key"
+		for _, a := range allowed {
+			ok = ok || k == a
+		}
+		if !ok {
+			if len(k) > 32 || !api.ValidDeviceID(k) {
+				return nil, api.InvalidParam("query", "unknown query parameter")
+			}
+			return nil, api.InvalidParam(k, "unknown query parameter %s", k)
+		}
+		if len(vs) != 1 {
+			return nil, api.InvalidParam(k, "%s must be given once", k)
+		}
+	}
+	return q, nil
 }
 
 func (s *Service) coverageDevice(w http.ResponseWriter, r *http.Request) {
