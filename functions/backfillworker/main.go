@@ -4,16 +4,12 @@
 package main
 
 import (
-	"context"
-	"time"
-
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/iot-center/iot-center-serverless/shared/backfill"
 	"github.com/iot-center/iot-center-serverless/shared/lambdaapp"
 	"github.com/iot-center/iot-center-serverless/shared/metrics"
 	"github.com/iot-center/iot-center-serverless/shared/sensors"
-	"github.com/iot-center/iot-center-serverless/shared/setup"
 )
 
 func main() {
@@ -25,9 +21,6 @@ func main() {
 		Gen:               sensors.Generator{Lat: cfg.DefaultLat, Lon: cfg.DefaultLon},
 		Metrics:           metrics.Stdout,
 		DownsampledBucket: cfg.BucketDownsampled,
-		Downsample: func(ctx context.Context, start, stop time.Time) error {
-			return setup.Downsample(ctx, d.Influx, cfg.Bucket, cfg.BucketDownsampled, start, stop)
-		},
 	}
 	lambda.Start(w.Handle)
 }

@@ -195,6 +195,10 @@ type discard struct{}
 
 func (discard) WriteGzip(context.Context, string, []byte) error { return nil }
 
+func (discard) QueryRows(context.Context, string, influx.Extern, func(map[string]any) error) error {
+	return nil
+}
+
 const rssChildEnv = "BACKFILL_RSS_CHILD"
 
 // rssChild runs one worker invocation on a 1-day chunk in a fresh process (the test binary re-executed) and

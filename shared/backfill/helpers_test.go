@@ -18,7 +18,6 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/influxtest"
 	"github.com/iot-center/iot-center-serverless/shared/registry"
 	"github.com/iot-center/iot-center-serverless/shared/sensors"
-	"github.com/iot-center/iot-center-serverless/shared/setup"
 )
 
 func TestMain(m *testing.M) {
@@ -141,9 +140,6 @@ type fixture struct {
 	lambda *fakeLambdaService
 	svc    *Service
 	h      http.Handler
-
-	mu        sync.Mutex
-	fluxSpans []Window // spans re-aggregated with the task's Flux (downsample on)
 }
 
 type fixtureOpts struct {
@@ -181,12 +177,6 @@ func newFixture(t testing.TB, srv *influxtest.Server, o fixtureOpts) *fixture {
 		w := &Worker{Influx: c, Bucket: cfg.Bucket, Gen: home}
 		if o.downsample {
 			w.DownsampledBucket = cfg.BucketDownsampled
-			w.Downsample = func(ctx context.Context, start, stop time.Time) error {
-				f.mu.Lock()
-				f.fluxSpans = append(f.fluxSpans, Window{From: start, To: stop})
-				f.mu.Unlock()
-				return setup.Downsample(ctx, c, cfg.Bucket, cfg.BucketDownsampled, start, stop)
-			}
 		}
 		return w
 	})

@@ -6,17 +6,20 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/iot-center/iot-center-serverless/shared/influx"
 	"github.com/iot-center/iot-center-serverless/shared/sensors"
 	"github.com/iot-center/iot-center-serverless/shared/setup"
 )
 
-// Hourly aggregates of backfilled hours. The hourly task only looks back two hours, so the worker re-aggregates the
-// hours it wrote. An hour the chunk wrote entirely holds nothing but the worker's own points for this series (the
-// planner found no Temperature point of the device in any of its minutes), so its aggregates are computed here from
-// the generated values and written with the points — in the shape the setup package's task writes (measurement
-// environment_1h, the source's tags plus agg=count|mean|min|max|last, float fields, _time = the hour's start;
-// TestHourlyMatchesTaskAggregation holds the two equal). Hours the chunk wrote only in part also hold older points,
-// so they go through the task's own Flux once (setup.Downsample).
+// Hourly aggregates of backfilled hours. The hourly task only looks back two hours, so the worker aggregates the
+// hours it wrote itself, in the shape the setup package's task writes (measurement environment_1h, the source's tags
+// plus agg=count|mean|min|max|last, float fields, _time = the hour's start; TestHourlyMatchesTaskAggregation holds
+// the two equal). Only the device's own series (the virtual sensors' tags) changes, so only its aggregates are
+// refreshed, whatever else the bucket holds:
+//   - an hour the chunk wrote entirely holds nothing but the chunk's points in this series (the planner found no
+//     Temperature point of the device in any of its minutes), so its aggregates come from the generated values;
+//   - an hour written in part also holds older points: its aggregates are read back from InfluxDB after the write,
+//     for this series only (one pushed-down query per chunk).
 
 // aggNames are the aggregates, in line order.
 var aggNames = [5]string{"count", "last", "max", "mean", "min"}
@@ -199,37 +202,117 @@ func hourlyPrefixes(deviceID string) [5][]byte {
 	return out
 }
 
-// aggregate writes the hourly aggregates of the hours the chunk wrote (see the comment at the top of the file).
+// ownHourlyFlux aggregates the device's own series (the virtual sensors' tag set) per hour, as the setup package's
+// task does (each aggregate read by its own pushed-down range |> filter |> aggregateWindow, every value a float),
+// after the chunk's points are written: for an hour the chunk wrote in part, the result covers both its points and
+// the older ones. Other series of the device are untouched by the chunk, so their aggregates need no refresh.
+var ownHourlyFlux = func() string {
+	filter := `r._measurement == "` + sensors.Measurement + `" and r.clientId == deviceId`
+	for _, t := range sensors.Tags {
+		filter += ` and r.` + t[0] + ` == "` + t[1] + `"`
+	}
+	branches := ""
+	for _, name := range aggNames {
+		branches += "\n    hourly(fn: " + name + `, name: "` + name + `"),`
+	}
+	return `hourly = (fn, name) => from(bucket: bucket)
+    |> range(start: start, stop: stop)
+    |> filter(fn: (r) => ` + filter + `)
+    |> aggregateWindow(every: 1h, fn: fn, createEmpty: false, timeSrc: "_start")
+    |> toFloat()
+    |> set(key: "agg", value: name)
+
+union(tables: [` + branches + `
+])
+    |> keep(columns: ["_time", "_field", "_value", "agg"])`
+}()
+
+// readHourly reads the device's own hourly aggregates for the partial hours and appends them as lines.
+func (w *Worker) readHourly(ctx context.Context, buf []byte, prefix [5][]byte, deviceID string, partial []Window) ([]byte, error) {
+	want := map[int64]bool{}
+	for _, p := range partial {
+		for h := p.From.Unix() / 3600; h < p.To.Unix()/3600; h++ {
+			want[h] = true
+		}
+	}
+	type key struct {
+		hour int64
+		agg  int
+	}
+	vals := map[key]*[fieldCount]float64{}
+	has := map[key]*[fieldCount]bool{}
+	var order []key
+	aggIndex := map[string]int{}
+	for k, name := range aggNames {
+		aggIndex[name] = k
+	}
+	fieldIndex := map[string]int{}
+	for i, name := range fieldNames {
+		fieldIndex[name] = i
+	}
+	ext := influx.Extern{"bucket": w.Bucket, "deviceId": deviceID, "start": partial[0].From, "stop": partial[len(partial)-1].To}
+	err := w.Influx.QueryRows(ctx, ownHourlyFlux, ext, func(v map[string]any) error {
+		t, _ := v["_time"].(time.Time)
+		h := t.Unix() / 3600
+		k, okA := aggIndex[fmt.Sprint(v["agg"])]
+		i, okF := fieldIndex[fmt.Sprint(v["_field"])]
+		x, okV := v["_value"].(float64)
+		if !want[h] || !okA || !okF || !okV {
+			return nil // a full hour in between (already computed), or a field this project does not aggregate
+		}
+		kk := key{h, k}
+		if vals[kk] == nil {
+			vals[kk], has[kk] = &[fieldCount]float64{}, &[fieldCount]bool{}
+			order = append(order, kk)
+		}
+		vals[kk][i], has[kk][i] = x, true
+		return nil
+	})
+	if err != nil {
+		return buf, fmt.Errorf("reading the hourly aggregates of partly written hours: %w", err)
+	}
+	for _, kk := range order {
+		buf = append(buf, prefix[kk.agg]...)
+		first := true
+		for i := 0; i < fieldCount; i++ {
+			if !has[kk][i] {
+				continue
+			}
+			if !first {
+				buf = append(buf, ',')
+			}
+			first = false
+			buf = append(buf, fieldNames[i]...)
+			buf = append(buf, '=')
+			buf = strconv.AppendFloat(buf, vals[kk][i], 'g', -1, 64)
+		}
+		buf = append(buf, ' ')
+		buf = strconv.AppendInt(buf, kk.hour*3600, 10)
+		buf = append(buf, "000000000\n"...)
+	}
+	return buf, nil
+}
+
+// aggregate writes the hourly aggregates of the hours the chunk wrote (see the comment at the top of the file):
+// computed from the generated values for the hours it wrote entirely, read back from InfluxDB for the others.
 func (w *Worker) aggregate(ctx context.Context, c Chunk, hs *hourly) error {
-	full, partial := hs.full, hs.partial
-	if w.DownsampledBucket != "" && len(full) > 0 {
-		prefix := hourlyPrefixes(c.DeviceID)
-		lp := w.lp[:0]
-		for i, h := range full {
-			lp = appendHourly(lp, prefix, h, hs.aggs[h])
-			if (i+1)%(BatchLines/len(aggNames)) == 0 || i == len(full)-1 {
-				if err := w.writeTo(ctx, w.DownsampledBucket, lp); err != nil {
-					return fmt.Errorf("writing hourly aggregates: %w", err)
-				}
-				lp = lp[:0]
-			}
-		}
-		w.lp = lp
+	prefix := hourlyPrefixes(c.DeviceID)
+	lp := w.lp[:0]
+	for _, h := range hs.full {
+		lp = appendHourly(lp, prefix, h, hs.aggs[h])
 	}
-	if w.Downsample != nil {
-		// the hour in progress is left to the hourly task, whose next run aggregates it (it looks back two hours)
-		current := w.now().UTC().Truncate(time.Hour)
-		for _, s := range partial {
-			if !s.To.Before(current) {
-				if !s.From.Before(current) {
-					continue
-				}
-				s.To = current
-			}
-			if err := w.Downsample(ctx, s.From, s.To); err != nil {
-				return fmt.Errorf("re-aggregating %s..%s: %w", s.From.Format(time.RFC3339), s.To.Format(time.RFC3339), err)
-			}
+	if len(hs.partial) > 0 {
+		var err error
+		if lp, err = w.readHourly(ctx, lp, prefix, c.DeviceID, hs.partial); err != nil {
+			return err
 		}
 	}
+	// at most 30 days × 24 hours × 5 lines: one request
+	if len(lp) > 0 {
+		if err := w.writeTo(ctx, w.DownsampledBucket, lp); err != nil {
+			return fmt.Errorf("writing hourly aggregates: %w", err)
+		}
+	}
+	w.lp = lp
 	return nil
 }

@@ -16,13 +16,15 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/sensors"
 )
 
-// Writer is the part of influx.Client the worker needs. WriteGzip retries 429/503 honouring Retry-After and backs
-// off exponentially on other transient failures, within a bounded number of attempts.
-type Writer interface {
+// Store is the part of influx.Client the worker needs. WriteGzip retries 429/503 honouring Retry-After and backs
+// off exponentially on other transient failures, within a bounded number of attempts; QueryRows reads the hourly
+// aggregates of hours a chunk wrote in part.
+type Store interface {
 	WriteGzip(ctx context.Context, bucket string, gz []byte) error
+	QueryRows(ctx context.Context, flux string, extern influx.Extern, fn func(values map[string]any) error) error
 }
 
-var _ Writer = (*influx.Client)(nil)
+var _ Store = (*influx.Client)(nil)
 
 // BatchLines is the number of lines per write request.
 const BatchLines = 5000
@@ -30,18 +32,14 @@ const BatchLines = 5000
 // Worker generates and writes chunks. One Worker serves one invocation at a time (Lambda's model); its buffers are
 // reused across batches and invocations, so a chunk costs a few hundred kilobytes whatever its size.
 type Worker struct {
-	Influx Writer
+	Influx Store
 	Bucket string
 	Gen    sensors.Generator
 	// Metrics receives CloudWatch EMF lines (points written, chunk duration, InfluxDB errors by status); nil: none.
 	Metrics io.Writer
-	// DownsampledBucket receives the hourly aggregates of the hours the chunk wrote entirely (hourly.go); "": none.
+	// DownsampledBucket receives the hourly aggregates of the hours the chunk wrote (hourly.go): the hourly task
+	// only looks back two hours, so without them backfilled history would never be aggregated. "": none.
 	DownsampledBucket string
-	// Downsample re-aggregates [start, stop) (whole hours the chunk wrote in part) with the hourly task's Flux: the
-	// task only looks back two hours, so without it backfilled history would never be aggregated. nil: none.
-	Downsample func(ctx context.Context, start, stop time.Time) error
-	// Now is the clock (time.Now when nil).
-	Now func() time.Time
 
 	lp []byte
 	gz bytes.Buffer
@@ -74,7 +72,7 @@ func (w *Worker) Handle(ctx context.Context, c Chunk) error {
 		return nil
 	}
 	var hs *hourly
-	if w.DownsampledBucket != "" || w.Downsample != nil {
+	if w.DownsampledBucket != "" {
 		hs = newHourly(c)
 	}
 	for _, r := range c.Ranges {
@@ -144,11 +142,4 @@ func (w *Worker) writeTo(ctx context.Context, bucket string, lp []byte) error {
 		return err
 	}
 	return w.Influx.WriteGzip(ctx, bucket, w.gz.Bytes())
-}
-
-func (w *Worker) now() time.Time {
-	if w.Now != nil {
-		return w.Now()
-	}
-	return time.Now()
 }
