@@ -109,7 +109,7 @@ func ceilingBatches(devices int, minutes []int64, n int) [][]byte {
 }
 
 // postAll writes every batch with conc concurrent writers and returns the elapsed time.
-func postAll(b *testing.B, c *influx.Client, bucket string, batches [][]byte, conc int) time.Duration {
+func postAll(b testing.TB, c *influx.Client, bucket string, batches [][]byte, conc int) time.Duration {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
