@@ -301,9 +301,22 @@ func (w *Worker) aggregate(ctx context.Context, c Chunk, hs *hourly) error {
 	for _, h := range hs.full {
 		lp = appendHourly(lp, prefix, h, hs.aggs[h])
 	}
-	if len(hs.partial) > 0 {
+	// The hour in progress is left to the hourly task: its next run aggregates it (it looks back two hours), and
+	// until then readers compute hours after the latest aggregated one from the raw points. That spares a query
+	// per device in the common case (a window ending now).
+	current := w.now().UTC().Truncate(time.Hour)
+	var partial []Window
+	for _, p := range hs.partial {
+		if p.To.After(current) {
+			p.To = current
+		}
+		if p.From.Before(p.To) {
+			partial = append(partial, p)
+		}
+	}
+	if len(partial) > 0 {
 		var err error
-		if lp, err = w.readHourly(ctx, lp, prefix, c.DeviceID, hs.partial); err != nil {
+		if lp, err = w.readHourly(ctx, lp, prefix, c.DeviceID, partial); err != nil {
 			return err
 		}
 	}

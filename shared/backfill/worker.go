@@ -40,6 +40,8 @@ type Worker struct {
 	// DownsampledBucket receives the hourly aggregates of the hours the chunk wrote (hourly.go): the hourly task
 	// only looks back two hours, so without them backfilled history would never be aggregated. "": none.
 	DownsampledBucket string
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
 
 	lp []byte
 	gz bytes.Buffer
@@ -142,4 +144,11 @@ func (w *Worker) writeTo(ctx context.Context, bucket string, lp []byte) error {
 		return err
 	}
 	return w.Influx.WriteGzip(ctx, bucket, w.gz.Bytes())
+}
+
+func (w *Worker) now() time.Time {
+	if w.Now != nil {
+		return w.Now()
+	}
+	return time.Now()
 }
