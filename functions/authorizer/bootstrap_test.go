@@ -17,33 +17,20 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/iot-center/iot-center-serverless/shared/influxtest"
 	"github.com/iot-center/iot-center-serverless/shared/registry"
+	"github.com/iot-center/iot-center-serverless/shared/syncbuf"
 )
 
 func TestMain(m *testing.M) { os.Exit(influxtest.Main(m)) }
 
-// lockedBuffer collects an emulator's output (written by its goroutines, read by the test).
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
-
 type emulator struct {
 	addr string
-	logs *lockedBuffer
+	logs *syncbuf.Buffer
 }
 
 func rieBinary(t *testing.T) string {
@@ -75,7 +62,7 @@ func start(t *testing.T, dir string, env []string) emulator {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := emulator{addr: "127.0.0.1:" + strconv.Itoa(port), logs: &lockedBuffer{}}
+	e := emulator{addr: "127.0.0.1:" + strconv.Itoa(port), logs: &syncbuf.Buffer{}}
 	cmd := exec.Command(rieBinary(t), "--runtime-interface-emulator-address", e.addr, "--runtime-api-address", "127.0.0.1:"+strconv.Itoa(rt), boot)
 	cmd.Env = append(env, "PATH="+os.Getenv("PATH"))
 	cmd.Stdout, cmd.Stderr = e.logs, e.logs

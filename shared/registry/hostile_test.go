@@ -1,18 +1,17 @@
 package registry
 
 import (
-	"bytes"
 	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/config"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
 	"github.com/iot-center/iot-center-serverless/shared/influxtest"
+	"github.com/iot-center/iot-center-serverless/shared/syncbuf"
 )
 
 var hostileIDs = []struct{ name, id string }{
@@ -129,26 +128,8 @@ func TestHostileInputIsRefusedWithoutSideEffects(t *testing.T) {
 	}
 }
 
-// syncBuffer collects log lines from concurrent handlers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestSecretsNeverInResponsesOrLogs(t *testing.T) {
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	prev := api.BaseLogger()
 	api.SetBaseLogger(slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	t.Cleanup(func() { api.SetBaseLogger(prev) })

@@ -4,7 +4,6 @@
 package localapitest
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,12 +12,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/iot-center/iot-center-serverless/shared/influxtest"
+	"github.com/iot-center/iot-center-serverless/shared/syncbuf"
 )
 
 // API is a running local API.
@@ -33,28 +32,6 @@ type API struct {
 type Options struct {
 	// PoolFor sets emulator processes per function (e.g. "BackfillWorkerFunction=4"); others get one.
 	PoolFor string
-}
-
-// syncBuffer collects the local API's output from its goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) tail(n int) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	str := s.b.String()
-	if len(str) > n {
-		return str[len(str)-n:]
-	}
-	return str
 }
 
 // Start builds and starts cmd/localapi over srv (its default buckets), waits until it is healthy, and stops it at
@@ -87,7 +64,7 @@ func Start(t testing.TB, srv *influxtest.Server, o Options) *API {
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "INFLUX_URL="+srv.URL, "INFLUX_TOKEN="+srv.Token, "INFLUX_ORG="+srv.Org,
 		"IOT_OPERATOR_KEY="+a.OperatorKey, "IOT_DEVICE_KEY="+a.DeviceKey)
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -104,7 +81,7 @@ func Start(t testing.TB, srv *influxtest.Server, o Options) *API {
 			<-exited
 		}
 		if t.Failed() {
-			t.Logf("local API output:\n%s", logs.tail(4000))
+			t.Logf("local API output:\n%s", logs.Tail(4000))
 		}
 	})
 	// building every function takes a while on a small machine: wait (bounded) for health
@@ -119,11 +96,11 @@ func Start(t testing.TB, srv *influxtest.Server, o Options) *API {
 		}
 		select {
 		case <-exited:
-			t.Fatalf("local API exited:\n%s", logs.tail(4000))
+			t.Fatalf("local API exited:\n%s", logs.Tail(4000))
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("local API not healthy after 5 minutes:\n%s", logs.tail(4000))
+			t.Fatalf("local API not healthy after 5 minutes:\n%s", logs.Tail(4000))
 		}
 		time.Sleep(250 * time.Millisecond)
 	}

@@ -1,7 +1,6 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,13 +9,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/lambdarun"
 	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/testfn"
 	"github.com/iot-center/iot-center-serverless/shared/influxtest"
+	"github.com/iot-center/iot-center-serverless/shared/syncbuf"
 )
 
 const runTemplate = `
@@ -57,23 +56,6 @@ Resources:
             Path: /broken
 `
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestRunServesAndStopsCleanly runs the whole local API in-process on a two-function template (one builds, one
 // does not) against the real InfluxDB, then cancels it and checks that no process it started is left.
 func TestRunServesAndStopsCleanly(t *testing.T) {
@@ -109,7 +91,7 @@ func TestRunServesAndStopsCleanly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stdout, stderr syncBuffer
+	var stdout, stderr syncbuf.Buffer
 	ready := make(chan string, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
