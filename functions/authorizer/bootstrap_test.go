@@ -5,106 +5,26 @@ package main
 // are exercised as Lambda would.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/iot-center/iot-center-serverless/shared/influxtest"
+	"github.com/iot-center/iot-center-serverless/shared/lambdatest"
 	"github.com/iot-center/iot-center-serverless/shared/registry"
-	"github.com/iot-center/iot-center-serverless/shared/syncbuf"
 )
 
 func TestMain(m *testing.M) { os.Exit(influxtest.Main(m)) }
 
-type emulator struct {
-	addr string
-	logs *syncbuf.Buffer
-}
-
-func rieBinary(t *testing.T) string {
-	t.Helper()
-	for _, p := range []string{os.Getenv("RIE_BIN"), "../../bin/aws-lambda-rie"} {
-		if st, err := os.Stat(p); p != "" && err == nil && !st.IsDir() {
-			abs, _ := filepath.Abs(p)
-			return abs
-		}
-	}
-	t.Fatal("the Lambda emulator is missing: run `make tools` (bin/aws-lambda-rie) or set RIE_BIN")
-	return ""
-}
-
 // start builds the function in dir (relative to this package) and runs it in an emulator with env.
-func start(t *testing.T, dir string, env []string) emulator {
+func start(t *testing.T, dir string, env []string) *lambdatest.Emulator {
 	t.Helper()
-	boot := filepath.Join(t.TempDir(), "bootstrap")
-	build := exec.Command("go", "build", "-tags", "lambda.norpc", "-trimpath", "-o", boot, dir)
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building %s: %v\n%s", dir, err, b)
-	}
-	port, err := influxtest.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt, err := influxtest.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := emulator{addr: "127.0.0.1:" + strconv.Itoa(port), logs: &syncbuf.Buffer{}}
-	cmd := exec.Command(rieBinary(t), "--runtime-interface-emulator-address", e.addr, "--runtime-api-address", "127.0.0.1:"+strconv.Itoa(rt), boot)
-	cmd.Env = append(env, "PATH="+os.Getenv("PATH"))
-	cmd.Stdout, cmd.Stderr = e.logs, e.logs
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // its own process group: the emulator and the bootstrap
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("%s emulator output:\n%.4000s", dir, e.logs.String())
-		}
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", e.addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return e
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("emulator for %s not listening after 10s", dir)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// invoke sends one event and returns the function's raw JSON answer.
-func (e emulator) invoke(t *testing.T, event any) []byte {
-	t.Helper()
-	b, _ := json.Marshal(event)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "POST", "http://"+e.addr+"/2015-03-31/functions/function/invocations", bytes.NewReader(b))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("invoking: %v", err)
-	}
-	defer resp.Body.Close()
-	out, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	return out
+	return lambdatest.Start(t, lambdatest.Build(t, dir), env)
 }
 
 func authEvent(routeKey, path, deviceID, key string) map[string]any {
@@ -143,7 +63,7 @@ func TestAuthorizerBootstrap(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			raw := e.invoke(t, tc.event)
+			raw := e.Invoke(t, tc.event)
 			var got struct {
 				IsAuthorized *bool          `json:"isAuthorized"`
 				Context      map[string]any `json:"context"`
@@ -159,7 +79,7 @@ func TestAuthorizerBootstrap(t *testing.T) {
 			}
 		})
 	}
-	logs := e.logs.String()
+	logs := e.Logs.String()
 	for _, secret := range []string{op, prov, srv.Token} {
 		if strings.Contains(logs, secret) {
 			t.Errorf("a key or the admin token appears in the function's output")
@@ -192,16 +112,16 @@ func TestAuthorizerBootstrapRefusesMissingOperatorKey(t *testing.T) {
 	srv := influxtest.Shared(t)
 	e := start(t, ".", []string{"INFLUX_URL=" + srv.URL, "INFLUX_ORG=" + srv.Org, "INFLUX_TOKEN=" + srv.Token,
 		"IOT_DEVICE_KEY=provisioning-only"})
-	raw := e.invoke(t, authEvent("GET /api/devices", "/api/devices", "", "provisioning-only"))
+	raw := e.Invoke(t, authEvent("GET /api/devices", "/api/devices", "", "provisioning-only"))
 	if strings.Contains(string(raw), "isAuthorized") {
 		t.Errorf("got %s, want no decision without the operator key", raw)
 	}
 	// the emulator's own log lines arrive through a pipe: wait for them, bounded
-	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(e.logs.String(), "operator key is required") && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(e.Logs.String(), "operator key is required") && time.Now().Before(deadline); {
 		time.Sleep(50 * time.Millisecond)
 	}
-	if !strings.Contains(e.logs.String(), "operator key is required") {
-		t.Errorf("the cold start does not say why it failed:\n%.2000s", e.logs.String())
+	if !strings.Contains(e.Logs.String(), "operator key is required") {
+		t.Errorf("the cold start does not say why it failed:\n%.2000s", e.Logs.String())
 	}
 }
 
@@ -210,7 +130,7 @@ func TestHealthBootstrap(t *testing.T) {
 	// only INFLUX_URL: the health function needs no token and no SSM access
 	e := start(t, "../health", []string{"INFLUX_URL=" + srv.URL})
 	get := func() (int, string) {
-		raw := e.invoke(t, map[string]any{"version": "2.0", "routeKey": "GET /api/health", "rawPath": "/api/health",
+		raw := e.Invoke(t, map[string]any{"version": "2.0", "routeKey": "GET /api/health", "rawPath": "/api/health",
 			"requestContext": map[string]any{"requestId": "r1", "http": map[string]string{"method": "GET", "path": "/api/health"}}})
 		var r struct {
 			StatusCode int    `json:"statusCode"`
@@ -259,7 +179,7 @@ func TestSetupBootstrap(t *testing.T) {
 	e := start(t, "../setup", []string{"INFLUX_URL=" + srv.URL, "INFLUX_ORG=" + srv.Org, "INFLUX_TOKEN=" + srv.Token,
 		"INFLUX_BUCKET=" + data, "INFLUX_BUCKET_AUTH=" + auth, "INFLUX_BUCKET_DOWNSAMPLED=" + ds})
 	for _, typ := range []string{"Create", "Delete"} {
-		e.invoke(t, map[string]any{"RequestType": typ, "RequestId": "req-" + typ, "ResponseURL": cfn.URL + "/signed",
+		e.Invoke(t, map[string]any{"RequestType": typ, "RequestId": "req-" + typ, "ResponseURL": cfn.URL + "/signed",
 			"ResourceType": "AWS::CloudFormation::CustomResource", "LogicalResourceId": "InfluxSetup",
 			"StackId": "arn:aws:cloudformation:eu-west-1:123456789012:stack/s/1", "PhysicalResourceId": "iot-center-influxdb-setup",
 			"ResourceProperties": map[string]any{"DataRetentionDays": "30", "DownsampledRetentionDays": "400"}})
@@ -275,7 +195,7 @@ func TestSetupBootstrap(t *testing.T) {
 	if _, err := admin.BucketID(context.Background(), ds); err != nil {
 		t.Errorf("downsampled bucket after Create and Delete: %v", err)
 	}
-	if strings.Contains(e.logs.String(), srv.Token) {
+	if strings.Contains(e.Logs.String(), srv.Token) {
 		t.Errorf("the admin token appears in the setup function's output")
 	}
 }

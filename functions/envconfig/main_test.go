@@ -1,101 +1,30 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"sync"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/iot-center/iot-center-serverless/shared/influxtest"
+	"github.com/iot-center/iot-center-serverless/shared/lambdatest"
 	"github.com/iot-center/iot-center-serverless/shared/registry"
 )
 
 func TestMain(m *testing.M) { os.Exit(influxtest.Main(m)) }
 
-// emulator is one Lambda Runtime Interface Emulator process running this function's real bootstrap: a separate
-// process with its own cold start, InfluxDB client and caches, as one Lambda instance would be.
-type emulator struct{ addr string }
-
-func rieBinary(t *testing.T) string {
+// startEmulators runs the real bootstrap in n emulators: separate processes, each with its own cold start,
+// InfluxDB client and caches, as n Lambda instances would be.
+func startEmulators(t *testing.T, n int, env []string) []*lambdatest.Emulator {
 	t.Helper()
-	for _, p := range []string{os.Getenv("RIE_BIN"), "../../bin/aws-lambda-rie"} {
-		if p == "" {
-			continue
-		}
-		if st, err := os.Stat(p); err == nil && !st.IsDir() {
-			abs, _ := filepath.Abs(p)
-			return abs
-		}
-	}
-	t.Fatal("the Lambda emulator is missing: run `make tools` (bin/aws-lambda-rie) or set RIE_BIN")
-	return ""
-}
-
-func buildBootstrap(t *testing.T) string {
-	t.Helper()
-	out := filepath.Join(t.TempDir(), "bootstrap")
-	cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-trimpath", "-o", out, ".")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building the bootstrap: %v\n%s", err, b)
-	}
-	return out
-}
-
-func startEmulators(t *testing.T, n int, env []string) []emulator {
-	t.Helper()
-	rie, boot := rieBinary(t), buildBootstrap(t)
-	ems := make([]emulator, n)
+	boot := lambdatest.Build(t, ".")
+	ems := make([]*lambdatest.Emulator, n)
 	for i := range ems {
-		port, err := influxtest.FreePort()
-		if err != nil {
-			t.Fatal(err)
-		}
-		rt, err := influxtest.FreePort()
-		if err != nil {
-			t.Fatal(err)
-		}
-		ems[i].addr = "127.0.0.1:" + strconv.Itoa(port)
-		cmd := exec.Command(rie, "--runtime-interface-emulator-address", ems[i].addr,
-			"--runtime-api-address", "127.0.0.1:"+strconv.Itoa(rt), boot)
-		cmd.Env = env
-		var logs bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &logs, &logs
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // its own process group: the emulator and its bootstrap
-			_ = cmd.Wait()
-			if t.Failed() {
-				t.Logf("emulator %d output:\n%.4000s", i, logs.String())
-			}
-		})
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			c, err := net.DialTimeout("tcp", ems[i].addr, 200*time.Millisecond)
-			if err == nil {
-				c.Close()
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("emulator %d not listening after 10s", i)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		ems[i] = lambdatest.Start(t, boot, env)
 	}
 	return ems
 }
@@ -107,7 +36,7 @@ type gwResponse struct {
 }
 
 // invoke sends an API Gateway HTTP API (payload 2.0) event for GET /api/env/{id} to the emulator.
-func (e emulator) invoke(t *testing.T, id, query string) gwResponse {
+func invokeEnv(t *testing.T, e *lambdatest.Emulator, id, query string) gwResponse {
 	t.Helper()
 	path := "/api/env/" + url.PathEscape(id)
 	ev := map[string]any{
@@ -126,17 +55,10 @@ func (e emulator) invoke(t *testing.T, id, query string) gwResponse {
 		}
 		ev["queryStringParameters"] = qs
 	}
-	b, _ := json.Marshal(ev)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "POST", "http://"+e.addr+"/2015-03-31/functions/function/invocations", bytes.NewReader(b))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Errorf("invoking: %v", err)
+	body := e.Invoke(t, ev)
+	if body == nil {
 		return gwResponse{}
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	var out gwResponse
 	if err := json.Unmarshal(body, &out); err != nil || out.StatusCode == 0 {
 		t.Errorf("not an API Gateway response: %.500s", body)
@@ -167,7 +89,7 @@ func TestEnvThroughEmulatorsRegistersOnce(t *testing.T) {
 		var wg sync.WaitGroup
 		for i := range ems {
 			wg.Add(1)
-			go func() { defer wg.Done(); <-start; res[i] = ems[i].invoke(t, id, "") }()
+			go func() { defer wg.Done(); <-start; res[i] = invokeEnv(t, ems[i], id, "") }()
 		}
 		close(start)
 		wg.Wait()
@@ -200,7 +122,7 @@ func TestEnvThroughEmulatorsRegistersOnce(t *testing.T) {
 		{"hostile id", `a"b`, "", http.StatusBadRequest},
 		{"register=false on an unknown id", "never-" + influxtest.RandomID(4), "register=false", http.StatusForbidden},
 	} {
-		if r := ems[0].invoke(t, tc.id, tc.query); r.StatusCode != tc.want {
+		if r := invokeEnv(t, ems[0], tc.id, tc.query); r.StatusCode != tc.want {
 			t.Errorf("%s: got %d %s, want %d", tc.name, r.StatusCode, r.Body, tc.want)
 		}
 	}

@@ -156,7 +156,7 @@ func Binary() (string, error) {
 		}
 		return b, nil
 	}
-	root, err := moduleRoot()
+	root, err := ModuleRoot()
 	if err != nil {
 		return "", err
 	}
@@ -169,7 +169,8 @@ func Binary() (string, error) {
 	return strings.TrimSpace(out.String()), nil
 }
 
-func moduleRoot() (string, error) {
+// ModuleRoot is the folder of go.mod above the working directory (a test's package folder).
+func ModuleRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", err
