@@ -98,7 +98,7 @@ func (r *Registry) Delete(ctx context.Context, id string, withData bool) error {
 		if round == maxDeleteRounds {
 			return api.Errorf(api.Conflict, "device %s keeps being registered concurrently, try again", id)
 		}
-		if err := r.deleteRecord(ctx, id, influx.AllTimeStart, influx.AllTimeStop); err != nil {
+		if err := r.deleteRecord(ctx, id, ""); err != nil {
 			return err
 		}
 		auths, err := r.c.FindAuthorizations(ctx, Description(id))
@@ -193,6 +193,9 @@ func (r *Registry) replace(ctx context.Context, id string, old *Device) (Device,
 			return Device{}, false, api.Errorf(api.Conflict, "device %s changed concurrently, try again", id)
 		}
 		d, stale, err := r.await(ctx, id, winner, before)
+		if errors.Is(err, errReconcileAgain) {
+			continue
+		}
 		if err != nil || !stale {
 			return d, false, err
 		}
@@ -254,7 +257,7 @@ func (r *Registry) win(ctx context.Context, id string, old *Device, mine influx.
 		return Device{}, false, api.Wrap(classify(err), err, "checking the new authorization")
 	}
 	// a concurrent delete (or a newer rotation) revoked ours: remove our record point, answer what is current
-	if err := r.deleteRecord(ctx, id, at, at.Add(time.Nanosecond)); err != nil {
+	if err := r.deleteRecord(ctx, id, mine.ID); err != nil {
 		return Device{}, false, err
 	}
 	cur, err := r.Get(ctx, id)
@@ -282,10 +285,20 @@ func (r *Registry) await(ctx context.Context, id string, winner influx.Authoriza
 		if n > 0 {
 			// a concurrent delete may have revoked the winner: then its record never comes
 			if _, err := r.c.GetAuthorization(ctx, winner.ID); errors.Is(err, influx.ErrNotFound) {
-				if d, err := r.Get(ctx, id); err == nil && !before[d.AuthorizationID] {
+				d, err := r.Get(ctx, id)
+				switch {
+				case err == nil && !before[d.AuthorizationID]:
 					return d, false, nil
+				case err == nil:
+					// The record still names what we replace: the winner we waited for was revoked without a
+					// record. That happens when its creator had read an older record, so in its view another
+					// authorization won and it revoked its own. No record will come: reconcile again.
+					return Device{}, false, errReconcileAgain
+				case api.IsCode(err, api.NotFound):
+					return Device{}, false, api.Errorf(api.Conflict, "device %s was deleted or changed concurrently", id)
+				default:
+					return Device{}, false, err
 				}
-				return Device{}, false, api.Errorf(api.Conflict, "device %s was deleted or changed concurrently", id)
 			}
 		}
 		t := time.NewTimer(delay)
@@ -299,6 +312,9 @@ func (r *Registry) await(ctx context.Context, id string, winner influx.Authoriza
 	}
 	return Device{}, false, api.Errorf(api.Unavailable, "a concurrent registration of %s is still in progress, try again", id)
 }
+
+// errReconcileAgain tells replace to start another round: the winner it waited for will never write a record.
+var errReconcileAgain = errors.New("registry: reconcile again")
 
 // revoke deletes an authorization this call created or found orphaned; failure is logged, the next
 // reconciliation or delete retries it.

@@ -4,10 +4,13 @@
 //
 // # Storage
 //
-// One series per device: measurement "deviceauth", tag deviceId, string fields authId, token, createdAt, updatedAt
-// (RFC 3339). Every point carries all four fields and is written at the authorization's own createdAt (InfluxDB's
-// clock), so a newer authorization's record always supersedes an older one under last(), whatever the Lambda
-// clocks say. Reads use a fixed Flux text with the id passed through influx.Extern; deletes use the delete API
+// One series per authorization: measurement "deviceauth", tags deviceId and authId, string fields authId, token,
+// createdAt, updatedAt (RFC 3339). Every point carries all four fields and is written at the authorization's own
+// createdAt (InfluxDB's clock), so a newer authorization's record always supersedes an older one (reads take the
+// latest point of the device across its series), whatever the Lambda clocks say. A series per authorization, not
+// per device, because InfluxDB OSS drops a series from its index when a delete leaves it empty, and a point
+// written to that same series at that moment becomes invisible: a winner removing its own revoked record must
+// never touch the series a concurrent winner is writing. Reads use a fixed Flux text with the id passed through influx.Extern; deletes use the delete API
 // with influx.Predicate.
 //
 // # Concurrency (no shared memory, no lock service)
@@ -26,7 +29,7 @@
 //     (the replaced one and leftovers). Losers revoke their own authorization and wait (bounded) for the record
 //     naming the winner, and return it: every caller gets the same token.
 //  4. After writing, the winner checks its authorization still exists; if a concurrent delete (or a newer
-//     rotation) revoked it, it removes its own record point and answers the current state instead.
+//     rotation) revoked it, it removes its own record series and answers the current state instead.
 //
 // An authorization with the description but no record that is older than StaleAfter (longer than any function
 // timeout) is a crashed caller's orphan: whoever sees it revokes it. The device cap is checked before a first
@@ -94,11 +97,15 @@ func (r *Registry) Config() config.Config { return r.cfg }
 const getFlux = `from(bucket: registryBucket)
   |> range(start: 0)
   |> filter(fn: (r) => r._measurement == measurement and r.deviceId == deviceId)
+  |> group(columns: ["deviceId", "_field"])
+  |> sort(columns: ["_time"])
   |> last()`
 
 const listFlux = `from(bucket: registryBucket)
   |> range(start: 0)
   |> filter(fn: (r) => r._measurement == measurement and r._field != "token")
+  |> group(columns: ["deviceId", "_field"])
+  |> sort(columns: ["_time"])
   |> last()`
 
 // Get returns the device's record; an unregistered id is *api.Error{Code: api.NotFound}.
@@ -139,8 +146,51 @@ func (r *Registry) List(ctx context.Context) ([]Device, error) {
 	return out, nil
 }
 
+// readAttempts bounds how often read runs its query. InfluxDB OSS can fail a read that races a delete of the same
+// series (a Flux "panic: unreachable" error table inside a 200 answer) — and the registry deletes record points
+// while other instances read them, by design. Reads are idempotent, so a failed one is simply run again.
+const readAttempts = 3
+
 // read runs a registry query and folds its per-field rows into records by device id.
 func (r *Registry) read(ctx context.Context, flux string, ext influx.Extern) (map[string]Device, error) {
+	var err error
+	for n := 0; n < readAttempts; n++ {
+		if n > 0 {
+			t := time.NewTimer(time.Duration(n) * 50 * time.Millisecond)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil, api.Wrap(api.Timeout, ctx.Err(), "reading the device registry")
+			case <-t.C:
+			}
+		}
+		var recs map[string]Device
+		recs, err = r.readOnce(ctx, flux, ext)
+		if err == nil {
+			return recs, nil
+		}
+		if errors.Is(err, influx.ErrNotFound) || influx.StatusOf(err) == 404 {
+			// the registry bucket does not exist yet: nothing is registered
+			return map[string]Device{}, nil
+		}
+		if !transientRead(err) {
+			break
+		}
+	}
+	return nil, api.Wrap(classify(err), err, "reading the device registry")
+}
+
+// transientRead says whether a failed read may succeed when run again: not a refusal (4xx other than 429), not
+// the caller's deadline.
+func transientRead(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	s := influx.StatusOf(err)
+	return s == 0 || s == 429 || s >= 500
+}
+
+func (r *Registry) readOnce(ctx context.Context, flux string, ext influx.Extern) (map[string]Device, error) {
 	recs := map[string]Device{}
 	err := r.c.QueryRows(ctx, flux, ext, func(v map[string]any) error {
 		id, _ := v["deviceId"].(string)
@@ -167,22 +217,15 @@ func (r *Registry) read(ctx context.Context, flux string, ext influx.Extern) (ma
 		recs[id] = d
 		return nil
 	})
-	if err != nil {
-		if errors.Is(err, influx.ErrNotFound) || influx.StatusOf(err) == 404 {
-			// the registry bucket does not exist yet: nothing is registered
-			return map[string]Device{}, nil
-		}
-		return nil, api.Wrap(classify(err), err, "reading the device registry")
-	}
-	return recs, nil
+	return recs, err
 }
 
 // write stores d as the device's record at time at (the authorization's createdAt).
 func (r *Registry) write(ctx context.Context, d Device, at time.Time) error {
 	var b strings.Builder
 	// the id matches api.CheckDeviceID's alphabet, which needs no tag escaping
-	fmt.Fprintf(&b, "%s,deviceId=%s authId=%s,token=%s,createdAt=%s,updatedAt=%s %d\n", Measurement, d.ID,
-		quote(d.AuthorizationID), quote(d.Token.Reveal()), quote(d.CreatedAt.UTC().Format(time.RFC3339Nano)),
+	fmt.Fprintf(&b, "%s,authId=%s,deviceId=%s authId=%s,token=%s,createdAt=%s,updatedAt=%s %d\n", Measurement,
+		d.AuthorizationID, d.ID, quote(d.AuthorizationID), quote(d.Token.Reveal()), quote(d.CreatedAt.UTC().Format(time.RFC3339Nano)),
 		quote(d.UpdatedAt.UTC().Format(time.RFC3339Nano)), at.UnixNano())
 	if err := r.c.WriteLines(ctx, r.cfg.BucketAuth, []byte(b.String())); err != nil {
 		// the line holds the token: the error must not (influx errors carry only InfluxDB's message)
@@ -191,13 +234,18 @@ func (r *Registry) write(ctx context.Context, d Device, at time.Time) error {
 	return nil
 }
 
-// deleteRecord removes the device's record points in [start, stop).
-func (r *Registry) deleteRecord(ctx context.Context, id string, start, stop time.Time) error {
-	pred, err := influx.Predicate("_measurement", Measurement, "deviceId", id)
+// deleteRecord removes the device's record points: all of them when authID is "", else only that
+// authorization's series.
+func (r *Registry) deleteRecord(ctx context.Context, id, authID string) error {
+	kv := []string{"_measurement", Measurement, "deviceId", id}
+	if authID != "" {
+		kv = append(kv, "authId", authID)
+	}
+	pred, err := influx.Predicate(kv...)
 	if err != nil {
 		return api.Wrap(api.Internal, err, "building the registry predicate")
 	}
-	if err := r.c.Delete(ctx, r.cfg.BucketAuth, start, stop, pred); err != nil {
+	if err := r.c.Delete(ctx, r.cfg.BucketAuth, influx.AllTimeStart, influx.AllTimeStop, pred); err != nil {
 		return api.Wrap(classify(err), err, "deleting the registry record")
 	}
 	return nil
