@@ -27,6 +27,18 @@ func start(t *testing.T, dir string, env []string) *lambdatest.Emulator {
 	return lambdatest.Start(t, lambdatest.Build(t, dir), env)
 }
 
+// decisionLines returns the authorizer's JSON decision log lines.
+func decisionLines(logs string) []map[string]any {
+	var out []map[string]any
+	for _, line := range strings.Split(logs, "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) == nil && m["message"] == "authorizer decision" {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 func authEvent(routeKey, path, deviceID, key string) map[string]any {
 	ev := map[string]any{"version": "2.0", "type": "REQUEST", "routeKey": routeKey, "rawPath": path,
 		"headers":        map[string]string{"host": "127.0.0.1"},
@@ -79,7 +91,7 @@ func TestAuthorizerBootstrap(t *testing.T) {
 			}
 		})
 	}
-	logs := e.Logs.String()
+	logs := e.WaitLogs(10*time.Second, func(logs string) bool { return len(decisionLines(logs)) >= len(tests) })
 	for _, secret := range []string{op, prov, srv.Token} {
 		if strings.Contains(logs, secret) {
 			t.Errorf("a key or the admin token appears in the function's output")
@@ -88,18 +100,14 @@ func TestAuthorizerBootstrap(t *testing.T) {
 	if !strings.Contains(logs, `"AuthDenied"`) || !strings.Contains(logs, `"CloudWatchMetrics"`) {
 		t.Errorf("no EMF metric line in the output:\n%.2000s", logs)
 	}
-	decisions := 0
-	for _, line := range strings.Split(logs, "\n") {
-		var m map[string]any
-		if json.Unmarshal([]byte(line), &m) == nil && m["message"] == "authorizer decision" {
-			decisions++
-			if m["requestId"] == nil && m["apiRequestId"] == nil {
-				t.Errorf("decision log line without a request id: %s", line)
-			}
+	decisions := decisionLines(logs)
+	for _, m := range decisions {
+		if m["requestId"] == nil && m["apiRequestId"] == nil {
+			t.Errorf("decision log line without a request id: %v", m)
 		}
 	}
-	if decisions != len(tests) {
-		t.Errorf("got %d JSON decision log lines, want %d:\n%.2000s", decisions, len(tests), logs)
+	if len(decisions) != len(tests) {
+		t.Errorf("got %d JSON decision log lines, want %d:\n%.2000s", len(decisions), len(tests), logs)
 	}
 	// nothing was registered by the authorizer itself
 	as, err := srv.Client(t).FindAuthorizations(context.Background(), registry.Description(newID))
@@ -116,12 +124,9 @@ func TestAuthorizerBootstrapRefusesMissingOperatorKey(t *testing.T) {
 	if strings.Contains(string(raw), "isAuthorized") {
 		t.Errorf("got %s, want no decision without the operator key", raw)
 	}
-	// the emulator's own log lines arrive through a pipe: wait for them, bounded
-	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(e.Logs.String(), "operator key is required") && time.Now().Before(deadline); {
-		time.Sleep(50 * time.Millisecond)
-	}
-	if !strings.Contains(e.Logs.String(), "operator key is required") {
-		t.Errorf("the cold start does not say why it failed:\n%.2000s", e.Logs.String())
+	logs := e.WaitLogs(10*time.Second, func(logs string) bool { return strings.Contains(logs, "operator key is required") })
+	if !strings.Contains(logs, "operator key is required") {
+		t.Errorf("the cold start does not say why it failed:\n%.2000s", logs)
 	}
 }
 

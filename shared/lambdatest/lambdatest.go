@@ -118,3 +118,16 @@ func (e *Emulator) Invoke(t testing.TB, event any) []byte {
 	out, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	return out
 }
+
+// WaitLogs waits (at most timeout) until ok accepts the output so far, and returns it. The function's output
+// reaches the emulator through a pipe, so it can trail the invocation's answer by a moment.
+func (e *Emulator) WaitLogs(timeout time.Duration, ok func(logs string) bool) string {
+	deadline := time.Now().Add(timeout)
+	for {
+		logs := e.Logs.String()
+		if ok(logs) || time.Now().After(deadline) {
+			return logs
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
