@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sync"
+	"sync/atomic"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
@@ -60,42 +60,16 @@ const dispatchParallel = 8
 
 // dispatchAll dispatches every chunk, a few at a time, and returns how many were queued and the first error.
 func dispatchAll(ctx context.Context, d Dispatcher, chunks []Chunk) (int, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		mu    sync.Mutex
-		done  int
-		first error
-		wg    sync.WaitGroup
-		sem   = make(chan struct{}, dispatchParallel)
-	)
-	for _, c := range chunks {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
+	var done atomic.Int64
+	err := forEach(ctx, len(chunks), dispatchParallel, func(ctx context.Context, i int) error {
+		if err := d.Dispatch(ctx, chunks[i]); err != nil {
+			return err
 		}
-		if ctx.Err() != nil {
-			break
-		}
-		wg.Add(1)
-		go func(c Chunk) {
-			defer func() { <-sem; wg.Done() }()
-			err := d.Dispatch(ctx, c)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				if first == nil {
-					first = err
-				}
-				cancel()
-				return
-			}
-			done++
-		}(c)
+		done.Add(1)
+		return nil
+	})
+	if int(done.Load()) == len(chunks) {
+		err = nil // every chunk was queued: a cancellation after the last invoke changes nothing
 	}
-	wg.Wait()
-	if first == nil && ctx.Err() != nil && done < len(chunks) {
-		first = ctx.Err()
-	}
-	return done, first
+	return int(done.Load()), err
 }

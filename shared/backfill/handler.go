@@ -223,7 +223,7 @@ func (s *Service) selectDevices(ctx context.Context, list *[]string) ([]string, 
 // plan runs one gap query per device (a few at a time) and splits the gaps into chunks.
 func (s *Service) plan(ctx context.Context, ids []string, win Window) ([]DevicePlan, error) {
 	plans := make([]DevicePlan, len(ids))
-	err := forEach(ctx, len(ids), func(ctx context.Context, i int) error {
+	err := forEach(ctx, len(ids), queryParallel, func(ctx context.Context, i int) error {
 		chunks, missing, err := s.Planner.Chunks(ctx, ids[i], win, s.ChunkMinutes)
 		if err != nil {
 			return err
@@ -366,7 +366,7 @@ func (s *Service) coverageAll(w http.ResponseWriter, r *http.Request) {
 // coverage reads each device's present minutes from InfluxDB itself, so it reflects what really landed.
 func (s *Service) coverage(ctx context.Context, ids []string, win Window) ([]Coverage, error) {
 	covs := make([]Coverage, len(ids))
-	err := forEach(ctx, len(ids), func(ctx context.Context, i int) error {
+	err := forEach(ctx, len(ids), queryParallel, func(ctx context.Context, i int) error {
 		present, err := s.Planner.Present(ctx, ids[i], win)
 		if err != nil {
 			return err
@@ -400,15 +400,15 @@ func influxErr(err error) error {
 	}
 }
 
-// forEach runs fn(i) for i in [0, n), queryParallel at a time, stopping at the first error.
-func forEach(ctx context.Context, n int, fn func(ctx context.Context, i int) error) error {
+// forEach runs fn(i) for i in [0, n), parallel at a time, stopping at the first error.
+func forEach(ctx context.Context, n, parallel int, fn func(ctx context.Context, i int) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
 		wg    sync.WaitGroup
 		mu    sync.Mutex
 		first error
-		sem   = make(chan struct{}, queryParallel)
+		sem   = make(chan struct{}, parallel)
 	)
 	for i := 0; i < n; i++ {
 		select {
