@@ -1,12 +1,16 @@
 // End-to-end test of the dashboard in a real browser (Debian's Chromium driven by playwright-core) against a running
-// local API: register a device, write missing data and watch the bar reach 100%, open its dashboard and check the
-// five plots (and the Lat/Lon trace) hold data and were drawn, delete the device. Screenshots go to ARTIFACTS.
+// local API, with a fleet of more than 100 devices created through the API. Desktop (1400 px) and phone (390 px):
+// the key checked before it is kept, the fleet list (count, natural sort, search, paging, status filter, a failed
+// refresh), results in a panel inside the viewport with focus moved there, one styled confirmation for rotate and
+// delete, backfill progress from the job (one job for a repeated start, picked up after a reload), the keyboard
+// combobox, honest empty and unknown-device states, adaptive ticks, and axe-core (no serious or critical violation)
+// on each view, empty and full. Screenshots go to ARTIFACTS (and SCREENSHOTS_DIR when set).
 //
 // Env: BASE_URL (http://127.0.0.1:3000), OPERATOR_KEY (or KEYS_FILE, a keys.env with IOT_OPERATOR_KEY=...),
-// ARTIFACTS (test-artifacts), SCREENSHOTS_DIR (when set, one screenshot of each screen is copied there).
+// ARTIFACTS (test-artifacts), SCREENSHOTS_DIR, FLEET (104), BACKFILL_TIMEOUT_MS (240000).
 import { chromium } from "playwright-core";
-import { copyFile, mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
-import os from "node:os";
+import { copyFile, mkdir, readFile } from "node:fs/promises";
+import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -16,10 +20,14 @@ const BASE_URL = (process.env.BASE_URL ?? "http://127.0.0.1:3000").replace(/\/$/
 const ARTIFACTS = path.resolve(repo, process.env.ARTIFACTS ?? "test-artifacts");
 const SCREENSHOTS_DIR = process.env.SCREENSHOTS_DIR ? path.resolve(repo, process.env.SCREENSHOTS_DIR) : "";
 const BACKFILL_TIMEOUT_MS = Number(process.env.BACKFILL_TIMEOUT_MS ?? 240_000);
+const FLEET = Math.max(100, Number(process.env.FLEET ?? 104));
 const STEP_TIMEOUT_MS = 30_000;
+const DESKTOP = { width: 1400, height: 900 };
+const PHONE = { width: 390, height: 844 };
 // The series colors of web/src/plots.ts: a drawn plot has pixels of its color on the canvas.
-const COLORS = { Temperature: "#e8590c", Humidity: "#1c7ed6", Pressure: "#7048e8", CO2: "#2b8a3e", TVOC: "#c2255c", LatLon: "#364fc7" };
+const COLORS = { Temperature: "#c2410c", Humidity: "#1c6fc2", Pressure: "#7048e8", CO2: "#2b8a3e", TVOC: "#c2255c", LatLon: "#364fc7" };
 const FIVE = ["Temperature", "Humidity", "Pressure", "CO2", "TVOC"];
+const AXE_SOURCE = await readFile(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 
 if (!/^http:\/\/(127\.0\.0\.1|localhost|\[::1\]):\d+$/.test(BASE_URL)) {
   console.error(`BASE_URL must be a loopback http URL, got ${BASE_URL}`);
@@ -54,14 +62,25 @@ function assert(cond, msg) {
   if (!cond) throw new Error(msg);
 }
 
+// forEach runs fn over items, at most `limit` at a time.
+async function forEach(items, limit, fn) {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const item = items[next++];
+      await fn(item);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
 // drawnPixels counts canvas pixels within a small distance of the hex color (the series stroke).
 async function drawnPixels(locator, hex) {
   return locator.evaluate((el, hex) => {
     const c = el.querySelector("canvas");
     if (!c) return -1;
     const want = [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
-    const ctx = c.getContext("2d");
-    const { data } = ctx.getImageData(0, 0, c.width, c.height);
+    const { data } = c.getContext("2d").getImageData(0, 0, c.width, c.height);
     let n = 0;
     for (let i = 0; i < data.length; i += 4) {
       if (data[i + 3] > 200 && Math.abs(data[i] - want[0]) + Math.abs(data[i + 1] - want[1]) + Math.abs(data[i + 2] - want[2]) < 40) n++;
@@ -70,194 +89,506 @@ async function drawnPixels(locator, hex) {
   }, hex);
 }
 
+// inViewport asserts that an element is entirely inside the viewport (an action's result must be seen).
+async function inViewport(page, locator, what) {
+  await locator.waitFor({ state: "visible" });
+  const b = await locator.boundingBox();
+  const vp = page.viewportSize();
+  assert(b, `${what}: no bounding box`);
+  const ok = b.x >= -0.5 && b.y >= -0.5 && b.x + b.width <= vp.width + 0.5 && b.y + b.height <= vp.height + 0.5;
+  assert(ok, `${what} is outside the ${vp.width}x${vp.height} viewport: x=${b.x} y=${b.y} w=${b.width} h=${b.height}`);
+}
+
+async function noHorizontalScroll(page, what) {
+  const [sw, iw] = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
+  assert(sw <= iw, `${what}: the page scrolls horizontally (${sw} px wide in a ${iw} px window)`);
+}
+
+// axe runs axe-core in the page; serious and critical violations fail the step.
+async function axe(page, view) {
+  if (!(await page.evaluate(() => typeof window.axe === "object"))) await page.evaluate(AXE_SOURCE);
+  const res = await page.evaluate(async () => {
+    const r = await window.axe.run(document, { resultTypes: ["violations"] });
+    return r.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.length, target: v.nodes[0]?.target?.join(" "), help: v.help }));
+  });
+  const bad = res.filter((v) => v.impact === "serious" || v.impact === "critical");
+  assert(bad.length === 0, `axe on ${view}: ${bad.map((v) => `${v.id} (${v.impact}, ${v.nodes} nodes, e.g. ${v.target}): ${v.help}`).join("; ")}`);
+  const minor = res.map((v) => `${v.id}/${v.impact}`).join(", ");
+  console.log(`     axe ${view}: no serious/critical violations${minor ? `; minor: ${minor}` : ""}`);
+}
+
+async function focusInside(page, selector) {
+  return page.evaluate((sel) => !!document.activeElement?.closest(sel), selector);
+}
+
 async function main() {
   const key = await operatorKey();
   await mkdir(ARTIFACTS, { recursive: true });
-  const profile = await mkdtemp(path.join(os.tmpdir(), "iot-e2e-chromium-"));
-  const deviceId = `e2e-${Date.now().toString(36)}`;
-  const secondId = `${deviceId}-b`;
+  const run = `e2e${Date.now().toString(36)}`;
+  const fleet = Array.from({ length: FLEET }, (_, i) => `${run}-f${i + 1}`);
+  const deviceX = `${run}-x`;
+  const emptyId = `${run}-empty`;
+  const created = [...fleet, deviceX, emptyId];
   const shots = [];
   const pageErrors = [];
-  let ctx;
+  const api = async (method, p, body) => {
+    const res = await fetch(`${BASE_URL}${p}`, {
+      method, headers: { Authorization: `Bearer ${key}`, ...(body ? { "Content-Type": "application/json" } : {}) }, body: body ? JSON.stringify(body) : undefined,
+    });
+    const text = await res.text();
+    return { status: res.status, headers: res.headers, data: text ? JSON.parse(text) : null };
+  };
+  let browser;
   try {
-    ctx = await chromium.launchPersistentContext(profile, {
+    browser = await chromium.launch({
       executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
       headless: true,
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync"],
-      viewport: { width: 1400, height: 1000 },
+      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
       timeout: STEP_TIMEOUT_MS,
     });
-    const page = ctx.pages()[0] ?? (await ctx.newPage());
-    page.setDefaultTimeout(STEP_TIMEOUT_MS);
-    page.on("pageerror", (e) => pageErrors.push(`pageerror: ${e.message}`));
-    page.on("console", (m) => {
-      if (m.type() === "error" && !/Failed to load resource/.test(m.text())) pageErrors.push(`console: ${m.text()}`);
-    });
-    const shot = async (name) => {
+    const newPage = async (viewport) => {
+      const ctx = await browser.newContext({ viewport, timezoneId: "Europe/Prague", locale: "en-US" });
+      const page = await ctx.newPage();
+      page.setDefaultTimeout(STEP_TIMEOUT_MS);
+      page.on("pageerror", (e) => pageErrors.push(`pageerror: ${e.message}`));
+      page.on("console", (m) => {
+        if (m.type() === "error" && !/Failed to load resource|net::ERR_FAILED/.test(m.text())) pageErrors.push(`console: ${m.text()}`);
+      });
+      return page;
+    };
+    // A full-page shot is cut at `maxHeight` px (a list of 50 cards would be a very long picture).
+    const shotOf = (page) => async (name, fullPage = false, maxHeight = 0) => {
       const file = path.join(ARTIFACTS, `ui-${name}.png`);
-      await page.screenshot({ path: file, fullPage: true });
+      const clip = maxHeight ? { x: 0, y: 0, width: page.viewportSize().width, height: Math.min(maxHeight, await page.evaluate(() => document.documentElement.scrollHeight)) } : undefined;
+      await page.screenshot({ path: file, fullPage: fullPage || !!clip, clip });
       shots.push(file);
     };
+    const useKey = async (page) => {
+      await page.fill("#operator-key", key);
+      await page.click("#save-key");
+      await page.waitForSelector("#key-note.ok");
+      await page.waitForSelector("main[data-page=devices][data-loaded]:not([data-loaded=''])");
+    };
+    const rows = (page) => page.locator("table.devices tbody tr[data-device]");
+    const pageIds = (page) => rows(page).evaluateAll((trs) => trs.map((tr) => tr.getAttribute("data-device")));
+    const openMenu = async (page, id) => {
+      const btn = page.locator(`tr[data-device="${id}"] button.menu-button`);
+      await btn.scrollIntoViewIfNeeded();
+      await btn.click();
+      const menu = page.locator(".menu");
+      await inViewport(page, menu, `the actions menu of ${id}`);
+      return menu;
+    };
+    const search = async (page, q) => {
+      await page.fill("#device-search", q);
+      await page.waitForFunction((q) => [...document.querySelectorAll("table.devices tbody tr[data-device]")].every((tr) => tr.dataset.device.includes(q)), q);
+    };
 
-    await step("page loads with hashed, immutable assets", async () => {
+    // ---------------------------------------------------------------- desktop
+    const page = await newPage(DESKTOP);
+    const shot = shotOf(page);
+
+    await step("page loads with hashed, immutable assets; without a key it asks for one", async () => {
       const res = await page.goto(`${BASE_URL}/`, { waitUntil: "load" });
       assert(res.status() === 200, `GET / status ${res.status()}`);
       const src = await page.locator("script[type=module]").getAttribute("src");
       assert(/^\/assets\/main-[A-Z0-9]{8}\.js$/.test(src), `script src ${src} is not a hashed asset`);
       const js = await page.request.get(`${BASE_URL}${src}`, { headers: { "Accept-Encoding": "gzip" } });
-      assert(js.status() === 200, `asset status ${js.status()}`);
       assert(/immutable/.test(js.headers()["cache-control"] ?? ""), `asset cache-control ${js.headers()["cache-control"]}`);
+      await page.waitForSelector("main[data-page=key]");
+      assert((await page.title()) === "Operator key needed · IoT Center", `title ${await page.title()}`);
+      await axe(page, "key prompt");
     });
 
-    await step("operator key kept in sessionStorage", async () => {
-      await page.fill("#operator-key", key);
+    await step("a wrong operator key is checked against the API and refused, not kept", async () => {
+      await page.fill("#operator-key", `${key}-wrong`);
       await page.click("#save-key");
-      const stored = await page.evaluate(() => sessionStorage.getItem("iot-center.operatorKey"));
-      assert(stored === key, "the key is not in sessionStorage");
-      await page.waitForSelector("main[data-page=devices][data-loaded]:not([data-loaded=error])");
+      await page.waitForSelector("#key-note.error");
+      const note = await page.textContent("#key-note");
+      assert(/refused/.test(note), `key note: ${note}`);
+      assert((await page.evaluate(() => sessionStorage.getItem("iot-center.operatorKey"))) === null, "a refused key was kept");
+      assert((await page.getAttribute("#operator-key", "aria-invalid")) === "true", "the key field is not marked invalid");
     });
 
-    await step(`register ${deviceId}`, async () => {
-      await page.fill("#new-device-id", deviceId);
+    await step("the right key is accepted and kept for the tab; the empty device list says so", async () => {
+      await useKey(page);
+      assert((await page.evaluate(() => sessionStorage.getItem("iot-center.operatorKey"))) === key, "the key is not in sessionStorage");
+      assert((await page.title()) === "Devices · IoT Center", `title ${await page.title()}`);
+      const n = Number(await page.getAttribute("main", "data-loaded"));
+      if (n === 0) {
+        assert(/No devices registered yet/.test(await page.textContent("table.devices tbody")), "no empty-list message");
+        await axe(page, "devices (empty)");
+      } else console.log(`     the API already holds ${n} devices; the empty list is not checked`);
+    });
+
+    await step(`a fleet of ${FLEET} devices registered through the API (8 at a time)`, async () => {
+      const t0 = Date.now();
+      await forEach(fleet, 8, async (id) => {
+        const r = await api("POST", `/api/devices/${id}`);
+        assert(r.status === 201 || r.status === 200, `register ${id}: ${r.status} ${JSON.stringify(r.data)}`);
+      });
+      console.log(`     ${FLEET} registrations in ${Date.now() - t0} ms`);
+    });
+
+    await step("the list: count, natural sort by id, paging, search", async () => {
+      await page.click("#refresh");
+      await page.waitForFunction((n) => Number(document.querySelector("main").dataset.loaded) >= n, FLEET);
+      const total = Number(await page.getAttribute("main", "data-loaded"));
+      const count = await page.textContent("#device-count");
+      assert(count.startsWith(`${total} devices`), `count: ${count}`);
+      assert((await rows(page).count()) === 50, `page 1 shows ${await rows(page).count()} rows`);
+      await search(page, `${run}-f`);
+      let ids = await pageIds(page);
+      assert(ids.slice(0, 12).join(",") === fleet.slice(0, 12).join(","), `natural order: ${ids.slice(0, 12).join(",")}`);
+      await page.click("#page-next");
+      ids = await pageIds(page);
+      assert(ids[0] === fleet[50], `page 2 starts with ${ids[0]}, want ${fleet[50]}`);
+      assert(/Page 2 of 3/.test(await page.textContent(".pager")), await page.textContent(".pager"));
+      await search(page, `${run}-f10`);
+      ids = await pageIds(page);
+      const want = fleet.filter((id) => id.startsWith(`${run}-f10`));
+      assert(ids.join(",") === want.join(","), `search ${run}-f10 shows ${ids.join(",")}`);
+      assert(new RegExp(`${want.length} match`).test(await page.textContent("#device-count")), await page.textContent("#device-count"));
+      await page.selectOption("#device-sort", "seen-old");
+      await page.selectOption("#device-sort", "id");
+      await search(page, "");
+    });
+
+    await step("status column: silent devices are one click away", async () => {
+      const listed = (await api("GET", "/api/devices")).data;
+      if (!listed.some((d) => typeof d.status === "string")) {
+        assert(await page.locator('.chip[data-filter="silent"]').isDisabled(), "the API reports no status, yet the silent filter is offered");
+        console.log("     the API reports no status yet; the filter is disabled and the column says unknown");
+        return;
+      }
+      const silent = listed.filter((d) => d.status === "silent").length;
+      await page.click('.chip[data-filter="silent"]');
+      assert((await page.getAttribute('.chip[data-filter="silent"]', "aria-pressed")) === "true", "silent filter not pressed");
+      const states = await rows(page).evaluateAll((trs) => trs.map((tr) => tr.dataset.status));
+      assert(states.every((s) => s === "silent"), `silent filter shows ${[...new Set(states)].join(",")}`);
+      assert(new RegExp(`${silent} match`).test(await page.textContent("#device-count")) || silent === listed.length, `count with the silent filter: ${await page.textContent("#device-count")} (API: ${silent} silent)`);
+      assert(/Silent/.test(await rows(page).first().textContent()), "the status is not written out (colour alone)");
+      await page.click('.chip[data-filter="all"]');
+    });
+
+    let token1 = "";
+    await step(`register ${deviceX}: the result opens in a panel in view, focus moved, token shown once`, async () => {
+      await page.fill("#new-device-id", deviceX);
       await page.click("#register");
-      await page.waitForSelector(`tr[data-device="${deviceId}"]`);
-      await shot("devices");
+      const panel = page.locator("dialog.panel[open]");
+      await inViewport(page, panel, "the registration panel");
+      assert(await focusInside(page, "dialog.panel"), "focus did not move into the panel");
+      assert(/shown here once/.test(await page.textContent("#token-note")), "the panel does not say the token is shown once");
+      await page.click("#reveal-token");
+      token1 = JSON.parse(await page.textContent("#config-json")).influx_token;
+      assert(token1 && !token1.includes("•"), "Show token did not reveal it");
+      await page.keyboard.press("Escape");
+      await panel.waitFor({ state: "detached" });
+      assert(await focusInside(page, "#register-form"), "focus did not return to the form");
     });
 
-    await step("config shows the token masked until asked; rotate issues a new one", async () => {
-      await page.click(`tr[data-device="${deviceId}"] button.config`);
-      const pre = page.locator("#config-json");
-      await pre.waitFor();
-      const masked = JSON.parse(await pre.textContent());
-      assert(masked.id === deviceId && masked.influx_bucket, `config ${JSON.stringify(masked)}`);
-      assert(/^•+/.test(masked.influx_token), "token not masked before Show token");
+    await step("rotate from the row menu: named actions, a styled confirmation, the new token in a panel", async () => {
+      await search(page, deviceX);
+      const named = await page.getAttribute(`tr[data-device="${deviceX}"] a.primary-action`, "aria-label");
+      assert(named === `Dashboard of ${deviceX}`, `primary action named ${named}`);
+      const menu = await openMenu(page, deviceX);
+      const labels = await menu.locator("button").evaluateAll((bs) => bs.map((b) => b.getAttribute("aria-label")));
+      assert(labels.every((l) => l.endsWith(`of ${deviceX}`)), `menu items not named with the device: ${labels.join(", ")}`);
+      assert(await menu.locator("button.rotate.danger").count() === 1 && await menu.locator("button.delete.danger").count() === 1, "rotate/delete not styled as destructive");
+      await menu.locator("button.rotate").click();
+      const dlg = page.locator("dialog.confirm[open]");
+      await inViewport(page, dlg, "the rotate confirmation");
+      assert(/stops working at once/.test(await dlg.textContent()), "the confirmation does not say what rotate does");
+      await page.click("#confirm-ok");
+      const panel = page.locator("dialog.panel[open]");
+      await page.waitForFunction((id) => document.querySelector("dialog.panel[open] h2")?.textContent === `New token for ${id}`, deviceX);
+      await inViewport(page, panel, "the rotation panel");
+      assert(await focusInside(page, "dialog.panel"), "focus did not move into the panel");
       await page.click("#reveal-token");
-      const before = JSON.parse(await pre.textContent()).influx_token;
-      assert(before && !before.includes("•"), "Show token did not reveal it");
-      page.once("dialog", (d) => d.accept());
-      await page.click(`tr[data-device="${deviceId}"] button.rotate`);
-      await page.waitForFunction((old) => {
-        const el = document.querySelector("#config-json");
-        return el && !el.textContent.includes(old) && el.textContent.includes("influx_token");
-      }, before.slice(-12));
-      await page.click("#reveal-token");
-      const after = JSON.parse(await pre.textContent()).influx_token;
-      assert(after && after !== before && !after.includes("•"), "rotate did not show a new token");
-      await page.click("#config-area button.secondary"); // Close: no token left on screen for the screenshots
-      await pre.waitFor({ state: "detached" });
+      const token2 = JSON.parse(await page.textContent("#config-json")).influx_token;
+      assert(token2 && token2 !== token1, "rotate did not show a new token");
+      await page.keyboard.press("Escape");
+      await panel.waitFor({ state: "detached" });
     });
 
-    await step("write missing data: the bar reaches 100%", async () => {
-      await page.click(`tr[data-device="${deviceId}"] button.write-missing`);
-      const bar = page.locator(`.progress[data-device="${deviceId}"]`);
-      await bar.waitFor();
+    await step("the configuration view says the token policy and offers rotate", async () => {
+      const menu = await openMenu(page, deviceX);
+      await menu.locator("button.config").click();
+      const panel = page.locator("dialog.panel[open]");
+      await inViewport(page, panel, "the configuration panel");
+      assert(/token/.test(await page.textContent("#token-note")), "no word on the token");
+      assert(await page.locator("#panel-rotate").isVisible(), "no rotate in the configuration view");
+      const cfg = JSON.parse(await page.textContent("#config-json"));
+      assert(cfg.id === deviceX, `config of ${cfg.id}`);
+      await axe(page, "configuration panel");
+      await page.keyboard.press("Escape");
+      await panel.waitFor({ state: "detached" });
+      await search(page, "");
+    });
+
+    // Backfill: POSTs counted, the bar sampled the way a person watches it.
+    const posts = [];
+    page.on("request", (r) => {
+      if (r.method() === "POST" && /\/write-missing$/.test(new URL(r.url()).pathname)) posts.push(r.url());
+    });
+    const watch = async (selector, what) => {
       const seen = [];
       const deadline = Date.now() + BACKFILL_TIMEOUT_MS;
       let state = "";
-      // Bounded by the deadline; samples the bar the way a person watches it.
       while (Date.now() < deadline) {
-        state = await bar.getAttribute("data-state");
-        const pct = Number(await bar.locator(".bar").getAttribute("data-percent"));
-        if (seen[seen.length - 1] !== pct) seen.push(pct);
-        if (state === "done" || state === "error") break;
-        await page.waitForTimeout(250);
+        const s = await page.evaluate((sel) => {
+          const el = document.querySelector(sel);
+          if (!el) return null;
+          const label = el.querySelector(".bar-label").textContent;
+          const fact = (k) => el.querySelector(`[data-fact="${k}"]`)?.textContent ?? "";
+          return { state: el.dataset.state, pct: el.querySelector(".bar").dataset.percent, label, written: fact("Points written"), left: fact("Time left"), devices: fact("Devices done"), chunks: fact("Chunks"), note: el.querySelector(".progress-note").textContent };
+        }, selector);
+        assert(s, `${what}: the progress view is gone`);
+        state = s.state;
+        if (s.state === "planning") assert(s.pct === "" && /Planning/.test(s.label), `${what}: planning shown as ${s.label}`);
+        if (s.pct !== "" && s.written) {
+          // The percent shown is points written / points planned.
+          const [w, p] = (/([\d,]+) of ([\d,]+)/.exec(s.written) ?? []).slice(1).map((v) => Number(v.replaceAll(",", "")));
+          if (p > 0) assert(Math.abs(Number(s.pct) - (100 * w) / p) < 0.05, `${what}: ${s.pct} % shown for ${s.written}`);
+        }
+        if (!seen.length || seen[seen.length - 1].pct !== s.pct || seen[seen.length - 1].state !== s.state) seen.push(s);
+        if (state === "done" || state === "failed") break;
+        await page.waitForTimeout(200);
       }
-      const detail = await bar.locator(".progress-detail").textContent();
-      assert(state === "done", `bar state ${state} (${detail}); percents seen ${seen.join(",")}`);
-      assert(seen[seen.length - 1] === 100, `last percent ${seen[seen.length - 1]}`);
-      for (let i = 1; i < seen.length; i++) assert(seen[i] >= seen[i - 1], `percent went backwards: ${seen.join(",")}`);
-      assert(/written/.test(detail) && /\d+(\.\d)? s|min/.test(detail), `detail lacks points written / elapsed time: ${detail}`);
-      console.log(`     percents seen: ${seen.join(" → ")}; ${detail}`);
-      await page.waitForTimeout(600); // let the bar's width transition finish before the screenshot
+      const last = seen[seen.length - 1];
+      assert(state === "done", `${what}: state ${state}: ${JSON.stringify(last)}`);
+      assert(Number(last.pct) === 100, `${what}: last percent ${last.pct}`);
+      const pcts = seen.filter((s) => s.pct !== "").map((s) => Number(s.pct));
+      for (let i = 1; i < pcts.length; i++) assert(pcts[i] >= pcts[i - 1], `${what}: percent went backwards: ${pcts.join(",")}`);
+      assert(last.left === "none", `${what}: time left at the end: ${last.left}`);
+      console.log(`     ${what}: ${seen.map((s) => (s.pct === "" ? s.state : `${Number(s.pct).toFixed(1)}%`)).join(" → ")}; ${last.written}; devices: ${last.devices || "—"}; chunks: ${last.chunks || "—"}`);
+      return last;
+    };
+
+    await step(`write missing data for ${deviceX}: progress in a panel, a repeated start follows the same job`, async () => {
+      await search(page, deviceX);
+      let menu = await openMenu(page, deviceX);
+      await menu.locator("button.write-missing").click();
+      const panel = page.locator("dialog.panel[open]");
+      await inViewport(page, panel, "the backfill panel");
+      assert(await focusInside(page, "dialog.panel"), "focus did not move into the backfill panel");
+      await page.keyboard.press("Escape");
+      await panel.waitFor({ state: "detached" });
+      const running = await page.evaluate(() => sessionStorage.getItem("iot-center.jobs"));
+      menu = await openMenu(page, deviceX);
+      await menu.locator("button.write-missing").click();
+      await inViewport(page, panel, "the backfill panel (second start)");
+      if (running) assert(/already running/.test(await panel.textContent()), "a second start does not say it follows the running job");
+      const last = await watch(`dialog.panel[open] .progress`, deviceX);
+      assert(posts.length === 1 || !running, `${posts.length} POSTs for one device and window: ${posts.join(", ")}`);
+      const [w, p] = (/([\d,]+) of ([\d,]+)/.exec(last.written) ?? []).slice(1).map((v) => Number(v.replaceAll(",", "")));
+      assert(w === p && p >= 10_000 && p <= 10_083, `want the ~10,080 missing minutes of 7 days written: ${last.written}`);
+      await page.waitForTimeout(500); // the bar's width transition, before the screenshot
       await shot("write-missing");
+      await page.keyboard.press("Escape");
+      await search(page, "");
     });
 
-    await step(`write missing data for all devices: ${deviceId} is complete, ${secondId} gets its 7 days`, async () => {
-      await page.fill("#new-device-id", secondId);
-      await page.click("#register");
-      await page.waitForSelector(`tr[data-device="${secondId}"]`);
+    await step("write missing data for all devices: the job is picked up again after a reload", async () => {
+      posts.length = 0;
+      await page.selectOption("#days", "1");
       await page.click("#write-missing-all");
-      const bar = page.locator(".progress:not([data-device])").first();
-      await bar.waitFor();
-      await page.waitForFunction((el) => ["done", "error"].includes(el.getAttribute("data-state")), await bar.elementHandle(), { timeout: BACKFILL_TIMEOUT_MS });
-      const state = await bar.getAttribute("data-state");
-      const detail = await bar.locator(".progress-detail").textContent();
-      assert(state === "done", `all-devices bar state ${state}: ${detail}`);
-      assert(Number(await bar.locator(".bar").getAttribute("data-percent")) === 100, "all-devices bar below 100%");
-      // Mostly the second device's 10,080 minutes; the first may miss the minute or two the window moved since.
-      const m = /([\d,]+) of ([\d,]+) missing points written/.exec(detail);
-      const [written, planned] = m ? [m[1], m[2]].map((v) => Number(v.replaceAll(",", ""))) : [NaN, NaN];
-      assert(written === planned && planned >= 10_080 && planned <= 10_083, `want all of ~10,080 missing points written: ${detail}`);
+      const panel = page.locator("dialog.panel[open]");
+      await inViewport(page, panel, "the all-devices backfill panel");
+      await page.waitForFunction(() => {
+        const s = JSON.parse(sessionStorage.getItem("iot-center.jobs") ?? "[]");
+        return s.length === 0 || s.some((j) => j.jobId || j.from);
+      }, null, { timeout: BACKFILL_TIMEOUT_MS });
+      const saved = await page.evaluate(() => sessionStorage.getItem("iot-center.jobs"));
+      if (saved) {
+        await page.reload({ waitUntil: "load" });
+        await page.waitForSelector("main[data-page=devices]");
+        const job = page.locator('.job[data-key="all:1"]');
+        await job.waitFor();
+        console.log(`     after the reload: ${await job.textContent()}`);
+        assert(posts.length === 1, `${posts.length} POSTs for the all-devices backfill`);
+        await job.locator("button").click();
+      } else console.log("     the backfill ended before the reload could be tried");
+      const last = await watch(`dialog.panel[open] .progress`, "all devices");
+      if (/of/.test(last.devices)) {
+        const [d, n] = /([\d,]+) of ([\d,]+)/.exec(last.devices).slice(1).map((v) => Number(v.replaceAll(",", "")));
+        assert(d === n && n >= FLEET, `devices done: ${last.devices}`);
+      }
+      await page.keyboard.press("Escape");
+      await page.selectOption("#days", "7");
     });
 
-    await step("dashboard: five plots and the trace have data and are drawn, gauges filled", async () => {
-      await page.click(`tr[data-device="${deviceId}"] a.device-link`);
-      await page.waitForSelector("main[data-page=dashboard]");
+    await step("the failed refresh keeps the last list, with a banner", async () => {
+      const before = await rows(page).count();
+      await page.route("**/api/devices?*", (r) => r.abort("connectionrefused"));
+      await page.click("#refresh");
+      await page.locator("#list-banner").waitFor({ state: "visible" });
+      assert(/Refresh failed/.test(await page.textContent("#list-banner")), "banner text");
+      assert((await rows(page).count()) === before, `the list lost rows: ${before} → ${await rows(page).count()}`);
+      await page.unroute("**/api/devices?*");
+      await page.click("#refresh");
+      await page.locator("#list-banner").waitFor({ state: "hidden" });
+      await axe(page, "devices (full)");
+      await shot("devices");
+    });
+
+    await step("dashboard: the combobox opens a device on choice, not on each key", async () => {
+      await page.click("#nav-dashboard");
+      await page.waitForSelector("main[data-page=dashboard][data-ready]");
+      const measured = [];
+      const onReq = (r) => /\/measurements/.test(r.url()) && measured.push(r.url());
+      page.on("request", onReq);
+      const before = await page.evaluate(() => location.hash);
+      await page.click("#device-picker");
+      await page.keyboard.type(`${run}-x`, { delay: 30 });
+      assert((await page.getAttribute("#device-picker", "aria-expanded")) === "true", "the list did not open");
+      assert((await page.evaluate(() => location.hash)) === before && measured.length === 0, `typing loaded something: ${measured.join(", ")}`);
+      await page.keyboard.press("ArrowDown");
+      const active = await page.getAttribute("#device-picker", "aria-activedescendant");
+      assert(active && (await page.textContent(`#${active}`)).startsWith(deviceX), `active option ${active}`);
+      await page.keyboard.press("Enter");
+      await page.waitForFunction((id) => location.hash.startsWith(`#/dashboard/${id}`), deviceX);
+      page.off("request", onReq);
+    });
+
+    await step("dashboard, full: plots drawn, gauges read, status line and ticks honest, one zone, axe", async () => {
       await page.click('a[data-range="7d"]');
-      await page.waitForFunction(() => location.hash.includes("range=7d"));
       await page.waitForSelector('main[data-page=dashboard][data-range="7d"][data-ready]');
-      const ready = await page.getAttribute("main", "data-ready");
       const status = await page.textContent("#dashboard-status");
-      assert(ready === "ok", `dashboard not ready: ${status}`);
+      assert((await page.getAttribute("main", "data-ready")) === "ok", `dashboard not ready: ${status}`);
+      assert((await page.getAttribute('a[data-range="7d"]', "aria-current")) === "true", "the chosen range is not marked for assistive tech");
+      assert((await page.textContent('a[data-range="7d"]')).includes("✓"), "the chosen range is shown by colour alone");
+      assert(/times in UTC/.test(status), `status names no zone: ${status}`);
+      assert((await page.title()).startsWith(`${deviceX}, last 7 days`), `title ${await page.title()}`);
       for (const f of FIVE) {
         const plot = page.locator(`.plot[data-field="${f}"]`);
-        const n = Number(await plot.getAttribute("data-points"));
-        assert(n > 0, `${f}: ${n} points`);
+        assert(Number(await plot.getAttribute("data-points")) > 0, `${f}: no points`);
         const px = await drawnPixels(plot, COLORS[f]);
         assert(px > 50, `${f}: only ${px} pixels of its series color on the canvas`);
         const last = await page.getAttribute(`.gauge[data-field="${f}"]`, "data-last");
         assert(last !== "" && Number.isFinite(Number(last)), `${f} gauge has no last value`);
       }
       const trace = page.locator("#trace");
-      const n = Number(await trace.getAttribute("data-points"));
-      assert(n > 0, `trace: ${n} points`);
-      const px = await drawnPixels(trace, COLORS.LatLon);
-      assert(px > 50, `trace: only ${px} pixels of its color`);
-      console.log(`     ${status}`);
-      await shot("dashboard");
+      assert(Number(await trace.getAttribute("data-points")) > 0, "trace: no points");
+      assert((await drawnPixels(trace, COLORS.LatLon)) > 50, "trace not drawn");
+      for (const axis of [1, 2]) {
+        const ticks = (await page.getAttribute("#trace", `data-ticks-${axis === 1 ? 0 : 1}`)) ?? "";
+        const labels = ticks.split("|").filter(Boolean);
+        assert(labels.length > 1 && new Set(labels).size === labels.length, `Lat/Lon tick labels repeat: ${ticks}`);
+      }
+      console.log(`     ${status}; Lon ticks ${await page.getAttribute("#trace", "data-ticks-0")}`);
+      await axe(page, "dashboard (full)");
+      await shot("dashboard", true);
     });
 
-    await step("range picker: 1h, 1d and 30d show data too", async () => {
-      for (const r of ["1h", "1d", "30d"]) {
+    await step("range picker: 1h says one point per minute, 30d shows data", async () => {
+      for (const r of ["1h", "30d"]) {
         await page.click(`a[data-range="${r}"]`);
         await page.waitForSelector(`main[data-page=dashboard][data-range="${r}"][data-ready]`);
         const status = await page.textContent("#dashboard-status");
         assert((await page.getAttribute("main", "data-ready")) === "ok", `${r}: ${status}`);
-        for (const f of FIVE) {
-          const n = Number(await page.getAttribute(`.plot[data-field="${f}"]`, "data-points"));
-          assert(n > 0, `${r}: ${f} has ${n} points (${status})`);
-        }
+        if (r === "1h") assert(/one per minute/.test(status) && !/5s|5 s/.test(status), `1h status: ${status}`);
+        for (const f of FIVE) assert(Number(await page.getAttribute(`.plot[data-field="${f}"]`, "data-points")) > 0, `${r}: ${f} has no points (${status})`);
         console.log(`     ${status}`);
       }
     });
 
-    await step(`delete ${deviceId} with its data`, async () => {
-      await page.click("#nav-devices");
-      await page.waitForSelector(`tr[data-device="${deviceId}"]`);
-      await page.click(`tr[data-device="${deviceId}"] button.delete`);
-      await page.check("#delete-data");
-      await page.click("#delete-confirm");
-      await page.waitForSelector(`tr[data-device="${deviceId}"]`, { state: "detached" });
-      const res = await page.request.get(`${BASE_URL}/api/devices`, { headers: { Authorization: `Bearer ${key}` } });
-      assert(res.status() === 200, `GET /api/devices ${res.status()}`);
-      const ids = (await res.json()).map((d) => d.deviceId);
-      assert(!ids.includes(deviceId), `${deviceId} still listed`);
-      await page.click(`tr[data-device="${secondId}"] button.delete`);
-      await page.check("#delete-data");
-      await page.click("#delete-confirm");
-      await page.waitForSelector(`tr[data-device="${secondId}"]`, { state: "detached" });
+    await step("dashboard, empty: 'No data in this range' in each plot, gauges without a reading, axe", async () => {
+      const r = await api("POST", `/api/devices/${emptyId}`);
+      assert(r.status === 201, `register ${emptyId}: ${r.status}`);
+      await page.goto(`${BASE_URL}/#/dashboard/${emptyId}?range=1d`);
+      await page.waitForSelector('main[data-page=dashboard][data-ready]');
+      for (const f of [...FIVE, "LatLon"]) {
+        const text = await page.textContent(`.plot[data-field="${f}"]`);
+        assert(/No data in this range/.test(text), `${f}: ${text}`);
+        assert((await page.locator(`.plot[data-field="${f}"] canvas`).count()) === 0, `${f}: an empty plot draws a grid`);
+      }
+      for (const f of FIVE) {
+        const g = await page.textContent(`.gauge[data-field="${f}"]`);
+        assert(/No reading/.test(g), `${f} gauge: ${g}`);
+        assert((await page.locator(`.gauge[data-field="${f}"] .dial-value`).count()) === 0, `${f} gauge draws a value it does not have`);
+      }
+      await axe(page, "dashboard (empty)");
     });
 
-    await step("no script errors or CSP violations in the page", async () => {
+    await step("dashboard, unknown device: one message", async () => {
+      await page.goto(`${BASE_URL}/#/dashboard/${run}-nobody?range=1d`);
+      await page.waitForSelector('main[data-page=dashboard][data-ready="unknown"]');
+      const text = await page.textContent("main");
+      assert((text.match(/not registered/g) ?? []).length === 1, `want one message: ${text}`);
+      assert((await page.locator(".plot, .gauge").count()) === 0, "plots or gauges shown for an unknown device");
+      await axe(page, "dashboard (unknown device)");
+    });
+
+    await step(`delete ${deviceX}: the confirmation says what re-registering does; the result is in view`, async () => {
+      await page.click("#nav-devices");
+      await page.waitForSelector("main[data-page=devices][data-loaded]:not([data-loaded=''])");
+      await search(page, deviceX);
+      const menu = await openMenu(page, deviceX);
+      await menu.locator("button.delete").click();
+      const dlg = page.locator("dialog.confirm[open]");
+      await inViewport(page, dlg, "the delete confirmation");
+      assert(/registered again.*old data/.test(await page.textContent("#delete-effect")), `without data: ${await page.textContent("#delete-effect")}`);
+      await page.check("#delete-data");
+      assert(/registered again.*no data/.test(await page.textContent("#delete-effect")), `with data: ${await page.textContent("#delete-effect")}`);
+      await axe(page, "delete confirmation");
+      await page.click("#confirm-ok");
+      const toast = page.locator("#toast");
+      await inViewport(page, toast, "the delete result");
+      assert(/Deleted/.test(await toast.textContent()), await toast.textContent());
+      await page.locator(`tr[data-device="${deviceX}"]`).waitFor({ state: "detached" });
+      const r = await api("GET", `/api/devices/${deviceX}/summary`);
+      assert(r.status === 404, `${deviceX} still known: ${r.status}`);
+      await search(page, "");
+    });
+
+    // ---------------------------------------------------------------- phone
+    const phone = await newPage(PHONE);
+    const pshot = shotOf(phone);
+    await step("phone (390 px): rows become cards, no horizontal scroll, every action reachable", async () => {
+      await phone.goto(`${BASE_URL}/#/devices`);
+      await useKey(phone);
+      await noHorizontalScroll(phone, "devices");
+      const first = rows(phone).first();
+      const id = await first.getAttribute("data-device");
+      assert((await first.evaluate((tr) => getComputedStyle(tr).display)) === "block", "rows are not cards");
+      await first.scrollIntoViewIfNeeded();
+      await inViewport(phone, first.locator("a.primary-action"), "the Dashboard action");
+      await inViewport(phone, first.locator("button.menu-button"), "the menu button");
+      const menu = await openMenu(phone, id);
+      for (const b of await menu.locator("button").all()) await inViewport(phone, b, `menu item ${await b.textContent()}`);
+      await menu.locator("button.config").click();
+      const panel = phone.locator("dialog.panel[open]");
+      await inViewport(phone, panel, "the configuration panel on a phone");
+      await noHorizontalScroll(phone, "devices with the panel");
+      await phone.keyboard.press("Escape");
+      await (await openMenu(phone, id)).locator("button.rotate").click();
+      await inViewport(phone, phone.locator("dialog.confirm[open]"), "the rotate confirmation on a phone");
+      await phone.click("#confirm-cancel");
+      await axe(phone, "devices on a phone");
+      await pshot("devices-phone", true, 1600);
+    });
+
+    await step("phone: the dashboard fits, the picker works, axe", async () => {
+      await phone.goto(`${BASE_URL}/#/dashboard/${fleet[0]}?range=1d`);
+      await phone.waitForSelector("main[data-page=dashboard][data-ready]");
+      await noHorizontalScroll(phone, "dashboard");
+      await inViewport(phone, phone.locator("#device-picker"), "the device picker");
+      await axe(phone, "dashboard on a phone");
+      await pshot("dashboard-phone", true);
+      await phone.setViewportSize({ width: 360, height: 740 });
+      await phone.goto(`${BASE_URL}/#/devices`);
+      await phone.waitForSelector("main[data-page=devices][data-loaded]:not([data-loaded=''])");
+      await noHorizontalScroll(phone, "devices at 360 px");
+    });
+
+    await step("no script errors or CSP violations in the pages", async () => {
       assert(pageErrors.length === 0, pageErrors.join("; "));
     });
   } finally {
-    if (ctx) await ctx.close().catch(() => {});
-    // A failed run must not leave its device behind (404 when the test already deleted it).
-    for (const id of [deviceId, secondId]) {
-      await fetch(`${BASE_URL}/api/devices/${id}?data=true`, { method: "DELETE", headers: { Authorization: `Bearer ${key}` } }).catch(() => {});
-    }
-    await rm(profile, { recursive: true, force: true }).catch(() => {});
+    if (browser) await browser.close().catch(() => {});
+    // A run against a long-lived API must not leave its devices behind (404 for those already deleted).
+    await forEach(created, 8, (id) => api("DELETE", `/api/devices/${id}?data=true`).catch(() => {}));
     if (SCREENSHOTS_DIR && shots.length) {
       await mkdir(SCREENSHOTS_DIR, { recursive: true });
       for (const s of shots) await copyFile(s, path.join(SCREENSHOTS_DIR, path.basename(s)));

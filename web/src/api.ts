@@ -1,4 +1,5 @@
-// The API client: every call carries the operator key (kept in sessionStorage, so it dies with the tab) as a bearer.
+// The API client: every call carries the operator key (kept in sessionStorage, so it dies with the tab) in the
+// Authorization header, never in the URL.
 
 const KEY_STORAGE = "iot-center.operatorKey";
 
@@ -22,9 +23,14 @@ export const DEVICE_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
 const TIMEOUT_MS = 30_000;
 
-export async function call<T>(method: string, path: string, body?: unknown): Promise<{ status: number; data: T }> {
+export interface Answer<T> {
+  status: number;
+  data: T;
+  headers: Headers;
+}
+
+export async function call<T>(method: string, path: string, body?: unknown, key = getKey()): Promise<Answer<T>> {
   const headers: Record<string, string> = { Accept: "application/json" };
-  const key = getKey();
   if (key) headers.Authorization = `Bearer ${key}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const ctl = new AbortController();
@@ -33,7 +39,7 @@ export async function call<T>(method: string, path: string, body?: unknown): Pro
   try {
     res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: ctl.signal, cache: "no-store" });
   } catch (e) {
-    throw new ApiError(0, ctl.signal.aborted ? "the request timed out" : `network error: ${(e as Error).message}`);
+    throw new ApiError(0, ctl.signal.aborted ? "the request timed out" : `the API cannot be reached (${(e as Error).message})`);
   } finally {
     clearTimeout(timer);
   }
@@ -48,38 +54,88 @@ export async function call<T>(method: string, path: string, body?: unknown): Pro
   }
   if (!res.ok) {
     let msg = (data as { error?: string; message?: string } | null)?.error ?? (data as { message?: string } | null)?.message ?? res.statusText;
-    if (res.status === 401 || res.status === 403) msg = `${msg || "refused"} — check the operator key`;
+    if (res.status === 401 || res.status === 403) msg = `${msg || "refused"}: check the operator key`;
     throw new ApiError(res.status, `${res.status}: ${msg}`);
   }
-  return { status: res.status, data: data as T };
+  return { status: res.status, data: data as T, headers: res.headers };
 }
 
 export const enc = encodeURIComponent;
+
+// checkKey asks the API whether a key is accepted, before the page keeps it: "ok", "refused" or an error message.
+export async function checkKey(key: string): Promise<"ok" | "refused" | string> {
+  try {
+    await call("GET", "/api/devices?limit=1", undefined, key);
+    return "ok";
+  } catch (e) {
+    if (e instanceof ApiError && (e.status === 401 || e.status === 403)) return "refused";
+    // An API without paging answers 400 to limit: the key got past the authorizer, so it is accepted.
+    if (e instanceof ApiError && e.status === 400) return "ok";
+    return (e as Error).message;
+  }
+}
+
+export type Status = "online" | "late" | "silent";
 
 export interface Device {
   deviceId: string;
   createdAt: string;
   updatedAt: string;
-  authorizationId: string;
+  lastSeen?: string | null;
+  status?: Status;
+}
+
+const PAGE = 1000;
+// A bound on pages followed (10,000 devices at 1,000 a page, with room to spare): a Link loop cannot run forever.
+const MAX_PAGES = 100;
+
+// nextLink returns the rel="next" target of a Link header, when it is a same-origin API path.
+export function nextLink(link: string | null): string | null {
+  if (!link) return null;
+  for (const part of link.split(",")) {
+    const m = /<([^>]+)>\s*;\s*rel="?next"?/.exec(part.trim());
+    if (m && m[1].startsWith("/api/devices")) return m[1];
+  }
+  return null;
+}
+
+// listDevices reads the whole registry page by page (the API's Link: rel="next"); an API without paging answers the
+// first request with 400, and the list is then read in one call.
+export async function listDevices(): Promise<Device[]> {
+  const out: Device[] = [];
+  let path: string | null = `/api/devices?limit=${PAGE}`;
+  for (let i = 0; path && i < MAX_PAGES; i++) {
+    let res: Answer<Device[]>;
+    try {
+      res = await call<Device[]>("GET", path);
+    } catch (e) {
+      if (i === 0 && e instanceof ApiError && e.status === 400) return (await call<Device[]>("GET", "/api/devices")).data ?? [];
+      throw e;
+    }
+    out.push(...(res.data ?? []));
+    path = nextLink(res.headers.get("Link"));
+  }
+  return out;
 }
 
 export interface DeviceConfig {
   influx_url: string;
   influx_org: string;
-  influx_token: string;
+  influx_token?: string;
   influx_bucket: string;
   id: string;
   default_lat: number;
   default_lon: number;
   measurement_interval: number;
-  newlyRegistered: boolean;
+  newlyRegistered?: boolean;
   createdAt: string;
   updatedAt: string;
-  serverTime: string;
+  serverTime?: string;
   configuration_refresh: number;
-  write_endpoint: string;
+  write_endpoint?: string;
 }
 
+// Plan is the older synchronous answer of the write-missing routes; Job is the job route's.
 export interface Plan {
   deviceId?: string;
   from: string;
@@ -87,6 +143,24 @@ export interface Plan {
   missing: number;
   chunks: number;
   devices?: { deviceId: string; missing: number; chunks: number }[];
+}
+
+export interface Job {
+  jobId: string;
+  state: "planning" | "running" | "done" | "failed";
+  from?: string;
+  to?: string;
+  devices?: number;
+  devicesDone?: number;
+  chunks?: number;
+  chunksDone?: number;
+  chunksFailed?: number;
+  pointsPlanned?: number;
+  pointsWritten?: number;
+  createdAt?: string;
+  updatedAt?: string;
+  deadline?: string;
+  error?: string;
 }
 
 export interface Coverage {
@@ -117,19 +191,7 @@ export interface FieldSummary {
   lastTime?: string | null;
 }
 
-// The summary's exact envelope belongs to the query function; accept the field map at the top level or under
-// "fields", and the last entry time as lastEntry / lastEntryTime.
-export function summaryFields(s: Record<string, unknown>): Record<string, FieldSummary> {
-  const inner = s["fields"];
-  if (inner && typeof inner === "object" && !Array.isArray(inner)) return inner as Record<string, FieldSummary>;
-  const out: Record<string, FieldSummary> = {};
-  for (const [k, v] of Object.entries(s)) if (v && typeof v === "object" && !Array.isArray(v)) out[k] = v as FieldSummary;
-  return out;
-}
-
-export function summaryLastEntry(s: Record<string, unknown>): string | null {
-  const v = s["lastEntry"] ?? s["lastEntryTime"] ?? s["last_entry"];
-  if (typeof v === "string") return v;
-  if (v && typeof v === "object" && typeof (v as { time?: unknown }).time === "string") return (v as { time: string }).time;
-  return null;
+export interface Summary {
+  fields?: Record<string, FieldSummary>;
+  lastEntry?: string | null;
 }

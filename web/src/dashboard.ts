@@ -1,12 +1,14 @@
-// The Dashboard page: range picker, gauges from /summary, five line plots from /measurements (auto window) and a
-// Lat/Lon trace.
+// The Dashboard page: a device combobox, range picker, gauges from /summary, five line plots from /measurements (auto
+// window) and a Lat/Lon trace. Empty ranges say so inside each plot; an unknown device gets one message.
 import type uPlot from "uplot";
-import { call, enc, type Device, type Measurements, summaryFields, summaryLastEntry, type FieldSummary } from "./api";
-import { h, clear, svg, fmtNumber, fmtTime } from "./dom";
+import { call, enc, ApiError, type Measurements, type Summary, type FieldSummary } from "./api";
+import { h, svg, fmtNumber, fmtTime, fmtDuration, announce, ZONE } from "./dom";
 import { FIELDS, linePlot, tracePlot, type FieldInfo } from "./plots";
+import { devicePicker } from "./picker";
 
 export const RANGES = ["1h", "1d", "7d", "30d"] as const;
 export type Range = (typeof RANGES)[number];
+const RANGE_NAMES: Record<Range, string> = { "1h": "last hour", "1d": "last day", "7d": "last 7 days", "30d": "last 30 days" };
 
 let plots: uPlot[] = [];
 let resizeBound = false;
@@ -21,26 +23,28 @@ function destroyPlots(): void {
 export function dashboardPage(root: HTMLElement, deviceId: string, range: Range): void {
   const gen = ++generation;
   destroyPlots();
-  clear(root);
+  document.title = deviceId ? `${deviceId}, ${RANGE_NAMES[range]} · Dashboard · IoT Center` : "Dashboard · IoT Center";
   root.removeAttribute("data-ready");
   root.setAttribute("data-range", range);
   root.setAttribute("data-device", deviceId);
-  const select = h("select", { id: "device-select", onchange: () => (location.hash = `#/dashboard/${enc(select.value)}?range=${range}`) });
-  const picker = h("div", { class: "ranges", role: "group" },
-    ...RANGES.map((r) => h("a", { class: r === range ? "button active" : "button", href: `#/dashboard/${enc(deviceId)}?range=${r}`, "data-range": r }, r)));
-  const status = h("span", { class: "status", id: "dashboard-status" });
-  const gauges = h("div", { class: "gauges", id: "gauges" });
-  const grid = h("div", { class: "plots", id: "plots" });
-  const trace = h("div", { class: "plot trace", id: "trace", "data-field": "LatLon" });
-  root.append(
-    h("section", { class: "card" },
-      h("div", { class: "card-head" }, h("h2", {}, "Device dashboard"), select, picker, status)),
-    gauges,
-    grid);
-
-  void fillDeviceSelect(select, deviceId);
+  const ranges = h("div", { class: "ranges", role: "group", "aria-label": "Time range" },
+    ...RANGES.map((r) => h("a", {
+      class: r === range ? "button range active" : "button range", href: `#/dashboard/${enc(deviceId)}?range=${r}`, "data-range": r,
+      "aria-current": r === range ? "true" : undefined, title: RANGE_NAMES[r],
+    }, r === range ? h("span", { "aria-hidden": "true" }, "✓ ") : null, r)));
+  const status = h("p", { class: "status", id: "dashboard-status", role: "status" });
+  const body = h("div", { id: "dashboard-body" });
+  root.replaceChildren(
+    h("h1", { class: "page-title" }, deviceId ? `Dashboard: ${deviceId}` : "Dashboard"),
+    h("section", { class: "card", "aria-label": "Device and range" },
+      h("div", { class: "card-head" },
+        devicePicker(deviceId, (id) => (location.hash = `#/dashboard/${enc(id)}?range=${range}`)),
+        deviceId ? ranges : null),
+      status),
+    body);
   if (!deviceId) {
-    status.textContent = "Pick a device (register one on the Devices page).";
+    status.textContent = "Pick a device above (register one on the Devices page).";
+    root.setAttribute("data-ready", "empty");
     return;
   }
   if (!resizeBound) {
@@ -56,90 +60,141 @@ export function dashboardPage(root: HTMLElement, deviceId: string, range: Range)
       }, 150);
     });
   }
-  void load(gen, root, deviceId, range, status, gauges, grid, trace);
+  void load(gen, root, deviceId, range, status, body);
 }
 
-async function fillDeviceSelect(select: HTMLSelectElement, current: string): Promise<void> {
-  try {
-    const list = (await call<Device[]>("GET", "/api/devices")).data ?? [];
-    const ids = list.map((d) => d.deviceId);
-    if (current && !ids.includes(current)) ids.unshift(current);
-    select.append(h("option", { value: "", disabled: true, selected: !current }, "device…"));
-    for (const id of ids) select.append(h("option", { value: id, selected: id === current }, id));
-    // The bare Dashboard link opens the first device.
-    if (!current && ids.length > 0) location.replace(`#/dashboard/${enc(ids[0])}`);
-  } catch {
-    if (current) select.append(h("option", { value: current, selected: true }, current));
+// interval is the typical spacing of the rows that hold a value (the median gap), in ms.
+function interval(times: string[], values: Record<string, (number | null)[]>): number | null {
+  const ts: number[] = [];
+  for (let i = 0; i < times.length; i++) {
+    if (Object.values(values).some((v) => v?.[i] != null)) ts.push(Date.parse(times[i]));
   }
+  const gaps = ts.slice(1).map((t, i) => t - ts[i]).filter((g) => g > 0).sort((a, b) => a - b);
+  return gaps.length ? gaps[Math.floor(gaps.length / 2)] : null;
 }
 
-async function load(gen: number, root: HTMLElement, id: string, range: Range, status: HTMLElement, gauges: HTMLElement, grid: HTMLElement, trace: HTMLElement): Promise<void> {
-  status.textContent = "loading…";
+function durationMs(s: string): number | null {
+  const m = /^(\d+)(ms|s|m|h|d|w)$/.exec(s);
+  if (!m) return null;
+  return Number(m[1]) * { ms: 1, s: 1e3, m: 6e4, h: 36e5, d: 864e5, w: 6048e5 }[m[2] as "s"];
+}
+
+function every(ms: number): string {
+  if (ms % 864e5 === 0) return ms === 864e5 ? "day" : `${ms / 864e5} days`;
+  if (ms % 36e5 === 0) return ms === 36e5 ? "hour" : `${ms / 36e5} hours`;
+  if (ms % 6e4 === 0) return ms === 6e4 ? "minute" : `${ms / 6e4} minutes`;
+  return fmtDuration(ms);
+}
+
+async function load(gen: number, root: HTMLElement, id: string, range: Range, status: HTMLElement, body: HTMLElement): Promise<void> {
+  status.textContent = "Loading…";
   const base = `/api/devices/${enc(id)}`;
   const [m, s, t] = await Promise.allSettled([
     call<Measurements>("GET", `${base}/measurements?start=-${range}`),
-    call<Record<string, unknown>>("GET", `${base}/summary?range=${range}`),
+    call<Summary>("GET", `${base}/summary?range=${range}`),
     call<Measurements>("GET", `${base}/measurements?start=-${range}&fields=Lat,Lon`),
   ]);
   if (gen !== generation) return; // the page changed while loading
-  const problems: string[] = [];
-
-  if (s.status === "fulfilled") {
-    const fields = summaryFields(s.value.data ?? {});
-    for (const f of FIELDS) gauges.append(gauge(f, fields[f.name]));
-    const last = summaryLastEntry(s.value.data ?? {});
-    gauges.append(h("div", { class: "gauge-note" }, `last entry: ${fmtTime(last)}`));
-  } else {
-    problems.push(`summary: ${(s.reason as Error).message}`);
+  const failures = [m, s, t].filter((r): r is PromiseRejectedResult => r.status === "rejected").map((r) => r.reason as Error);
+  if (failures.some((e) => e instanceof ApiError && e.status === 404)) {
+    status.textContent = "";
+    body.replaceChildren(h("section", { class: "card notice", id: "unknown-device", role: "alert" },
+      h("h2", {}, `No device "${id}"`),
+      h("p", {}, `${id} is not registered. Pick another device above, or register it on the `, h("a", { href: "#/devices" }, "Devices page"), ".")));
+    root.setAttribute("data-ready", "unknown");
+    announce(`No device ${id}`);
+    return;
   }
 
+  const gauges = h("div", { class: "gauges", id: "gauges" });
+  const grid = h("div", { class: "plots", id: "plots" });
+  body.replaceChildren(gauges, grid);
+  const problems = failures.map((e) => e.message);
+
+  if (s.status === "fulfilled") {
+    const fields = s.value.data?.fields ?? {};
+    for (const f of FIELDS) gauges.append(gauge(f, fields[f.name]));
+    const last = s.value.data?.lastEntry ?? null;
+    gauges.append(h("p", { class: "gauge-note" }, last ? `Last entry: ${fmtTime(last)}` : `No entry in the ${RANGE_NAMES[range]}.`));
+  } else {
+    gauges.append(h("p", { class: "gauge-note error" }, `Gauges unavailable: ${s.reason.message}`));
+  }
+
+  const cells: HTMLElement[] = [];
+  const draw: (() => void)[] = []; // plots are drawn once their boxes are in the page (their width is known then)
   if (m.status === "fulfilled") {
     const data = m.value.data;
     const xs = data.time.map((t) => Date.parse(t) / 1000);
+    let total = 0;
     for (const f of FIELDS) {
       const ys = data.values?.[f.name] ?? [];
-      const n = ys.filter((v) => v !== null && v !== undefined).length;
-      const box = h("div", { class: "plot", "data-field": f.name, "data-points": n });
-      grid.append(h("section", { class: "card plot-card" }, h("h3", {}, `${f.name} `, h("small", {}, f.unit)), box));
-      plots.push(linePlot(box, f, xs, ys));
+      const n = ys.filter((v) => v != null).length;
+      total += n;
+      const box = h("div", { class: "plot", "data-field": f.name, "data-points": n, role: "img", "aria-label": `${f.name} over the ${RANGE_NAMES[range]}: ${n ? `${n} points` : "no data"}` });
+      cells.push(h("section", { class: "card plot-card", "aria-label": f.name }, h("h2", { class: "plot-title" }, `${f.name} `, h("small", {}, f.unit)), box));
+      if (n) draw.push(() => plots.push(linePlot(box, f, xs, ys)));
+      else box.append(empty());
     }
-    status.textContent = `${id} · ${range} · every ${data.every} · ${data.time.length} rows`;
+    const gap = interval(data.time, data.values ?? {});
+    const win = durationMs(data.every);
+    const rows = Math.max(...FIELDS.map((f) => (data.values?.[f.name] ?? []).filter((v) => v != null).length));
+    status.textContent = total === 0
+      ? `${id} · ${RANGE_NAMES[range]} · no data in this range · times in ${ZONE}`
+      : `${id} · ${RANGE_NAMES[range]} · ${fmtNumber(rows, 0)} points` +
+        (gap ? `, one per ${every(gap)}` : "") +
+        (win && gap && win >= gap * 0.9 ? ` (means of each ${every(win)})` : "") +
+        ` · times in ${ZONE}`;
   } else {
-    problems.push(`measurements: ${(m.reason as Error).message}`);
+    for (const f of FIELDS) cells.push(h("section", { class: "card plot-card" }, h("h2", { class: "plot-title" }, f.name), h("div", { class: "plot", "data-field": f.name, "data-points": 0 }, empty(`Could not load: ${m.reason.message}`))));
+    status.textContent = `${id} · ${RANGE_NAMES[range]}`;
   }
-  // The trace takes the sixth cell of the plot grid.
-  grid.append(h("section", { class: "card plot-card" }, h("h3", {}, "Lat/Lon trace"), trace));
 
+  const trace = h("div", { class: "plot trace", id: "trace", "data-field": "LatLon", role: "img" });
+  cells.push(h("section", { class: "card plot-card", "aria-label": "Lat/Lon trace" }, h("h2", { class: "plot-title" }, "Lat/Lon trace"), trace));
+  grid.append(...cells);
   if (t.status === "fulfilled") {
     const lon = (t.value.data.values?.["Lon"] ?? []) as number[];
     const lat = (t.value.data.values?.["Lat"] ?? []) as number[];
     const n = lon.filter((v, i) => v != null && lat[i] != null).length;
     trace.setAttribute("data-points", String(n));
-    plots.push(tracePlot(trace, lon, lat));
+    trace.setAttribute("aria-label", `Track of the device's position over the ${RANGE_NAMES[range]}: ${n ? `${n} points` : "no data"}`);
+    if (n) draw.push(() => plots.push(tracePlot(trace, lon, lat)));
+    else trace.append(empty());
   } else {
-    problems.push(`trace: ${(t.reason as Error).message}`);
+    trace.setAttribute("data-points", "0");
+    trace.append(empty(`Could not load: ${t.reason.message}`));
   }
+  for (const d of draw) d();
 
-  if (problems.length) status.textContent = problems.join(" · ");
+  if (problems.length) status.textContent = `${status.textContent} · problems: ${problems.join("; ")}`;
   root.setAttribute("data-ready", problems.length ? "error" : "ok");
 }
 
-// gauge is a half-circle dial of the last value over the sensor's range, with min/mean/max of the period below.
+function empty(text = "No data in this range"): HTMLElement {
+  return h("div", { class: "plot-empty" }, text);
+}
+
+// gauge is a half-circle dial of the last value over the sensor's range, with min/mean/max of the period below. A
+// field without a reading shows an empty track and says so, rather than a dot at its low end.
 function gauge(f: FieldInfo, s: FieldSummary | undefined): HTMLElement {
   const last = s?.last ?? null;
-  const frac = last === null ? 0 : Math.max(0, Math.min(1, (last - f.min) / (f.max - f.min)));
   const r = 50;
   const arc = (a: number) => {
     const ang = Math.PI * (1 - a);
     return `${60 + r * Math.cos(ang)} ${60 - r * Math.sin(ang)}`;
   };
-  const dial = svg("svg", { viewBox: "0 0 120 70", class: "dial" },
-    svg("path", { d: `M ${arc(0)} A ${r} ${r} 0 0 1 ${arc(1)}`, class: "dial-track" }),
-    svg("path", { d: `M ${arc(0)} A ${r} ${r} 0 0 1 ${arc(frac)}`, class: "dial-value", stroke: f.color }));
-  return h("div", { class: "card gauge", "data-field": f.name, "data-last": last ?? "" },
-    h("div", { class: "gauge-title" }, f.name),
+  const dial = svg("svg", { viewBox: "0 0 120 70", class: "dial", "aria-hidden": "true" },
+    svg("path", { d: `M ${arc(0)} A ${r} ${r} 0 0 1 ${arc(1)}`, class: "dial-track" }));
+  if (last !== null) {
+    const frac = Math.max(0.001, Math.min(1, (last - f.min) / (f.max - f.min)));
+    dial.append(svg("path", { d: `M ${arc(0)} A ${r} ${r} 0 0 1 ${arc(frac)}`, class: "dial-value", stroke: f.color }));
+  }
+  return h("section", { class: "card gauge", "data-field": f.name, "data-last": last ?? "", "aria-label": `${f.name} gauge` },
+    h("h2", { class: "gauge-title" }, f.name),
     dial,
-    h("div", { class: "gauge-value" }, `${fmtNumber(last)} `, h("small", {}, f.unit)),
-    h("div", { class: "gauge-stats" }, `min ${fmtNumber(s?.min)} · mean ${fmtNumber(s?.mean)} · max ${fmtNumber(s?.max)}`),
-    h("div", { class: "gauge-time" }, s?.lastTime ? fmtTime(s.lastTime) : "no data"));
+    last === null
+      ? h("p", { class: "gauge-value none" }, "No reading")
+      : h("p", { class: "gauge-value" }, `${fmtNumber(last)} `, h("small", {}, f.unit)),
+    last === null ? null : h("p", { class: "gauge-stats" }, `min ${fmtNumber(s?.min)} · mean ${fmtNumber(s?.mean)} · max ${fmtNumber(s?.max)}`),
+    h("p", { class: "gauge-time" }, s?.lastTime ? fmtTime(s.lastTime) : "no reading in this range"));
 }

@@ -1,171 +1,337 @@
-// The Devices page: list, register, delete (optionally with data), rotate, show config, write missing data.
-import { call, enc, DEVICE_ID, type Device, type DeviceConfig } from "./api";
-import { h, clear, fmtTime } from "./dom";
-import { ProgressView } from "./progress";
+// The Devices page, sized for a fleet: search, status filter, natural sort, paging, a count and a last-seen column.
+// Each row shows its primary action (Dashboard); the others are in a per-row menu. Results open in the side panel.
+import { call, enc, DEVICE_ID, listDevices, type Device, type DeviceConfig, type Status } from "./api";
+import { h, fmtTime, fmtAgo, naturalCompare, announce } from "./dom";
+import { openPanel, confirmAction } from "./panel";
+import { startBackfill, running, backfills, onBackfillsChanged, progressView, targetName, type Backfill, type Target } from "./progress";
+import { toast } from "./toast";
+import { rowMenu } from "./menu";
 
-// Kept across page changes, so a running backfill's bar is still there when the user comes back.
-let progressArea: HTMLElement | null = null;
+const PAGE_SIZE = 50;
+type Filter = "all" | Status;
+type Sort = "id" | "seen-old" | "seen-new";
 
-export function devicesPage(root: HTMLElement, flash: (msg: string, kind?: "error" | "ok") => void): void {
+// The list and the view survive page changes: a failed refresh keeps the last list, and coming back keeps the place.
+let list: Device[] | null = null;
+let listError = "";
+const view = { q: "", filter: "all" as Filter, sort: "id" as Sort, page: 0, days: 7 };
+
+export async function loadDevices(): Promise<Device[]> {
+  try {
+    list = await listDevices();
+    listError = "";
+  } catch (e) {
+    listError = (e as Error).message;
+    if (list === null) throw e;
+  }
+  return list;
+}
+
+export function cachedDevices(): Device[] | null {
+  return list;
+}
+
+const STATUS_TEXT: Record<Status, string> = { online: "Online", late: "Late", silent: "Silent" };
+const STATUS_ICON: Record<Status, string> = { online: "●", late: "◐", silent: "○" };
+
+function statusOf(d: Device): Status | undefined {
+  return d.status === "online" || d.status === "late" || d.status === "silent" ? d.status : undefined;
+}
+
+function seenMs(d: Device): number {
+  const t = d.lastSeen ? Date.parse(d.lastSeen) : NaN;
+  return isNaN(t) ? -Infinity : t; // never seen sorts as the oldest
+}
+
+function visible(all: Device[]): Device[] {
+  const q = view.q.trim().toLowerCase();
+  const out = all.filter((d) => (!q || d.deviceId.toLowerCase().includes(q)) && (view.filter === "all" || statusOf(d) === view.filter));
+  if (view.sort === "id") out.sort((a, b) => naturalCompare(a.deviceId, b.deviceId));
+  else {
+    const dir = view.sort === "seen-old" ? 1 : -1;
+    out.sort((a, b) => dir * (seenMs(a) - seenMs(b)) || naturalCompare(a.deviceId, b.deviceId));
+  }
+  return out;
+}
+
+export function devicesPage(root: HTMLElement): void {
+  document.title = "Devices · IoT Center";
   const tbody = h("tbody");
-  progressArea ??= h("div", { class: "progress-area", id: "progress-area" });
-  const progress = progressArea;
-  const detailArea = h("div", { id: "config-area" });
-  const idInput = h("input", { id: "new-device-id", placeholder: "device id, e.g. virtual_device_1", maxlength: 64, autocomplete: "off", spellcheck: "false" });
-  const daysSelect = h("select", { id: "days", title: "days to fill" }, ...[1, 7, 14, 30].map((d) => h("option", { value: d, selected: d === 7 }, `${d} day${d > 1 ? "s" : ""}`)));
-  const days = () => Number(daysSelect.value) || 7;
+  const count = h("p", { class: "count", id: "device-count", "aria-live": "polite" });
+  const banner = h("div", { class: "banner", id: "list-banner", role: "alert", hidden: true });
+  const pager = h("nav", { class: "pager", "aria-label": "Device list pages" });
+  const jobs = h("div", { class: "jobs", id: "jobs" });
+  const filters = h("div", { class: "filters", role: "group", "aria-label": "Show devices by status" });
 
-  const writeMissing = (deviceId?: string) => {
-    const view = new ProgressView(deviceId ? `Write missing data: ${deviceId}` : "Write missing data: all devices");
-    if (deviceId) view.el.setAttribute("data-device", deviceId);
-    progress.prepend(view.el);
-    void view.run({ deviceId, days: days() });
+  const idInput = h("input", { id: "new-device-id", name: "deviceId", maxlength: 64, autocomplete: "off", spellcheck: "false", "aria-describedby": "new-device-hint" });
+  const search = h("input", { id: "device-search", type: "search", autocomplete: "off", spellcheck: "false", value: view.q });
+  const sort = h("select", { id: "device-sort" },
+    h("option", { value: "id", selected: view.sort === "id" }, "Id"),
+    h("option", { value: "seen-old", selected: view.sort === "seen-old" }, "Last seen, oldest first"),
+    h("option", { value: "seen-new", selected: view.sort === "seen-new" }, "Last seen, newest first"));
+  const daysSelect = h("select", { id: "days" }, ...[1, 7, 14, 30].map((d) => h("option", { value: d, selected: d === view.days }, `last ${d} day${d > 1 ? "s" : ""}`)));
+  const allButton = h("button", { type: "button", id: "write-missing-all" }, "Write missing data (all devices)");
+  const refresh = h("button", { type: "button", class: "secondary", id: "refresh" }, "Refresh");
+
+  const render = () => {
+    const all = list ?? [];
+    const rows = visible(all);
+    const pages = Math.max(1, Math.ceil(rows.length / PAGE_SIZE));
+    view.page = Math.min(view.page, pages - 1);
+    const first = view.page * PAGE_SIZE;
+    const shown = rows.slice(first, first + PAGE_SIZE);
+    tbody.replaceChildren(...shown.map(row));
+    if (list !== null && rows.length === 0) {
+      tbody.append(h("tr", { class: "empty-row" }, h("td", { colspan: 5, class: "empty" },
+        all.length === 0 ? "No devices registered yet. Register one above." : "No device matches this search or filter.")));
+    }
+    const n = (s: Status) => all.filter((d) => statusOf(d) === s).length;
+    const hasStatus = all.some((d) => statusOf(d));
+    filters.replaceChildren(...(["all", "online", "late", "silent"] as Filter[]).map((f) =>
+      h("button", {
+        type: "button", class: `chip ${f}`, "aria-pressed": String(view.filter === f), "data-filter": f, disabled: f !== "all" && !hasStatus,
+        onclick: () => { view.filter = f; view.page = 0; render(); },
+      }, f === "all" ? `All ${all.length}` : `${STATUS_ICON[f]} ${STATUS_TEXT[f]} ${hasStatus ? n(f) : "—"}`)));
+    count.textContent = list === null ? "Loading devices…"
+      : `${all.length.toLocaleString("en-US")} device${all.length === 1 ? "" : "s"}` +
+        (rows.length !== all.length ? `, ${rows.length.toLocaleString("en-US")} match` : "") +
+        (rows.length ? `; showing ${first + 1}–${first + shown.length}` : "");
+    root.setAttribute("data-loaded", list === null ? "" : String(all.length));
+    const go = (p: number) => () => { view.page = p; render(); (tbody.querySelector("a, button") as HTMLElement | null)?.focus(); };
+    pager.replaceChildren(
+      h("button", { type: "button", class: "secondary", id: "page-prev", disabled: view.page === 0, onclick: go(view.page - 1) }, "‹ Previous"),
+      h("span", { class: "page-of", "aria-current": "page" }, `Page ${view.page + 1} of ${pages}`),
+      h("button", { type: "button", class: "secondary", id: "page-next", disabled: view.page >= pages - 1, onclick: go(view.page + 1) }, "Next ›"));
+    banner.hidden = !listError;
+    banner.textContent = listError ? `Refresh failed (${listError}). Showing the list as last loaded.` : "";
+    renderJobs();
+  };
+
+  const renderJobs = () => {
+    const bs = backfills();
+    jobs.replaceChildren(...bs.map((b) => {
+      const s = b.snap;
+      const pct = s.percent === null ? s.state : `${s.percent.toFixed(1)} %`;
+      return h("div", { class: `job ${s.state}`, "data-key": b.saved.key },
+        h("span", {}, `Write missing data: ${targetName(b.target)}. `, h("strong", {}, `${s.state === "done" ? "Done ✓" : s.state === "failed" ? "Failed ✕" : pct}`)),
+        h("button", { type: "button", class: "secondary", "aria-label": `Show backfill of ${targetName(b.target)}`, onclick: (ev: Event) => showBackfill(b, ev.currentTarget as Element) }, "Show"));
+    }));
+    const all = running({ days: view.days });
+    allButton.textContent = all ? "Backfill running: show progress" : "Write missing data (all devices)";
+  };
+
+  const reload = async () => {
+    refresh.setAttribute("aria-busy", "true");
+    try {
+      await loadDevices();
+    } catch {
+      /* listError says why; the (empty) list stays */
+    }
+    refresh.removeAttribute("aria-busy");
+    root.setAttribute("data-refreshed", String(Date.now()));
+    render();
   };
 
   const register = async (ev: Event) => {
     ev.preventDefault();
     const id = idInput.value.trim();
+    const opener = ev.target instanceof HTMLFormElement ? ev.target.querySelector("button") : null;
     if (!DEVICE_ID.test(id)) {
-      flash("A device id is 1–64 letters, digits, '_', '.' or '-', starting with a letter or digit.", "error");
+      idInput.setAttribute("aria-invalid", "true");
+      toast("A device id is 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit.", "error");
+      idInput.focus();
       return;
     }
+    idInput.removeAttribute("aria-invalid");
     try {
       const res = await call<DeviceConfig>("POST", `/api/devices/${enc(id)}`);
-      flash(res.status === 201 ? `Registered ${id}.` : `${id} was already registered.`, "ok");
       idInput.value = "";
-      await load();
+      configPanel(res.data, opener, res.status === 201 ? `Registered ${id}` : `${id} was already registered`);
+      await reload();
     } catch (e) {
-      flash((e as Error).message, "error");
+      toast(`Registering ${id} failed: ${(e as Error).message}`, "error");
     }
   };
 
-  const showConfig = async (id: string) => {
-    clear(detailArea);
-    try {
-      const cfg = (await call<DeviceConfig>("GET", `/api/env/${enc(id)}`)).data;
-      detailArea.append(configCard(cfg, () => clear(detailArea), flash));
-    } catch (e) {
-      flash((e as Error).message, "error");
-    }
+  const row = (d: Device): HTMLElement => {
+    const id = d.deviceId;
+    const st = statusOf(d);
+    const tr = h("tr", { "data-device": id, "data-status": st ?? "" },
+      h("th", { scope: "row", "data-label": "Device" }, h("span", { class: "device-id" }, id)),
+      h("td", { "data-label": "Status" }, st ? h("span", { class: `status-badge ${st}` }, h("span", { "aria-hidden": "true" }, STATUS_ICON[st]), ` ${STATUS_TEXT[st]}`) : h("span", { class: "muted" }, "unknown")),
+      h("td", { "data-label": "Last seen" }, d.lastSeen ? h("time", { datetime: d.lastSeen, title: fmtTime(d.lastSeen) }, fmtAgo(d.lastSeen)) : d.lastSeen === null ? "never" : "—"),
+      h("td", { "data-label": "Registered" }, fmtTime(d.createdAt, false)),
+      h("td", { class: "actions", "data-label": "Actions" },
+        h("a", { class: "button primary-action", href: `#/dashboard/${enc(id)}`, "aria-label": `Dashboard of ${id}` }, "Dashboard"),
+        rowMenu(id, [
+          { label: "Configuration", name: "config", run: (o) => void showConfig(id, o) },
+          { label: "Write missing data", name: "write-missing", run: (o) => backfill({ deviceId: id, days: view.days }, o) },
+          { label: "Rotate token…", name: "rotate", danger: true, run: (o) => void rotate(id, o) },
+          { label: "Delete…", name: "delete", danger: true, run: () => void remove(id, reload) },
+        ])));
+    return tr;
   };
 
-  const rotate = async (id: string) => {
-    if (!confirm(`Rotate the token of ${id}? Its current token stops working at once.`)) return;
-    try {
-      const cfg = (await call<DeviceConfig>("POST", `/api/devices/${enc(id)}/rotate`)).data;
-      flash(`New token issued for ${id}.`, "ok");
-      clear(detailArea);
-      detailArea.append(configCard(cfg, () => clear(detailArea), flash));
-      await load();
-    } catch (e) {
-      flash((e as Error).message, "error");
-    }
-  };
+  search.addEventListener("input", () => {
+    view.q = search.value;
+    view.page = 0;
+    render();
+  });
+  sort.addEventListener("change", () => {
+    view.sort = sort.value as Sort;
+    view.page = 0;
+    render();
+  });
+  daysSelect.addEventListener("change", () => {
+    view.days = Number(daysSelect.value) || 7;
+    renderJobs();
+  });
+  allButton.addEventListener("click", () => backfill({ days: view.days }, allButton));
+  refresh.addEventListener("click", () => void reload());
 
-  const remove = async (id: string) => {
-    const withData = await confirmDelete(id);
-    if (withData === null) return;
-    try {
-      await call("DELETE", `/api/devices/${enc(id)}${withData ? "?data=true" : ""}`);
-      flash(`Deleted ${id}${withData ? " and its data" : ""}.`, "ok");
-      clear(detailArea);
-      await load();
-    } catch (e) {
-      flash((e as Error).message, "error");
-    }
-  };
-
-  const row = (d: Device) =>
-    h("tr", { "data-device": d.deviceId },
-      h("td", {}, h("a", { href: `#/dashboard/${enc(d.deviceId)}`, class: "device-link" }, d.deviceId)),
-      h("td", {}, fmtTime(d.createdAt)),
-      h("td", {}, fmtTime(d.updatedAt)),
-      h("td", { class: "actions" },
-        h("button", { class: "write-missing", onclick: () => writeMissing(d.deviceId) }, "Write missing data"),
-        h("button", { class: "config", onclick: () => void showConfig(d.deviceId) }, "Config"),
-        h("button", { class: "rotate", onclick: () => void rotate(d.deviceId) }, "Rotate token"),
-        h("a", { class: "button", href: `#/dashboard/${enc(d.deviceId)}` }, "Dashboard"),
-        h("button", { class: "delete danger", onclick: () => void remove(d.deviceId) }, "Delete")));
-
-  const load = async () => {
-    try {
-      const list = (await call<Device[]>("GET", "/api/devices")).data ?? [];
-      clear(tbody);
-      if (list.length === 0) tbody.append(h("tr", {}, h("td", { colspan: 4, class: "empty" }, "No devices registered yet.")));
-      for (const d of list) tbody.append(row(d));
-      root.setAttribute("data-loaded", String(list.length));
-    } catch (e) {
-      clear(tbody);
-      tbody.append(h("tr", {}, h("td", { colspan: 4, class: "empty" }, (e as Error).message)));
-      root.setAttribute("data-loaded", "error");
-    }
-  };
-
-  clear(root);
-  root.append(
-    h("section", { class: "card" },
-      h("h2", {}, "Device registrations"),
+  root.replaceChildren(
+    h("h1", { class: "page-title" }, "Devices"),
+    h("section", { class: "card", "aria-labelledby": "register-title" },
+      h("h2", { id: "register-title" }, "Register a device"),
       h("form", { class: "inline", id: "register-form", onsubmit: (ev: Event) => void register(ev) },
-        idInput, h("button", { type: "submit", id: "register" }, "Register"),
-        h("span", { class: "spacer" }),
-        h("label", {}, "Window ", daysSelect),
-        h("button", { type: "button", id: "write-missing-all", onclick: () => writeMissing() }, "Write missing data (all devices)"),
-        h("button", { type: "button", class: "secondary", onclick: () => void load() }, "Refresh")),
-      h("table", { class: "devices" },
-        h("thead", {}, h("tr", {}, h("th", {}, "Device"), h("th", {}, "Created"), h("th", {}, "Updated"), h("th", {}, ""))),
-        tbody)),
-    progress,
-    detailArea);
-  void load();
+        h("label", { for: "new-device-id" }, "Device id"), idInput, h("button", { type: "submit", id: "register" }, "Register"),
+        h("span", { id: "new-device-hint", class: "hint" }, "1–64 letters, digits, _ . - (e.g. virtual_device_1)"))),
+    h("section", { class: "card", "aria-labelledby": "backfill-title" },
+      h("h2", { id: "backfill-title" }, "Write missing data"),
+      h("div", { class: "inline" }, h("label", { for: "days" }, "Window"), daysSelect, allButton),
+      jobs),
+    h("section", { class: "card", "aria-labelledby": "list-title" },
+      h("div", { class: "card-head" }, h("h2", { id: "list-title", tabindex: -1 }, "Registered devices"), count),
+      h("div", { class: "toolbar" },
+        h("div", { class: "field" }, h("label", { for: "device-search" }, "Search"), search),
+        h("div", { class: "field" }, h("label", { for: "device-sort" }, "Sort by"), sort),
+        refresh),
+      filters,
+      banner,
+      h("table", { class: "devices", "aria-labelledby": "list-title", "aria-describedby": "device-count" },
+        h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Device"), h("th", { scope: "col" }, "Status"), h("th", { scope: "col" }, "Last seen"), h("th", { scope: "col" }, "Registered"), h("th", { scope: "col" }, h("span", { class: "sr-only" }, "Actions")))),
+        tbody),
+      pager));
+  // A backfill that finishes changes last-seen times: the list is read again then.
+  const done = new Set(backfills().filter((b) => b.finished).map((b) => b.saved.key + b.saved.started));
+  const unsub = onBackfillsChanged(() => {
+    if (!jobs.isConnected) return unsub();
+    renderJobs();
+    const fresh = backfills().filter((b) => b.finished && !done.has(b.saved.key + b.saved.started));
+    fresh.forEach((b) => done.add(b.saved.key + b.saved.started));
+    if (fresh.length) void reload();
+  });
+  render();
+  void reload();
 }
 
-// configCard shows GET /api/env/{id}; the token stays masked until asked for, and Copy copies the full JSON.
-function configCard(cfg: DeviceConfig, onClose: () => void, flash: (msg: string, kind?: "error" | "ok") => void): HTMLElement {
+// backfill starts one unless the same devices and window already have one running, which is shown instead.
+function backfill(t: Target, opener: Element | null): void {
+  const existing = running(t);
+  showBackfill(existing ?? startBackfill(t), opener, !existing);
+}
+
+function showBackfill(b: Backfill, opener: Element | null, fresh = false): void {
+  const p = openPanel(`Write missing data: ${targetName(b.target)}`, opener, "backfill");
+  if (!fresh) {
+    p.body.append(h("p", { class: "hint" }, b.finished ? "This backfill has finished." : "This backfill is already running; here is its progress (it is not started twice)."));
+  }
+  p.body.append(progressView(b));
+  announce(`Backfill of ${targetName(b.target)}: ${b.snap.state}`);
+}
+
+async function showConfig(id: string, opener: Element | null): Promise<void> {
+  try {
+    const cfg = (await call<DeviceConfig>("GET", `/api/env/${enc(id)}?register=false`)).data;
+    configPanel(cfg, opener, `Configuration of ${id}`);
+  } catch (e) {
+    toast(`Configuration of ${id}: ${(e as Error).message}`, "error");
+  }
+}
+
+// configPanel shows a device's configuration. A token in the answer (registration, rotation) is shown once, masked
+// until asked for; without one, the panel says so and offers rotation.
+function configPanel(cfg: DeviceConfig, opener: Element | null, title: string): void {
+  const p = openPanel(title, opener, "config");
+  const token = cfg.influx_token ?? "";
   let revealed = false;
-  const pre = h("pre", { class: "config", id: "config-json" });
-  const render = () => {
-    const shown = { ...cfg, influx_token: revealed ? cfg.influx_token : mask(cfg.influx_token) };
-    pre.textContent = JSON.stringify(shown, null, 2);
-  };
-  const toggle = h("button", { id: "reveal-token", onclick: () => { revealed = !revealed; toggle.textContent = revealed ? "Hide token" : "Show token"; render(); } }, "Show token");
-  const copy = h("button", {
-    onclick: async () => {
+  const pre = h("pre", { class: "config", id: "config-json", tabindex: 0, "aria-label": `Configuration of ${cfg.id} as JSON` });
+  const render = () => (pre.textContent = JSON.stringify({ ...cfg, ...(token ? { influx_token: revealed ? token : mask(token) } : {}) }, null, 2));
+  const buttons = h("div", { class: "inline" });
+  if (token) {
+    const toggle = h("button", { type: "button", id: "reveal-token", "aria-pressed": "false" }, "Show token");
+    toggle.addEventListener("click", () => {
+      revealed = !revealed;
+      toggle.setAttribute("aria-pressed", String(revealed));
+      render();
+    });
+    const copy = h("button", { type: "button", class: "secondary", id: "copy-config" }, "Copy configuration");
+    copy.addEventListener("click", async () => {
       try {
         await navigator.clipboard.writeText(JSON.stringify(cfg, null, 2));
-        flash(`Configuration of ${cfg.id} copied (with its token).`, "ok");
+        note.textContent = `Configuration of ${cfg.id} copied, with its token.`;
       } catch {
-        flash("The browser refused clipboard access.", "error");
+        note.textContent = "The browser refused clipboard access; select the text instead.";
       }
-    },
-  }, "Copy config");
+    });
+    buttons.append(toggle, copy);
+  }
+  const rot = h("button", { type: "button", class: "danger", id: "panel-rotate" }, `Rotate token of ${cfg.id}…`);
+  rot.addEventListener("click", () => void rotate(cfg.id, rot));
+  buttons.append(rot);
+  const note = h("p", { class: "hint", role: "status" });
+  p.body.append(
+    h("p", { class: "once", id: "token-note" }, token
+      ? "The device token is shown here once: copy it now. It cannot be read again later; if it is lost, rotate to issue a new one."
+      : "The device token is not shown again after registration. If the device lost it, rotate to issue a new one."),
+    buttons, note, pre);
   render();
-  return h("section", { class: "card", "data-device": cfg.id },
-    h("div", { class: "card-head" }, h("h2", {}, `Configuration of ${cfg.id}`), toggle, copy, h("button", { class: "secondary", onclick: onClose }, "Close")),
-    pre);
+  announce(title);
 }
 
 function mask(token: string): string {
-  if (!token) return "";
   return "•".repeat(12) + (token.length > 24 ? token.slice(-4) : "");
 }
 
-// confirmDelete asks with a modal: null = cancelled, else whether to delete the measurements too.
-function confirmDelete(id: string): Promise<boolean | null> {
-  return new Promise((resolve) => {
-    const withData = h("input", { type: "checkbox", id: "delete-data" });
-    const dlg = h("dialog", { id: "delete-dialog" },
-      h("form", { method: "dialog" },
-        h("p", {}, `Delete device ${id}? Its token is revoked and it disappears from the registry.`),
-        h("label", {}, withData, " also delete its measurements"),
-        h("div", { class: "dialog-buttons" },
-          h("button", { value: "cancel", class: "secondary" }, "Cancel"),
-          h("button", { value: "delete", class: "danger", id: "delete-confirm" }, "Delete"))));
-    dlg.addEventListener("close", () => {
-      const ok = dlg.returnValue === "delete";
-      dlg.remove();
-      resolve(ok ? withData.checked : null);
-    });
-    document.body.append(dlg);
-    dlg.showModal();
+async function rotate(id: string, opener: Element | null): Promise<void> {
+  const ok = await confirmAction({
+    title: `Rotate the token of ${id}?`,
+    body: [`${id} gets a new token and its current token stops working at once. The device writes nothing until it has the new token.`],
+    confirm: "Rotate token",
+    danger: true,
   });
+  if (!ok) return;
+  try {
+    const cfg = (await call<DeviceConfig>("POST", `/api/devices/${enc(id)}/rotate`)).data;
+    configPanel(cfg, opener, `New token for ${id}`);
+  } catch (e) {
+    toast(`Rotating ${id} failed: ${(e as Error).message}`, "error");
+  }
+}
+
+async function remove(id: string, reload: () => Promise<void>): Promise<void> {
+  const withData = h("input", { type: "checkbox", id: "delete-data" });
+  const what = h("p", { id: "delete-effect" });
+  const say = () => (what.textContent = withData.checked
+    ? `Its measurements (raw and hourly) are deleted too: if ${id} is registered again, it starts with no data.`
+    : `Its measurements are kept: if ${id} is registered again, it gets a new token and its dashboard shows the old data again.`);
+  withData.addEventListener("change", say);
+  say();
+  const ok = await confirmAction({
+    title: `Delete ${id}?`,
+    body: [`Its token is revoked at once and ${id} leaves the registry.`, what],
+    extra: h("label", { class: "check" }, withData, " Also delete its measurements"),
+    confirm: "Delete device",
+    danger: true,
+  });
+  if (!ok) return;
+  const data = withData.checked;
+  try {
+    await call("DELETE", `/api/devices/${enc(id)}${data ? "?data=true" : ""}`);
+    toast(`Deleted ${id}${data ? " and its measurements" : "; its measurements are kept"}.`, "ok");
+    await reload();
+    document.getElementById("list-title")?.focus();
+  } catch (e) {
+    toast(`Deleting ${id} failed: ${(e as Error).message}`, "error");
+  }
 }

@@ -1,43 +1,73 @@
 // IoT Center dashboard: a hash-routed single page (#/devices, #/dashboard/{id}?range=7d) over the operator API.
 import "uplot/dist/uPlot.min.css";
 import "./style.css";
-import { getKey, setKey } from "./api";
-import { h, clear } from "./dom";
+import { getKey, setKey, checkKey } from "./api";
+import { h, announce } from "./dom";
 import { devicesPage } from "./devices";
 import { dashboardPage, RANGES, type Range } from "./dashboard";
+import { resumeBackfills } from "./progress";
 
-const main = h("main", { id: "view" });
-const flashBox = h("div", { id: "flash", role: "status" });
-let flashTimer = 0;
-
-function flash(msg: string, kind: "error" | "ok" = "ok"): void {
-  flashBox.textContent = msg;
-  flashBox.className = `flash ${kind}`;
-  clearTimeout(flashTimer);
-  flashTimer = window.setTimeout(() => (flashBox.className = "flash hidden"), kind === "error" ? 10_000 : 4_000);
-}
+const main = h("main", { id: "view", tabindex: -1 });
+const keyNote = h("p", { id: "key-note", class: "key-note", role: "status" });
 
 function header(): HTMLElement {
-  const key = h("input", { type: "password", id: "operator-key", placeholder: "operator key", autocomplete: "off" });
+  const key = h("input", { type: "password", id: "operator-key", name: "operatorKey", autocomplete: "off", "aria-describedby": "key-note" });
   key.value = getKey(); // the property, not the attribute: the key stays out of the serialized DOM
-  const save = (ev: Event) => {
+  const save = h("button", { type: "submit", id: "save-key" }, "Use key");
+  const submit = async (ev: Event) => {
     ev.preventDefault();
-    setKey(key.value.trim());
-    flash(key.value.trim() ? "Operator key kept for this tab." : "Operator key cleared.", "ok");
-    route();
+    const k = key.value.trim();
+    if (!k) {
+      setKey("");
+      keyNote.textContent = "Operator key cleared.";
+      keyNote.className = "key-note";
+      route();
+      return;
+    }
+    save.disabled = true;
+    keyNote.textContent = "Checking the key with the API…";
+    keyNote.className = "key-note";
+    const verdict = await checkKey(k);
+    save.disabled = false;
+    if (verdict === "ok") {
+      setKey(k);
+      key.removeAttribute("aria-invalid");
+      keyNote.textContent = "✓ Key accepted by the API; kept for this tab only.";
+      keyNote.className = "key-note ok";
+      route();
+    } else {
+      key.setAttribute("aria-invalid", "true");
+      keyNote.textContent = verdict === "refused" ? "✕ The API refused this key; it was not kept." : `✕ The key could not be checked (${verdict}); it was not kept.`;
+      keyNote.className = "key-note error";
+      key.focus();
+    }
   };
   return h("header", {},
-    h("h1", {}, h("a", { href: "#/devices" }, "IoT Center")),
-    h("nav", {}, h("a", { href: "#/devices", id: "nav-devices" }, "Devices"), h("a", { href: "#/dashboard/", id: "nav-dashboard" }, "Dashboard")),
-    h("form", { class: "key", onsubmit: save }, key, h("button", { type: "submit", id: "save-key" }, "Use key")));
+    h("a", { class: "skip", href: "#view", onclick: (ev: Event) => { ev.preventDefault(); main.focus(); } }, "Skip to content"),
+    h("p", { class: "brand" }, h("a", { href: "#/devices" }, "IoT Center")),
+    h("nav", { "aria-label": "Views" }, h("a", { href: "#/devices", id: "nav-devices" }, "Devices"), h("a", { href: "#/dashboard/", id: "nav-dashboard" }, "Dashboard")),
+    h("form", { class: "key", onsubmit: (ev: Event) => void submit(ev) },
+      h("label", { for: "operator-key" }, "Operator key"), key, save, keyNote));
 }
 
 function route(): void {
   const hash = location.hash || "#/devices";
   const [path, query] = hash.slice(1).split("?", 2);
   const params = new URLSearchParams(query ?? "");
-  for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", hash.startsWith((a as HTMLAnchorElement).getAttribute("href")!.replace(/\/$/, "")));
   const dash = /^\/dashboard\/?(.*)$/.exec(path);
+  for (const a of document.querySelectorAll("nav a")) {
+    const on = a.id === (dash ? "nav-dashboard" : "nav-devices");
+    a.classList.toggle("active", on);
+    if (on) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+  if (!getKey()) {
+    document.title = "Operator key needed · IoT Center";
+    main.setAttribute("data-page", "key");
+    main.replaceChildren(h("h1", { class: "page-title" }, "Operator key needed"),
+      h("section", { class: "card notice" }, h("p", {}, "Enter the operator key above. It is checked with the API, then kept in this tab only and sent in the Authorization header.")));
+    return;
+  }
   if (dash) {
     let id = "";
     try {
@@ -49,14 +79,15 @@ function route(): void {
     const range: Range = (RANGES as readonly string[]).includes(r ?? "") ? (r as Range) : "1d";
     main.setAttribute("data-page", "dashboard");
     dashboardPage(main, id, range);
-    return;
+  } else {
+    main.setAttribute("data-page", "devices");
+    devicesPage(main);
   }
-  main.setAttribute("data-page", "devices");
-  devicesPage(main, flash);
+  announce(document.title.replace(/ · IoT Center$/, ""));
 }
 
 const app = document.getElementById("app") ?? document.body;
-clear(app);
-app.append(header(), flashBox, main);
+app.replaceChildren(header(), main, h("div", { id: "announcer", class: "sr-only", "aria-live": "polite" }));
 window.addEventListener("hashchange", route);
+resumeBackfills();
 route();

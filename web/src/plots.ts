@@ -1,4 +1,5 @@
 // uPlot wrappers: one time-series line plot per field, and a Lat/Lon trace drawn in time order (uPlot's xy mode).
+// Times are drawn in UTC (the page's one zone); tick labels carry as many decimals as their spacing needs.
 import uPlot from "uplot";
 
 export interface FieldInfo {
@@ -9,38 +10,57 @@ export interface FieldInfo {
   color: string;
 }
 
-// Ranges and units of the seed's virtual sensors (issue 5), used for gauges and colors.
+// Ranges and units of the seed's virtual sensors (issue 5), used for gauges and colors (each ≥3:1 on white).
 export const FIELDS: FieldInfo[] = [
-  { name: "Temperature", unit: "°C", min: 0, max: 40, color: "#e8590c" },
-  { name: "Humidity", unit: "%", min: 0, max: 100, color: "#1c7ed6" },
+  { name: "Temperature", unit: "°C", min: 0, max: 40, color: "#c2410c" },
+  { name: "Humidity", unit: "%", min: 0, max: 100, color: "#1c6fc2" },
   { name: "Pressure", unit: "hPa", min: 970, max: 1050, color: "#7048e8" },
   { name: "CO2", unit: "ppm", min: 400, max: 3000, color: "#2b8a3e" },
   { name: "TVOC", unit: "ppb", min: 250, max: 2000, color: "#c2255c" },
 ];
+export const TRACE_COLOR = "#364fc7";
 
 const HEIGHT = 220;
+const AXIS = { stroke: "#374151", grid: { stroke: "#e5e7eb" }, ticks: { stroke: "#9ca3af" } };
 
 function width(el: HTMLElement): number {
   return Math.max(240, Math.floor(el.clientWidth || 600));
 }
 
+const utc = (ts: number) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC");
+
+// decimals is the number of digits a tick step needs so that neighbouring ticks never print the same.
+export function decimals(step: number): number {
+  if (!(step > 0) || !isFinite(step)) return 0;
+  return Math.max(0, Math.min(8, Math.ceil(-Math.log10(step) - 1e-9)));
+}
+
+// ticks formats an axis' values; the labels drawn are also left on the plot element (data-ticks-N) for the tests.
+const ticks = (u: uPlot, vals: number[], axisIdx: number) => {
+  const step = vals.length > 1 ? Math.abs(vals[1] - vals[0]) : 0;
+  const d = decimals(step);
+  const out = vals.map((v) => (v == null ? "" : v.toFixed(d)));
+  u.root.parentElement?.setAttribute(`data-ticks-${axisIdx}`, out.join("|"));
+  return out;
+};
+
 export function linePlot(el: HTMLElement, f: FieldInfo, xs: number[], ys: (number | null)[]): uPlot {
   const opts: uPlot.Options = {
     width: width(el),
     height: HEIGHT,
+    tzDate: utc,
     legend: { show: true, live: true },
     cursor: { drag: { x: true, y: false } },
     scales: { x: { time: true } },
-    axes: [{}, { size: 60, label: f.unit }],
-    series: [{}, { label: f.name, stroke: f.color, width: 1.5, fill: f.color + "22", spanGaps: false, points: { show: false } }],
+    axes: [{ ...AXIS }, { ...AXIS, size: 60, values: ticks }],
+    series: [{ label: "Time (UTC)" }, { label: `${f.name} (${f.unit})`, stroke: f.color, width: 1.5, fill: f.color + "22", spanGaps: false, points: { show: false } }],
   };
   return new uPlot(opts, [xs, ys] as uPlot.AlignedData, el);
 }
 
 // tracePath draws the points in the order they were measured (uPlot's own builders assume x sorted).
 const tracePath: uPlot.Series.PathBuilder = (u, seriesIdx) => {
-  const facet = u.data[seriesIdx] as unknown as [number[], number[]];
-  const [xs, ys] = facet;
+  const [xs, ys] = u.data[seriesIdx] as unknown as [number[], number[]];
   const xKey = u.series[seriesIdx].facets![0].scale;
   const yKey = u.series[seriesIdx].facets![1].scale;
   const stroke = new Path2D();
@@ -67,11 +87,11 @@ function padded(vals: number[]): [number, number] {
     if (v < lo) lo = v;
     if (v > hi) hi = v;
   }
-  if (!isFinite(lo)) return [0, 1];
   const pad = Math.max((hi - lo) * 0.05, 1e-4);
   return [lo - pad, hi + pad];
 }
 
+// tracePlot needs at least one point (the caller shows "No data in this range" instead).
 export function tracePlot(el: HTMLElement, lon: number[], lat: number[]): uPlot {
   const opts: uPlot.Options = {
     mode: 2,
@@ -84,14 +104,14 @@ export function tracePlot(el: HTMLElement, lon: number[], lat: number[]): uPlot 
       lat: { auto: false, range: padded(lat) },
     },
     axes: [
-      { scale: "lon", label: "Lon", space: 80, values: (_u, vals) => vals.map((v) => v.toFixed(3)) },
-      { scale: "lat", label: "Lat", size: 70, values: (_u, vals) => vals.map((v) => v.toFixed(3)) },
+      { ...AXIS, scale: "lon", label: "Lon (°)", space: 80, values: ticks },
+      { ...AXIS, scale: "lat", label: "Lat (°)", size: 80, values: ticks },
     ],
     series: [
       {},
       {
         label: "track",
-        stroke: "#364fc7",
+        stroke: TRACE_COLOR,
         width: 1.5,
         facets: [
           { scale: "lon", auto: false },

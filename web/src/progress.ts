@@ -1,96 +1,303 @@
-// Write-missing progress: POST the plan, then poll the coverage of exactly the window the 202 returned until 100%.
-import { call, enc, ApiError, type Coverage, type Plan } from "./api";
-import { h, fmtDuration, fmtNumber } from "./dom";
+// Write-missing backfills as tracked jobs: POST starts one (or the API hands back the job already running for the same
+// devices and window), then GET /api/write-missing/jobs/{jobId} is polled. Percent = points written / points planned.
+// Running jobs are kept in sessionStorage, so a reload picks them up again. An API without the job route answers the
+// POST with a plan; progress then comes from the coverage of the plan's window (written = planned − still missing).
+import { call, enc, ApiError, type Coverage, type Job, type Plan } from "./api";
+import { h, fmtDuration, fmtNumber, fmtTime } from "./dom";
 
 const POLL_MS = 1000;
-// Bounds of one watch: a backfill that stalls longer than this is reported, not polled forever.
-const MAX_WAIT_MS = 15 * 60_000;
-const MAX_CONSECUTIVE_ERRORS = 5;
+const MAX_WAIT_MS = 30 * 60_000; // without a deadline from the job, a watch ends here instead of polling forever
+const MAX_CONSECUTIVE_ERRORS = 8;
+const STORAGE = "iot-center.jobs";
+const ETA_WINDOW_MS = 30_000;
 
 export interface Target {
   deviceId?: string; // undefined: all devices
   days: number;
 }
 
-export class ProgressView {
-  readonly el: HTMLElement;
-  private bar: HTMLElement;
-  private fill: HTMLElement;
-  private label: HTMLElement;
-  private detail: HTMLElement;
-  private stopped = false;
+export type State = "planning" | "running" | "done" | "failed";
 
-  constructor(title: string) {
-    this.fill = h("div", { class: "bar-fill" });
-    this.bar = h("div", { class: "bar", role: "progressbar", "aria-valuemin": 0, "aria-valuemax": 100, "aria-valuenow": 0, "data-percent": 0 }, this.fill);
-    this.label = h("span", { class: "bar-label" }, "planning…");
-    this.detail = h("div", { class: "progress-detail" });
-    const close = h("button", { class: "link", title: "hide", onclick: () => this.close() }, "×");
-    this.el = h("div", { class: "progress", "data-state": "planning" }, h("div", { class: "progress-head" }, h("strong", {}, title), this.label, close), this.bar, this.detail);
+// Saved is what sessionStorage keeps of a running backfill.
+interface Saved {
+  key: string;
+  target: Target;
+  started: number;
+  jobId?: string;
+  jobPath?: string;
+  // Without the job route: the plan's window and size.
+  from?: string;
+  to?: string;
+  planned?: number;
+}
+
+export interface Snapshot {
+  state: State;
+  percent: number | null;
+  devices?: number;
+  devicesDone?: number;
+  chunks?: number;
+  chunksDone?: number;
+  chunksFailed?: number;
+  planned?: number;
+  written?: number;
+  from?: string;
+  to?: string;
+  etaMs?: number | null;
+  note: string;
+}
+
+export const targetKey = (t: Target) => `${t.deviceId ? `device:${t.deviceId}` : "all"}:${t.days}`;
+export const targetName = (t: Target) => `${t.deviceId ? t.deviceId : "all devices"}, last ${t.days} day${t.days > 1 ? "s" : ""}`;
+
+export class Backfill {
+  snap: Snapshot = { state: "planning", percent: null, note: "planning: finding the missing minutes…" };
+  private listeners = new Set<() => void>();
+  private samples: { t: number; w: number }[] = [];
+
+  constructor(readonly saved: Saved) {}
+
+  get target(): Target {
+    return this.saved.target;
   }
 
-  close(): void {
-    this.stopped = true;
-    this.el.remove();
+  get finished(): boolean {
+    return this.snap.state === "done" || this.snap.state === "failed";
   }
 
-  private set(percent: number, state: string, label: string, detail: string): void {
-    const p = Math.max(0, Math.min(100, percent));
-    this.fill.style.width = `${p}%`;
-    this.bar.setAttribute("aria-valuenow", String(Math.floor(p)));
-    this.bar.setAttribute("data-percent", String(p));
-    this.el.setAttribute("data-state", state);
-    this.label.textContent = label;
-    this.detail.textContent = detail;
+  subscribe(fn: () => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
   }
 
-  async run(t: Target): Promise<void> {
-    const started = performance.now();
-    const elapsed = () => fmtDuration(performance.now() - started);
+  private update(s: Partial<Snapshot>): void {
+    this.snap = { ...this.snap, ...s };
+    if (this.finished) persist();
+    for (const fn of [...this.listeners]) fn();
+  }
+
+  // eta estimates the time left from the write rate over the last half minute.
+  private eta(written: number, planned: number): number | null {
+    const now = Date.now();
+    this.samples.push({ t: now, w: written });
+    while (this.samples.length > 2 && now - this.samples[0].t > ETA_WINDOW_MS) this.samples.shift();
+    const first = this.samples[0];
+    const rate = (written - first.w) / (now - first.t); // points per ms
+    if (!(rate > 0) || written >= planned) return written >= planned ? 0 : null;
+    return (planned - written) / rate;
+  }
+
+  async start(): Promise<void> {
+    const t = this.target;
     const base = t.deviceId ? `/api/devices/${enc(t.deviceId)}/write-missing` : "/api/write-missing";
-    let plan: Plan;
     try {
-      // No body for the default window (7 days), so the request works whatever optional fields a route accepts.
-      plan = (await call<Plan>("POST", base, t.days === 7 ? undefined : { days: t.days })).data;
+      const res = await call<Job & Plan>("POST", base, { days: t.days });
+      const d = res.data;
+      if (d && typeof d.jobId === "string") {
+        const loc = res.headers.get("Location");
+        this.saved.jobId = d.jobId;
+        this.saved.jobPath = loc && loc.startsWith("/api/") ? loc : `/api/write-missing/jobs/${enc(d.jobId)}`;
+        persist();
+        this.fromJob(d);
+        if (!this.finished) await this.pollJob();
+        return;
+      }
+      this.saved.from = d.from;
+      this.saved.to = d.to;
+      this.saved.planned = d.missing;
+      persist();
+      if (!d.missing) {
+        this.update({ state: "done", percent: 100, planned: 0, written: 0, from: d.from, to: d.to, note: "Nothing was missing in this window." });
+        return;
+      }
+      this.update({ state: "running", percent: 0, planned: d.missing, written: 0, chunks: d.chunks, devices: d.devices?.length, from: d.from, to: d.to, note: "" });
+      await this.pollCoverage();
     } catch (e) {
-      this.set(0, "error", "failed", (e as Error).message);
-      return;
+      this.update({ state: "failed", note: (e as Error).message });
     }
-    const planned = plan.missing;
-    if (planned === 0) {
-      this.set(100, "done", "100 %", `nothing missing between ${plan.from} and ${plan.to} · ${elapsed()}`);
-      return;
-    }
-    const what = plan.devices ? `${plan.devices.length} devices, ` : "";
-    this.set(0, "running", "0 %", `${what}${fmtNumber(planned, 0)} points missing, ${plan.chunks} chunks dispatched · ${elapsed()}`);
-    const q = `?from=${enc(plan.from)}&to=${enc(plan.to)}`;
+  }
+
+  // resume picks a saved backfill up again after a reload.
+  async resume(): Promise<void> {
+    if (this.saved.jobPath) await this.pollJob();
+    else if (this.saved.from && this.saved.planned) await this.pollCoverage();
+    else this.update({ state: "failed", note: "The page was reloaded before the backfill answered; start it again to follow it." });
+  }
+
+  private fromJob(j: Job): void {
+    const planned = j.pointsPlanned ?? 0;
+    const written = j.pointsWritten ?? 0;
+    const state: State = j.state === "done" || j.state === "failed" || j.state === "planning" ? j.state : "running";
+    let percent: number | null = null;
+    if (state === "done") percent = 100;
+    else if (state !== "planning" && planned > 0) percent = (100 * written) / planned;
+    else if (state === "running" && planned === 0) percent = 100;
+    const note =
+      state === "planning" ? "planning: finding the missing minutes…"
+      : state === "failed" ? (j.error ?? "The backfill failed.")
+      : state === "done" && planned === 0 ? "Nothing was missing in this window."
+      : "";
+    this.update({
+      state, percent, planned, written, note,
+      devices: j.devices, devicesDone: j.devicesDone, chunks: j.chunks, chunksDone: j.chunksDone, chunksFailed: j.chunksFailed,
+      from: j.from, to: j.to,
+      etaMs: state === "running" ? this.eta(written, planned) : state === "done" ? 0 : null,
+    });
+  }
+
+  private async poll(step: () => Promise<boolean>, deadline: number): Promise<void> {
     let errors = 0;
-    while (!this.stopped) {
-      if (performance.now() - started > MAX_WAIT_MS) {
-        this.el.setAttribute("data-state", "error");
-        this.label.textContent = "stalled";
+    while (!this.finished) {
+      if (Date.now() > deadline) {
+        this.update({ state: "failed", note: "No progress report for too long; the backfill may still finish. Check the dashboard later." });
         return;
       }
       await sleep(POLL_MS);
-      let cov: Coverage;
       try {
-        cov = (await call<Coverage>("GET", base + q)).data;
+        if (await step()) return;
         errors = 0;
       } catch (e) {
         errors++;
-        if (errors >= MAX_CONSECUTIVE_ERRORS || (e instanceof ApiError && e.status >= 400 && e.status < 500)) {
-          this.set(0, "error", "failed", (e as Error).message);
+        const fatal = e instanceof ApiError && e.status >= 400 && e.status < 500 && e.status !== 429;
+        if (fatal || errors >= MAX_CONSECUTIVE_ERRORS) {
+          this.update({ state: "failed", note: (e as Error).message });
           return;
         }
-        continue;
+        this.update({ note: `Progress not readable just now (${(e as Error).message}); retrying.` });
       }
-      const written = Math.max(0, planned - cov.missing);
-      const done = cov.percent >= 100;
-      this.set(cov.percent, done ? "done" : "running", `${fmtNumber(cov.percent, 1)} %`,
-        `${fmtNumber(written, 0)} of ${fmtNumber(planned, 0)} missing points written · ${fmtNumber(cov.present, 0)}/${fmtNumber(cov.expected, 0)} minutes covered · ${elapsed()}`);
-      if (done) return;
     }
   }
+
+  private async pollJob(): Promise<void> {
+    const path = this.saved.jobPath!;
+    let deadline = this.saved.started + MAX_WAIT_MS;
+    await this.poll(async () => {
+      const j = (await call<Job>("GET", path)).data;
+      const dl = j.deadline ? Date.parse(j.deadline) : NaN;
+      if (!isNaN(dl)) deadline = Math.max(deadline, dl + 60_000);
+      this.fromJob(j);
+      return this.finished;
+    }, deadline);
+  }
+
+  private async pollCoverage(): Promise<void> {
+    const { from, to, planned = 0, target } = this.saved;
+    const base = target.deviceId ? `/api/devices/${enc(target.deviceId)}/write-missing` : "/api/write-missing";
+    const q = `?from=${enc(from!)}&to=${enc(to!)}`;
+    await this.poll(async () => {
+      const cov = (await call<Coverage>("GET", base + q)).data;
+      const written = Math.min(planned, Math.max(0, planned - cov.missing));
+      const done = written >= planned;
+      this.update({ state: done ? "done" : "running", percent: (100 * written) / planned, planned, written, from, to, etaMs: done ? 0 : this.eta(written, planned), note: "" });
+      return done;
+    }, this.saved.started + MAX_WAIT_MS);
+  }
+}
+
+// All backfills this tab knows about, by target key: a second start for the same target and window returns the one
+// already running.
+const all = new Map<string, Backfill>();
+const changed = new Set<() => void>();
+
+function persist(): void {
+  const running = [...all.values()].filter((b) => !b.finished).map((b) => b.saved);
+  if (running.length) sessionStorage.setItem(STORAGE, JSON.stringify(running));
+  else sessionStorage.removeItem(STORAGE);
+}
+
+function notify(): void {
+  for (const fn of [...changed]) fn();
+}
+
+export function onBackfillsChanged(fn: () => void): () => void {
+  changed.add(fn);
+  return () => changed.delete(fn);
+}
+
+export function backfills(): Backfill[] {
+  return [...all.values()];
+}
+
+export function running(t: Target): Backfill | undefined {
+  const b = all.get(targetKey(t));
+  return b && !b.finished ? b : undefined;
+}
+
+export function startBackfill(t: Target): Backfill {
+  const existing = running(t);
+  if (existing) return existing;
+  const b = new Backfill({ key: targetKey(t), target: t, started: Date.now() });
+  all.set(b.saved.key, b);
+  b.subscribe(notify);
+  persist();
+  notify();
+  void b.start();
+  return b;
+}
+
+// resumeBackfills picks up the backfills saved by this tab before a reload.
+export function resumeBackfills(): void {
+  let saved: Saved[] = [];
+  try {
+    saved = JSON.parse(sessionStorage.getItem(STORAGE) ?? "[]") as Saved[];
+  } catch {
+    saved = [];
+  }
+  for (const s of Array.isArray(saved) ? saved : []) {
+    if (!s || typeof s.key !== "string" || all.has(s.key) || !s.target) continue;
+    const b = new Backfill(s);
+    b.snap = { ...b.snap, state: "running", note: "picked up again after the page was loaded" };
+    all.set(s.key, b);
+    b.subscribe(notify);
+    void b.resume();
+  }
+  notify();
+}
+
+// progressView renders a backfill and keeps itself current until it leaves the page.
+export function progressView(b: Backfill): HTMLElement {
+  const fill = h("div", { class: "bar-fill" });
+  const label = h("span", { class: "bar-label" });
+  const bar = h("div", { class: "bar", role: "progressbar", "aria-valuemin": 0, "aria-valuemax": 100, "aria-label": `Backfill of ${targetName(b.target)}` }, fill);
+  const facts = h("dl", { class: "facts" });
+  const note = h("p", { class: "progress-note", role: "status" });
+  const el = h("div", { class: "progress", "data-key": b.saved.key, "data-device": b.target.deviceId ?? "" },
+    h("div", { class: "progress-head" }, h("strong", {}, `Write missing data: ${targetName(b.target)}`), label), bar, facts, note);
+  const render = () => {
+    if (!el.isConnected && el.dataset.rendered) {
+      stop();
+      return;
+    }
+    el.dataset.rendered = "1";
+    const s = b.snap;
+    const p = s.percent === null ? null : Math.max(0, Math.min(100, s.percent));
+    el.setAttribute("data-state", s.state);
+    fill.style.width = `${p ?? 0}%`;
+    bar.classList.toggle("indeterminate", p === null);
+    if (p === null) {
+      bar.removeAttribute("aria-valuenow");
+      bar.setAttribute("aria-valuetext", s.state);
+    } else {
+      bar.setAttribute("aria-valuenow", String(Math.floor(p)));
+      bar.setAttribute("aria-valuetext", `${fmtNumber(p, 1)} %`);
+    }
+    bar.setAttribute("data-percent", p === null ? "" : String(p));
+    const stateText = { planning: "Planning…", running: "Running", done: "Done ✓", failed: "Failed ✕" }[s.state];
+    label.textContent = p === null ? stateText : `${stateText} · ${fmtNumber(p, 1)} %`;
+    const rows: [string, string][] = [];
+    if (s.planned !== undefined) rows.push(["Points written", `${fmtNumber(s.written ?? 0, 0)} of ${fmtNumber(s.planned, 0)}`]);
+    if (s.devices !== undefined) rows.push(["Devices done", s.devicesDone !== undefined ? `${fmtNumber(s.devicesDone, 0)} of ${fmtNumber(s.devices, 0)}` : `${fmtNumber(s.devices, 0)} devices`]);
+    if (s.chunks !== undefined) rows.push(["Chunks", `${s.chunksDone !== undefined ? `${fmtNumber(s.chunksDone, 0)} of ` : ""}${fmtNumber(s.chunks, 0)}${s.chunksFailed !== undefined ? `, ${fmtNumber(s.chunksFailed, 0)} failed` : ""}`]);
+    rows.push(["Time left", s.state === "done" ? "none" : s.state === "failed" ? "—" : s.etaMs == null ? "estimating…" : `about ${fmtDuration(s.etaMs)}`]);
+    rows.push(["Elapsed", fmtDuration(Date.now() - b.saved.started)]);
+    if (s.from && s.to) rows.push(["Window", `${fmtTime(s.from, false)} to ${fmtTime(s.to, false)}`]);
+    facts.replaceChildren(...rows.flatMap(([k, v]) => [h("dt", {}, k), h("dd", { "data-fact": k }, v)]));
+    if (s.chunksFailed) facts.querySelector('[data-fact="Chunks"]')?.classList.add("bad");
+    note.textContent = s.note;
+  };
+  const stop = b.subscribe(render);
+  render();
+  return el;
 }
 
 function sleep(ms: number): Promise<void> {
