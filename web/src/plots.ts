@@ -1,5 +1,5 @@
 // uPlot wrappers: one time-series line plot per field, and a Lat/Lon trace drawn in time order (uPlot's xy mode).
-// Times are drawn in UTC (the page's one zone); tick labels carry as many decimals as their spacing needs.
+// Times are drawn in UTC (the page's one zone), 24-hour; tick labels carry as many decimals as their spacing needs.
 import uPlot from "uplot";
 
 export interface FieldInfo {
@@ -27,8 +27,6 @@ function width(el: HTMLElement): number {
   return Math.max(240, Math.floor(el.clientWidth || 600));
 }
 
-const utc = (ts: number) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC");
-
 // decimals is the number of digits a tick step needs so that neighbouring ticks never print the same.
 export function decimals(step: number): number {
   if (!(step > 0) || !isFinite(step)) return 0;
@@ -44,16 +42,35 @@ const ticks = (u: uPlot, vals: number[], axisIdx: number) => {
   return out;
 };
 
+const pad = (n: number) => String(n).padStart(2, "0");
+
+// timeTicks labels the time axis in UTC, 24-hour: hours and minutes, with the date under the first tick and under
+// each midnight; dates only when ticks are a day or more apart.
+const timeTicks = (_u: uPlot, vals: number[], _axis: number, _space: number, incr: number) =>
+  vals.map((v, i) => {
+    if (v == null) return "";
+    const d = new Date(v * 1000);
+    const md = `${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}`;
+    if (incr >= 86400) return md;
+    const hm = `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}`;
+    return i === 0 || (d.getUTCHours() === 0 && d.getUTCMinutes() === 0) ? `${hm}\n${md}` : hm;
+  });
+
+const legendTime = (_u: uPlot, v: number) => {
+  if (v == null) return "—";
+  const d = new Date(v * 1000);
+  return `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())} ${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}`;
+};
+
 export function linePlot(el: HTMLElement, f: FieldInfo, xs: number[], ys: (number | null)[]): uPlot {
   const opts: uPlot.Options = {
     width: width(el),
     height: HEIGHT,
-    tzDate: utc,
     legend: { show: true, live: true },
     cursor: { drag: { x: true, y: false } },
     scales: { x: { time: true } },
-    axes: [{ ...AXIS }, { ...AXIS, size: 60, values: ticks }],
-    series: [{ label: "Time (UTC)" }, { label: `${f.name} (${f.unit})`, stroke: f.color, width: 1.5, fill: f.color + "22", spanGaps: false, points: { show: false } }],
+    axes: [{ ...AXIS, values: timeTicks }, { ...AXIS, size: 60, values: ticks }],
+    series: [{ label: "Time (UTC)", value: legendTime }, { label: `${f.name} (${f.unit})`, stroke: f.color, width: 1.5, fill: f.color + "22", spanGaps: false, points: { show: false } }],
   };
   return new uPlot(opts, [xs, ys] as uPlot.AlignedData, el);
 }

@@ -262,7 +262,7 @@ export function progressView(b: Backfill): HTMLElement {
   const facts = h("dl", { class: "facts" });
   const note = h("p", { class: "progress-note", role: "status" });
   const el = h("div", { class: "progress", "data-key": b.saved.key, "data-device": b.target.deviceId ?? "" },
-    h("div", { class: "progress-head" }, h("strong", {}, `Write missing data: ${targetName(b.target)}`), label), bar, facts, note);
+    h("div", { class: "progress-head" }, label), bar, facts, note);
   const render = () => {
     if (!el.isConnected && el.dataset.rendered) {
       stop();
