@@ -234,7 +234,11 @@ function backfill(t: Target, opener: Element | null): void {
 function showBackfill(b: Backfill, opener: Element | null, fresh = false): void {
   const p = openPanel(`Write missing data: ${targetName(b.target)}`, opener, "backfill");
   if (!fresh) {
-    p.body.append(h("p", { class: "hint" }, b.finished ? "This backfill has finished." : "This backfill is already running; here is its progress (it is not started twice)."));
+    const hint = h("p", { class: "hint" });
+    const say = () => (hint.textContent = b.finished ? "This backfill has finished." : "This backfill is already running; here is its progress (it is not started twice).");
+    say();
+    const stop = b.subscribe(() => (hint.isConnected ? say() : stop()));
+    p.body.append(hint);
   }
   p.body.append(progressView(b));
   announce(`Backfill of ${targetName(b.target)}: ${b.snap.state}`);
