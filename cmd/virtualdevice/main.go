@@ -27,6 +27,7 @@ import (
 	ihttp "github.com/influxdata/influxdb-client-go/v2/api/http"
 
 	"github.com/iot-center/iot-center-serverless/shared/api"
+	"github.com/iot-center/iot-center-serverless/shared/schema"
 	"github.com/iot-center/iot-center-serverless/shared/sensors"
 )
 
@@ -217,7 +218,7 @@ func (d *device) write(ctx context.Context) error {
 	now := time.Now()
 	g := sensors.Generator{Lat: d.cfg.DefaultLat, Lon: d.cfg.DefaultLon}
 	r := g.At(sensors.SeedOf(d.o.ID), now.UnixMilli())
-	p := influxdb2.NewPoint(sensors.Measurement, sensors.TagMap(d.o.ID), r.Fields(), now)
+	p := influxdb2.NewPoint(schema.Measurement, sensors.TagMap(d.o.ID), r.Fields(), now)
 	return d.client.WriteAPIBlocking(d.cfg.InfluxOrg, d.cfg.InfluxBucket).WritePoint(ctx, p)
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/iot-center/iot-center-serverless/shared/influx"
 	"github.com/iot-center/iot-center-serverless/shared/influxtest"
+	"github.com/iot-center/iot-center-serverless/shared/schema"
 	"github.com/iot-center/iot-center-serverless/shared/sensors"
 )
 
@@ -284,7 +285,7 @@ func TestWorkerValuesInInflux(t *testing.T) {
 	err := f.admin.QueryRows(ctx, `from(bucket: bucket) |> range(start: 0) |> filter(fn: (r) => r.clientId == deviceId)`,
 		influx.Extern{"bucket": f.cfg.Bucket, "deviceId": id}, func(v map[string]any) error {
 			got[v["_field"].(string)] = v["_value"]
-			for _, tag := range sensors.Tags {
+			for _, tag := range schema.SensorTags {
 				if v[tag[0]] != tag[1] {
 					t.Errorf("tag %s = %v, want %s", tag[0], v[tag[0]], tag[1])
 				}

@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/iot-center/iot-center-serverless/shared/influx"
+	"github.com/iot-center/iot-center-serverless/shared/schema"
 	"github.com/iot-center/iot-center-serverless/shared/sensors"
-	"github.com/iot-center/iot-center-serverless/shared/setup"
 )
 
 // Hourly aggregates of backfilled hours. The hourly task only looks back two hours, so the worker aggregates the
@@ -33,7 +33,7 @@ func values(r sensors.Reading) [fieldCount]float64 {
 	return [fieldCount]float64{float64(r.CO2), r.Humidity, r.Lat, r.Lon, r.Pressure, float64(r.TVOC), r.Temperature}
 }
 
-var fieldNames = [fieldCount]string{"CO2", "Humidity", "Lat", "Lon", "Pressure", "TVOC", "Temperature"}
+var fieldNames = [fieldCount]string{schema.CO2, schema.Humidity, schema.Lat, schema.Lon, schema.Pressure, schema.TVOC, schema.Temperature}
 
 // hourAgg accumulates one hour of one series.
 type hourAgg struct {
@@ -185,19 +185,7 @@ func (h *hourly) add(m int64, r sensors.Reading) {
 func hourlyPrefixes(deviceID string) [5][]byte {
 	var out [5][]byte
 	for k, name := range aggNames {
-		p := []byte(setup.DownsampledMeasurement)
-		for _, t := range sensors.Tags {
-			p = append(p, ',')
-			p = append(p, t[0]...)
-			p = append(p, '=')
-			p = append(p, t[1]...)
-		}
-		p = append(p, ",agg="...)
-		p = append(p, name...)
-		p = append(p, ",clientId="...)
-		p = append(p, deviceID...)
-		p = append(p, ' ')
-		out[k] = p
+		out[k] = sensors.LinePrefix(schema.DownsampledMeasurement, name, deviceID)
 	}
 	return out
 }
@@ -207,8 +195,8 @@ func hourlyPrefixes(deviceID string) [5][]byte {
 // after the chunk's points are written: for an hour the chunk wrote in part, the result covers both its points and
 // the older ones. Other series of the device are untouched by the chunk, so their aggregates need no refresh.
 var ownHourlyFlux = func() string {
-	filter := `r._measurement == "` + sensors.Measurement + `" and r.clientId == deviceId`
-	for _, t := range sensors.Tags {
+	filter := `r._measurement == "` + schema.Measurement + `" and r.` + schema.TagClientID + ` == deviceId`
+	for _, t := range schema.SensorTags {
 		filter += ` and r.` + t[0] + ` == "` + t[1] + `"`
 	}
 	branches := ""

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/iot-center/iot-center-serverless/shared/influx"
-	"github.com/iot-center/iot-center-serverless/shared/sensors"
+	"github.com/iot-center/iot-center-serverless/shared/schema"
 )
 
 // Querier is the part of influx.Client the planner needs.
@@ -25,7 +25,7 @@ var _ Querier = (*influx.Client)(nil)
 // Caller values arrive only as extern options.
 const presentMinutesFlux = `from(bucket: bucket)
   |> range(start: start, stop: stop)
-  |> filter(fn: (r) => r._measurement == "` + sensors.Measurement + `" and r._field == "Temperature" and r.clientId == deviceId)
+  |> filter(fn: (r) => r._measurement == "` + schema.Measurement + `" and r._field == "` + schema.Temperature + `" and r.` + schema.TagClientID + ` == deviceId)
   |> aggregateWindow(every: 1m, fn: count, createEmpty: false, timeSrc: "_start")
   |> keep(columns: ["_time"])`
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/iot-center/iot-center-serverless/shared/influx"
 	"github.com/iot-center/iot-center-serverless/shared/influxtest"
+	"github.com/iot-center/iot-center-serverless/shared/schema"
 	"github.com/iot-center/iot-center-serverless/shared/sensors"
 	"github.com/iot-center/iot-center-serverless/shared/setup"
 )
@@ -207,7 +208,7 @@ func TestWorkerDownsamplesWhatItWrote(t *testing.T) {
 	got := map[int64]float64{}
 	err := c.QueryRows(ctx, `from(bucket: bucket) |> range(start: 0)
   |> filter(fn: (r) => r._measurement == measurement and r._field == "Temperature" and r.agg == "count" and r.clientId == "ds-dev")`,
-		influx.Extern{"bucket": dst, "measurement": setup.DownsampledMeasurement}, func(v map[string]any) error {
+		influx.Extern{"bucket": dst, "measurement": schema.DownsampledMeasurement}, func(v map[string]any) error {
 			got[(v["_time"].(time.Time).Unix()/60-hour)/60] = v["_value"].(float64)
 			return nil
 		})
@@ -227,9 +228,9 @@ func downsampledRows(t *testing.T, c *influx.Client, bucket string) map[string]f
 	defer cancel()
 	rows := map[string]float64{}
 	err := c.QueryRows(ctx, `from(bucket: bucket) |> range(start: 0) |> filter(fn: (r) => r._measurement == measurement)`,
-		influx.Extern{"bucket": bucket, "measurement": setup.DownsampledMeasurement}, func(v map[string]any) error {
+		influx.Extern{"bucket": bucket, "measurement": schema.DownsampledMeasurement}, func(v map[string]any) error {
 			var tags []string
-			for _, tag := range sensors.Tags {
+			for _, tag := range schema.SensorTags {
 				tags = append(tags, fmt.Sprint(v[tag[0]]))
 			}
 			key := fmt.Sprintf("%s %s %s %s %v", v["_time"].(time.Time).Format(time.RFC3339), v["agg"], v["_field"], v["clientId"], tags)
@@ -335,7 +336,7 @@ func TestBackfillAggregatesHours(t *testing.T) {
 	defer cancel()
 	err := f.admin.QueryRows(ctx, `from(bucket: bucket) |> range(start: 0)
   |> filter(fn: (r) => r._measurement == measurement and r._field == "Humidity" and r.agg == "count" and r.clientId == deviceId)`,
-		influx.Extern{"bucket": f.cfg.BucketDownsampled, "measurement": setup.DownsampledMeasurement, "deviceId": id},
+		influx.Extern{"bucket": f.cfg.BucketDownsampled, "measurement": schema.DownsampledMeasurement, "deviceId": id},
 		func(v map[string]any) error {
 			counts[v["_time"].(time.Time)] = v["_value"].(float64)
 			return nil

@@ -24,15 +24,12 @@ import (
 // Known limit: when a device's sensor tags change inside an hour, that hour holds one `last` per series and the
 // schema does not say which of them came later, so fn=last for that hour takes the row read last.
 
-// DownsampledMeasurement is the measurement of the hourly aggregates.
-const DownsampledMeasurement = "environment_1h"
-
 // dsFlux reads the hourly aggregates count and {{AGG}} of the device's fields from the downsampled bucket, paired
 // per series (grouping by every column but agg, _value and _time keeps the series apart, so each mean meets its
 // own count even when the sensor tags changed inside an hour).
 const dsFlux = `from(bucket: qBucket)
   |> range(start: qStart, stop: qStop)
-  |> filter(fn: (r) => r._measurement == "environment_1h" and r.clientId == qDevice)
+  |> filter(fn: (r) => ` + dsFilter + `)
   |> filter(fn: (r) => r.agg == "count" or r.agg == "{{AGG}}")
   |> filter(fn: (r) => {{FIELDS}})
   |> group(columns: ["agg", "_value", "_time"], mode: "except")
@@ -44,7 +41,7 @@ const dsFlux = `from(bucket: qBucket)
 // answer (the partial hours at the range's edges, the hours after its latest one).
 const hourlyRawFlux = `data = from(bucket: qBucket)
   |> range(start: qStart, stop: qStop)
-  |> filter(fn: (r) => r._measurement == "environment" and r.clientId == qDevice)
+  |> filter(fn: (r) => ` + sourceFilter + `)
   |> filter(fn: (r) => {{FIELDS}})
   |> keep(columns: ["_start", "_stop", "_time", "_field", "_value"])
   |> group(columns: ["_field"])

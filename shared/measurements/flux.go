@@ -4,10 +4,14 @@ import (
 	"strings"
 
 	"github.com/iot-center/iot-center-serverless/shared/influx"
+	"github.com/iot-center/iot-center-serverless/shared/schema"
 )
 
-// Measurement is the measurement devices and the backfill write; clientId is the device tag.
-const Measurement = "environment"
+// sourceFilter and dsFilter select the device's points of the source measurement and of its hourly aggregates.
+const (
+	sourceFilter = `r._measurement == "` + schema.Measurement + `" and r.` + schema.TagClientID + ` == qDevice`
+	dsFilter     = `r._measurement == "` + schema.DownsampledMeasurement + `" and r.` + schema.TagClientID + ` == qDevice`
+)
 
 // The queries below are fixed text. The only parts rendered per request are the field predicate and the
 // aggregate name, both taken from this package's allow-lists (Field constants, fluxFn values), never from the
@@ -24,7 +28,7 @@ const fnDefs = `lastByTime = (column="_value", tables=<-) => tables |> max(colum
 // float fields share the pivoted table.
 const windowedFlux = `from(bucket: qBucket)
   |> range(start: qStart, stop: qStop)
-  |> filter(fn: (r) => r._measurement == "environment" and r.clientId == qDevice)
+  |> filter(fn: (r) => ` + sourceFilter + `)
   |> filter(fn: (r) => {{FIELDS}})
   |> keep(columns: ["_start", "_stop", "_time", "_field", "_value"])
   |> group(columns: ["_field"])
@@ -38,7 +42,7 @@ const windowedFlux = `from(bucket: qBucket)
 // rawFlux returns the points unaggregated, pivoted like the seed's v1.fieldsAsCols but without the tag columns.
 const rawFlux = `from(bucket: qBucket)
   |> range(start: qStart, stop: qStop)
-  |> filter(fn: (r) => r._measurement == "environment" and r.clientId == qDevice)
+  |> filter(fn: (r) => ` + sourceFilter + `)
   |> filter(fn: (r) => {{FIELDS}})
   |> keep(columns: ["_time", "_field", "_value"])
   |> toFloat()
@@ -51,7 +55,7 @@ const rawFlux = `from(bucket: qBucket)
 // the row with the latest _time, not the table's last row.
 const summaryFlux = `data = from(bucket: qBucket)
   |> range(start: qStart, stop: qStop)
-  |> filter(fn: (r) => r._measurement == "environment" and r.clientId == qDevice)
+  |> filter(fn: (r) => ` + sourceFilter + `)
   |> filter(fn: (r) => {{FIELDS}})
   |> keep(columns: ["_time", "_field", "_value"])
   |> group(columns: ["_field"])
@@ -65,7 +69,7 @@ data |> max(column: "_time") |> yield(name: "last")
 
 from(bucket: qBucket)
   |> range(start: 1970-01-01T00:00:00Z, stop: qStop)
-  |> filter(fn: (r) => r._measurement == "environment" and r.clientId == qDevice)
+  |> filter(fn: (r) => ` + sourceFilter + `)
   |> last()
   |> keep(columns: ["_time"])
   |> yield(name: "lastEntry")

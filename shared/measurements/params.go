@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/iot-center/iot-center-serverless/shared/api"
+	"github.com/iot-center/iot-center-serverless/shared/schema"
 )
 
 // Field is one of the fields the backfill and the devices write to the `environment` measurement.
@@ -18,17 +19,25 @@ type Field string
 
 // The allow-list of fields. Only these constants are ever rendered into Flux text.
 const (
-	Temperature Field = "Temperature"
-	Humidity    Field = "Humidity"
-	Pressure    Field = "Pressure"
-	CO2         Field = "CO2"
-	TVOC        Field = "TVOC"
-	Lat         Field = "Lat"
-	Lon         Field = "Lon"
+	Temperature Field = schema.Temperature
+	Humidity    Field = schema.Humidity
+	Pressure    Field = schema.Pressure
+	CO2         Field = schema.CO2
+	TVOC        Field = schema.TVOC
+	Lat         Field = schema.Lat
+	Lon         Field = schema.Lon
 )
 
-// AllFields lists the allow-list in a stable order.
-var AllFields = []Field{Temperature, Humidity, Pressure, CO2, TVOC, Lat, Lon}
+// AllFields lists the allow-list in a stable order: the schema's numeric fields of its measurement.
+var AllFields = func() []Field {
+	var out []Field
+	for _, f := range schema.Default().Fields(schema.Measurement) {
+		if f.Type.Numeric() {
+			out = append(out, Field(f.Name))
+		}
+	}
+	return out
+}()
 
 // DefaultFields are the seed dashboard's five series.
 var DefaultFields = []Field{Temperature, TVOC, Pressure, Humidity, CO2}

@@ -8,6 +8,7 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/config"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
+	"github.com/iot-center/iot-center-serverless/shared/schema"
 )
 
 // maxRounds bounds how often one call restarts reconciliation after revoking a crashed caller's orphan.
@@ -128,7 +129,7 @@ func (r *Registry) deleteData(ctx context.Context, id string, withData bool) err
 	if !withData {
 		return nil
 	}
-	pred, err := influx.Predicate("_measurement", DataMeasurement, "clientId", id)
+	pred, err := influx.Predicate("_measurement", schema.Measurement, schema.TagClientID, id)
 	if err != nil {
 		return api.Wrap(api.Internal, err, "building the data predicate")
 	}

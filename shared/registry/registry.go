@@ -54,9 +54,6 @@ import (
 // Measurement holds the registry records in the registry bucket.
 const Measurement = "deviceauth"
 
-// DataMeasurement is where devices write; Delete with data removes its points with clientId=<id>.
-const DataMeasurement = "environment"
-
 // Description is the description of a device's authorization; reconciliation lists by it.
 func Description(id string) string { return "IoT Center: " + id }
 

@@ -7,10 +7,9 @@ import (
 	"hash/fnv"
 	"math"
 	"strconv"
-)
 
-// Measurement is the InfluxDB measurement every device writes.
-const Measurement = "environment"
+	"github.com/iot-center/iot-center-serverless/shared/schema"
+)
 
 // DayMillis is one day in milliseconds (the seed's DAY_MILLIS).
 const DayMillis = 86_400_000
@@ -20,16 +19,6 @@ const gpsLapMillis = 30 * DayMillis
 
 // gpsRadius is the track's half-height in degrees of latitude (about 1.1 km).
 const gpsRadius = 0.01
-
-// Tags are the seed's sensor tags, in line-protocol (sorted) order; clientId comes last.
-var Tags = [][2]string{
-	{"CO2Sensor", "virtual_CO2Sensor"},
-	{"GPSSensor", "virtual_GPSSensor"},
-	{"HumiditySensor", "virtual_HumiditySensor"},
-	{"PressureSensor", "virtual_PressureSensor"},
-	{"TVOCSensor", "virtual_TVOCSensor"},
-	{"TemperatureSensor", "virtual_TemperatureSensor"},
-}
 
 // Range is a field's (period in days, min, max) from the seed.
 type Range struct {
@@ -57,18 +46,18 @@ type Reading struct {
 // Fields returns the reading as a field map (for clients that build points, such as influxdb-client-go).
 func (r Reading) Fields() map[string]any {
 	return map[string]any{
-		"Temperature": r.Temperature, "Humidity": r.Humidity, "Pressure": r.Pressure,
-		"CO2": r.CO2, "TVOC": r.TVOC, "Lat": r.Lat, "Lon": r.Lon,
+		schema.Temperature: r.Temperature, schema.Humidity: r.Humidity, schema.Pressure: r.Pressure,
+		schema.CO2: r.CO2, schema.TVOC: r.TVOC, schema.Lat: r.Lat, schema.Lon: r.Lon,
 	}
 }
 
 // TagMap returns the point's tags for deviceID.
 func TagMap(deviceID string) map[string]string {
-	m := make(map[string]string, len(Tags)+1)
-	for _, t := range Tags {
+	m := make(map[string]string, len(schema.SensorTags)+1)
+	for _, t := range schema.SensorTags {
 		m[t[0]] = t[1]
 	}
-	m["clientId"] = deviceID
+	m[schema.TagClientID] = deviceID
 	return m
 }
 
@@ -166,6 +155,25 @@ func (g Generator) position(tMs int64) (lat, lon int64) {
 	return int64(math.Round(la * 1e7)), int64(math.Round(lo * 1e7))
 }
 
+// LinePrefix renders "measurement,<sensor tags>[,agg=<agg>],clientId=<deviceID> " (tags in line-protocol order;
+// agg is omitted when empty). deviceID is a validated id: the device-id alphabet needs no escaping.
+func LinePrefix(measurement, agg, deviceID string) []byte {
+	p := []byte(measurement)
+	for _, t := range schema.SensorTags {
+		p = append(p, ',')
+		p = append(p, t[0]...)
+		p = append(p, '=')
+		p = append(p, t[1]...)
+	}
+	if agg != "" {
+		p = append(p, ","+schema.TagAgg+"="...)
+		p = append(p, agg...)
+	}
+	p = append(p, ","+schema.TagClientID+"="...)
+	p = append(p, deviceID...)
+	return append(p, ' ')
+}
+
 // Line appends one device's points as line protocol. Build one per device and reuse it: the measurement and tag
 // prefix are rendered once.
 type Line struct {
@@ -176,17 +184,7 @@ type Line struct {
 
 // NewLine prepares line rendering for deviceID (a validated id: the device-id alphabet needs no escaping).
 func NewLine(g Generator, deviceID string) *Line {
-	p := []byte(Measurement)
-	for _, t := range Tags {
-		p = append(p, ',')
-		p = append(p, t[0]...)
-		p = append(p, '=')
-		p = append(p, t[1]...)
-	}
-	p = append(p, ",clientId="...)
-	p = append(p, deviceID...)
-	p = append(p, ' ')
-	return &Line{prefix: p, seed: SeedOf(deviceID), gen: g}
+	return &Line{prefix: LinePrefix(schema.Measurement, "", deviceID), seed: SeedOf(deviceID), gen: g}
 }
 
 // Append renders the point at tMs (Unix milliseconds) with a nanosecond timestamp, without allocating or

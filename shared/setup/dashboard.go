@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/iot-center/iot-center-serverless/shared/influx"
+	"github.com/iot-center/iot-center-serverless/shared/schema"
 )
 
 type dashboardJSON struct {
@@ -69,7 +70,7 @@ func ensureDashboard(ctx context.Context, c *influx.Client, orgID string, o Opti
 	if id == "" {
 		var d dashboardJSON
 		body := map[string]any{"orgID": orgID, "name": o.DashboardName,
-			"description": "IoT Center measurements (" + SourceMeasurement + " in " + o.Bucket + "), one cell per field"}
+			"description": "IoT Center measurements (" + schema.Measurement + " in " + o.Bucket + "), one cell per field"}
 		if err := c.JSON(ctx, http.MethodPost, "/api/v2/dashboards", nil, body, &d); err != nil {
 			return "", fmt.Errorf("setup: creating the dashboard: %w", err)
 		}
@@ -116,7 +117,7 @@ func addCell(ctx context.Context, c *influx.Client, dashboardID string, i int, f
 func cellView(field, bucket string) map[string]any {
 	query := "from(bucket: " + fluxString(bucket) + ")\n" +
 		"    |> range(start: v.timeRangeStart, stop: v.timeRangeStop)\n" +
-		"    |> filter(fn: (r) => r._measurement == \"" + SourceMeasurement + "\" and r._field == " + fluxString(field) + ")\n" +
+		"    |> filter(fn: (r) => r._measurement == \"" + schema.Measurement + "\" and r._field == " + fluxString(field) + ")\n" +
 		"    |> aggregateWindow(every: v.windowPeriod, fn: mean, createEmpty: false)\n" +
 		"    |> yield(name: \"mean\")"
 	axis := func(label string) map[string]any {

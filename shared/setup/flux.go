@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/iot-center/iot-center-serverless/shared/influx"
+	"github.com/iot-center/iot-center-serverless/shared/schema"
 )
 
 // TaskEvery is the downsampling task's period; TaskLookback is how far back each run re-aggregates (two full hours,
@@ -29,7 +30,7 @@ import "experimental"
 var downsampleBody = `
 hourly = (fn, name) => from(bucket: sourceBucket)
     |> range(start: downsampleStart, stop: downsampleStop)
-    |> filter(fn: (r) => r._measurement == "` + SourceMeasurement + `")
+    |> filter(fn: (r) => r._measurement == "` + schema.Measurement + `")
     |> filter(fn: (r) => ` + fieldFilter + `)
     |> aggregateWindow(every: 1h, fn: fn, createEmpty: false, timeSrc: "_start")
     |> toFloat()
@@ -43,7 +44,7 @@ union(tables: [
     hourly(fn: max, name: "max"),
     hourly(fn: last, name: "last"),
 ])
-    |> set(key: "_measurement", value: "` + DownsampledMeasurement + `")
+    |> set(key: "_measurement", value: "` + schema.DownsampledMeasurement + `")
     |> to(bucket: targetBucket)
 `
 
@@ -107,7 +108,7 @@ func fluxDuration(d time.Duration) string {
 // DownsampledFields are the numeric fields of the environment measurement (iot-center-v2 devices and the virtual
 // device write these). Naming them keeps the filter one InfluxDB's storage can apply itself, so each aggregate is
 // computed next to the data instead of streaming every point through Flux.
-var DownsampledFields = []string{"Temperature", "Humidity", "Pressure", "CO2", "TVOC", "Lat", "Lon"}
+var DownsampledFields = schema.Default().FieldNames(schema.Measurement)
 
 var fieldFilter = func() string {
 	terms := make([]string, len(DownsampledFields))

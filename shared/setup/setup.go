@@ -21,6 +21,7 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/config"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
+	"github.com/iot-center/iot-center-serverless/shared/schema"
 )
 
 // Defaults of the retention parameters in template.yaml.
@@ -31,17 +32,8 @@ const (
 	MaxRetention = 36500 * 24 * time.Hour
 )
 
-// SourceMeasurement and DownsampledMeasurement name the measurements the task reads and writes.
-const (
-	SourceMeasurement      = "environment"
-	DownsampledMeasurement = "environment_1h"
-)
-
-// Aggregates are the values of the "agg" tag, in the order they are written.
-var Aggregates = []string{"count", "mean", "min", "max", "last"}
-
 // DefaultFields are the iot-center-v2 measurement fields that get a dashboard cell.
-var DefaultFields = []string{"Temperature", "Humidity", "Pressure", "CO2", "TVOC"}
+var DefaultFields = []string{schema.Temperature, schema.Humidity, schema.Pressure, schema.CO2, schema.TVOC}
 
 // Options say what Run creates. The zero value of a retention means its default; names are required.
 type Options struct {
@@ -275,7 +267,7 @@ func ensureTask(ctx context.Context, c *influx.Client, orgID string, o Options, 
 	if len(tasks) == 0 {
 		var t taskJSON
 		body := map[string]any{"orgID": orgID, "flux": flux, "status": "active",
-			"description": "Hourly count/mean/min/max/last of " + SourceMeasurement + " into " + o.BucketDownsampled}
+			"description": "Hourly count/mean/min/max/last of " + schema.Measurement + " into " + o.BucketDownsampled}
 		if err := c.JSON(ctx, http.MethodPost, "/api/v2/tasks", nil, body, &t); err != nil {
 			return "", fmt.Errorf("setup: creating the downsampling task: %w", err)
 		}
