@@ -386,18 +386,13 @@ func (s *Service) coverage(ctx context.Context, ids []string, win Window) ([]Cov
 	return covs, nil
 }
 
-// influxErr classifies a failed InfluxDB query for the caller: overloaded or down is 503, the rest internal.
+// influxErr classifies a failed InfluxDB query for the caller (influx.Classify); an *api.Error passes unchanged.
 func influxErr(err error) error {
 	var e *api.Error
 	if errors.As(err, &e) {
 		return err
 	}
-	switch st := influx.StatusOf(err); {
-	case st == http.StatusTooManyRequests || st == http.StatusServiceUnavailable || st == 0 && isNetErr(err):
-		return api.Wrap(api.Unavailable, err, "querying InfluxDB")
-	default:
-		return api.Wrap(api.Internal, err, "querying InfluxDB")
-	}
+	return api.Wrap(influx.Classify(err), err, "querying InfluxDB")
 }
 
 // forEach runs fn(i) for i in [0, n), parallel at a time, stopping at the first error.

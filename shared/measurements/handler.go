@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"mime"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -236,19 +235,7 @@ func (h *Handler) failure(ctx context.Context, err error, doing string) error {
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return api.Wrap(api.Timeout, err, "%s timed out", doing)
 	}
-	switch st := influx.StatusOf(err); {
-	case st == http.StatusTooManyRequests || st == http.StatusServiceUnavailable:
-		return api.Wrap(api.Unavailable, err, "%s", doing)
-	case st == 0 && isNetError(err):
-		return api.Wrap(api.Unavailable, err, "%s", doing)
-	}
-	return api.Wrap(api.Internal, err, "%s", doing)
-}
-
-func isNetError(err error) bool {
-	var ne net.Error
-	var oe *net.OpError
-	return errors.As(err, &ne) || errors.As(err, &oe)
+	return api.Wrap(influx.Classify(err), err, "%s", doing)
 }
 
 // wantsCSV reports whether the Accept header asks for text/csv (with a non-zero quality).

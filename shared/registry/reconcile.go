@@ -85,7 +85,7 @@ func (r *Registry) Delete(ctx context.Context, id string, withData bool) error {
 	if !known {
 		auths, err := r.c.FindAuthorizations(ctx, Description(id))
 		if err != nil {
-			return api.Wrap(classify(err), err, "listing authorizations")
+			return api.Wrap(influx.Classify(err), err, "listing authorizations")
 		}
 		if len(auths) == 0 {
 			// a retry after a delete that failed half-way still removes the data it was asked to
@@ -104,14 +104,14 @@ func (r *Registry) Delete(ctx context.Context, id string, withData bool) error {
 		}
 		auths, err := r.c.FindAuthorizations(ctx, Description(id))
 		if err != nil {
-			return api.Wrap(classify(err), err, "listing authorizations")
+			return api.Wrap(influx.Classify(err), err, "listing authorizations")
 		}
 		if len(auths) == 0 {
 			break
 		}
 		for _, a := range auths {
 			if err := r.c.DeleteAuthorization(ctx, a.ID); err != nil {
-				return api.Wrap(classify(err), err, "revoking an authorization")
+				return api.Wrap(influx.Classify(err), err, "revoking an authorization")
 			}
 		}
 	}
@@ -134,7 +134,7 @@ func (r *Registry) deleteData(ctx context.Context, id string, withData bool) err
 		return api.Wrap(api.Internal, err, "building the data predicate")
 	}
 	if err := r.c.Delete(ctx, r.cfg.Bucket, influx.AllTimeStart, influx.AllTimeStop, pred); err != nil {
-		return api.Wrap(classify(err), err, "deleting the device's measurements")
+		return api.Wrap(influx.Classify(err), err, "deleting the device's measurements")
 	}
 	return nil
 }
@@ -150,7 +150,7 @@ func (r *Registry) works(ctx context.Context, authID string) (bool, error) {
 		return false, nil
 	}
 	if err != nil {
-		return false, api.Wrap(classify(err), err, "reading an authorization")
+		return false, api.Wrap(influx.Classify(err), err, "reading an authorization")
 	}
 	return a.GrantsReadWrite(bucketID), nil
 }
@@ -158,7 +158,11 @@ func (r *Registry) works(ctx context.Context, authID string) (bool, error) {
 func (r *Registry) dataBucketID(ctx context.Context) (string, error) {
 	id, err := r.c.BucketID(ctx, r.cfg.Bucket)
 	if err != nil {
-		return "", api.Wrap(classify(err), err, "finding the data bucket (has setup run?)")
+		code := influx.Classify(err)
+		if code == api.NotFound {
+			code = api.Internal // a missing data bucket is a deployment fault, not the caller's missing device
+		}
+		return "", api.Wrap(code, err, "finding the data bucket (has setup run?)")
 	}
 	return id, nil
 }
@@ -177,12 +181,12 @@ func (r *Registry) replace(ctx context.Context, id string, old *Device) (Device,
 	for round := 0; round < maxRounds; round++ {
 		mine, err := r.c.CreateBucketAuthorization(ctx, Description(id), bucketID)
 		if err != nil {
-			return Device{}, false, api.Wrap(classify(err), err, "creating an authorization")
+			return Device{}, false, api.Wrap(influx.Classify(err), err, "creating an authorization")
 		}
 		auths, err := r.c.FindAuthorizations(ctx, Description(id))
 		if err != nil {
 			r.revoke(ctx, mine.ID)
-			return Device{}, false, api.Wrap(classify(err), err, "listing authorizations")
+			return Device{}, false, api.Wrap(influx.Classify(err), err, "listing authorizations")
 		}
 		winner, before, ok := pick(auths, replaced, after, bucketID)
 		if ok && winner.ID == mine.ID {
@@ -255,7 +259,7 @@ func (r *Registry) win(ctx context.Context, id string, old *Device, mine influx.
 	if _, err := r.c.GetAuthorization(ctx, mine.ID); err == nil {
 		return d, old == nil, nil
 	} else if !errors.Is(err, influx.ErrNotFound) {
-		return Device{}, false, api.Wrap(classify(err), err, "checking the new authorization")
+		return Device{}, false, api.Wrap(influx.Classify(err), err, "checking the new authorization")
 	}
 	// a concurrent delete (or a newer rotation) revoked ours: remove our record point, answer what is current
 	if err := r.deleteRecord(ctx, id, mine.ID); err != nil {

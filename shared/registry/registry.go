@@ -40,10 +40,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/iot-center/iot-center-serverless/shared/api"
@@ -174,7 +172,7 @@ func (r *Registry) read(ctx context.Context, flux string, ext influx.Extern) (ma
 			break
 		}
 	}
-	return nil, api.Wrap(classify(err), err, "reading the device registry")
+	return nil, api.Wrap(influx.Classify(err), err, "reading the device registry")
 }
 
 // transientRead says whether a failed read may succeed when run again: not a refusal (4xx other than 429), not
@@ -226,7 +224,7 @@ func (r *Registry) write(ctx context.Context, d Device, at time.Time) error {
 		quote(d.UpdatedAt.UTC().Format(time.RFC3339Nano)), at.UnixNano())
 	if err := r.c.WriteLines(ctx, r.cfg.BucketAuth, []byte(b.String())); err != nil {
 		// the line holds the token: the error must not (influx errors carry only InfluxDB's message)
-		return api.Wrap(classify(err), err, "writing the device registry")
+		return api.Wrap(influx.Classify(err), err, "writing the device registry")
 	}
 	return nil
 }
@@ -243,7 +241,7 @@ func (r *Registry) deleteRecord(ctx context.Context, id, authID string) error {
 		return api.Wrap(api.Internal, err, "building the registry predicate")
 	}
 	if err := r.c.Delete(ctx, r.cfg.BucketAuth, influx.AllTimeStart, influx.AllTimeStop, pred); err != nil {
-		return api.Wrap(classify(err), err, "deleting the registry record")
+		return api.Wrap(influx.Classify(err), err, "deleting the registry record")
 	}
 	return nil
 }
@@ -251,20 +249,4 @@ func (r *Registry) deleteRecord(ctx context.Context, id, authID string) error {
 // quote renders a line-protocol string field value.
 func quote(s string) string {
 	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
-}
-
-// classify maps an InfluxDB failure to the code answered: overload and outages are 503, a deadline 504, the rest
-// (including InfluxDB refusing the admin token: a deployment error) internal.
-func classify(err error) api.Code {
-	if errors.Is(err, context.DeadlineExceeded) {
-		return api.Timeout
-	}
-	if s := influx.StatusOf(err); s == 429 || s == 503 {
-		return api.Unavailable
-	}
-	var ne net.Error
-	if errors.As(err, &ne) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) {
-		return api.Unavailable // no answer at all: InfluxDB is down or unreachable
-	}
-	return api.Internal
 }

@@ -1,10 +1,6 @@
 package registry
 
 import (
-	"context"
-	"errors"
-	"fmt"
-	"net"
 	"slices"
 	"sort"
 	"testing"
@@ -55,26 +51,6 @@ func TestPickWinner(t *testing.T) {
 				t.Errorf("got winner %q ok=%v before %v, want %q ok=%v before %v", w.ID, ok, got, tc.wantWinner, tc.wantOK, want)
 			}
 		})
-	}
-}
-
-func TestClassify(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		err  error
-		want api.Code
-	}{
-		{"deadline", fmt.Errorf("q: %w", context.DeadlineExceeded), api.Timeout},
-		{"503", &influx.HTTPError{Status: 503}, api.Unavailable},
-		{"429", fmt.Errorf("w: %w", &influx.HTTPError{Status: 429}), api.Unavailable},
-		{"401 admin token refused", &influx.HTTPError{Status: 401}, api.Internal},
-		{"400", &influx.HTTPError{Status: 400}, api.Internal},
-		{"connection refused", fmt.Errorf("post: %w", &net.OpError{Op: "dial", Err: errors.New("refused")}), api.Unavailable},
-		{"other", errors.New("parse"), api.Internal},
-	} {
-		if got := classify(tc.err); got != tc.want {
-			t.Errorf("%s: got %s, want %s", tc.name, got, tc.want)
-		}
 	}
 }
 
