@@ -3,7 +3,6 @@
 package e2e_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -12,17 +11,13 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/iot-center/iot-center-serverless/shared/influxtest"
+	"github.com/iot-center/iot-center-serverless/internal/influxtest"
+	"github.com/iot-center/iot-center-serverless/internal/testenv"
 )
 
 func TestMain(m *testing.M) {
@@ -33,45 +28,20 @@ func TestMain(m *testing.M) {
 
 // localAPI is one cmd/localapi process shared by the tests of this binary (it builds every function once).
 type localAPI struct {
-	URL         string
-	OperatorKey string
-	DeviceKey   string
-	Influx      *influxtest.Server
-	Bucket      string
-	State       string
-
-	cmd    *exec.Cmd
-	done   chan struct{}
-	mu     sync.Mutex
-	stderr bytes.Buffer
-}
-
-func (l *localAPI) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.stderr.Write(b)
+	*testenv.LocalAPI
+	Influx *influxtest.Server
+	Bucket string
+	dir    string
 }
 
 // Output returns what the local API and its functions logged so far.
-func (l *localAPI) Output() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.stderr.String()
-}
+func (l *localAPI) Output() string { return l.Logs.String() }
 
 var (
 	apiOnce sync.Once
 	api     *localAPI
 	apiErr  error
 )
-
-func root() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Clean(filepath.Join(filepath.Dir(file), ".."))
-}
-
-// startTimeout covers building the eleven functions on a busy 2-core machine.
-const startTimeout = 10 * time.Minute
 
 func shared(t *testing.T) *localAPI {
 	t.Helper()
@@ -88,93 +58,24 @@ func start(srv *influxtest.Server) (*localAPI, error) {
 	if err != nil {
 		return nil, err
 	}
-	bin := filepath.Join(dir, "localapi")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/localapi")
-	build.Dir = root()
-	if out, err := build.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("go build ./cmd/localapi: %v\n%s", err, out)
-	}
-	port, err := influxtest.FreePort()
-	if err != nil {
-		return nil, err
-	}
 	suffix := influxtest.RandomID(4)
-	l := &localAPI{URL: "http://127.0.0.1:" + strconv.Itoa(port), Influx: srv, State: filepath.Join(dir, "state"),
-		OperatorKey: "op-e2e-" + influxtest.RandomID(12), DeviceKey: "dev-e2e-" + influxtest.RandomID(12),
-		Bucket: "e2e_data_" + suffix, done: make(chan struct{})}
-	cmd := exec.Command(bin, "-root", root(), "-state", l.State, "-addr", "127.0.0.1:"+strconv.Itoa(port),
-		"-pool", "2", "-pool-for", "EnvConfigFunction=4",
-		"-parameter-overrides", fmt.Sprintf("InfluxBucket=%s InfluxBucketAuth=e2e_auth_%s InfluxBucketDownsampled=e2e_1h_%s", l.Bucket, suffix, suffix))
-	env := []string{}
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "INFLUX_") && !strings.HasPrefix(kv, "IOT_") {
-			env = append(env, kv)
-		}
-	}
-	cmd.Env = append(env, "INFLUX_URL="+srv.URL, "INFLUX_TOKEN="+srv.Token, "INFLUX_ORG="+srv.Org,
-		"IOT_OPERATOR_KEY="+l.OperatorKey, "IOT_DEVICE_KEY="+l.DeviceKey)
-	stdout, err := cmd.StdoutPipe()
+	l := &localAPI{Influx: srv, Bucket: "e2e_data_" + suffix, dir: dir}
+	l.LocalAPI, err = testenv.StartLocalAPI(testenv.LocalAPIOptions{Dir: dir, InfluxURL: srv.URL, InfluxToken: srv.Token,
+		InfluxOrg: srv.Org, OperatorKey: "op-e2e-" + influxtest.RandomID(12), DeviceKey: "dev-e2e-" + influxtest.RandomID(12),
+		Args: []string{"-pool", "2", "-pool-for", "EnvConfigFunction=4", "-parameter-overrides",
+			fmt.Sprintf("InfluxBucket=%s InfluxBucketAuth=e2e_auth_%s InfluxBucketDownsampled=e2e_1h_%s", l.Bucket, suffix, suffix)}})
 	if err != nil {
+		_ = os.RemoveAll(dir)
 		return nil, err
 	}
-	cmd.Stderr = l
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	l.cmd = cmd
-	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		once := false
-		for sc.Scan() {
-			_, _ = l.Write([]byte(sc.Text() + "\n"))
-			if !once && strings.HasPrefix(sc.Text(), "Ctrl-C stops everything") {
-				once = true
-				close(ready)
-			}
-		}
-	}()
-	go func() { _ = cmd.Wait(); close(l.done) }()
-	select {
-	case <-ready:
-		return l, nil
-	case <-l.done:
-		return nil, fmt.Errorf("the local API exited:\n%s", tail(l.Output(), 6000))
-	case <-time.After(startTimeout):
-		l.stop()
-		return nil, fmt.Errorf("the local API was not ready within %s:\n%s", startTimeout, tail(l.Output(), 6000))
-	}
-}
-
-// stop sends SIGTERM (what Ctrl-C does) and waits; SIGKILL to the group only if it hangs.
-func (l *localAPI) stop() error {
-	if l == nil || l.cmd == nil {
-		return nil
-	}
-	_ = l.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-l.done:
-		return nil
-	case <-time.After(30 * time.Second):
-		_ = syscall.Kill(-l.cmd.Process.Pid, syscall.SIGKILL)
-		<-l.done
-		return fmt.Errorf("the local API did not stop within 30s of SIGTERM")
-	}
+	return l, nil
 }
 
 func stopLocalAPI() {
 	if api != nil {
-		_ = api.stop()
-		_ = os.RemoveAll(filepath.Dir(api.State))
+		_ = api.Stop()
+		_ = os.RemoveAll(api.dir)
 	}
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
 }
 
 type response struct {

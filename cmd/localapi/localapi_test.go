@@ -16,6 +16,7 @@ import (
 	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/lambdarun"
 	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/samtpl"
 	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/testfn"
+	"github.com/iot-center/iot-center-serverless/internal/testenv"
 )
 
 // makefileTargets returns build-<LogicalId> -> package path of its go build, and the FUNCTIONS list.
@@ -137,7 +138,7 @@ func TestPairs(t *testing.T) {
 func BenchmarkColdStart(b *testing.B) {
 	tpl := loadTemplate(b)
 	root := testfn.Root()
-	rie, err := lambdarun.FindRIE(root, os.Getenv)
+	rie, err := testenv.RIE(root, os.Getenv)
 	if err != nil {
 		b.Fatal(err)
 	}

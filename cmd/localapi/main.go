@@ -9,13 +9,13 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 
 	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/app"
+	"github.com/iot-center/iot-center-serverless/internal/testenv"
 )
 
 func main() {
@@ -54,7 +54,7 @@ func main() {
 		fail(fmt.Errorf("-pool %d: want 1..64", o.Pool))
 	}
 	if o.Root == "" {
-		if o.Root, err = moduleRoot(); err != nil {
+		if o.Root, err = testenv.ModuleRoot(); err != nil {
 			fail(err)
 		}
 	}
@@ -76,24 +76,6 @@ func pairs(s string) (map[string]string, error) {
 		out[k] = v
 	}
 	return out, nil
-}
-
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for i := 0; i < 32; i++ {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			break
-		}
-		dir = parent
-	}
-	return "", fmt.Errorf("no go.mod above the working directory: pass -root")
 }
 
 func fail(err error) {

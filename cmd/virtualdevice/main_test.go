@@ -12,10 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iot-center/iot-center-serverless/internal/influxtest"
 	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/config"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
-	"github.com/iot-center/iot-center-serverless/shared/influxtest"
 	"github.com/iot-center/iot-center-serverless/shared/registry"
 )
 

@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/iot-center/iot-center-serverless/shared/influxtest"
-	"github.com/iot-center/iot-center-serverless/shared/lambdatest"
+	"github.com/iot-center/iot-center-serverless/internal/influxtest"
+	"github.com/iot-center/iot-center-serverless/internal/lambdatest"
 	"github.com/iot-center/iot-center-serverless/shared/registry"
 )
 

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/iot-center/iot-center-serverless/shared/backfill/localapitest"
-	"github.com/iot-center/iot-center-serverless/shared/influxtest"
+	"github.com/iot-center/iot-center-serverless/internal/influxtest"
+	"github.com/iot-center/iot-center-serverless/internal/localapitest"
 	"github.com/iot-center/iot-center-serverless/shared/registry"
 )
 

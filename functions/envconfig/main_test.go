@@ -10,8 +10,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/iot-center/iot-center-serverless/shared/influxtest"
-	"github.com/iot-center/iot-center-serverless/shared/lambdatest"
+	"github.com/iot-center/iot-center-serverless/internal/influxtest"
+	"github.com/iot-center/iot-center-serverless/internal/lambdatest"
 	"github.com/iot-center/iot-center-serverless/shared/registry"
 )
 

@@ -16,10 +16,11 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/iot-center/iot-center-serverless/internal/influxtest"
+	"github.com/iot-center/iot-center-serverless/internal/testenv"
 	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/config"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
-	"github.com/iot-center/iot-center-serverless/shared/influxtest"
 	"github.com/iot-center/iot-center-serverless/shared/registry"
 )
 
@@ -208,7 +209,7 @@ func TestDeviceCapAnswers429(t *testing.T) {
 }
 
 func TestRegistryDownFailsTheInvocation(t *testing.T) {
-	port, err := influxtest.FreePort()
+	port, err := testenv.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}

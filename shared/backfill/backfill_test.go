@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iot-center/iot-center-serverless/internal/influxtest"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
-	"github.com/iot-center/iot-center-serverless/shared/influxtest"
 	"github.com/iot-center/iot-center-serverless/shared/schema"
 	"github.com/iot-center/iot-center-serverless/shared/sensors"
 )

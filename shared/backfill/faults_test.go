@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/iot-center/iot-center-serverless/shared/influxtest"
+	"github.com/iot-center/iot-center-serverless/internal/influxtest"
 )
 
 // faultProxy is a reverse proxy in front of influxd that answers 503 with Retry-After to the first `fail` write

@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/iot-center/iot-center-serverless/shared/backfill/localapitest"
+	"github.com/iot-center/iot-center-serverless/internal/influxtest"
+	"github.com/iot-center/iot-center-serverless/internal/localapitest"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
-	"github.com/iot-center/iot-center-serverless/shared/influxtest"
 )
 
 // BenchmarkLocalAPIFanOut is the benchmark: 20 devices × 7 days (201,600 points) backfilled through the

@@ -12,8 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iot-center/iot-center-serverless/internal/influxtest"
+	"github.com/iot-center/iot-center-serverless/internal/testenv"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
-	"github.com/iot-center/iot-center-serverless/shared/influxtest"
 	"github.com/iot-center/iot-center-serverless/shared/schema"
 	"github.com/iot-center/iot-center-serverless/shared/sensors"
 	"github.com/iot-center/iot-center-serverless/shared/setup"
@@ -94,7 +95,7 @@ func TestWorkerGivesUpBounded(t *testing.T) {
 func TestPlanWhenInfluxDown(t *testing.T) {
 	f := newFixture(t, influxtest.Shared(t), fixtureOpts{})
 	id := f.register(t, "down")
-	port, err := influxtest.FreePort()
+	port, err := testenv.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}

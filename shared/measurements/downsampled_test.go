@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iot-center/iot-center-serverless/internal/influxtest"
 	"github.com/iot-center/iot-center-serverless/shared/config"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
-	"github.com/iot-center/iot-center-serverless/shared/influxtest"
 	"github.com/iot-center/iot-center-serverless/shared/measurements"
 	"github.com/iot-center/iot-center-serverless/shared/registry"
 	"github.com/iot-center/iot-center-serverless/shared/setup"

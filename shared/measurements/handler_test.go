@@ -14,9 +14,9 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
 
+	"github.com/iot-center/iot-center-serverless/internal/testenv"
 	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
-	"github.com/iot-center/iot-center-serverless/shared/influxtest"
 	"github.com/iot-center/iot-center-serverless/shared/measurements"
 )
 
@@ -72,7 +72,7 @@ func TestThroughAPIGatewayAdapter(t *testing.T) {
 // carries the admin token.
 func TestInfluxDown503(t *testing.T) {
 	f := newFixture(t)
-	port, err := influxtest.FreePort()
+	port, err := testenv.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}

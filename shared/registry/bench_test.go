@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iot-center/iot-center-serverless/internal/influxtest"
 	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/config"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
-	"github.com/iot-center/iot-center-serverless/shared/influxtest"
 )
 
 // benchSamples is how many requests each benchmark times per run (make bench runs each benchmark once).

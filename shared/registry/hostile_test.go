@@ -7,11 +7,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/iot-center/iot-center-serverless/internal/syncbuf"
+	"github.com/iot-center/iot-center-serverless/internal/testenv"
 	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/config"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
-	"github.com/iot-center/iot-center-serverless/shared/influxtest"
-	"github.com/iot-center/iot-center-serverless/shared/syncbuf"
 )
 
 var hostileIDs = []struct{ name, id string }{
@@ -156,7 +156,7 @@ func TestSecretsNeverInResponsesOrLogs(t *testing.T) {
 	send(f.h, "DELETE", "/api/devices/"+id, "data=true")
 
 	// failures: InfluxDB unreachable (503) and an admin token InfluxDB refuses (500); both are logged with causes
-	port, err := influxtest.FreePort()
+	port, err := testenv.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/iot-center/iot-center-serverless/shared/influxtest"
+	"github.com/iot-center/iot-center-serverless/internal/influxtest"
 )
 
 // BenchmarkSetupRun measures a deploy's custom resource work on a fresh InfluxDB organisation's buckets: the first

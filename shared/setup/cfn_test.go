@@ -14,8 +14,8 @@ import (
 
 	"github.com/aws/aws-lambda-go/cfn"
 
+	"github.com/iot-center/iot-center-serverless/internal/influxtest"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
-	"github.com/iot-center/iot-center-serverless/shared/influxtest"
 )
 
 // cfnEndpoint stands in for the pre-signed S3 URL CloudFormation hands out (an httptest server: S3 cannot run here).

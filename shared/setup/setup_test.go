@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iot-center/iot-center-serverless/internal/influxtest"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
-	"github.com/iot-center/iot-center-serverless/shared/influxtest"
 )
 
 func TestMain(m *testing.M) { os.Exit(influxtest.Main(m)) }

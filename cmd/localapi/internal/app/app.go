@@ -22,6 +22,7 @@ import (
 	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/gateway"
 	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/lambdarun"
 	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/samtpl"
+	"github.com/iot-center/iot-center-serverless/internal/testenv"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
 	"github.com/iot-center/iot-center-serverless/shared/setup"
 )
@@ -104,7 +105,7 @@ func Run(ctx context.Context, o Options) error {
 		}
 		log.Info("using the InfluxDB from INFLUX_URL", "url", db.URL, "org", db.Org)
 	} else {
-		bin, err := influxdBinary(ctx, o.Root, getenv)
+		bin, err := testenv.InfluxdBinary(ctx, o.Root, getenv, o.Stderr)
 		if err != nil {
 			return err
 		}
@@ -146,7 +147,7 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}
 
-	rie, err := lambdarun.FindRIE(o.Root, getenv)
+	rie, err := testenv.RIE(o.Root, getenv)
 	if err != nil {
 		return err
 	}
@@ -266,7 +267,7 @@ func FunctionEnv(f *samtpl.Function, envJSON map[string]string, db *influxInstan
 			env[k] = v
 		}
 	}
-	if db != nil && db.cmd != nil {
+	if db != nil && db.local != nil {
 		// The local influxd is authoritative for its own address and token.
 		env["INFLUX_URL"], env["INFLUX_TOKEN"], env["INFLUX_ORG"] = db.URL, db.Token, db.Org
 	}
@@ -334,10 +335,10 @@ func loadKeys(path string, getenv func(string) string) (keyPair, error) {
 		return k, nil
 	}
 	if saved["IOT_OPERATOR_KEY"] == "" {
-		saved["IOT_OPERATOR_KEY"] = "op-" + randomHex(20)
+		saved["IOT_OPERATOR_KEY"] = "op-" + testenv.RandomHex(20)
 	}
 	if saved["IOT_DEVICE_KEY"] == "" {
-		saved["IOT_DEVICE_KEY"] = "dev-" + randomHex(20)
+		saved["IOT_DEVICE_KEY"] = "dev-" + testenv.RandomHex(20)
 	}
 	if err := writeEnvFile(path, saved); err != nil {
 		return keyPair{}, err

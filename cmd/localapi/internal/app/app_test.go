@@ -10,8 +10,9 @@ import (
 	"time"
 
 	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/samtpl"
+	"github.com/iot-center/iot-center-serverless/internal/influxtest"
+	"github.com/iot-center/iot-center-serverless/internal/testenv"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
-	"github.com/iot-center/iot-center-serverless/shared/influxtest"
 )
 
 func TestMain(m *testing.M) { os.Exit(influxtest.Main(m)) }
@@ -108,7 +109,7 @@ func TestLocalInfluxdKeepsStateAcrossRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	state := t.TempDir()
-	port, err := influxtest.FreePort()
+	port, err := testenv.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,10 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/lambdarun"
 	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/testfn"
-	"github.com/iot-center/iot-center-serverless/shared/influxtest"
-	"github.com/iot-center/iot-center-serverless/shared/syncbuf"
+	"github.com/iot-center/iot-center-serverless/internal/influxtest"
+	"github.com/iot-center/iot-center-serverless/internal/syncbuf"
+	"github.com/iot-center/iot-center-serverless/internal/testenv"
 )
 
 const runTemplate = `
@@ -65,7 +65,7 @@ func TestRunServesAndStopsCleanly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rie, err := lambdarun.FindRIE(testfn.Root(), os.Getenv)
+	rie, err := testenv.RIE(testfn.Root(), os.Getenv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func TestRunServesAndStopsCleanly(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	port, err := influxtest.FreePort()
+	port, err := testenv.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}

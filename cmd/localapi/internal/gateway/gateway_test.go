@@ -25,6 +25,7 @@ import (
 	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/lambdarun"
 	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/samtpl"
 	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/testfn"
+	"github.com/iot-center/iot-center-serverless/internal/testenv"
 )
 
 var echoBin, rieBin string
@@ -42,7 +43,7 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	if rieBin, err = lambdarun.FindRIE(testfn.Root(), os.Getenv); err != nil {
+	if rieBin, err = testenv.RIE(testfn.Root(), os.Getenv); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

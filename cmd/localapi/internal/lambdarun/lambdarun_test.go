@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/testfn"
+	"github.com/iot-center/iot-center-serverless/internal/testenv"
 	"strings"
 	"sync"
 	"syscall"
@@ -39,7 +40,7 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	if rieBin, err = FindRIE(root, os.Getenv); err != nil {
+	if rieBin, err = testenv.RIE(root, os.Getenv); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -141,11 +142,11 @@ func TestPoolFunctionErrorAndRestart(t *testing.T) {
 	}
 	// Kill the emulator behind the pool's back: the next invocation restarts it.
 	in := p.all[0]
-	if err := syscall.Kill(-in.cmd.Process.Pid, syscall.SIGKILL); err != nil {
+	if err := syscall.Kill(-in.proc.Cmd.Process.Pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case <-in.done:
+	case <-in.proc.Done():
 	case <-time.After(5 * time.Second):
 		t.Fatal("emulator did not die")
 	}

@@ -10,13 +10,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os/exec"
 	"strconv"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/iot-center/iot-center-serverless/internal/testenv"
 )
 
 // MaxResponseBytes caps a function's reply (Lambda's synchronous payload limit is 6 MB).
@@ -84,8 +85,7 @@ func (p *Pool) Name() string { return p.spec.Name }
 type instance struct {
 	pool      *Pool
 	index     int
-	cmd       *exec.Cmd
-	done      chan struct{}
+	proc      *testenv.Proc
 	addr      string // emulator invoke address
 	client    *http.Client
 	inFlight  int32 // for tests: must never exceed 1
@@ -144,11 +144,11 @@ func (in *instance) leave() {
 }
 
 func (in *instance) alive() bool {
-	if in.cmd == nil {
+	if in.proc == nil {
 		return false
 	}
 	select {
-	case <-in.done:
+	case <-in.proc.Done():
 		return false
 	default:
 		return true
@@ -157,11 +157,11 @@ func (in *instance) alive() bool {
 
 func (in *instance) start(ctx context.Context) error {
 	p := in.pool
-	apiPort, err := freePort()
+	apiPort, err := testenv.FreePort()
 	if err != nil {
 		return err
 	}
-	rtPort, err := freePort()
+	rtPort, err := testenv.FreePort()
 	if err != nil {
 		return err
 	}
@@ -170,38 +170,23 @@ func (in *instance) start(ctx context.Context) error {
 		"--runtime-api-address", "127.0.0.1:"+strconv.Itoa(rtPort), p.spec.Bootstrap)
 	cmd.Env = p.spec.Env
 	cmd.Stdout, cmd.Stderr = p.spec.Output, p.spec.Output
-	// Own process group, so stopping kills the emulator and the bootstrap it forked; Pdeathsig takes the emulator
+	// Own process group, so stopping kills the emulator and the bootstrap it forked; SIGKILL takes the emulator
 	// down if this process dies without cleaning up.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	proc, err := testenv.Start(cmd, syscall.SIGKILL)
+	if err != nil {
 		return err
 	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	in.cmd, in.done, in.startedAt = cmd, done, time.Now()
+	in.proc, in.startedAt = proc, time.Now()
 	in.client = &http.Client{Timeout: p.spec.Timeout + 5*time.Second}
 	p.mu.Lock()
 	p.starts++
 	p.mu.Unlock()
 	// The emulator listens within milliseconds; bounded wait.
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		c, err := net.DialTimeout("tcp", in.addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		select {
-		case <-done:
-			return errors.New("the emulator exited at start")
-		case <-ctx.Done():
-			in.kill()
-			return ctx.Err()
-		case <-time.After(5 * time.Millisecond):
-		}
+	if err := testenv.WaitListen(ctx, in.addr, proc.Done(), 10*time.Second); err != nil {
+		in.kill()
+		return fmt.Errorf("the emulator: %w", err)
 	}
-	in.kill()
-	return errors.New("the emulator did not listen within 10s")
+	return nil
 }
 
 func (in *instance) invoke(ctx context.Context, payload []byte) (Result, error) {
@@ -267,20 +252,12 @@ func errorPayload(typ, msg string) []byte {
 
 // kill stops the instance's process group (emulator and bootstrap) and waits for it.
 func (in *instance) kill() {
-	if in.cmd == nil || in.cmd.Process == nil {
+	if in.proc == nil {
 		return
 	}
-	pid := in.cmd.Process.Pid
-	_ = syscall.Kill(-pid, syscall.SIGTERM)
-	select {
-	case <-in.done:
-	case <-time.After(2 * time.Second):
-		_ = syscall.Kill(-pid, syscall.SIGKILL)
-		<-in.done
-	}
-	// The bootstrap may outlive the emulator in the group: make sure nothing is left.
-	_ = syscall.Kill(-pid, syscall.SIGKILL)
-	in.cmd = nil
+	// Stop also kills what is left of the group: the bootstrap may outlive the emulator.
+	in.proc.Stop(syscall.SIGTERM, 2*time.Second)
+	in.proc = nil
 }
 
 // Close stops every process of the pool, waiting for in-flight invocations up to ctx.
@@ -296,8 +273,8 @@ func (p *Pool) Close(ctx context.Context) {
 			// Still busy: kill anyway (the invocation fails), leaving no process behind.
 			p.mu.Lock()
 			for _, in := range p.all {
-				if in.cmd != nil && in.cmd.Process != nil {
-					_ = syscall.Kill(-in.cmd.Process.Pid, syscall.SIGKILL)
+				if in.proc != nil {
+					_ = syscall.Kill(-in.proc.Cmd.Process.Pid, syscall.SIGKILL)
 				}
 			}
 			p.mu.Unlock()
@@ -314,13 +291,4 @@ func (p *Pool) Stats() Stats {
 	statsMu.Lock()
 	defer statsMu.Unlock()
 	return Stats{Starts: s, MaxConcurrent: p.maxConcurrent}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }

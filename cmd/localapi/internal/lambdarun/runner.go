@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"strings"
 	"sync"
 )
 
@@ -50,33 +49,6 @@ func (r *Runner) Close(ctx context.Context) {
 		go func() { defer wg.Done(); p.Close(ctx) }()
 	}
 	wg.Wait()
-}
-
-// FindRIE locates the emulator: $RIE_BIN, then bin/aws-lambda-rie (built by `make tools`), then the go.mod tool's
-// cached binary (`go tool -n aws-lambda-rie`, which builds it when needed).
-func FindRIE(root string, getenv func(string) string) (string, error) {
-	if b := getenv("RIE_BIN"); b != "" {
-		if _, err := os.Stat(b); err != nil {
-			return "", fmt.Errorf("RIE_BIN=%s: %w", b, err)
-		}
-		return b, nil
-	}
-	if b := filepath.Join(root, "bin", "aws-lambda-rie"); fileExists(b) {
-		return b, nil
-	}
-	cmd := exec.Command("go", "tool", "-n", "aws-lambda-rie")
-	cmd.Dir = root
-	var errb bytes.Buffer
-	cmd.Stderr = &errb
-	out, err := cmd.Output()
-	if err != nil {
-		return "", fmt.Errorf("finding the emulator (run `make tools`): go tool -n aws-lambda-rie: %v: %s", err, strings.TrimSpace(errb.String()))
-	}
-	b := strings.TrimSpace(string(out))
-	if !fileExists(b) {
-		return "", fmt.Errorf("go tool -n aws-lambda-rie printed %q, which does not exist (run `make tools`)", b)
-	}
-	return b, nil
 }
 
 func fileExists(p string) bool {

@@ -2,14 +2,18 @@ package samtpl
 
 import (
 	"path/filepath"
-	"runtime"
 	"testing"
+
+	"github.com/iot-center/iot-center-serverless/internal/testenv"
 )
 
 func repoTemplate(t *testing.T) string {
 	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "../../../../template.yaml")
+	root, err := testenv.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(root, "template.yaml")
 }
 
 func TestLoadRealTemplate(t *testing.T) {

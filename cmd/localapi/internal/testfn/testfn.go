@@ -6,13 +6,17 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
+
+	"github.com/iot-center/iot-center-serverless/internal/testenv"
 )
 
-// Root is the repository root.
+// Root is the repository root (testenv.ModuleRoot; tests run inside the module).
 func Root() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Clean(filepath.Join(filepath.Dir(file), "../../../.."))
+	root, err := testenv.ModuleRoot()
+	if err != nil {
+		panic(err) // test support only: a test binary outside its module cannot build the echo function anyway
+	}
+	return root
 }
 
 // BuildEcho builds the echo bootstrap for the host into dir and returns its path.

@@ -7,7 +7,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/iot-center/iot-center-serverless/shared/influxtest"
-	"github.com/iot-center/iot-center-serverless/shared/syncbuf"
+	"github.com/iot-center/iot-center-serverless/internal/syncbuf"
+	"github.com/iot-center/iot-center-serverless/internal/testenv"
 )
 
 // Emulator is one running emulator with its bootstrap.
@@ -27,21 +26,18 @@ type Emulator struct {
 	Logs *syncbuf.Buffer // the emulator's and the function's output
 }
 
-// RIE returns the emulator binary: $RIE_BIN, else bin/aws-lambda-rie of the module (built by `make tools`).
+// RIE returns the emulator binary (testenv.RIE: $RIE_BIN, bin/aws-lambda-rie, the go.mod tool).
 func RIE(t testing.TB) string {
 	t.Helper()
-	candidates := []string{os.Getenv("RIE_BIN")}
-	if root, err := influxtest.ModuleRoot(); err == nil {
-		candidates = append(candidates, filepath.Join(root, "bin/aws-lambda-rie"))
+	root, err := testenv.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, p := range candidates {
-		if st, err := os.Stat(p); p != "" && err == nil && !st.IsDir() {
-			abs, _ := filepath.Abs(p)
-			return abs
-		}
+	rie, err := testenv.RIE(root, os.Getenv)
+	if err != nil {
+		t.Fatalf("the Lambda emulator is missing (run `make tools` or set RIE_BIN): %v", err)
 	}
-	t.Fatal("the Lambda emulator is missing: run `make tools` (bin/aws-lambda-rie) or set RIE_BIN")
-	return ""
+	return rie
 }
 
 // Build compiles the main package in dir (as the Makefile does, for the host) into a temporary bootstrap.
@@ -60,11 +56,11 @@ func Build(t testing.TB, dir string) string {
 // group, so the bootstrap too); its output is logged if the test failed.
 func Start(t testing.TB, bootstrap string, env []string) *Emulator {
 	t.Helper()
-	port, err := influxtest.FreePort()
+	port, err := testenv.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt, err := influxtest.FreePort()
+	rt, err := testenv.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,28 +69,20 @@ func Start(t testing.TB, bootstrap string, env []string) *Emulator {
 		"--runtime-api-address", "127.0.0.1:"+strconv.Itoa(rt), bootstrap)
 	cmd.Env = append(env, "PATH="+os.Getenv("PATH"))
 	cmd.Stdout, cmd.Stderr = e.Logs, e.Logs
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	p, err := testenv.Start(cmd, syscall.SIGKILL)
+	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		_ = cmd.Wait()
+		p.Stop(syscall.SIGKILL, 10*time.Second)
 		if t.Failed() {
 			t.Logf("emulator %s output:\n%.4000s", e.Addr, e.Logs.String())
 		}
 	})
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		c, err := net.DialTimeout("tcp", e.Addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return e
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("emulator for %s not listening after 10s", bootstrap)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := testenv.WaitListen(context.Background(), e.Addr, p.Done(), 10*time.Second); err != nil {
+		t.Fatalf("emulator for %s: %v", bootstrap, err)
 	}
+	return e
 }
 
 // Invoke sends one event (marshalled to JSON) and returns the function's raw answer; transport failures are

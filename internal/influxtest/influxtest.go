@@ -6,23 +6,16 @@
 package influxtest
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/iot-center/iot-center-serverless/internal/testenv"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
 )
 
@@ -38,8 +31,7 @@ type Server struct {
 	port     int
 	dir      string
 	bin      string
-	cmd      *exec.Cmd
-	done     chan struct{}
+	proc     *testenv.Influxd
 	mu       sync.Mutex
 }
 
@@ -120,11 +112,7 @@ func (s *Server) NewBucket(t testing.TB, prefix string) string {
 }
 
 // RandomID returns n random bytes as hex, for unique names.
-func RandomID(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
+func RandomID(n int) string { return testenv.RandomHex(n) }
 
 // Stop stops a dedicated server (its data stays, so Restart brings it back with the same state).
 func (s *Server) Stop(t testing.TB) {
@@ -150,42 +138,11 @@ func (s *Server) Port() int { return s.port }
 // Binary returns the path of influxd: $INFLUXD_BIN, or the project's recipe (scripts/influxd), which builds it on
 // first use and prints the cached path afterwards.
 func Binary() (string, error) {
-	if b := os.Getenv("INFLUXD_BIN"); b != "" {
-		if _, err := os.Stat(b); err != nil {
-			return "", fmt.Errorf("INFLUXD_BIN=%s: %w", b, err)
-		}
-		return b, nil
-	}
-	root, err := ModuleRoot()
+	root, err := testenv.ModuleRoot()
 	if err != nil {
 		return "", err
 	}
-	var out, errb bytes.Buffer
-	cmd := exec.Command("bash", filepath.Join(root, "scripts/influxd/build-influxd.sh"), "path")
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("building influxd: %v: %s", err, tail(errb.String(), 2000))
-	}
-	return strings.TrimSpace(out.String()), nil
-}
-
-// ModuleRoot is the folder of go.mod above the working directory (a test's package folder).
-func ModuleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for i := 0; i < 20; i++ {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			break
-		}
-		dir = parent
-	}
-	return "", fmt.Errorf("influxtest: go.mod not found above the working directory")
+	return testenv.InfluxdBinary(context.Background(), root, os.Getenv, nil)
 }
 
 func start() (*Server, error) {
@@ -197,7 +154,7 @@ func start() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	port, err := FreePort()
+	port, err := testenv.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -207,7 +164,9 @@ func start() (*Server, error) {
 		_ = os.RemoveAll(dir)
 		return nil, err
 	}
-	if err := s.onboard(); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if s.OrgID, err = testenv.Onboard(ctx, s.URL, s.Org, s.Bucket, s.Token); err != nil {
 		s.stop()
 		_ = os.RemoveAll(dir)
 		return nil, err
@@ -215,16 +174,7 @@ func start() (*Server, error) {
 	return s, nil
 }
 
-// FreePort asks the kernel for a free loopback port.
-func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
+// launch starts influxd on the server's port and state folder, its output in influxd.log there.
 func (s *Server) launch() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -232,74 +182,23 @@ func (s *Server) launch() error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(s.bin, "--reporting-disabled", "--http-bind-address="+fmt.Sprintf("127.0.0.1:%d", s.port),
-		"--bolt-path="+filepath.Join(s.dir, "influxd.bolt"), "--engine-path="+filepath.Join(s.dir, "engine"),
-		"--sqlite-path="+filepath.Join(s.dir, "influxd.sqlite"), "--log-level=error")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	// if the test binary dies (timeout panic, kill), the kernel stops influxd too: no server outlives its tests
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return err
+	defer logf.Close() // the child holds its own descriptor
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	d, err := testenv.StartInfluxd(ctx, s.bin, s.dir, fmt.Sprintf("127.0.0.1:%d", s.port), "error", logf)
+	if err != nil {
+		log, _ := os.ReadFile(filepath.Join(s.dir, "influxd.log"))
+		return fmt.Errorf("%v: %s", err, testenv.Tail(string(log), 2000))
 	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); logf.Close(); close(done) }()
-	s.cmd, s.done = cmd, done
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-done:
-			log, _ := os.ReadFile(filepath.Join(s.dir, "influxd.log"))
-			return fmt.Errorf("influxd exited at start: %s", tail(string(log), 2000))
-		default:
-		}
-		resp, err := http.Get(s.URL + "/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return nil
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Errorf("influxd not healthy after 60s on %s", s.URL)
+	s.proc = d
+	return nil
 }
 
 func (s *Server) stop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cmd == nil || s.cmd.Process == nil {
-		return
-	}
-	_ = s.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-s.done:
-	case <-time.After(10 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.done
-	}
-	s.cmd = nil
-}
-
-func (s *Server) onboard() error {
-	body, _ := json.Marshal(map[string]string{"username": "admin", "password": "admin-password-" + RandomID(4),
-		"org": s.Org, "bucket": s.Bucket, "token": s.Token})
-	resp, err := http.Post(s.URL+"/api/v2/setup", "application/json", bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	var out struct {
-		Org struct{ ID string } `json:"org"`
-	}
-	if resp.StatusCode != http.StatusCreated {
-		return fmt.Errorf("onboarding answered %d", resp.StatusCode)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		return err
-	}
-	s.OrgID = out.Org.ID
-	return nil
+	s.proc.Stop()
+	s.proc = nil
 }
 
 func external(url, token, org string) (*Server, error) {
@@ -321,11 +220,4 @@ func external(url, token, org string) (*Server, error) {
 		return nil, err
 	}
 	return s, nil
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
 }

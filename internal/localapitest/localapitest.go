@@ -1,0 +1,77 @@
+// Package localapitest runs the project's local API (cmd/localapi: every function's real bootstrap under the Lambda
+// Runtime Interface Emulator, the template's authorizer, and the Lambda Invoke API that carries the write-missing
+// fan-out) for tests and benchmarks, over a given real InfluxDB.
+package localapitest
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/iot-center/iot-center-serverless/internal/influxtest"
+	"github.com/iot-center/iot-center-serverless/internal/testenv"
+)
+
+// API is a running local API.
+type API struct {
+	*testenv.LocalAPI
+	Influx *influxtest.Server
+}
+
+// Options tune Start.
+type Options struct {
+	// PoolFor sets emulator processes per function (e.g. "BackfillWorkerFunction=4"); others get one.
+	PoolFor string
+}
+
+// Start builds and starts cmd/localapi over srv (its default buckets), waits until it is healthy, and stops it at
+// the end of the test.
+func Start(t testing.TB, srv *influxtest.Server, o Options) *API {
+	t.Helper()
+	args := []string{"-pool", "1"}
+	if o.PoolFor != "" {
+		args = append(args, "-pool-for", o.PoolFor)
+	}
+	la, err := testenv.StartLocalAPI(testenv.LocalAPIOptions{Dir: t.TempDir(), InfluxURL: srv.URL,
+		InfluxToken: srv.Token, InfluxOrg: srv.Org, Args: args})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := la.Stop(); err != nil {
+			t.Error(err)
+		}
+		if t.Failed() {
+			t.Logf("local API output:\n%s", la.Logs.Tail(4000))
+		}
+	})
+	return &API{LocalAPI: la, Influx: srv}
+}
+
+// Call sends a request with the operator key and decodes the JSON object it answers.
+func (a *API) Call(t testing.TB, method, path, body string) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(method, a.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+a.OperatorKey)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	client := &http.Client{Timeout: time.Minute}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	var out map[string]any
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatalf("%s %s: %d %.300q is not a JSON object", method, path, resp.StatusCode, b)
+	}
+	return resp.StatusCode, out
+}

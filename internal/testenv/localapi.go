@@ -1,0 +1,121 @@
+package testenv
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/iot-center/iot-center-serverless/internal/syncbuf"
+)
+
+// LocalAPIOptions say how to run cmd/localapi.
+type LocalAPIOptions struct {
+	Root                              string // module root (default ModuleRoot())
+	Dir                               string // folder for the binary and the state (required)
+	InfluxURL, InfluxToken, InfluxOrg string
+	OperatorKey, DeviceKey            string   // default: random keys
+	Args                              []string // more flags (-pool, -pool-for, -parameter-overrides, ...)
+	ReadyWithin                       time.Duration
+}
+
+// LocalAPI is cmd/localapi running as a subprocess over a given InfluxDB.
+type LocalAPI struct {
+	URL         string
+	OperatorKey string
+	DeviceKey   string // the provisioning key
+	State       string
+	Logs        *syncbuf.Buffer // everything it and its functions printed
+
+	proc *Proc
+}
+
+// StartLocalAPI builds cmd/localapi, starts it on a free port and waits (bounded: building every function takes a
+// while on a small machine) until /api/health answers 200. The process environment is passed on without its
+// INFLUX_* and IOT_* variables, which the options replace.
+func StartLocalAPI(o LocalAPIOptions) (*LocalAPI, error) {
+	if o.Root == "" {
+		root, err := ModuleRoot()
+		if err != nil {
+			return nil, err
+		}
+		o.Root = root
+	}
+	if o.Dir == "" {
+		return nil, errors.New("testenv: LocalAPIOptions.Dir is required")
+	}
+	if o.ReadyWithin == 0 {
+		o.ReadyWithin = 10 * time.Minute
+	}
+	if o.OperatorKey == "" {
+		o.OperatorKey = "op-" + RandomHex(12)
+	}
+	if o.DeviceKey == "" {
+		o.DeviceKey = "dev-" + RandomHex(12)
+	}
+	bin := filepath.Join(o.Dir, "localapi")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/localapi")
+	build.Dir = o.Root
+	if out, err := build.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("go build ./cmd/localapi: %v\n%s", err, out)
+	}
+	port, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
+	a := &LocalAPI{URL: "http://127.0.0.1:" + strconv.Itoa(port), OperatorKey: o.OperatorKey, DeviceKey: o.DeviceKey,
+		State: filepath.Join(o.Dir, "state"), Logs: &syncbuf.Buffer{}}
+	args := append([]string{"-root", o.Root, "-state", a.State, "-addr", "127.0.0.1:" + strconv.Itoa(port)}, o.Args...)
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = o.Root
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "INFLUX_") && !strings.HasPrefix(kv, "IOT_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, "INFLUX_URL="+o.InfluxURL, "INFLUX_TOKEN="+o.InfluxToken, "INFLUX_ORG="+o.InfluxOrg,
+		"IOT_OPERATOR_KEY="+a.OperatorKey, "IOT_DEVICE_KEY="+a.DeviceKey)
+	cmd.Stdout, cmd.Stderr = a.Logs, a.Logs
+	// SIGTERM if the test binary dies: the local API then stops the emulators it started
+	if a.proc, err = Start(cmd, syscall.SIGTERM); err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(o.ReadyWithin)
+	for {
+		resp, err := http.Get(a.URL + "/api/health")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return a, nil
+			}
+		}
+		select {
+		case <-a.proc.Done():
+			return nil, fmt.Errorf("the local API exited:\n%s", a.Logs.Tail(6000))
+		default:
+		}
+		if time.Now().After(deadline) {
+			a.Stop()
+			return nil, fmt.Errorf("the local API was not healthy within %s:\n%s", o.ReadyWithin, a.Logs.Tail(6000))
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// Stop sends SIGTERM (what Ctrl-C does: the local API stops its emulators and influxd) and waits; the group is
+// killed if it has not exited within 30 s, which Stop reports as an error.
+func (a *LocalAPI) Stop() error {
+	if a == nil || a.proc == nil {
+		return nil
+	}
+	if !a.proc.Stop(syscall.SIGTERM, 30*time.Second) {
+		return errors.New("the local API did not stop within 30s of SIGTERM")
+	}
+	return nil
+}
