@@ -4,14 +4,9 @@
 package samtpl
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
-	"sort"
-	"strconv"
 	"strings"
-
-	"github.com/awslabs/goformation/v7/intrinsics"
 )
 
 // Local values of the pseudo parameters, as goformation resolves them.
@@ -101,104 +96,11 @@ func Load(path string, overrides map[string]string) (*Template, error) {
 	return Parse(b, overrides)
 }
 
-type rawTemplate struct {
-	Parameters map[string]map[string]any `json:"Parameters"`
-	Globals    struct {
-		Function map[string]any `json:"Function"`
-	} `json:"Globals"`
-	Resources map[string]rawResource `json:"Resources"`
-}
-
-type rawResource struct {
-	Type       string         `json:"Type"`
-	Properties map[string]any `json:"Properties"`
-}
-
-type fnProps struct {
-	Timeout     *float64 `json:"Timeout"`
-	MemorySize  *float64 `json:"MemorySize"`
-	Environment struct {
-		Variables map[string]any `json:"Variables"`
-	} `json:"Environment"`
-	LoggingConfig struct {
-		LogFormat string `json:"LogFormat"`
-	} `json:"LoggingConfig"`
-	Events            map[string]rawEvent `json:"Events"`
-	EventInvokeConfig *struct {
-		MaximumRetryAttempts *float64 `json:"MaximumRetryAttempts"`
-		DestinationConfig    struct {
-			OnFailure struct {
-				Type        string `json:"Type"`
-				Destination any    `json:"Destination"`
-			} `json:"OnFailure"`
-		} `json:"DestinationConfig"`
-	} `json:"EventInvokeConfig"`
-}
-
-type rawEvent struct {
-	Type       string `json:"Type"`
-	Properties struct {
-		ApiId  any    `json:"ApiId"`
-		Method string `json:"Method"`
-		Path   string `json:"Path"`
-		Auth   *struct {
-			Authorizer string `json:"Authorizer"`
-		} `json:"Auth"`
-	} `json:"Properties"`
-}
-
-type httpAPIProps struct {
-	Auth struct {
-		DefaultAuthorizer string `json:"DefaultAuthorizer"`
-		Authorizers       map[string]struct {
-			FunctionArn                    any  `json:"FunctionArn"`
-			AuthorizerPayloadFormatVersion any  `json:"AuthorizerPayloadFormatVersion"`
-			EnableSimpleResponses          bool `json:"EnableSimpleResponses"`
-			JwtConfiguration               any  `json:"JwtConfiguration"`
-			Identity                       *struct {
-				Headers          []string `json:"Headers"`
-				QueryStrings     []string `json:"QueryStrings"`
-				ReauthorizeEvery *float64 `json:"ReauthorizeEvery"`
-			} `json:"Identity"`
-		} `json:"Authorizers"`
-	} `json:"Auth"`
-}
-
 // Parse resolves intrinsics (with parameter overrides) and extracts functions, routes and authorizers.
 func Parse(data []byte, overrides map[string]string) (*Template, error) {
-	// Resource names are needed by the Ref handler before processing: read them from a non-processed pass.
-	unprocessed, err := intrinsics.ProcessYAML(data, &intrinsics.ProcessorOptions{NoProcess: true})
+	raw, err := resolve(data, overrides)
 	if err != nil {
-		return nil, fmt.Errorf("template: %w", err)
-	}
-	var pre rawTemplate
-	if err := json.Unmarshal(unprocessed, &pre); err != nil {
-		return nil, fmt.Errorf("template: %w", err)
-	}
-	for name := range overrides {
-		if _, ok := pre.Parameters[name]; !ok {
-			return nil, fmt.Errorf("template: parameter override %s: no such parameter", name)
-		}
-	}
-	po := map[string]any{}
-	for k, v := range overrides {
-		po[k] = v
-	}
-	opts := &intrinsics.ProcessorOptions{
-		ParameterOverrides: po,
-		EvaluateConditions: true,
-		IntrinsicHandlerOverrides: map[string]intrinsics.IntrinsicHandler{
-			"Ref":        refHandler(pre.Resources),
-			"Fn::GetAtt": getAttHandler(pre.Resources),
-		},
-	}
-	processed, err := intrinsics.ProcessYAML(data, opts)
-	if err != nil {
-		return nil, fmt.Errorf("template: %w", err)
-	}
-	var raw rawTemplate
-	if err := json.Unmarshal(processed, &raw); err != nil {
-		return nil, fmt.Errorf("template: %w", err)
+		return nil, err
 	}
 	t := &Template{Functions: map[string]*Function{}, Parameters: map[string]string{}}
 	for name, p := range raw.Parameters {
@@ -208,127 +110,24 @@ func Parse(data []byte, overrides map[string]string) (*Template, error) {
 			}
 		}
 	}
-	apis := map[string]httpAPIProps{}
 	ids := sortedKeys(raw.Resources)
-	for _, id := range ids {
-		res := raw.Resources[id]
-		if res.Type != "AWS::Serverless::HttpApi" {
-			continue
-		}
-		var p httpAPIProps
-		if err := remarshal(res.Properties, &p); err != nil {
-			return nil, fmt.Errorf("template: %s: %w", id, err)
-		}
-		apis[id] = p
+	apis, err := httpAPIs(raw.Resources, ids)
+	if err != nil {
+		return nil, err
 	}
 	for _, id := range ids {
 		res := raw.Resources[id]
 		if res.Type != "AWS::Serverless::Function" {
 			continue
 		}
-		merged := merge(raw.Globals.Function, res.Properties)
-		var p fnProps
-		if err := remarshal(merged, &p); err != nil {
-			return nil, fmt.Errorf("template: %s: %w", id, err)
-		}
-		f := &Function{LogicalID: id, Timeout: 3, MemorySize: 128, LogFormat: p.LoggingConfig.LogFormat,
-			Env: map[string]string{}, Async: AsyncConfig{MaximumRetryAttempts: 2}}
-		if p.Timeout != nil {
-			f.Timeout = int(*p.Timeout)
-		}
-		if p.MemorySize != nil {
-			f.MemorySize = int(*p.MemorySize)
-		}
-		for k, v := range p.Environment.Variables {
-			s, ok := scalar(v)
-			if !ok {
-				f.Unresolved = append(f.Unresolved, k)
-				continue
-			}
-			f.Env[k] = s
-		}
-		sort.Strings(f.Unresolved)
-		if c := p.EventInvokeConfig; c != nil {
-			if c.MaximumRetryAttempts != nil {
-				f.Async.MaximumRetryAttempts = int(*c.MaximumRetryAttempts)
-			}
-			f.Async.OnFailureType = c.DestinationConfig.OnFailure.Type
-			f.Async.OnFailure, _ = scalar(c.DestinationConfig.OnFailure.Destination)
-		}
-		for _, ev := range sortedKeys(p.Events) {
-			e := p.Events[ev]
-			if e.Type != "HttpApi" {
-				continue
-			}
-			r := Route{Method: strings.ToUpper(e.Properties.Method), Path: e.Properties.Path, Function: id, Event: ev}
-			if r.Method == "" {
-				r.Method = "ANY"
-			}
-			if r.Path == "" {
-				return nil, fmt.Errorf("template: %s event %s: HttpApi without Path (the $default route is not supported locally)", id, ev)
-			}
-			apiID, _ := scalar(e.Properties.ApiId)
-			api, hasAPI := apis[apiID]
-			name := ""
-			if hasAPI {
-				name = api.Auth.DefaultAuthorizer
-			}
-			if e.Properties.Auth != nil && e.Properties.Auth.Authorizer != "" {
-				name = e.Properties.Auth.Authorizer
-			}
-			if name != "" && name != "NONE" {
-				a, ok := api.Auth.Authorizers[name]
-				if !ok {
-					return nil, fmt.Errorf("template: %s event %s: authorizer %q not declared on %s", id, ev, name, apiID)
-				}
-				if a.JwtConfiguration != nil {
-					return nil, fmt.Errorf("template: %s event %s: JWT authorizers are not supported locally", id, ev)
-				}
-				arn, _ := scalar(a.FunctionArn)
-				auth := &Authorizer{Name: name, Function: FunctionName(arn), SimpleResponses: a.EnableSimpleResponses}
-				auth.PayloadVersion, _ = scalar(a.AuthorizerPayloadFormatVersion)
-				if a.Identity != nil {
-					for _, h := range a.Identity.Headers {
-						auth.IdentitySources = append(auth.IdentitySources, "$request.header."+h)
-					}
-					for _, q := range a.Identity.QueryStrings {
-						auth.IdentitySources = append(auth.IdentitySources, "$request.querystring."+q)
-					}
-					if a.Identity.ReauthorizeEvery != nil {
-						auth.ReauthorizeEvery = int(*a.Identity.ReauthorizeEvery)
-					}
-				}
-				r.Authorizer = auth
-			}
-			t.Routes = append(t.Routes, r)
+		f, routes, err := parseFunction(id, merge(raw.Globals.Function, res.Properties), apis)
+		if err != nil {
+			return nil, err
 		}
 		t.Functions[id] = f
+		t.Routes = append(t.Routes, routes...)
 	}
-	// Who invokes functions that have no route.
-	for _, r := range t.Routes {
-		if r.Authorizer != nil {
-			if f, ok := t.Functions[r.Authorizer.Function]; ok && !contains(f.InvokedBy, "authorizer") {
-				f.InvokedBy = append(f.InvokedBy, "authorizer")
-			}
-		}
-	}
-	for _, id := range ids {
-		res := raw.Resources[id]
-		switch {
-		case res.Type == "AWS::CloudFormation::CustomResource" || strings.HasPrefix(res.Type, "Custom::"):
-			tok, _ := scalar(res.Properties["ServiceToken"])
-			if f, ok := t.Functions[FunctionName(tok)]; ok {
-				f.InvokedBy = append(f.InvokedBy, "custom-resource:"+id)
-			}
-		case res.Type == "AWS::Serverless::Function":
-			caller := t.Functions[id]
-			for _, k := range sortedKeys(caller.Env) {
-				if f, ok := t.Functions[FunctionName(caller.Env[k])]; ok && f.LogicalID != id {
-					f.InvokedBy = append(f.InvokedBy, "env:"+id+"."+k)
-				}
-			}
-		}
-	}
+	t.linkInvokers(raw.Resources, ids)
 	for _, r := range t.Routes {
 		if r.Authorizer != nil {
 			if _, ok := t.Functions[r.Authorizer.Function]; !ok {
@@ -341,109 +140,3 @@ func Parse(data []byte, overrides map[string]string) (*Template, error) {
 
 // IDs returns the function logical ids, sorted.
 func (t *Template) IDs() []string { return sortedKeys(t.Functions) }
-
-// refHandler resolves a resource's logical id to itself (as sam local does for a function name) and parameters to
-// their values.
-func refHandler(resources map[string]rawResource) intrinsics.IntrinsicHandler {
-	return func(name string, input any, template any) any {
-		if s, ok := input.(string); ok {
-			if _, ok := resources[s]; ok {
-				return s
-			}
-		}
-		return intrinsics.Ref(name, input, template)
-	}
-}
-
-// getAttHandler gives fake but well-formed values: ARNs for Arn, the logical id for names.
-func getAttHandler(resources map[string]rawResource) intrinsics.IntrinsicHandler {
-	return func(_ string, input any, _ any) any {
-		var parts []string
-		switch v := input.(type) {
-		case string:
-			parts = strings.SplitN(v, ".", 2)
-		case []any:
-			for _, p := range v {
-				s, _ := p.(string)
-				parts = append(parts, s)
-			}
-		}
-		if len(parts) != 2 {
-			return nil
-		}
-		id, attr := parts[0], parts[1]
-		res, ok := resources[id]
-		if !ok {
-			return nil
-		}
-		switch {
-		case attr == "Arn" && res.Type == "AWS::Serverless::Function":
-			return FunctionARN(id)
-		case attr == "Arn" && res.Type == "AWS::SQS::Queue":
-			return "arn:aws:sqs:" + Region + ":" + AccountID + ":" + id
-		case attr == "Arn":
-			return "arn:aws:local:" + Region + ":" + AccountID + ":" + id
-		default:
-			return id
-		}
-	}
-}
-
-// merge returns globals overlaid by props: maps merge recursively (so Environment.Variables combine), anything
-// else in props wins.
-func merge(globals, props map[string]any) map[string]any {
-	out := map[string]any{}
-	for k, v := range globals {
-		out[k] = v
-	}
-	for k, v := range props {
-		gm, gok := out[k].(map[string]any)
-		pm, pok := v.(map[string]any)
-		if gok && pok {
-			out[k] = merge(gm, pm)
-			continue
-		}
-		out[k] = v
-	}
-	return out
-}
-
-// scalar turns a resolved template value into its string form; false for nil, maps and lists.
-func scalar(v any) (string, bool) {
-	switch x := v.(type) {
-	case string:
-		return x, true
-	case float64:
-		return strconv.FormatFloat(x, 'f', -1, 64), true
-	case bool:
-		return strconv.FormatBool(x), true
-	default:
-		return "", false
-	}
-}
-
-func remarshal(in any, out any) error {
-	b, err := json.Marshal(in)
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(b, out)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
