@@ -4,7 +4,6 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -49,22 +48,8 @@ type Options struct {
 
 // Run starts everything, serves until ctx ends, then stops everything it started.
 func Run(ctx context.Context, o Options) error {
-	if o.Environ == nil {
-		o.Environ = os.Environ()
-	}
+	o = o.withDefaults()
 	getenv := lookup(o.Environ)
-	if o.Stdout == nil {
-		o.Stdout = os.Stdout
-	}
-	if o.Stderr == nil {
-		o.Stderr = os.Stderr
-	}
-	if o.Template == "" {
-		o.Template = filepath.Join(o.Root, "template.yaml")
-	}
-	if o.Pool < 1 {
-		o.Pool = 2
-	}
 	var outMu sync.Mutex
 	logw := lambdarun.NewPrefixWriter(o.Stderr, &outMu, "localapi")
 	log := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -97,27 +82,11 @@ func Run(ctx context.Context, o Options) error {
 		params[k] = v
 	}
 
-	// InfluxDB: the one in INFLUX_URL/INFLUX_TOKEN, else a local influxd with its data in the state folder.
-	db := &influxInstance{URL: getenv("INFLUX_URL"), Token: getenv("INFLUX_TOKEN"), Org: getenv("INFLUX_ORG")}
-	if db.URL != "" && db.Token != "" {
-		if db.Org == "" {
-			return errors.New("INFLUX_ORG is required with INFLUX_URL and INFLUX_TOKEN")
-		}
-		log.Info("using the InfluxDB from INFLUX_URL", "url", db.URL, "org", db.Org)
-	} else {
-		bin, err := testenv.InfluxdBinary(ctx, o.Root, getenv, o.Stderr)
-		if err != nil {
-			return err
-		}
-		bucket := firstNonEmpty(getenv("INFLUX_BUCKET"), params["InfluxBucket"], "iot_center")
-		db, err = startInfluxd(ctx, bin, filepath.Join(state, "influxd"), o.InfluxAddr, filepath.Join(state, "influx.env"), bucket,
-			lambdarun.NewPrefixWriter(o.Stderr, &outMu, "influxd"))
-		if err != nil {
-			return err
-		}
-		defer db.stop()
-		log.Info("local influxd running", "url", db.URL, "org", db.Org, "data", filepath.Join(state, "influxd"))
+	db, err := openInflux(ctx, o, getenv, params, state, lambdarun.NewPrefixWriter(o.Stderr, &outMu, "influxd"), log)
+	if err != nil {
+		return err
 	}
+	defer db.stop()
 	if _, ok := params["InfluxUrl"]; !ok {
 		params["InfluxUrl"] = db.URL
 	}
@@ -129,62 +98,31 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-
 	for id := range o.PoolFor {
 		if tpl.Functions[id] == nil {
 			return fmt.Errorf("-pool-for %s: no such function in %s", id, o.Template)
 		}
 	}
-
 	keys, err := loadKeys(filepath.Join(state, "keys.env"), getenv)
 	if err != nil {
 		return err
 	}
-
 	if !o.SkipSetup {
 		if err := runSetup(ctx, db, tpl, getenv, log); err != nil {
 			return err
 		}
 	}
-
 	rie, err := testenv.RIE(o.Root, getenv)
 	if err != nil {
 		return err
 	}
 
-	// Build every function once, two at a time (the machine has 2 cores); a failed build only disables its routes.
-	log.Info("building functions", "count", len(tpl.Functions), "goarch", o.GOARCH)
-	t0 := time.Now()
-	builds := lambdarun.Build(ctx, o.Root, filepath.Join(state, "build"), o.GOARCH, tpl.IDs(), 2)
+	specs, failed := buildFunctions(ctx, o, tpl, state, func(id string) []string {
+		return FunctionEnv(tpl.Functions[id], envFile.Functions[id], db, keys, o.Environ, base)
+	}, &outMu, log)
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	var specs []lambdarun.Spec
-	var failed []string
-	for _, id := range tpl.IDs() {
-		f := tpl.Functions[id]
-		b := builds[id]
-		if b.Err != nil {
-			failed = append(failed, id)
-			log.Error("build failed: its routes answer 502", "function", id, "error", b.Err.Error())
-			_, _ = io.WriteString(lambdarun.NewPrefixWriter(o.Stderr, &outMu, "build "+id), b.Output+"\n")
-		}
-		if len(f.Unresolved) > 0 {
-			log.Warn("environment variables without a value (give the parameter with -parameter-overrides)", "function", id, "vars", strings.Join(f.Unresolved, ","))
-		}
-		size := o.Pool
-		if n, ok := o.PoolFor[id]; ok && n > 0 {
-			size = n
-		}
-		specs = append(specs, lambdarun.Spec{
-			Name: id, Bootstrap: b.Bootstrap, BuildErr: b.Err, PoolSize: size,
-			Timeout: time.Duration(f.Timeout) * time.Second,
-			Env:     FunctionEnv(f, envFile.Functions[id], db, keys, o.Environ, base),
-			Output:  lambdarun.NewPrefixWriter(o.Stderr, &outMu, id),
-		})
-	}
-	log.Info("builds done", "ms", time.Since(t0).Milliseconds(), "failed", strings.Join(failed, ","))
-
 	runner := lambdarun.NewRunner(rie, specs)
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -197,13 +135,21 @@ func Run(ctx context.Context, o Options) error {
 	gw.Start(gctx)
 	defer func() { gcancel(); gw.Close() }()
 
-	srv := &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second}
+	return serve(ctx, ln, gw, func() {
+		printBanner(o.Stdout, base, db, keys, tpl, failed, state)
+		if o.Ready != nil {
+			o.Ready <- base
+		}
+	}, log)
+}
+
+// serve answers on ln until ctx ends (then shuts the server down gracefully) or the server fails; ready runs once
+// the server accepts requests.
+func serve(ctx context.Context, ln net.Listener, h http.Handler, ready func(), log *slog.Logger) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	printBanner(o.Stdout, base, db, keys, tpl, failed, state)
-	if o.Ready != nil {
-		o.Ready <- base
-	}
+	ready()
 	select {
 	case <-ctx.Done():
 	case err := <-serveErr:
@@ -216,108 +162,82 @@ func Run(ctx context.Context, o Options) error {
 	return nil
 }
 
-// FunctionEnv assembles a function's environment as Lambda would give it: the runtime's variables, the template's
-// Environment.Variables, then env.json's entries for the function, then the local InfluxDB and keys, then the
-// process environment's INFLUX_* and IOT_* variables.
-func FunctionEnv(f *samtpl.Function, envJSON map[string]string, db *influxInstance, keys keyPair, environ []string, apiBase string) []string {
-	getenv := lookup(environ)
-	region := firstNonEmpty(getenv("AWS_REGION"), samtpl.Region)
-	env := map[string]string{
-		"PATH":                            "/usr/local/bin:/usr/bin:/bin",
-		"TZ":                              ":UTC",
-		"LANG":                            "en_US.UTF-8",
-		"AWS_LAMBDA_FUNCTION_NAME":        f.LogicalID,
-		"AWS_LAMBDA_FUNCTION_VERSION":     "$LATEST",
-		"AWS_LAMBDA_FUNCTION_TIMEOUT":     strconv.Itoa(f.Timeout),
-		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": strconv.Itoa(f.MemorySize),
-		"AWS_REGION":                      region,
-		"AWS_DEFAULT_REGION":              region,
-		// Fake credentials: the SDK signs requests to the local endpoints and never reaches AWS with them.
-		"AWS_ACCESS_KEY_ID":         "local",
-		"AWS_SECRET_ACCESS_KEY":     "local",
-		"AWS_SESSION_TOKEN":         "local",
-		"AWS_EC2_METADATA_DISABLED": "true",
-		"AWS_ENDPOINT_URL_LAMBDA":   apiBase,
+func (o Options) withDefaults() Options {
+	if o.Environ == nil {
+		o.Environ = os.Environ()
 	}
-	if f.LogFormat != "" {
-		env["AWS_LAMBDA_LOG_FORMAT"] = f.LogFormat
+	if o.Stdout == nil {
+		o.Stdout = os.Stdout
 	}
-	// A local SSM emulator (moto) may be used for the *_PARAMETER lookups.
-	if v := getenv("AWS_ENDPOINT_URL_SSM"); v != "" {
-		env["AWS_ENDPOINT_URL_SSM"] = v
+	if o.Stderr == nil {
+		o.Stderr = os.Stderr
 	}
-	for k, v := range f.Env {
-		env[k] = v
+	if o.Template == "" {
+		o.Template = filepath.Join(o.Root, "template.yaml")
 	}
-	for k, v := range envJSON {
-		env[k] = v
+	if o.Pool < 1 {
+		o.Pool = 2
 	}
-	if db != nil {
-		env["INFLUX_URL"], env["INFLUX_TOKEN"], env["INFLUX_ORG"] = db.URL, db.Token, db.Org
-	}
-	if keys.Operator != "" {
-		env["IOT_OPERATOR_KEY"] = keys.Operator
-	}
-	if keys.Device != "" {
-		env["IOT_DEVICE_KEY"] = keys.Device
-	}
-	for _, kv := range environ {
-		k, v, _ := strings.Cut(kv, "=")
-		if (strings.HasPrefix(k, "INFLUX_") || strings.HasPrefix(k, "IOT_")) && v != "" {
-			env[k] = v
+	return o
+}
+
+// openInflux returns the InfluxDB in INFLUX_URL/INFLUX_TOKEN, else starts a local influxd with its data in the
+// state folder (stop it with stop).
+func openInflux(ctx context.Context, o Options, getenv func(string) string, params map[string]string, state string, out io.Writer, log *slog.Logger) (*influxInstance, error) {
+	db := &influxInstance{URL: getenv("INFLUX_URL"), Token: getenv("INFLUX_TOKEN"), Org: getenv("INFLUX_ORG")}
+	if db.URL != "" && db.Token != "" {
+		if db.Org == "" {
+			return nil, errors.New("INFLUX_ORG is required with INFLUX_URL and INFLUX_TOKEN")
 		}
+		log.Info("using the InfluxDB from INFLUX_URL", "url", db.URL, "org", db.Org)
+		return db, nil
 	}
-	if db != nil && db.local != nil {
-		// The local influxd is authoritative for its own address and token.
-		env["INFLUX_URL"], env["INFLUX_TOKEN"], env["INFLUX_ORG"] = db.URL, db.Token, db.Org
-	}
-	out := make([]string, 0, len(env))
-	for _, k := range sortedKeys(env) {
-		out = append(out, k+"="+env[k])
-	}
-	return out
-}
-
-// samEnvVars is the `sam local start-api --env-vars` format.
-type samEnvVars struct {
-	Parameters map[string]string
-	Functions  map[string]map[string]string
-}
-
-func readSAMEnvVars(path string) (samEnvVars, error) {
-	out := samEnvVars{Parameters: map[string]string{}, Functions: map[string]map[string]string{}}
-	if path == "" {
-		return out, nil
-	}
-	b, err := os.ReadFile(path)
+	bin, err := testenv.InfluxdBinary(ctx, o.Root, getenv, o.Stderr)
 	if err != nil {
-		return out, fmt.Errorf("-env-vars: %w", err)
+		return nil, err
 	}
-	var raw map[string]map[string]any
-	if err := json.Unmarshal(b, &raw); err != nil {
-		return out, fmt.Errorf("-env-vars %s: %w", path, err)
+	bucket := firstNonEmpty(getenv("INFLUX_BUCKET"), params["InfluxBucket"], "iot_center")
+	db, err = startInfluxd(ctx, bin, filepath.Join(state, "influxd"), o.InfluxAddr, filepath.Join(state, "influx.env"), bucket, out)
+	if err != nil {
+		return nil, err
 	}
-	for name, vars := range raw {
-		m := map[string]string{}
-		for k, v := range vars {
-			switch x := v.(type) {
-			case string:
-				m[k] = x
-			case float64:
-				m[k] = strconv.FormatFloat(x, 'f', -1, 64)
-			case bool:
-				m[k] = strconv.FormatBool(x)
-			default:
-				return out, fmt.Errorf("-env-vars %s: %s.%s must be a string, number or boolean", path, name, k)
-			}
+	log.Info("local influxd running", "url", db.URL, "org", db.Org, "data", filepath.Join(state, "influxd"))
+	return db, nil
+}
+
+// buildFunctions builds every function once, two at a time (the machine has 2 cores), and returns the emulator
+// pool of each; a failed build only disables its routes (listed in failed).
+func buildFunctions(ctx context.Context, o Options, tpl *samtpl.Template, state string, env func(id string) []string, outMu *sync.Mutex, log *slog.Logger) (specs []lambdarun.Spec, failed []string) {
+	log.Info("building functions", "count", len(tpl.Functions), "goarch", o.GOARCH)
+	t0 := time.Now()
+	builds := lambdarun.Build(ctx, o.Root, filepath.Join(state, "build"), o.GOARCH, tpl.IDs(), 2)
+	if ctx.Err() != nil {
+		return nil, nil
+	}
+	for _, id := range tpl.IDs() {
+		f := tpl.Functions[id]
+		b := builds[id]
+		if b.Err != nil {
+			failed = append(failed, id)
+			log.Error("build failed: its routes answer 502", "function", id, "error", b.Err.Error())
+			_, _ = io.WriteString(lambdarun.NewPrefixWriter(o.Stderr, outMu, "build "+id), b.Output+"\n")
 		}
-		if name == "Parameters" {
-			out.Parameters = m
-		} else {
-			out.Functions[name] = m
+		if len(f.Unresolved) > 0 {
+			log.Warn("environment variables without a value (give the parameter with -parameter-overrides)", "function", id, "vars", strings.Join(f.Unresolved, ","))
 		}
+		size := o.Pool
+		if n, ok := o.PoolFor[id]; ok && n > 0 {
+			size = n
+		}
+		specs = append(specs, lambdarun.Spec{
+			Name: id, Bootstrap: b.Bootstrap, BuildErr: b.Err, PoolSize: size,
+			Timeout: time.Duration(f.Timeout) * time.Second,
+			Env:     env(id),
+			Output:  lambdarun.NewPrefixWriter(o.Stderr, outMu, id),
+		})
 	}
-	return out, nil
+	log.Info("builds done", "ms", time.Since(t0).Milliseconds(), "failed", strings.Join(failed, ","))
+	return specs, failed
 }
 
 type keyPair struct{ Operator, Device string }
@@ -374,37 +294,6 @@ func runSetup(ctx context.Context, db *influxInstance, tpl *samtpl.Template, get
 	}
 	log.Info("influxdb ready", "buckets", strings.Join(sortedKeys(res.BucketIDs), ","), "created", strings.Join(res.Created, ","))
 	return nil
-}
-
-func printBanner(w io.Writer, base string, db *influxInstance, keys keyPair, tpl *samtpl.Template, failed []string, state string) {
-	var b strings.Builder
-	fmt.Fprintf(&b, "\nIoT Center local API on %s  (InfluxDB %s, org %s; state in %s)\n", base, db.URL, db.Org, state)
-	fmt.Fprintf(&b, "Keys (kept in %s, mode 0600):\n  IOT_OPERATOR_KEY=%s\n  IOT_DEVICE_KEY=%s\n", filepath.Join(state, "keys.env"), keys.Operator, keys.Device)
-	b.WriteString("Routes:\n")
-	routes := append([]samtpl.Route(nil), tpl.Routes...)
-	sort.Slice(routes, func(i, j int) bool { return routes[i].Path+routes[i].Method < routes[j].Path+routes[j].Method })
-	for _, r := range routes {
-		auth := "key"
-		if r.Authorizer == nil {
-			auth = "public"
-		}
-		fmt.Fprintf(&b, "  %-7s %-42s %-22s %s\n", r.Method, r.Path, r.Function, auth)
-	}
-	if len(failed) > 0 {
-		fmt.Fprintf(&b, "NOT BUILT (their routes answer 502): %s\n", strings.Join(failed, ", "))
-	}
-	fmt.Fprintf(&b, `Try it:
-  export OP="Authorization: Bearer %s"
-  curl -s %s/api/health
-  curl -s -X POST -H "$OP" %s/api/devices/dev1                  # register a device
-  curl -s -H "$OP" %s/api/env/dev1                              # its configuration and token
-  curl -s -X POST -H "$OP" "%s/api/devices/dev1/write-missing"  # backfill missing data
-  curl -s -H "$OP" "%s/api/devices/dev1/write-missing"          # coverage
-  curl -s -H "$OP" "%s/api/devices/dev1/measurements"           # dashboard data
-  curl -s -X DELETE -H "$OP" %s/api/devices/dev1                # remove it
-Ctrl-C stops everything.
-`, keys.Operator, base, base, base, base, base, base, base)
-	_, _ = io.WriteString(w, b.String())
 }
 
 // lookup reads a KEY=VALUE list like os.Getenv (the last entry wins, as in exec).
