@@ -2,11 +2,14 @@
 package main
 
 import (
+	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/lambdaapp"
 	"github.com/iot-center/iot-center-serverless/shared/registry"
 )
 
-func main() {
-	d := lambdaapp.Init()
-	lambdaapp.StartHTTP(registry.NewHandlers(registry.New(d.Influx, d.Config)).Mux(registry.RouteList))
+func main() { lambdaapp.StartHTTP(handler(lambdaapp.Init())) }
+
+// handler is the function's routes (wiring_test.go compares them with template.yaml).
+func handler(d lambdaapp.Deps) *api.Mux {
+	return registry.NewHandlers(registry.New(d.Influx, d.Config)).Mux(registry.RouteList)
 }

@@ -5,17 +5,21 @@ package main
 import (
 	"os"
 
+	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/config"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
 	"github.com/iot-center/iot-center-serverless/shared/lambdaapp"
 	"github.com/iot-center/iot-center-serverless/shared/metrics"
 )
 
-func main() {
-	env := &config.Env{Get: os.Getenv}
+func main() { lambdaapp.StartHTTP(handler(os.Getenv)) }
+
+// handler is the function's routes (wiring_test.go compares them with template.yaml).
+func handler(getenv config.Getenv) *api.Mux {
+	env := &config.Env{Get: getenv}
 	url := env.String("INFLUX_URL", "")
 	env.URL("INFLUX_URL", url)
 	lambdaapp.Check(env)
-	c := influx.New(url, "", os.Getenv("INFLUX_ORG"), influx.Options{HTTPTimeout: metrics.HealthTimeout})
-	lambdaapp.StartHTTP(metrics.HealthHandler(c))
+	c := influx.New(url, "", getenv("INFLUX_ORG"), influx.Options{HTTPTimeout: metrics.HealthTimeout})
+	return metrics.HealthHandler(c)
 }

@@ -5,17 +5,20 @@ package main
 import (
 	"time"
 
+	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/lambdaapp"
 	"github.com/iot-center/iot-center-serverless/shared/measurements"
 	"github.com/iot-center/iot-center-serverless/shared/registry"
 )
 
-func main() {
-	d := lambdaapp.Init()
+func main() { lambdaapp.StartHTTP(handler(lambdaapp.Init())) }
+
+// handler is the function's routes (wiring_test.go compares them with template.yaml).
+func handler(d lambdaapp.Deps) *api.Mux {
 	env := d.Env()
 	timeout := env.Duration("QUERY_TIMEOUT", measurements.DefaultTimeout, 100*time.Millisecond, 10*time.Minute)
 	lambdaapp.Check(env)
 	h := measurements.New(d.Influx, registry.New(d.Influx, d.Config), d.Config.Bucket, timeout,
 		measurements.WithDownsampled(d.Config.BucketDownsampled))
-	lambdaapp.StartHTTP(h.Routes())
+	return h.Routes()
 }

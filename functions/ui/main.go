@@ -17,7 +17,10 @@ import (
 //go:embed all:dist
 var dist embed.FS
 
-func main() {
+func main() { lambdaapp.StartHTTP(handler()) }
+
+// handler is the function's routes over the embedded files (wiring_test.go compares them with template.yaml).
+func handler() *ui.Handler {
 	sub, err := fs.Sub(dist, "dist")
 	if err != nil {
 		api.Exit("ui: embedded files", err)
@@ -27,5 +30,5 @@ func main() {
 		api.Exit("ui: preparing files", err)
 	}
 	api.BaseLogger().Info("ui ready", slog.Int("assets", len(h.Assets())))
-	lambdaapp.StartHTTP(h)
+	return h
 }

@@ -15,8 +15,10 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/registry"
 )
 
-func main() {
-	d := lambdaapp.Init()
+func main() { lambdaapp.StartHTTP(handler(lambdaapp.Init())) }
+
+// handler is the function's routes (wiring_test.go compares them with template.yaml).
+func handler(d lambdaapp.Deps) *api.Mux {
 	env := d.Env()
 	worker := env.String("WORKER_FUNCTION", "")
 	chunk := env.Int("CHUNK_MINUTES", 1440, 1, backfill.MaxChunkMinutes)
@@ -36,5 +38,5 @@ func main() {
 		ChunkMinutes: chunk,
 		MaxDevices:   d.Config.MaxDevices,
 	}
-	lambdaapp.StartHTTP(svc.Handler())
+	return svc.Handler()
 }

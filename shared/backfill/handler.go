@@ -47,8 +47,8 @@ func (s *Service) now() time.Time {
 }
 
 // Handler routes the four write-missing routes (paths as in template.yaml).
-func (s *Service) Handler() http.Handler {
-	mux := http.NewServeMux()
+func (s *Service) Handler() *api.Mux {
+	mux := api.NewMux()
 	mux.HandleFunc("POST /api/devices/{deviceId}/write-missing", s.planDevice)
 	mux.HandleFunc("POST /api/write-missing", s.planAll)
 	mux.HandleFunc("GET /api/devices/{deviceId}/write-missing", s.coverageDevice)

@@ -73,13 +73,11 @@ func New(q Querier, devices Devices, bucket string, timeout time.Duration, opts 
 }
 
 // Routes returns the mux with the template.yaml paths of QueryFunction.
-func (h *Handler) Routes() http.Handler {
-	mux := http.NewServeMux()
+func (h *Handler) Routes() *api.Mux {
+	mux := api.NewMux()
 	mux.HandleFunc("GET /api/devices/{deviceId}/measurements", h.Measurements)
 	mux.HandleFunc("GET /api/devices/{deviceId}/summary", h.Summary)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		api.WriteError(w, r, api.Errorf(api.NotFound, "no such route"))
-	})
+	mux.NotFound("no such route")
 	return mux
 }
 

@@ -33,8 +33,8 @@ type InfluxHealth struct {
 
 // HealthHandler serves GET /api/health: 200 with InfluxDB's status and version when reachable and passing, 503 JSON
 // when not.
-func HealthHandler(hc HealthChecker) http.Handler {
-	mux := http.NewServeMux()
+func HealthHandler(hc HealthChecker) *api.Mux {
+	mux := api.NewMux()
 	mux.HandleFunc("GET /api/health", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), HealthTimeout)
 		defer cancel()
@@ -50,8 +50,6 @@ func HealthHandler(hc HealthChecker) http.Handler {
 		}
 		api.WriteJSON(w, http.StatusOK, HealthResponse{Status: "pass", Influx: InfluxHealth{Status: status, Version: version}})
 	})
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		api.WriteError(w, r, api.Errorf(api.NotFound, "no such route"))
-	})
+	mux.NotFound("no such route")
 	return mux
 }

@@ -44,14 +44,14 @@ func NewHandlers(reg *Registry) *Handlers {
 }
 
 // Mux serves the given routes (all of them when none is named); each function wires only its own.
-func (h *Handlers) Mux(routes ...string) *http.ServeMux {
+func (h *Handlers) Mux(routes ...string) *api.Mux {
 	all := map[string]http.HandlerFunc{
 		RouteEnv: h.Env, RouteRegister: h.Register, RouteRotate: h.Rotate, RouteList: h.List, RouteDelete: h.Delete,
 	}
 	if len(routes) == 0 {
 		routes = []string{RouteEnv, RouteRegister, RouteRotate, RouteList, RouteDelete}
 	}
-	mux := http.NewServeMux()
+	mux := api.NewMux()
 	for _, rt := range routes {
 		mux.HandleFunc(rt, all[rt])
 	}

@@ -451,31 +451,3 @@ func TestOrphanAuthorizationIsRevoked(t *testing.T) {
 		t.Errorf("authorizations: got %d (orphan kept: %v), want only the new one", len(as), len(as) > 0 && as[0].ID == orphan.ID)
 	}
 }
-
-// TestFunctionRouteSets: each function's mux serves its own routes only (API Gateway sends it nothing else).
-func TestFunctionRouteSets(t *testing.T) {
-	f := newFixture(t)
-	id := f.newID("routes")
-	f.envOK(f.h, id)
-	reqs := map[string][2]string{
-		RouteEnv: {"GET", "/api/env/" + id}, RouteRegister: {"POST", "/api/devices/" + id},
-		RouteRotate: {"POST", "/api/devices/" + id + "/rotate"}, RouteList: {"GET", "/api/devices"},
-		RouteDelete: {"DELETE", "/api/devices/" + f.newID("absent")},
-	}
-	for _, fn := range []struct {
-		name   string
-		routes []string
-	}{
-		{"envconfig", []string{RouteEnv}}, {"register", []string{RouteRegister, RouteRotate}},
-		{"devices", []string{RouteList}}, {"delete", []string{RouteDelete}},
-	} {
-		h := api.Handler(NewHandlers(f.reg).Mux(fn.routes...))
-		for rt, rq := range reqs {
-			w := do(t, h, rq[0], rq[1], "")
-			served := w.Header().Get("Content-Type") == "application/json" || w.Code == http.StatusNoContent
-			if want := slices.Contains(fn.routes, rt); served != want {
-				t.Errorf("%s: %s answered %d (served=%v), want served=%v", fn.name, rt, w.Code, served, want)
-			}
-		}
-	}
-}

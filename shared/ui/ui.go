@@ -57,7 +57,7 @@ type file struct {
 type Handler struct {
 	index  *file
 	assets map[string]*file // key: path below assets/
-	mux    *http.ServeMux
+	mux    *api.Mux
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -109,15 +109,16 @@ func New(fsys fs.FS) (*Handler, error) {
 		return nil, fmt.Errorf("ui: reading assets: %w", err)
 	}
 
-	mux := http.NewServeMux()
+	mux := api.NewMux()
 	mux.HandleFunc("GET /{$}", h.serveIndex)
 	mux.HandleFunc("GET /assets/{proxy...}", h.serveAsset)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		api.WriteError(w, r, api.Errorf(api.NotFound, "no such page"))
-	})
+	mux.NotFound("no such page")
 	h.mux = mux
 	return h, nil
 }
+
+// Patterns lists the routes' mux patterns (the wiring test compares them with template.yaml).
+func (h *Handler) Patterns() []string { return h.mux.Patterns() }
 
 // Assets lists the asset paths served below /assets/ (for tests and logs).
 func (h *Handler) Assets() []string {

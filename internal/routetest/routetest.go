@@ -1,0 +1,131 @@
+// Package routetest compares a function's real handler with its events in template.yaml (the single source of
+// truth for routes): the mux patterns the function's main.go wires must be exactly its HttpApi events.
+package routetest
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/iot-center/iot-center-serverless/internal/testenv"
+	"github.com/iot-center/iot-center-serverless/shared/config"
+	"github.com/iot-center/iot-center-serverless/shared/influx"
+	"github.com/iot-center/iot-center-serverless/shared/lambdaapp"
+)
+
+// Patterned is a handler that can list its mux patterns (api.Mux, ui.Handler).
+type Patterned interface {
+	Patterns() []string
+}
+
+type template struct {
+	Resources map[string]struct {
+		Type       string `yaml:"Type"`
+		Properties struct {
+			Events map[string]struct {
+				Type       string `yaml:"Type"`
+				Properties struct {
+					Method string `yaml:"Method"`
+					Path   string `yaml:"Path"`
+				} `yaml:"Properties"`
+			} `yaml:"Events"`
+		} `yaml:"Properties"`
+	} `yaml:"Resources"`
+}
+
+// TemplateRoutes returns each function's HttpApi routes ("GET /api/devices/{deviceId}") from template.yaml, sorted.
+func TemplateRoutes(t testing.TB) map[string][]string {
+	t.Helper()
+	root, err := testenv.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(root, "template.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tpl template
+	if err := yaml.Unmarshal(b, &tpl); err != nil {
+		t.Fatalf("template.yaml: %v", err)
+	}
+	out := map[string][]string{}
+	for id, res := range tpl.Resources {
+		if res.Type != "AWS::Serverless::Function" {
+			continue
+		}
+		for _, ev := range res.Properties.Events {
+			if ev.Type != "HttpApi" {
+				continue
+			}
+			m := strings.ToUpper(ev.Properties.Method)
+			if m == "" {
+				m = "ANY"
+			}
+			out[id] = append(out[id], m+" "+ev.Properties.Path)
+		}
+		sort.Strings(out[id])
+	}
+	return out
+}
+
+var (
+	rest     = regexp.MustCompile(`\{(\w+)\.\.\.\}`)
+	exactEnd = regexp.MustCompile(`/\{\$\}$`)
+)
+
+// RouteKey writes a ServeMux pattern as an API Gateway route key: "GET /{$}" is "GET /", "{p...}" is "{p+}", and a
+// pattern without a method is "ANY". The catch-all "/" (a 404 fallback, not a route) is "".
+func RouteKey(pattern string) string {
+	method, path, ok := strings.Cut(pattern, " ")
+	if !ok {
+		method, path = "ANY", pattern
+	}
+	if path == "/" && method == "ANY" {
+		return ""
+	}
+	path = exactEnd.ReplaceAllString(path, "/")
+	path = rest.ReplaceAllString(path, "{$1+}")
+	return method + " " + path
+}
+
+// Check fails the test unless h's patterns are exactly function's events in template.yaml.
+func Check(t *testing.T, function string, h Patterned) {
+	t.Helper()
+	if err := compare(function, h.Patterns(), TemplateRoutes(t)); err != nil {
+		t.Error(err)
+	}
+}
+
+func compare(function string, patterns []string, routes map[string][]string) error {
+	want := routes[function]
+	if len(want) == 0 {
+		return fmt.Errorf("template.yaml: %s has no HttpApi event", function)
+	}
+	var got []string
+	for _, p := range patterns {
+		if k := RouteKey(p); k != "" {
+			got = append(got, k)
+		}
+	}
+	sort.Strings(got)
+	if !slices.Equal(got, want) {
+		return fmt.Errorf("%s: the handler serves %q, template.yaml routes %q to it", function, got, want)
+	}
+	return nil
+}
+
+// Deps are what a function's handler is built from, for a test that only lists its routes: a configuration with
+// the bucket names, a client of an address nothing answers on (never called), and env as the environment.
+func Deps(env map[string]string) lambdaapp.Deps {
+	cfg := config.Config{InfluxURL: "http://127.0.0.1:9", Org: "org", Bucket: "iot_center", BucketAuth: "iot_center_auth",
+		BucketDownsampled: "iot_center_1h", MaxDevices: 1000}
+	return lambdaapp.Deps{Config: cfg, Influx: influx.New(cfg.InfluxURL, "", cfg.Org, influx.Options{}),
+		Getenv: func(k string) string { return env[k] }}
+}

@@ -1,0 +1,51 @@
+package routetest
+
+import (
+	"testing"
+)
+
+func TestRouteKey(t *testing.T) {
+	for _, tc := range []struct{ pattern, want string }{
+		{"GET /api/devices/{deviceId}", "GET /api/devices/{deviceId}"},
+		{"GET /{$}", "GET /"},
+		{"GET /assets/{proxy...}", "GET /assets/{proxy+}"},
+		{"/api/x", "ANY /api/x"},
+		{"/", ""},
+	} {
+		if got := RouteKey(tc.pattern); got != tc.want {
+			t.Errorf("RouteKey(%q) = %q, want %q", tc.pattern, got, tc.want)
+		}
+	}
+}
+
+func TestTemplateRoutesHasEveryFunctionWithEvents(t *testing.T) {
+	routes := TemplateRoutes(t)
+	if got := routes["HealthFunction"]; len(got) != 1 || got[0] != "GET /api/health" {
+		t.Errorf("HealthFunction routes = %q, want [GET /api/health]", got)
+	}
+	if _, ok := routes["BackfillWorkerFunction"]; ok {
+		t.Errorf("BackfillWorkerFunction has routes %q, want none (it is invoked, not routed)", routes["BackfillWorkerFunction"])
+	}
+}
+
+// TestCompare: the exact set passes; one route too many, too few, or with another method fails.
+func TestCompare(t *testing.T) {
+	routes := map[string][]string{"HealthFunction": {"GET /api/health"}}
+	for name, tc := range map[string]struct {
+		patterns []string
+		ok       bool
+	}{
+		"exact":   {[]string{"GET /api/health", "/"}, true},
+		"extra":   {[]string{"GET /api/health", "POST /api/health"}, false},
+		"missing": {nil, false},
+		"method":  {[]string{"POST /api/health"}, false},
+	} {
+		err := compare("HealthFunction", tc.patterns, routes)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: compare(%q) = %v, want ok=%v", name, tc.patterns, err, tc.ok)
+		}
+	}
+	if err := compare("NoRoutesFunction", []string{"GET /x"}, routes); err == nil {
+		t.Error("compare for a function without events = nil, want an error")
+	}
+}
