@@ -230,9 +230,19 @@ async function main() {
       console.log(`     ${FLEET} registrations in ${Date.now() - t0} ms`);
     });
 
-    await step("the list: count, natural sort by id, paging, search", async () => {
+    await step("the list: read page by page, count, natural sort by id, paging, search", async () => {
+      // Pages of 40 instead of 1,000, so the fleet takes several API pages and the Link: rel="next" chain is followed.
+      const calls = [];
+      const onReq = (r) => new URL(r.url()).pathname === "/api/devices" && calls.push(new URL(r.url()).search);
+      page.on("request", onReq);
+      await page.route(/\/api\/devices\?limit=1000$/, (r) => r.continue({ url: r.request().url().replace("limit=1000", "limit=40") }));
       await page.click("#refresh");
       await page.waitForFunction((n) => Number(document.querySelector("main").dataset.loaded) >= n, FLEET);
+      await page.unroute(/\/api\/devices\?limit=1000$/);
+      page.off("request", onReq);
+      const paged = !!(await api("GET", "/api/devices?limit=1")).headers.get("link");
+      if (paged) assert(calls.filter((c) => /after=/.test(c)).length >= 2, `the list was not read page by page: ${calls.join(" ")}`);
+      console.log(`     list requests: ${calls.join(" ")}${paged ? "" : " (the API has no paging yet)"}`);
       const total = Number(await page.getAttribute("main", "data-loaded"));
       const count = await page.textContent("#device-count");
       assert(count.startsWith(`${total} devices`), `count: ${count}`);

@@ -92,7 +92,7 @@ export function devicesPage(root: HTMLElement): void {
         type: "button", class: `chip ${f}`, "aria-pressed": String(view.filter === f), "data-filter": f, disabled: f !== "all" && !hasStatus,
         onclick: () => { view.filter = f; view.page = 0; render(); },
       }, f === "all" ? `All ${all.length}` : `${STATUS_ICON[f]} ${STATUS_TEXT[f]} ${hasStatus ? n(f) : "—"}`)));
-    count.textContent = list === null ? "Loading devices…"
+    count.textContent = list === null ? (listError ? "The device list could not be loaded." : "Loading devices…")
       : `${all.length.toLocaleString("en-US")} device${all.length === 1 ? "" : "s"}` +
         (rows.length !== all.length ? `, ${rows.length.toLocaleString("en-US")} match` : "") +
         (rows.length ? `; showing ${first + 1}–${first + shown.length}` : "");
@@ -103,7 +103,7 @@ export function devicesPage(root: HTMLElement): void {
       h("span", { class: "page-of", "aria-current": "page" }, `Page ${view.page + 1} of ${pages}`),
       h("button", { type: "button", class: "secondary", id: "page-next", disabled: view.page >= pages - 1, onclick: go(view.page + 1) }, "Next ›"));
     banner.hidden = !listError;
-    banner.textContent = listError ? `Refresh failed (${listError}). Showing the list as last loaded.` : "";
+    banner.textContent = !listError ? "" : list === null ? `Loading the devices failed (${listError}). Try Refresh.` : `Refresh failed (${listError}). Showing the list as last loaded.`;
     renderJobs();
   };
 
