@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"mime"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/iot-center/iot-center-serverless/shared/api"
@@ -236,19 +234,8 @@ func (h *Handler) failure(ctx context.Context, err error, doing string) error {
 	return api.Wrap(influx.Classify(err), err, "%s", doing)
 }
 
-// wantsCSV reports whether the Accept header asks for text/csv (with a non-zero quality).
+// wantsCSV reports whether content negotiation (every Accept value, q-values included) picks text/csv over the
+// default JSON.
 func wantsCSV(r *http.Request) bool {
-	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
-		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
-		if err != nil || mt != "text/csv" {
-			continue
-		}
-		if qv, ok := params["q"]; ok {
-			if f, err := strconv.ParseFloat(qv, 64); err == nil && f == 0 {
-				continue
-			}
-		}
-		return true
-	}
-	return false
+	return api.NegotiateType(r.Header, "application/json", "text/csv") == "text/csv"
 }

@@ -178,7 +178,8 @@ func TestWantsCSV(t *testing.T) {
 		"":                              false,
 		"application/json":              false,
 		"text/csv":                      true,
-		"application/json, text/csv":    true,
+		"application/json, text/csv":    false, // equal q: the client's first choice
+		"text/csv, application/json":    true,
 		"text/csv; charset=utf-8":       true,
 		"text/csv;q=0":                  false,
 		"text/html;q=0.9, text/csv;q=1": true,
@@ -188,6 +189,23 @@ func TestWantsCSV(t *testing.T) {
 		r.Header.Set("Accept", accept)
 		if got := wantsCSV(r); got != want {
 			t.Errorf("wantsCSV(%q) = %v, want %v", accept, got, want)
+		}
+	}
+	// several values, as the API proxy splits a comma-separated Accept
+	for _, tc := range []struct {
+		values []string
+		want   bool
+	}{
+		{[]string{"application/json", "text/csv;q=0.5"}, false},
+		{[]string{"application/json;q=0.5", "text/csv"}, true},
+		{[]string{"text/html", "text/csv;q=0"}, false},
+	} {
+		r := httptest.NewRequest("GET", "/", nil)
+		for _, v := range tc.values {
+			r.Header.Add("Accept", v)
+		}
+		if got := wantsCSV(r); got != tc.want {
+			t.Errorf("wantsCSV(%q) = %v, want %v", tc.values, got, tc.want)
 		}
 	}
 }

@@ -309,6 +309,5 @@ func wantsText(r *http.Request, q url.Values) (bool, error) {
 		}
 		return false, api.InvalidParam("accept", "accept must be text/plain or application/json")
 	}
-	accept := strings.ToLower(strings.TrimSpace(r.Header.Get("Accept")))
-	return strings.HasPrefix(accept, "text/plain"), nil
+	return api.NegotiateType(r.Header, "application/json", "text/plain") == "text/plain", nil
 }

@@ -26,6 +26,9 @@ func TestThroughAPIGatewayAdapter(t *testing.T) {
 		{"index", "/", "", http.StatusOK, false, fsys["index.html"].Data},
 		{"asset gzip", "/assets/" + hashedJS, "gzip, deflate", http.StatusOK, true, fsys["assets/"+hashedJS].Data},
 		{"asset plain", "/assets/" + hashedCSS, "", http.StatusOK, false, fsys["assets/"+hashedCSS].Data},
+		{"gzip in the second value", "/assets/" + hashedJS, "deflate, gzip", http.StatusOK, true, fsys["assets/"+hashedJS].Data},
+		{"gzip refused by q", "/assets/" + hashedJS, "deflate, gzip;q=0, *", http.StatusOK, false, fsys["assets/"+hashedJS].Data},
+		{"neither", "/assets/" + hashedJS, "deflate, br", http.StatusOK, false, fsys["assets/"+hashedJS].Data},
 		{"nested asset", "/assets/img/icon-ZZZZ9999.png", "gzip", http.StatusOK, false, fsys["assets/img/icon-ZZZZ9999.png"].Data},
 		{"unknown", "/assets/nope.js", "gzip", http.StatusNotFound, false, nil},
 	}
@@ -70,5 +73,37 @@ func TestThroughAPIGatewayAdapter(t *testing.T) {
 				t.Errorf("body differs: got %d bytes, want %d", len(body), len(tc.wantBody))
 			}
 		})
+	}
+}
+
+// TestIfNoneMatchListThroughAdapter: an If-None-Match list (split into values by the proxy) answers 304 when any
+// entry is the current ETag, 200 when none is.
+func TestIfNoneMatchListThroughAdapter(t *testing.T) {
+	adapter := httpadapter.NewV2(api.Handler(newHandler(t, testFS())))
+	get := func(headers map[string]string) events.APIGatewayV2HTTPResponse {
+		t.Helper()
+		res, err := adapter.ProxyWithContext(context.Background(), events.APIGatewayV2HTTPRequest{Version: "2.0", RawPath: "/",
+			Headers: headers, RouteKey: "GET /", RequestContext: events.APIGatewayV2HTTPRequestContext{RequestID: "req-1",
+				HTTP: events.APIGatewayV2HTTPRequestContextHTTPDescription{Method: http.MethodGet, Path: "/"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	etag := get(map[string]string{"accept-encoding": "gzip"}).Headers["Etag"] // http.Header's canonical key
+	if etag == "" {
+		t.Fatal("no ETag")
+	}
+	for _, tc := range []struct {
+		inm  string
+		want int
+	}{
+		{`"stale", ` + etag, http.StatusNotModified},
+		{etag + `, "stale"`, http.StatusNotModified},
+		{`"stale", "older"`, http.StatusOK},
+	} {
+		if got := get(map[string]string{"accept-encoding": "br, gzip", "if-none-match": tc.inm}).StatusCode; got != tc.want {
+			t.Errorf("If-None-Match %s: status %d, want %d", tc.inm, got, tc.want)
+		}
 	}
 }

@@ -170,14 +170,14 @@ func serve(w http.ResponseWriter, r *http.Request, f *file) {
 	hd.Set("Cache-Control", f.cache)
 	hd.Set("X-Content-Type-Options", "nosniff")
 	hd.Set("Vary", "Accept-Encoding")
-	useGzip := f.gz != nil && AcceptsGzip(r.Header.Get("Accept-Encoding"))
+	useGzip := f.gz != nil && api.AcceptsEncoding(r.Header, "gzip")
 	etag := f.etag
 	if useGzip {
 		// A distinct validator per representation, as RFC 9110 asks for content-coded responses.
 		etag = strings.TrimSuffix(f.etag, `"`) + `-gz"`
 	}
 	hd.Set("ETag", etag)
-	if inm := r.Header.Get("If-None-Match"); inm != "" && etagMatches(inm, etag) {
+	if api.NoneMatch(r.Header, etag) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
@@ -191,43 +191,6 @@ func serve(w http.ResponseWriter, r *http.Request, f *file) {
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(body)
 	}
-}
-
-func etagMatches(header, etag string) bool {
-	for _, t := range strings.Split(header, ",") {
-		t = strings.TrimSpace(t)
-		if t == "*" || strings.TrimPrefix(t, "W/") == etag {
-			return true
-		}
-	}
-	return false
-}
-
-// AcceptsGzip reports whether an Accept-Encoding header allows gzip (an explicit "gzip" or "*" with q > 0).
-func AcceptsGzip(header string) bool {
-	star := false
-	for _, part := range strings.Split(header, ",") {
-		name, params, _ := strings.Cut(strings.TrimSpace(part), ";")
-		name = strings.ToLower(strings.TrimSpace(name))
-		q := 1.0
-		for _, p := range strings.Split(params, ";") {
-			k, v, ok := strings.Cut(strings.TrimSpace(p), "=")
-			if ok && strings.EqualFold(strings.TrimSpace(k), "q") {
-				if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
-					q = f
-				} else {
-					q = 0
-				}
-			}
-		}
-		switch name {
-		case "gzip", "x-gzip":
-			return q > 0 // an explicit entry wins over "*"
-		case "*":
-			star = q > 0
-		}
-	}
-	return star
 }
 
 func prepare(name string, b []byte, cache string) (*file, error) {
