@@ -35,6 +35,11 @@ func TestThroughAPIGatewayAdapter(t *testing.T) {
 		{"summary", "/api/devices/dev1/summary", "range=1h", "", "application/json", 200},
 		{"unregistered", "/api/devices/ghost/summary", "", "", "application/json", 404},
 		{"bad param", "/api/devices/dev1/measurements", "fn=median", "", "application/json", 400},
+		// durations that overflow time.Duration are refused, not wrapped into small ones
+		{"start overflows", "/api/devices/dev1/measurements", "start=-213505d", "", "application/json", 400},
+		{"every overflows", "/api/devices/dev1/measurements", "start=-1h&every=30501w", "", "application/json", 400},
+		{"range overflows", "/api/devices/dev1/summary", "range=213505d", "", "application/json", 400},
+		{"csv and json, json preferred", "/api/devices/dev1/measurements", "start=-1h&every=raw", "application/json, text/csv;q=0.5", "application/json", 200},
 		{"no route", "/api/devices/dev1/other", "", "", "application/json", 404},
 	}
 	for _, tc := range tests {

@@ -5,6 +5,7 @@
 package measurements
 
 import (
+	"math"
 	"net/url"
 	"strconv"
 	"strings"
@@ -318,8 +319,9 @@ func parseTime(param, s string, now time.Time) (time.Time, error) {
 
 var units = map[byte]time.Duration{'w': 7 * 24 * time.Hour, 'd': 24 * time.Hour, 'h': time.Hour, 'm': time.Minute, 's': time.Second}
 
-// parseDuration reads a positive duration made of number+unit parts (w, d, h, m, s), e.g. 30d, 1h30m. It caps
-// each number so the sum cannot overflow.
+// parseDuration reads a positive duration made of number+unit parts (w, d, h, m, s), e.g. 30d, 1h30m. A value
+// whose parts or sum do not fit a time.Duration (about 292 years) is refused, never wrapped around: -213505d would
+// otherwise overflow into a small duration and pass the range checks.
 func parseDuration(s string) (time.Duration, bool) {
 	if s == "" {
 		return 0, false
@@ -330,15 +332,19 @@ func parseDuration(s string) (time.Duration, bool) {
 		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
 			i++
 		}
-		if i == 0 || i > 7 || i == len(s) {
+		if i == 0 || i > 18 || i == len(s) {
 			return 0, false
 		}
-		n, _ := strconv.Atoi(s[:i])
+		n, err := strconv.ParseInt(s[:i], 10, 64)
 		u, ok := units[s[i]]
-		if !ok {
+		if err != nil || !ok || n > int64(math.MaxInt64/u) {
 			return 0, false
 		}
-		total += time.Duration(n) * u
+		part := time.Duration(n) * u
+		if total > math.MaxInt64-part {
+			return 0, false
+		}
+		total += part
 		s = s[i+1:]
 	}
 	return total, total > 0

@@ -83,6 +83,12 @@ func TestParseRequestInvalid(t *testing.T) {
 		{"start=-1y", "start"},
 		{"start=-1.5h", "start"},
 		{"start=-99999999d", "start"},
+		{"start=-213505d", "start"},             // 213505 days overflow time.Duration into about 14 days
+		{"start=-106752d", "start"},             // just past the largest time.Duration
+		{"every=30501w", "every"},               // overflows into about 2.7 hours
+		{"every=15250w15250w", "every"},         // each part fits, the sum does not
+		{"every=9999999999999999999s", "every"}, // does not fit an int64
+
 		{"start=" + url.QueryEscape("2026-03-10 10:00:00"), "start"},
 		{"stop=-1h&start=-1h", "start"},
 		{"stop=2300-01-01T00:00:00Z", "stop"},
@@ -106,6 +112,16 @@ func TestParseRequestInvalid(t *testing.T) {
 				t.Fatalf("err = %v, want a 400 naming %q", err, tc.param)
 			}
 		})
+	}
+}
+
+func TestSummaryRangeOverflow(t *testing.T) {
+	for _, r := range []string{"213505d", "-213505d", "30501w", "15250w15250w"} {
+		_, err := ParseSummaryRequest("dev1", url.Values{"range": {r}}, time.Now())
+		var ae *api.Error
+		if !asAPIError(err, &ae) || ae.Code != api.Invalid || ae.Param != "range" {
+			t.Errorf("range=%s: err = %v, want a 400 naming range", r, err)
+		}
 	}
 }
 
