@@ -33,13 +33,39 @@ type CustomResource struct {
 	Load Loader
 	// HTTP sends the answer to the pre-signed ResponseURL.
 	HTTP *http.Client
-	// Reserve is kept from the Lambda deadline for answering CloudFormation.
+	// AttemptTimeout bounds one PUT of the answer; RetryPause is the pause before the first retry (doubled after).
+	AttemptTimeout time.Duration
+	RetryPause     time.Duration
+	// Reserve is kept from the Lambda deadline for answering CloudFormation. Handle raises it to WorstCaseSend plus
+	// a margin when it is smaller: a reserve shorter than the answer's own retries would let Lambda kill the
+	// function mid-answer, and the stack would wait for ServiceTimeout.
 	Reserve time.Duration
 }
 
-// NewCustomResource is a CustomResource with sensible timeouts.
+// NewCustomResource is a CustomResource with sensible timeouts: 3 attempts of at most 5 s with 0.5 s and 1 s
+// pauses (16.5 s worst case) inside a 20 s reserve.
 func NewCustomResource(load Loader) *CustomResource {
-	return &CustomResource{Load: load, HTTP: &http.Client{Timeout: 15 * time.Second}, Reserve: 20 * time.Second}
+	return &CustomResource{Load: load, HTTP: &http.Client{}, AttemptTimeout: 5 * time.Second,
+		RetryPause: 500 * time.Millisecond, Reserve: 20 * time.Second}
+}
+
+// sendMargin covers what WorstCaseSend does not count (marshalling, logging, the runtime's own reply).
+const sendMargin = 500 * time.Millisecond
+
+// WorstCaseSend is the longest the answer can take: every attempt timing out, with the pauses between them.
+func (h *CustomResource) WorstCaseSend() time.Duration {
+	d := time.Duration(maxSendAttempts) * h.AttemptTimeout
+	pause := h.RetryPause
+	for i := 1; i < maxSendAttempts; i++ {
+		d += pause
+		pause *= 2
+	}
+	return d
+}
+
+// reserve is the time kept for the answer: Reserve, but never less than the worst-case send.
+func (h *CustomResource) reserve() time.Duration {
+	return max(h.Reserve, h.WorstCaseSend()+sendMargin)
 }
 
 // response is CloudFormation's custom resource response document.
@@ -107,7 +133,7 @@ func (h *CustomResource) Handle(ctx context.Context, ev cfn.Event) (err error) {
 // runContext leaves Reserve of the invocation's time for the answer.
 func (h *CustomResource) runContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	if dl, ok := ctx.Deadline(); ok {
-		return context.WithDeadline(ctx, dl.Add(-h.Reserve))
+		return context.WithDeadline(ctx, dl.Add(-h.reserve()))
 	}
 	return context.WithCancel(ctx)
 }
@@ -173,18 +199,34 @@ func (h *CustomResource) send(ctx context.Context, responseURL string, r respons
 	if err != nil {
 		return err
 	}
-	// the answer must go out even when the invocation's own context was cancelled by the run's deadline
-	ctx = context.WithoutCancel(ctx)
+	// the answer must go out even when the run's context was cancelled, but never past the invocation's deadline
+	send := context.WithoutCancel(ctx)
+	if dl, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		send, cancel = context.WithDeadline(send, dl)
+		defer cancel()
+	}
+	pause := h.RetryPause
 	for attempt := 1; ; attempt++ {
-		err = h.put(ctx, responseURL, body)
-		if err == nil || attempt == maxSendAttempts {
+		err = h.put(send, responseURL, body)
+		if err == nil || attempt == maxSendAttempts || send.Err() != nil {
 			return err
 		}
-		time.Sleep(time.Duration(attempt) * 500 * time.Millisecond)
+		select {
+		case <-time.After(pause):
+		case <-send.Done():
+			return err
+		}
+		pause *= 2
 	}
 }
 
 func (h *CustomResource) put(ctx context.Context, responseURL string, body []byte) error {
+	if h.AttemptTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, h.AttemptTimeout)
+		defer cancel()
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, responseURL, bytes.NewReader(body))
 	if err != nil {
 		return err

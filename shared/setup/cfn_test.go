@@ -185,7 +185,7 @@ func TestCustomResourceAlwaysAnswers(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ep := newCFNEndpoint(t)
 			h := NewCustomResource(tc.load)
-			h.Reserve = 500 * time.Millisecond
+			h.Reserve, h.AttemptTimeout, h.RetryPause = 500*time.Millisecond, 100*time.Millisecond, 50*time.Millisecond
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
 			if err := h.Handle(ctx, event(ep, tc.typ, "", tc.props)); err != nil {
@@ -212,6 +212,68 @@ func TestCustomResourceDeliveryFailure(t *testing.T) {
 	}
 	if ep.puts != maxSendAttempts {
 		t.Errorf("got %d attempts, want %d", ep.puts, maxSendAttempts)
+	}
+}
+
+// TestCustomResourceSlowResponseURL: a run that uses all the time it gets, then a response URL that hangs on the
+// first attempts. The answer must still arrive before the invocation's deadline (Lambda kills the function there),
+// even with a Reserve configured smaller than the retries take.
+func TestCustomResourceSlowResponseURL(t *testing.T) {
+	const attempt, pause = 300 * time.Millisecond, 100 * time.Millisecond
+	var mu sync.Mutex
+	var puts int
+	var answeredAt time.Time
+	ep := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		puts++
+		n := puts
+		mu.Unlock()
+		_, _ = io.ReadAll(r.Body) // (the server notices a client hanging up only once the body is read)
+		if n < maxSendAttempts {
+			select { // hangs until the client gives up on this attempt (bounded)
+			case <-r.Context().Done():
+			case <-time.After(10 * time.Second):
+			}
+			return
+		}
+		mu.Lock()
+		answeredAt = time.Now()
+		mu.Unlock()
+	}))
+	defer ep.Close()
+	h := NewCustomResource(func(ctx context.Context) (*influx.Client, Options, error) {
+		<-ctx.Done()
+		return nil, Options{}, ctx.Err()
+	})
+	h.Reserve, h.AttemptTimeout, h.RetryPause = 50*time.Millisecond, attempt, pause
+	if worst := h.WorstCaseSend(); worst != 3*attempt+pause+2*pause {
+		t.Fatalf("WorstCaseSend = %s, want %s", worst, 3*attempt+3*pause)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+	defer cancel()
+	deadline, _ := ctx.Deadline()
+	ev := cfn.Event{RequestType: cfn.RequestCreate, RequestID: "r1", ResponseURL: ep.URL + "/signed", StackID: "s", LogicalResourceID: "InfluxSetup"}
+	if err := h.Handle(ctx, ev); err != nil {
+		t.Fatalf("Handle: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if puts != maxSendAttempts || answeredAt.IsZero() {
+		t.Fatalf("got %d PUTs, answered %v; want %d with the last one answered", puts, !answeredAt.IsZero(), maxSendAttempts)
+	}
+	if !answeredAt.Before(deadline) {
+		t.Errorf("answer delivered %s after the invocation's deadline", answeredAt.Sub(deadline))
+	}
+}
+
+func TestNewCustomResourceReserveCoversTheSend(t *testing.T) {
+	h := NewCustomResource(nil)
+	if h.Reserve <= h.WorstCaseSend() {
+		t.Errorf("Reserve %s <= worst-case send %s", h.Reserve, h.WorstCaseSend())
+	}
+	// the setup function's Timeout in template.yaml (120 s) leaves most of it to the run
+	if h.reserve() > 60*time.Second {
+		t.Errorf("reserve %s leaves too little of the 120 s invocation to the run", h.reserve())
 	}
 }
 
