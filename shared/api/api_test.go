@@ -167,3 +167,45 @@ func TestWithDeviceAddsDeviceIDToLogs(t *testing.T) {
 		t.Errorf("log line without deviceId: %s", logs)
 	}
 }
+
+func TestWantsText(t *testing.T) {
+	for _, tc := range []struct {
+		name, query, accept string
+		want                bool
+	}{
+		{"nothing", "", "", false},
+		{"json", "", "application/json", false},
+		{"text", "", "text/plain", true},
+		{"text with charset", "", "text/plain; charset=utf-8", true},
+		{"json preferred by order", "", "application/json, text/plain;q=0.9", false},
+		{"text preferred by q", "", "application/json;q=0.5, text/plain", true},
+		{"text refused", "", "text/plain;q=0", false},
+		{"parameter", "accept=text/plain", "application/json", true},
+		{"parameter json", "accept=application/json", "text/plain", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/x?"+tc.query, nil)
+			if tc.accept != "" {
+				r.Header.Set("Accept", tc.accept)
+			}
+			if got := api.WantsText(r); got != tc.want {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestWriteErrorAsText(t *testing.T) {
+	r := httptest.NewRequest("GET", "/x?accept=text/plain", nil)
+	w := httptest.NewRecorder()
+	api.WriteError(w, r, &api.Error{Code: api.Forbidden, Message: "no", Extra: map[string]any{"id": "d1", "registered": false}})
+	want := "message: no\nid: d1\nregistered: false\n"
+	if w.Code != 403 || w.Body.String() != want || !strings.HasPrefix(w.Header().Get("Content-Type"), "text/plain") {
+		t.Errorf("got %d %q %q, want 403 text/plain %q", w.Code, w.Header().Get("Content-Type"), w.Body.String(), want)
+	}
+	w = httptest.NewRecorder()
+	api.WriteError(w, r, errors.New("influx: token abc123 refused"))
+	if w.Code != 500 || w.Body.String() != "message: internal error\n" {
+		t.Errorf("5xx as text: got %d %q, want the fixed message only", w.Code, w.Body.String())
+	}
+}

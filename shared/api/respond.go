@@ -4,8 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"sort"
+	"strconv"
+	"strings"
 )
 
 // MaxBodyBytes caps every request body read through DecodeJSON.
@@ -60,7 +64,58 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	if e.Code == TooMany || e.Code == Unavailable {
 		w.Header().Set("Retry-After", "1")
 	}
+	if WantsText(r) {
+		writeTextError(w, status, body)
+		return
+	}
 	WriteJSON(w, status, body)
+}
+
+// writeTextError answers the error as `key: value` lines for a caller that asked for text/plain (iot-center-v2's
+// Arduino clients parse lines): `message: …` first, then the other members in name order.
+func writeTextError(w http.ResponseWriter, status int, body map[string]any) {
+	var b strings.Builder
+	if msg, ok := body["error"]; ok {
+		fmt.Fprintf(&b, "message: %v\n", msg)
+	}
+	keys := make([]string, 0, len(body))
+	for k := range body {
+		if k != "error" {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%s: %v\n", k, body[k])
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(b.String()))
+}
+
+// WantsText reports whether the caller asked for text/plain: `?accept=text/plain` (iot-center-v2's query form) or
+// an Accept header whose most preferred type is text/plain.
+func WantsText(r *http.Request) bool {
+	if v := r.URL.Query()["accept"]; len(v) > 0 {
+		return v[0] == "text/plain"
+	}
+	best, bestQ := "", -1.0
+	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
+		typ, params, _ := strings.Cut(part, ";")
+		q := 1.0
+		for _, p := range strings.Split(params, ";") {
+			if k, v, ok := strings.Cut(strings.TrimSpace(p), "="); ok && strings.EqualFold(k, "q") {
+				if f, err := strconv.ParseFloat(v, 64); err == nil {
+					q = f
+				}
+			}
+		}
+		if typ = strings.ToLower(strings.TrimSpace(typ)); typ != "" && q > bestQ {
+			best, bestQ = typ, q
+		}
+	}
+	return best == "text/plain" && bestQ > 0
 }
 
 // DecodeJSON reads an optional JSON body into v, capped at MaxBodyBytes; unknown fields are rejected.

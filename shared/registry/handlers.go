@@ -65,15 +65,17 @@ type EnvConfig struct {
 	InfluxToken          string  `json:"influx_token"`
 	InfluxBucket         string  `json:"influx_bucket"`
 	ID                   string  `json:"id"`
-	DefaultLat           float64 `json:"default_lat"`
 	DefaultLon           float64 `json:"default_lon"`
+	DefaultLat           float64 `json:"default_lat"`
 	MeasurementInterval  int     `json:"measurement_interval"`
 	NewlyRegistered      bool    `json:"newlyRegistered"`
 	CreatedAt            string  `json:"createdAt"`
 	UpdatedAt            string  `json:"updatedAt"`
 	ServerTime           string  `json:"serverTime"`
 	ConfigurationRefresh int     `json:"configuration_refresh"`
-	WriteEndpoint        string  `json:"write_endpoint"` // "": devices write to InfluxDB directly
+	// WriteEndpoint is the base URL of the InfluxDB write API the device writes to (iot-center-v2 clients pass it to
+	// their InfluxDB client, falling back to the server's /influx proxy when empty): the same as influx_url here.
+	WriteEndpoint string `json:"write_endpoint"`
 }
 
 // Text renders the configuration as `key: value` lines (the Arduino client's format), same keys and order.
@@ -81,7 +83,7 @@ func (c EnvConfig) Text() string {
 	f := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
 	lines := [][2]string{
 		{"influx_url", c.InfluxURL}, {"influx_org", c.InfluxOrg}, {"influx_token", c.InfluxToken},
-		{"influx_bucket", c.InfluxBucket}, {"id", c.ID}, {"default_lat", f(c.DefaultLat)}, {"default_lon", f(c.DefaultLon)},
+		{"influx_bucket", c.InfluxBucket}, {"id", c.ID}, {"default_lon", f(c.DefaultLon)}, {"default_lat", f(c.DefaultLat)},
 		{"measurement_interval", strconv.Itoa(c.MeasurementInterval)}, {"newlyRegistered", strconv.FormatBool(c.NewlyRegistered)},
 		{"createdAt", c.CreatedAt}, {"updatedAt", c.UpdatedAt}, {"serverTime", c.ServerTime},
 		{"configuration_refresh", strconv.Itoa(c.ConfigurationRefresh)}, {"write_endpoint", c.WriteEndpoint},
@@ -94,15 +96,20 @@ func (c EnvConfig) Text() string {
 }
 
 func (h *Handlers) envConfig(d Device, created bool) EnvConfig {
-	return EnvConfig{
+	c := EnvConfig{
 		InfluxURL: h.cfg.InfluxPublicURL, InfluxOrg: h.cfg.Org, InfluxToken: d.Token.Reveal(), InfluxBucket: h.cfg.Bucket,
 		ID: d.ID, DefaultLat: h.cfg.DefaultLat, DefaultLon: h.cfg.DefaultLon, MeasurementInterval: h.cfg.MeasurementInterval,
 		NewlyRegistered: created, CreatedAt: rfc3339(d.CreatedAt), UpdatedAt: rfc3339(d.UpdatedAt),
-		ServerTime: rfc3339(h.now()), ConfigurationRefresh: h.cfg.ConfigurationRefresh,
+		ServerTime: serverTime(h.now()), ConfigurationRefresh: h.cfg.ConfigurationRefresh,
 	}
+	c.WriteEndpoint = c.InfluxURL
+	return c
 }
 
 func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+// serverTime formats t as JavaScript's toISOString() does (the original's serverTime): UTC, exactly 3 fraction digits.
+func serverTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
 
 // writeConfig answers the configuration as JSON, or as text lines when the caller asks for text/plain.
 func writeConfig(w http.ResponseWriter, status int, c EnvConfig, text bool) {

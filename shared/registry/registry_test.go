@@ -13,7 +13,7 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/influx"
 )
 
-var envKeys = []string{"influx_url", "influx_org", "influx_token", "influx_bucket", "id", "default_lat", "default_lon",
+var envKeys = []string{"influx_url", "influx_org", "influx_token", "influx_bucket", "id", "default_lon", "default_lat",
 	"measurement_interval", "newlyRegistered", "createdAt", "updatedAt", "serverTime", "configuration_refresh", "write_endpoint"}
 
 func TestEnvRegistersDeviceAndTokenWritesItsBucket(t *testing.T) {
@@ -52,7 +52,7 @@ func TestEnvRegistersDeviceAndTokenWritesItsBucket(t *testing.T) {
 		{"default_lon", c.DefaultLon, 14.4071543},
 		{"measurement_interval", c.MeasurementInterval, 60},
 		{"configuration_refresh", c.ConfigurationRefresh, 3600},
-		{"write_endpoint", c.WriteEndpoint, ""},
+		{"write_endpoint", c.WriteEndpoint, f.cfg.InfluxPublicURL},
 		{"token present", c.InfluxToken != "", true},
 	} {
 		if tc.got != tc.want {
@@ -180,7 +180,7 @@ func TestEnvTextPlain(t *testing.T) {
 				got[k] = v
 			}
 			for k, want := range map[string]string{"id": id, "influx_token": tok, "newlyRegistered": "false",
-				"default_lat": "50.0873254", "measurement_interval": "60", "write_endpoint": "", "influx_bucket": f.cfg.Bucket} {
+				"default_lat": "50.0873254", "measurement_interval": "60", "write_endpoint": f.cfg.InfluxPublicURL, "influx_bucket": f.cfg.Bucket} {
 				if got[k] != want {
 					t.Errorf("%s: got %q, want %q", k, got[k], want)
 				}
