@@ -20,7 +20,7 @@ import (
 
 func main() {
 	var o app.Options
-	var params, poolFor string
+	var params, poolFor, allowHosts string
 	flag.StringVar(&o.Root, "root", "", "repository root (default: the folder holding go.mod above the working directory)")
 	flag.StringVar(&o.Template, "template", "", "SAM template (default <root>/template.yaml)")
 	flag.StringVar(&o.Addr, "addr", "127.0.0.1:3000", "listen address of the local API")
@@ -31,9 +31,11 @@ func main() {
 	flag.StringVar(&o.EnvVars, "env-vars", "", "JSON file in the `sam local --env-vars` format")
 	flag.StringVar(&params, "parameter-overrides", os.Getenv("LOCALAPI_PARAMETER_OVERRIDES"), "template parameters, Key=Value separated by spaces or commas")
 	flag.StringVar(&o.GOARCH, "goarch", runtime.GOARCH, "architecture of the local builds (the host's)")
+	flag.StringVar(&allowHosts, "allow-host", "", "Host names to answer besides 127.0.0.1, localhost and [::1], comma-separated (other names get 403: DNS rebinding)")
 	flag.BoolVar(&o.SkipSetup, "skip-setup", false, "do not prepare InfluxDB (buckets, downsampling task, dashboard)")
 	flag.Parse()
 
+	o.AllowHosts = strings.FieldsFunc(allowHosts, func(r rune) bool { return r == ',' || r == ' ' })
 	var err error
 	if o.Params, err = pairs(params); err != nil {
 		fail(fmt.Errorf("-parameter-overrides: %w", err))

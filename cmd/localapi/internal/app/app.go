@@ -18,6 +18,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+
 	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/gateway"
 	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/lambdarun"
 	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/samtpl"
@@ -39,6 +41,7 @@ type Options struct {
 	Params     map[string]string // parameter overrides
 	GOARCH     string            // architecture of the local builds
 	SkipSetup  bool              // do not run the InfluxDB setup (buckets, task, dashboard)
+	AllowHosts []string          // Host names answered besides the loopback names
 	Environ    []string          // the process environment (default os.Environ())
 	Stdout     io.Writer         // banner and walkthrough
 	Stderr     io.Writer         // logs and function output
@@ -117,8 +120,12 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 
+	// The functions' AWS credentials, fresh per run: the Invoke API accepts only calls signed with them, so a web
+	// page (or anything else that cannot read a function's environment) cannot invoke a function directly.
+	creds := aws.Credentials{AccessKeyID: "ASIALOCAL" + strings.ToUpper(testenv.RandomHex(6)), SecretAccessKey: testenv.RandomHex(20),
+		SessionToken: testenv.RandomHex(24), Source: "localapi"}
 	specs, failed := buildFunctions(ctx, o, tpl, state, func(id string) []string {
-		return FunctionEnv(tpl.Functions[id], envFile.Functions[id], db, keys, o.Environ, base)
+		return FunctionEnv(tpl.Functions[id], envFile.Functions[id], db, keys, o.Environ, base, creds)
 	}, &outMu, log)
 	if ctx.Err() != nil {
 		return ctx.Err()
@@ -130,7 +137,7 @@ func Run(ctx context.Context, o Options) error {
 		runner.Close(cctx)
 	}()
 	gw := gateway.New(gateway.Config{Routes: tpl.Routes, Functions: tpl.Functions, Invoker: runner, Logger: log,
-		DeadLetterDir: filepath.Join(state, "dead-letter")})
+		DeadLetterDir: filepath.Join(state, "dead-letter"), Credentials: creds, AllowHosts: o.AllowHosts})
 	gctx, gcancel := context.WithCancel(ctx)
 	gw.Start(gctx)
 	defer func() { gcancel(); gw.Close() }()

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+
 	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/samtpl"
 	"github.com/iot-center/iot-center-serverless/internal/influxtest"
 	"github.com/iot-center/iot-center-serverless/internal/testenv"
@@ -32,13 +34,17 @@ func TestFunctionEnvPrecedence(t *testing.T) {
 	envJSON := map[string]string{"A": "env.json", "INFLUX_BUCKET": "from-env-json", "B": "env.json"}
 	db := &influxInstance{URL: "http://127.0.0.1:8086", Token: "tok", Org: "org"}
 	proc := []string{"INFLUX_BUCKET=from-process", "IOT_EXTRA=x", "HOME=/root", "SECRET_THING=no", "AWS_REGION=eu-west-1"}
-	got := envMap(FunctionEnv(f, envJSON, db, keyPair{Operator: "op", Device: "dev"}, proc, "http://127.0.0.1:3000"))
+	got := envMap(FunctionEnv(f, envJSON, db, keyPair{Operator: "op", Device: "dev"}, proc, "http://127.0.0.1:3000",
+		aws.Credentials{AccessKeyID: "AKID", SecretAccessKey: "secret", SessionToken: "session"}))
 	for k, want := range map[string]string{
 		"AWS_LAMBDA_FUNCTION_NAME":    "QueryFunction",
 		"AWS_LAMBDA_FUNCTION_TIMEOUT": "15",
 		"AWS_LAMBDA_LOG_FORMAT":       "JSON",
 		"AWS_REGION":                  "eu-west-1",
 		"AWS_ENDPOINT_URL_LAMBDA":     "http://127.0.0.1:3000",
+		"AWS_ACCESS_KEY_ID":           "AKID", // the credentials the Invoke API checks signatures with
+		"AWS_SECRET_ACCESS_KEY":       "secret",
+		"AWS_SESSION_TOKEN":           "session",
 		"QUERY_TIMEOUT":               "12s",          // template
 		"A":                           "env.json",     // env.json beats the template
 		"B":                           "env.json",     // env.json adds

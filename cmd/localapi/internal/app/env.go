@@ -7,13 +7,15 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+
 	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/samtpl"
 )
 
 // FunctionEnv assembles a function's environment as Lambda would give it: the runtime's variables, the template's
 // Environment.Variables, then env.json's entries for the function, then the local InfluxDB and keys, then the
 // process environment's INFLUX_* and IOT_* variables.
-func FunctionEnv(f *samtpl.Function, envJSON map[string]string, db *influxInstance, keys keyPair, environ []string, apiBase string) []string {
+func FunctionEnv(f *samtpl.Function, envJSON map[string]string, db *influxInstance, keys keyPair, environ []string, apiBase string, creds aws.Credentials) []string {
 	getenv := lookup(environ)
 	region := firstNonEmpty(getenv("AWS_REGION"), samtpl.Region)
 	env := map[string]string{
@@ -26,10 +28,11 @@ func FunctionEnv(f *samtpl.Function, envJSON map[string]string, db *influxInstan
 		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": strconv.Itoa(f.MemorySize),
 		"AWS_REGION":                      region,
 		"AWS_DEFAULT_REGION":              region,
-		// Fake credentials: the SDK signs requests to the local endpoints and never reaches AWS with them.
-		"AWS_ACCESS_KEY_ID":         "local",
-		"AWS_SECRET_ACCESS_KEY":     "local",
-		"AWS_SESSION_TOKEN":         "local",
+		// Local credentials: the SDK signs its calls to the local Invoke API with them (which checks the signature);
+		// AWS does not know them.
+		"AWS_ACCESS_KEY_ID":         creds.AccessKeyID,
+		"AWS_SECRET_ACCESS_KEY":     creds.SecretAccessKey,
+		"AWS_SESSION_TOKEN":         creds.SessionToken,
 		"AWS_EC2_METADATA_DISABLED": "true",
 		"AWS_ENDPOINT_URL_LAMBDA":   apiBase,
 	}

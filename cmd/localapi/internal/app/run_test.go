@@ -4,13 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
 
 	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/testfn"
 	"github.com/iot-center/iot-center-serverless/internal/influxtest"
@@ -110,17 +113,43 @@ func TestRunServesAndStopsCleanly(t *testing.T) {
 		t.Fatalf("not ready in 2 minutes:\n%s", stderr.String())
 	}
 
-	resp, err := http.Post(base+"/2015-03-31/functions/EchoFunction/invocations", "application/json", strings.NewReader(`{}`))
+	// The Invoke API: unsigned or through a foreign Host name 403; signed with the functions' credentials 200.
+	invokeURL := base + "/2015-03-31/functions/EchoFunction/invocations"
+	resp, err := http.Post(invokeURL, "application/json", strings.NewReader(`{}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("unsigned Invoke = %d, want 403", resp.StatusCode)
+	}
+	foreign, _ := http.NewRequest("GET", base+"/echo/1", nil)
+	foreign.Host = "rebound.example.com"
+	if resp, err := http.DefaultClient.Do(foreign); err != nil || resp.StatusCode != http.StatusForbidden {
+		t.Errorf("foreign Host = %v %v, want 403", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	var creds map[string]string
+	if resp, err := http.Get(base + "/echo/credentials"); err != nil {
+		t.Fatal(err)
+	} else {
+		_ = json.NewDecoder(resp.Body).Decode(&creds)
+		resp.Body.Close()
+	}
+	client := awslambda.New(awslambda.Options{Region: "us-east-1", BaseEndpoint: aws.String(base),
+		Credentials: credentials.NewStaticCredentialsProvider(creds["id"], creds["secret"], creds["session"])})
+	ictx, icancel := context.WithTimeout(ctx, time.Minute)
+	defer icancel()
+	inv, err := client.Invoke(ictx, &awslambda.InvokeInput{FunctionName: aws.String("EchoFunction"), Payload: []byte(`{}`)})
+	if err != nil {
+		t.Fatalf("signed Invoke: %v", err)
+	}
 	var out struct {
 		Env map[string]string `json:"env"`
 	}
-	if err := json.Unmarshal(b, &out); err != nil || resp.StatusCode != 200 {
-		t.Fatalf("invoke = %d %s (%v)", resp.StatusCode, b, err)
+	if err := json.Unmarshal(inv.Payload, &out); err != nil || inv.StatusCode != 200 {
+		t.Fatalf("invoke = %d %s (%v)", inv.StatusCode, inv.Payload, err)
 	}
 	for k, want := range map[string]string{"ECHO_VAR": "from-template", "INFLUX_URL": srv.URL, "AWS_LAMBDA_FUNCTION_NAME": "EchoFunction", "AWS_REGION": "us-east-1"} {
 		if out.Env[k] != want {

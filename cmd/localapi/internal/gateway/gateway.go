@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+
 	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/lambdarun"
 	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/samtpl"
 )
@@ -45,11 +47,17 @@ type Config struct {
 	AsyncQueue   int
 	// EnqueueWait is how long an Event invocation waits for room in a full queue before 429 (default 10s).
 	EnqueueWait time.Duration
+	// Credentials are the ones the runner hands its functions: the Invoke API accepts only requests SigV4-signed
+	// with them (403 otherwise, and always when they are empty).
+	Credentials aws.Credentials
+	// AllowHosts are Host names answered besides the loopback names (127.0.0.1, localhost, [::1]).
+	AllowHosts []string
 }
 
 // Gateway serves the HTTP API routes and the Lambda Invoke API on one listener.
 type Gateway struct {
 	cfg    Config
+	hosts  map[string]bool
 	router *Router
 	log    *slog.Logger
 	async  *asyncQueue
@@ -72,7 +80,10 @@ func New(cfg Config) *Gateway {
 	if cfg.EnqueueWait <= 0 {
 		cfg.EnqueueWait = 10 * time.Second
 	}
-	g := &Gateway{cfg: cfg, router: NewRouter(cfg.Routes), log: cfg.Logger}
+	g := &Gateway{cfg: cfg, router: NewRouter(cfg.Routes), log: cfg.Logger, hosts: map[string]bool{}}
+	for _, h := range cfg.AllowHosts {
+		g.hosts[strings.ToLower(strings.Trim(h, "[]"))] = true
+	}
 	g.async = newAsyncQueue(g)
 	return g
 }
@@ -86,6 +97,11 @@ func (g *Gateway) Close() { g.async.wait() }
 const invokePrefix = "/2015-03-31/functions/"
 
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !hostAllowed(r.Host, g.hosts) {
+		g.log.Warn("refused: Host is not a loopback name (see -allow-host)", "host", r.Host, "path", r.URL.Path)
+		writeMessage(w, http.StatusForbidden, "Forbidden")
+		return
+	}
 	if strings.HasPrefix(r.URL.Path, invokePrefix) {
 		g.serveInvoke(w, r)
 		return

@@ -3,6 +3,8 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +20,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
@@ -158,6 +161,9 @@ Resources:
             Auth: {Authorizer: NONE}
 `
 
+// testCreds are the credentials the fixture's gateway checks Invoke signatures with.
+var testCreds = aws.Credentials{AccessKeyID: "ASIATEST", SecretAccessKey: "test-secret", SessionToken: "test-session"}
+
 type fixture struct {
 	url    string
 	runner *lambdarun.Runner
@@ -183,7 +189,7 @@ func newFixture(t *testing.T, mod func(*Config)) *fixture {
 	runner := lambdarun.NewRunner(rieBin, specs)
 	f := &fixture{runner: runner, dlq: filepath.Join(t.TempDir(), "dead-letter"), logs: &lockedWriter{w: &bytes.Buffer{}}}
 	cfg := Config{Routes: tpl.Routes, Functions: tpl.Functions, Invoker: runner, DeadLetterDir: f.dlq,
-		RetryDelay: 20 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(f.logs, nil))}
+		RetryDelay: 20 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(f.logs, nil)), Credentials: testCreds}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -229,6 +235,9 @@ func do(t *testing.T, method, url string, body io.Reader, hdr map[string]string)
 	}
 	for k, v := range hdr {
 		req.Header.Set(k, v)
+	}
+	if strings.Contains(url, "/2015-03-31/") {
+		signRequest(t, req, testCreds, time.Now())
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -300,7 +309,7 @@ func TestInvokeAPIWithSDK(t *testing.T) {
 	client := awslambda.New(awslambda.Options{
 		Region:       "us-east-1",
 		BaseEndpoint: aws.String(f.url),
-		Credentials:  credentials.NewStaticCredentialsProvider("local", "local", ""),
+		Credentials:  credentials.NewStaticCredentialsProvider(testCreds.AccessKeyID, testCreds.SecretAccessKey, testCreds.SessionToken),
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -420,5 +429,94 @@ func TestInvokeAPIRejects(t *testing.T) {
 				t.Errorf("= %d %s %s, want %d %s", resp.StatusCode, resp.Header.Get("X-Amzn-ErrorType"), body, tc.status, tc.code)
 			}
 		})
+	}
+}
+
+// signRequest signs req as the SDK's Lambda client does (SigV4, service lambda).
+func signRequest(t *testing.T, req *http.Request, creds aws.Credentials, at time.Time) {
+	t.Helper()
+	var body []byte
+	if req.Body != nil {
+		body, _ = io.ReadAll(req.Body)
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		req.ContentLength = int64(len(body))
+	}
+	sum := sha256.Sum256(body)
+	if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, hex.EncodeToString(sum[:]), "lambda", "us-east-1", at); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestInvokeAPIRefusesUnsignedCalls: only a call signed with the runner's credentials reaches a function.
+func TestInvokeAPIRefusesUnsignedCalls(t *testing.T) {
+	f := newFixture(t, nil)
+	const path = "/2015-03-31/functions/WorkerFunction/invocations"
+	send := func(sign func(*http.Request), host string) int {
+		req, _ := http.NewRequest("POST", f.url+path, strings.NewReader(`{"x":1}`))
+		if host != "" {
+			req.Host = host
+		}
+		if sign != nil {
+			sign(req)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	other := testCreds
+	other.SecretAccessKey = "guessed"
+	noSession := testCreds
+	noSession.SessionToken = ""
+	for _, tc := range []struct {
+		name string
+		sign func(*http.Request)
+		host string
+		want int
+	}{
+		{"signed", func(r *http.Request) { signRequest(t, r, testCreds, time.Now()) }, "", 200},
+		{"unsigned", nil, "", 403},
+		{"wrong secret", func(r *http.Request) { signRequest(t, r, other, time.Now()) }, "", 403},
+		{"without the session token", func(r *http.Request) { signRequest(t, r, noSession, time.Now()) }, "", 403},
+		{"stale signature", func(r *http.Request) { signRequest(t, r, testCreds, time.Now().Add(-10*time.Minute)) }, "", 403},
+		{"body changed after signing", func(r *http.Request) {
+			signRequest(t, r, testCreds, time.Now())
+			r.Body, r.ContentLength = io.NopCloser(strings.NewReader(`{"x":2}`)), 7
+		}, "", 403},
+		{"signed, foreign Host", func(r *http.Request) { signRequest(t, r, testCreds, time.Now()) }, "evil.example.com", 403},
+		{"signed, localhost", func(r *http.Request) { signRequest(t, r, testCreds, time.Now()) }, "localhost", 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := send(tc.sign, tc.host); got != tc.want {
+				t.Errorf("got %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestHostCheck: the HTTP API answers loopback names (and the allowed extra ones) only: DNS rebinding.
+func TestHostCheck(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.AllowHosts = []string{"iot.test"} })
+	for _, tc := range []struct {
+		host string
+		want int
+	}{
+		{"", 200}, {"localhost:3000", 200}, {"[::1]:3000", 200}, {"127.0.0.1", 200}, {"IoT.Test:80", 200},
+		{"attacker.example:3000", 403}, {"127.0.0.1.nip.io", 403}, {"10.0.0.1:3000", 403},
+	} {
+		req, _ := http.NewRequest("GET", f.url+"/public/x", nil)
+		if tc.host != "" {
+			req.Host = tc.host
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("Host %q: got %d, want %d", tc.host, resp.StatusCode, tc.want)
+		}
 	}
 }

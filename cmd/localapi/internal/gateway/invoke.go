@@ -56,6 +56,11 @@ func (g *Gateway) serveInvoke(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("request payload larger than %d bytes", limit))
 		return
 	}
+	if err := verifySigV4(r.Context(), r, payload, g.cfg.Credentials, time.Now()); err != nil {
+		g.log.Warn("Invoke API call refused", "function", fn, "reason", err.Error())
+		writeLambdaError(w, http.StatusForbidden, "InvalidSignatureException", "the request must be signed (SigV4) with the credentials the local API gives its functions")
+		return
+	}
 	if len(payload) > 0 && !json.Valid(payload) {
 		writeLambdaError(w, http.StatusBadRequest, "InvalidRequestContentException", "could not parse request body into json")
 		return

@@ -65,7 +65,10 @@ func handle(ctx context.Context, raw json.RawMessage) (any, error) {
 				Headers: map[string]string{"Content-Type": "application/octet-stream"},
 				Body:    base64.StdEncoding.EncodeToString([]byte{0, 1, 2, 255})}, nil
 		case "/plain":
-			return map[string]string{"hello": "world"}, nil // not a proxy response: API Gateway answers it as JSON
+			return map[string]string{"hello": "world"}, nil
+		case "/echo/credentials": // what a function holds: the local API's credentials (tests sign Invoke calls with them)
+			return map[string]string{"id": os.Getenv("AWS_ACCESS_KEY_ID"), "secret": os.Getenv("AWS_SECRET_ACCESS_KEY"),
+				"session": os.Getenv("AWS_SESSION_TOKEN")}, nil // not a proxy response: API Gateway answers it as JSON
 		}
 		status := 200
 		if s, err := strconv.Atoi(ev.QueryStringParameters["status"]); err == nil {
