@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"sort"
-	"strconv"
 	"strings"
 )
 
@@ -94,28 +93,13 @@ func writeTextError(w http.ResponseWriter, status int, body map[string]any) {
 	_, _ = w.Write([]byte(b.String()))
 }
 
-// WantsText reports whether the caller asked for text/plain: `?accept=text/plain` (iot-center-v2's query form) or
-// an Accept header whose most preferred type is text/plain.
+// WantsText reports whether the caller asked for text/plain: `?accept=text/plain` once (iot-center-v2's query form) or
+// an Accept header that prefers text/plain to JSON.
 func WantsText(r *http.Request) bool {
 	if v := r.URL.Query()["accept"]; len(v) > 0 {
-		return v[0] == "text/plain"
+		return len(v) == 1 && v[0] == "text/plain" // (given twice: refused, in JSON)
 	}
-	best, bestQ := "", -1.0
-	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
-		typ, params, _ := strings.Cut(part, ";")
-		q := 1.0
-		for _, p := range strings.Split(params, ";") {
-			if k, v, ok := strings.Cut(strings.TrimSpace(p), "="); ok && strings.EqualFold(k, "q") {
-				if f, err := strconv.ParseFloat(v, 64); err == nil {
-					q = f
-				}
-			}
-		}
-		if typ = strings.ToLower(strings.TrimSpace(typ)); typ != "" && q > bestQ {
-			best, bestQ = typ, q
-		}
-	}
-	return best == "text/plain" && bestQ > 0
+	return NegotiateType(r.Header, "application/json", "text/plain") == "text/plain"
 }
 
 // DecodeJSON reads an optional JSON body into v, capped at MaxBodyBytes; unknown fields are rejected.

@@ -2,8 +2,11 @@ package authz
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/iot-center/iot-center-serverless/shared/setup"
 )
 
 // samFunctions reads each function's policies and environment from template.yaml.
@@ -11,8 +14,11 @@ type samFunctions struct {
 	Resources map[string]struct {
 		Type       string `yaml:"Type"`
 		Properties struct {
-			Timeout  int   `yaml:"Timeout"`
-			Policies []any `yaml:"Policies"`
+			Timeout     int   `yaml:"Timeout"`
+			Policies    []any `yaml:"Policies"`
+			Environment struct {
+				Variables map[string]any `yaml:"Variables"`
+			} `yaml:"Environment"`
 		} `yaml:"Properties"`
 	} `yaml:"Resources"`
 }
@@ -58,19 +64,24 @@ func asList(v any) []string {
 func TestTemplateLeastPrivilege(t *testing.T) {
 	var tpl samFunctions
 	readYAML(t, "template.yaml", &tpl)
-	// which functions may read which SSM parameters (by the template parameter naming them)
-	wantSSM := map[string][]string{
-		"AuthorizerFunction":     {"InfluxTokenParameter", "OperatorKeyParameter", "DeviceKeyParameter"},
-		"EnvConfigFunction":      {"InfluxTokenParameter"},
-		"RegisterFunction":       {"InfluxTokenParameter"},
-		"DevicesFunction":        {"InfluxTokenParameter"},
-		"DeleteFunction":         {"InfluxTokenParameter"},
-		"WriteMissingFunction":   {"InfluxTokenParameter"},
-		"BackfillWorkerFunction": {"InfluxTokenParameter"},
-		"QueryFunction":          {"InfluxTokenParameter"},
-		"SetupFunction":          {"InfluxTokenParameter"},
-		"HealthFunction":         nil,
-		"UiFunction":             nil,
+	// which SSM parameters each function may read: its own token's (setup.FunctionRoles: the admin token's
+	// parameter, or its role's under RoleTokenPrefix), and the authorizer its keys
+	wantSSM := map[string][]string{}
+	for fn, role := range setup.FunctionRoles {
+		switch role {
+		case "":
+			wantSSM[fn] = nil
+		case setup.AdminRole:
+			wantSSM[fn] = []string{"${InfluxTokenParameter}"}
+		default:
+			wantSSM[fn] = []string{"${RoleTokenPrefix}/" + role}
+		}
+	}
+	wantSSM["AuthorizerFunction"] = append(wantSSM["AuthorizerFunction"], "${OperatorKeyParameter}", "${DeviceKeyParameter}")
+	// setup writes the role tokens: it reads (and writes, and deletes) under the prefix
+	wantSSM["SetupFunction"] = append(wantSSM["SetupFunction"], "${RoleTokenPrefix}/*")
+	if _, ok := tpl.Resources["WriteGatewayFunction"]; !ok {
+		delete(wantSSM, "WriteGatewayFunction") // (not in this template yet)
 	}
 	seen := 0
 	for name, res := range tpl.Resources {
@@ -97,10 +108,11 @@ func TestTemplateLeastPrivilege(t *testing.T) {
 					t.Errorf("%s: action %v on every resource", name, actions)
 				}
 			}
-			if st["Effect"] == "Allow" && len(actions) == 1 && actions[0] == "ssm:GetParameter" {
-				for _, r := range resources {
-					got = append(got, r)
-				}
+			if st["Effect"] == "Allow" && slices.Contains(actions, "ssm:GetParameter") {
+				got = append(got, resources...)
+			}
+			if (slices.Contains(actions, "ssm:PutParameter") || slices.Contains(actions, "ssm:DeleteParameter")) && name != "SetupFunction" {
+				t.Errorf("%s: may write SSM parameters %v; only SetupFunction writes the role tokens", name, resources)
 			}
 		}
 		if len(got) != len(want) {
@@ -108,9 +120,22 @@ func TestTemplateLeastPrivilege(t *testing.T) {
 			continue
 		}
 		for i, p := range want {
-			if !strings.HasSuffix(got[i], ":parameter${"+p+"}") {
-				t.Errorf("%s: SSM resource %q, want the parameter named by %s", name, got[i], p)
+			if !strings.HasSuffix(got[i], ":parameter"+p) {
+				t.Errorf("%s: SSM resource %q, want the parameter %s", name, got[i], p)
 			}
+		}
+		// the function reads the parameter its policy allows (and no other): INFLUX_TOKEN_PARAMETER agrees
+		wantParam := ""
+		switch role := setup.FunctionRoles[name]; role {
+		case "":
+		case setup.AdminRole:
+			wantParam = "InfluxTokenParameter" // !Ref
+		default:
+			wantParam = "${RoleTokenPrefix}/" + role // !Sub
+		}
+		if got := fmt.Sprint(res.Properties.Environment.Variables["INFLUX_TOKEN_PARAMETER"]); got != wantParam &&
+			!(wantParam == "" && (got == "" || got == "<nil>")) {
+			t.Errorf("%s: INFLUX_TOKEN_PARAMETER %q, want %q", name, got, wantParam)
 		}
 	}
 	if seen != len(wantSSM) {

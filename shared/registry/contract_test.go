@@ -105,7 +105,8 @@ func TestErrorsAsText(t *testing.T) {
 		wantStatus        int
 		wantLines         []string
 	}{
-		{"bad id, parameter", "/api/env/-bad", "accept=text/plain", nil, http.StatusBadRequest, []string{"message: "}},
+		{"bad id, parameter", "/api/env/-bad", "accept=text/plain", nil, http.StatusBadRequest,
+			[]string{"message: deviceId must match", "param: deviceId"}},
 		{"unknown parameter, header", "/api/env/dev1", "bogus=1", []string{"Accept", "text/plain"}, http.StatusBadRequest,
 			[]string{"message: unknown query parameter bogus", "param: bogus"}},
 	} {

@@ -112,6 +112,15 @@ func (h *CustomResource) Handle(ctx context.Context, ev cfn.Event) (err error) {
 	switch ev.RequestType {
 	case cfn.RequestDelete:
 		resp.Reason = "InfluxDB buckets, task and dashboard are left in place"
+		runCtx, cancel := h.runContext(ctx)
+		defer cancel()
+		if err := h.revokeRoles(runCtx); err != nil {
+			// a stack delete is never held up by InfluxDB: the leftover is logged (names, never tokens)
+			log.ErrorContext(ctx, "revoking the role tokens failed", slog.String("error", err.Error()))
+			resp.Reason += "; revoking the role tokens failed (see the log)"
+		} else {
+			resp.Reason += "; role tokens revoked and their SSM parameters deleted"
+		}
 		return nil
 	case cfn.RequestCreate, cfn.RequestUpdate:
 	default:
@@ -136,6 +145,21 @@ func (h *CustomResource) runContext(ctx context.Context) (context.Context, conte
 		return context.WithDeadline(ctx, dl.Add(-h.reserve()))
 	}
 	return context.WithCancel(ctx)
+}
+
+// revokeRoles revokes the stack's role authorizations and deletes their parameters.
+func (h *CustomResource) revokeRoles(ctx context.Context) error {
+	if h.Load == nil {
+		return nil
+	}
+	c, o, err := h.Load(ctx)
+	if err != nil {
+		return err
+	}
+	if o.Roles == nil {
+		return nil
+	}
+	return RevokeRoles(ctx, c, o.Roles, o.Owner)
 }
 
 func (h *CustomResource) run(ctx context.Context, ev cfn.Event) (map[string]any, error) {
@@ -271,7 +295,8 @@ func truncate(s string, n int) string {
 	return s[:n] + "..."
 }
 
-// EnvLoader is the deployed function's Loader: the functions' configuration (admin token from INFLUX_TOKEN or SSM).
+// EnvLoader is the deployed function's Loader: the functions' configuration (admin token from INFLUX_TOKEN or SSM),
+// and with ROLE_TOKEN_PREFIX the role tokens kept as SSM SecureStrings under that prefix.
 // store may be nil (the default SSM client).
 func EnvLoader(getenv config.Getenv, store config.ParameterStore) Loader {
 	return func(ctx context.Context) (*influx.Client, Options, error) {
@@ -279,6 +304,23 @@ func EnvLoader(getenv config.Getenv, store config.ParameterStore) Loader {
 		if err != nil {
 			return nil, Options{}, err
 		}
-		return influx.New(cfg.InfluxURL, cfg.Token.Reveal(), cfg.Org, influx.Options{}), OptionsFrom(cfg), nil
+		o := OptionsFrom(cfg)
+		if prefix := getenv("ROLE_TOKEN_PREFIX"); prefix != "" {
+			sc, err := roleSSM(ctx, store)
+			if err != nil {
+				return nil, Options{}, err
+			}
+			o.Roles, o.Owner = &SSMStore{Client: sc, Prefix: prefix}, prefix
+		}
+		return influx.New(cfg.InfluxURL, cfg.Token.Reveal(), cfg.Org, influx.Options{}), o, nil
 	}
+}
+
+// roleSSM is the SSM client the role tokens are written with: store itself when it can write (tests pass one),
+// else the default client.
+func roleSSM(ctx context.Context, store config.ParameterStore) (SSMClient, error) {
+	if sc, ok := store.(SSMClient); ok {
+		return sc, nil
+	}
+	return config.DefaultSSM(ctx)
 }

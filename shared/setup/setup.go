@@ -45,6 +45,10 @@ type Options struct {
 	TaskName             string   // default "IoT Center: downsample <Bucket> to <BucketDownsampled>"
 	DashboardName        string   // default "IoT Center: <Bucket>"
 	Fields               []string // dashboard cells; default DefaultFields
+	// Roles, when set, receives one scoped token per role (see Roles); Owner tells this deployment's role
+	// authorizations from others' on the same InfluxDB (the stack's SSM prefix, the local state folder).
+	Roles TokenStore
+	Owner string
 }
 
 // OptionsFrom takes the bucket names from the functions' configuration.
@@ -117,6 +121,13 @@ func Run(ctx context.Context, c *influx.Client, o Options) (Result, error) {
 	}
 	if err := checkCanCreateAuthorizations(ctx, c, res.BucketIDs[o.Bucket]); err != nil {
 		return res, err
+	}
+	if o.Roles != nil {
+		ids := map[string]string{DataBucket: res.BucketIDs[o.Bucket], RegistryBucket: res.BucketIDs[o.BucketAuth],
+			DownsampledBucket: res.BucketIDs[o.BucketDownsampled]}
+		if err := ensureRoles(ctx, c, orgID, o.Roles, o.Owner, ids, &res.Created); err != nil {
+			return res, err
+		}
 	}
 	res.TaskID, err = ensureTask(ctx, c, orgID, o, &res.Created)
 	if err != nil {

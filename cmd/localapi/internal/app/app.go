@@ -78,9 +78,6 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	params := map[string]string{}
-	for k, v := range envFile.Parameters {
-		params[k] = v
-	}
 	for k, v := range o.Params {
 		params[k] = v
 	}
@@ -110,10 +107,16 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	// Role tokens: setup keeps one scoped token per role in the state folder; each function gets its own.
+	roleStore := &setup.FileStore{Path: filepath.Join(state, "tokens.env")}
 	if !o.SkipSetup {
-		if err := runSetup(ctx, db, tpl, getenv, log); err != nil {
+		if err := runSetup(ctx, db, tpl, getenv, log, roleStore, "local "+state); err != nil {
 			return err
 		}
+	}
+	roleTokens, err := roleStore.All()
+	if err != nil {
+		return err
 	}
 	rie, err := testenv.RIE(o.Root, getenv)
 	if err != nil {
@@ -125,7 +128,8 @@ func Run(ctx context.Context, o Options) error {
 	creds := aws.Credentials{AccessKeyID: "ASIALOCAL" + strings.ToUpper(testenv.RandomHex(6)), SecretAccessKey: testenv.RandomHex(20),
 		SessionToken: testenv.RandomHex(24), Source: "localapi"}
 	specs, failed := buildFunctions(ctx, o, tpl, state, func(id string) []string {
-		return FunctionEnv(tpl.Functions[id], envFile.Functions[id], db, keys, o.Environ, base, creds)
+		f := tpl.Functions[id]
+		return FunctionEnv(f, envFile.For(id, f, log), db, functionToken(f, tpl, db, roleTokens, log), keys, o.Environ, base, creds)
 	}, &outMu, log)
 	if ctx.Err() != nil {
 		return ctx.Err()
@@ -276,7 +280,7 @@ func loadKeys(path string, getenv func(string) string) (keyPair, error) {
 }
 
 // runSetup prepares InfluxDB with the same code the SetupFunction custom resource runs in AWS.
-func runSetup(ctx context.Context, db *influxInstance, tpl *samtpl.Template, getenv func(string) string, log *slog.Logger) error {
+func runSetup(ctx context.Context, db *influxInstance, tpl *samtpl.Template, getenv func(string) string, log *slog.Logger, roles setup.TokenStore, owner string) error {
 	c := influx.New(db.URL, db.Token, db.Org, influx.Options{})
 	defer c.Close()
 	days := func(param string) time.Duration {
@@ -292,6 +296,8 @@ func runSetup(ctx context.Context, db *influxInstance, tpl *samtpl.Template, get
 		BucketDownsampled:    firstNonEmpty(getenv("INFLUX_BUCKET_DOWNSAMPLED"), tpl.Parameters["InfluxBucketDownsampled"]),
 		DataRetention:        days("DataRetentionDays"),
 		DownsampledRetention: days("DownsampledRetentionDays"),
+		Roles:                roles,
+		Owner:                owner,
 	}
 	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()

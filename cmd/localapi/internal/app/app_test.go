@@ -2,6 +2,8 @@ package app
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -33,8 +35,9 @@ func TestFunctionEnvPrecedence(t *testing.T) {
 		Env: map[string]string{"INFLUX_URL": "http://template", "INFLUX_BUCKET": "from-template", "QUERY_TIMEOUT": "12s", "A": "template"}}
 	envJSON := map[string]string{"A": "env.json", "INFLUX_BUCKET": "from-env-json", "B": "env.json"}
 	db := &influxInstance{URL: "http://127.0.0.1:8086", Token: "tok", Org: "org"}
-	proc := []string{"INFLUX_BUCKET=from-process", "IOT_EXTRA=x", "HOME=/root", "SECRET_THING=no", "AWS_REGION=eu-west-1"}
-	got := envMap(FunctionEnv(f, envJSON, db, keyPair{Operator: "op", Device: "dev"}, proc, "http://127.0.0.1:3000",
+	proc := []string{"INFLUX_BUCKET=from-process", "IOT_EXTRA=x", "HOME=/root", "SECRET_THING=no", "AWS_REGION=eu-west-1",
+		"INFLUX_TOKEN=admin-token"}
+	got := envMap(FunctionEnv(f, envJSON, db, "query-token", keyPair{Operator: "op", Device: "dev"}, proc, "http://127.0.0.1:3000",
 		aws.Credentials{AccessKeyID: "AKID", SecretAccessKey: "secret", SessionToken: "session"}))
 	for k, want := range map[string]string{
 		"AWS_LAMBDA_FUNCTION_NAME":    "QueryFunction",
@@ -50,7 +53,7 @@ func TestFunctionEnvPrecedence(t *testing.T) {
 		"B":                           "env.json",     // env.json adds
 		"INFLUX_BUCKET":               "from-process", // the process environment beats both for INFLUX_*
 		"INFLUX_URL":                  "http://127.0.0.1:8086",
-		"INFLUX_TOKEN":                "tok",
+		"INFLUX_TOKEN":                "query-token", // the function's own token, never the process's admin token
 		"IOT_OPERATOR_KEY":            "op",
 		"IOT_DEVICE_KEY":              "dev",
 		"IOT_EXTRA":                   "x",
@@ -150,5 +153,45 @@ func TestLocalInfluxdKeepsStateAcrossRuns(t *testing.T) {
 	defer c2.Close()
 	if _, err := c2.BucketID(ctx, "kept_bucket"); err != nil {
 		t.Errorf("bucket from the first run: %v", err)
+	}
+}
+
+// TestEnvJSONAsSAMReadsIt: "Parameters" is every function's, a function's section overrides it, and only declared
+// variables apply (as with sam local); host.docker.internal reads as this host.
+func TestEnvJSONAsSAMReadsIt(t *testing.T) {
+	e := samEnvVars{Parameters: map[string]string{"INFLUX_URL": "http://host.docker.internal:8086", "MAX_DEVICES": "5", "UNDECLARED": "x"},
+		Functions: map[string]map[string]string{"QueryFunction": {"MAX_DEVICES": "7", "INFLUX_TOKEN": "q"}}}
+	q := &samtpl.Function{LogicalID: "QueryFunction", Env: map[string]string{"INFLUX_URL": "", "MAX_DEVICES": "", "INFLUX_TOKEN": ""}}
+	d := &samtpl.Function{LogicalID: "DevicesFunction", Env: map[string]string{"INFLUX_URL": "", "MAX_DEVICES": "", "INFLUX_TOKEN": ""}}
+	for _, tc := range []struct {
+		f    *samtpl.Function
+		want map[string]string
+	}{
+		{q, map[string]string{"INFLUX_URL": "http://127.0.0.1:8086", "MAX_DEVICES": "7", "INFLUX_TOKEN": "q"}},
+		{d, map[string]string{"INFLUX_URL": "http://127.0.0.1:8086", "MAX_DEVICES": "5"}},
+	} {
+		got := e.For(tc.f.LogicalID, tc.f, nil)
+		if len(got) != len(tc.want) {
+			t.Errorf("%s: got %v, want %v", tc.f.LogicalID, got, tc.want)
+		}
+		for k, v := range tc.want {
+			if got[k] != v {
+				t.Errorf("%s: %s = %q, want %q", tc.f.LogicalID, k, got[k], v)
+			}
+		}
+	}
+}
+
+func TestFunctionToken(t *testing.T) {
+	tpl := &samtpl.Template{Parameters: map[string]string{"InfluxTokenParameter": "/iot/admin", "RoleTokenPrefix": "/iot/roles"}}
+	db := &influxInstance{Token: "admin"}
+	roles := map[string]string{"query": "q-token"}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for param, want := range map[string]string{"/iot/admin": "admin", "/iot/roles/query": "q-token", "": "",
+		"/iot/roles/worker": "admin" /* no role token yet (-skip-setup): warned */} {
+		f := &samtpl.Function{LogicalID: "F", Env: map[string]string{"INFLUX_TOKEN_PARAMETER": param}}
+		if got := functionToken(f, tpl, db, roles, log); got != want {
+			t.Errorf("INFLUX_TOKEN_PARAMETER=%q: got %q, want %q", param, got, want)
+		}
 	}
 }

@@ -13,9 +13,10 @@ import (
 )
 
 // FunctionEnv assembles a function's environment as Lambda would give it: the runtime's variables, the template's
-// Environment.Variables, then env.json's entries for the function, then the local InfluxDB and keys, then the
-// process environment's INFLUX_* and IOT_* variables.
-func FunctionEnv(f *samtpl.Function, envJSON map[string]string, db *influxInstance, keys keyPair, environ []string, apiBase string, creds aws.Credentials) []string {
+// Environment.Variables, then env.json's entries for the function, then the local InfluxDB (with the function's own
+// token) and keys, then the process environment's INFLUX_* and IOT_* variables (INFLUX_TOKEN excepted: the admin
+// token is setup's and the few functions' that need it).
+func FunctionEnv(f *samtpl.Function, envJSON map[string]string, db *influxInstance, token string, keys keyPair, environ []string, apiBase string, creds aws.Credentials) []string {
 	getenv := lookup(environ)
 	region := firstNonEmpty(getenv("AWS_REGION"), samtpl.Region)
 	env := map[string]string{
@@ -34,14 +35,9 @@ func FunctionEnv(f *samtpl.Function, envJSON map[string]string, db *influxInstan
 		"AWS_SECRET_ACCESS_KEY":     creds.SecretAccessKey,
 		"AWS_SESSION_TOKEN":         creds.SessionToken,
 		"AWS_EC2_METADATA_DISABLED": "true",
-		"AWS_ENDPOINT_URL_LAMBDA":   apiBase,
 	}
 	if f.LogFormat != "" {
 		env["AWS_LAMBDA_LOG_FORMAT"] = f.LogFormat
-	}
-	// A local SSM emulator (moto) may be used for the *_PARAMETER lookups.
-	if v := getenv("AWS_ENDPOINT_URL_SSM"); v != "" {
-		env["AWS_ENDPOINT_URL_SSM"] = v
 	}
 	for k, v := range f.Env {
 		env[k] = v
@@ -49,8 +45,19 @@ func FunctionEnv(f *samtpl.Function, envJSON map[string]string, db *influxInstan
 	for k, v := range envJSON {
 		env[k] = v
 	}
+	// The functions' Lambda calls come back here (the template declares the variable empty).
+	if env["AWS_ENDPOINT_URL_LAMBDA"] == "" {
+		env["AWS_ENDPOINT_URL_LAMBDA"] = apiBase
+	}
+	// A local SSM emulator (moto) may be used for the *_PARAMETER lookups.
+	if v := getenv("AWS_ENDPOINT_URL_SSM"); v != "" && env["AWS_ENDPOINT_URL_SSM"] == "" {
+		env["AWS_ENDPOINT_URL_SSM"] = v
+	}
 	if db != nil {
-		env["INFLUX_URL"], env["INFLUX_TOKEN"], env["INFLUX_ORG"] = db.URL, db.Token, db.Org
+		env["INFLUX_URL"], env["INFLUX_ORG"] = db.URL, db.Org
+	}
+	if token != "" {
+		env["INFLUX_TOKEN"] = token
 	}
 	if keys.Operator != "" {
 		env["IOT_OPERATOR_KEY"] = keys.Operator
@@ -60,13 +67,13 @@ func FunctionEnv(f *samtpl.Function, envJSON map[string]string, db *influxInstan
 	}
 	for _, kv := range environ {
 		k, v, _ := strings.Cut(kv, "=")
-		if (strings.HasPrefix(k, "INFLUX_") || strings.HasPrefix(k, "IOT_")) && v != "" {
+		if (strings.HasPrefix(k, "INFLUX_") || strings.HasPrefix(k, "IOT_")) && k != "INFLUX_TOKEN" && v != "" {
 			env[k] = v
 		}
 	}
 	if db != nil && db.local != nil {
-		// The local influxd is authoritative for its own address and token.
-		env["INFLUX_URL"], env["INFLUX_TOKEN"], env["INFLUX_ORG"] = db.URL, db.Token, db.Org
+		// The local influxd is authoritative for its own address.
+		env["INFLUX_URL"], env["INFLUX_ORG"] = db.URL, db.Org
 	}
 	out := make([]string, 0, len(env))
 	for _, k := range sortedKeys(env) {

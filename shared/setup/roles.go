@@ -1,0 +1,221 @@
+package setup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"sort"
+
+	"github.com/iot-center/iot-center-serverless/shared/influx"
+)
+
+// Least privilege: every function but Setup and the ones that create or revoke device authorizations gets a token
+// of its own role, scoped to the buckets it reads or writes. Setup creates one InfluxDB authorization per role and
+// keeps its token in a TokenStore (SSM SecureStrings under the stack's prefix in AWS, .local/tokens.env for
+// `make run`, env.json's function sections for `sam local`).
+
+// Bucket kinds a role permission names; Run resolves them to the configured buckets' ids.
+const (
+	DataBucket        = "data"
+	RegistryBucket    = "registry"
+	DownsampledBucket = "downsampled"
+)
+
+// Grant is one action on one bucket kind.
+type Grant struct {
+	Action string // "read" or "write"
+	Bucket string // DataBucket, RegistryBucket or DownsampledBucket
+}
+
+// Role is a named set of grants. Every role token can also read its organization (clients resolve names through it).
+type Role struct {
+	Name   string
+	Grants []Grant
+}
+
+// AdminRole names the admin token (INFLUX_TOKEN_PARAMETER = the InfluxTokenParameter): not created by setup.
+const AdminRole = "admin"
+
+func read(b string) Grant  { return Grant{"read", b} }
+func write(b string) Grant { return Grant{"write", b} }
+
+// Roles are the scoped tokens setup keeps.
+var Roles = []Role{
+	// the authorizer and GET /api/devices: the registry, and the data for a device's last write
+	{"registry-read", []Grant{read(RegistryBucket), read(DataBucket)}},
+	// dashboard data and gauges: raw and hourly data, and the registry to know the device
+	{"query", []Grant{read(DataBucket), read(DownsampledBucket), read(RegistryBucket)}},
+	// write-missing planner and coverage: the data's gaps and the registry's devices
+	{"planner", []Grant{read(DataBucket), read(RegistryBucket)}},
+	// the backfill worker: writes minutes and their hourly aggregates (and reads back partly written hours)
+	{"worker", []Grant{read(DataBucket), write(DataBucket), read(DownsampledBucket), write(DownsampledBucket)}},
+	// the write gateway: devices' points into the data bucket, credentials checked against the registry
+	{"gateway", []Grant{write(DataBucket), read(RegistryBucket)}},
+}
+
+// FunctionRoles says which token each function gets (template.yaml's INFLUX_TOKEN_PARAMETER agrees; a test checks).
+// AdminRole: Setup, and the functions that create or revoke device authorizations (registration in direct mode,
+// rotation, deletion). "" : the function reads no token.
+var FunctionRoles = map[string]string{
+	"SetupFunction":          AdminRole,
+	"EnvConfigFunction":      AdminRole,
+	"RegisterFunction":       AdminRole,
+	"DeleteFunction":         AdminRole,
+	"AuthorizerFunction":     "registry-read",
+	"DevicesFunction":        "registry-read",
+	"QueryFunction":          "query",
+	"WriteMissingFunction":   "planner",
+	"BackfillWorkerFunction": "worker",
+	"WriteGatewayFunction":   "gateway",
+	"HealthFunction":         "",
+	"UiFunction":             "",
+}
+
+// RoleByName returns the role, or false.
+func RoleByName(name string) (Role, bool) {
+	for _, r := range Roles {
+		if r.Name == name {
+			return r, true
+		}
+	}
+	return Role{}, false
+}
+
+// TokenStore keeps the role tokens where the functions read them.
+type TokenStore interface {
+	// Get returns the stored token of a role, "" when there is none.
+	Get(ctx context.Context, role string) (string, error)
+	Put(ctx context.Context, role, token string) error
+	Delete(ctx context.Context, role string) error
+}
+
+// roleDescription names a role's authorization; owner tells stacks (and local state folders) on one InfluxDB apart.
+func roleDescription(role, owner string) string {
+	return "IoT Center role " + role + " (" + owner + ")"
+}
+
+type authJSON struct {
+	ID          string `json:"id"`
+	Token       string `json:"token"`
+	Description string `json:"description"`
+	Status      string `json:"status"`
+	Permissions []struct {
+		Action   string `json:"action"`
+		Resource struct {
+			Type string `json:"type"`
+			ID   string `json:"id"`
+		} `json:"resource"`
+	} `json:"permissions"`
+}
+
+// grantsOf renders an authorization's permissions as sorted "action type id" strings.
+func (a authJSON) grants() []string {
+	out := make([]string, 0, len(a.Permissions))
+	for _, p := range a.Permissions {
+		out = append(out, p.Action+" "+p.Resource.Type+" "+p.Resource.ID)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func wantGrants(r Role, orgID string, ids map[string]string) ([]string, []map[string]any, error) {
+	perms := []map[string]any{{"action": "read", "resource": map[string]string{"type": "orgs", "id": orgID}}}
+	keys := []string{"read orgs " + orgID}
+	for _, g := range r.Grants {
+		id := ids[g.Bucket]
+		if id == "" {
+			return nil, nil, fmt.Errorf("setup: role %s: no %s bucket", r.Name, g.Bucket)
+		}
+		perms = append(perms, map[string]any{"action": g.Action, "resource": map[string]string{"type": "buckets", "id": id, "orgID": orgID}})
+		keys = append(keys, g.Action+" buckets "+id)
+	}
+	sort.Strings(keys)
+	return keys, perms, nil
+}
+
+// ensureRoles keeps exactly one live authorization per role with the wanted permissions, its token in the store.
+// A stored token whose authorization is the only one of its role, has the wanted permissions and still opens its
+// bucket is kept (a rerun changes nothing, so warm functions keep working); otherwise a new authorization is
+// created, stored, and every older one of that role and owner revoked (none is left behind).
+func ensureRoles(ctx context.Context, c *influx.Client, orgID string, store TokenStore, owner string, ids map[string]string, created *[]string) error {
+	if owner == "" {
+		return errors.New("setup: role tokens need an owner (the stack's parameter prefix or the local state folder)")
+	}
+	var list struct {
+		Authorizations []authJSON `json:"authorizations"`
+	}
+	if err := c.JSON(ctx, http.MethodGet, "/api/v2/authorizations", url.Values{"orgID": {orgID}}, nil, &list); err != nil {
+		return fmt.Errorf("setup: listing authorizations: %w", err)
+	}
+	for _, r := range Roles {
+		keys, perms, err := wantGrants(r, orgID, ids)
+		if err != nil {
+			return err
+		}
+		desc := roleDescription(r.Name, owner)
+		var existing []authJSON
+		for _, a := range list.Authorizations {
+			if a.Description == desc {
+				existing = append(existing, a)
+			}
+		}
+		stored, err := store.Get(ctx, r.Name)
+		if err != nil {
+			return fmt.Errorf("setup: reading the %s token: %w", r.Name, err)
+		}
+		if stored != "" && len(existing) == 1 && existing[0].Status == "active" && slices.Equal(existing[0].grants(), keys) &&
+			opens(ctx, c, stored, r, ids) {
+			continue
+		}
+		var a authJSON
+		body := map[string]any{"orgID": orgID, "description": desc, "status": "active", "permissions": perms}
+		if err := c.JSON(ctx, http.MethodPost, "/api/v2/authorizations", nil, body, &a); err != nil {
+			return fmt.Errorf("setup: creating the %s authorization: %w", r.Name, err)
+		}
+		if err := store.Put(ctx, r.Name, a.Token); err != nil {
+			// the new authorization is useless without its stored token: revoke it rather than leak it
+			_ = c.DeleteAuthorization(ctx, a.ID)
+			return fmt.Errorf("setup: storing the %s token: %w", r.Name, err)
+		}
+		for _, old := range existing {
+			if err := c.DeleteAuthorization(ctx, old.ID); err != nil {
+				return fmt.Errorf("setup: revoking an old %s authorization: %w", r.Name, err)
+			}
+		}
+		*created = append(*created, "token "+r.Name)
+	}
+	return nil
+}
+
+// opens reports whether a stored token still works: it reads the bucket of the role's first read grant (a bucket
+// read permission lets a token read that bucket's description). A role without a read grant is taken as working.
+func opens(ctx context.Context, c *influx.Client, token string, r Role, ids map[string]string) bool {
+	for _, g := range r.Grants {
+		if g.Action != "read" {
+			continue
+		}
+		rc := influx.New(c.URL(), token, c.Org(), influx.Options{Retry: influx.RetryPolicy{MaxAttempts: 1}})
+		defer rc.Close()
+		return rc.JSON(ctx, http.MethodGet, "/api/v2/buckets/"+url.PathEscape(ids[g.Bucket]), nil, nil, nil) == nil
+	}
+	return true
+}
+
+// RevokeRoles revokes every role authorization of owner and deletes the stored tokens (stack delete).
+func RevokeRoles(ctx context.Context, c *influx.Client, store TokenStore, owner string) error {
+	var errs []error
+	for _, r := range Roles {
+		as, err := c.FindAuthorizations(ctx, roleDescription(r.Name, owner))
+		if err != nil {
+			return err
+		}
+		for _, a := range as {
+			errs = append(errs, c.DeleteAuthorization(ctx, a.ID))
+		}
+		errs = append(errs, store.Delete(ctx, r.Name))
+	}
+	return errors.Join(errs...)
+}
