@@ -42,7 +42,9 @@ func TestLoadRealTemplate(t *testing.T) {
 		{"WriteMissingFunction", "CHUNK_MINUTES", "1440"},                     // number default
 		{"WriteMissingFunction", "DEFAULT_LAT", "50.0873254"},                 // function's own variable
 		{"AuthorizerFunction", "DEVICE_AUTH", "key"},
-		{"AuthorizerFunction", "INFLUX_TOKEN_PARAMETER", "/iot-center/influx-token"},
+		{"AuthorizerFunction", "INFLUX_TOKEN_PARAMETER", "/iot-center/roles/registry-read"}, // !Sub of a parameter
+		{"EnvConfigFunction", "INFLUX_TOKEN_PARAMETER", "/iot-center/influx-token"},
+		{"QueryFunction", "INFLUX_TOKEN", ""}, // declared empty (sam local --env-vars sets it)
 		{"QueryFunction", "QUERY_TIMEOUT", "12s"},
 	}
 	for _, tc := range envTests {
