@@ -238,7 +238,11 @@ func writeDeadLetter(dir string, ev asyncEvent, attempts int, res lambdarun.Resu
 		return "", err
 	}
 	name := filepath.Join(dir, fmt.Sprintf("%s-%s-%s.json", ev.fn.LogicalID, now.UTC().Format("20060102T150405.000Z"), ev.requestID))
-	return name, os.WriteFile(name, b, 0o600)
+	// written aside, then renamed: a reader polling the folder never sees a half-written record
+	if err := os.WriteFile(name+".tmp", b, 0o600); err != nil {
+		return "", err
+	}
+	return name, os.Rename(name+".tmp", name)
 }
 
 func jsonOrString(b []byte) json.RawMessage {
