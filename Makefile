@@ -2,11 +2,13 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-# SAM's `BuildMethod: makefile` calls build-<LogicalId> with ARTIFACTS_DIR set. Locally GOARCH follows the host
-# (cmd/localapi passes GOARCH=$(go env GOARCH)); the deployed architecture is arm64, as in template.yaml.
-GOARCH ?= arm64
-ARTIFACTS_DIR ?= build/$(GOARCH)/$@
-GO_BUILD = GOOS=linux GOARCH=$(GOARCH) CGO_ENABLED=0 go build -tags lambda.norpc -trimpath -ldflags "-s -w" -o $(ARTIFACTS_DIR)/bootstrap
+# SAM's `BuildMethod: makefile` calls build-<LogicalId> with ARTIFACTS_DIR set, in the caller's environment. The
+# functions' architecture is template.yaml's (Architectures: [arm64]) whatever GOARCH the shell exports: a plain
+# assignment, which only a command-line LAMBDA_GOARCH=... overrides (cmd/localapi passes its host's for the emulator;
+# a test holds this value equal to the template's).
+LAMBDA_GOARCH = arm64
+ARTIFACTS_DIR ?= build/$(LAMBDA_GOARCH)/$@
+GO_BUILD = GOOS=linux GOARCH=$(LAMBDA_GOARCH) CGO_ENABLED=0 go build -tags lambda.norpc -trimpath -ldflags "-s -w" -o $(ARTIFACTS_DIR)/bootstrap
 
 # Every AWS::Serverless::Function logical id in template.yaml (a test checks both lists agree).
 FUNCTIONS := AuthorizerFunction EnvConfigFunction RegisterFunction DevicesFunction DeleteFunction \
@@ -21,7 +23,7 @@ help:
 	@echo "make run    - local API on http://127.0.0.1:3000 over a real InfluxDB (builds what it needs)"
 	@echo "make test   - lint + all tests against a real InfluxDB (builds influxd on first run)"
 	@echo "make bench  - benchmarks, printed as a table"
-	@echo "make build  - build every function's bootstrap (GOARCH=$(GOARCH)) into build/"
+	@echo "make build  - build every function's bootstrap ($(LAMBDA_GOARCH)) into build/"
 	@echo "make influxd - build or find the InfluxDB server and print its path"
 
 build-AuthorizerFunction:
@@ -53,7 +55,7 @@ ui:
 	@if [ -f web/package.json ]; then cd web && { [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund; } && npm run --silent build; fi
 
 build:
-	@for f in $(FUNCTIONS); do $(MAKE) --no-print-directory build-$$f ARTIFACTS_DIR=build/$(GOARCH)/$$f || exit 1; done
+	@for f in $(FUNCTIONS); do $(MAKE) --no-print-directory build-$$f ARTIFACTS_DIR=build/$(LAMBDA_GOARCH)/$$f || exit 1; done
 
 influxd:
 	@$(INFLUXD) path

@@ -187,7 +187,7 @@ func TestIsErrorPayload(t *testing.T) {
 
 func TestBuildReportsFailuresSeparately(t *testing.T) {
 	dir := t.TempDir()
-	mk := "build-Good:\n\tmkdir -p $(ARTIFACTS_DIR) && echo $(GOARCH) > $(ARTIFACTS_DIR)/bootstrap\n" +
+	mk := "build-Good:\n\tmkdir -p $(ARTIFACTS_DIR) && echo $(LAMBDA_GOARCH) > $(ARTIFACTS_DIR)/bootstrap\n" +
 		"build-Bad:\n\t@echo 'functions/bad: undefined: foo' && exit 1\n" +
 		"build-Empty:\n\t@true\n"
 	if err := os.WriteFile(filepath.Join(dir, "Makefile"), []byte(mk), 0o644); err != nil {
@@ -197,7 +197,7 @@ func TestBuildReportsFailuresSeparately(t *testing.T) {
 	if r := res["Good"]; r.Err != nil || r.Bootstrap != filepath.Join(dir, "out", "Good", "bootstrap") {
 		t.Errorf("Good = %+v", r)
 	} else if b, _ := os.ReadFile(r.Bootstrap); string(b) != "amd64\n" {
-		t.Errorf("GOARCH passed = %q, want amd64", b)
+		t.Errorf("LAMBDA_GOARCH passed = %q, want amd64", b)
 	}
 	if r := res["Bad"]; r.Err == nil || !strings.Contains(r.Output, "undefined: foo") || r.Bootstrap != "" {
 		t.Errorf("Bad = %+v, want an error with make's output", r)

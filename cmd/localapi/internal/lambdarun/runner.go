@@ -63,7 +63,7 @@ type BuildResult struct {
 	Output    string // make's combined output (tail kept on failure)
 }
 
-// Build runs `make build-<id> GOARCH=<goarch> ARTIFACTS_DIR=<outDir>/<id>` for each id in root, at most parallel at
+// Build runs `make build-<id> LAMBDA_GOARCH=<goarch> ARTIFACTS_DIR=<outDir>/<id>` for each id in root, at most parallel at
 // a time. A failed build is reported in its result; the others are unaffected.
 func Build(ctx context.Context, root, outDir, goarch string, ids []string, parallel int) map[string]BuildResult {
 	if parallel < 1 {
@@ -112,7 +112,7 @@ func buildOne(ctx context.Context, root, outDir, goarch, id string) BuildResult 
 	}
 	boot := filepath.Join(dir, "bootstrap")
 	_ = os.Remove(boot) // a stale bootstrap must not survive a failed build
-	cmd := exec.CommandContext(ctx, "make", "--no-print-directory", "build-"+id, "GOARCH="+goarch, "ARTIFACTS_DIR="+dir)
+	cmd := exec.CommandContext(ctx, "make", "--no-print-directory", "build-"+id, "LAMBDA_GOARCH="+goarch, "ARTIFACTS_DIR="+dir)
 	cmd.Dir = root
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/testfn"
+)
+
+// node returns the child of a mapping node at path (nil when missing).
+func node(n *yaml.Node, path ...string) *yaml.Node {
+	for _, key := range path {
+		if n == nil || n.Kind != yaml.MappingNode {
+			return nil
+		}
+		var next *yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == key {
+				next = n.Content[i+1]
+			}
+		}
+		n = next
+	}
+	return n
+}
+
+func templateRoot(t *testing.T) *yaml.Node {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(testfn.Root(), "template.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	return doc.Content[0]
+}
+
+// TestFunctionsLogWithRetention: every function logs to a log group of the template that has a retention.
+func TestFunctionsLogWithRetention(t *testing.T) {
+	root := templateRoot(t)
+	res := node(root, "Resources")
+	n := 0
+	for i := 0; i+1 < len(res.Content); i += 2 {
+		id, r := res.Content[i].Value, res.Content[i+1]
+		if node(r, "Type").Value != "AWS::Serverless::Function" {
+			continue
+		}
+		n++
+		lg := node(r, "Properties", "LoggingConfig", "LogGroup")
+		if lg == nil || lg.Tag != "!Ref" {
+			t.Errorf("%s: no LoggingConfig.LogGroup: !Ref <a log group of this template>", id)
+			continue
+		}
+		g := node(res, lg.Value)
+		if g == nil || node(g, "Type").Value != "AWS::Logs::LogGroup" || node(g, "Properties", "RetentionInDays") == nil {
+			t.Errorf("%s: log group %s is not an AWS::Logs::LogGroup with RetentionInDays", id, lg.Value)
+		}
+	}
+	if n == 0 {
+		t.Fatal("no function found in template.yaml")
+	}
+}
+
+// TestSSMParameterNamesStartWithSlash: the policies build ARNs as "...:parameter${Name}", which is only right for
+// names with their leading slash.
+func TestSSMParameterNamesStartWithSlash(t *testing.T) {
+	params := node(templateRoot(t), "Parameters")
+	for i := 0; i+1 < len(params.Content); i += 2 {
+		name := params.Content[i].Value
+		if !strings.HasSuffix(name, "Parameter") {
+			continue
+		}
+		p := node(params, name, "AllowedPattern")
+		if p == nil || !strings.HasPrefix(p.Value, "^/") {
+			t.Errorf("%s: AllowedPattern = %v, want one requiring a leading /", name, p)
+		}
+		if d := node(params, name, "Default"); d == nil || !strings.HasPrefix(d.Value, "/") {
+			t.Errorf("%s: default %v does not start with /", name, d)
+		}
+	}
+}
+
+// TestSetupRerunsOnInfluxChange: the custom resource carries the InfluxDB it prepares, so changing it updates the
+// resource and runs setup again.
+func TestSetupRerunsOnInfluxChange(t *testing.T) {
+	props := node(templateRoot(t), "Resources", "InfluxSetup", "Properties")
+	for _, p := range []string{"InfluxUrl", "InfluxOrg", "InfluxTokenParameter"} {
+		if v := node(props, p); v == nil || v.Tag != "!Ref" || v.Value != p {
+			t.Errorf("InfluxSetup.%s = %v, want !Ref %s", p, v, p)
+		}
+	}
+}
+
+// TestMakefileArchitecture: build-<LogicalId> builds for template.yaml's architecture even when the shell exports
+// another GOARCH (SAM runs make in the caller's environment); only LAMBDA_GOARCH on the command line changes it.
+func TestMakefileArchitecture(t *testing.T) {
+	arch := node(templateRoot(t), "Globals", "Function", "Architectures")
+	if arch == nil || len(arch.Content) != 1 {
+		t.Fatalf("Globals.Function.Architectures = %v, want one architecture", arch)
+	}
+	want := "GOARCH=" + map[string]string{"arm64": "arm64", "x86_64": "amd64"}[arch.Content[0].Value]
+	dryRun := func(env []string, args ...string) string {
+		t.Helper()
+		cmd := exec.Command("make", append([]string{"-n", "--no-print-directory", "build-HealthFunction"}, args...)...)
+		cmd.Dir = testfn.Root()
+		cmd.Env = append(os.Environ(), env...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("make -n: %v\n%s", err, out)
+		}
+		return string(out)
+	}
+	for _, goarch := range []string{"amd64", "arm64", "386"} {
+		if out := dryRun([]string{"GOARCH=" + goarch}); !strings.Contains(out, want+" ") {
+			t.Errorf("with GOARCH=%s exported, make builds %q, want %s", goarch, out, want)
+		}
+	}
+	if out := dryRun(nil, "LAMBDA_GOARCH=amd64"); !strings.Contains(out, "GOARCH=amd64 ") {
+		t.Errorf("with LAMBDA_GOARCH=amd64, make builds %q, want GOARCH=amd64", out)
+	}
+}
