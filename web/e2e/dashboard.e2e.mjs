@@ -288,6 +288,8 @@ async function main() {
       const panel = page.locator("dialog.panel[open]");
       await inViewport(page, panel, "the registration panel");
       assert(await focusInside(page, "dialog.panel"), "focus did not move into the panel");
+      const name = await panel.evaluate((d) => document.getElementById(d.getAttribute("aria-labelledby"))?.textContent);
+      assert(name === `Registered ${deviceX}`, `the panel is named ${name}`);
       assert(/shown here once/.test(await page.textContent("#token-note")), "the panel does not say the token is shown once");
       await page.click("#reveal-token");
       token1 = JSON.parse(await page.textContent("#config-json")).influx_token;
@@ -321,9 +323,17 @@ async function main() {
       await panel.waitFor({ state: "detached" });
     });
 
-    await step("the configuration view says the token policy and offers rotate", async () => {
-      const menu = await openMenu(page, deviceX);
-      await menu.locator("button.config").click();
+    await step("the configuration view (reached by keyboard) says the token policy and offers rotate", async () => {
+      await page.focus(`tr[data-device="${deviceX}"] button.menu-button`);
+      await page.keyboard.press("Enter");
+      assert((await page.getAttribute(`tr[data-device="${deviceX}"] button.menu-button`, "aria-expanded")) === "true", "Enter did not open the menu");
+      assert(await page.evaluate(() => document.activeElement?.dataset.action === "config"), "focus is not on the first menu item");
+      await page.keyboard.press("ArrowDown");
+      assert(await page.evaluate(() => document.activeElement?.dataset.action === "write-missing"), "ArrowDown did not move to the next item");
+      await page.keyboard.press("Escape");
+      assert(await focusInside(page, `tr[data-device="${deviceX}"] button.menu-button`), "Escape did not give focus back to the menu button");
+      await page.keyboard.press("Enter");
+      await page.keyboard.press("Enter"); // Configuration, the first item
       const panel = page.locator("dialog.panel[open]");
       await inViewport(page, panel, "the configuration panel");
       assert(/token/.test(await page.textContent("#token-note")), "no word on the token");
