@@ -606,6 +606,9 @@ async function main() {
       await phone.goto(`${BASE_URL}/#/devices`);
       await phone.waitForSelector("main[data-page=devices][data-loaded]:not([data-loaded=''])");
       await noHorizontalScroll(phone, "devices at 360 px");
+      await phone.goto(`${BASE_URL}/#/dashboard/${fleet[0]}?range=7d`);
+      await phone.waitForSelector('main[data-page=dashboard][data-range="7d"][data-ready]');
+      await noHorizontalScroll(phone, "dashboard at 360 px");
     });
 
     await step("no script errors or CSP violations in the pages", async () => {
