@@ -2,13 +2,20 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/iot-center/iot-center-serverless/internal/influxtest"
 	"github.com/iot-center/iot-center-serverless/internal/localapitest"
+	"github.com/iot-center/iot-center-serverless/internal/syncbuf"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
 )
 
@@ -84,5 +91,112 @@ func TestThroughLocalAPI(t *testing.T) {
 	to, _ := time.Parse(time.RFC3339, fmt.Sprint(plan["to"]))
 	if want := float64(10080 - to.Minute()); err != nil || (counted != want && counted != 10080) {
 		t.Errorf("hourly counts sum to %v (%v), want %v", counted, err, want)
+	}
+}
+
+// countPoints counts the device's CO2 points written at or after since.
+func countPoints(t *testing.T, c *influx.Client, id string, since time.Time) int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var n int64
+	err := c.QueryRows(ctx, `from(bucket: "iot_center") |> range(start: since)
+  |> filter(fn: (r) => r._measurement == "environment" and r._field == "CO2" and r.clientId == deviceId) |> count()`,
+		influx.Extern{"since": since, "deviceId": id}, func(v map[string]any) error {
+			n += v["_value"].(int64)
+			return nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestLifecycleThroughLocalAPI is a device's life through `make run`'s local API: provisioned once with the
+// provisioning key, restarted without it (the kept credential), its credential rotated by the operator (it says so,
+// waits, and runs on with the configuration handed over), then deleted.
+func TestLifecycleThroughLocalAPI(t *testing.T) {
+	l := localapitest.Start(t, influxtest.Shared(t), localapitest.Options{})
+	admin := l.Influx.Client(t)
+	id := "life-" + influxtest.RandomID(3)
+	dir := t.TempDir()
+	state, handover := filepath.Join(dir, "devices", id+".json"), filepath.Join(dir, "handover.json")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	base := options{API: l.URL, ID: id, State: state, Handover: handover, Interval: 100 * time.Millisecond,
+		Refresh: time.Hour, Poll: 100 * time.Millisecond, Count: 3}
+
+	// 1. provision: the provisioning key once, the credential kept in a private state file
+	first := base
+	first.Key = l.DeviceKey
+	start := time.Now()
+	if n, err := run(ctx, first, quiet()); err != nil || n != 3 {
+		t.Fatalf("first start: %d points, %v; want 3", n, err)
+	}
+	st, err := os.Stat(state)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("state file %v (%v), want mode 0600", st, err)
+	}
+	kept, err := loadState(state, id)
+	if err != nil || kept == nil || kept.InfluxToken == "" {
+		t.Fatalf("state file holds %+v (%v), want the credential", kept, err)
+	}
+
+	// 2. reboot: no key this time; the kept credential is enough
+	if n, err := run(ctx, base, quiet()); err != nil || n != 3 {
+		t.Fatalf("restart: %d points, %v; want 3", n, err)
+	}
+	if got := countPoints(t, admin, id, start.Add(-time.Second)); got != 6 {
+		t.Errorf("InfluxDB holds %d points after the restart, want 6", got)
+	}
+
+	// 3. rotate: the old credential opens nothing; the device says so and waits for the handed-over configuration
+	status, rotated := l.Call(t, "POST", "/api/devices/"+id+"/rotate", "")
+	if status != http.StatusOK || rotated["influx_token"] == kept.InfluxToken {
+		t.Fatalf("rotate answered %d", status)
+	}
+	logs := &syncbuf.Buffer{}
+	done := make(chan error, 1)
+	afterRotation := time.Now()
+	go func() {
+		n, err := run(ctx, base, slog.New(slog.NewTextHandler(logs, nil)))
+		if err == nil && n != 3 {
+			err = fmt.Errorf("%d points, want 3", n)
+		}
+		done <- err
+	}()
+	for i := 0; i < 600 && !strings.Contains(logs.String(), "waiting for the operator"); i++ { // bounded: 60 s
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !strings.Contains(logs.String(), "rotated or revoked") {
+		t.Fatalf("the device did not say its credential was refused:\n%s", logs.String())
+	}
+	b, _ := json.Marshal(rotated)
+	if err := os.WriteFile(handover, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("after rotation: %v\n%s", err, logs.String())
+	}
+	if got := countPoints(t, admin, id, afterRotation); got != 3 {
+		t.Errorf("%d points after the rotation, want 3", got)
+	}
+	if now, _ := loadState(state, id); now == nil || now.InfluxToken != rotated["influx_token"] {
+		t.Errorf("the state file does not hold the handed-over credential")
+	}
+
+	// 4. delete: the device's credential opens nothing any more
+	del, _ := http.NewRequest("DELETE", l.URL+"/api/devices/"+id, nil)
+	del.Header.Set("Authorization", "Bearer "+l.OperatorKey)
+	if resp, err := http.DefaultClient.Do(del); err != nil || resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("delete: %v %v, want 204", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	_ = os.Remove(handover)
+	short, stop := context.WithTimeout(ctx, 3*time.Second)
+	defer stop()
+	if n, err := run(short, base, quiet()); n != 0 || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("after delete: %d points, %v; want none, waiting for a new configuration", n, err)
 	}
 }

@@ -1,8 +1,11 @@
-// Command virtualdevice behaves like a physical IoT Center device: it reads its configuration from
-// GET /api/env/{id} (registering with the provisioning key the first time, then authenticating with its own token),
-// writes one `environment` point every measurement_interval seconds with its own InfluxDB token through
-// influxdb-client-go, and re-reads its configuration every configuration_refresh seconds (or at once when InfluxDB
-// refuses its token), so a rotated token is picked up. It stops on SIGINT/SIGTERM.
+// Command virtualdevice behaves like a physical IoT Center device: it is provisioned once (GET /api/env/{id} with
+// the provisioning key), keeps the configuration and credential it was given in a state file (mode 0600) and uses
+// them after a restart, writes one `environment` point every measurement_interval seconds to influx_url with its
+// credential through influxdb-client-go (whatever the device-writes mode: the API's write gateway or InfluxDB), and
+// re-reads its configuration with its credential every configuration_refresh seconds and at once when a write is
+// refused. A rotated or revoked credential opens nothing: the device says so and waits for the configuration the
+// operator hands over (-config file); it provisions again only when told to (-reprovision). It stops on
+// SIGINT/SIGTERM.
 //
 //	go run ./cmd/virtualdevice -api http://127.0.0.1:3000 -id my-device -key "$IOT_DEVICE_KEY"
 package main
@@ -19,6 +22,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -32,25 +36,35 @@ import (
 )
 
 type options struct {
-	API      string        // base URL of the IoT Center API
-	ID       string        // device id
-	Key      string        // provisioning key (first registration) or operator key
-	Token    string        // the device's own token, when already known
-	Interval time.Duration // overrides measurement_interval (tests, demos); 0 = the server's
-	Refresh  time.Duration // overrides configuration_refresh; 0 = the server's
-	Count    int           // stop after this many points; 0 = until interrupted
+	API         string        // base URL of the IoT Center API
+	ID          string        // device id
+	Key         string        // provisioning key (first registration) or operator key
+	Token       string        // the device's own credential, when already known
+	State       string        // state file; "" keeps nothing
+	Handover    string        // configuration file the operator hands over; default <State without .json>.config.json
+	Reprovision bool          // provision again with Key, ignoring the state file
+	Interval    time.Duration // overrides measurement_interval (tests, demos); 0 = the server's
+	Refresh     time.Duration // overrides configuration_refresh; 0 = the server's
+	Poll        time.Duration // how often a waiting device looks for the handed-over configuration (default 2s)
+	Count       int           // stop after this many points; 0 = until interrupted
 }
 
 func main() {
 	var o options
 	flag.StringVar(&o.API, "api", "http://127.0.0.1:3000", "IoT Center API base URL")
 	flag.StringVar(&o.ID, "id", "", "device id (required)")
-	flag.StringVar(&o.Key, "key", os.Getenv("IOT_DEVICE_KEY"), "provisioning key to register with (default $IOT_DEVICE_KEY)")
-	flag.StringVar(&o.Token, "token", "", "the device's own token, if it already has one")
+	flag.StringVar(&o.Key, "key", os.Getenv("IOT_DEVICE_KEY"), "provisioning key, used on first start and with -reprovision (default $IOT_DEVICE_KEY)")
+	flag.StringVar(&o.Token, "token", "", "the device's own credential, if it already has one")
+	flag.StringVar(&o.State, "state", "", "state file keeping the configuration and credential (default .local/devices/<id>.json)")
+	flag.StringVar(&o.Handover, "config", "", "configuration file handed over by the operator (the JSON or text answer of /api/env or /rotate); read at start and while waiting after a refused credential (default <state>.config.json)")
+	flag.BoolVar(&o.Reprovision, "reprovision", false, "provision again with -key, ignoring the state file (after the operator deleted the device)")
 	flag.DurationVar(&o.Interval, "interval", 0, "override measurement_interval (e.g. 2s)")
 	flag.DurationVar(&o.Refresh, "refresh", 0, "override configuration_refresh (e.g. 1m)")
 	flag.IntVar(&o.Count, "count", 0, "stop after this many points (0: until interrupted)")
 	flag.Parse()
+	if o.State == "" && api.ValidDeviceID(o.ID) {
+		o.State = filepath.Join(".local", "devices", o.ID+".json")
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -84,14 +98,20 @@ type device struct {
 	client influxdb2.Client
 }
 
+// errRefused: the API refused the device's credential (401/403): rotated or revoked.
+var errRefused = errors.New("the API refuses this device's credential (rotated or revoked)")
+
 // run writes points until ctx ends or o.Count points are written, and returns how many it wrote.
 func run(ctx context.Context, o options, log *slog.Logger) (int, error) {
 	if err := api.CheckDeviceID(o.ID); err != nil {
 		return 0, fmt.Errorf("-id: %w", err)
 	}
+	if o.Poll <= 0 {
+		o.Poll = 2 * time.Second
+	}
 	d := &device{o: o, http: &http.Client{Timeout: 30 * time.Second}, log: log.With("deviceId", o.ID)}
 	defer d.close()
-	if err := d.configure(ctx); err != nil {
+	if err := d.start(ctx); err != nil {
 		return 0, err
 	}
 	written := 0
@@ -105,17 +125,16 @@ func run(ctx context.Context, o options, log *slog.Logger) (int, error) {
 		case <-tick.C:
 		}
 		if time.Now().After(nextRefresh) {
-			if err := d.configure(ctx); err != nil {
-				// keep writing with what we have; the next refresh tries again
+			if err := d.reread(ctx); err != nil {
+				// keep writing with what we have; the next refresh (or a refused write) tries again
 				d.log.Warn("configuration refresh failed", "error", err.Error())
 			}
 			nextRefresh = time.Now().Add(d.refresh())
 		}
 		err := d.write(ctx)
 		if isAuthError(err) {
-			// the token was rotated or revoked: fetch the current one and write again
-			d.log.Info("token refused by InfluxDB, re-reading configuration")
-			if cerr := d.configure(ctx); cerr == nil {
+			d.log.Info("credential refused by the write endpoint, re-reading the configuration")
+			if err = d.recover(ctx); err == nil {
 				err = d.write(ctx)
 			}
 			nextRefresh = time.Now().Add(d.refresh())
@@ -149,38 +168,132 @@ func (d *device) refresh() time.Duration {
 	return time.Duration(max(d.cfg.ConfigurationRefresh, 1)) * time.Second
 }
 
-// configure reads the configuration: with the device's own token when it has one (what the API's authorizer
-// accepts for a registered device), else with the key (registration); a refused token falls back to the key.
-func (d *device) configure(ctx context.Context) error {
-	own := d.cfg.InfluxToken
-	if own == "" {
-		own = d.o.Token
+func (d *device) handoverPath() string {
+	if d.o.Handover != "" || d.o.State == "" {
+		return d.o.Handover
 	}
-	bearer := own
-	if bearer == "" {
-		bearer = d.o.Key
+	return strings.TrimSuffix(d.o.State, ".json") + ".config.json"
+}
+
+// start finds the device's credential: a configuration handed over, else the state file, else -token, else it
+// provisions with the key (and only then, or with -reprovision, uses the key).
+func (d *device) start(ctx context.Context) error {
+	if !d.o.Reprovision {
+		if p := d.handoverPath(); p != "" {
+			cfg, err := readHandover(p, d.o.ID)
+			if err != nil {
+				return err
+			}
+			if cfg != nil {
+				d.log.Info("configuration handed over by the operator", "file", p)
+				return d.adopt(*cfg)
+			}
+		}
+		if d.o.State != "" {
+			cfg, err := loadState(d.o.State, d.o.ID)
+			if err != nil {
+				return err
+			}
+			if cfg != nil {
+				d.log.Info("credential kept from the last run", "state", d.o.State)
+				if err := d.adopt(*cfg); err != nil {
+					return err
+				}
+				return d.recover(ctx)
+			}
+		}
+		if d.o.Token != "" {
+			d.cfg.InfluxToken = d.o.Token
+			return d.recover(ctx)
+		}
 	}
+	// (without a key: an API with DeviceAuth=none provisions whoever asks, as iot-center-v2 did)
 	var cfg envConfig
-	status, err := d.fetch(ctx, bearer, &cfg)
-	if (status == http.StatusUnauthorized || status == http.StatusForbidden) && own != "" && d.o.Key != "" {
-		_, err = d.fetch(ctx, d.o.Key, &cfg)
+	if status, err := d.fetch(ctx, d.o.Key, &cfg); err != nil {
+		if status == http.StatusUnauthorized || status == http.StatusForbidden {
+			err = fmt.Errorf("%w (no state file, -config or -token: the provisioning key, -key, provisions a new id)", err)
+		}
+		return fmt.Errorf("provisioning: %w", err)
+	}
+	d.log.Info("provisioned", "state", d.o.State)
+	return d.adopt(cfg)
+}
+
+// reread reads the configuration with the device's own credential; errRefused when the API refuses it.
+func (d *device) reread(ctx context.Context) error {
+	var cfg envConfig
+	status, err := d.fetch(ctx, d.cfg.InfluxToken, &cfg)
+	if status == http.StatusUnauthorized || status == http.StatusForbidden {
+		return errRefused
 	}
 	if err != nil {
 		return err
 	}
-	if cfg.InfluxURL == "" || cfg.InfluxToken == "" || cfg.InfluxBucket == "" || cfg.InfluxOrg == "" {
-		return errors.New("configuration lacks influx_url, influx_token, influx_bucket or influx_org")
+	return d.adopt(cfg)
+}
+
+// recover re-reads the configuration; a refused credential means waiting for the operator's handover.
+func (d *device) recover(ctx context.Context) error {
+	err := d.reread(ctx)
+	if errors.Is(err, errRefused) {
+		return d.waitForHandover(ctx)
 	}
-	if cfg.InfluxToken != d.cfg.InfluxToken || cfg.InfluxURL != d.cfg.InfluxURL {
+	if err != nil && d.cfg.complete() == nil {
+		// the API is unreachable: go on with the configuration the device has
+		d.log.Warn("configuration not re-read, going on with the kept one", "error", err.Error())
+		return nil
+	}
+	return err
+}
+
+// waitForHandover waits (until ctx ends) for the operator to hand over a configuration with another credential.
+func (d *device) waitForHandover(ctx context.Context) error {
+	p := d.handoverPath()
+	if p == "" {
+		return fmt.Errorf("%w; no -config file to wait for", errRefused)
+	}
+	d.log.Warn(errRefused.Error()+": waiting for the operator to hand over the new configuration (POST /api/devices/{id}/rotate answers it)", "file", p)
+	t := time.NewTicker(d.o.Poll)
+	defer t.Stop()
+	for {
+		cfg, err := readHandover(p, d.o.ID)
+		switch {
+		case err != nil:
+			d.log.Warn("handed-over configuration unusable", "error", err.Error())
+		case cfg != nil && cfg.InfluxToken != d.cfg.InfluxToken:
+			d.log.Info("configuration handed over by the operator", "file", p)
+			return d.adopt(*cfg)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// adopt takes a configuration: a new client when the endpoint or credential changed, and the state file updated.
+func (d *device) adopt(cfg envConfig) error {
+	if err := cfg.complete(); err != nil {
+		return err
+	}
+	if cfg.ID == "" {
+		cfg.ID = d.o.ID
+	}
+	if cfg.InfluxToken != d.cfg.InfluxToken || cfg.InfluxURL != d.cfg.InfluxURL || d.client == nil {
 		if d.client != nil {
 			d.client.Close()
+			d.log.Info("new credential picked up")
 		}
 		d.client = influxdb2.NewClient(cfg.InfluxURL, cfg.InfluxToken)
-		if d.cfg.InfluxToken != "" {
-			d.log.Info("new token picked up")
+	}
+	changed := cfg != d.cfg
+	d.cfg = cfg
+	if changed && d.o.State != "" {
+		if err := saveState(d.o.State, d.o.API, cfg); err != nil {
+			return fmt.Errorf("keeping the configuration: %w", err)
 		}
 	}
-	d.cfg = cfg
 	return nil
 }
 
