@@ -449,7 +449,6 @@ async function main() {
       await page.click("#refresh");
       await page.locator("#list-banner").waitFor({ state: "hidden" });
       await axe(page, "devices (full)");
-      await shot("devices");
     });
 
     await step("dashboard: the combobox opens a device on choice, not on each key", async () => {
@@ -543,6 +542,14 @@ async function main() {
     await step(`delete ${deviceX}: the confirmation says what re-registering does; the result is in view`, async () => {
       await page.click("#nav-devices");
       await page.waitForSelector("main[data-page=devices][data-loaded]:not([data-loaded=''])");
+      // Sorted by last seen, oldest first: devices never seen (here the empty one) come first.
+      await page.selectOption("#device-sort", "seen-old");
+      if ((await api("GET", "/api/devices?limit=1")).data[0]?.status) {
+        await page.waitForSelector(`table.devices tbody tr:first-child[data-device="${emptyId}"]`);
+        assert((await rows(page).first().getAttribute("data-status")) === "silent", `${emptyId} is not shown silent`);
+      }
+      await shot("devices");
+      await page.selectOption("#device-sort", "id");
       await search(page, deviceX);
       const menu = await openMenu(page, deviceX);
       await menu.locator("button.delete").click();
