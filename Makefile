@@ -87,8 +87,10 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || { echo "installing Debian's chromium (apt-get)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-# Browser end-to-end test of the dashboard (Debian chromium, headless) against `make run` on free ports.
+# The dashboard's unit tests (node:test), then its browser end-to-end test (Debian chromium, headless) against
+# `make run` on free ports.
 e2e: chromium ui
+	cd web && npm test --silent
 	bash web/e2e/run.sh
 
 # The local API (cmd/localapi): built, then exec'd so Ctrl-C/SIGTERM reach it directly. Extra flags, e.g.

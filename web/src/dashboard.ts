@@ -2,7 +2,8 @@
 // window) and a Lat/Lon trace. Empty ranges say so inside each plot; an unknown device gets one message.
 import type uPlot from "uplot";
 import { call, enc, ApiError, type Measurements, type Summary, type FieldSummary } from "./api";
-import { h, svg, fmtNumber, fmtTime, fmtDuration, announce, ZONE } from "./dom";
+import { h, svg, announce } from "./dom";
+import { fmtNumber, fmtTime, ZONE, medianGap, durationMs, everyText } from "./format";
 import { FIELDS, linePlot, tracePlot, type FieldInfo } from "./plots";
 import { devicePicker } from "./picker";
 
@@ -63,29 +64,6 @@ export function dashboardPage(root: HTMLElement, deviceId: string, range: Range)
   void load(gen, root, deviceId, range, status, body);
 }
 
-// interval is the typical spacing of the rows that hold a value (the median gap), in ms.
-function interval(times: string[], values: Record<string, (number | null)[]>): number | null {
-  const ts: number[] = [];
-  for (let i = 0; i < times.length; i++) {
-    if (Object.values(values).some((v) => v?.[i] != null)) ts.push(Date.parse(times[i]));
-  }
-  const gaps = ts.slice(1).map((t, i) => t - ts[i]).filter((g) => g > 0).sort((a, b) => a - b);
-  return gaps.length ? gaps[Math.floor(gaps.length / 2)] : null;
-}
-
-function durationMs(s: string): number | null {
-  const m = /^(\d+)(ms|s|m|h|d|w)$/.exec(s);
-  if (!m) return null;
-  return Number(m[1]) * { ms: 1, s: 1e3, m: 6e4, h: 36e5, d: 864e5, w: 6048e5 }[m[2] as "s"];
-}
-
-function every(ms: number): string {
-  if (ms % 864e5 === 0) return ms === 864e5 ? "day" : `${ms / 864e5} days`;
-  if (ms % 36e5 === 0) return ms === 36e5 ? "hour" : `${ms / 36e5} hours`;
-  if (ms % 6e4 === 0) return ms === 6e4 ? "minute" : `${ms / 6e4} minutes`;
-  return fmtDuration(ms);
-}
-
 async function load(gen: number, root: HTMLElement, id: string, range: Range, status: HTMLElement, body: HTMLElement): Promise<void> {
   status.textContent = "Loading…";
   const base = `/api/devices/${enc(id)}`;
@@ -135,14 +113,14 @@ async function load(gen: number, root: HTMLElement, id: string, range: Range, st
       if (n) draw.push(() => plots.push(linePlot(box, f, xs, ys)));
       else box.append(empty());
     }
-    const gap = interval(data.time, data.values ?? {});
+    const gap = medianGap(data.time, data.values ?? {});
     const win = durationMs(data.every);
     const rows = Math.max(...FIELDS.map((f) => (data.values?.[f.name] ?? []).filter((v) => v != null).length));
     status.textContent = total === 0
       ? `${id} · ${RANGE_NAMES[range]} · no data in this range · times in ${ZONE}`
       : `${id} · ${RANGE_NAMES[range]} · ${fmtNumber(rows, 0)} points` +
-        (gap ? `, one per ${every(gap)}` : "") +
-        (win && gap && win >= gap * 0.9 ? ` (means of each ${every(win)})` : "") +
+        (gap ? `, one per ${everyText(gap)}` : "") +
+        (win && gap && win >= gap * 0.9 ? ` (means of each ${everyText(win)})` : "") +
         ` · times in ${ZONE}`;
   } else {
     for (const f of FIELDS) cells.push(h("section", { class: "card plot-card" }, h("h2", { class: "plot-title" }, f.name), h("div", { class: "plot", "data-field": f.name, "data-points": 0 }, empty(`Could not load: ${m.reason.message}`))));

@@ -1,7 +1,8 @@
 // The Devices page, sized for a fleet: search, status filter, natural sort, paging, a count and a last-seen column.
 // Each row shows its primary action (Dashboard); the others are in a per-row menu. Results open in the side panel.
 import { call, enc, DEVICE_ID, listDevices, type Device, type DeviceConfig, type Status } from "./api";
-import { h, fmtTime, fmtAgo, naturalCompare, announce } from "./dom";
+import { h, announce } from "./dom";
+import { fmtTime, fmtAgo, naturalCompare } from "./format";
 import { openPanel, confirmAction } from "./panel";
 import { startBackfill, running, backfills, onBackfillsChanged, progressView, targetName, type Backfill, type Target } from "./progress";
 import { toast } from "./toast";

@@ -39,49 +39,6 @@ export function svg(tag: string, attrs: Record<string, string | number> = {}, ..
   return el;
 }
 
-// Every time on the page is shown in UTC, and says so: one zone, whatever the browser's.
-export const ZONE = "UTC";
-
-function pad(n: number): string {
-  return String(n).padStart(2, "0");
-}
-
-export function fmtTime(s: string | undefined | null, seconds = true): string {
-  if (!s) return "—";
-  const d = new Date(s);
-  if (isNaN(d.getTime())) return s;
-  const t = `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())} ${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}`;
-  return `${t}${seconds ? ":" + pad(d.getUTCSeconds()) : ""} ${ZONE}`;
-}
-
-// fmtAgo is a short relative time ("3 min ago"), for last-seen columns.
-export function fmtAgo(s: string | undefined | null, now = Date.now()): string {
-  if (!s) return "never";
-  const t = Date.parse(s);
-  if (isNaN(t)) return "—";
-  const sec = Math.max(0, Math.round((now - t) / 1000));
-  if (sec < 60) return `${sec} s ago`;
-  if (sec < 3600) return `${Math.floor(sec / 60)} min ago`;
-  if (sec < 86400 * 2) return `${Math.floor(sec / 3600)} h ago`;
-  return `${Math.floor(sec / 86400)} days ago`;
-}
-
-export function fmtNumber(v: number | null | undefined, digits = 1): string {
-  if (v === null || v === undefined || !isFinite(v)) return "—";
-  return v.toLocaleString("en-US", { maximumFractionDigits: digits });
-}
-
-export function fmtDuration(ms: number): string {
-  const s = ms / 1000;
-  if (s < 60) return `${s.toFixed(1)} s`;
-  if (s < 3600) return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
-  return `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} min`;
-}
-
-// naturalCompare orders ids as people count: ux2 before ux10.
-const collator = new Intl.Collator("en", { numeric: true, sensitivity: "base" });
-export const naturalCompare = (a: string, b: string): number => collator.compare(a, b) || (a < b ? -1 : a > b ? 1 : 0);
-
 // announce reads a message out through the page's polite live region (screen readers), without moving focus.
 export function announce(msg: string): void {
   const el = document.getElementById("announcer");

@@ -2,7 +2,7 @@
 // and loads nothing; a device is opened only when one is chosen (Enter on the active option, or a click).
 import { h } from "./dom";
 import { cachedDevices, loadDevices } from "./devices";
-import { naturalCompare } from "./dom";
+import { naturalCompare } from "./format";
 
 const MAX_OPTIONS = 50;
 

@@ -1,6 +1,7 @@
 // uPlot wrappers: one time-series line plot per field, and a Lat/Lon trace drawn in time order (uPlot's xy mode).
 // Times are drawn in UTC (the page's one zone), 24-hour; tick labels carry as many decimals as their spacing needs.
 import uPlot from "uplot";
+import { decimals } from "./format";
 
 export interface FieldInfo {
   name: string;
@@ -25,12 +26,6 @@ const AXIS = { stroke: "#374151", grid: { stroke: "#e5e7eb" }, ticks: { stroke: 
 
 function width(el: HTMLElement): number {
   return Math.max(240, Math.floor(el.clientWidth || 600));
-}
-
-// decimals is the number of digits a tick step needs so that neighbouring ticks never print the same.
-export function decimals(step: number): number {
-  if (!(step > 0) || !isFinite(step)) return 0;
-  return Math.max(0, Math.min(8, Math.ceil(-Math.log10(step) - 1e-9)));
 }
 
 // ticks formats an axis' values; the labels drawn are also left on the plot element (data-ticks-N) for the tests.

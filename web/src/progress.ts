@@ -3,7 +3,8 @@
 // Running jobs are kept in sessionStorage, so a reload picks them up again. An API without the job route answers the
 // POST with a plan; progress then comes from the coverage of the plan's window (written = planned − still missing).
 import { call, enc, ApiError, type Coverage, type Job, type Plan } from "./api";
-import { h, fmtDuration, fmtNumber, fmtTime } from "./dom";
+import { h } from "./dom";
+import { fmtDuration, fmtNumber, fmtTime } from "./format";
 
 const POLL_MS = 1000;
 const MAX_WAIT_MS = 30 * 60_000; // without a deadline from the job, a watch ends here instead of polling forever
