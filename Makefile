@@ -12,7 +12,7 @@ GO_BUILD = GOOS=linux GOARCH=$(LAMBDA_GOARCH) CGO_ENABLED=0 go build -tags lambd
 
 # Every AWS::Serverless::Function logical id in template.yaml (a test checks both lists agree).
 FUNCTIONS := AuthorizerFunction EnvConfigFunction RegisterFunction DevicesFunction DeleteFunction \
-	WriteMissingFunction BackfillWorkerFunction QueryFunction HealthFunction UiFunction SetupFunction
+	WriteMissingFunction BackfillWorkerFunction QueryFunction HealthFunction UiFunction SetupFunction FleetHealthFunction
 
 INFLUXD = bash scripts/influxd/build-influxd.sh
 TEST_TIMEOUT ?= 45m
@@ -40,6 +40,8 @@ build-WriteMissingFunction:
 	$(GO_BUILD) ./functions/writemissing
 build-BackfillWorkerFunction:
 	$(GO_BUILD) ./functions/backfillworker
+build-FleetHealthFunction:
+	$(GO_BUILD) ./functions/fleethealth
 build-QueryFunction:
 	$(GO_BUILD) ./functions/query
 build-HealthFunction:

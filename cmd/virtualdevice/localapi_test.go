@@ -54,13 +54,25 @@ func TestThroughLocalAPI(t *testing.T) {
 	}
 
 	status, plan := l.Call(t, "POST", "/api/devices/"+id+"/write-missing", "")
-	// chunks end on whole hours: 7 when the window starts on the hour, else 8
+	if status != http.StatusAccepted || plan["state"] != "planning" {
+		t.Fatalf("write-missing %d %v, want 202 and a planning job", status, plan)
+	}
+	// chunks follow UTC days (one per day the window touches, trimmed to its incomplete hours): 8 for 7 days
+	// unless the window starts at midnight
 	wantChunks := float64(8)
-	if from, _ := time.Parse(time.RFC3339, fmt.Sprint(plan["from"])); from.Minute() == 0 {
+	if from, _ := time.Parse(time.RFC3339, fmt.Sprint(plan["from"])); from.Hour() == 0 && from.Minute() == 0 {
 		wantChunks = 7
 	}
-	if status != http.StatusAccepted || plan["chunks"] != wantChunks {
-		t.Fatalf("write-missing %d %v, want 202 with %v chunks", status, plan, wantChunks)
+	var job map[string]any
+	for i := 0; i < 240; i++ { // the job route, polled as a client does, bounded (2 minutes)
+		_, job = l.Call(t, "GET", "/api/write-missing/jobs/"+fmt.Sprint(plan["jobId"]), "")
+		if job["state"] != "planning" && job["state"] != "running" {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if job["state"] != "done" || job["chunks"] != wantChunks || job["chunksDone"] != wantChunks || job["devicesDone"] != float64(1) {
+		t.Fatalf("job %v, want done in %v chunks", job, wantChunks)
 	}
 	q := fmt.Sprintf("/api/devices/%s/write-missing?from=%s&to=%s", id, plan["from"], plan["to"])
 	var cov map[string]any

@@ -1,26 +1,54 @@
-// Command backfillworker is the BackfillWorkerFunction: the asynchronous target of WriteMissingFunction, it writes
-// one chunk of generated points with the admin token. A returned error makes Lambda retry the event and finally
-// send it to the dead-letter queue.
+// Command backfillworker is the BackfillWorkerFunction: the chunk queue's (SQS) event source mapping runs it, one
+// task at a time, at most ScalingConfig.MaximumConcurrency at once. It plans jobs (plan and batch tasks) and writes
+// chunks of generated points with the admin token. A failed task stays on the queue (retried after a backoff) and
+// the redrive policy finally moves it to the dead-letter queue.
 package main
 
 import (
-	"github.com/aws/aws-lambda-go/lambda"
+	"context"
+	"errors"
 
+	"github.com/aws/aws-lambda-go/lambda"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/backfill"
 	"github.com/iot-center/iot-center-serverless/shared/lambdaapp"
 	"github.com/iot-center/iot-center-serverless/shared/metrics"
+	"github.com/iot-center/iot-center-serverless/shared/registry"
 	"github.com/iot-center/iot-center-serverless/shared/sensors"
 )
 
 func main() {
 	d := lambdaapp.Init()
 	cfg := d.Config
-	w := &backfill.Worker{
-		Influx:            d.Influx,
-		Bucket:            cfg.Bucket,
-		Gen:               sensors.Generator{Lat: cfg.DefaultLat, Lon: cfg.DefaultLon},
-		Metrics:           metrics.Stdout,
-		DownsampledBucket: cfg.BucketDownsampled,
+	env := d.Env()
+	queueURL := env.String("CHUNK_QUEUE_URL", "")
+	chunk := env.Int("CHUNK_MINUTES", 1440, 1, backfill.MaxChunkMinutes)
+	batch := env.Int("BATCH_DEVICES", backfill.DefaultBatchDevices, 1, backfill.MaxBatchDevices)
+	lambdaapp.Check(env)
+	if queueURL == "" {
+		api.Exit("invalid configuration", errors.New("CHUNK_QUEUE_URL is required (the chunk queue's URL)"))
 	}
-	lambda.Start(w.Handle)
+	awsCfg, err := awsconfig.LoadDefaultConfig(context.Background())
+	if err != nil {
+		api.Exit("loading AWS configuration", err)
+	}
+	r := &backfill.Runner{
+		Worker: &backfill.Worker{
+			Influx:            d.Influx,
+			Bucket:            cfg.Bucket,
+			Gen:               sensors.Generator{Lat: cfg.DefaultLat, Lon: cfg.DefaultLon},
+			Metrics:           metrics.Stdout,
+			DownsampledBucket: cfg.BucketDownsampled,
+		},
+		Planner:      &backfill.Planner{Influx: d.Influx, Bucket: cfg.Bucket},
+		Jobs:         &backfill.JobStore{Influx: d.Influx, Bucket: cfg.BucketAuth},
+		Queue:        &backfill.SQSQueue{Client: sqs.NewFromConfig(awsCfg), URL: queueURL},
+		Devices:      backfill.RegistryDevices{R: registry.New(d.Influx, d.Config)},
+		ChunkMinutes: chunk,
+		BatchDevices: batch,
+	}
+	lambda.Start(r.HandleSQS)
 }

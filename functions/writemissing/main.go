@@ -1,13 +1,14 @@
-// Command writemissing is the WriteMissingFunction: it plans write-missing backfills, fans the chunks out to the
-// worker function (asynchronous lambda:Invoke), and reports coverage.
+// Command writemissing is the WriteMissingFunction: it records write-missing jobs and queues their plan task on
+// the chunk queue (SQS), reports jobs, and reports coverage.
 package main
 
 import (
 	"context"
 	"errors"
+	"time"
 
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/backfill"
@@ -20,23 +21,24 @@ func main() { lambdaapp.StartHTTP(handler(lambdaapp.Init())) }
 // handler is the function's routes (wiring_test.go compares them with template.yaml).
 func handler(d lambdaapp.Deps) *api.Mux {
 	env := d.Env()
-	worker := env.String("WORKER_FUNCTION", "")
-	chunk := env.Int("CHUNK_MINUTES", 1440, 1, backfill.MaxChunkMinutes)
+	queueURL := env.String("CHUNK_QUEUE_URL", "")
+	timeout := env.Int("JOB_TIMEOUT_MINUTES", int(backfill.DefaultJobTimeout/time.Minute), 1, 1440)
 	lambdaapp.Check(env)
-	if worker == "" {
-		api.Exit("invalid configuration", errors.New("WORKER_FUNCTION is required (the backfill worker's name)"))
+	if queueURL == "" {
+		api.Exit("invalid configuration", errors.New("CHUNK_QUEUE_URL is required (the chunk queue's URL)"))
 	}
-	// AWS_ENDPOINT_URL_LAMBDA (local API) is honoured by the default configuration: one code path.
+	// AWS_ENDPOINT_URL_SQS (local API: moto's server) is honoured by the default configuration: one code path.
 	awsCfg, err := awsconfig.LoadDefaultConfig(context.Background())
 	if err != nil {
 		api.Exit("loading AWS configuration", err)
 	}
 	svc := &backfill.Service{
-		Devices:      backfill.RegistryDevices{R: registry.New(d.Influx, d.Config)},
-		Planner:      &backfill.Planner{Influx: d.Influx, Bucket: d.Config.Bucket},
-		Dispatcher:   &backfill.LambdaDispatcher{Client: lambda.NewFromConfig(awsCfg), Function: worker},
-		ChunkMinutes: chunk,
-		MaxDevices:   d.Config.MaxDevices,
+		Devices:    backfill.RegistryDevices{R: registry.New(d.Influx, d.Config)},
+		Planner:    &backfill.Planner{Influx: d.Influx, Bucket: d.Config.Bucket},
+		Jobs:       &backfill.JobStore{Influx: d.Influx, Bucket: d.Config.BucketAuth},
+		Queue:      &backfill.SQSQueue{Client: sqs.NewFromConfig(awsCfg), URL: queueURL},
+		MaxDevices: d.Config.MaxDevices,
+		JobTimeout: time.Duration(timeout) * time.Minute,
 	}
 	return svc.Handler()
 }

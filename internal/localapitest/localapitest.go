@@ -25,6 +25,8 @@ type API struct {
 type Options struct {
 	// PoolFor sets emulator processes per function (e.g. "BackfillWorkerFunction=4"); others get one.
 	PoolFor string
+	// Params are template parameter overrides ("WorkerMaxConcurrency=4 JobTimeoutMinutes=5").
+	Params string
 }
 
 // Start builds and starts cmd/localapi over srv (its default buckets), waits until it is healthy, and stops it at
@@ -34,6 +36,9 @@ func Start(t testing.TB, srv *influxtest.Server, o Options) *API {
 	args := []string{"-pool", "1"}
 	if o.PoolFor != "" {
 		args = append(args, "-pool-for", o.PoolFor)
+	}
+	if o.Params != "" {
+		args = append(args, "-parameter-overrides", o.Params)
 	}
 	la, err := testenv.StartLocalAPI(testenv.LocalAPIOptions{Dir: t.TempDir(), InfluxURL: srv.URL,
 		InfluxToken: srv.Token, InfluxOrg: srv.Org, Args: args})

@@ -77,22 +77,26 @@ func TestWriteMissingFillsOnlyGaps(t *testing.T) {
 		t.Fatalf("after deleting, %d Temperature points, want %d", got, 10080-1008)
 	}
 
-	status, body := f.do(t, "POST", "/api/devices/"+id+"/write-missing", "")
-	if status != http.StatusAccepted {
-		t.Fatalf("plan answered %d %v, want 202", status, body)
+	status, job, loc := f.post(t, "/api/devices/"+id+"/write-missing", "")
+	if status != http.StatusAccepted || job.State != StatePlanning || loc != JobsPath+job.ID {
+		t.Fatalf("plan answered %d %+v (Location %q), want 202, a planning job and its Location", status, job, loc)
 	}
-	if got := num(t, body["missing"]); got != 1008 {
-		t.Errorf("missing = %v, want 1008", got)
+	if !job.From.Equal(win.From) || !job.To.Equal(win.To) || job.AllDevices || job.Devices != 1 {
+		t.Errorf("job %+v, want one device and window %v", job, win)
 	}
-	if body["deviceId"] != id || body["from"] != win.From.Format(time.RFC3339) || body["to"] != win.To.Format(time.RFC3339) {
-		t.Errorf("plan answer %v, want deviceId %s and window %v", body, id, win)
+	done := f.wait(t, job.ID)
+	if done.PointsPlanned != 1008 || done.PointsWritten != 1008 || done.Devices != 1 || done.DevicesDone != 1 ||
+		done.Chunks < 1 || done.Chunks > 8 || done.ChunksDone != done.Chunks || done.ChunksFailed != 0 {
+		t.Errorf("job ended %+v, want 1,008 points planned and written in 1..8 chunks (one per UTC day at most)", done)
 	}
-	if got := num(t, body["chunks"]); got != 1 {
-		t.Errorf("chunks = %v, want 1 (1,008 minutes, 1,440 per chunk)", got)
+	// the job route answers the same
+	status, got := f.do(t, "GET", loc, "")
+	if status != http.StatusOK || got["state"] != StateDone || num(t, got["pointsWritten"]) != 1008 {
+		t.Errorf("GET %s: %d %v, want the done job", loc, status, got)
 	}
-	f.lambda.wait(t)
 
-	status, cov := f.do(t, "GET", fmt.Sprintf("/api/devices/%s/write-missing?from=%s&to=%s", id, body["from"], body["to"]), "")
+	status, cov := f.do(t, "GET", fmt.Sprintf("/api/devices/%s/write-missing?from=%s&to=%s", id,
+		win.From.Format(time.RFC3339), win.To.Format(time.RFC3339)), "")
 	if status != http.StatusOK || num(t, cov["percent"]) != 100 || num(t, cov["present"]) != 10080 ||
 		num(t, cov["expected"]) != 10080 || num(t, cov["missing"]) != 0 {
 		t.Errorf("coverage %d %v, want 100%% of 10,080", status, cov)
@@ -133,14 +137,18 @@ func TestWriteMissingFillsOnlyGaps(t *testing.T) {
 		t.Errorf("%d values differ from what the pre-existing or backfilled point should hold", wrong)
 	}
 
-	// nothing left: 200, missing 0, nothing dispatched
-	before := f.lambda.dispatched()
-	status, body = f.do(t, "POST", "/api/devices/"+id+"/write-missing", `{"days": 7}`)
-	if status != http.StatusOK || num(t, body["missing"]) != 0 || num(t, body["chunks"]) != 0 {
-		t.Errorf("second plan %d %v, want 200 with missing 0", status, body)
+	// nothing left: a new job (the first one ended) that plans nothing and is done at once
+	before, _ := f.mapping.Stats()
+	status, again, _ := f.post(t, "/api/devices/"+id+"/write-missing", `{"days": 7}`)
+	if status != http.StatusAccepted || again.ID == job.ID {
+		t.Fatalf("second plan %d %+v, want 202 and a new job", status, again)
 	}
-	if got := f.lambda.dispatched(); got != before {
-		t.Errorf("second plan dispatched %d chunks, want none", got-before)
+	again = f.wait(t, again.ID)
+	if again.PointsPlanned != 0 || again.Chunks != 0 || again.DevicesDone != 1 {
+		t.Errorf("second job %+v, want nothing planned", again)
+	}
+	if n, _ := f.mapping.Stats(); n-before != 2 {
+		t.Errorf("second job ran %d tasks, want 2 (plan and one batch, no chunk)", n-before)
 	}
 }
 
@@ -175,6 +183,10 @@ func TestPlanRequests(t *testing.T) {
 		{"coverage bad escape", "GET", "/api/write-missing?from=%zz", "", 400, "malformed"},
 		{"plan with a parameter", "POST", "/api/devices/" + id + "/write-missing?days=7", "", 400, "unknown"},
 		{"plan all with a parameter", "POST", "/api/write-missing?devices=a", "", 400, "unknown"},
+		{"job bad id", "GET", "/api/write-missing/jobs/nope", "", 400, "jobId"},
+		{"job unknown", "GET", "/api/write-missing/jobs/0123456789abcdef-abc-0000", "", 404, "not found"},
+		{"job id overflow", "GET", "/api/write-missing/jobs/0123456789abcdef-zzzzzzzzzzzz-0000", "", 400, "jobId"},
+		{"job with a parameter", "GET", "/api/write-missing/jobs/0123456789abcdef-abc-0000?x=1", "", 400, "unknown"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -187,8 +199,11 @@ func TestPlanRequests(t *testing.T) {
 			}
 		})
 	}
-	if n := f.lambda.dispatched(); n != 0 {
-		t.Errorf("refused requests dispatched %d chunks, want none", n)
+	if n := f.queueDepth(t); n != 0 {
+		t.Errorf("refused requests queued %d tasks, want none", n)
+	}
+	if n, _ := f.mapping.Stats(); n != 0 {
+		t.Errorf("refused requests ran %d tasks, want none", n)
 	}
 }
 
@@ -197,7 +212,8 @@ func TestPlanRequests(t *testing.T) {
 func TestPlanAllAndCoverageAll(t *testing.T) {
 	f := newFixture(t, influxtest.Shared(t), fixtureOpts{chunkMinutes: 1440})
 	win := LastDays(fixedNow, 7)
-	one, offMinute, empty := f.register(t, "one"), f.register(t, "off"), f.register(t, "empty")
+	one, offMinute := f.register(t, "one"), f.register(t, "off")
+	f.register(t, "empty")
 	all := minutesOf(win)
 	f.writeMinutes(t, one, home, append(append([]int64{}, all[:5000]...), all[5001:]...))
 	// a device whose points land 37 s into each minute: every minute counts as present
@@ -221,27 +237,16 @@ func TestPlanAllAndCoverageAll(t *testing.T) {
 		t.Errorf("percent = %v, want 66.66 (floored)", p)
 	}
 
-	status, body := f.do(t, "POST", "/api/write-missing", "")
-	if status != http.StatusAccepted {
-		t.Fatalf("plan all %d %v, want 202", status, body)
+	status, job, _ := f.post(t, "/api/write-missing", "")
+	if status != http.StatusAccepted || !job.AllDevices {
+		t.Fatalf("plan all %d %+v, want 202 and a job for every device", status, job)
 	}
-	if num(t, body["missing"]) != 10081 || num(t, body["chunks"]) != 8 {
-		t.Errorf("plan all %v, want missing 10,081 in 8 chunks", body)
+	job = f.wait(t, job.ID)
+	// one: 1 missing minute, 1 chunk; off-minute: complete; empty: 10,080 minutes over 8 UTC days, 8 chunks
+	if job.PointsPlanned != 10081 || job.PointsWritten != 10081 || job.Chunks != 9 || job.Devices != 3 || job.DevicesDone != 3 {
+		t.Errorf("plan all ended %+v, want 10,081 points in 9 chunks over 3 devices", job)
 	}
-	devs, _ := body["devices"].([]any)
-	want := map[string][2]float64{one: {1, 1}, offMinute: {0, 0}, empty: {10080, 7}}
-	if len(devs) != 3 {
-		t.Fatalf("devices %v, want 3", devs)
-	}
-	for _, d := range devs {
-		m := d.(map[string]any)
-		w := want[m["deviceId"].(string)]
-		if num(t, m["missing"]) != w[0] || num(t, m["chunks"]) != w[1] {
-			t.Errorf("device %v, want missing %v in %v chunks", m, w[0], w[1])
-		}
-	}
-	f.lambda.wait(t)
-	status, cov = f.do(t, "GET", fmt.Sprintf("/api/write-missing?from=%s&to=%s", body["from"], body["to"]), "")
+	status, cov = f.do(t, "GET", fmt.Sprintf("/api/write-missing?from=%s&to=%s", win.From.Format(time.RFC3339), win.To.Format(time.RFC3339)), "")
 	if status != 200 || num(t, cov["percent"]) != 100 || num(t, cov["missing"]) != 0 {
 		t.Errorf("coverage after %d %v, want 100%%", status, cov)
 	}
@@ -251,15 +256,14 @@ func TestPlanAllAndCoverageAll(t *testing.T) {
 	}
 
 	// an explicit list plans only those devices
-	status, body = f.do(t, "POST", "/api/write-missing", `{"devices": ["`+one+`", "`+one+`"], "days": 30}`)
-	if status != http.StatusAccepted || len(body["devices"].([]any)) != 1 {
-		t.Fatalf("plan list %d %v, want 202 for one device", status, body)
+	status, job, _ = f.post(t, "/api/write-missing", `{"devices": ["`+one+`", "`+one+`"], "days": 30}`)
+	if status != http.StatusAccepted || job.Devices != 1 || job.AllDevices {
+		t.Fatalf("plan list %d %+v, want 202 for one device", status, job)
 	}
 	// 30 days: 23 days before the backfilled week are empty
-	if got := num(t, body["missing"]); got != 23*1440 {
-		t.Errorf("30-day plan missing %v, want %d", got, 23*1440)
+	if job = f.wait(t, job.ID); job.PointsPlanned != 23*1440 || job.PointsWritten != 23*1440 {
+		t.Errorf("30-day job %+v, want %d points planned and written", job, 23*1440)
 	}
-	f.lambda.wait(t)
 	if got := f.countFields(t, one, LastDays(fixedNow, 30))["TVOC"]; got != 30*1440 {
 		t.Errorf("after 30 days backfill %d TVOC points, want %d", got, 30*1440)
 	}

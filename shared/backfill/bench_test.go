@@ -37,19 +37,20 @@ func BenchmarkBackfillVsIngestCeiling(b *testing.B) {
 	// (b) the backfill: plan over HTTP, chunks fanned out to conc worker instances (the worker's reserved
 	// concurrency), all devices registered in a fresh registry and written into a fresh bucket.
 	backfill := func(conc int, downsample bool) time.Duration {
-		f := newFixture(b, srv, fixtureOpts{instances: conc, downsample: downsample})
-		f.svc.Now = time.Now
+		f := newFixture(b, srv, fixtureOpts{instances: conc, downsample: downsample, now: time.Now})
 		for d := 0; d < devices; d++ {
 			f.register(b, fmt.Sprintf("bench%02d", d))
 		}
 		start := time.Now()
-		status, body := f.do(b, "POST", "/api/write-missing", "")
-		if status != http.StatusAccepted || num(b, body["missing"]) != total {
-			b.Fatalf("plan %d %v, want 202 with %v missing", status, body, total)
+		status, job, _ := f.post(b, "/api/write-missing", "")
+		if status != http.StatusAccepted {
+			b.Fatalf("plan %d %+v, want 202", status, job)
 		}
-		f.lambda.wait(b)
+		if job = f.wait(b, job.ID); float64(job.PointsWritten) != total {
+			b.Fatalf("job %+v, want %v points written", job, total)
+		}
 		el := time.Since(start)
-		status, cov := f.do(b, "GET", fmt.Sprintf("/api/write-missing?from=%s&to=%s", body["from"], body["to"]), "")
+		status, cov := f.do(b, "GET", fmt.Sprintf("/api/write-missing?from=%s&to=%s", job.From.Format(time.RFC3339), job.To.Format(time.RFC3339)), "")
 		if status != 200 || num(b, cov["percent"]) != 100 {
 			b.Fatalf("coverage after the backfill %d %v, want 100%%", status, cov)
 		}

@@ -1,18 +1,9 @@
 package backfill
 
 import (
-	"context"
-	"encoding/json"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"reflect"
 	"testing"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/lambda"
 )
 
 func TestSplit(t *testing.T) {
@@ -147,66 +138,5 @@ func TestParseWindow(t *testing.T) {
 	if w := LastDays(time.Date(2026, 5, 5, 10, 30, 45, 0, time.UTC), 7); w.Minutes() != 7*1440 ||
 		!w.To.Equal(time.Date(2026, 5, 5, 10, 30, 0, 0, time.UTC)) {
 		t.Errorf("LastDays = %v, want 10,080 minutes ending 10:30", w)
-	}
-}
-
-// TestLambdaDispatcherRequest checks what the real aws-sdk-go-v2 Lambda client sends: an asynchronous (Event) invoke
-// of the worker with the chunk as JSON. The httptest server stands in for the Lambda service.
-func TestLambdaDispatcherRequest(t *testing.T) {
-	type seen struct {
-		method, path, invType string
-		body                  []byte
-	}
-	got := make(chan seen, 1)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		got <- seen{r.Method, r.URL.Path, r.Header.Get("X-Amz-Invocation-Type"), b}
-		w.WriteHeader(http.StatusAccepted)
-	}))
-	defer srv.Close()
-	client := lambda.NewFromConfig(aws.Config{
-		Region:      "us-east-1",
-		Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", ""),
-	}, func(o *lambda.Options) { o.BaseEndpoint = aws.String(srv.URL) })
-	d := &LambdaDispatcher{Client: client, Function: "worker-fn"}
-	chunk := Chunk{DeviceID: "dev-7", Ranges: []Range{{100, 160}, {200, 201}}}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := d.Dispatch(ctx, chunk); err != nil {
-		t.Fatalf("Dispatch: %v", err)
-	}
-	s := <-got
-	if s.method != http.MethodPost || s.path != "/2015-03-31/functions/worker-fn/invocations" {
-		t.Errorf("request %s %s, want POST /2015-03-31/functions/worker-fn/invocations", s.method, s.path)
-	}
-	if s.invType != "Event" {
-		t.Errorf("X-Amz-Invocation-Type = %q, want Event", s.invType)
-	}
-	var back Chunk
-	if err := json.Unmarshal(s.body, &back); err != nil || !reflect.DeepEqual(back, chunk) {
-		t.Errorf("body %s decodes to %v (%v), want %v", s.body, back, err, chunk)
-	}
-	if want := `{"deviceId":"dev-7","ranges":[[100,160],[200,201]]}`; string(s.body) != want {
-		t.Errorf("body = %s, want %s", s.body, want)
-	}
-}
-
-func TestLambdaDispatcherFailure(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("X-Amzn-ErrorType", "ResourceNotFoundException")
-		w.WriteHeader(http.StatusNotFound)
-		_, _ = w.Write([]byte(`{"Type":"User","message":"Function not found"}`))
-	}))
-	defer srv.Close()
-	client := lambda.NewFromConfig(aws.Config{
-		Region:           "us-east-1",
-		Credentials:      credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", ""),
-		RetryMaxAttempts: 1,
-	}, func(o *lambda.Options) { o.BaseEndpoint = aws.String(srv.URL) })
-	d := &LambdaDispatcher{Client: client, Function: "missing"}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := d.Dispatch(ctx, Chunk{DeviceID: "d", Ranges: []Range{{1, 2}}}); err == nil {
-		t.Fatal("Dispatch to a missing function succeeded, want an error")
 	}
 }

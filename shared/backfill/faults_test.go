@@ -1,6 +1,7 @@
 package backfill
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -55,11 +56,13 @@ func TestBackfillThrough503(t *testing.T) {
 	id := f.register(t, "overload")
 	win := LastDays(fixedNow, 7)
 	start := time.Now()
-	status, body := f.do(t, "POST", "/api/devices/"+id+"/write-missing", "")
-	if status != http.StatusAccepted || num(t, body["chunks"]) != 7 {
-		t.Fatalf("plan %d %v, want 202 with 7 chunks", status, body)
+	status, job, _ := f.post(t, "/api/devices/"+id+"/write-missing", "")
+	if status != http.StatusAccepted {
+		t.Fatalf("plan %d %+v, want 202", status, job)
 	}
-	f.lambda.wait(t)
+	if job = f.wait(t, job.ID); job.Chunks != 8 || job.PointsWritten != 10080 {
+		t.Errorf("job %+v, want 10,080 points in 8 chunks (one per UTC day)", job)
+	}
 	if got := proxy.rejected.Load(); got != 6 {
 		t.Errorf("proxy rejected %d writes, want 6", got)
 	}
@@ -67,8 +70,8 @@ func TestBackfillThrough503(t *testing.T) {
 	if el := time.Since(start); el < 2*time.Second {
 		t.Errorf("backfill took %s, want >= 2s (Retry-After honoured)", el)
 	}
-	if len(f.lambda.errs) != 0 {
-		t.Errorf("worker invocations failed %v, want the client's retries to absorb the 503s", f.lambda.errs)
+	if errs := f.errs.get(); len(errs) != 0 {
+		t.Errorf("tasks failed %v, want the client's retries to absorb the 503s", errs)
 	}
 	status, cov := f.do(t, "GET", "/api/devices/"+id+"/write-missing", "")
 	if status != 200 || num(t, cov["percent"]) != 100 {
@@ -92,14 +95,14 @@ func TestBackfillAcrossInfluxRestart(t *testing.T) {
 	stopped := make(chan struct{})
 	var once sync.Once
 	// the fourth invocation finds InfluxDB stopped; the test goroutine brings it back a second later
-	f.lambda.before = func(n int) {
+	f.before = func(n int64) {
 		if n == 4 {
 			once.Do(func() { srv.Stop(t); close(stopped) })
 		}
 	}
-	status, body := f.do(t, "POST", "/api/devices/"+id+"/write-missing", "")
-	if status != http.StatusAccepted || num(t, body["chunks"]) != 28 {
-		t.Fatalf("plan %d %v, want 202 with 28 chunks", status, body)
+	status, job, _ := f.post(t, "/api/devices/"+id+"/write-missing", "")
+	if status != http.StatusAccepted {
+		t.Fatalf("plan %d %+v, want 202", status, job)
 	}
 	select {
 	case <-stopped:
@@ -108,7 +111,10 @@ func TestBackfillAcrossInfluxRestart(t *testing.T) {
 	}
 	time.Sleep(time.Second)
 	srv.Restart(t)
-	f.lambda.wait(t)
+	// the tasks that met InfluxDB down failed, came back after their backoff and succeeded
+	if job = f.wait(t, job.ID); job.Chunks != 28 || job.PointsWritten != 10080 {
+		t.Errorf("job %+v, want 10,080 points in 28 chunks", job)
+	}
 	status, cov := f.do(t, "GET", "/api/devices/"+id+"/write-missing", "")
 	if status != 200 || num(t, cov["percent"]) != 100 || num(t, cov["present"]) != 10080 {
 		t.Errorf("coverage %d %v, want 100%% of 10,080", status, cov)
@@ -120,7 +126,9 @@ func TestBackfillAcrossInfluxRestart(t *testing.T) {
 	}
 	// writing the whole week again changes nothing (idempotent chunks)
 	w := &Worker{Influx: f.admin, Bucket: f.cfg.Bucket, Gen: home}
-	if err := w.Handle(f.lambda.ctx, Chunk{DeviceID: id, Ranges: []Range{{win.From.Unix() / 60, win.To.Unix() / 60}}}); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := w.Handle(ctx, Chunk{DeviceID: id, Ranges: []Range{{win.From.Unix() / 60, win.To.Unix() / 60}}}); err != nil {
 		t.Fatal(err)
 	}
 	if n := f.countFields(t, id, win)["Temperature"]; n != 10080 {

@@ -4,40 +4,36 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"math"
 	"net/http"
-	"net/url"
-	"sync"
 	"time"
 
 	"github.com/iot-center/iot-center-serverless/shared/api"
-	"github.com/iot-center/iot-center-serverless/shared/influx"
-	"github.com/iot-center/iot-center-serverless/shared/registry"
 )
 
-// Devices is what the feature needs from the device registry.
-type Devices interface {
-	// Exists returns nil for a registered device and an *api.Error NotFound otherwise.
-	Exists(ctx context.Context, id string) error
-	// IDs lists the registered devices, sorted.
-	IDs(ctx context.Context) ([]string, error)
-}
-
-// Service plans backfills and reports coverage.
+// Service answers the write-missing routes: it records jobs (the work runs from the chunk queue, see runner.go),
+// reports them, and reports coverage.
 type Service struct {
-	Devices      Devices
-	Planner      *Planner
-	Dispatcher   Dispatcher
-	ChunkMinutes int
-	MaxDevices   int              // cap on the devices of one POST /api/write-missing
-	Now          func() time.Time // time.Now when nil
+	Devices    Devices
+	Planner    *Planner
+	Jobs       *JobStore
+	Queue      Queue
+	MaxDevices int           // cap on an explicit device list
+	JobTimeout time.Duration // a job's deadline after its creation; DefaultJobTimeout when 0
+	Now        func() time.Time
 }
 
 // DefaultDays is the seed's window: the last seven days.
 const DefaultDays = 7
 
-// queryParallel bounds the per-device queries one request runs at once (InfluxDB shares its cores with writes).
-const queryParallel = 4
+// DefaultJobTimeout bounds a job: what is unwritten then is reported as failed (asking again resumes).
+const DefaultJobTimeout = 30 * time.Minute
+
+// staleClaim is the age after which a claim without a job record is a crashed caller's leftover (longer than the
+// function's timeout).
+const staleClaim = time.Minute
+
+// JobsPath is the job route's prefix; the Location of a new job is JobsPath + id.
+const JobsPath = "/api/write-missing/jobs/"
 
 func (s *Service) now() time.Time {
 	if s.Now != nil {
@@ -46,13 +42,14 @@ func (s *Service) now() time.Time {
 	return time.Now()
 }
 
-// Handler routes the four write-missing routes (paths as in template.yaml).
+// Handler routes the write-missing routes (paths as in template.yaml).
 func (s *Service) Handler() *api.Mux {
 	mux := api.NewMux()
 	mux.HandleFunc("POST /api/devices/{deviceId}/write-missing", s.planDevice)
 	mux.HandleFunc("POST /api/write-missing", s.planAll)
 	mux.HandleFunc("GET /api/devices/{deviceId}/write-missing", s.coverageDevice)
 	mux.HandleFunc("GET /api/write-missing", s.coverageAll)
+	mux.HandleFunc("GET "+JobsPath+"{jobId}", s.getJob)
 	return mux
 }
 
@@ -62,23 +59,14 @@ type planBody struct {
 	Devices *[]string `json:"devices"`
 }
 
-func (b planBody) window(now time.Time) (Window, error) {
-	days := DefaultDays
-	if b.Days != nil {
-		days = *b.Days
-		if days < 1 || days > MaxDays {
-			return Window{}, api.InvalidParam("days", "days must be an integer in [1, %d]", MaxDays)
-		}
+func (b planBody) days() (int, error) {
+	if b.Days == nil {
+		return DefaultDays, nil
 	}
-	return LastDays(now, days), nil
-}
-
-// DevicePlan is one device's part of a plan.
-type DevicePlan struct {
-	DeviceID string `json:"deviceId"`
-	Missing  int64  `json:"missing"`
-	Chunks   int    `json:"chunks"`
-	chunks   []Chunk
+	if *b.Days < 1 || *b.Days > MaxDays {
+		return 0, api.InvalidParam("days", "days must be an integer in [1, %d]", MaxDays)
+	}
+	return *b.Days, nil
 }
 
 func (s *Service) planDevice(w http.ResponseWriter, r *http.Request) {
@@ -101,33 +89,16 @@ func (s *Service) planDevice(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, r, api.InvalidParam("devices", "devices is only accepted by POST /api/write-missing"))
 		return
 	}
-	win, err := body.window(s.now())
+	days, err := body.days()
 	if err != nil {
 		api.WriteError(w, r, err)
 		return
 	}
-	ctx := r.Context()
-	if err := s.Devices.Exists(ctx, id); err != nil {
+	if err := s.Devices.Exists(r.Context(), id); err != nil {
 		api.WriteError(w, r, err)
 		return
 	}
-	plans, err := s.plan(ctx, []string{id}, win)
-	if err != nil {
-		api.WriteError(w, r, err)
-		return
-	}
-	if _, err := s.dispatch(ctx, plans); err != nil {
-		api.WriteError(w, r, err)
-		return
-	}
-	p := plans[0]
-	status := http.StatusAccepted
-	if p.Missing == 0 {
-		status = http.StatusOK
-	}
-	api.WriteJSON(w, status, map[string]any{
-		"deviceId": id, "from": win.From, "to": win.To, "missing": p.Missing, "chunks": p.Chunks,
-	})
+	s.startJob(w, r, []string{id}, days)
 }
 
 func (s *Service) planAll(w http.ResponseWriter, r *http.Request) {
@@ -140,66 +111,38 @@ func (s *Service) planAll(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, r, err)
 		return
 	}
-	win, err := body.window(s.now())
+	days, err := body.days()
 	if err != nil {
 		api.WriteError(w, r, err)
 		return
 	}
-	ctx := r.Context()
-	ids, err := s.selectDevices(ctx, body.Devices)
-	if err != nil {
-		api.WriteError(w, r, err)
-		return
+	var ids []string // nil: every registered device, resolved by the plan task (not here: this answer stays fast)
+	if body.Devices != nil {
+		if ids, err = s.checkDevices(r.Context(), *body.Devices); err != nil {
+			api.WriteError(w, r, err)
+			return
+		}
 	}
-	plans, err := s.plan(ctx, ids, win)
-	if err != nil {
-		api.WriteError(w, r, err)
-		return
-	}
-	if _, err := s.dispatch(ctx, plans); err != nil {
-		api.WriteError(w, r, err)
-		return
-	}
-	var missing int64
-	var chunks int
-	for _, p := range plans {
-		missing += p.Missing
-		chunks += p.Chunks
-	}
-	status := http.StatusAccepted
-	if missing == 0 {
-		status = http.StatusOK
-	}
-	if plans == nil {
-		plans = []DevicePlan{}
-	}
-	api.WriteJSON(w, status, map[string]any{
-		"from": win.From, "to": win.To, "missing": missing, "chunks": chunks, "devices": plans,
-	})
+	s.startJob(w, r, ids, days)
 }
 
-// selectDevices validates an explicit device list (every id registered, else 404 naming the first unknown one,
-// before anything is dispatched) or lists every registered device.
-func (s *Service) selectDevices(ctx context.Context, list *[]string) ([]string, error) {
-	if list == nil {
-		ids, err := s.Devices.IDs(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if s.MaxDevices > 0 && len(ids) > s.MaxDevices {
-			ids = ids[:s.MaxDevices]
-		}
-		return ids, nil
-	}
-	if len(*list) == 0 {
+// checkDevices validates an explicit device list: valid ids, at most MaxDevices (and what one task carries), every
+// one registered (else 404 naming the first unknown one, before anything is recorded), duplicates dropped. One
+// registry query, whatever the list's length.
+func (s *Service) checkDevices(ctx context.Context, list []string) ([]string, error) {
+	if len(list) == 0 {
 		return nil, api.InvalidParam("devices", "devices must not be empty (omit it for every registered device)")
 	}
-	if s.MaxDevices > 0 && len(*list) > s.MaxDevices {
-		return nil, api.InvalidParam("devices", "at most %d devices", s.MaxDevices)
+	limit := MaxBatchDevices
+	if s.MaxDevices > 0 {
+		limit = min(limit, s.MaxDevices)
 	}
-	seen := make(map[string]bool, len(*list))
-	var ids []string
-	for _, id := range *list {
+	if len(list) > limit {
+		return nil, api.InvalidParam("devices", "at most %d devices (omit devices for every registered device)", limit)
+	}
+	seen := make(map[string]bool, len(list))
+	ids := make([]string, 0, len(list))
+	for _, id := range list {
 		if err := api.CheckDeviceID(id); err != nil {
 			return nil, err
 		}
@@ -208,260 +151,132 @@ func (s *Service) selectDevices(ctx context.Context, list *[]string) ([]string, 
 			ids = append(ids, id)
 		}
 	}
-	for _, id := range ids {
-		if err := s.Devices.Exists(ctx, id); err != nil {
-			if api.IsCode(err, api.NotFound) {
-				return nil, &api.Error{Code: api.NotFound, Message: "device " + id + " is not registered",
-					Param: "devices", Extra: map[string]any{"deviceId": id}}
-			}
-			return nil, err
-		}
-	}
-	return ids, nil
-}
-
-// plan runs one gap query per device (a few at a time) and splits the gaps into chunks.
-func (s *Service) plan(ctx context.Context, ids []string, win Window) ([]DevicePlan, error) {
-	plans := make([]DevicePlan, len(ids))
-	err := forEach(ctx, len(ids), queryParallel, func(ctx context.Context, i int) error {
-		chunks, missing, err := s.Planner.Chunks(ctx, ids[i], win, s.ChunkMinutes)
-		if err != nil {
-			return err
-		}
-		plans[i] = DevicePlan{DeviceID: ids[i], Missing: missing, Chunks: len(chunks), chunks: chunks}
-		return nil
-	})
-	if err != nil {
-		return nil, influxErr(err)
-	}
-	return plans, nil
-}
-
-// dispatch queues every chunk of the plans. A failure part-way answers 503: the chunks already queued are
-// harmless (writes are idempotent) and the client simply asks again.
-func (s *Service) dispatch(ctx context.Context, plans []DevicePlan) (int, error) {
-	var all []Chunk
-	for _, p := range plans {
-		all = append(all, p.chunks...)
-	}
-	if len(all) == 0 {
-		return 0, nil
-	}
-	n, err := dispatchAll(ctx, s.Dispatcher, all)
-	if err != nil {
-		return n, api.Wrap(api.Unavailable, err, "dispatching chunks (%d of %d queued)", n, len(all))
-	}
-	api.Logger(ctx).InfoContext(ctx, "backfill dispatched", slog.Int("chunks", n), slog.Int("devices", len(plans)))
-	return n, nil
-}
-
-// Coverage is how much of a window holds data.
-type Coverage struct {
-	DeviceID string    `json:"deviceId,omitempty"`
-	From     time.Time `json:"from"`
-	To       time.Time `json:"to"`
-	Expected int64     `json:"expected"`
-	Present  int64     `json:"present"`
-	Missing  int64     `json:"missing"`
-	Percent  float64   `json:"percent"`
-}
-
-func newCoverage(id string, win Window, expected, present int64) Coverage {
-	pct := 100.0
-	if expected > 0 {
-		// floor to two decimals: 99.999% must not read as 100
-		pct = math.Floor(float64(present)*10000/float64(expected)) / 100
-	}
-	return Coverage{DeviceID: id, From: win.From, To: win.To, Expected: expected, Present: present,
-		Missing: expected - present, Percent: pct}
-}
-
-func (s *Service) coverageWindow(r *http.Request) (Window, error) {
-	q, err := query(r, "from", "to")
-	if err != nil {
-		return Window{}, err
-	}
-	return ParseWindow(q.Get("from"), q.Get("to"), LastDays(s.now(), DefaultDays))
-}
-
-// query parses the query string and refuses parameters the route does not take (the authorizer's `key` is always
-// allowed) and parameters given twice.
-func query(r *http.Request, allowed ...string) (url.Values, error) {
-	q, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil {
-		return nil, api.InvalidParam("query", "the query string is malformed")
-	}
-	for k, vs := range q {
-		ok := k == "key"
-		for _, a := range allowed {
-			ok = ok || k == a
-		}
-		if !ok {
-			if len(k) > 32 || !api.ValidDeviceID(k) {
-				return nil, api.InvalidParam("query", "unknown query parameter")
-			}
-			return nil, api.InvalidParam(k, "unknown query parameter %s", k)
-		}
-		if len(vs) != 1 {
-			return nil, api.InvalidParam(k, "%s must be given once", k)
-		}
-	}
-	return q, nil
-}
-
-func (s *Service) coverageDevice(w http.ResponseWriter, r *http.Request) {
-	id, err := api.DeviceID(r)
-	if err != nil {
-		api.WriteError(w, r, err)
-		return
-	}
-	r = api.WithDevice(r, id)
-	win, err := s.coverageWindow(r)
-	if err != nil {
-		api.WriteError(w, r, err)
-		return
-	}
-	ctx := r.Context()
-	if err := s.Devices.Exists(ctx, id); err != nil {
-		api.WriteError(w, r, err)
-		return
-	}
-	covs, err := s.coverage(ctx, []string{id}, win)
-	if err != nil {
-		api.WriteError(w, r, err)
-		return
-	}
-	api.WriteJSON(w, http.StatusOK, covs[0])
-}
-
-func (s *Service) coverageAll(w http.ResponseWriter, r *http.Request) {
-	win, err := s.coverageWindow(r)
-	if err != nil {
-		api.WriteError(w, r, err)
-		return
-	}
-	ctx := r.Context()
-	ids, err := s.selectDevices(ctx, nil)
-	if err != nil {
-		api.WriteError(w, r, err)
-		return
-	}
-	covs, err := s.coverage(ctx, ids, win)
-	if err != nil {
-		api.WriteError(w, r, err)
-		return
-	}
-	var expected, present int64
-	for _, c := range covs {
-		expected += c.Expected
-		present += c.Present
-	}
-	total := newCoverage("", win, expected, present)
-	api.WriteJSON(w, http.StatusOK, map[string]any{
-		"from": total.From, "to": total.To, "expected": total.Expected, "present": total.Present,
-		"missing": total.Missing, "percent": total.Percent, "devices": covs,
-	})
-}
-
-// coverage reads each device's present minutes from InfluxDB itself, so it reflects what really landed.
-func (s *Service) coverage(ctx context.Context, ids []string, win Window) ([]Coverage, error) {
-	covs := make([]Coverage, len(ids))
-	err := forEach(ctx, len(ids), queryParallel, func(ctx context.Context, i int) error {
-		present, err := s.Planner.Present(ctx, ids[i], win)
-		if err != nil {
-			return err
-		}
-		var n int64
-		for _, p := range present {
-			if p {
-				n++
-			}
-		}
-		covs[i] = newCoverage(ids[i], win, win.Minutes(), n)
-		return nil
-	})
-	if err != nil {
-		return nil, influxErr(err)
-	}
-	return covs, nil
-}
-
-// influxErr classifies a failed InfluxDB query for the caller (influx.Classify); an *api.Error passes unchanged.
-func influxErr(err error) error {
-	var e *api.Error
-	if errors.As(err, &e) {
-		return err
-	}
-	return api.Wrap(influx.Classify(err), err, "querying InfluxDB")
-}
-
-// forEach runs fn(i) for i in [0, n), parallel at a time, stopping at the first error.
-func forEach(ctx context.Context, n, parallel int, fn func(ctx context.Context, i int) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		first error
-		sem   = make(chan struct{}, parallel)
-	)
-	for i := 0; i < n; i++ {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			break
-		}
-		wg.Add(1)
-		go func(i int) {
-			defer func() { <-sem; wg.Done() }()
-			if err := fn(ctx, i); err != nil {
-				mu.Lock()
-				if first == nil {
-					first = err
-				}
-				mu.Unlock()
-				cancel()
-			}
-		}(i)
-	}
-	wg.Wait()
-	if first == nil {
-		first = ctx.Err() // the parent was cancelled (our own cancel runs only on error or after return)
-	}
-	return first
-}
-
-// Registry is the part of the device registry (registry.Registry) RegistryDevices reads.
-type Registry interface {
-	Get(ctx context.Context, id string) (registry.Device, error)
-	List(ctx context.Context) ([]registry.Device, error)
-}
-
-var (
-	_ Registry = (*registry.Registry)(nil)
-	_ Devices  = RegistryDevices{}
-)
-
-// RegistryDevices answers Devices from the device registry.
-type RegistryDevices struct{ R Registry }
-
-// Exists returns nil for a registered device, the registry's NotFound otherwise.
-func (d RegistryDevices) Exists(ctx context.Context, id string) error {
-	_, err := d.R.Get(ctx, id)
-	return err
-}
-
-// IDs lists the registered device ids, sorted.
-func (d RegistryDevices) IDs(ctx context.Context) ([]string, error) {
-	list, err := d.R.List(ctx)
+	all, err := s.Devices.IDs(ctx)
 	if err != nil {
 		return nil, err
 	}
-	ids := make([]string, len(list))
-	for i, dev := range list {
-		ids[i] = dev.ID
+	known := make(map[string]bool, len(all))
+	for _, id := range all {
+		known[id] = true
+	}
+	for _, id := range ids {
+		if !known[id] {
+			return nil, &api.Error{Code: api.NotFound, Message: "device " + id + " is not registered",
+				Param: "devices", Extra: map[string]any{"deviceId": id}}
+		}
 	}
 	return ids, nil
+}
+
+// startJob answers with the job for (devices, days): 202 and a new job, or 200 and the job already running for the
+// same request. Either way Location names the job route.
+func (s *Service) startJob(w http.ResponseWriter, r *http.Request, ids []string, days int) {
+	ctx := r.Context()
+	j, created, err := s.ensureJob(ctx, ids, days)
+	if err != nil {
+		api.WriteError(w, r, err)
+		return
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusAccepted
+		api.Logger(ctx).InfoContext(ctx, "write-missing job created", slog.String("jobId", j.ID),
+			slog.Int("devices", j.Devices), slog.Bool("allDevices", j.AllDevices))
+	}
+	w.Header().Set("Location", JobsPath+j.ID)
+	api.WriteJSON(w, status, j)
+}
+
+// claimRounds bounds how often ensureJob replaces a finished or stale claim before giving up (503, try again).
+const claimRounds = 3
+
+// ensureJob returns the active job for the request, or creates one. Concurrent callers agree through the claim
+// label (jobs.go): exactly one creates it; the others read it and answer the same job.
+func (s *Service) ensureJob(ctx context.Context, ids []string, days int) (Job, bool, error) {
+	key := requestKey(s.Jobs.Bucket, ids, days)
+	timeout := s.JobTimeout
+	if timeout <= 0 {
+		timeout = DefaultJobTimeout
+	}
+	for round := 0; round < claimRounds; round++ {
+		now := s.now()
+		c, found, err := s.Jobs.findClaim(ctx, key)
+		if err != nil {
+			return Job{}, false, influxErr(err)
+		}
+		if found {
+			if j, ok, err := s.current(ctx, c, now); err != nil || ok {
+				return j, false, err
+			}
+			// finished, past its deadline, or a crashed caller's leftover: replace it
+			if err := s.Jobs.deleteClaim(ctx, c.LabelID); err != nil {
+				return Job{}, false, influxErr(err)
+			}
+		}
+		j := newJob(key, ids, LastDays(now, days), now, timeout)
+		labelID, err := s.Jobs.createClaim(ctx, key, j)
+		if errors.Is(err, errClaimed) {
+			continue // a concurrent caller won: read its claim
+		}
+		if err != nil {
+			return Job{}, false, influxErr(err)
+		}
+		if err := s.launch(ctx, j, ids); err != nil {
+			// release the claim so that asking again starts afresh; best effort (it goes stale otherwise)
+			_ = s.Jobs.deleteClaim(ctx, labelID)
+			return Job{}, false, err
+		}
+		return j, true, nil
+	}
+	return Job{}, false, api.Errorf(api.Unavailable, "the write-missing request changed concurrently, try again")
+}
+
+// current returns the claim's job when it is still active (or being created by a concurrent caller).
+func (s *Service) current(ctx context.Context, c claim, now time.Time) (Job, bool, error) {
+	if c.Job.ID == "" {
+		return Job{}, false, nil // a damaged claim
+	}
+	j, err := s.Jobs.Get(ctx, c.Job.ID, now)
+	if api.IsCode(err, api.NotFound) {
+		// the winner has not written the record yet (or crashed before it)
+		if now.Sub(c.Job.CreatedAt) < staleClaim && now.Before(c.Job.Deadline) {
+			return c.Job, true, nil
+		}
+		return Job{}, false, nil
+	}
+	if err != nil {
+		return Job{}, false, err
+	}
+	return j, j.active(), nil
+}
+
+// launch records the job and queues its plan task.
+func (s *Service) launch(ctx context.Context, j Job, ids []string) error {
+	if err := s.Jobs.writeJob(ctx, j); err != nil {
+		return influxErr(err)
+	}
+	t := Task{Kind: KindPlan, Job: j.ref(), All: ids == nil, Devices: ids}
+	if err := s.Queue.Send(ctx, []Task{t}); err != nil {
+		return api.Wrap(api.Unavailable, err, "queueing the job")
+	}
+	return nil
+}
+
+// getJob is GET /api/write-missing/jobs/{jobId}.
+func (s *Service) getJob(w http.ResponseWriter, r *http.Request) {
+	if _, err := query(r); err != nil {
+		api.WriteError(w, r, err)
+		return
+	}
+	id := r.PathValue("jobId")
+	if err := CheckJobID(id); err != nil {
+		api.WriteError(w, r, err)
+		return
+	}
+	j, err := s.Jobs.Get(r.Context(), id, s.now())
+	if err != nil {
+		api.WriteError(w, r, err)
+		return
+	}
+	api.WriteJSON(w, http.StatusOK, j)
 }

@@ -5,17 +5,27 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/iot-center/iot-center-serverless/internal/influxtest"
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/iot-center/iot-center-serverless/internal/sqsesm"
 	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/config"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
+	"github.com/iot-center/iot-center-serverless/internal/influxtest"
 	"github.com/iot-center/iot-center-serverless/shared/registry"
 	"github.com/iot-center/iot-center-serverless/shared/sensors"
 )
@@ -24,7 +34,11 @@ func TestMain(m *testing.M) {
 	if os.Getenv(rssChildEnv) != "" {
 		os.Exit(rssChild())
 	}
-	os.Exit(influxtest.Main(m))
+	code := influxtest.Main(m)
+	if moto.m != nil {
+		moto.m.Stop()
+	}
+	os.Exit(code)
 }
 
 var home = sensors.Generator{Lat: config.DefaultLat, Lon: config.DefaultLon}
@@ -32,121 +46,73 @@ var home = sensors.Generator{Lat: config.DefaultLat, Lon: config.DefaultLon}
 // fixedNow is the planner's clock in tests: the window is then the same on every run.
 var fixedNow = time.Date(2026, 11, 20, 12, 0, 30, 0, time.UTC)
 
-// fakeLambdaService stands in for the AWS Lambda service's asynchronous invoke (it cannot run here): every event is
-// JSON round-tripped like the real payload, queued, and run by the worker code in-process on one of `instances`
-// workers; a failing event is retried up to `retries` times (the template's MaximumRetryAttempts: 2) and then kept
-// as dead-lettered, as the on-failure destination would.
-type fakeLambdaService struct {
-	t         testing.TB
-	ctx       context.Context
-	retries   int
-	workers   chan *Worker
-	before    func(n int) // called before the n-th invocation (1-based), for fault injection
-	wg        sync.WaitGroup
-	mu        sync.Mutex
-	invokes   int
-	errs      []error
-	dlq       []Chunk
-	dispatchd int
+// moto is one moto SQS server per test binary (a stand-in for SQS, which cannot run here); each fixture creates its
+// own queues on it.
+var moto struct {
+	once sync.Once
+	m    *sqsesm.Moto
+	err  error
 }
 
-var _ Dispatcher = (*fakeLambdaService)(nil)
-
-func newFakeLambda(t testing.TB, instances int, newWorker func() *Worker) *fakeLambdaService {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	t.Cleanup(cancel)
-	f := &fakeLambdaService{t: t, ctx: ctx, retries: 2, workers: make(chan *Worker, instances)}
-	for i := 0; i < instances; i++ {
-		f.workers <- newWorker()
-	}
-	return f
-}
-
-func (f *fakeLambdaService) Dispatch(ctx context.Context, c Chunk) error {
-	payload, err := json.Marshal(c)
-	if err != nil {
-		return err
-	}
-	f.mu.Lock()
-	f.dispatchd++
-	f.mu.Unlock()
-	f.wg.Add(1)
-	go func() {
-		defer f.wg.Done()
-		for attempt := 0; attempt <= f.retries; attempt++ {
-			var ev Chunk
-			if err := json.Unmarshal(payload, &ev); err != nil {
-				f.fail(err)
-				return
-			}
-			w := <-f.workers
-			f.mu.Lock()
-			f.invokes++
-			n := f.invokes
-			f.mu.Unlock()
-			if f.before != nil {
-				f.before(n)
-			}
-			err := w.Handle(f.ctx, ev)
-			f.workers <- w
-			if err == nil {
-				return
-			}
-			f.fail(err)
-		}
-		f.mu.Lock()
-		f.dlq = append(f.dlq, c)
-		f.mu.Unlock()
-	}()
-	return nil
-}
-
-func (f *fakeLambdaService) fail(err error) {
-	f.mu.Lock()
-	f.errs = append(f.errs, err)
-	f.mu.Unlock()
-}
-
-// wait blocks until every queued event finished (bounded) and fails the test on dead-lettered chunks.
-func (f *fakeLambdaService) wait(t testing.TB) {
+func motoURL(t testing.TB) string {
 	t.Helper()
-	done := make(chan struct{})
-	go func() { f.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(4 * time.Minute):
-		t.Fatal("backfill did not finish within 4 minutes")
+	moto.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		moto.m, moto.err = sqsesm.StartMoto(ctx, io.Discard)
+	})
+	if moto.err != nil {
+		t.Fatalf("moto: %v", moto.err)
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if len(f.dlq) > 0 {
-		t.Fatalf("%d chunks dead-lettered; errors: %v", len(f.dlq), f.errs)
-	}
+	return moto.m.URL
 }
 
-func (f *fakeLambdaService) dispatched() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.dispatchd
-}
-
-// fixture is a data bucket and a registry bucket on a real InfluxDB, the real registry, the planner's HTTP handler
-// and a fake Lambda service running the real worker.
+// fixture is a data bucket and a registry bucket on a real InfluxDB, the real registry, the write-missing HTTP
+// handler, a chunk queue and its dead-letter queue on moto's SQS, and a local event source mapping (the part of the
+// Lambda service that cannot run here) running the real Runner in-process, at most `instances` at once.
 type fixture struct {
-	srv    *influxtest.Server
-	cfg    config.Config
-	admin  *influx.Client
-	reg    *registry.Registry
-	lambda *fakeLambdaService
-	svc    *Service
-	h      http.Handler
+	srv     *influxtest.Server
+	cfg     config.Config
+	admin   *influx.Client
+	reg     *registry.Registry
+	queue   *SQSQueue
+	dlq     sqsesm.Queue
+	mapping *sqsesm.Mapping
+	jobs    *JobStore
+	svc     *Service
+	h       http.Handler
+	errs    syncErrs
+	// before, when set, is called before each chunk task runs (fault injection).
+	before func(n int64)
+	chunks atomic.Int64
+}
+
+type syncErrs struct {
+	mu   sync.Mutex
+	list []error
+}
+
+func (e *syncErrs) add(err error) {
+	e.mu.Lock()
+	e.list = append(e.list, err)
+	e.mu.Unlock()
+}
+
+func (e *syncErrs) get() []error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]error(nil), e.list...)
 }
 
 type fixtureOpts struct {
 	workerURL    string // InfluxDB URL the worker writes to (a fault-injecting proxy); srv.URL when empty
-	instances    int
+	instances    int    // the mapping's MaximumConcurrency
 	chunkMinutes int
 	downsample   bool // re-aggregate written hours into a downsampled bucket, as the function does
+	now          func() time.Time
+	jobTimeout   time.Duration
+	maxReceives  int  // the redrive policy's maxReceiveCount (default 5)
+	paused       bool // no event source mapping: tasks stay queued
 }
 
 func newFixture(t testing.TB, srv *influxtest.Server, o fixtureOpts) *fixture {
@@ -160,36 +126,175 @@ func newFixture(t testing.TB, srv *influxtest.Server, o fixtureOpts) *fixture {
 	if o.workerURL == "" {
 		o.workerURL = srv.URL
 	}
+	if o.now == nil {
+		o.now = func() time.Time { return fixedNow }
+	}
+	if o.maxReceives == 0 {
+		o.maxReceives = 5
+	}
 	cfg := config.Config{
 		InfluxURL: srv.URL, InfluxPublicURL: srv.URL, Org: srv.Org, Token: config.Secret(srv.Token),
 		Bucket: srv.NewBucket(t, "bfdata"), BucketAuth: srv.NewBucket(t, "bfreg"),
 		DefaultLat: config.DefaultLat, DefaultLon: config.DefaultLon, MeasurementInterval: 60,
-		ConfigurationRefresh: 3600, MaxDevices: 1000,
+		ConfigurationRefresh: 3600, MaxDevices: 10000,
 	}
 	if o.downsample {
 		cfg.BucketDownsampled = srv.NewBucket(t, "bfdown")
 	}
 	f := &fixture{srv: srv, cfg: cfg, admin: srv.Client(t)}
 	f.reg = registry.New(f.admin, cfg)
-	f.lambda = newFakeLambda(t, o.instances, func() *Worker {
+	f.jobs = &JobStore{Influx: f.admin, Bucket: cfg.BucketAuth}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	sqsClient := sqsesm.NewSQSClient(motoURL(t))
+	name := "chunks-" + influxtest.RandomID(6)
+	qctx, qcancel := context.WithTimeout(ctx, time.Minute)
+	defer qcancel()
+	queues, err := sqsesm.CreateQueues(qctx, sqsClient, map[string]sqsesm.QueueSpec{
+		name:          {VisibilityTimeout: 30, RetentionPeriod: 3600, DeadLetter: name + "-dlq", MaxReceiveCount: o.maxReceives},
+		name + "-dlq": {VisibilityTimeout: 30, RetentionPeriod: 3600},
+	})
+	if err != nil {
+		cancel()
+		t.Fatalf("creating queues: %v", err)
+	}
+	f.queue = &SQSQueue{Client: sqsClient, URL: queues[name].URL}
+	f.dlq = queues[name+"-dlq"]
+	devices := RegistryDevices{R: f.reg}
+	planner := &Planner{Influx: f.admin, Bucket: cfg.Bucket}
+	runners := make(chan *Runner, o.instances)
+	for i := 0; i < o.instances; i++ {
 		c := influx.New(o.workerURL, srv.Token, srv.Org, influx.Options{})
 		t.Cleanup(c.Close)
 		w := &Worker{Influx: c, Bucket: cfg.Bucket, Gen: home}
 		if o.downsample {
 			w.DownsampledBucket = cfg.BucketDownsampled
 		}
-		return w
-	})
+		runners <- &Runner{Worker: w, Planner: planner, Jobs: f.jobs, Queue: f.queue, Devices: devices,
+			ChunkMinutes: o.chunkMinutes, BatchDevices: 3, Now: o.now}
+	}
+	f.mapping = &sqsesm.Mapping{Function: "BackfillWorker", Queue: queues[name], Client: sqsClient, Idle: 50 * time.Millisecond,
+		Event: sqsesm.Event{BatchSize: 1, MaximumConcurrency: o.instances, ReportItemFailures: true},
+		Invoke: func(ctx context.Context, event []byte) ([]byte, bool, error) {
+			var ev events.SQSEvent
+			if err := json.Unmarshal(event, &ev); err != nil {
+				return nil, false, err
+			}
+			for _, rec := range ev.Records {
+				if strings.Contains(rec.Body, `"kind":"chunk"`) && f.before != nil {
+					f.before(f.chunks.Add(1))
+				}
+			}
+			r := <-runners
+			resp, err := r.HandleSQS(ctx, ev)
+			runners <- r
+			if len(resp.BatchItemFailures) > 0 {
+				f.errs.add(fmt.Errorf("%d tasks failed", len(resp.BatchItemFailures)))
+			}
+			b, _ := json.Marshal(resp)
+			return b, err != nil, nil
+		}}
+	done := make(chan struct{})
+	if o.paused {
+		close(done)
+	} else {
+		go func() { defer close(done); f.mapping.Run(ctx) }()
+	}
+	t.Cleanup(func() { cancel(); <-done })
+
 	f.svc = &Service{
-		Devices:      RegistryDevices{R: f.reg},
-		Planner:      &Planner{Influx: f.admin, Bucket: cfg.Bucket},
-		Dispatcher:   f.lambda,
-		ChunkMinutes: o.chunkMinutes,
-		MaxDevices:   cfg.MaxDevices,
-		Now:          func() time.Time { return fixedNow },
+		Devices:    devices,
+		Planner:    planner,
+		Jobs:       f.jobs,
+		Queue:      f.queue,
+		MaxDevices: cfg.MaxDevices,
+		JobTimeout: o.jobTimeout,
+		Now:        o.now,
 	}
 	f.h = api.Handler(f.svc.Handler())
 	return f
+}
+
+// wait polls the job (bounded) until it ends and returns it; it fails the test when the job failed or tasks
+// reached the dead-letter queue.
+func (f *fixture) wait(t testing.TB, jobID string) Job {
+	t.Helper()
+	j := f.waitEnd(t, jobID)
+	if j.State != StateDone {
+		t.Fatalf("job ended %s: %+v; task errors: %v", j.State, j, f.errs.get())
+	}
+	if n := f.dlqDepth(t); n != 0 {
+		t.Fatalf("%d tasks in the dead-letter queue", n)
+	}
+	return j
+}
+
+// waitEnd polls the job until it is done or failed (bounded: 4 minutes).
+func (f *fixture) waitEnd(t testing.TB, jobID string) Job {
+	t.Helper()
+	deadline := time.Now().Add(4 * time.Minute)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		j, err := f.jobs.Get(ctx, jobID, f.svc.now())
+		cancel()
+		if err == nil && !j.active() {
+			return j
+		}
+		if err != nil && !api.IsCode(err, api.Unavailable) {
+			t.Fatalf("reading job %s: %v", jobID, err) // InfluxDB down (a test restarts it) is waited out
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job %s did not end within 4 minutes: %+v; task errors: %v", jobID, j, f.errs.get())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// dlqDepth counts the messages in the dead-letter queue.
+func (f *fixture) dlqDepth(t testing.TB) int {
+	t.Helper()
+	return f.depth(t, f.dlq.URL)
+}
+
+// queueDepth counts the messages in the chunk queue.
+func (f *fixture) queueDepth(t testing.TB) int {
+	t.Helper()
+	return f.depth(t, f.queue.URL)
+}
+
+func (f *fixture) depth(t testing.TB, url string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := f.queue.Client.(*sqs.Client).GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(url),
+		AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameApproximateNumberOfMessages,
+			sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible}})
+	if err != nil {
+		t.Fatalf("reading queue %s: %v", url, err)
+	}
+	n := 0
+	for _, v := range out.Attributes {
+		k, _ := strconv.Atoi(v)
+		n += k
+	}
+	return n
+}
+
+// post sends a plan request and returns its status, the job and the Location header.
+func (f *fixture) post(t testing.TB, path, body string) (int, Job, string) {
+	t.Helper()
+	req := httptest.NewRequest("POST", path, strings.NewReader(body))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	rec := httptest.NewRecorder()
+	f.h.ServeHTTP(rec, req.WithContext(ctx))
+	var j Job
+	if rec.Code < 300 {
+		if err := json.Unmarshal(rec.Body.Bytes(), &j); err != nil {
+			t.Fatalf("POST %s: %q is not a job: %v", path, rec.Body.String(), err)
+		}
+	}
+	return rec.Code, j, rec.Header().Get("Location")
 }
 
 // register registers a device with a unique id and revokes its authorization at the end of the test.

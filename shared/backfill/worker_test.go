@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -102,6 +103,7 @@ func TestPlanWhenInfluxDown(t *testing.T) {
 	dead := influx.New(fmt.Sprintf("http://127.0.0.1:%d", port), "x", "org", influx.Options{})
 	defer dead.Close()
 	f.svc.Planner = &Planner{Influx: dead, Bucket: f.cfg.Bucket}
+	f.svc.Jobs = &JobStore{Influx: dead, Bucket: f.cfg.BucketAuth}
 	for _, path := range []string{"/api/devices/" + id + "/write-missing", "/api/write-missing"} {
 		status, body := f.do(t, "POST", path, "")
 		if status != http.StatusServiceUnavailable || !strings.Contains(fmt.Sprint(body["error"]), "unavailable") {
@@ -112,27 +114,35 @@ func TestPlanWhenInfluxDown(t *testing.T) {
 	if status != http.StatusServiceUnavailable {
 		t.Errorf("coverage with InfluxDB down: %d %v, want 503", status, body)
 	}
-	if n := f.lambda.dispatched(); n != 0 {
-		t.Errorf("%d chunks dispatched, want none", n)
+	if n := f.queueDepth(t); n != 0 {
+		t.Errorf("%d tasks queued, want none", n)
 	}
 }
 
-// refusingLambda is a fake of the Lambda service throttling every invoke.
-type refusingLambda struct{ calls int }
+// refusingSQS stands in for SQS throttling every send (moto cannot be made to refuse).
+type refusingSQS struct{ SQSAPI }
 
-func (r *refusingLambda) Dispatch(context.Context, Chunk) error {
-	r.calls++
-	return fmt.Errorf("TooManyRequestsException: Rate exceeded")
+func (refusingSQS) SendMessageBatch(context.Context, *sqs.SendMessageBatchInput, ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error) {
+	return nil, fmt.Errorf("RequestThrottled: Rate exceeded")
 }
 
-func TestPlanWhenDispatchFails(t *testing.T) {
+// TestPlanWhenQueueFails: the job cannot be queued: 503 without the raw cause, and the claim is released, so asking
+// again (the queue back) starts the job.
+func TestPlanWhenQueueFails(t *testing.T) {
 	f := newFixture(t, influxtest.Shared(t), fixtureOpts{})
 	id := f.register(t, "throttled")
-	f.svc.Dispatcher = &refusingLambda{}
+	working := f.svc.Queue
+	f.svc.Queue = &SQSQueue{Client: refusingSQS{}, URL: f.queue.URL}
 	status, body := f.do(t, "POST", "/api/devices/"+id+"/write-missing", "")
 	if status != http.StatusServiceUnavailable || strings.Contains(fmt.Sprint(body), "Rate exceeded") {
-		t.Errorf("plan with Lambda throttling: %d %v, want 503 without the raw cause", status, body)
+		t.Errorf("plan with SQS throttling: %d %v, want 503 without the raw cause", status, body)
 	}
+	f.svc.Queue = working
+	status, job, _ := f.post(t, "/api/devices/"+id+"/write-missing", "")
+	if status != http.StatusAccepted {
+		t.Fatalf("plan after SQS recovered: %d %+v, want 202", status, job)
+	}
+	f.wait(t, job.ID)
 }
 
 func TestEachTimeErrors(t *testing.T) {
@@ -322,15 +332,16 @@ func TestHourlyMatchesTaskAggregation(t *testing.T) {
 // aggregated from the generated values; the last, partial hour is read back. The downsampled bucket then counts
 // every backfilled minute, hour by hour.
 func TestBackfillAggregatesHours(t *testing.T) {
-	f := newFixture(t, influxtest.Shared(t), fixtureOpts{downsample: true})
 	now := time.Date(2026, 11, 20, 12, 23, 30, 0, time.UTC)
-	f.svc.Now = func() time.Time { return now }
+	f := newFixture(t, influxtest.Shared(t), fixtureOpts{downsample: true, now: func() time.Time { return now }})
 	id := f.register(t, "hours")
-	status, body := f.do(t, "POST", "/api/devices/"+id+"/write-missing", "")
-	if status != http.StatusAccepted || body["chunks"] != float64(8) {
-		t.Fatalf("plan %d %v, want 202 in 8 chunks (hour-aligned)", status, body)
+	status, job, _ := f.post(t, "/api/devices/"+id+"/write-missing", "")
+	if status != http.StatusAccepted {
+		t.Fatalf("plan %d %+v, want 202", status, job)
 	}
-	f.lambda.wait(t)
+	if job = f.wait(t, job.ID); job.Chunks != 8 {
+		t.Errorf("job %+v, want 8 chunks (one per UTC day, hour-aligned)", job)
+	}
 	last := Window{From: time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC), To: time.Date(2026, 11, 20, 13, 0, 0, 0, time.UTC)}
 	counts := map[time.Time]float64{}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

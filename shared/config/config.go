@@ -39,7 +39,7 @@ const (
 	DefaultLon                  = 14.4071543
 	DefaultMeasurementInterval  = 60
 	DefaultConfigurationRefresh = 3600
-	DefaultMaxDevices           = 1000
+	DefaultMaxDevices           = 10000
 )
 
 // Config is what every function needs to reach InfluxDB and to answer devices.

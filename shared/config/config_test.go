@@ -25,7 +25,7 @@ func TestLoadDefaults(t *testing.T) {
 	}
 	want := config.Config{InfluxURL: "http://127.0.0.1:8086", InfluxPublicURL: "http://127.0.0.1:8086", Org: "org",
 		Bucket: "iot_center", BucketAuth: "iot_center_auth", BucketDownsampled: "iot_center_1h", Token: "tok-SECRET",
-		DefaultLat: 50.0873254, DefaultLon: 14.4071543, MeasurementInterval: 60, ConfigurationRefresh: 3600, MaxDevices: 1000}
+		DefaultLat: 50.0873254, DefaultLon: 14.4071543, MeasurementInterval: 60, ConfigurationRefresh: 3600, MaxDevices: 10000}
 	if c != want {
 		t.Errorf("Load = %+v, want %+v", c, want)
 	}

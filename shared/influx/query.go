@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"regexp"
 	"sort"
 	"strconv"
 	"time"
@@ -17,7 +18,8 @@ import (
 // Extern holds the values a Flux script reads as options. InfluxDB OSS rejects Flux `params` (only Cloud TSM has
 // them), so caller values travel in the query API's `extern` field as typed AST literals: they are data, never
 // parsed as Flux, whatever characters they hold. Supported values: string, int, int64, float64, bool,
-// time.Time, time.Duration.
+// time.Time, time.Duration, *regexp.Regexp (a regular expression literal: InfluxDB pushes `r.tag =~ re` down to the
+// storage engine, unlike contains() over a set).
 type Extern map[string]any
 
 // ast renders the extern as the Flux AST file InfluxDB expects: one `option name = literal` per value.
@@ -57,6 +59,8 @@ func literal(v any) (map[string]any, error) {
 		return map[string]any{"type": "FloatLiteral", "value": x}, nil
 	case bool:
 		return map[string]any{"type": "BooleanLiteral", "value": x}, nil
+	case *regexp.Regexp:
+		return map[string]any{"type": "RegexpLiteral", "value": x.String()}, nil
 	case time.Time:
 		return map[string]any{"type": "DateTimeLiteral", "value": x.UTC().Format(time.RFC3339Nano)}, nil
 	case time.Duration:

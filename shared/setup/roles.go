@@ -22,6 +22,8 @@ const (
 	DataBucket        = "data"
 	RegistryBucket    = "registry"
 	DownsampledBucket = "downsampled"
+	// Labels is not a bucket: the organization's labels (write-missing job claims, shared/backfill).
+	Labels = "labels"
 )
 
 // Grant is one action on one bucket kind.
@@ -48,10 +50,13 @@ var Roles = []Role{
 	{"registry-read", []Grant{read(RegistryBucket), read(DataBucket)}},
 	// dashboard data and gauges: raw and hourly data, and the registry to know the device
 	{"query", []Grant{read(DataBucket), read(DownsampledBucket), read(RegistryBucket)}},
-	// write-missing planner and coverage: the data's gaps and the registry's devices
-	{"planner", []Grant{read(DataBucket), read(RegistryBucket)}},
-	// the backfill worker: writes minutes and their hourly aggregates (and reads back partly written hours)
-	{"worker", []Grant{read(DataBucket), write(DataBucket), read(DownsampledBucket), write(DownsampledBucket)}},
+	// write-missing jobs and coverage: the data's gaps, the registry's devices, the job records (registry bucket)
+	// and the job claims (labels)
+	{"planner", []Grant{read(DataBucket), read(RegistryBucket), write(RegistryBucket), read(Labels), write(Labels)}},
+	// the backfill worker: plans jobs (the registry's devices, the data's hourly counts), writes minutes and their
+	// hourly aggregates (and reads back partly written hours), and records progress (registry bucket)
+	{"worker", []Grant{read(DataBucket), write(DataBucket), read(DownsampledBucket), write(DownsampledBucket),
+		read(RegistryBucket), write(RegistryBucket)}},
 	// the write gateway: devices' points into the data bucket, credentials checked against the registry
 	{"gateway", []Grant{write(DataBucket), read(RegistryBucket)}},
 }
@@ -70,6 +75,7 @@ var FunctionRoles = map[string]string{
 	"WriteMissingFunction":   "planner",
 	"BackfillWorkerFunction": "worker",
 	"WriteGatewayFunction":   "gateway",
+	"FleetHealthFunction":    "registry-read",
 	"HealthFunction":         "",
 	"UiFunction":             "",
 }
@@ -125,6 +131,11 @@ func wantGrants(r Role, orgID string, ids map[string]string) ([]string, []map[st
 	perms := []map[string]any{{"action": "read", "resource": map[string]string{"type": "orgs", "id": orgID}}}
 	keys := []string{"read orgs " + orgID}
 	for _, g := range r.Grants {
+		if g.Bucket == Labels {
+			perms = append(perms, map[string]any{"action": g.Action, "resource": map[string]string{"type": "labels", "orgID": orgID}})
+			keys = append(keys, g.Action+" labels ")
+			continue
+		}
 		id := ids[g.Bucket]
 		if id == "" {
 			return nil, nil, fmt.Errorf("setup: role %s: no %s bucket", r.Name, g.Bucket)

@@ -103,6 +103,12 @@ func Run(ctx context.Context, o Options) error {
 			return fmt.Errorf("-pool-for %s: no such function in %s", id, o.Template)
 		}
 	}
+	// moto's own output is one access-log line per request (the pollers ask every second): not shown
+	evs, err := prepareEventSources(ctx, tpl, getenv, log, io.Discard)
+	if err != nil {
+		return err
+	}
+	defer evs.stop()
 	keys, err := loadKeys(filepath.Join(state, "keys.env"), getenv)
 	if err != nil {
 		return err
@@ -129,7 +135,7 @@ func Run(ctx context.Context, o Options) error {
 		SessionToken: testenv.RandomHex(24), Source: "localapi"}
 	specs, failed := buildFunctions(ctx, o, tpl, state, func(id string) []string {
 		f := tpl.Functions[id]
-		return FunctionEnv(f, envFile.For(id, f, log), db, functionToken(f, tpl, db, roleTokens, log), keys, o.Environ, base, creds)
+		return FunctionEnv(f, envFile.For(id, f, log), db, functionToken(f, tpl, db, roleTokens, log), keys, evs.environ(o.Environ), base, creds)
 	}, &outMu, log)
 	if ctx.Err() != nil {
 		return ctx.Err()
@@ -144,6 +150,7 @@ func Run(ctx context.Context, o Options) error {
 		DeadLetterDir: filepath.Join(state, "dead-letter"), Credentials: creds, AllowHosts: o.AllowHosts})
 	gctx, gcancel := context.WithCancel(ctx)
 	gw.Start(gctx)
+	evs.start(gctx, tpl, runner, log)
 	defer func() { gcancel(); gw.Close() }()
 
 	return serve(ctx, ln, gw, func() {
@@ -237,9 +244,11 @@ func buildFunctions(ctx context.Context, o Options, tpl *samtpl.Template, state 
 			log.Warn("environment variables without a value (give the parameter with -parameter-overrides)", "function", id, "vars", strings.Join(f.Unresolved, ","))
 		}
 		size := o.Pool
-		if n, ok := o.PoolFor[id]; ok && n > 0 {
+		n, explicit := o.PoolFor[id]
+		if explicit && n > 0 {
 			size = n
 		}
+		size = poolSize(f, size, explicit)
 		specs = append(specs, lambdarun.Spec{
 			Name: id, Bootstrap: b.Bootstrap, BuildErr: b.Err, PoolSize: size,
 			Timeout: time.Duration(f.Timeout) * time.Second,

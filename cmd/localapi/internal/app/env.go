@@ -53,6 +53,10 @@ func FunctionEnv(f *samtpl.Function, envJSON map[string]string, db *influxInstan
 	if v := getenv("AWS_ENDPOINT_URL_SSM"); v != "" && env["AWS_ENDPOINT_URL_SSM"] == "" {
 		env["AWS_ENDPOINT_URL_SSM"] = v
 	}
+	// The local SQS (moto) carries the event source mappings' queues.
+	if v := getenv("AWS_ENDPOINT_URL_SQS"); v != "" && env["AWS_ENDPOINT_URL_SQS"] == "" {
+		env["AWS_ENDPOINT_URL_SQS"] = v
+	}
 	if db != nil {
 		env["INFLUX_URL"], env["INFLUX_ORG"] = db.URL, db.Org
 	}

@@ -40,6 +40,8 @@ type Template struct {
 	Routes    []Route              // every HttpApi event of every function
 	// Parameters holds the resolved parameter values (defaults with overrides applied).
 	Parameters map[string]string
+	// Queues are the AWS::SQS::Queue resources, by logical id (events.go).
+	Queues map[string]*Queue
 }
 
 // Function is one AWS::Serverless::Function with Globals merged.
@@ -55,6 +57,9 @@ type Function struct {
 	// InvokedBy names what invokes the function other than an HTTP route: "authorizer", "custom-resource:<id>",
 	// "env:<FunctionId>.<VAR>".
 	InvokedBy []string
+	// SQS and Schedules are the function's SQS and Schedule events (events.go).
+	SQS       []SQSEvent
+	Schedules []Schedule
 }
 
 // AsyncConfig is the function's EventInvokeConfig.
@@ -128,6 +133,9 @@ func Parse(data []byte, overrides map[string]string) (*Template, error) {
 		t.Routes = append(t.Routes, routes...)
 	}
 	t.linkInvokers(raw.Resources, ids)
+	if err := addEventSources(t, raw.Resources); err != nil {
+		return nil, err
+	}
 	for _, r := range t.Routes {
 		if r.Authorizer != nil {
 			if _, ok := t.Functions[r.Authorizer.Function]; !ok {

@@ -3,6 +3,7 @@ package samtpl
 import (
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/iot-center/iot-center-serverless/internal/testenv"
 )
@@ -22,7 +23,7 @@ func TestLoadRealTemplate(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantFns := []string{"AuthorizerFunction", "BackfillWorkerFunction", "DeleteFunction", "DevicesFunction", "EnvConfigFunction",
-		"HealthFunction", "QueryFunction", "RegisterFunction", "SetupFunction", "UiFunction", "WriteMissingFunction"}
+		"FleetHealthFunction", "HealthFunction", "QueryFunction", "RegisterFunction", "SetupFunction", "UiFunction", "WriteMissingFunction"}
 	if got := tpl.IDs(); len(got) != len(wantFns) {
 		t.Fatalf("functions = %v, want %v", got, wantFns)
 	}
@@ -36,11 +37,11 @@ func TestLoadRealTemplate(t *testing.T) {
 	envTests := []struct{ fn, key, want string }{
 		{"WriteMissingFunction", "INFLUX_URL", "http://127.0.0.1:8086"}, // Globals, parameter override
 		{"WriteMissingFunction", "INFLUX_ORG", "my-org"},
-		{"WriteMissingFunction", "INFLUX_BUCKET", "iot_center"},               // parameter default
-		{"WriteMissingFunction", "MAX_DEVICES", "5"},                          // number parameter, override
-		{"WriteMissingFunction", "WORKER_FUNCTION", "BackfillWorkerFunction"}, // !Ref of a function: its logical id
-		{"WriteMissingFunction", "CHUNK_MINUTES", "1440"},                     // number default
-		{"WriteMissingFunction", "DEFAULT_LAT", "50.0873254"},                 // function's own variable
+		{"WriteMissingFunction", "INFLUX_BUCKET", "iot_center"},   // parameter default
+		{"WriteMissingFunction", "MAX_DEVICES", "5"},              // number parameter, override
+		{"WriteMissingFunction", "CHUNK_QUEUE_URL", "ChunkQueue"}, // !Ref of a resource: its logical id (the local API maps queues to URLs)
+		{"BackfillWorkerFunction", "CHUNK_MINUTES", "1440"},       // number default
+		{"BackfillWorkerFunction", "DEFAULT_LAT", "50.0873254"},   // function's own variable
 		{"AuthorizerFunction", "DEVICE_AUTH", "key"},
 		{"AuthorizerFunction", "INFLUX_TOKEN_PARAMETER", "/iot-center/roles/registry-read"}, // !Sub of a parameter
 		{"EnvConfigFunction", "INFLUX_TOKEN_PARAMETER", "/iot-center/influx-token"},
@@ -62,12 +63,16 @@ func TestLoadRealTemplate(t *testing.T) {
 		t.Errorf("DevicesFunction timeout = %d, want 10 (Globals)", got)
 	}
 	bw := tpl.Functions["BackfillWorkerFunction"]
-	if bw.Async.MaximumRetryAttempts != 2 || bw.Async.OnFailureType != "SQS" ||
-		bw.Async.OnFailure != "arn:aws:sqs:us-east-1:123456789012:BackfillDeadLetterQueue" {
-		t.Errorf("BackfillWorkerFunction async = %+v", bw.Async)
+	wantSQS := SQSEvent{Name: "ChunkQueue", Queue: "ChunkQueue", BatchSize: 1, MaximumConcurrency: 4, ReportItemFailures: true, Enabled: true}
+	if len(bw.SQS) != 1 || bw.SQS[0] != wantSQS {
+		t.Errorf("BackfillWorkerFunction SQS events = %+v, want [%+v]", bw.SQS, wantSQS)
 	}
-	if len(bw.InvokedBy) != 1 || bw.InvokedBy[0] != "env:WriteMissingFunction.WORKER_FUNCTION" {
+	if len(bw.InvokedBy) != 1 || bw.InvokedBy[0] != "sqs:ChunkQueue" {
 		t.Errorf("BackfillWorkerFunction invoked by %v", bw.InvokedBy)
+	}
+	q := tpl.Queues["ChunkQueue"]
+	if q == nil || q.DeadLetter != "BackfillDeadLetterQueue" || q.MaxReceiveCount != 10 || q.VisibilityTimeout != 720 {
+		t.Errorf("ChunkQueue = %+v, want a redrive to BackfillDeadLetterQueue after 10 receives, visibility 720 s", q)
 	}
 	if got := tpl.Functions["SetupFunction"].InvokedBy; len(got) != 1 || got[0] != "custom-resource:InfluxSetup" {
 		t.Errorf("SetupFunction invoked by %v", got)
@@ -108,8 +113,31 @@ func TestLoadRealTemplate(t *testing.T) {
 			}
 		}
 	}
-	if len(tpl.Routes) != 14 {
-		t.Errorf("got %d routes, want 14", len(tpl.Routes))
+	if len(tpl.Routes) != 15 {
+		t.Errorf("got %d routes, want 15", len(tpl.Routes))
+	}
+}
+
+func TestRateEvery(t *testing.T) {
+	tests := []struct {
+		expr string
+		want time.Duration
+		ok   bool
+	}{
+		{"rate(5 minutes)", 5 * time.Minute, true},
+		{"rate(1 minute)", time.Minute, true},
+		{"rate(2 hours)", 2 * time.Hour, true},
+		{"rate(1 day)", 24 * time.Hour, true},
+		{"rate(0 minutes)", 0, false},
+		{"rate(5 weeks)", 0, false},
+		{"cron(0 * * * ? *)", 0, false},
+		{"rate(99999999999999999999 minutes)", 0, false},
+	}
+	for _, tc := range tests {
+		got, err := RateEvery(tc.expr)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("RateEvery(%q) = %v, %v; want %v, ok %v", tc.expr, got, err, tc.want, tc.ok)
+		}
 	}
 }
 

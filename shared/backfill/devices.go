@@ -1,0 +1,130 @@
+package backfill
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"sync"
+
+	"github.com/iot-center/iot-center-serverless/shared/api"
+	"github.com/iot-center/iot-center-serverless/shared/influx"
+	"github.com/iot-center/iot-center-serverless/shared/registry"
+)
+
+// Devices is what the feature needs from the device registry.
+type Devices interface {
+	// Exists returns nil for a registered device and an *api.Error NotFound otherwise.
+	Exists(ctx context.Context, id string) error
+	// IDs lists the registered devices, sorted (one registry query).
+	IDs(ctx context.Context) ([]string, error)
+}
+
+// Registry is the part of the device registry (registry.Registry) RegistryDevices reads.
+type Registry interface {
+	Get(ctx context.Context, id string) (registry.Device, error)
+	List(ctx context.Context) ([]registry.Device, error)
+}
+
+var (
+	_ Registry = (*registry.Registry)(nil)
+	_ Devices  = RegistryDevices{}
+)
+
+// RegistryDevices answers Devices from the device registry.
+type RegistryDevices struct{ R Registry }
+
+// Exists returns nil for a registered device, the registry's NotFound otherwise.
+func (d RegistryDevices) Exists(ctx context.Context, id string) error {
+	_, err := d.R.Get(ctx, id)
+	return err
+}
+
+// IDs lists the registered device ids, sorted.
+func (d RegistryDevices) IDs(ctx context.Context) ([]string, error) {
+	list, err := d.R.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(list))
+	for i, dev := range list {
+		ids[i] = dev.ID
+	}
+	return ids, nil
+}
+
+// influxErr classifies a failed InfluxDB call for the caller (influx.Classify); an *api.Error passes unchanged,
+// nil stays nil.
+func influxErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	var e *api.Error
+	if errors.As(err, &e) {
+		return err
+	}
+	return api.Wrap(influx.Classify(err), err, "querying InfluxDB")
+}
+
+// query parses the query string and refuses parameters the route does not take (the authorizer's `key` is always
+// allowed) and parameters given twice.
+func query(r *http.Request, allowed ...string) (url.Values, error) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, api.InvalidParam("query", "the query string is malformed")
+	}
+	for k, vs := range q {
+		ok := k == "key"
+		for _, a := range allowed {
+			ok = ok || k == a
+		}
+		if !ok {
+			if len(k) > 32 || !api.ValidDeviceID(k) {
+				return nil, api.InvalidParam("query", "unknown query parameter")
+			}
+			return nil, api.InvalidParam(k, "unknown query parameter %s", k)
+		}
+		if len(vs) != 1 {
+			return nil, api.InvalidParam(k, "%s must be given once", k)
+		}
+	}
+	return q, nil
+}
+
+// forEach runs fn(i) for i in [0, n), parallel at a time, stopping at the first error.
+func forEach(ctx context.Context, n, parallel int, fn func(ctx context.Context, i int) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+		sem   = make(chan struct{}, parallel)
+	)
+	for i := 0; i < n; i++ {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func(i int) {
+			defer func() { <-sem; wg.Done() }()
+			if err := fn(ctx, i); err != nil {
+				mu.Lock()
+				if first == nil {
+					first = err
+				}
+				mu.Unlock()
+				cancel()
+			}
+		}(i)
+	}
+	wg.Wait()
+	if first == nil {
+		first = ctx.Err() // the parent was cancelled (our own cancel runs only on error or after return)
+	}
+	return first
+}

@@ -1,0 +1,122 @@
+package backfill
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/iot-center/iot-center-serverless/shared/influx"
+	"github.com/iot-center/iot-center-serverless/shared/schema"
+)
+
+// hourCountsFlux counts each listed device's Temperature points per hour of the window in one query. The device
+// filter is a regular expression (from validated ids, through extern): InfluxDB pushes `=~` down to its index,
+// where contains() over a set would scan every device. range |> filter |> aggregateWindow(count) is pushed down
+// too, so the answer is one row per series and hour holding data.
+const hourCountsFlux = `from(bucket: bucket)
+  |> range(start: start, stop: stop)
+  |> filter(fn: (r) => r._measurement == "` + schema.Measurement + `" and r._field == "` + schema.Temperature + `" and r.clientId =~ devices)
+  |> aggregateWindow(every: 1h, fn: count, createEmpty: false, timeSrc: "_start")
+  |> keep(columns: ["clientId", "_time", "_value"])`
+
+// devicesRegexp matches exactly the given ids (validated device ids: letters, digits, '_', '.', '-').
+func devicesRegexp(ids []string) *regexp.Regexp {
+	quoted := make([]string, len(ids))
+	for i, id := range ids {
+		quoted[i] = regexp.QuoteMeta(id)
+	}
+	return regexp.MustCompile("^(?:" + strings.Join(quoted, "|") + ")$")
+}
+
+// DevicePlan is one device's part of a batch plan: the windows (Unix minutes) its chunk tasks cover and how many
+// points are missing in them by the hourly counts.
+type DevicePlan struct {
+	DeviceID string
+	Windows  []Range
+	Missing  int64
+}
+
+// PlanDevices plans several devices with one query: an hour whose point count is below its minutes in the window
+// is incomplete; the incomplete hours are grouped into chunk windows on a fixed grid of chunkMinutes (whole hours
+// when it is an hour or more, so each hour is written by exactly one chunk), each trimmed to its incomplete hours.
+// The chunk's worker then reads its exact gaps. Counting points, not minutes, can only take an hour for complete
+// when a device wrote more than once a minute in it; it never skips a gap in an hour the device wrote at most once
+// a minute.
+func (p *Planner) PlanDevices(ctx context.Context, ids []string, w Window, chunkMinutes int) ([]DevicePlan, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	counts := make(map[string]map[int64]int64, len(ids))
+	rc, err := p.Influx.QueryRaw(ctx, hourCountsFlux, influx.Extern{
+		"bucket": p.Bucket, "start": w.From, "stop": w.To, "devices": devicesRegexp(ids),
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	err = influx.EachRow(rc, []string{"clientId", "_time", "_value"}, func(row []string) error {
+		t, err := time.Parse(time.RFC3339Nano, row[1])
+		if err != nil {
+			return fmt.Errorf("backfill: bad time in query answer: %w", err)
+		}
+		n, err := strconv.ParseInt(row[2], 10, 64)
+		if err != nil {
+			return fmt.Errorf("backfill: bad count in query answer: %w", err)
+		}
+		m := counts[row[0]]
+		if m == nil {
+			m = map[int64]int64{}
+			counts[row[0]] = m
+		}
+		m[floorDiv(t.Unix(), 3600)] += n
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]DevicePlan, len(ids))
+	for i, id := range ids {
+		out[i] = planFromCounts(id, w, counts[id], chunkMinutes)
+	}
+	return out, nil
+}
+
+// gridMinutes is the chunk grid: chunkMinutes, rounded down to whole hours when it is an hour or more.
+func gridMinutes(chunkMinutes int) int64 {
+	size := int64(max(chunkMinutes, 1))
+	if size >= 60 {
+		size = size / 60 * 60
+	}
+	return size
+}
+
+// planFromCounts turns one device's hourly counts into chunk windows.
+func planFromCounts(id string, w Window, counts map[int64]int64, chunkMinutes int) DevicePlan {
+	size := gridMinutes(chunkMinutes)
+	from, to := w.From.Unix()/60, w.To.Unix()/60
+	plan := DevicePlan{DeviceID: id}
+	curPiece := int64(-1)
+	for h := floorDiv(from, 60); h*60 < to; h++ {
+		a, b := max(from, h*60), min(to, (h+1)*60)
+		expected := b - a
+		if counts[h] >= expected {
+			continue
+		}
+		plan.Missing += expected - counts[h]
+		for m := a; m < b; {
+			piece := floorDiv(m, size)
+			end := min(b, (piece+1)*size)
+			if piece == curPiece {
+				plan.Windows[len(plan.Windows)-1][1] = end
+			} else {
+				plan.Windows = append(plan.Windows, Range{m, end})
+				curPiece = piece
+			}
+			m = end
+		}
+	}
+	return plan
+}

@@ -1,0 +1,291 @@
+package backfill
+
+import (
+	"net/http"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/iot-center/iot-center-serverless/internal/influxtest"
+)
+
+func TestPlanFromCounts(t *testing.T) {
+	at := func(s string) time.Time { tm, _ := time.Parse(time.RFC3339, s); return tm }
+	m := func(s string) int64 { return at(s).Unix() / 60 }
+	h := func(s string) int64 { return at(s).Unix() / 3600 }
+	win := Window{From: at("2026-11-19T22:30:00Z"), To: at("2026-11-20T02:10:00Z")}
+	tests := []struct {
+		name    string
+		counts  map[int64]int64
+		chunk   int
+		windows []Range
+		missing int64
+	}{
+		{"empty: one window per UTC day", nil, 1440,
+			[]Range{{m("2026-11-19T22:30:00Z"), m("2026-11-20T00:00:00Z")}, {m("2026-11-20T00:00:00Z"), m("2026-11-20T02:10:00Z")}}, 220},
+		{"complete", map[int64]int64{h("2026-11-19T22:00:00Z"): 30, h("2026-11-19T23:00:00Z"): 60, h("2026-11-20T00:00:00Z"): 60,
+			h("2026-11-20T01:00:00Z"): 60, h("2026-11-20T02:00:00Z"): 10}, 1440, nil, 0},
+		{"one gap, trimmed to its hour", map[int64]int64{h("2026-11-19T22:00:00Z"): 30, h("2026-11-19T23:00:00Z"): 60, h("2026-11-20T00:00:00Z"): 60,
+			h("2026-11-20T01:00:00Z"): 59, h("2026-11-20T02:00:00Z"): 10}, 1440, []Range{{m("2026-11-20T01:00:00Z"), m("2026-11-20T02:00:00Z")}}, 1},
+		{"two gaps a complete hour apart: one window over the three", map[int64]int64{h("2026-11-19T22:00:00Z"): 30, h("2026-11-19T23:00:00Z"): 60,
+			h("2026-11-20T00:00:00Z"): 0, h("2026-11-20T01:00:00Z"): 60, h("2026-11-20T02:00:00Z"): 0}, 1440,
+			[]Range{{m("2026-11-20T00:00:00Z"), m("2026-11-20T02:10:00Z")}}, 70},
+		{"more points than minutes is complete", map[int64]int64{h("2026-11-19T22:00:00Z"): 90, h("2026-11-19T23:00:00Z"): 120, h("2026-11-20T00:00:00Z"): 60,
+			h("2026-11-20T01:00:00Z"): 60, h("2026-11-20T02:00:00Z"): 10}, 1440, nil, 0},
+		{"hour grid", nil, 90, // 90 minutes round down to whole hours
+			[]Range{{m("2026-11-19T22:30:00Z"), m("2026-11-19T23:00:00Z")}, {m("2026-11-19T23:00:00Z"), m("2026-11-20T00:00:00Z")},
+				{m("2026-11-20T00:00:00Z"), m("2026-11-20T01:00:00Z")}, {m("2026-11-20T01:00:00Z"), m("2026-11-20T02:00:00Z")},
+				{m("2026-11-20T02:00:00Z"), m("2026-11-20T02:10:00Z")}}, 220},
+		{"sub-hour grid", map[int64]int64{h("2026-11-19T22:00:00Z"): 30, h("2026-11-19T23:00:00Z"): 60, h("2026-11-20T00:00:00Z"): 60,
+			h("2026-11-20T01:00:00Z"): 60}, 30, []Range{{m("2026-11-20T02:00:00Z"), m("2026-11-20T02:10:00Z")}}, 10},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := planFromCounts("d", win, tt.counts, tt.chunk)
+			if !reflect.DeepEqual(got.Windows, tt.windows) || got.Missing != tt.missing {
+				t.Errorf("got windows %v missing %d, want %v missing %d", got.Windows, got.Missing, tt.windows, tt.missing)
+			}
+		})
+	}
+}
+
+func TestJobIDAndKey(t *testing.T) {
+	created := time.Date(2026, 11, 20, 12, 0, 30, 123e6, time.UTC)
+	key := requestKey("reg", []string{"b", "a"}, 7)
+	if key != requestKey("reg", []string{"a", "b"}, 7) {
+		t.Error("the key depends on the order of the devices")
+	}
+	for _, other := range []string{requestKey("reg", []string{"a"}, 7), requestKey("reg", []string{"a", "b"}, 6),
+		requestKey("reg", nil, 7), requestKey("other", []string{"a", "b"}, 7)} {
+		if other == key {
+			t.Errorf("different requests share the key %s", key)
+		}
+	}
+	id := newJobID(key, created)
+	if err := CheckJobID(id); err != nil {
+		t.Fatalf("CheckJobID(%s): %v", id, err)
+	}
+	if got, _ := jobCreated(id); !got.Equal(created) {
+		t.Errorf("creation time from %s = %v, want %v", id, got, created)
+	}
+	if other := newJobID(key, created); other == id {
+		t.Errorf("two jobs created in the same millisecond share the id %s", id)
+	}
+	for _, bad := range []string{"", "x", strings.Repeat("a", 16), "0123456789abcdef-", "0123456789ABCDEF-1-abcd", "0123456789abcdef-zzzzzzzzzzzz-abcd",
+		"0123456789abcdef-1-", "../../etc", "0123456789abcdef-1-abcd\n", "0123456789abcdef-1-abcd-1", "0123456789abcdef-1"} {
+		if CheckJobID(bad) == nil {
+			t.Errorf("CheckJobID(%q) accepted it", bad)
+		}
+	}
+}
+
+func TestJobState(t *testing.T) {
+	now := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name                     string
+		batches, planned, chunks int
+		done, failed             int
+		deadline                 time.Duration
+		want                     string
+		wantFailed               int
+	}{
+		{"listing devices", -1, 0, 0, 0, 0, time.Minute, StatePlanning, 0},
+		{"batches pending", 3, 2, 10, 4, 0, time.Minute, StatePlanning, 0},
+		{"running", 3, 3, 10, 4, 0, time.Minute, StateRunning, 0},
+		{"done", 3, 3, 10, 10, 0, time.Minute, StateDone, 0},
+		{"no devices", 0, 0, 0, 0, 0, time.Minute, StateDone, 0},
+		{"some failed", 3, 3, 10, 8, 2, time.Minute, StateFailed, 2},
+		{"past the deadline: the rest failed", 3, 3, 10, 6, 0, -time.Second, StateFailed, 4},
+		{"past the deadline while planning", 3, 1, 4, 0, 0, -time.Second, StateFailed, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			j := Job{batches: tt.batches, planned: tt.planned, Chunks: tt.chunks, ChunksDone: tt.done, ChunksFailed: tt.failed,
+				Deadline: now.Add(tt.deadline)}
+			if got := state(&j, now); got != tt.want || j.ChunksFailed != tt.wantFailed {
+				t.Errorf("state %s, %d failed; want %s, %d failed", got, j.ChunksFailed, tt.want, tt.wantFailed)
+			}
+		})
+	}
+}
+
+func TestTaskValidate(t *testing.T) {
+	created := time.Date(2026, 11, 20, 12, 0, 30, 0, time.UTC)
+	job := JobRef{ID: newJobID(strings.Repeat("ab", 32), created), Created: created, From: created.Add(-24 * time.Hour).Truncate(time.Minute),
+		To: created.Truncate(time.Minute), Deadline: created.Add(time.Hour)}
+	win := Range{job.From.Unix() / 60, job.To.Unix() / 60}
+	tests := []struct {
+		name string
+		t    Task
+		ok   bool
+	}{
+		{"plan all", Task{Kind: KindPlan, Job: job, All: true}, true},
+		{"plan list", Task{Kind: KindPlan, Job: job, Devices: []string{"a", "b"}}, true},
+		{"batch", Task{Kind: KindBatch, Job: job, Devices: []string{"a"}, Batch: 2, First: 200}, true},
+		{"chunk", Task{Kind: KindChunk, Job: job, DeviceID: "a", Window: win, Seq: 5, Of: 2}, true},
+		{"unknown kind", Task{Kind: "drop", Job: job}, false},
+		{"bad job id", Task{Kind: KindPlan, Job: JobRef{ID: "x", Created: created, From: job.From, To: job.To, Deadline: job.Deadline}, All: true}, false},
+		{"created differs from the id", Task{Kind: KindPlan, Job: JobRef{ID: job.ID, Created: created.Add(time.Second), From: job.From,
+			To: job.To, Deadline: job.Deadline}, All: true}, false},
+		{"window over 30 days", Task{Kind: KindPlan, Job: JobRef{ID: job.ID, Created: created, From: job.To.Add(-31 * 24 * time.Hour),
+			To: job.To, Deadline: job.Deadline}, All: true}, false},
+		{"all and a list", Task{Kind: KindPlan, Job: job, All: true, Devices: []string{"a"}}, false},
+		{"empty batch", Task{Kind: KindBatch, Job: job}, false},
+		{"bad device in batch", Task{Kind: KindBatch, Job: job, Devices: []string{"a b"}}, false},
+		{"too many devices", Task{Kind: KindBatch, Job: job, Devices: make([]string, MaxBatchDevices+1)}, false},
+		{"chunk outside the job", Task{Kind: KindChunk, Job: job, DeviceID: "a", Window: Range{win[0] - 1, win[1]}, Of: 1}, false},
+		{"chunk empty window", Task{Kind: KindChunk, Job: job, DeviceID: "a", Window: Range{win[0], win[0]}, Of: 1}, false},
+		{"chunk bad device", Task{Kind: KindChunk, Job: job, DeviceID: "", Window: win, Of: 1}, false},
+		{"chunk of 0", Task{Kind: KindChunk, Job: job, DeviceID: "a", Window: win, Of: 0}, false},
+		{"chunk negative seq", Task{Kind: KindChunk, Job: job, DeviceID: "a", Window: win, Seq: -1, Of: 1}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.t.Validate(); (err == nil) != tt.ok {
+				t.Errorf("Validate() = %v, want ok %v", err, tt.ok)
+			}
+		})
+	}
+}
+
+// TestConcurrentPostsMakeOneJob: many simultaneous POSTs for the same request (through separate Service instances,
+// as separate Lambda instances would be) all answer the same job; exactly one of them created it (202), the job
+// plans and writes once, and a POST while it runs joins it.
+func TestConcurrentPostsMakeOneJob(t *testing.T) {
+	f := newFixture(t, influxtest.Shared(t), fixtureOpts{instances: 2})
+	a, b := f.register(t, "dup"), f.register(t, "dup")
+	body := `{"devices": ["` + a + `", "` + b + `"], "days": 2}`
+	const callers = 12
+	type answer struct {
+		status int
+		job    Job
+	}
+	answers := make(chan answer, callers)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := 0; i < callers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			status, j, _ := f.post(t, "/api/write-missing", body)
+			answers <- answer{status, j}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	close(answers)
+	created, ids := 0, map[string]bool{}
+	for an := range answers {
+		switch an.status {
+		case http.StatusAccepted:
+			created++
+		case http.StatusOK:
+		default:
+			t.Fatalf("a concurrent POST answered %d", an.status)
+		}
+		ids[an.job.ID] = true
+	}
+	if created != 1 || len(ids) != 1 {
+		t.Fatalf("%d jobs created, %d distinct job ids among %d answers; want exactly one job", created, len(ids), callers)
+	}
+	var id string
+	for k := range ids {
+		id = k
+	}
+	// a later POST while it runs, or just after it ended: the same job or (ended) a new one; never a second
+	// concurrent one
+	job := f.wait(t, id)
+	if job.Devices != 2 || job.DevicesDone != 2 || job.PointsWritten != 2*2*1440 {
+		t.Errorf("job %+v, want 2 devices done and 5,760 points", job)
+	}
+	// the work ran once: one plan task, one batch task (3 devices per batch here), one chunk per device and UTC day
+	if n, _ := f.mapping.Stats(); n != int64(2+job.Chunks) {
+		t.Errorf("%d tasks ran, want %d (plan, batch and %d chunks): duplicated work", n, 2+job.Chunks, job.Chunks)
+	}
+	if got := f.countFields(t, a, LastDays(fixedNow, 2))["CO2"]; got != 2*1440 {
+		t.Errorf("device %s has %d CO2 points, want %d", a, got, 2*1440)
+	}
+}
+
+// TestSecondPostJoinsRunningJob: with no worker running, the job stays in progress; a second POST answers 200 and
+// the same job, and queues nothing more.
+func TestSecondPostJoinsRunningJob(t *testing.T) {
+	f := newFixture(t, influxtest.Shared(t), fixtureOpts{paused: true})
+	id := f.register(t, "join")
+	status, first, loc := f.post(t, "/api/devices/"+id+"/write-missing", "")
+	if status != http.StatusAccepted || loc != JobsPath+first.ID {
+		t.Fatalf("first POST %d %+v %q, want 202 and the job's Location", status, first, loc)
+	}
+	depth := f.queueDepth(t)
+	status, second, loc2 := f.post(t, "/api/devices/"+id+"/write-missing", `{"days": 7}`)
+	if status != http.StatusOK || second.ID != first.ID || loc2 != loc {
+		t.Errorf("second POST %d %+v, want 200 and job %s", status, second, first.ID)
+	}
+	if d := f.queueDepth(t); d != depth {
+		t.Errorf("the second POST queued %d tasks, want none", d-depth)
+	}
+	// another window length is another request
+	if status, other, _ := f.post(t, "/api/devices/"+id+"/write-missing", `{"days": 1}`); status != http.StatusAccepted || other.ID == first.ID {
+		t.Errorf("POST for 1 day: %d %+v, want a new job", status, other)
+	}
+}
+
+// TestInFlightBound: the event source mapping never runs more than MaximumConcurrency tasks at once, and with
+// enough chunks it reaches that bound.
+func TestInFlightBound(t *testing.T) {
+	f := newFixture(t, influxtest.Shared(t), fixtureOpts{instances: 2, chunkMinutes: 120})
+	id := f.register(t, "bound")
+	status, job, _ := f.post(t, "/api/devices/"+id+"/write-missing", `{"days": 1}`)
+	if status != http.StatusAccepted {
+		t.Fatalf("POST %d", status)
+	}
+	job = f.wait(t, job.ID)
+	n, most := f.mapping.Stats()
+	if most != 2 {
+		t.Errorf("at most %d tasks ran at once, want exactly the bound 2 (%d tasks, %d chunks)", most, n, job.Chunks)
+	}
+	if job.Chunks < 12 {
+		t.Errorf("%d chunks, want at least 12 (2-hour chunks over a day)", job.Chunks)
+	}
+}
+
+// TestDeadlinePassedChunksFail: chunks arriving after their job's deadline are recorded as failed, not written;
+// nothing reaches the dead-letter queue, and asking again (a new job) writes them.
+func TestDeadlinePassedChunksFail(t *testing.T) {
+	clock := struct {
+		sync.Mutex
+		t time.Time
+	}{t: fixedNow}
+	now := func() time.Time { clock.Lock(); defer clock.Unlock(); return clock.t }
+	f := newFixture(t, influxtest.Shared(t), fixtureOpts{now: now, jobTimeout: time.Minute})
+	id := f.register(t, "late")
+	// the first chunk moves the clock past the deadline: it and every later one are recorded as failed
+	f.before = func(n int64) {
+		clock.Lock()
+		clock.t = fixedNow.Add(2 * time.Minute)
+		clock.Unlock()
+	}
+	status, job, _ := f.post(t, "/api/devices/"+id+"/write-missing", `{"days": 2}`)
+	if status != http.StatusAccepted {
+		t.Fatalf("POST %d", status)
+	}
+	job = f.waitEnd(t, job.ID)
+	if job.State != StateFailed || job.ChunksFailed != job.Chunks || job.ChunksDone != 0 || job.PointsWritten != 0 {
+		t.Errorf("job %+v, want failed with every chunk failed", job)
+	}
+	if n := f.dlqDepth(t); n != 0 {
+		t.Errorf("%d tasks dead-lettered, want none", n)
+	}
+	// asking again: a new job, which (clock steady now) writes everything
+	f.before = nil
+	status, again, _ := f.post(t, "/api/devices/"+id+"/write-missing", `{"days": 2}`)
+	if status != http.StatusAccepted || again.ID == job.ID {
+		t.Fatalf("second POST %d %+v, want a new job", status, again)
+	}
+	if again = f.wait(t, again.ID); again.PointsWritten != 2*1440 {
+		t.Errorf("second job %+v, want 2,880 points written", again)
+	}
+}

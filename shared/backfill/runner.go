@@ -1,0 +1,205 @@
+package backfill
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/iot-center/iot-center-serverless/shared/api"
+)
+
+// Runner is BackfillWorkerFunction's handler: it runs the tasks the chunk queue delivers (plan, batch, chunk).
+type Runner struct {
+	Worker       *Worker
+	Planner      *Planner
+	Jobs         *JobStore
+	Queue        Queue
+	Devices      Devices
+	ChunkMinutes int
+	// BatchDevices is how many devices one batch task plans (one query); DefaultBatchDevices when 0.
+	BatchDevices int
+	Now          func() time.Time
+}
+
+// DefaultBatchDevices keeps a batch's planning query at a few thousand rows per day of window.
+const DefaultBatchDevices = 100
+
+// retry delays of a task that failed on a transient error (InfluxDB overloaded or down): doubling from the base,
+// capped, and never past the job's deadline (the attempt after it records the chunk as failed).
+const (
+	retryBase = 5 * time.Second
+	retryMax  = 5 * time.Minute
+)
+
+func (r *Runner) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+// HandleSQS runs each message of the event (BatchSize 1 in the template) and reports the failed ones, which the
+// event source mapping leaves on the queue: they come back after their visibility timeout (set here to a
+// backoff), and after the redrive policy's maxReceiveCount go to the dead-letter queue.
+func (r *Runner) HandleSQS(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+	var resp events.SQSEventResponse
+	for _, m := range ev.Records {
+		if err := r.handleMessage(ctx, m); err != nil {
+			resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: m.MessageId})
+		}
+	}
+	return resp, nil
+}
+
+func (r *Runner) handleMessage(ctx context.Context, m events.SQSMessage) error {
+	log := api.Logger(ctx)
+	var t Task
+	if err := json.Unmarshal([]byte(m.Body), &t); err != nil {
+		log.ErrorContext(ctx, "task is not JSON: left for the dead-letter queue", slog.String("messageId", m.MessageId))
+		return err
+	}
+	if err := t.Validate(); err != nil {
+		log.ErrorContext(ctx, "invalid task: left for the dead-letter queue", slog.String("messageId", m.MessageId),
+			slog.String("error", err.Error()))
+		return err
+	}
+	err := r.Run(ctx, t)
+	if err == nil {
+		return nil
+	}
+	attrs := []any{slog.String("jobId", t.Job.ID), slog.String("kind", t.Kind), slog.String("error", err.Error())}
+	if t.DeviceID != "" {
+		attrs = append(attrs, slog.String("deviceId", t.DeviceID))
+	}
+	n, _ := strconv.Atoi(m.Attributes["ApproximateReceiveCount"])
+	delay := retryBase << min(max(n-1, 0), 10)
+	delay = min(delay, retryMax)
+	if until := t.Job.Deadline.Sub(r.now()) + time.Second; until > 0 && delay > until {
+		delay = until
+	}
+	if m.ReceiptHandle != "" && r.Queue != nil {
+		if verr := r.Queue.Retry(ctx, m.ReceiptHandle, delay); verr != nil {
+			attrs = append(attrs, slog.String("visibilityError", verr.Error()))
+		}
+	}
+	log.WarnContext(ctx, "task failed: retried after a backoff", append(attrs, slog.Duration("retryIn", delay))...)
+	return err
+}
+
+// Run runs one task. A returned error leaves the task for another attempt; writes are idempotent, so a task run
+// twice (SQS delivers at least once) changes nothing more than once.
+func (r *Runner) Run(ctx context.Context, t Task) error {
+	switch t.Kind {
+	case KindPlan:
+		return r.plan(ctx, t)
+	case KindBatch:
+		return r.batch(ctx, t)
+	case KindChunk:
+		return r.chunk(ctx, t)
+	}
+	return api.InvalidParam("kind", "unknown task kind")
+}
+
+// plan reads the job's device list once and fans it out in batch tasks.
+func (r *Runner) plan(ctx context.Context, t Task) error {
+	all, err := r.Devices.IDs(ctx)
+	if err != nil {
+		return err
+	}
+	ids := all
+	if !t.All {
+		// an explicit list: the devices still registered (one deleted since the request is skipped)
+		known := make(map[string]bool, len(all))
+		for _, id := range all {
+			known[id] = true
+		}
+		ids = nil
+		for _, id := range t.Devices {
+			if known[id] {
+				ids = append(ids, id)
+			}
+		}
+	}
+	size := r.BatchDevices
+	if size <= 0 {
+		size = DefaultBatchDevices
+	}
+	var tasks []Task
+	for b := 0; b*size < len(ids); b++ {
+		part := ids[b*size : min(len(ids), (b+1)*size)]
+		tasks = append(tasks, Task{Kind: KindBatch, Job: t.Job, Devices: part, Batch: b, First: b * size})
+	}
+	if err := r.Jobs.recordDevices(ctx, t.Job, len(ids), len(tasks)); err != nil {
+		return influxErr(err)
+	}
+	if err := r.Queue.Send(ctx, tasks); err != nil {
+		return err
+	}
+	api.Logger(ctx).InfoContext(ctx, "job planned", slog.String("jobId", t.Job.ID), slog.Int("devices", len(ids)),
+		slog.Int("batches", len(tasks)))
+	return nil
+}
+
+// batch plans its devices with one query and fans the chunks out.
+func (r *Runner) batch(ctx context.Context, t Task) error {
+	now := r.now()
+	var plans []DevicePlan
+	if now.Before(t.Job.Deadline) {
+		var err error
+		plans, err = r.Planner.PlanDevices(ctx, t.Devices, Window{From: t.Job.From, To: t.Job.To}, r.ChunkMinutes)
+		if err != nil {
+			return influxErr(err)
+		}
+	}
+	var tasks []Task
+	var points int64
+	complete := 0
+	for i, p := range plans {
+		if len(p.Windows) == 0 {
+			complete++
+		}
+		points += p.Missing
+		for c, w := range p.Windows {
+			tasks = append(tasks, Task{Kind: KindChunk, Job: t.Job, DeviceID: p.DeviceID, Window: w,
+				Seq: int64(t.First+i)*seqPerDevice + int64(c), Of: len(p.Windows)})
+		}
+	}
+	if err := r.Queue.Send(ctx, tasks); err != nil {
+		return err
+	}
+	if err := r.Jobs.recordBatch(ctx, t.Job, t.Batch, len(t.Devices), complete, len(tasks), points, r.now()); err != nil {
+		return influxErr(err)
+	}
+	return nil
+}
+
+// chunk writes the gaps of one device's chunk window, or records the chunk as failed when the job's deadline has
+// passed (what is still missing stays missing: asking again plans it).
+func (r *Runner) chunk(ctx context.Context, t Task) error {
+	if !r.now().Before(t.Job.Deadline) {
+		api.Logger(ctx).WarnContext(ctx, "chunk past its job's deadline: recorded as failed", slog.String("jobId", t.Job.ID),
+			slog.String("deviceId", t.DeviceID))
+		return influxErr(r.Jobs.recordChunk(ctx, t, 0, true, r.now()))
+	}
+	chunks, _, err := r.Planner.Chunks(ctx, t.DeviceID, t.window(), r.ChunkMinutes)
+	if err != nil {
+		return influxErr(err)
+	}
+	var points int64
+	for _, c := range chunks {
+		if err := r.Worker.Handle(ctx, c); err != nil {
+			if api.IsCode(err, api.Invalid) {
+				// cannot succeed on a retry
+				return errors.Join(err, r.Jobs.recordChunk(ctx, t, points, true, r.now()))
+			}
+			return err
+		}
+		points += c.Minutes()
+	}
+	return influxErr(r.Jobs.recordChunk(ctx, t, points, false, r.now()))
+}

@@ -1,0 +1,101 @@
+package backfill
+
+import (
+	"time"
+
+	"github.com/iot-center/iot-center-serverless/shared/api"
+)
+
+// Task kinds, in the order a job runs them: one plan task reads the device list and fans out batch tasks; each
+// batch task plans a few devices with one grouped query and fans out chunk tasks; each chunk task finds its exact
+// gaps and writes them. No invocation's work grows with the fleet beyond reading its id list once.
+const (
+	KindPlan  = "plan"
+	KindBatch = "batch"
+	KindChunk = "chunk"
+)
+
+// JobRef is what every task of a job carries about it.
+type JobRef struct {
+	ID       string    `json:"id"`
+	Created  time.Time `json:"created"`
+	From     time.Time `json:"from"`
+	To       time.Time `json:"to"`
+	Deadline time.Time `json:"deadline"`
+}
+
+func (j Job) ref() JobRef {
+	return JobRef{ID: j.ID, Created: j.CreatedAt, From: j.From, To: j.To, Deadline: j.Deadline}
+}
+
+// Task is one SQS message body.
+type Task struct {
+	Kind string `json:"kind"`
+	Job  JobRef `json:"job"`
+	// plan: every registered device (All) or the listed ones; batch: the batch's devices.
+	All     bool     `json:"all,omitempty"`
+	Devices []string `json:"devices,omitempty"`
+	Batch   int      `json:"batch,omitempty"`
+	// First is the job-wide index of the batch's first device (chunk record times derive from it).
+	First int `json:"first,omitempty"`
+	// chunk: the device, the window (Unix minutes, inside the job's window), its number among the job's records
+	// and how many chunks the device has.
+	DeviceID string `json:"deviceId,omitempty"`
+	Window   Range  `json:"window,omitempty"`
+	Seq      int64  `json:"seq,omitempty"`
+	Of       int    `json:"of,omitempty"`
+}
+
+// Limits on tasks received from the queue.
+const (
+	// MaxBatchDevices caps the devices of a batch task (and of an explicit plan list in a message).
+	MaxBatchDevices = 1000
+	// seqPerDevice spaces chunk numbers: a device never has more chunks than a 30-day window has minutes.
+	seqPerDevice = MaxChunkMinutes + 1
+)
+
+// Validate checks a task received from the network (an SQS message body).
+func (t Task) Validate() error {
+	if err := CheckJobID(t.Job.ID); err != nil {
+		return err
+	}
+	created, _ := jobCreated(t.Job.ID)
+	j := t.Job
+	if !created.Equal(j.Created) || !j.From.Before(j.To) || (Window{j.From, j.To}).Minutes() > MaxChunkMinutes ||
+		j.Deadline.Before(j.Created) {
+		return api.InvalidParam("job", "task carries an inconsistent job")
+	}
+	switch t.Kind {
+	case KindPlan, KindBatch:
+		if len(t.Devices) > MaxBatchDevices || (t.Kind == KindBatch && len(t.Devices) == 0) || (t.All && len(t.Devices) > 0) {
+			return api.InvalidParam("devices", "task has a bad device list")
+		}
+		for _, id := range t.Devices {
+			if err := api.CheckDeviceID(id); err != nil {
+				return err
+			}
+		}
+		if t.Batch < 0 || t.First < 0 || t.First > 1<<31 {
+			return api.InvalidParam("batch", "bad batch number")
+		}
+	case KindChunk:
+		if err := api.CheckDeviceID(t.DeviceID); err != nil {
+			return err
+		}
+		from, to := j.From.Unix()/60, j.To.Unix()/60
+		if t.Window[0] < from || t.Window[1] > to || t.Window[1] <= t.Window[0] {
+			return api.InvalidParam("window", "chunk window outside its job's window")
+		}
+		if t.Of < 1 || t.Of > seqPerDevice || t.Seq < 0 || t.Seq > int64(1<<31)*seqPerDevice {
+			return api.InvalidParam("seq", "bad chunk numbering")
+		}
+	default:
+		return api.InvalidParam("kind", "unknown task kind")
+	}
+	return nil
+}
+
+// window is the chunk's window as times.
+func (t Task) window() Window {
+	return Window{From: time.Unix(t.Window[0]*60, 0).UTC(), To: time.Unix(t.Window[1]*60, 0).UTC()}
+}

@@ -1,0 +1,181 @@
+package fleet
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/iot-center/iot-center-serverless/shared/api"
+	"github.com/iot-center/iot-center-serverless/shared/metrics"
+	"github.com/iot-center/iot-center-serverless/shared/registry"
+)
+
+// MaxLimit caps one page of GET /api/devices.
+const MaxLimit = 1000
+
+// Device is one entry of GET /api/devices: the registry record (never a token) and its health.
+type Device struct {
+	DeviceID        string     `json:"deviceId"`
+	CreatedAt       string     `json:"createdAt"`
+	UpdatedAt       string     `json:"updatedAt"`
+	AuthorizationID string     `json:"authorizationId"`
+	LastSeen        *time.Time `json:"lastSeen"` // null: no point within Lookback
+	Status          string     `json:"status"`
+}
+
+// Service serves the device list and the scheduled health metric.
+type Service struct {
+	Registry Lister
+	Health   *Health
+	// Metrics receives the CloudWatch EMF line of the scheduled check (metrics.Stdout in the function).
+	Metrics io.Writer
+	Now     func() time.Time
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+// Devices lists every registered device with its health: two queries (the registry's list and one grouped
+// last-point query, run at the same time), whatever the fleet size.
+func (s *Service) Devices(ctx context.Context) ([]Device, error) {
+	now := s.now()
+	type seenResult struct {
+		m   map[string]time.Time
+		err error
+	}
+	ch := make(chan seenResult, 1)
+	go func() {
+		m, err := s.Health.LastSeen(ctx, now)
+		ch <- seenResult{m, err}
+	}()
+	devs, err := s.Registry.List(ctx)
+	seen := <-ch
+	if err != nil {
+		return nil, err
+	}
+	if seen.err != nil {
+		return nil, api.Wrap(api.Unavailable, seen.err, "reading the devices' last points")
+	}
+	sort.Slice(devs, func(i, j int) bool { return devs[i].ID < devs[j].ID })
+	out := make([]Device, len(devs))
+	for i, d := range devs {
+		out[i] = device(d, seen.m[d.ID], s.Health.Status(seen.m[d.ID], now))
+	}
+	return out, nil
+}
+
+func device(d registry.Device, seen time.Time, status string) Device {
+	out := Device{DeviceID: d.ID, CreatedAt: rfc3339(d.CreatedAt), UpdatedAt: rfc3339(d.UpdatedAt),
+		AuthorizationID: d.AuthorizationID, Status: status}
+	if !seen.IsZero() {
+		t := seen.UTC()
+		out.LastSeen = &t
+	}
+	return out
+}
+
+func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+// List is GET /api/devices[?limit=N&after=ID]: the devices sorted by id, with lastSeen and status. Without limit
+// it answers every device (as before paging existed); with it, at most limit devices after the id `after`, and a
+// Link header (rel="next") to the next page while there is one. The body stays an array.
+func (s *Service) List(w http.ResponseWriter, r *http.Request) {
+	limit, after, err := pageParams(r)
+	if err != nil {
+		api.WriteError(w, r, err)
+		return
+	}
+	devs, err := s.Devices(r.Context())
+	if err != nil {
+		api.WriteError(w, r, err)
+		return
+	}
+	if after != "" {
+		i := sort.Search(len(devs), func(i int) bool { return devs[i].DeviceID > after })
+		devs = devs[i:]
+	}
+	if limit > 0 && len(devs) > limit {
+		devs = devs[:limit]
+		next := url.Values{"limit": {strconv.Itoa(limit)}, "after": {devs[len(devs)-1].DeviceID}}
+		w.Header().Set("Link", "</api/devices?"+next.Encode()+`>; rel="next"`)
+	}
+	api.WriteJSON(w, http.StatusOK, devs)
+}
+
+// pageParams reads limit (1..MaxLimit) and after (a device id); other parameters (but the authorizer's key) and
+// repeated ones are refused.
+func pageParams(r *http.Request) (int, string, error) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return 0, "", api.InvalidParam("query", "the query string is malformed")
+	}
+	for k, vs := range q {
+		if k != "limit" && k != "after" && k != "key" {
+			if len(k) > 32 || !api.ValidDeviceID(k) {
+				return 0, "", api.InvalidParam("query", "unknown query parameter")
+			}
+			return 0, "", api.InvalidParam(k, "unknown query parameter %s", k)
+		}
+		if len(vs) != 1 {
+			return 0, "", api.InvalidParam(k, "%s must be given once", k)
+		}
+	}
+	limit := 0
+	if v, ok := q["limit"]; ok {
+		n, err := strconv.Atoi(v[0])
+		if err != nil || n < 1 || n > MaxLimit {
+			return 0, "", api.InvalidParam("limit", "limit must be an integer in [1, %d]", MaxLimit)
+		}
+		limit = n
+	}
+	after := q.Get("after")
+	if _, ok := q["after"]; ok {
+		if err := api.CheckDeviceID(after); err != nil {
+			return 0, "", api.InvalidParam("after", "after must be a device id")
+		}
+	}
+	return limit, after, nil
+}
+
+// Counts is the fleet's health in numbers.
+type Counts struct {
+	Registered, Online, Late, Silent int
+}
+
+// Check counts the devices by status and emits them as CloudWatch EMF metrics (SilentDevices is the one the
+// alarm watches). The scheduled function runs it.
+func (s *Service) Check(ctx context.Context) (Counts, error) {
+	devs, err := s.Devices(ctx)
+	if err != nil {
+		return Counts{}, err
+	}
+	c := Counts{Registered: len(devs)}
+	for _, d := range devs {
+		switch d.Status {
+		case Online:
+			c.Online++
+		case Late:
+			c.Late++
+		default:
+			c.Silent++
+		}
+	}
+	if s.Metrics != nil {
+		metrics.EmitAll(ctx, s.Metrics, nil,
+			metrics.Metric{Name: "SilentDevices", Value: float64(c.Silent), Unit: metrics.Count},
+			metrics.Metric{Name: "LateDevices", Value: float64(c.Late), Unit: metrics.Count},
+			metrics.Metric{Name: "OnlineDevices", Value: float64(c.Online), Unit: metrics.Count},
+			metrics.Metric{Name: "RegisteredDevices", Value: float64(c.Registered), Unit: metrics.Count})
+	}
+	api.Logger(ctx).InfoContext(ctx, "fleet health", "registered", c.Registered, "online", c.Online, "late", c.Late,
+		"silent", c.Silent)
+	return c, nil
+}
