@@ -134,7 +134,8 @@ func TestPairs(t *testing.T) {
 
 // BenchmarkColdStart reports, per function, the cold start under the emulator (emulator process start to the
 // first response, host build) and the init share of it (cold minus a warm invocation), plus the size of the arm64
-// bootstrap built with the exact Makefile target. Goals: init <= 30 ms, bootstrap <= 15 MB.
+// bootstrap built with the exact Makefile target. The goals (initGoalMs, bootstrapGoalMB) are reported beside the
+// figures; a bootstrap over the goal fails (its size does not vary between runs, the init time does).
 func BenchmarkColdStart(b *testing.B) {
 	tpl := loadTemplate(b)
 	root := testfn.Root()
@@ -199,9 +200,20 @@ func BenchmarkColdStart(b *testing.B) {
 			b.ReportMetric(median(colds), "ms/cold_start_median")
 			b.ReportMetric(median(inits), "ms/init_median")
 			b.ReportMetric(float64(st.Size())/(1<<20), "MB/bootstrap_arm64")
+			b.ReportMetric(initGoalMs, "ms/init_goal")
+			b.ReportMetric(bootstrapGoalMB, "MB/bootstrap_goal")
+			if st.Size() > bootstrapGoalMB<<20 {
+				b.Errorf("arm64 bootstrap is %.1f MB, over the %d MB goal", float64(st.Size())/(1<<20), bootstrapGoalMB)
+			}
 		})
 	}
 }
+
+// Cold-start goals: init share of the first invocation, and the arm64 bootstrap's size.
+const (
+	initGoalMs      = 30
+	bootstrapGoalMB = 15
+)
 
 // coldStart starts a fresh emulator process and returns the first invocation's time (process start to response)
 // and a second, warm one's.

@@ -233,8 +233,8 @@ func vmHWM() int64 {
 	return -1
 }
 
-// BenchmarkWorkerPeakRSS reports the peak RSS of a process that runs the worker on a 1-day chunk (goal <= 40 MB)
-// and on a 7-day chunk (memory does not grow with the chunk).
+// BenchmarkWorkerPeakRSS reports the peak RSS of a process that runs the worker on a 1-day chunk and on a 7-day
+// chunk (memory does not grow with the chunk), beside the goal (workerRSSGoalMB); over the function's memory fails.
 func BenchmarkWorkerPeakRSS(b *testing.B) {
 	srv := influxtest.Shared(b)
 	bucket := srv.NewBucket(b, "rss")
@@ -267,4 +267,14 @@ func BenchmarkWorkerPeakRSS(b *testing.B) {
 	b.ReportMetric(day, "MB_peak_rss_1day_chunk")
 	b.ReportMetric(week, "MB_peak_rss_7day_chunk")
 	b.ReportMetric(base, "MB_rss_before_work")
+	b.ReportMetric(workerRSSGoalMB, "MB_peak_rss_goal")
+	if week >= workerMemoryMB || day >= workerMemoryMB {
+		b.Errorf("peak RSS %.1f / %.1f MB reaches the worker's %d MB", day, week, workerMemoryMB)
+	}
 }
+
+// workerRSSGoalMB is the peak RSS the worker aims at; workerMemoryMB is its MemorySize in template.yaml.
+const (
+	workerRSSGoalMB = 40
+	workerMemoryMB  = 256
+)

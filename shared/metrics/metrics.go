@@ -59,9 +59,14 @@ var nameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.-]{0,254}$`)
 // lineMu serialises writes, so lines of concurrent emitters never interleave.
 var lineMu sync.Mutex
 
-// Namespace is the CloudWatch namespace of every metric: METRICS_NAMESPACE or DefaultNamespace.
-func Namespace() string {
-	if ns := os.Getenv("METRICS_NAMESPACE"); ns != "" {
+// Namespace is the CloudWatch namespace of every metric: METRICS_NAMESPACE or DefaultNamespace, read once per
+// process (a cold start), like the rest of the configuration.
+func Namespace() string { return namespace() }
+
+var namespace = sync.OnceValue(func() string { return namespaceFrom(os.Getenv) })
+
+func namespaceFrom(getenv func(string) string) string {
+	if ns := getenv("METRICS_NAMESPACE"); ns != "" {
 		return ns
 	}
 	return DefaultNamespace

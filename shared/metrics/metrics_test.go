@@ -62,7 +62,6 @@ func parseLines(t *testing.T, out string) []map[string]any {
 }
 
 func TestEmitWritesEMF(t *testing.T) {
-	t.Setenv("METRICS_NAMESPACE", "IoTCenterTest")
 	var buf bytes.Buffer
 	ctx := context.Background()
 	before := time.Now().UnixMilli()
@@ -77,8 +76,8 @@ func TestEmitWritesEMF(t *testing.T) {
 	first := lines[0]
 	aws := first["_aws"].(map[string]any)
 	cw := aws["CloudWatchMetrics"].([]any)[0].(map[string]any)
-	if got := cw["Namespace"]; got != "IoTCenterTest" {
-		t.Errorf("namespace: got %v, want IoTCenterTest", got)
+	if got := cw["Namespace"]; got != Namespace() {
+		t.Errorf("namespace: got %v, want %q", got, Namespace())
 	}
 	if ts := int64(aws["Timestamp"].(float64)); ts < before || ts > time.Now().UnixMilli() {
 		t.Errorf("timestamp %d not within the call", ts)
@@ -94,10 +93,20 @@ func TestEmitWritesEMF(t *testing.T) {
 	}
 }
 
-func TestNamespaceDefault(t *testing.T) {
-	t.Setenv("METRICS_NAMESPACE", "")
-	if got := Namespace(); got != DefaultNamespace {
-		t.Errorf("got %q, want %q", got, DefaultNamespace)
+func TestNamespaceFrom(t *testing.T) {
+	for env, want := range map[string]string{"": "IoTCenter", "Other": "Other"} {
+		if got := namespaceFrom(func(string) string { return env }); got != want {
+			t.Errorf("METRICS_NAMESPACE=%q: got %q, want %q", env, got, want)
+		}
+	}
+}
+
+// TestNamespaceReadOnce: the namespace is read once per process; a later change of the environment changes nothing.
+func TestNamespaceReadOnce(t *testing.T) {
+	first := Namespace()
+	t.Setenv("METRICS_NAMESPACE", first+"Changed")
+	if got := Namespace(); got != first {
+		t.Errorf("after changing METRICS_NAMESPACE: got %q, want %q (read once)", got, first)
 	}
 }
 

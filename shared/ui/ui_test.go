@@ -3,18 +3,23 @@ package ui_test
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"encoding/json"
 	"io"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"testing/fstest"
+	"time"
 
+	"github.com/iot-center/iot-center-serverless/internal/testenv"
 	"github.com/iot-center/iot-center-serverless/shared/ui"
 )
 
@@ -280,13 +285,34 @@ func TestTooLargeFileRefused(t *testing.T) {
 	}
 }
 
-// TestBuiltDist checks the real build, when `make ui` has run: index.html references hashed assets that exist.
-func TestBuiltDist(t *testing.T) {
-	dir := "../../functions/ui/dist"
-	if _, err := os.Stat(dir + "/index.html"); err != nil {
-		t.Skip("front end not built (make ui)")
+// builtDist returns functions/ui/dist, running `make ui` first when the front end has not been built (the build
+// script swaps the new files in with renames, so a concurrent go build embedding dist never sees half of it).
+func builtDist(t testing.TB) string {
+	t.Helper()
+	root, err := testenv.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
 	}
-	fsys := os.DirFS(dir)
+	dir := filepath.Join(root, "functions/ui/dist")
+	if _, err := os.Stat(filepath.Join(dir, "index.html")); err == nil {
+		return dir
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "make", "--no-print-directory", "ui")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building the front end (make ui): %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "index.html")); err != nil {
+		t.Fatalf("make ui left no index.html: %v", err)
+	}
+	return dir
+}
+
+// TestBuiltDist checks the real build (made here when missing): index.html references hashed assets that exist.
+func TestBuiltDist(t *testing.T) {
+	fsys := os.DirFS(builtDist(t))
 	h, err := ui.New(fsys)
 	if err != nil {
 		t.Fatalf("ui.New(dist): %v", err)
@@ -326,23 +352,18 @@ func assertJSONError(t *testing.T, rec *httptest.ResponseRecorder) string {
 
 // BenchmarkServeAsset measures serving the largest asset (gzip) and reports the bytes a browser downloads.
 func BenchmarkServeAsset(b *testing.B) {
-	var fsys fstest.MapFS
-	if _, err := os.Stat("../../functions/ui/dist/index.html"); err == nil {
-		fsys = fstest.MapFS{}
-		dir := os.DirFS("../../functions/ui/dist")
-		entries, err := fs.ReadDir(dir, "assets")
+	fsys := fstest.MapFS{}
+	dir := os.DirFS(builtDist(b))
+	entries, err := fs.ReadDir(dir, "assets")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, e := range entries {
+		data, err := fs.ReadFile(dir, "assets/"+e.Name())
 		if err != nil {
 			b.Fatal(err)
 		}
-		for _, e := range entries {
-			data, err := fs.ReadFile(dir, "assets/"+e.Name())
-			if err != nil {
-				b.Fatal(err)
-			}
-			fsys["assets/"+e.Name()] = &fstest.MapFile{Data: data}
-		}
-	} else {
-		fsys = testFS()
+		fsys["assets/"+e.Name()] = &fstest.MapFile{Data: data}
 	}
 	h, err := ui.New(fsys)
 	if err != nil {
