@@ -15,12 +15,14 @@ type Sort = "id" | "seen-old" | "seen-new";
 // The list and the view survive page changes: a failed refresh keeps the last list, and coming back keeps the place.
 let list: Device[] | null = null;
 let listError = "";
+let loadedAt = 0;
 const view = { q: "", filter: "all" as Filter, sort: "id" as Sort, page: 0, days: 7 };
 
 export async function loadDevices(): Promise<Device[]> {
   try {
     list = await listDevices();
     listError = "";
+    loadedAt = Date.now();
   } catch (e) {
     listError = (e as Error).message;
     if (list === null) throw e;
@@ -28,8 +30,9 @@ export async function loadDevices(): Promise<Device[]> {
   return list;
 }
 
-export function cachedDevices(): Device[] | null {
-  return list;
+// cachedDevices is the list as last loaded, and whether it is older than maxAgeMs.
+export function cachedDevices(maxAgeMs = 30_000): { devices: Device[] | null; stale: boolean } {
+  return { devices: list, stale: Date.now() - loadedAt > maxAgeMs };
 }
 
 const STATUS_TEXT: Record<Status, string> = { online: "Online", late: "Late", silent: "Silent" };

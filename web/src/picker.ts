@@ -97,11 +97,12 @@ export function devicePicker(current: string, choose: (id: string) => void): HTM
   const fill = (list: { deviceId: string }[]) => {
     ids = list.map((d) => d.deviceId).sort(naturalCompare);
     // The bare Dashboard link opens the first device.
-    if (!current && ids.length > 0) location.replace(`#/dashboard/${encodeURIComponent(ids[0])}`);
+    if (!current && ids.length > 0 && input.isConnected) location.replace(`#/dashboard/${encodeURIComponent(ids[0])}`);
   };
+  // The list as last loaded at once; read again in the background when it is old (a device registered meanwhile).
   const cached = cachedDevices();
-  if (cached) fill(cached);
-  else void loadDevices().then(fill, () => {});
+  if (cached.devices) fill(cached.devices);
+  if (!cached.devices || cached.stale) void loadDevices().then(fill, () => {});
 
   return h("div", { class: "combo" }, h("label", { for: "device-picker" }, "Device"), h("div", { class: "combo-box" }, input, list, more));
 }
