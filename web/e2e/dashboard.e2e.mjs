@@ -453,7 +453,9 @@ async function main() {
 
     await step("dashboard: the combobox opens a device on choice, not on each key", async () => {
       await page.click("#nav-dashboard");
-      await page.waitForSelector("main[data-page=dashboard][data-ready]");
+      // The bare Dashboard link opens the first device.
+      await page.waitForFunction(() => /^#\/dashboard\/[^?]+/.test(location.hash));
+      await page.waitForSelector("main[data-page=dashboard][data-ready]:not([data-ready=empty])");
       const measured = [];
       const onReq = (r) => /\/measurements/.test(r.url()) && measured.push(r.url());
       page.on("request", onReq);

@@ -101,7 +101,8 @@ export function devicePicker(current: string, choose: (id: string) => void): HTM
   };
   // The list as last loaded at once; read again in the background when it is old (a device registered meanwhile).
   const cached = cachedDevices();
-  if (cached.devices) fill(cached.devices);
+  const now = cached.devices;
+  if (now) queueMicrotask(() => fill(now)); // once the picker is in the page
   if (!cached.devices || cached.stale) void loadDevices().then(fill, () => {});
 
   return h("div", { class: "combo" }, h("label", { for: "device-picker" }, "Device"), h("div", { class: "combo-box" }, input, list, more));
