@@ -125,18 +125,12 @@ func writeConfig(w http.ResponseWriter, status int, c EnvConfig, text bool) {
 
 // Env is GET /api/env/{deviceId}: the device's configuration, registering it unless ?register=false.
 func (h *Handlers) Env(w http.ResponseWriter, r *http.Request) {
-	id, q, err := h.input(r, "register", "accept")
+	r, id, q, text, err := h.configInput(r, "register")
 	if err != nil {
 		api.WriteError(w, r, err)
 		return
 	}
-	r = api.WithDevice(r, id)
 	register, err := boolParam(q, "register", true)
-	if err != nil {
-		api.WriteError(w, r, err)
-		return
-	}
-	text, err := wantsText(r, q)
 	if err != nil {
 		api.WriteError(w, r, err)
 		return
@@ -157,13 +151,7 @@ func (h *Handlers) Env(w http.ResponseWriter, r *http.Request) {
 
 // Register is POST /api/devices/{deviceId}: 201 + configuration when new, 200 when it already exists.
 func (h *Handlers) Register(w http.ResponseWriter, r *http.Request) {
-	id, q, err := h.input(r, "accept")
-	if err != nil {
-		api.WriteError(w, r, err)
-		return
-	}
-	r = api.WithDevice(r, id)
-	text, err := wantsText(r, q)
+	r, id, _, text, err := h.configInput(r)
 	if err != nil {
 		api.WriteError(w, r, err)
 		return
@@ -183,13 +171,7 @@ func (h *Handlers) Register(w http.ResponseWriter, r *http.Request) {
 
 // Rotate is POST /api/devices/{deviceId}/rotate: a new token; the old one stops working.
 func (h *Handlers) Rotate(w http.ResponseWriter, r *http.Request) {
-	id, q, err := h.input(r, "accept")
-	if err != nil {
-		api.WriteError(w, r, err)
-		return
-	}
-	r = api.WithDevice(r, id)
-	text, err := wantsText(r, q)
+	r, id, _, text, err := h.configInput(r)
 	if err != nil {
 		api.WriteError(w, r, err)
 		return
@@ -265,6 +247,18 @@ func (h *Handlers) input(r *http.Request, allowed ...string) (string, url.Values
 		return "", nil, err
 	}
 	return id, q, nil
+}
+
+// configInput reads what every route answering a device configuration takes: the device id (into the request's
+// log context), the query (accept plus allowed), and whether the answer is text.
+func (h *Handlers) configInput(r *http.Request, allowed ...string) (*http.Request, string, url.Values, bool, error) {
+	id, q, err := h.input(r, append(allowed, "accept")...)
+	if err != nil {
+		return r, "", nil, false, err
+	}
+	r = api.WithDevice(r, id)
+	text, err := wantsText(r, q)
+	return r, id, q, text, err
 }
 
 // keyParam is the authorizer's alternative to the Authorization header (shared/authz); handlers ignore its value.
