@@ -8,11 +8,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -314,7 +315,7 @@ func runSetup(ctx context.Context, db *influxInstance, tpl *samtpl.Template, get
 	if err != nil {
 		return fmt.Errorf("preparing InfluxDB (buckets, task, dashboard): %w", err)
 	}
-	log.Info("influxdb ready", "buckets", strings.Join(sortedKeys(res.BucketIDs), ","), "created", strings.Join(res.Created, ","))
+	log.Info("influxdb ready", "buckets", strings.Join(slices.Sorted(maps.Keys(res.BucketIDs)), ","), "created", strings.Join(res.Created, ","))
 	return nil
 }
 
@@ -336,13 +337,4 @@ func firstNonEmpty(vs ...string) string {
 		}
 	}
 	return ""
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -3,7 +3,9 @@ package app
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -80,7 +82,7 @@ func FunctionEnv(f *samtpl.Function, envJSON map[string]string, db *influxInstan
 		env["INFLUX_URL"], env["INFLUX_ORG"] = db.URL, db.Org
 	}
 	out := make([]string, 0, len(env))
-	for _, k := range sortedKeys(env) {
+	for _, k := range slices.Sorted(maps.Keys(env)) {
 		out = append(out, k+"="+env[k])
 	}
 	return out

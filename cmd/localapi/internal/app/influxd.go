@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/iot-center/iot-center-serverless/internal/testenv"
@@ -99,7 +101,7 @@ func readEnvFile(path string) (map[string]string, error) {
 func writeEnvFile(path string, kv map[string]string) error {
 	var b strings.Builder
 	b.WriteString("# written by cmd/localapi; secrets: keep private\n")
-	for _, k := range sortedKeys(kv) {
+	for _, k := range slices.Sorted(maps.Keys(kv)) {
 		b.WriteString(k + "=" + kv[k] + "\n")
 	}
 	tmp := path + ".tmp"

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+
+	"github.com/iot-center/iot-center-serverless/internal/testenv"
 )
 
 // Runner holds one pool per function.
@@ -117,7 +119,7 @@ func buildOne(ctx context.Context, root, outDir, goarch, id string) BuildResult 
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err = cmd.Run()
-	r := BuildResult{Output: tail(out.String(), 4000)}
+	r := BuildResult{Output: testenv.Tail(out.String(), 4000)}
 	if err != nil {
 		r.Err = fmt.Errorf("make build-%s: %v", id, err)
 		return r
@@ -128,13 +130,6 @@ func buildOne(ctx context.Context, root, outDir, goarch, id string) BuildResult 
 	}
 	r.Bootstrap = boot
 	return r
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
 }
 
 // PrefixWriter writes each complete line to w as "[name] line"; writers sharing mu never interleave lines.

@@ -2,7 +2,9 @@ package samtpl
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -70,7 +72,7 @@ func addEventSources(t *Template, resources map[string]rawResource) error {
 		return fmt.Errorf("template: %w", err)
 	}
 	t.Queues = map[string]*Queue{}
-	for _, id := range sortedKeys(raw.Resources) {
+	for _, id := range slices.Sorted(maps.Keys(raw.Resources)) {
 		res := raw.Resources[id]
 		if res.Type != "AWS::SQS::Queue" {
 			continue
@@ -86,13 +88,13 @@ func addEventSources(t *Template, resources map[string]rawResource) error {
 		}
 		t.Queues[id] = q
 	}
-	for _, id := range sortedKeys(raw.Resources) {
+	for _, id := range slices.Sorted(maps.Keys(raw.Resources)) {
 		f, ok := t.Functions[id]
 		if !ok {
 			continue
 		}
 		events := raw.Resources[id].Properties.Events
-		for _, name := range sortedKeys(events) {
+		for _, name := range slices.Sorted(maps.Keys(events)) {
 			e := events[name]
 			enabled := e.Properties.Enabled == nil || *e.Properties.Enabled
 			switch e.Type {

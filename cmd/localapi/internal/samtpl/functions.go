@@ -2,6 +2,8 @@ package samtpl
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -54,7 +56,7 @@ func parseFunction(id string, props map[string]any, apis map[string]httpAPIProps
 		f.Async.OnFailure, _ = scalar(c.DestinationConfig.OnFailure.Destination)
 	}
 	var routes []Route
-	for _, ev := range sortedKeys(p.Events) {
+	for _, ev := range slices.Sorted(maps.Keys(p.Events)) {
 		e := p.Events[ev]
 		if e.Type != "HttpApi" {
 			continue
@@ -120,7 +122,7 @@ func parseRoute(id, ev string, e rawEvent, apis map[string]httpAPIProps) (Route,
 func (t *Template) linkInvokers(resources map[string]rawResource, ids []string) {
 	for _, r := range t.Routes {
 		if r.Authorizer != nil {
-			if f, ok := t.Functions[r.Authorizer.Function]; ok && !contains(f.InvokedBy, "authorizer") {
+			if f, ok := t.Functions[r.Authorizer.Function]; ok && !slices.Contains(f.InvokedBy, "authorizer") {
 				f.InvokedBy = append(f.InvokedBy, "authorizer")
 			}
 		}
@@ -135,7 +137,7 @@ func (t *Template) linkInvokers(resources map[string]rawResource, ids []string) 
 			}
 		case res.Type == "AWS::Serverless::Function":
 			caller := t.Functions[id]
-			for _, k := range sortedKeys(caller.Env) {
+			for _, k := range slices.Sorted(maps.Keys(caller.Env)) {
 				if f, ok := t.Functions[FunctionName(caller.Env[k])]; ok && f.LogicalID != id {
 					f.InvokedBy = append(f.InvokedBy, "env:"+id+"."+k)
 				}

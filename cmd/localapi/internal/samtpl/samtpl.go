@@ -5,7 +5,9 @@ package samtpl
 
 import (
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -115,7 +117,7 @@ func Parse(data []byte, overrides map[string]string) (*Template, error) {
 			}
 		}
 	}
-	ids := sortedKeys(raw.Resources)
+	ids := slices.Sorted(maps.Keys(raw.Resources))
 	apis, err := httpAPIs(raw.Resources, ids)
 	if err != nil {
 		return nil, err
@@ -147,4 +149,4 @@ func Parse(data []byte, overrides map[string]string) (*Template, error) {
 }
 
 // IDs returns the function logical ids, sorted.
-func (t *Template) IDs() []string { return sortedKeys(t.Functions) }
+func (t *Template) IDs() []string { return slices.Sorted(maps.Keys(t.Functions)) }
