@@ -28,30 +28,11 @@ import (
 	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/lambdarun"
 	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/samtpl"
 	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/testfn"
-	"github.com/iot-center/iot-center-serverless/internal/testenv"
 )
 
 var echoBin, rieBin string
 
-func TestMain(m *testing.M) { os.Exit(run(m)) }
-
-func run(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "gateway-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	if echoBin, err = testfn.BuildEcho(dir); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	if rieBin, err = testenv.RIE(testfn.Root(), os.Getenv); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return m.Run()
-}
+func TestMain(m *testing.M) { os.Exit(testfn.Main(m, &echoBin, &rieBin)) }
 
 // testTemplate exercises what the local API reads: an HTTP API with a default Lambda authorizer, public routes,
 // a greedy path, an async target with EventInvokeConfig, and a function whose build "failed".

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 
 	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/testfn"
-	"github.com/iot-center/iot-center-serverless/internal/testenv"
 	"strings"
 	"sync"
 	"syscall"
@@ -25,26 +24,8 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
 	root = testfn.Root()
-	dir, err := os.MkdirTemp("", "lambdarun-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	if echoBin, err = testfn.BuildEcho(dir); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	if rieBin, err = testenv.RIE(root, os.Getenv); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return m.Run()
+	os.Exit(testfn.Main(m, &echoBin, &rieBin))
 }
 
 func echoSpec(t *testing.T, name string, size int) Spec {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"testing"
 
 	"github.com/iot-center/iot-center-serverless/internal/testenv"
 )
@@ -29,4 +30,24 @@ func BuildEcho(dir string) (string, error) {
 		return "", fmt.Errorf("building the echo function: %v\n%s", err, b)
 	}
 	return out, nil
+}
+
+// Main builds the echo function into a temporary folder and finds the emulator, setting *echo and *rie, then runs
+// the tests (use it from TestMain: os.Exit(testfn.Main(m, &echoBin, &rieBin))).
+func Main(m *testing.M, echo, rie *string) int {
+	dir, err := os.MkdirTemp("", "localapi-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if *echo, err = BuildEcho(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if *rie, err = testenv.RIE(Root(), os.Getenv); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
 }
