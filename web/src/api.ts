@@ -69,8 +69,6 @@ export async function checkKey(key: string): Promise<"ok" | "refused" | string> 
     return "ok";
   } catch (e) {
     if (e instanceof ApiError && (e.status === 401 || e.status === 403)) return "refused";
-    // An API without paging answers 400 to limit: the key got past the authorizer, so it is accepted.
-    if (e instanceof ApiError && e.status === 400) return "ok";
     return (e as Error).message;
   }
 }
@@ -99,19 +97,12 @@ export function nextLink(link: string | null): string | null {
   return null;
 }
 
-// listDevices reads the whole registry page by page (the API's Link: rel="next"); an API without paging answers the
-// first request with 400, and the list is then read in one call.
+// listDevices reads the whole registry page by page (the API's Link: rel="next").
 export async function listDevices(): Promise<Device[]> {
   const out: Device[] = [];
   let path: string | null = `/api/devices?limit=${PAGE}`;
   for (let i = 0; path && i < MAX_PAGES; i++) {
-    let res: Answer<Device[]>;
-    try {
-      res = await call<Device[]>("GET", path);
-    } catch (e) {
-      if (i === 0 && e instanceof ApiError && e.status === 400) return (await call<Device[]>("GET", "/api/devices")).data ?? [];
-      throw e;
-    }
+    const res: Answer<Device[]> = await call<Device[]>("GET", path);
     out.push(...(res.data ?? []));
     path = nextLink(res.headers.get("Link"));
   }
@@ -135,16 +126,7 @@ export interface DeviceConfig {
   write_endpoint?: string;
 }
 
-// Plan is the older synchronous answer of the write-missing routes; Job is the job route's.
-export interface Plan {
-  deviceId?: string;
-  from: string;
-  to: string;
-  missing: number;
-  chunks: number;
-  devices?: { deviceId: string; missing: number; chunks: number }[];
-}
-
+// Job is the answer of the write-missing routes and of the job route.
 export interface Job {
   jobId: string;
   state: "planning" | "running" | "done" | "failed";
@@ -161,15 +143,6 @@ export interface Job {
   updatedAt?: string;
   deadline?: string;
   error?: string;
-}
-
-export interface Coverage {
-  from: string;
-  to: string;
-  expected: number;
-  present: number;
-  missing: number;
-  percent: number;
 }
 
 export interface Measurements {

@@ -1,8 +1,7 @@
 // Write-missing backfills as tracked jobs: POST starts one (or the API hands back the job already running for the same
 // devices and window), then GET /api/write-missing/jobs/{jobId} is polled. Percent = points written / points planned.
-// Running jobs are kept in sessionStorage, so a reload picks them up again. An API without the job route answers the
-// POST with a plan; progress then comes from the coverage of the plan's window (written = planned − still missing).
-import { call, enc, ApiError, type Coverage, type Job, type Plan } from "./api";
+// Running jobs are kept in sessionStorage, so a reload picks them up again.
+import { call, enc, ApiError, type Job } from "./api";
 import { h } from "./dom";
 import { fmtDuration, fmtNumber, fmtTime } from "./format";
 
@@ -26,10 +25,6 @@ interface Saved {
   started: number;
   jobId?: string;
   jobPath?: string;
-  // Without the job route: the plan's window and size.
-  from?: string;
-  to?: string;
-  planned?: number;
 }
 
 export interface Snapshot {
@@ -92,27 +87,15 @@ export class Backfill {
     const t = this.target;
     const base = t.deviceId ? `/api/devices/${enc(t.deviceId)}/write-missing` : "/api/write-missing";
     try {
-      const res = await call<Job & Plan>("POST", base, { days: t.days });
+      const res = await call<Job>("POST", base, { days: t.days });
       const d = res.data;
-      if (d && typeof d.jobId === "string") {
-        const loc = res.headers.get("Location");
-        this.saved.jobId = d.jobId;
-        this.saved.jobPath = loc && loc.startsWith("/api/") ? loc : `/api/write-missing/jobs/${enc(d.jobId)}`;
-        persist();
-        this.fromJob(d);
-        if (!this.finished) await this.pollJob();
-        return;
-      }
-      this.saved.from = d.from;
-      this.saved.to = d.to;
-      this.saved.planned = d.missing;
+      if (!d || typeof d.jobId !== "string") throw new Error("the API answered without a job");
+      const loc = res.headers.get("Location");
+      this.saved.jobId = d.jobId;
+      this.saved.jobPath = loc && loc.startsWith("/api/") ? loc : `/api/write-missing/jobs/${enc(d.jobId)}`;
       persist();
-      if (!d.missing) {
-        this.update({ state: "done", percent: 100, planned: 0, written: 0, from: d.from, to: d.to, note: "Nothing was missing in this window." });
-        return;
-      }
-      this.update({ state: "running", percent: 0, planned: d.missing, written: 0, chunks: d.chunks, devices: d.devices?.length, from: d.from, to: d.to, note: "" });
-      await this.pollCoverage();
+      this.fromJob(d);
+      if (!this.finished) await this.pollJob();
     } catch (e) {
       this.update({ state: "failed", note: (e as Error).message });
     }
@@ -121,7 +104,6 @@ export class Backfill {
   // resume picks a saved backfill up again after a reload.
   async resume(): Promise<void> {
     if (this.saved.jobPath) await this.pollJob();
-    else if (this.saved.from && this.saved.planned) await this.pollCoverage();
     else this.update({ state: "failed", note: "The page was reloaded before the backfill answered; start it again to follow it." });
   }
 
@@ -179,19 +161,6 @@ export class Backfill {
       this.fromJob(j);
       return this.finished;
     }, deadline);
-  }
-
-  private async pollCoverage(): Promise<void> {
-    const { from, to, planned = 0, target } = this.saved;
-    const base = target.deviceId ? `/api/devices/${enc(target.deviceId)}/write-missing` : "/api/write-missing";
-    const q = `?from=${enc(from!)}&to=${enc(to!)}`;
-    await this.poll(async () => {
-      const cov = (await call<Coverage>("GET", base + q)).data;
-      const written = Math.min(planned, Math.max(0, planned - cov.missing));
-      const done = written >= planned;
-      this.update({ state: done ? "done" : "running", percent: (100 * written) / planned, planned, written, from, to, etaMs: done ? 0 : this.eta(written, planned), note: "" });
-      return done;
-    }, this.saved.started + MAX_WAIT_MS);
   }
 }
 
