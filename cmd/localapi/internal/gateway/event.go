@@ -125,7 +125,10 @@ func BuildHTTPEvent(r *http.Request, body []byte, rt samtpl.Route, params map[st
 		},
 	}
 	if len(body) > 0 {
-		if textual(r.Header.Get("Content-Type")) && utf8.Valid(body) {
+		// A body with a Content-Encoding (gzip line protocol labelled text/plain, as InfluxDB clients send it) is
+		// bytes, not text, whatever its type says: it travels base64-encoded.
+		encoded := r.Header.Get("Content-Encoding") != "" && !strings.EqualFold(r.Header.Get("Content-Encoding"), "identity")
+		if !encoded && textual(r.Header.Get("Content-Type")) && utf8.Valid(body) {
 			ev.Body = string(body)
 		} else {
 			ev.Body = base64.StdEncoding.EncodeToString(body)

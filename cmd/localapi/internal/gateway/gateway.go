@@ -27,8 +27,8 @@ var _ Invoker = (*lambdarun.Runner)(nil)
 
 // Size limits of the real services.
 const (
-	MaxHTTPBody     = 6 << 20   // Lambda's synchronous payload limit bounds what API Gateway can pass
-	MaxSyncPayload  = 6 << 20   // Invoke, RequestResponse
+	MaxHTTPBody     = 10 << 20  // API Gateway's own request payload limit
+	MaxSyncPayload  = 6 << 20   // Invoke, RequestResponse: bounds the whole event, a base64-encoded body included
 	MaxAsyncPayload = 256 << 10 // Invoke, Event
 )
 
@@ -173,6 +173,11 @@ func (g *Gateway) route(w http.ResponseWriter, r *http.Request, rt samtpl.Route,
 		}
 	}
 	payload, _ := json.Marshal(ev)
+	if len(payload) > MaxSyncPayload {
+		// Lambda refuses the invocation; API Gateway answers the caller 413
+		writeMessage(w, http.StatusRequestEntityTooLarge, "Request Entity Too Large")
+		return http.StatusRequestEntityTooLarge
+	}
 	res, err := g.invokeFor(ctx, rt.Function, payload)
 	if err != nil {
 		if errors.Is(err, lambdarun.ErrUnavailable) {

@@ -252,11 +252,14 @@ func TestGatewayHTTP(t *testing.T) {
 		{"greedy", "GET", "/assets/css/site.css", nil, "", 200, `"pathParameters":{"proxy":"css/site.css"}`},
 		{"binary request body", "POST", "/public/b", map[string]string{"Content-Type": "application/octet-stream"}, "\x00\x01", 200, `"body":"AAE=","isBase64Encoded":true`},
 		{"text request body", "PUT", "/public/t", map[string]string{"Content-Type": "application/json"}, `{"k":"v"}`, 200, `"body":"{\"k\":\"v\"}","isBase64Encoded":false`},
+		{"encoded text body", "POST", "/public/g", map[string]string{"Content-Type": "text/plain; charset=utf-8", "Content-Encoding": "gzip"}, "hi", 200, `"body":"aGk=","isBase64Encoded":true`},
+		// 4.8 MB of bytes is 6.4 MB in base64: more than Lambda accepts as an event
+		{"event over 6 MB", "POST", "/public/b", map[string]string{"Content-Type": "application/octet-stream"}, strings.Repeat("\x00", 4_800_000), 413, `{"message":"Request Entity Too Large"}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp, body := do(t, tc.method, f.url+tc.path, strings.NewReader(tc.body), tc.hdr)
 			if resp.StatusCode != tc.status || !strings.Contains(string(body), tc.wantBody) {
-				t.Errorf("%s %s = %d %s, want %d containing %s", tc.method, tc.path, resp.StatusCode, body, tc.status, tc.wantBody)
+				t.Errorf("%s %s = %d %.300s, want %d containing %s", tc.method, tc.path, resp.StatusCode, body, tc.status, tc.wantBody)
 			}
 			if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
 				t.Errorf("content type = %q, want JSON", ct)

@@ -83,10 +83,15 @@ func TestBuildHTTPEvent(t *testing.T) {
 		{"binary", "application/octet-stream", []byte{0, 1, 255}, base64.StdEncoding.EncodeToString([]byte{0, 1, 255}), true},
 		{"invalid utf-8 text", "text/plain", []byte{0xff, 0xfe}, base64.StdEncoding.EncodeToString([]byte{0xff, 0xfe}), true},
 		{"empty", "", nil, "", false},
+		{"gzip labelled text", "text/plain; charset=utf-8\x00gzip", []byte("hi"), "aGk=", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := httptest.NewRequest("POST", "http://127.0.0.1:3000/api/devices/d1?x=1&x=2&y=", strings.NewReader(string(tc.body)))
-			r.Header.Set("Content-Type", tc.contentType)
+			ct, enc, _ := strings.Cut(tc.contentType, "\x00") // "type\x00encoding"
+			r.Header.Set("Content-Type", ct)
+			if enc != "" {
+				r.Header.Set("Content-Encoding", enc)
+			}
 			r.Header.Set("X-Custom-Header", "v")
 			r.Header.Add("Cookie", "a=1; b=2")
 			r.Header.Set("User-Agent", "test-agent")
