@@ -57,3 +57,19 @@ func (c *Client) DeleteBucket(ctx context.Context, name string) error {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// BucketRetention reads a bucket's retention period (0 = infinite). It needs read access to the bucket; a missing
+// bucket is ErrNotFound.
+func (c *Client) BucketRetention(ctx context.Context, name string) (time.Duration, error) {
+	b, err := c.findBucket(ctx, name)
+	if err != nil {
+		return 0, err
+	}
+	var every int64
+	for _, r := range b.RetentionRules {
+		if r.EverySeconds > 0 && (every == 0 || r.EverySeconds < every) {
+			every = r.EverySeconds
+		}
+	}
+	return time.Duration(every) * time.Second, nil
+}

@@ -102,21 +102,28 @@ func (c *Client) BucketID(ctx context.Context, name string) (string, error) {
 	if ok {
 		return id, nil
 	}
-	orgID, err := c.OrgID(ctx)
+	b, err := c.findBucket(ctx, name)
 	if err != nil {
 		return "", err
 	}
-	// list by name within the org: an empty list is an unambiguous "not found"
-	res, err := c.c.APIClient().GetBuckets(ctx, &domain.GetBucketsParams{Name: &name, OrgID: &orgID})
-	if err != nil && StatusOf(err) != http.StatusNotFound {
-		return "", fmt.Errorf("influx: finding bucket %q: %w", name, err)
-	}
-	if err != nil || res.Buckets == nil || len(*res.Buckets) == 0 {
-		return "", fmt.Errorf("influx: bucket %q: %w", name, ErrNotFound)
-	}
-	b := (*res.Buckets)[0]
 	c.cacheBucket(name, *b.Id)
 	return *b.Id, nil
+}
+
+// findBucket lists the org's buckets by name: an empty list is an unambiguous "not found" (ErrNotFound).
+func (c *Client) findBucket(ctx context.Context, name string) (domain.Bucket, error) {
+	orgID, err := c.OrgID(ctx)
+	if err != nil {
+		return domain.Bucket{}, err
+	}
+	res, err := c.c.APIClient().GetBuckets(ctx, &domain.GetBucketsParams{Name: &name, OrgID: &orgID})
+	if err != nil && StatusOf(err) != http.StatusNotFound {
+		return domain.Bucket{}, fmt.Errorf("influx: finding bucket %q: %w", name, err)
+	}
+	if err != nil || res.Buckets == nil || len(*res.Buckets) == 0 || (*res.Buckets)[0].Id == nil {
+		return domain.Bucket{}, fmt.Errorf("influx: bucket %q: %w", name, ErrNotFound)
+	}
+	return (*res.Buckets)[0], nil
 }
 
 func (c *Client) cacheBucket(name, id string) {
