@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/iot-center/iot-center-serverless/internal/influxtest"
 	"github.com/iot-center/iot-center-serverless/internal/localapitest"
+	"github.com/iot-center/iot-center-serverless/internal/npmtest"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
 )
 
@@ -106,35 +106,11 @@ func BenchmarkLocalAPIFanOut(b *testing.B) {
 	b.ReportMetric(float64(el.Milliseconds()), "ms/backfill_201600_points")
 }
 
-// seedLoop runs the seed's JavaScript loop (seedloop/seedloop.mjs) in Node with the npm client it names, installed
-// once (npm ci, pinned by seedloop/package-lock.json) into a cache folder outside the work tree, and returns how
-// long it took to write devices × days of minutes.
+// seedLoop runs the seed's JavaScript loop (seedloop/seedloop.mjs) in Node with the npm client it names (installed
+// by npmtest, pinned by seedloop/package-lock.json), and returns how long it took to write devices × days of minutes.
 func seedLoop(b *testing.B, srv *influxtest.Server, bucket string, devices, days int) time.Duration {
 	b.Helper()
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		b.Fatal(err)
-	}
-	dir := filepath.Join(cache, "iot-center", "seedloop")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		b.Fatal(err)
-	}
-	for _, f := range []string{"package.json", "package-lock.json", "seedloop.mjs"} {
-		data, err := os.ReadFile(filepath.Join("seedloop", f))
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, f), data, 0o644); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@influxdata", "influxdb-client", "package.json")); err != nil {
-		npm := exec.Command("npm", "ci", "--no-audit", "--no-fund")
-		npm.Dir = dir
-		if out, err := npm.CombinedOutput(); err != nil {
-			b.Fatalf("npm ci in %s: %v: %s", dir, err, out)
-		}
-	}
+	dir := npmtest.Install(b, "seedloop", "seedloop", "seedloop.mjs")
 	node := exec.Command("node", "seedloop.mjs", srv.URL, srv.Org, bucket, strconv.Itoa(devices), strconv.Itoa(days))
 	node.Dir = dir
 	node.Env = append(os.Environ(), "INFLUX_TOKEN="+srv.Token)
