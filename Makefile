@@ -12,7 +12,8 @@ GO_BUILD = GOOS=linux GOARCH=$(LAMBDA_GOARCH) CGO_ENABLED=0 go build -tags lambd
 
 # Every AWS::Serverless::Function logical id in template.yaml (a test checks both lists agree).
 FUNCTIONS := AuthorizerFunction EnvConfigFunction RegisterFunction DevicesFunction DeleteFunction \
-	WriteMissingFunction BackfillWorkerFunction QueryFunction HealthFunction UiFunction SetupFunction FleetHealthFunction
+	WriteMissingFunction BackfillWorkerFunction QueryFunction HealthFunction UiFunction SetupFunction FleetHealthFunction \
+	WriteGatewayFunction
 
 INFLUXD = bash scripts/influxd/build-influxd.sh
 TEST_TIMEOUT ?= 45m
@@ -44,6 +45,8 @@ build-FleetHealthFunction:
 	$(GO_BUILD) ./functions/fleethealth
 build-QueryFunction:
 	$(GO_BUILD) ./functions/query
+build-WriteGatewayFunction:
+	$(GO_BUILD) ./functions/writegateway
 build-HealthFunction:
 	$(GO_BUILD) ./functions/health
 build-SetupFunction:

@@ -23,7 +23,8 @@ func TestLoadRealTemplate(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantFns := []string{"AuthorizerFunction", "BackfillWorkerFunction", "DeleteFunction", "DevicesFunction", "EnvConfigFunction",
-		"FleetHealthFunction", "HealthFunction", "QueryFunction", "RegisterFunction", "SetupFunction", "UiFunction", "WriteMissingFunction"}
+		"FleetHealthFunction", "HealthFunction", "QueryFunction", "RegisterFunction", "SetupFunction", "UiFunction",
+		"WriteGatewayFunction", "WriteMissingFunction"}
 	if got := tpl.IDs(); len(got) != len(wantFns) {
 		t.Fatalf("functions = %v, want %v", got, wantFns)
 	}
@@ -47,6 +48,8 @@ func TestLoadRealTemplate(t *testing.T) {
 		{"EnvConfigFunction", "INFLUX_TOKEN_PARAMETER", "/iot-center/influx-token"},
 		{"QueryFunction", "INFLUX_TOKEN", ""}, // declared empty (sam local --env-vars sets it)
 		{"QueryFunction", "QUERY_TIMEOUT", "12s"},
+		{"WriteGatewayFunction", "INFLUX_TOKEN_PARAMETER", "/iot-center/roles/gateway"},
+		{"WriteGatewayFunction", "DATA_RETENTION_DAYS", "30"},
 	}
 	for _, tc := range envTests {
 		if got := tpl.Functions[tc.fn].Env[tc.key]; got != tc.want {
@@ -96,6 +99,7 @@ func TestLoadRealTemplate(t *testing.T) {
 		{"GET /", "UiFunction", false},
 		{"GET /assets/{proxy+}", "UiFunction", false},
 		{"DELETE /api/devices/{deviceId}", "DeleteFunction", true},
+		{"POST /api/v2/write", "WriteGatewayFunction", false}, // authenticates the device credential itself
 	}
 	for _, tc := range routeTests {
 		r, ok := routes[tc.key]

@@ -1,0 +1,51 @@
+// Command writegateway is the WriteGatewayFunction: POST /api/v2/write, InfluxDB's write API for devices, checked
+// against the schema and written with the gateway's own token (see shared/gateway).
+package main
+
+import (
+	"errors"
+	"time"
+
+	"github.com/iot-center/iot-center-serverless/shared/api"
+	"github.com/iot-center/iot-center-serverless/shared/gateway"
+	"github.com/iot-center/iot-center-serverless/shared/influx"
+	"github.com/iot-center/iot-center-serverless/shared/lambdaapp"
+	"github.com/iot-center/iot-center-serverless/shared/metrics"
+	"github.com/iot-center/iot-center-serverless/shared/schema"
+)
+
+func main() { lambdaapp.StartHTTP(handler(lambdaapp.Init())) }
+
+// handler is the function's routes (wiring_test.go compares them with template.yaml).
+func handler(d lambdaapp.Deps) *api.Mux {
+	env := d.Env()
+	o := gateway.Options{
+		Org:          d.Config.Org,
+		Bucket:       d.Config.Bucket,
+		Retention:    time.Duration(env.Int("DATA_RETENTION_DAYS", 30, 1, 100_000)) * 24 * time.Hour,
+		AuthCacheTTL: env.Duration("WRITE_AUTH_CACHE_TTL", 30*time.Second, time.Second, gateway.MaxAuthCacheTTL),
+		Rate:         env.Float("WRITE_RATE", 10, -1, 1e6),
+		Burst:        env.Int("WRITE_BURST", 50, 1, 1e6),
+		Metrics:      metrics.Stdout,
+	}
+	lambdaapp.Check(env)
+	s, err := schema.Load(d.Getenv(schema.EnvExtension))
+	if err != nil {
+		api.Exit("invalid configuration", err)
+	}
+	o.Schema = s
+	// One attempt per request: a device's client library retries on the 503 + Retry-After the gateway answers, so
+	// the function never waits out an outage on the device's behalf.
+	store := influx.New(d.Config.InfluxURL, d.Config.Token.Reveal(), d.Config.Org,
+		influx.Options{HTTPTimeout: 8 * time.Second, Retry: influx.RetryPolicy{MaxAttempts: 1}})
+	g, err := gateway.New(authenticator(d), store, o)
+	if err != nil {
+		api.Exit("invalid configuration", err)
+	}
+	return g.Routes()
+}
+
+func authenticator(lambdaapp.Deps) gateway.Authenticator {
+	api.Exit("invalid configuration", errors.New("no device registry authenticator yet"))
+	return nil
+}

@@ -1,0 +1,301 @@
+// Package gateway is the device write gateway: `POST /api/v2/write`, InfluxDB's own write API as every client
+// library calls it, in front of InfluxDB. It authenticates the device credential itself (one registry lookup per
+// write at most, cached for a bounded time), checks every line against the schema before anything is written (all
+// or nothing per request), sets the clientId tag to the authenticated device, and writes with a token of its own.
+// Answers are InfluxDB's: 204, or {"code": …, "message": …} with the status the client libraries expect.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/influxdata/line-protocol/v2/lineprotocol"
+
+	"github.com/iot-center/iot-center-serverless/shared/api"
+	"github.com/iot-center/iot-center-serverless/shared/influx"
+	"github.com/iot-center/iot-center-serverless/shared/metrics"
+	"github.com/iot-center/iot-center-serverless/shared/schema"
+)
+
+// Route is the gateway's route, as declared in template.yaml.
+const Route = "POST /api/v2/write"
+
+// maxFuture is how far ahead of the gateway's clock a timestamp may be.
+const maxFuture = 10 * time.Minute
+
+// Store is the part of InfluxDB the gateway uses.
+type Store interface {
+	// WritePlain writes nanosecond-precision line protocol to bucket, uncompressed.
+	WritePlain(ctx context.Context, bucket string, lp []byte) error
+	// BucketRetention reads the bucket's retention (0 = infinite).
+	BucketRetention(ctx context.Context, bucket string) (time.Duration, error)
+	OrgID(ctx context.Context) (string, error)
+	BucketID(ctx context.Context, name string) (string, error)
+}
+
+var _ Store = (*influx.Client)(nil)
+
+// Options configure a Gateway; zero values take the defaults noted.
+type Options struct {
+	Org, Bucket string         // the only org and bucket devices may write to
+	Schema      *schema.Schema // default schema.Default()
+	// Retention is used when the gateway's token may not read the bucket's retention (a write-only token).
+	Retention time.Duration
+	// AuthCacheTTL is how long a registry answer is reused (default 30 s, at most MaxAuthCacheTTL).
+	AuthCacheTTL time.Duration
+	// Rate (writes per second per device, per instance; < 0 disables) and Burst; defaults 10 and 50.
+	Rate  float64
+	Burst int
+	// MaxBody and MaxDecodedBody cap the body as sent and decompressed (defaults MaxBody, MaxDecodedBody).
+	MaxBody, MaxDecodedBody int64
+	// Metrics receives EMF lines (metrics.Stdout in the function; nil: none).
+	Metrics io.Writer
+	Now     func() time.Time
+}
+
+// Gateway serves Route.
+type Gateway struct {
+	auth  Authenticator
+	store Store
+	o     Options
+	rules rules
+	cache *authCache
+	limit *limiter
+
+	retMu     sync.Mutex
+	retention *time.Duration // read once, then cached
+}
+
+// New builds a Gateway; an invalid schema is an error (a cold-start failure).
+func New(auth Authenticator, store Store, o Options) (*Gateway, error) {
+	if o.Schema == nil {
+		o.Schema = schema.Default()
+	}
+	r, err := compile(o.Schema)
+	if err != nil {
+		return nil, err
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.AuthCacheTTL == 0 {
+		o.AuthCacheTTL = 30 * time.Second
+	}
+	if o.Rate == 0 {
+		o.Rate, o.Burst = 10, 50
+	}
+	if o.MaxBody <= 0 {
+		o.MaxBody = MaxBody
+	}
+	if o.MaxDecodedBody <= 0 {
+		o.MaxDecodedBody = MaxDecodedBody
+	}
+	return &Gateway{auth: auth, store: store, o: o, rules: r,
+		cache: newAuthCache(o.AuthCacheTTL, 100_000, o.Now), limit: newLimiter(o.Rate, o.Burst, 100_000, o.Now)}, nil
+}
+
+// Routes serves Route; anything else is InfluxDB's 404.
+func (g *Gateway) Routes() *api.Mux {
+	mux := api.NewMux()
+	mux.Handle(Route, g)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		_ = writeError(w, r, api.Errorf(api.NotFound, "path not found"))
+	})
+	return mux
+}
+
+// answerMargin is kept between the request's work and the invocation's deadline, so a slow registry or InfluxDB
+// becomes a 503 the client libraries retry rather than a Lambda timeout (API Gateway's 503 without a body).
+const answerMargin = time.Second
+
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if dl, ok := r.Context().Deadline(); ok {
+		ctx, cancel := context.WithDeadline(r.Context(), dl.Add(-answerMargin))
+		defer cancel()
+		r = r.WithContext(ctx)
+	}
+	r, n, err := g.serve(w, r)
+	ctx := r.Context()
+	if err != nil {
+		status := writeError(w, r, err)
+		g.emit(ctx, metrics.Metric{Name: "GatewayWritesRefused", Value: 1, Unit: metrics.Count}, strconv.Itoa(status))
+		return
+	}
+	api.Logger(ctx).InfoContext(ctx, "points written", slog.Int("points", n))
+	g.emit(ctx, metrics.Metric{Name: "GatewayPointsWritten", Value: float64(n), Unit: metrics.Count}, "204")
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// serve authenticates, rate-limits and writes; it returns the request with the device in its logger.
+func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) (*http.Request, int, error) {
+	now := g.o.Now()
+	dev, err := g.authenticate(r)
+	if err != nil {
+		return r, 0, err
+	}
+	r = api.WithDevice(r, dev)
+	if ok, wait := g.limit.allow(dev); !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(int(max(1, (wait+time.Second-1)/time.Second))))
+		return r, 0, api.Errorf(api.TooMany, "write rate limit of %g writes per second reached for device %s", g.o.Rate, dev)
+	}
+	n, err := g.write(r, dev, now)
+	return r, n, err
+}
+
+// emit writes one EMF metric by answer status (never by device: a dimension per device would be a metric each).
+func (g *Gateway) emit(ctx context.Context, m metrics.Metric, status string) {
+	if g.o.Metrics != nil {
+		metrics.EmitAll(ctx, g.o.Metrics, []metrics.Dim{{Name: "Status", Value: status}}, m)
+	}
+}
+
+func (g *Gateway) authenticate(r *http.Request) (string, error) {
+	cred, ok := credential(r)
+	if !ok {
+		return "", unauthorized()
+	}
+	return g.cache.authenticate(r.Context(), g.auth, cred)
+}
+
+// write checks the request's target and every line, then writes all of its points or none.
+func (g *Gateway) write(r *http.Request, dev string, now time.Time) (int, error) {
+	ctx := r.Context()
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return 0, api.Errorf(api.Invalid, "the query string is malformed")
+	}
+	if err := g.target(ctx, q); err != nil {
+		return 0, err
+	}
+	prec, err := precision(q.Get("precision"))
+	if err != nil {
+		return 0, err
+	}
+	body, err := readBody(r, g.o.MaxBody, g.o.MaxDecodedBody)
+	if err != nil {
+		return 0, err
+	}
+	ret, err := g.bucketRetention(ctx)
+	if err != nil {
+		return 0, err
+	}
+	b := batch{device: dev, precision: prec, now: now, newest: now.Add(maxFuture)}
+	if ret > 0 {
+		b.oldest = now.Add(-ret)
+	}
+	c := checker{rules: g.rules, b: b}
+	lp, n, err := c.check(body)
+	if err != nil {
+		return 0, err
+	}
+	if n == 0 {
+		return 0, api.Errorf(api.Invalid, "writing requires points")
+	}
+	if err := g.store.WritePlain(ctx, g.o.Bucket, lp); err != nil {
+		return 0, classify(err, "writing points")
+	}
+	return n, nil
+}
+
+// target checks org/orgID and bucket: anything but the configured ones is InfluxDB's 404.
+func (g *Gateway) target(ctx context.Context, q url.Values) error {
+	switch org, orgID := q.Get("org"), q.Get("orgID"); {
+	case org != "":
+		if org != g.o.Org {
+			return api.Errorf(api.NotFound, "organization name %s not found", clip([]byte(org), 64))
+		}
+	case orgID != "":
+		if id, err := g.store.OrgID(ctx); err != nil || id != orgID {
+			return g.lookupMiss(err, "organization %s not found", orgID)
+		}
+	default:
+		return api.Errorf(api.Invalid, "Please provide either orgID or org")
+	}
+	bucket := q.Get("bucket")
+	if bucket == "" {
+		return api.Errorf(api.Invalid, "Please provide bucket")
+	}
+	if bucket != g.o.Bucket {
+		// a bucket may also be named by its id
+		if id, err := g.store.BucketID(ctx, g.o.Bucket); err != nil || id != bucket {
+			return g.lookupMiss(err, "bucket %s not found", bucket)
+		}
+	}
+	return nil
+}
+
+// lookupMiss is the 404 for an org or bucket id that is not the configured one; an InfluxDB outage during the
+// lookup is a 503, not a 404.
+func (g *Gateway) lookupMiss(err error, format, v string) error {
+	if err != nil && !refusedLookup(err) {
+		return classify(err, "looking up an id")
+	}
+	return api.Errorf(api.NotFound, format, clip([]byte(v), 64))
+}
+
+// refusedLookup: InfluxDB refused to look the id up (the gateway's token may only write) or it does not exist.
+func refusedLookup(err error) bool {
+	s := influx.StatusOf(err)
+	return errors.Is(err, influx.ErrNotFound) || s == http.StatusUnauthorized || s == http.StatusForbidden || s == http.StatusNotFound
+}
+
+// bucketRetention reads the data bucket's retention once; a token that may not read it falls back to the
+// configured one.
+func (g *Gateway) bucketRetention(ctx context.Context) (time.Duration, error) {
+	g.retMu.Lock()
+	defer g.retMu.Unlock()
+	if g.retention != nil {
+		return *g.retention, nil
+	}
+	ret, err := g.store.BucketRetention(ctx, g.o.Bucket)
+	if err != nil {
+		if !refusedLookup(err) {
+			return 0, classify(err, "reading the bucket's retention")
+		}
+		api.Logger(ctx).InfoContext(ctx, "bucket retention not readable with the gateway's token; using the configured one",
+			slog.Duration("retention", g.o.Retention))
+		ret = g.o.Retention
+	}
+	g.retention = &ret
+	return ret, nil
+}
+
+// precision maps InfluxDB's precision parameter.
+func precision(p string) (lineprotocol.Precision, error) {
+	switch p {
+	case "", "ns":
+		return lineprotocol.Nanosecond, nil
+	case "us":
+		return lineprotocol.Microsecond, nil
+	case "ms":
+		return lineprotocol.Millisecond, nil
+	case "s":
+		return lineprotocol.Second, nil
+	}
+	return 0, api.Errorf(api.Invalid, "invalid precision; valid precision units are ns, us, ms, and s")
+}
+
+// classify turns an InfluxDB failure into the gateway's answer: InfluxDB's own refusals of the data pass through
+// (writeError); otherwise influx.Classify decides (an outage or overload is 503 with Retry-After), except that a
+// missing data bucket or org is a deployment fault, not the device's 404.
+func classify(err error, what string) error {
+	if passedThrough[influx.StatusOf(err)] {
+		return err
+	}
+	code := influx.Classify(err)
+	if code == api.NotFound {
+		code = api.Internal
+	}
+	var ae *api.Error
+	if errors.As(err, &ae) && ae.Code == code {
+		return err
+	}
+	return api.Wrap(code, err, "%s", what)
+}
