@@ -17,6 +17,15 @@ type Authenticator interface {
 	Authenticate(ctx context.Context, credential string) (deviceID string, err error)
 }
 
+// NoCredentials refuses every credential (401): the gateway's authenticator while the device registry issues no
+// gateway credentials.
+type NoCredentials struct{}
+
+// Authenticate refuses cred.
+func (NoCredentials) Authenticate(context.Context, string) (string, error) { return "", unauthorized() }
+
+var _ Authenticator = NoCredentials{}
+
 // MaxAuthCacheTTL bounds how long a credential stays accepted after it was rotated or deleted.
 const MaxAuthCacheTTL = 60 * time.Second
 

@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iot-center/iot-center-serverless/internal/influxtest"
 	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
-	"github.com/iot-center/iot-center-serverless/internal/influxtest"
 	"github.com/iot-center/iot-center-serverless/shared/schema"
 	"github.com/iot-center/iot-center-serverless/shared/sensors"
 )

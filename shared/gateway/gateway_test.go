@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/internal/influxtest"
+	"github.com/iot-center/iot-center-serverless/shared/api"
 )
 
 // clock is a settable time for Options.Now.

@@ -15,9 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iot-center/iot-center-serverless/internal/influxtest"
 	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
-	"github.com/iot-center/iot-center-serverless/internal/influxtest"
 )
 
 func TestMain(m *testing.M) { os.Exit(influxtest.Main(m)) }

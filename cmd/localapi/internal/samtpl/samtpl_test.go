@@ -117,8 +117,8 @@ func TestLoadRealTemplate(t *testing.T) {
 			}
 		}
 	}
-	if len(tpl.Routes) != 15 {
-		t.Errorf("got %d routes, want 15", len(tpl.Routes))
+	if len(tpl.Routes) != 16 {
+		t.Errorf("got %d routes, want 16", len(tpl.Routes))
 	}
 }
 
