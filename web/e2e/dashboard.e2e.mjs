@@ -438,7 +438,9 @@ async function main() {
       await page.route("**/api/devices?*", (r) => r.abort("connectionrefused"));
       await page.click("#refresh");
       await page.locator("#list-banner").waitFor({ state: "visible" });
-      assert(/Refresh failed/.test(await page.textContent("#list-banner")), "banner text");
+      await page.waitForTimeout(1500); // a read started earlier (a finished backfill refreshes the list) must not hide it
+      const banner = await page.textContent("#list-banner");
+      assert(/Refresh failed/.test(banner) && (await page.locator("#list-banner").isVisible()), `banner: ${banner}`);
       assert((await rows(page).count()) === before, `the list lost rows: ${before} → ${await rows(page).count()}`);
       await page.unroute("**/api/devices?*");
       await page.click("#refresh");

@@ -18,16 +18,24 @@ let listError = "";
 let loadedAt = 0;
 const view = { q: "", filter: "all" as Filter, sort: "id" as Sort, page: 0, days: 7 };
 
+let loads = 0;
+
+// loadDevices reads the list again. Only the latest load decides: an older one finishing later (a slow read started
+// before a failed refresh) changes nothing.
 export async function loadDevices(): Promise<Device[]> {
+  const seq = ++loads;
   try {
-    list = await listDevices();
-    listError = "";
-    loadedAt = Date.now();
+    const got = await listDevices();
+    if (seq === loads) {
+      list = got;
+      listError = "";
+      loadedAt = Date.now();
+    }
   } catch (e) {
-    listError = (e as Error).message;
+    if (seq === loads) listError = (e as Error).message;
     if (list === null) throw e;
   }
-  return list;
+  return list ?? [];
 }
 
 // cachedDevices is the list as last loaded, and whether it is older than maxAgeMs.
