@@ -76,20 +76,10 @@ func (s *Service) planDevice(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r = api.WithDevice(r, id)
-	if _, err := query(r); err != nil {
-		api.WriteError(w, r, err)
-		return
+	body, days, err := planInput(r)
+	if err == nil && body.Devices != nil {
+		err = api.InvalidParam("devices", "devices is only accepted by POST /api/write-missing")
 	}
-	var body planBody
-	if err := api.DecodeJSON(r, &body); err != nil {
-		api.WriteError(w, r, err)
-		return
-	}
-	if body.Devices != nil {
-		api.WriteError(w, r, api.InvalidParam("devices", "devices is only accepted by POST /api/write-missing"))
-		return
-	}
-	days, err := body.days()
 	if err != nil {
 		api.WriteError(w, r, err)
 		return
@@ -101,17 +91,21 @@ func (s *Service) planDevice(w http.ResponseWriter, r *http.Request) {
 	s.startJob(w, r, []string{id}, days)
 }
 
-func (s *Service) planAll(w http.ResponseWriter, r *http.Request) {
-	if _, err := query(r); err != nil {
-		api.WriteError(w, r, err)
-		return
-	}
+// planInput reads what both plan routes take: no query parameter, an optional JSON body, its days.
+func planInput(r *http.Request) (planBody, int, error) {
 	var body planBody
+	if _, err := query(r); err != nil {
+		return body, 0, err
+	}
 	if err := api.DecodeJSON(r, &body); err != nil {
-		api.WriteError(w, r, err)
-		return
+		return body, 0, err
 	}
 	days, err := body.days()
+	return body, days, err
+}
+
+func (s *Service) planAll(w http.ResponseWriter, r *http.Request) {
+	body, days, err := planInput(r)
 	if err != nil {
 		api.WriteError(w, r, err)
 		return
