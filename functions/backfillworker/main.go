@@ -6,11 +6,8 @@ package main
 
 import (
 	"context"
-	"errors"
 
 	"github.com/aws/aws-lambda-go/lambda"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/backfill"
@@ -28,12 +25,9 @@ func main() {
 	chunk := env.Int("CHUNK_MINUTES", 1440, 1, backfill.MaxChunkMinutes)
 	batch := env.Int("BATCH_DEVICES", backfill.DefaultBatchDevices, 1, backfill.MaxBatchDevices)
 	lambdaapp.Check(env)
-	if queueURL == "" {
-		api.Exit("invalid configuration", errors.New("CHUNK_QUEUE_URL is required (the chunk queue's URL)"))
-	}
-	awsCfg, err := awsconfig.LoadDefaultConfig(context.Background())
+	queue, err := backfill.ChunkQueue(context.Background(), queueURL)
 	if err != nil {
-		api.Exit("loading AWS configuration", err)
+		api.Exit("invalid configuration", err)
 	}
 	r := &backfill.Runner{
 		Worker: &backfill.Worker{
@@ -45,7 +39,7 @@ func main() {
 		},
 		Planner:      &backfill.Planner{Influx: d.Influx, Bucket: cfg.Bucket},
 		Jobs:         &backfill.JobStore{Influx: d.Influx, Bucket: cfg.BucketAuth},
-		Queue:        &backfill.SQSQueue{Client: sqs.NewFromConfig(awsCfg), URL: queueURL},
+		Queue:        queue,
 		Devices:      backfill.RegistryDevices{R: registry.New(d.Influx, d.Config)},
 		ChunkMinutes: chunk,
 		BatchDevices: batch,

@@ -4,11 +4,7 @@ package main
 
 import (
 	"context"
-	"errors"
 	"time"
-
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/backfill"
@@ -24,19 +20,15 @@ func handler(d lambdaapp.Deps) *api.Mux {
 	queueURL := env.String("CHUNK_QUEUE_URL", "")
 	timeout := env.Int("JOB_TIMEOUT_MINUTES", int(backfill.DefaultJobTimeout/time.Minute), 1, 1440)
 	lambdaapp.Check(env)
-	if queueURL == "" {
-		api.Exit("invalid configuration", errors.New("CHUNK_QUEUE_URL is required (the chunk queue's URL)"))
-	}
-	// AWS_ENDPOINT_URL_SQS (local API: moto's server) is honoured by the default configuration: one code path.
-	awsCfg, err := awsconfig.LoadDefaultConfig(context.Background())
+	queue, err := backfill.ChunkQueue(context.Background(), queueURL)
 	if err != nil {
-		api.Exit("loading AWS configuration", err)
+		api.Exit("invalid configuration", err)
 	}
 	svc := &backfill.Service{
 		Devices:    backfill.RegistryDevices{R: registry.New(d.Influx, d.Config)},
 		Planner:    &backfill.Planner{Influx: d.Influx, Bucket: d.Config.Bucket},
 		Jobs:       &backfill.JobStore{Influx: d.Influx, Bucket: d.Config.BucketAuth},
-		Queue:      &backfill.SQSQueue{Client: sqs.NewFromConfig(awsCfg), URL: queueURL},
+		Queue:      queue,
 		MaxDevices: d.Config.MaxDevices,
 		JobTimeout: time.Duration(timeout) * time.Minute,
 	}

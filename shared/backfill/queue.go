@@ -3,11 +3,13 @@ package backfill
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 )
@@ -36,6 +38,19 @@ var (
 type SQSQueue struct {
 	Client SQSAPI
 	URL    string
+}
+
+// ChunkQueue is the SQS queue at url (CHUNK_QUEUE_URL, required) through the default AWS configuration, which
+// honours AWS_ENDPOINT_URL_SQS (moto's server locally): the planner's and the worker's one way to build it.
+func ChunkQueue(ctx context.Context, url string) (*SQSQueue, error) {
+	if url == "" {
+		return nil, errors.New("CHUNK_QUEUE_URL is required (the chunk queue's URL)")
+	}
+	cfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("loading AWS configuration: %w", err)
+	}
+	return &SQSQueue{Client: sqs.NewFromConfig(cfg), URL: url}, nil
 }
 
 // sendParallel bounds the SendMessageBatch calls in flight (10 messages each).
