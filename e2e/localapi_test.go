@@ -18,6 +18,7 @@ import (
 
 	"github.com/iot-center/iot-center-serverless/internal/influxtest"
 	"github.com/iot-center/iot-center-serverless/internal/testenv"
+	"github.com/iot-center/iot-center-serverless/shared/registry"
 )
 
 func TestMain(m *testing.M) {
@@ -165,13 +166,8 @@ func TestRefusedBeforeAnyFunctionRuns(t *testing.T) {
 	}
 }
 
-type envConfig struct {
-	InfluxURL    string `json:"influx_url"`
-	InfluxOrg    string `json:"influx_org"`
-	InfluxToken  string `json:"influx_token"`
-	InfluxBucket string `json:"influx_bucket"`
-	ID           string `json:"id"`
-}
+// envConfig is the configuration the API answers (the registry's contract type, decoded as a device would).
+type envConfig = registry.EnvConfig
 
 // writeAsDevice writes line protocol to InfluxDB with the device's own token, as an iot-center-v2 device does.
 func writeAsDevice(t *testing.T, cfg envConfig, lp string) int {
