@@ -24,6 +24,20 @@ func testCtx(t *testing.T, d time.Duration) context.Context {
 	return ctx
 }
 
+// ranOnce runs setup once with fresh options (see testOptions) within d, for a test that then looks at the result.
+func ranOnce(t *testing.T, d time.Duration) (*influxtest.Server, *influx.Client, context.Context, Options, Result) {
+	t.Helper()
+	srv := influxtest.Shared(t)
+	c := srv.Client(t)
+	ctx := testCtx(t, d)
+	o := testOptions(t, srv)
+	res, err := Run(ctx, c, o)
+	if err != nil {
+		t.Fatalf("first run: %v", err)
+	}
+	return srv, c, ctx, o, res
+}
+
 // testOptions names unique buckets (and so a unique task and dashboard) and removes everything at the end.
 func testOptions(t *testing.T, srv *influxtest.Server) Options {
 	t.Helper()
@@ -66,15 +80,7 @@ func retentionOf(t *testing.T, c *influx.Client, id string) int64 {
 }
 
 func TestRunTwiceIsIdempotent(t *testing.T) {
-	srv := influxtest.Shared(t)
-	c := srv.Client(t)
-	ctx := testCtx(t, 2*time.Minute)
-	o := testOptions(t, srv)
-
-	first, err := Run(ctx, c, o)
-	if err != nil {
-		t.Fatalf("first run: %v", err)
-	}
+	srv, c, ctx, o, first := ranOnce(t, 2*time.Minute)
 	if len(first.Created) == 0 || first.TaskID == "" || first.DashboardID == "" || len(first.BucketIDs) != 3 {
 		t.Fatalf("first run: got %+v, want 3 buckets, a task, a dashboard", first)
 	}
@@ -114,14 +120,7 @@ func TestRunTwiceIsIdempotent(t *testing.T) {
 }
 
 func TestRunUpdatesRetentionAndRepairsTask(t *testing.T) {
-	srv := influxtest.Shared(t)
-	c := srv.Client(t)
-	ctx := testCtx(t, 2*time.Minute)
-	o := testOptions(t, srv)
-	first, err := Run(ctx, c, o)
-	if err != nil {
-		t.Fatalf("first run: %v", err)
-	}
+	srv, c, ctx, o, first := ranOnce(t, 2*time.Minute)
 	// someone disabled the task and a concurrent setup left a duplicate
 	if err := c.JSON(ctx, http.MethodPatch, "/api/v2/tasks/"+first.TaskID, nil, map[string]any{"status": "inactive"}, nil); err != nil {
 		t.Fatal(err)
@@ -234,14 +233,7 @@ func checkHour(t *testing.T, got map[string][]point, device string, hour time.Ti
 }
 
 func TestTaskRunProducesDownsampledPoints(t *testing.T) {
-	srv := influxtest.Shared(t)
-	c := srv.Client(t)
-	ctx := testCtx(t, 3*time.Minute)
-	o := testOptions(t, srv)
-	res, err := Run(ctx, c, o)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, c, ctx, o, res := ranOnce(t, 3*time.Minute)
 	hour := time.Now().UTC().Truncate(time.Hour).Add(-time.Hour)
 	writeHour(t, c, o.Bucket, "dev-task", hour)
 
