@@ -1,0 +1,175 @@
+package fleet
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/iot-center/iot-center-serverless/internal/fleettest"
+	"github.com/iot-center/iot-center-serverless/internal/influxtest"
+	"github.com/iot-center/iot-center-serverless/shared/api"
+	"github.com/iot-center/iot-center-serverless/shared/config"
+	"github.com/iot-center/iot-center-serverless/shared/registry"
+	"github.com/iot-center/iot-center-serverless/shared/sensors"
+)
+
+func TestMain(m *testing.M) { os.Exit(influxtest.Main(m)) }
+
+// fixture is a data bucket and a registry bucket on a real InfluxDB, the real registry and the fleet service.
+type fixture struct {
+	svc     *Service
+	h       http.Handler
+	metrics *bytes.Buffer
+	cfg     config.Config
+}
+
+func newFixture(t testing.TB, now time.Time) *fixture {
+	t.Helper()
+	srv := influxtest.Shared(t)
+	admin := srv.Client(t)
+	cfg := config.Config{InfluxURL: srv.URL, Org: srv.Org, Token: config.Secret(srv.Token),
+		Bucket: srv.NewBucket(t, "fleetdata"), BucketAuth: srv.NewBucket(t, "fleetreg"), MeasurementInterval: 60, MaxDevices: 10000}
+	f := &fixture{metrics: &bytes.Buffer{}, cfg: cfg}
+	f.svc = &Service{Registry: registry.New(admin, cfg), Health: &Health{Influx: admin, Bucket: cfg.Bucket, Interval: time.Minute},
+		Metrics: f.metrics, Now: func() time.Time { return now }}
+	mux := api.NewMux()
+	mux.HandleFunc(registry.RouteList, f.svc.List)
+	f.h = api.Handler(mux)
+	return f
+}
+
+func (f *fixture) get(t testing.TB, path string) (int, []Device, http.Header, string) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	f.h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil).WithContext(ctx))
+	var devs []Device
+	if rec.Code == 200 {
+		if err := json.Unmarshal(rec.Body.Bytes(), &devs); err != nil {
+			t.Fatalf("GET %s: %q is not an array of devices: %v", path, rec.Body.String(), err)
+		}
+	}
+	return rec.Code, devs, rec.Header(), rec.Body.String()
+}
+
+// TestHealthStatuses: a device that wrote 30 s ago is online, 5 minutes ago late, 20 minutes ago silent, never
+// silent without lastSeen; the scheduled check counts and emits them (SilentDevices 2).
+func TestHealthStatuses(t *testing.T) {
+	now := time.Now().UTC().Truncate(time.Second)
+	f := newFixture(t, now)
+	srv := influxtest.Shared(t)
+	admin := srv.Client(t)
+	ids := []string{"h-late", "h-never", "h-online", "h-silent"}
+	fleettest.Register(t, admin, f.cfg.BucketAuth, ids)
+	gen := sensors.Generator{Lat: 50, Lon: 14}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	seen := map[string]time.Time{"h-online": now.Add(-30 * time.Second), "h-late": now.Add(-5 * time.Minute), "h-silent": now.Add(-20 * time.Minute)}
+	for id, at := range seen {
+		lp := sensors.NewLine(gen, id).Append(nil, at.UnixMilli())
+		if err := admin.WriteLines(ctx, f.cfg.Bucket, lp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// another device's point (not registered) and a point without clientId change nothing
+	if err := admin.WriteLines(ctx, f.cfg.Bucket, []byte("environment Temperature=1 "+itoa(now.UnixNano())+"\n")); err != nil {
+		t.Fatal(err)
+	}
+	status, devs, _, body := f.get(t, "/api/devices")
+	if status != 200 || len(devs) != 4 {
+		t.Fatalf("GET /api/devices: %d %s, want 4 devices", status, body)
+	}
+	want := map[string]string{"h-online": Online, "h-late": Late, "h-silent": Silent, "h-never": Silent}
+	for i, d := range devs {
+		if d.DeviceID != ids[i] {
+			t.Errorf("device %d is %s, want %s (sorted by id)", i, d.DeviceID, ids[i])
+		}
+		if d.Status != want[d.DeviceID] {
+			t.Errorf("%s: status %s, want %s", d.DeviceID, d.Status, want[d.DeviceID])
+		}
+		switch at, ok := seen[d.DeviceID]; {
+		case !ok && d.LastSeen != nil:
+			t.Errorf("%s: lastSeen %v, want null", d.DeviceID, d.LastSeen)
+		case ok && (d.LastSeen == nil || !d.LastSeen.Equal(at.Truncate(time.Millisecond))):
+			t.Errorf("%s: lastSeen %v, want %v", d.DeviceID, d.LastSeen, at)
+		}
+	}
+	if strings.Contains(body, "bench-token") {
+		t.Errorf("the device list holds a token: %s", body)
+	}
+
+	counts, err := f.svc.Check(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if counts != (Counts{Registered: 4, Online: 1, Late: 1, Silent: 2}) {
+		t.Errorf("Check = %+v, want 4 registered, 1 online, 1 late, 2 silent", counts)
+	}
+	var line map[string]any
+	if err := json.Unmarshal(f.metrics.Bytes(), &line); err != nil {
+		t.Fatalf("metric line %q: %v", f.metrics.String(), err)
+	}
+	if line["SilentDevices"] != float64(2) || line["LateDevices"] != float64(1) || line["OnlineDevices"] != float64(1) {
+		t.Errorf("EMF line %v, want SilentDevices 2, LateDevices 1, OnlineDevices 1", line)
+	}
+	if !strings.Contains(f.metrics.String(), `"Namespace":"IoTCenter"`) {
+		t.Errorf("EMF line %s, want the IoTCenter namespace", f.metrics.String())
+	}
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestListPaging follows the Link chain: every device once, in order; bad parameters are refused.
+func TestListPaging(t *testing.T) {
+	f := newFixture(t, time.Now())
+	admin := influxtest.Shared(t).Client(t)
+	ids := fleettest.IDs("p", 5)
+	fleettest.Register(t, admin, f.cfg.BucketAuth, ids)
+	var got []string
+	path := "/api/devices?limit=2"
+	for pages := 0; path != ""; pages++ {
+		if pages == 10 {
+			t.Fatal("more than 10 pages for 5 devices")
+		}
+		status, devs, hdr, body := f.get(t, path)
+		if status != 200 {
+			t.Fatalf("GET %s: %d %s", path, status, body)
+		}
+		for _, d := range devs {
+			got = append(got, d.DeviceID)
+		}
+		path = ""
+		if link := hdr.Get("Link"); link != "" {
+			if !strings.HasPrefix(link, "</api/devices?") || !strings.HasSuffix(link, `>; rel="next"`) {
+				t.Fatalf("Link %q, want </api/devices?…>; rel=\"next\"", link)
+			}
+			path = strings.TrimSuffix(strings.TrimPrefix(link, "<"), `>; rel="next"`)
+		}
+	}
+	if strings.Join(got, ",") != strings.Join(ids, ",") {
+		t.Errorf("pages gave %v, want %v", got, ids)
+	}
+	if _, all, hdr, _ := f.get(t, "/api/devices"); len(all) != 5 || hdr.Get("Link") != "" {
+		t.Errorf("without limit: %d devices, Link %q; want all 5 and no Link", len(all), hdr.Get("Link"))
+	}
+	if _, last, hdr, _ := f.get(t, "/api/devices?limit=5"); len(last) != 5 || hdr.Get("Link") != "" {
+		t.Errorf("limit = fleet size: %d devices, Link %q; want 5 and no Link", len(last), hdr.Get("Link"))
+	}
+	for _, bad := range []string{"limit=0", "limit=1001", "limit=x", "limit=99999999999999999999", "after=no%20way",
+		"limit=1&limit=2", "page=2", "%zz"} {
+		if status, _, _, body := f.get(t, "/api/devices?"+bad); status != 400 {
+			t.Errorf("?%s: %d %s, want 400", bad, status, body)
+		}
+	}
+	if status, devs, _, _ := f.get(t, "/api/devices?limit=1000&after=p-00003&key=operator"); status != 200 || len(devs) != 1 || devs[0].DeviceID != "p-00004" {
+		t.Errorf("after p-00003: %d %v, want only p-00004", status, devs)
+	}
+}
