@@ -15,8 +15,6 @@ import (
 	"time"
 
 	"github.com/iot-center/iot-center-serverless/internal/influxtest"
-	"gopkg.in/yaml.v3"
-
 	"github.com/iot-center/iot-center-serverless/shared/influx"
 	"github.com/iot-center/iot-center-serverless/shared/sensors"
 )
@@ -195,42 +193,14 @@ func BenchmarkWorkerCPU(b *testing.B) {
 	b.ReportMetric(rate, "points/s_one_core")
 	// CPU time per 1,000 points, and what a million points cost in Lambda at the template's memory: Lambda gives a
 	// function memory/1,769 MB of a vCPU, so CPU-bound work runs 1,769/memory times longer than on one core.
-	cpu := 1000 / rate // seconds of one core per 1,000 points
-	mem := workerMemoryMB(b)
+	cpu := 1000 / rate                          // seconds of one core per 1,000 points
+	mem := workerMemoryMB                       // template.yaml's MemorySize (asserted by WorkerPeakRSS's template check)
 	seconds := cpu * 1000 * 1769 / float64(mem) // per million points
 	gbs := seconds * float64(mem) / 1024
 	b.ReportMetric(cpu*1000, "cpu_ms/1000_points")
 	b.ReportMetric(gbs, "lambda_GB-s/million_points")
 	// arm64 $0.0000133334 per GB-s, $0.20 per million requests (one chunk of 1,440 points per request)
 	b.ReportMetric(gbs*0.0000133334+1e6/1440*0.20/1e6, "lambda_USD/million_points")
-}
-
-// workerMemoryMB reads BackfillWorkerFunction's MemorySize from template.yaml.
-func workerMemoryMB(b *testing.B) int {
-	b.Helper()
-	data, err := os.ReadFile("../../template.yaml")
-	if err != nil {
-		b.Fatal(err)
-	}
-	var n yaml.Node
-	if err := yaml.Unmarshal(data, &n); err != nil {
-		b.Fatal(err)
-	}
-	var tpl struct {
-		Resources map[string]struct {
-			Properties struct {
-				MemorySize int `yaml:"MemorySize"`
-			} `yaml:"Properties"`
-		} `yaml:"Resources"`
-	}
-	if err := n.Decode(&tpl); err != nil {
-		b.Fatal(err)
-	}
-	mem := tpl.Resources["BackfillWorkerFunction"].Properties.MemorySize
-	if mem <= 0 {
-		b.Fatal("template.yaml: BackfillWorkerFunction has no MemorySize")
-	}
-	return mem
 }
 
 type discard struct{}

@@ -113,6 +113,7 @@ type fixtureOpts struct {
 	jobTimeout   time.Duration
 	maxReceives  int  // the redrive policy's maxReceiveCount (default 5)
 	paused       bool // no event source mapping: tasks stay queued
+	taskMinutes  int  // minutes of chunks per chunk task (default 1: one chunk per task)
 }
 
 func newFixture(t testing.TB, srv *influxtest.Server, o fixtureOpts) *fixture {
@@ -131,6 +132,9 @@ func newFixture(t testing.TB, srv *influxtest.Server, o fixtureOpts) *fixture {
 	}
 	if o.maxReceives == 0 {
 		o.maxReceives = 5
+	}
+	if o.taskMinutes == 0 {
+		o.taskMinutes = 1
 	}
 	cfg := config.Config{
 		InfluxURL: srv.URL, InfluxPublicURL: srv.URL, Org: srv.Org, Token: config.Secret(srv.Token),
@@ -171,7 +175,7 @@ func newFixture(t testing.TB, srv *influxtest.Server, o fixtureOpts) *fixture {
 			w.DownsampledBucket = cfg.BucketDownsampled
 		}
 		runners <- &Runner{Worker: w, Planner: planner, Jobs: f.jobs, Queue: f.queue, Devices: devices,
-			ChunkMinutes: o.chunkMinutes, BatchDevices: 3, Now: o.now}
+			ChunkMinutes: o.chunkMinutes, BatchDevices: 3, TaskMinutes: o.taskMinutes, Now: o.now}
 	}
 	f.mapping = &sqsesm.Mapping{Function: "BackfillWorker", Queue: queues[name], Client: sqsClient, Idle: 50 * time.Millisecond,
 		Event: sqsesm.Event{BatchSize: 1, MaximumConcurrency: o.instances, ReportItemFailures: true},

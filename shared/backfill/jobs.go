@@ -254,17 +254,30 @@ func (s *JobStore) recordBatch(ctx context.Context, j JobRef, batch, devices, co
 	return s.Influx.WriteLines(ctx, s.Bucket, []byte(line))
 }
 
-// recordChunk stores one chunk's outcome: the points it wrote, or that it failed. Both writes carry every field,
-// so a chunk done after an earlier failure record (or the reverse) leaves one consistent point. share is 1/of:
-// a device's shares sum to 1 when all its chunks are done (progress.go counts devices that way).
-func (s *JobStore) recordChunk(ctx context.Context, t Task, points int64, failed bool, at time.Time) error {
-	f, share := 0, 1/float64(max(t.Of, 1))
-	if failed {
-		f, share = 1, 0
+// chunkOutcome is what a chunk did: the points it wrote, or that it failed.
+type chunkOutcome struct {
+	ref    ChunkRef
+	points int64
+	failed bool
+}
+
+// recordChunks stores chunks' outcomes, one point each, in one write. Every point carries every field, so a chunk
+// done after an earlier failure record (or the reverse) leaves one consistent point. share is 1/of: a device's
+// shares sum to 1 when all its chunks are done (progress.go counts devices that way).
+func (s *JobStore) recordChunks(ctx context.Context, j JobRef, outs []chunkOutcome, at time.Time) error {
+	if len(outs) == 0 {
+		return nil
 	}
-	line := fmt.Sprintf("%s,deviceId=%s,jobId=%s points=%di,failed=%di,share=%s,at=%di %d\n", chunkMeasurement, t.DeviceID,
-		t.Job.ID, points, f, strconv.FormatFloat(share, 'g', -1, 64), at.UnixMilli(), t.Job.Created.UnixNano()+int64(t.Seq))
-	return s.Influx.WriteLines(ctx, s.Bucket, []byte(line))
+	var b strings.Builder
+	for _, o := range outs {
+		f, share := 0, 1/float64(max(o.ref.Of, 1))
+		if o.failed {
+			f, share = 1, 0
+		}
+		fmt.Fprintf(&b, "%s,deviceId=%s,jobId=%s points=%di,failed=%di,share=%s,at=%di %d\n", chunkMeasurement, o.ref.DeviceID,
+			j.ID, o.points, f, strconv.FormatFloat(share, 'g', -1, 64), at.UnixMilli(), j.Created.UnixNano()+o.ref.Seq)
+	}
+	return s.Influx.WriteLines(ctx, s.Bucket, []byte(b.String()))
 }
 
 // newJob builds a job for key created now.

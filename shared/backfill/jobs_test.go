@@ -124,7 +124,7 @@ func TestTaskValidate(t *testing.T) {
 		{"plan all", Task{Kind: KindPlan, Job: job, All: true}, true},
 		{"plan list", Task{Kind: KindPlan, Job: job, Devices: []string{"a", "b"}}, true},
 		{"batch", Task{Kind: KindBatch, Job: job, Devices: []string{"a"}, Batch: 2, First: 200}, true},
-		{"chunk", Task{Kind: KindChunk, Job: job, DeviceID: "a", Window: win, Seq: 5, Of: 2}, true},
+		{"chunk", Task{Kind: KindChunk, Job: job, Chunks: []ChunkRef{{DeviceID: "a", Window: win, Seq: 5, Of: 2}}}, true},
 		{"unknown kind", Task{Kind: "drop", Job: job}, false},
 		{"bad job id", Task{Kind: KindPlan, Job: JobRef{ID: "x", Created: created, From: job.From, To: job.To, Deadline: job.Deadline}, All: true}, false},
 		{"created differs from the id", Task{Kind: KindPlan, Job: JobRef{ID: job.ID, Created: created.Add(time.Second), From: job.From,
@@ -135,11 +135,12 @@ func TestTaskValidate(t *testing.T) {
 		{"empty batch", Task{Kind: KindBatch, Job: job}, false},
 		{"bad device in batch", Task{Kind: KindBatch, Job: job, Devices: []string{"a b"}}, false},
 		{"too many devices", Task{Kind: KindBatch, Job: job, Devices: make([]string, MaxBatchDevices+1)}, false},
-		{"chunk outside the job", Task{Kind: KindChunk, Job: job, DeviceID: "a", Window: Range{win[0] - 1, win[1]}, Of: 1}, false},
-		{"chunk empty window", Task{Kind: KindChunk, Job: job, DeviceID: "a", Window: Range{win[0], win[0]}, Of: 1}, false},
-		{"chunk bad device", Task{Kind: KindChunk, Job: job, DeviceID: "", Window: win, Of: 1}, false},
-		{"chunk of 0", Task{Kind: KindChunk, Job: job, DeviceID: "a", Window: win, Of: 0}, false},
-		{"chunk negative seq", Task{Kind: KindChunk, Job: job, DeviceID: "a", Window: win, Seq: -1, Of: 1}, false},
+		{"chunk outside the job", Task{Kind: KindChunk, Job: job, Chunks: []ChunkRef{{DeviceID: "a", Window: Range{win[0] - 1, win[1]}, Of: 1}}}, false},
+		{"chunk empty window", Task{Kind: KindChunk, Job: job, Chunks: []ChunkRef{{DeviceID: "a", Window: Range{win[0], win[0]}, Of: 1}}}, false},
+		{"chunk bad device", Task{Kind: KindChunk, Job: job, Chunks: []ChunkRef{{DeviceID: "", Window: win, Of: 1}}}, false},
+		{"chunk of 0", Task{Kind: KindChunk, Job: job, Chunks: []ChunkRef{{DeviceID: "a", Window: win, Of: 0}}}, false},
+		{"no chunks", Task{Kind: KindChunk, Job: job}, false},
+		{"chunk negative seq", Task{Kind: KindChunk, Job: job, Chunks: []ChunkRef{{DeviceID: "a", Window: win, Seq: -1, Of: 1}}}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -272,7 +273,13 @@ func TestDeadlinePassedChunksFail(t *testing.T) {
 	if status != http.StatusAccepted {
 		t.Fatalf("POST %d", status)
 	}
-	job = f.waitEnd(t, job.ID)
+	// failed as soon as the deadline passed; the planning record and the failed chunks' records follow
+	for k := 0; k < 100; k++ {
+		if job = f.waitEnd(t, job.ID); job.Chunks > 0 && job.ChunksFailed == job.Chunks {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	if job.State != StateFailed || job.ChunksFailed != job.Chunks || job.ChunksDone != 0 || job.PointsWritten != 0 {
 		t.Errorf("job %+v, want failed with every chunk failed", job)
 	}

@@ -2,7 +2,6 @@ package backfill
 
 import (
 	"context"
-	"fmt"
 	"strconv"
 	"time"
 
@@ -121,5 +120,3 @@ func state(j *Job, now time.Time) string {
 
 // active reports whether a job may still change (a second request for the same key joins it).
 func (j Job) active() bool { return j.State == StatePlanning || j.State == StateRunning }
-
-func (j Job) String() string { return fmt.Sprintf("job %s (%s)", j.ID, j.State) }

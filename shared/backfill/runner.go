@@ -23,11 +23,18 @@ type Runner struct {
 	ChunkMinutes int
 	// BatchDevices is how many devices one batch task plans (one query); DefaultBatchDevices when 0.
 	BatchDevices int
-	Now          func() time.Time
+	// TaskMinutes is how many minutes of chunks one chunk task carries (several devices' chunks, written one after
+	// the other); DefaultTaskMinutes when 0. One chunk is never split across tasks.
+	TaskMinutes int
+	Now         func() time.Time
 }
 
 // DefaultBatchDevices keeps a batch's planning query at a few thousand rows per day of window.
 const DefaultBatchDevices = 100
+
+// DefaultTaskMinutes is ten device-days of points per chunk task: about a second of a worker's CPU, and a
+// thousand-device day is a hundred messages and invocations.
+const DefaultTaskMinutes = 10 * 1440
 
 // retry delays of a task that failed on a transient error (InfluxDB overloaded or down): doubling from the base,
 // capped, and never past the job's deadline (the attempt after it records the chunk as failed).
@@ -73,8 +80,8 @@ func (r *Runner) handleMessage(ctx context.Context, m events.SQSMessage) error {
 		return nil
 	}
 	attrs := []any{slog.String("jobId", t.Job.ID), slog.String("kind", t.Kind), slog.String("error", err.Error())}
-	if t.DeviceID != "" {
-		attrs = append(attrs, slog.String("deviceId", t.DeviceID))
+	if len(t.Chunks) > 0 {
+		attrs = append(attrs, slog.String("deviceId", t.Chunks[0].DeviceID), slog.Int("chunks", len(t.Chunks)))
 	}
 	n, _ := strconv.Atoi(m.Attributes["ApproximateReceiveCount"])
 	delay := retryBase << min(max(n-1, 0), 10)
@@ -156,50 +163,81 @@ func (r *Runner) batch(ctx context.Context, t Task) error {
 			return influxErr(err)
 		}
 	}
+	budget := r.TaskMinutes
+	if budget <= 0 {
+		budget = DefaultTaskMinutes
+	}
 	var tasks []Task
-	var points int64
-	complete := 0
+	var points, taskMinutes int64
+	complete, chunks := 0, 0
 	for i, p := range plans {
 		if len(p.Windows) == 0 {
 			complete++
 		}
 		points += p.Missing
 		for c, w := range p.Windows {
-			tasks = append(tasks, Task{Kind: KindChunk, Job: t.Job, DeviceID: p.DeviceID, Window: w,
+			n := len(tasks)
+			if n == 0 || taskMinutes >= int64(budget) || len(tasks[n-1].Chunks) == MaxBatchDevices {
+				tasks = append(tasks, Task{Kind: KindChunk, Job: t.Job})
+				n, taskMinutes = n+1, 0
+			}
+			tasks[n-1].Chunks = append(tasks[n-1].Chunks, ChunkRef{DeviceID: p.DeviceID, Window: w,
 				Seq: int64(t.First+i)*seqPerDevice + int64(c), Of: len(p.Windows)})
+			taskMinutes += w.Minutes()
+			chunks++
 		}
 	}
 	if err := r.Queue.Send(ctx, tasks); err != nil {
 		return err
 	}
-	if err := r.Jobs.recordBatch(ctx, t.Job, t.Batch, len(t.Devices), complete, len(tasks), points, r.now()); err != nil {
+	if err := r.Jobs.recordBatch(ctx, t.Job, t.Batch, len(t.Devices), complete, chunks, points, r.now()); err != nil {
 		return influxErr(err)
 	}
 	return nil
 }
 
-// chunk writes the gaps of one device's chunk window, or records the chunk as failed when the job's deadline has
-// passed (what is still missing stays missing: asking again plans it).
+// chunk writes its chunks' gaps one after the other, or records a chunk as failed when the job's deadline has
+// passed (what is still missing stays missing: asking again plans it). The outcomes are recorded in one write, also
+// when a chunk fails part-way (the task then runs again; writes are idempotent).
 func (r *Runner) chunk(ctx context.Context, t Task) error {
-	if !r.now().Before(t.Job.Deadline) {
-		api.Logger(ctx).WarnContext(ctx, "chunk past its job's deadline: recorded as failed", slog.String("jobId", t.Job.ID),
-			slog.String("deviceId", t.DeviceID))
-		return influxErr(r.Jobs.recordChunk(ctx, t, 0, true, r.now()))
+	var outs []chunkOutcome
+	var failure error
+	for _, ref := range t.Chunks {
+		if !r.now().Before(t.Job.Deadline) {
+			api.Logger(ctx).WarnContext(ctx, "chunk past its job's deadline: recorded as failed", slog.String("jobId", t.Job.ID),
+				slog.String("deviceId", ref.DeviceID))
+			outs = append(outs, chunkOutcome{ref: ref, failed: true})
+			continue
+		}
+		points, err := r.writeChunk(ctx, ref)
+		if api.IsCode(err, api.Invalid) {
+			outs = append(outs, chunkOutcome{ref: ref, failed: true}) // cannot succeed on a retry
+			continue
+		}
+		if err != nil {
+			failure = err
+			break
+		}
+		outs = append(outs, chunkOutcome{ref: ref, points: points})
 	}
-	chunks, _, err := r.Planner.Chunks(ctx, t.DeviceID, t.window(), r.ChunkMinutes)
+	if err := r.Jobs.recordChunks(ctx, t.Job, outs, r.now()); err != nil {
+		return errors.Join(failure, influxErr(err))
+	}
+	return failure
+}
+
+// writeChunk finds the device's exact gaps in the chunk's window and writes them.
+func (r *Runner) writeChunk(ctx context.Context, ref ChunkRef) (int64, error) {
+	chunks, _, err := r.Planner.Chunks(ctx, ref.DeviceID, ref.window(), r.ChunkMinutes)
 	if err != nil {
-		return influxErr(err)
+		return 0, influxErr(err)
 	}
 	var points int64
 	for _, c := range chunks {
 		if err := r.Worker.Handle(ctx, c); err != nil {
-			if api.IsCode(err, api.Invalid) {
-				// cannot succeed on a retry
-				return errors.Join(err, r.Jobs.recordChunk(ctx, t, points, true, r.now()))
-			}
-			return err
+			return points, err
 		}
 		points += c.Minutes()
 	}
-	return influxErr(r.Jobs.recordChunk(ctx, t, points, false, r.now()))
+	return points, nil
 }

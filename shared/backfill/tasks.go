@@ -38,12 +38,22 @@ type Task struct {
 	Batch   int      `json:"batch,omitempty"`
 	// First is the job-wide index of the batch's first device (chunk record times derive from it).
 	First int `json:"first,omitempty"`
-	// chunk: the device, the window (Unix minutes, inside the job's window), its number among the job's records
-	// and how many chunks the device has.
-	DeviceID string `json:"deviceId,omitempty"`
-	Window   Range  `json:"window,omitempty"`
-	Seq      int64  `json:"seq,omitempty"`
-	Of       int    `json:"of,omitempty"`
+	// chunk: the chunks the task writes, one after the other (several devices' chunks share a task, so a fleet's
+	// backfill is a few hundred messages and invocations, not one per device and day).
+	Chunks []ChunkRef `json:"chunks,omitempty"`
+}
+
+// ChunkRef is one chunk of a chunk task: the device, the window (Unix minutes, inside the job's window), its
+// number among the job's records and how many chunks the device has.
+type ChunkRef struct {
+	DeviceID string `json:"deviceId"`
+	Window   Range  `json:"window"`
+	Seq      int64  `json:"seq"`
+	Of       int    `json:"of"`
+}
+
+func (c ChunkRef) window() Window {
+	return Window{From: time.Unix(c.Window[0]*60, 0).UTC(), To: time.Unix(c.Window[1]*60, 0).UTC()}
 }
 
 // Limits on tasks received from the queue.
@@ -79,23 +89,23 @@ func (t Task) Validate() error {
 			return api.InvalidParam("batch", "bad batch number")
 		}
 	case KindChunk:
-		if err := api.CheckDeviceID(t.DeviceID); err != nil {
-			return err
+		if len(t.Chunks) == 0 || len(t.Chunks) > MaxBatchDevices {
+			return api.InvalidParam("chunks", "task has a bad chunk list")
 		}
 		from, to := j.From.Unix()/60, j.To.Unix()/60
-		if t.Window[0] < from || t.Window[1] > to || t.Window[1] <= t.Window[0] {
-			return api.InvalidParam("window", "chunk window outside its job's window")
-		}
-		if t.Of < 1 || t.Of > seqPerDevice || t.Seq < 0 || t.Seq > int64(1<<31)*seqPerDevice {
-			return api.InvalidParam("seq", "bad chunk numbering")
+		for _, c := range t.Chunks {
+			if err := api.CheckDeviceID(c.DeviceID); err != nil {
+				return err
+			}
+			if c.Window[0] < from || c.Window[1] > to || c.Window[1] <= c.Window[0] {
+				return api.InvalidParam("window", "chunk window outside its job's window")
+			}
+			if c.Of < 1 || c.Of > seqPerDevice || c.Seq < 0 || c.Seq > int64(1<<31)*seqPerDevice {
+				return api.InvalidParam("seq", "bad chunk numbering")
+			}
 		}
 	default:
 		return api.InvalidParam("kind", "unknown task kind")
 	}
 	return nil
-}
-
-// window is the chunk's window as times.
-func (t Task) window() Window {
-	return Window{From: time.Unix(t.Window[0]*60, 0).UTC(), To: time.Unix(t.Window[1]*60, 0).UTC()}
 }
