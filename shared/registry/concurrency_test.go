@@ -69,10 +69,7 @@ func TestConcurrentFirstRegistration(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)
 			id := f.newID("race")
-			reqs := make([][3]string, 50)
-			for i := range reqs {
-				reqs[i] = [3]string{tc.method, tc.path + id, ""}
-			}
+			reqs := repeated(50, tc.method, tc.path+id)
 			res := race(t, f.instances(tc.instances), reqs)
 			tokens, newly, created := map[string]int{}, 0, 0
 			for i, w := range res {
@@ -105,14 +102,20 @@ func TestConcurrentFirstRegistration(t *testing.T) {
 	}
 }
 
+// repeated is n copies of one request (method, path, no query) for race.
+func repeated(n int, method, path string) [][3]string {
+	reqs := make([][3]string, n)
+	for i := range reqs {
+		reqs[i] = [3]string{method, path, ""}
+	}
+	return reqs
+}
+
 func TestConcurrentRotate(t *testing.T) {
 	f := newFixture(t)
 	id := f.newID("rotrace")
 	old := f.envOK(f.h, id).InfluxToken
-	reqs := make([][3]string, 12)
-	for i := range reqs {
-		reqs[i] = [3]string{"POST", "/api/devices/" + id + "/rotate", ""}
-	}
+	reqs := repeated(12, "POST", "/api/devices/"+id+"/rotate")
 	res := race(t, f.instances(4), reqs)
 	tokens := map[string]bool{}
 	for i, w := range res {
@@ -173,10 +176,7 @@ func TestConcurrentDeletes(t *testing.T) {
 	f := newFixture(t)
 	id := f.newID("deld")
 	tok := f.envOK(f.h, id).InfluxToken
-	reqs := make([][3]string, 10)
-	for i := range reqs {
-		reqs[i] = [3]string{"DELETE", "/api/devices/" + id, ""}
-	}
+	reqs := repeated(10, "DELETE", "/api/devices/"+id)
 	ok := 0
 	for i, w := range race(t, f.instances(4), reqs) {
 		switch w.Code {
