@@ -305,12 +305,18 @@ function configPanel(cfg: DeviceConfig, opener: Element | null, title: string): 
   buttons.append(rot);
   const note = h("p", { class: "hint", role: "status" });
   p.body.append(
-    h("p", { class: "once", id: "token-note" }, token
-      ? "The device token is shown here once: copy it now. It cannot be read again later; if it is lost, rotate to issue a new one."
-      : "The device token is not shown again after registration. If the device lost it, rotate to issue a new one."),
+    h("p", { class: "once", id: "token-note" }, tokenNote(token)),
     buttons, note, pre);
   render();
   announce(title);
+}
+
+// tokenNote says what the page can and cannot show again. A gateway credential (iotc_…) is answered once, to its
+// creator: the registry keeps only its hash. A direct-mode InfluxDB token stays readable by the operator.
+function tokenNote(token: string): string {
+  if (!token) return "The device credential is not shown again after registration or rotation. If the device lost it, rotate to issue a new one.";
+  if (token.startsWith("iotc_")) return "This device credential is shown once: copy it now. Only its hash is kept; if it is lost, rotate to issue a new one.";
+  return "This is the device's InfluxDB token (direct writes); the configuration view shows it again. Rotate it if it may have leaked.";
 }
 
 function mask(token: string): string {
