@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -20,7 +21,7 @@ import (
 
 func main() {
 	var o app.Options
-	var params, poolFor, allowHosts string
+	var params, poolFor, allowHosts, samEnv, lambdaEndpoint string
 	flag.StringVar(&o.Root, "root", "", "repository root (default: the folder holding go.mod above the working directory)")
 	flag.StringVar(&o.Template, "template", "", "SAM template (default <root>/template.yaml)")
 	flag.StringVar(&o.Addr, "addr", "127.0.0.1:3000", "listen address of the local API")
@@ -33,6 +34,8 @@ func main() {
 	flag.StringVar(&o.GOARCH, "goarch", runtime.GOARCH, "architecture of the local builds (the host's)")
 	flag.StringVar(&allowHosts, "allow-host", "", "Host names to answer besides 127.0.0.1, localhost and [::1], comma-separated (other names get 403: DNS rebinding)")
 	flag.BoolVar(&o.SkipSetup, "skip-setup", false, "do not prepare InfluxDB (buckets, downsampling task, dashboard)")
+	flag.StringVar(&samEnv, "sam-env", "", "instead of serving: prepare the InfluxDB in INFLUX_URL/INFLUX_ORG/INFLUX_TOKEN (admin) for `sam local` and write this env.json (each function's own token), then exit")
+	flag.StringVar(&lambdaEndpoint, "sam-lambda-endpoint", "", "with -sam-env: `sam local start-lambda` as SAM's containers reach it (default http://host.docker.internal:3001)")
 	flag.Parse()
 
 	o.AllowHosts = strings.FieldsFunc(allowHosts, func(r rune) bool { return r == ',' || r == ' ' })
@@ -62,9 +65,25 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if samEnv != "" {
+		err := app.WriteSAMEnv(ctx, app.SAMEnvOptions{Path: samEnv, Template: firstSet(o.Template, filepath.Join(o.Root, "template.yaml")),
+			Params: o.Params, InfluxURL: os.Getenv("INFLUX_URL"), Org: os.Getenv("INFLUX_ORG"), Token: os.Getenv("INFLUX_TOKEN"),
+			LambdaEndpoint: lambdaEndpoint, Stdout: os.Stdout})
+		if err != nil {
+			fail(err)
+		}
+		return
+	}
 	if err := app.Run(ctx, o); err != nil && ctx.Err() == nil {
 		fail(err)
 	}
+}
+
+func firstSet(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 // pairs parses "A=1 B=2" or "A=1,B=2".

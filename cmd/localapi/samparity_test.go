@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -12,9 +14,13 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/app"
 	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/samtpl"
 	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/testfn"
+	"github.com/iot-center/iot-center-serverless/internal/influxtest"
+	"github.com/iot-center/iot-center-serverless/shared/influx"
 	"github.com/iot-center/iot-center-serverless/shared/setup"
 )
 
@@ -193,4 +199,71 @@ func TestEnvExampleJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	CheckEnvJSON(t, b, loadTemplate(t), func(_, role, v string) bool { return v == "<"+role+" token>" })
+}
+
+func TestMain(m *testing.M) { os.Exit(influxtest.Main(m)) }
+
+// TestSAMEnvSetup runs the one-time `sam local` setup (-sam-env) against the real InfluxDB twice: env.json is what
+// SAM CLI reads, each function holds only its own role's token (which works), the admin token only the functions
+// the template gives it, the keys only the authorizer; the second run keeps every token and key.
+func TestSAMEnvSetup(t *testing.T) {
+	srv := influxtest.Shared(t)
+	admin := srv.Client(t)
+	id := influxtest.RandomID(4)
+	buckets := map[string]string{setup.DataBucket: "samdata_" + id, setup.RegistryBucket: "samreg_" + id, setup.DownsampledBucket: "samds_" + id}
+	path := filepath.Join(t.TempDir(), "env.json")
+	o := app.SAMEnvOptions{Path: path, Template: filepath.Join(testfn.Root(), "template.yaml"), InfluxURL: srv.URL, Org: srv.Org,
+		Token: srv.Token, Params: map[string]string{"InfluxBucket": buckets[setup.DataBucket],
+			"InfluxBucketAuth": buckets[setup.RegistryBucket], "InfluxBucketDownsampled": buckets[setup.DownsampledBucket]}}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		as, _ := admin.ListAuthorizations(ctx)
+		for _, a := range as {
+			if strings.Contains(a.Description, path) {
+				_ = admin.DeleteAuthorization(ctx, a.ID)
+			}
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := app.WriteSAMEnv(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(path)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("env.json %v (%v), want mode 0600", st, err)
+	}
+	first, _ := os.ReadFile(path)
+	tpl := loadTemplate(t)
+	CheckEnvJSON(t, first, tpl, func(fn, role, tok string) bool {
+		if role == setup.AdminRole {
+			return tok == srv.Token
+		}
+		r, ok := setup.RoleByName(role)
+		if !ok || tok == "" || tok == srv.Token {
+			return false
+		}
+		for _, g := range r.Grants {
+			if g.Action == "read" { // the token reads its bucket
+				c := influx.New(srv.URL, tok, srv.Org, influx.Options{})
+				defer c.Close()
+				_, err := c.BucketID(ctx, buckets[g.Bucket])
+				return err == nil
+			}
+		}
+		return true
+	})
+	var env map[string]map[string]any
+	_ = json.Unmarshal(first, &env)
+	if got := env["Parameters"]["INFLUX_URL"]; !strings.HasPrefix(fmt.Sprint(got), "http://host.docker.internal:") {
+		t.Errorf("Parameters.INFLUX_URL %v, want the InfluxDB as SAM's containers reach it", got)
+	}
+	if err := app.WriteSAMEnv(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	second, _ := os.ReadFile(path)
+	if string(second) != string(first) {
+		t.Errorf("a second run changed env.json:\n%s\nwant\n%s", second, first)
+	}
 }

@@ -293,6 +293,18 @@ func loadKeys(path string, getenv func(string) string) (keyPair, error) {
 func runSetup(ctx context.Context, db *influxInstance, tpl *samtpl.Template, getenv func(string) string, log *slog.Logger, roles setup.TokenStore, owner string) error {
 	c := influx.New(db.URL, db.Token, db.Org, influx.Options{})
 	defer c.Close()
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	res, err := setup.Run(sctx, c, setupOptions(tpl, getenv, roles, owner))
+	if err != nil {
+		return fmt.Errorf("preparing InfluxDB (buckets, task, dashboard): %w", err)
+	}
+	log.Info("influxdb ready", "buckets", strings.Join(slices.Sorted(maps.Keys(res.BucketIDs)), ","), "created", strings.Join(res.Created, ","))
+	return nil
+}
+
+// setupOptions are the custom resource's options as the template (and INFLUX_BUCKET* overrides) give them.
+func setupOptions(tpl *samtpl.Template, getenv func(string) string, roles setup.TokenStore, owner string) setup.Options {
 	days := func(param string) time.Duration {
 		n, err := strconv.Atoi(tpl.Parameters[param])
 		if err != nil || n <= 0 {
@@ -300,7 +312,7 @@ func runSetup(ctx context.Context, db *influxInstance, tpl *samtpl.Template, get
 		}
 		return time.Duration(n) * 24 * time.Hour
 	}
-	opts := setup.Options{
+	return setup.Options{
 		Bucket:               firstNonEmpty(getenv("INFLUX_BUCKET"), tpl.Parameters["InfluxBucket"]),
 		BucketAuth:           firstNonEmpty(getenv("INFLUX_BUCKET_AUTH"), tpl.Parameters["InfluxBucketAuth"]),
 		BucketDownsampled:    firstNonEmpty(getenv("INFLUX_BUCKET_DOWNSAMPLED"), tpl.Parameters["InfluxBucketDownsampled"]),
@@ -309,14 +321,6 @@ func runSetup(ctx context.Context, db *influxInstance, tpl *samtpl.Template, get
 		Roles:                roles,
 		Owner:                owner,
 	}
-	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	res, err := setup.Run(sctx, c, opts)
-	if err != nil {
-		return fmt.Errorf("preparing InfluxDB (buckets, task, dashboard): %w", err)
-	}
-	log.Info("influxdb ready", "buckets", strings.Join(slices.Sorted(maps.Keys(res.BucketIDs)), ","), "created", strings.Join(res.Created, ","))
-	return nil
 }
 
 // lookup reads a KEY=VALUE list like os.Getenv (the last entry wins, as in exec).

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/samtpl"
+	"github.com/iot-center/iot-center-serverless/shared/setup"
 )
 
 // For returns the env.json variables of one function as `sam local` applies them: the global "Parameters" section,
@@ -31,18 +32,18 @@ func (e samEnvVars) For(id string, f *samtpl.Function, log *slog.Logger) map[str
 // parameter: INFLUX_TOKEN_PARAMETER naming the admin token's parameter gets the admin token, one under
 // RoleTokenPrefix gets that role's token from setup, an empty one gets no token.
 func functionToken(f *samtpl.Function, tpl *samtpl.Template, db *influxInstance, roles map[string]string, log *slog.Logger) string {
-	param := f.Env["INFLUX_TOKEN_PARAMETER"]
-	switch {
-	case param == "":
+	switch role := functionRole(f, tpl); role {
+	case "":
 		return ""
-	case param == tpl.Parameters["InfluxTokenParameter"]:
+	case setup.AdminRole:
 		return db.Token
-	}
-	role, ok := strings.CutPrefix(param, strings.TrimRight(tpl.Parameters["RoleTokenPrefix"], "/")+"/")
-	if tok := roles[role]; ok && tok != "" {
-		return tok
+	default:
+		if tok := roles[role]; tok != "" {
+			return tok
+		}
 	}
 	// -skip-setup on a fresh state folder: no role tokens yet
-	log.Warn("no role token for the function: it gets the admin token (run once without -skip-setup)", "function", f.LogicalID, "parameter", param)
+	log.Warn("no role token for the function: it gets the admin token (run once without -skip-setup)", "function", f.LogicalID,
+		"parameter", f.Env["INFLUX_TOKEN_PARAMETER"])
 	return db.Token
 }
