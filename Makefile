@@ -18,10 +18,12 @@ FUNCTIONS := AuthorizerFunction EnvConfigFunction RegisterFunction DevicesFuncti
 INFLUXD = bash scripts/influxd/build-influxd.sh
 TEST_TIMEOUT ?= 45m
 
-.PHONY: help build test lint vet fmt run bench influxd ui tools clean chromium e2e $(addprefix build-,$(FUNCTIONS))
+.PHONY: help build test lint vet fmt run sam-env check-deploy bench influxd ui tools clean chromium e2e $(addprefix build-,$(FUNCTIONS))
 
 help:
 	@echo "make run    - local API on http://127.0.0.1:3000 over a real InfluxDB (builds what it needs)"
+	@echo "make sam-env - one-time setup for sam local: prepares INFLUX_URL's InfluxDB, writes env.json"
+	@echo "make check-deploy PARAMS='InfluxUrl=... InfluxOrg=...' - check parameters, SSM and InfluxDB before sam deploy"
 	@echo "make test   - lint + all tests against a real InfluxDB (builds influxd on first run)"
 	@echo "make bench  - benchmarks, printed as a table"
 	@echo "make build  - build every function's bootstrap ($(LAMBDA_GOARCH)) into build/"
@@ -101,8 +103,21 @@ e2e: chromium ui
 # The local API (cmd/localapi): built, then exec'd so Ctrl-C/SIGTERM reach it directly. Extra flags, e.g.
 # LOCALAPI_FLAGS="-pool 3 -pool-for EnvConfigFunction=4 -env-vars env.json -parameter-overrides DeviceAuth=none".
 LOCALAPI_FLAGS ?=
+# The same env.json as `sam local start-api --env-vars env.json`, when it exists.
+ENV_JSON ?= $(wildcard env.json)
 run: tools ui
-	@go build -o bin/localapi ./cmd/localapi && exec bin/localapi -state .local $(LOCALAPI_FLAGS)
+	@go build -o bin/localapi ./cmd/localapi && exec bin/localapi -state .local $(if $(ENV_JSON),-env-vars $(ENV_JSON)) $(LOCALAPI_FLAGS)
+
+# `sam local`'s one-time setup: prepares the InfluxDB in INFLUX_URL/INFLUX_ORG/INFLUX_TOKEN (admin) with the custom
+# resource's code and writes env.json (each function's own token). See README "SAM CLI".
+sam-env:
+	@go run ./cmd/localapi -sam-env env.json
+
+# Before `sam deploy`: parameter values as CloudFormation checks them, the SSM SecureStrings, the token against
+# InfluxUrl. PARAMS='InfluxUrl=https://… InfluxOrg=…' (later samconfig.toml's parameter_overrides).
+PARAMS ?=
+check-deploy:
+	@go run ./cmd/localapi -check-deploy -parameter-overrides "$(PARAMS)"
 
 # Benchmarks hold the speed and memory goals; each runs once (-benchtime 1x) and reports its own figures.
 bench: tools ui

@@ -22,6 +22,7 @@ import (
 func main() {
 	var o app.Options
 	var params, poolFor, allowHosts, samEnv, lambdaEndpoint string
+	var checkDeploy bool
 	flag.StringVar(&o.Root, "root", "", "repository root (default: the folder holding go.mod above the working directory)")
 	flag.StringVar(&o.Template, "template", "", "SAM template (default <root>/template.yaml)")
 	flag.StringVar(&o.Addr, "addr", "127.0.0.1:3000", "listen address of the local API")
@@ -36,11 +37,13 @@ func main() {
 	flag.BoolVar(&o.SkipSetup, "skip-setup", false, "do not prepare InfluxDB (buckets, downsampling task, dashboard)")
 	flag.StringVar(&samEnv, "sam-env", "", "instead of serving: prepare the InfluxDB in INFLUX_URL/INFLUX_ORG/INFLUX_TOKEN (admin) for `sam local` and write this env.json (each function's own token), then exit")
 	flag.StringVar(&lambdaEndpoint, "sam-lambda-endpoint", "", "with -sam-env: `sam local start-lambda` as SAM's containers reach it (default http://host.docker.internal:3001)")
+	flag.BoolVar(&checkDeploy, "check-deploy", false, "instead of serving: check the deploy parameters (samconfig.toml, -parameter-overrides), their SSM SecureStrings and that the admin token reaches InfluxUrl, then exit")
 	flag.Parse()
 
 	o.AllowHosts = strings.FieldsFunc(allowHosts, func(r rune) bool { return r == ',' || r == ' ' })
 	var err error
-	if o.Params, err = pairs(params); err != nil {
+	// (-check-deploy reads sam deploy's syntax, quotes included, below)
+	if o.Params, err = pairs(params); err != nil && !checkDeploy {
 		fail(fmt.Errorf("-parameter-overrides: %w", err))
 	}
 	sizes, err := pairs(poolFor)
@@ -65,6 +68,14 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if checkDeploy {
+		err := app.CheckDeploy(ctx, app.CheckOptions{Template: firstSet(o.Template, filepath.Join(o.Root, "template.yaml")),
+			Samconfig: filepath.Join(o.Root, "samconfig.toml"), Params: app.ParseOverrides(params), Stdout: os.Stdout})
+		if err != nil {
+			fail(err)
+		}
+		return
+	}
 	if samEnv != "" {
 		err := app.WriteSAMEnv(ctx, app.SAMEnvOptions{Path: samEnv, Template: firstSet(o.Template, filepath.Join(o.Root, "template.yaml")),
 			Params: o.Params, InfluxURL: os.Getenv("INFLUX_URL"), Org: os.Getenv("INFLUX_ORG"), Token: os.Getenv("INFLUX_TOKEN"),

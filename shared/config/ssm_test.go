@@ -3,8 +3,6 @@ package config_test
 import (
 	"context"
 	"fmt"
-	"net"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -18,54 +16,8 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/config"
 )
 
-// startMoto runs moto's server (a stand-in for AWS SSM, which cannot run here) on a free loopback port and points
-// the AWS SDK at it with fake credentials. A moto that does not start fails the test.
-func startMoto(t *testing.T) string {
-	t.Helper()
-	port, err := testenv.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("python3", "-m", "moto.server", "-H", "127.0.0.1", "-p", fmt.Sprint(port))
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting moto: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-	})
-	url := fmt.Sprintf("http://127.0.0.1:%d", port)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		select {
-		case <-exited:
-			t.Fatalf("moto exited at start: %s", out.String())
-		default:
-		}
-		if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second); err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("moto not listening after 60s: %s", out.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Setenv("AWS_ENDPOINT_URL_SSM", url)
-	t.Setenv("AWS_ACCESS_KEY_ID", "testing")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "testing")
-	t.Setenv("AWS_SESSION_TOKEN", "")
-	t.Setenv("AWS_REGION", "eu-west-1")
-	t.Setenv("AWS_PROFILE", "")
-	t.Setenv("AWS_CONFIG_FILE", "/dev/null")
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	return url
-}
+// startMoto: moto's server stands in for AWS SSM (see testenv.StartMoto).
+func startMoto(t *testing.T) string { return testenv.StartMoto(t) }
 
 func putSecureString(t *testing.T, ctx context.Context, c *ssm.Client, name, value string) {
 	t.Helper()

@@ -142,6 +142,13 @@ func Run(ctx context.Context, c *influx.Client, o Options) (Result, error) {
 	return res, nil
 }
 
+// Preflight checks, without changing anything, that the admin token reaches InfluxDB and can read the
+// organization, buckets, authorizations, tasks and dashboards (`make check-deploy` runs it before a deploy).
+func Preflight(ctx context.Context, c *influx.Client) error {
+	_, err := checkPermissions(ctx, c)
+	return err
+}
+
 // checkPermissions reads every kind of resource setup and the functions use, so a token that cannot is reported
 // by name at deploy time rather than as a 403 from some later request.
 func checkPermissions(ctx context.Context, c *influx.Client) (string, error) {

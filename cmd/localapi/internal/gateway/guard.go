@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -60,7 +61,7 @@ func verifySigV4(ctx context.Context, r *http.Request, body []byte, creds aws.Cr
 		return errors.New("signature expired or from the future")
 	}
 	signed := strings.Split(fields["SignedHeaders"], ";")
-	if !containsString(signed, "host") {
+	if !slices.Contains(signed, "host") {
 		return errors.New("host is not signed")
 	}
 	// The request as the caller signed it: only its signed headers, its host, its length if signed.
@@ -103,13 +104,4 @@ func authFields(s string) map[string]string {
 		}
 	}
 	return fields
-}
-
-func containsString(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
