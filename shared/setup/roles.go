@@ -151,7 +151,7 @@ func wantGrants(r Role, orgID string, ids map[string]string) ([]string, []map[st
 // A stored token whose authorization is the only one of its role, has the wanted permissions and still opens its
 // bucket is kept (a rerun changes nothing, so warm functions keep working); otherwise a new authorization is
 // created, stored, and every older one of that role and owner revoked (none is left behind).
-func ensureRoles(ctx context.Context, c *influx.Client, orgID string, store TokenStore, owner string, ids map[string]string, created *[]string) error {
+func ensureRoles(ctx context.Context, c *influx.Client, orgID string, store TokenStore, owner string, only []string, ids map[string]string, created *[]string) error {
 	if owner == "" {
 		return errors.New("setup: role tokens need an owner (the stack's parameter prefix or the local state folder)")
 	}
@@ -162,6 +162,9 @@ func ensureRoles(ctx context.Context, c *influx.Client, orgID string, store Toke
 		return fmt.Errorf("setup: listing authorizations: %w", err)
 	}
 	for _, r := range Roles {
+		if only != nil && !slices.Contains(only, r.Name) {
+			continue
+		}
 		keys, perms, err := wantGrants(r, orgID, ids)
 		if err != nil {
 			return err

@@ -49,6 +49,9 @@ type Options struct {
 	// authorizations from others' on the same InfluxDB (the stack's SSM prefix, the local state folder).
 	Roles TokenStore
 	Owner string
+	// RoleNames, when set, limits the roles to these (a local run keeps only the roles its template's functions
+	// use; the custom resource keeps them all).
+	RoleNames []string
 }
 
 // OptionsFrom takes the bucket names from the functions' configuration.
@@ -125,7 +128,7 @@ func Run(ctx context.Context, c *influx.Client, o Options) (Result, error) {
 	if o.Roles != nil {
 		ids := map[string]string{DataBucket: res.BucketIDs[o.Bucket], RegistryBucket: res.BucketIDs[o.BucketAuth],
 			DownsampledBucket: res.BucketIDs[o.BucketDownsampled]}
-		if err := ensureRoles(ctx, c, orgID, o.Roles, o.Owner, ids, &res.Created); err != nil {
+		if err := ensureRoles(ctx, c, orgID, o.Roles, o.Owner, o.RoleNames, ids, &res.Created); err != nil {
 			return res, err
 		}
 	}

@@ -320,6 +320,7 @@ func setupOptions(tpl *samtpl.Template, getenv func(string) string, roles setup.
 		DownsampledRetention: days("DownsampledRetentionDays"),
 		Roles:                roles,
 		Owner:                owner,
+		RoleNames:            templateRoles(tpl),
 	}
 }
 

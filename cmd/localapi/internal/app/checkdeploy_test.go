@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
@@ -15,19 +16,16 @@ import (
 	"github.com/iot-center/iot-center-serverless/internal/influxtest"
 	"github.com/iot-center/iot-center-serverless/internal/syncbuf"
 	"github.com/iot-center/iot-center-serverless/internal/testenv"
-	"github.com/iot-center/iot-center-serverless/shared/config"
 )
 
 // TestCheckDeploy runs `make check-deploy`'s checks against moto (standing in for SSM) and the real InfluxDB.
 func TestCheckDeploy(t *testing.T) {
 	srv := influxtest.Shared(t)
-	testenv.StartMoto(t)
+	motoURL := testenv.StartMoto(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	sc, err := config.DefaultSSM(ctx) // (after StartMoto: the SDK points at moto)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sc := ssm.NewFromConfig(aws.Config{Region: "eu-west-1", BaseEndpoint: aws.String(motoURL),
+		Credentials: credentials.NewStaticCredentialsProvider("testing", "testing", "")})
 	put := func(name, value string) {
 		if _, err := sc.PutParameter(ctx, &ssm.PutParameterInput{Name: aws.String(name), Value: aws.String(value),
 			Type: types.ParameterTypeSecureString, Overwrite: aws.Bool(true)}); err != nil {

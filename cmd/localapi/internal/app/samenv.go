@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -167,6 +168,17 @@ func WriteSAMEnv(ctx context.Context, o SAMEnvOptions) error {
 
 // secretVariables never belong in env.json's Parameters, which SAM CLI gives every function.
 var secretVariables = []string{"INFLUX_TOKEN", "IOT_OPERATOR_KEY", "IOT_DEVICE_KEY"}
+
+// templateRoles lists the roles (not the admin) the template's functions read tokens of.
+func templateRoles(tpl *samtpl.Template) []string {
+	out := []string{}
+	for _, id := range tpl.IDs() {
+		if r := functionRole(tpl.Functions[id], tpl); r != "" && r != setup.AdminRole && !slices.Contains(out, r) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
 
 // functionRole is the role whose token a function reads, from its INFLUX_TOKEN_PARAMETER in the template:
 // setup.AdminRole for the admin token's parameter, "" for none.
