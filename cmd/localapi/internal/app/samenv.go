@@ -21,14 +21,14 @@ import (
 
 // SAMEnvOptions configure WriteSAMEnv.
 type SAMEnvOptions struct {
-	Path           string            // env.json to write (its other entries are kept)
-	Template       string            // template.yaml
-	Params         map[string]string // template parameter overrides (bucket names, ...)
-	InfluxURL      string            // the InfluxDB as this host reaches it
-	Org            string
-	Token          string // the admin token
-	LambdaEndpoint string // sam local start-lambda as the containers reach it
-	Stdout         io.Writer
+	Path        string            // env.json to write (its other entries are kept)
+	Template    string            // template.yaml
+	Params      map[string]string // template parameter overrides (bucket names, ...)
+	InfluxURL   string            // the InfluxDB as this host reaches it
+	Org         string
+	Token       string // the admin token
+	SQSEndpoint string // the SQS (moto) the functions use, as SAM's containers reach it
+	Stdout      io.Writer
 }
 
 // containerURL is how SAM's containers reach a URL on this host: loopback names become host.docker.internal.
@@ -88,7 +88,7 @@ func (s *envJSONStore) section(id string) map[string]any {
 
 // WriteSAMEnv is `sam local`'s one-time setup: it prepares the InfluxDB with the custom resource's code (buckets,
 // task, dashboard, one scoped token per role) and writes env.json for `sam local start-api --env-vars env.json`:
-// Parameters (every function's: InfluxDB URL and org as the containers reach them, the start-lambda endpoint) and
+// Parameters (every function's: InfluxDB URL and org as the containers reach them, the SQS endpoint) and
 // one section per function with its own token only (the admin token for the functions the template gives it, the
 // keys for the authorizer). Run again, it keeps working tokens and keys.
 func WriteSAMEnv(ctx context.Context, o SAMEnvOptions) error {
@@ -145,8 +145,8 @@ func WriteSAMEnv(ctx context.Context, o SAMEnvOptions) error {
 		delete(global, k) // every function would get it
 	}
 	global["INFLUX_URL"], global["INFLUX_ORG"] = containerURL(o.InfluxURL), o.Org
-	if _, ok := global["AWS_ENDPOINT_URL_LAMBDA"]; !ok || o.LambdaEndpoint != "" {
-		global["AWS_ENDPOINT_URL_LAMBDA"] = firstNonEmpty(o.LambdaEndpoint, "http://host.docker.internal:3001")
+	if _, ok := global["AWS_ENDPOINT_URL_SQS"]; !ok || o.SQSEndpoint != "" {
+		global["AWS_ENDPOINT_URL_SQS"] = firstNonEmpty(o.SQSEndpoint, "http://host.docker.internal:5000")
 	}
 	b, err := json.MarshalIndent(sections, "", "  ")
 	if err != nil {
@@ -160,8 +160,7 @@ func WriteSAMEnv(ctx context.Context, o SAMEnvOptions) error {
 	}
 	if o.Stdout != nil {
 		fmt.Fprintf(o.Stdout, "InfluxDB %s (org %s) prepared; %s written (mode 0600): each function's own token, the keys in AuthorizerFunction's section.\n"+
-			"Next: sam build && sam local start-lambda --port 3001 --env-vars %s &  sam local start-api --env-vars %s\n",
-			o.InfluxURL, o.Org, o.Path, o.Path, o.Path)
+			"Next: sam build && sam local start-api --env-vars %s\n", o.InfluxURL, o.Org, o.Path, o.Path)
 	}
 	return nil
 }
