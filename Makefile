@@ -57,8 +57,12 @@ build-UiFunction: ui
 	$(GO_BUILD) ./functions/ui
 
 # The dashboard's front end, bundled into functions/ui/dist (embedded in the ui bootstrap). npm ci runs again
-# whenever package-lock.json is newer than the last install (npm writes node_modules/.package-lock.json).
-ui:
+# whenever package-lock.json is newer than the last install (npm writes node_modules/.package-lock.json). The bundle
+# is rebuilt only when a source is newer than dist/index.html: every build-UiFunction (the local API builds it for
+# each test that starts one) would otherwise replace dist while another package's go build embeds it.
+UI_SOURCES := $(shell find web/src -type f 2>/dev/null) $(wildcard web/build.mjs web/package.json web/package-lock.json web/tsconfig.json)
+ui: functions/ui/dist/index.html
+functions/ui/dist/index.html: $(UI_SOURCES)
 	@if [ -f web/package.json ]; then cd web && { [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund; } && npm run --silent build; fi
 
 build:
