@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iot-center/iot-center-serverless/internal/authztest"
 	"github.com/iot-center/iot-center-serverless/internal/influxtest"
 	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/config"
@@ -40,7 +41,9 @@ func newAPI(t *testing.T) *apiServer {
 		DefaultLat: config.DefaultLat, DefaultLon: config.DefaultLon, MeasurementInterval: 60,
 		ConfigurationRefresh: 3600, MaxDevices: 100,
 	}
-	h := api.Handler(registry.NewHandlers(registry.New(a.admin, a.cfg)).Mux())
+	// the operator's decision for every request: these tests are about the device client, not the authorizer
+	// (shared/authz tests the decisions; localapi_test runs the client against the real one)
+	h := api.Handler(authztest.Operator(registry.NewHandlers(registry.New(a.admin, a.cfg)).Mux()))
 	a.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/api/env/") {
 			a.mu.Lock()

@@ -45,7 +45,9 @@ func invokeEnv(t *testing.T, e *lambdatest.Emulator, id, query string) gwRespons
 		"pathParameters": map[string]string{"deviceId": id},
 		"requestContext": map[string]any{"requestId": "req-" + influxtest.RandomID(4), "routeKey": "GET /api/env/{deviceId}",
 			"stage": "$default", "http": map[string]string{"method": "GET", "path": path, "protocol": "HTTP/1.1",
-				"sourceIp": "127.0.0.1", "userAgent": "test"}},
+				"sourceIp": "127.0.0.1", "userAgent": "test"},
+			// the authorizer's decision, as API Gateway hands it over (the function acts on it)
+			"authorizer": map[string]any{"lambda": map[string]any{"role": "operator"}}},
 		"isBase64Encoded": false,
 	}
 	if q, err := url.ParseQuery(query); err == nil && len(q) > 0 {
@@ -72,7 +74,10 @@ func TestEnvThroughEmulatorsRegistersOnce(t *testing.T) {
 	srv := influxtest.Shared(t)
 	data, regBucket := srv.NewBucket(t, "data"), srv.NewBucket(t, "registry")
 	env := []string{"INFLUX_URL=" + srv.URL, "INFLUX_ORG=" + srv.Org, "INFLUX_TOKEN=" + srv.Token,
-		"INFLUX_BUCKET=" + data, "INFLUX_BUCKET_AUTH=" + regBucket, "PATH=" + os.Getenv("PATH")}
+		"INFLUX_BUCKET=" + data, "INFLUX_BUCKET_AUTH=" + regBucket, "PATH=" + os.Getenv("PATH"),
+		// direct mode: every operator caller gets the one token (gateway credentials go to their creator only,
+		// tested in shared/authz)
+		"DEVICE_WRITES=direct"}
 	const instances, rounds = 4, 3
 	ems := startEmulators(t, instances, env)
 	admin := srv.Client(t)

@@ -41,7 +41,7 @@ func WithDevice(r *http.Request, deviceID string) *http.Request {
 }
 
 // Handler wraps an http.Handler with what every route wants: a request-scoped logger carrying the API Gateway
-// request id, and a recover that turns a panic into a logged 500 instead of a crashed invocation.
+// request id, the authorizer's decision (CallerOf) with its refusal flags answered here, and a recover that turns a panic into a logged 500 instead of a crashed invocation.
 func Handler(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
@@ -49,13 +49,18 @@ func Handler(h http.Handler) http.Handler {
 		if gw, ok := core.GetAPIGatewayV2ContextFromContext(ctx); ok && gw.RequestID != "" {
 			l = l.With(slog.String("apiRequestId", gw.RequestID))
 		}
-		r = r.WithContext(WithLogger(ctx, l))
+		r = withCaller(r.WithContext(WithLogger(ctx, l)))
 		defer func() {
 			if v := recover(); v != nil {
 				l.ErrorContext(ctx, "panic in handler", slog.Any("panic", v))
 				WriteError(w, r, Errorf(Internal, "panic"))
 			}
 		}()
+		if err := refusal(CallerOf(r.Context())); err != nil {
+			// the authorizer let the request through only to be refused here, with a JSON answer
+			WriteError(w, r, err)
+			return
+		}
 		h.ServeHTTP(w, r)
 	})
 }

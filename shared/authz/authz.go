@@ -1,15 +1,19 @@
-// Package authz is the HTTP API Lambda authorizer (payload 2.0, simple responses). It decides per request, from the
-// route and the caller's key, whether API Gateway may run the route's function:
+// Package authz is the HTTP API Lambda authorizer (payload 2.0, simple responses). It decides once per request,
+// from the route and the caller's key, and hands its decision to the function in the simple response's context
+// (api.Caller: role, device id, the credential it matched, the device's deletion count); functions act on that
+// decision and never decide again:
 //
 //   - the operator key allows every route;
-//   - the provisioning key allows GET /api/env/{deviceId} only for an id that is not registered yet (registration);
-//   - for a registered id, GET /api/env/{deviceId} needs the operator key or that device's own current InfluxDB
-//     token, so one device can never read another's token;
+//   - the provisioning key allows GET /api/env/{deviceId} as create-only (the function registers the device and
+//     answers its configuration only to the caller whose registration created it; any other caller gets 403);
+//   - a device's current credential (gateway mode: its hashed device credential; direct mode: its InfluxDB token)
+//     allows that device's own GET /api/env/{id}, /measurements and /summary, nothing else;
 //   - DEVICE_AUTH=none leaves GET /api/env/{deviceId} open (unmodified iot-center-v2 clients send no key).
 //
-// The key comes from `Authorization: Bearer <key>` or the `key` query parameter. Keys are compared in constant time
-// on their SHA-256 hashes and are never logged. The device cap (429) is enforced by the registry, not here: an
-// authorizer can only allow or deny.
+// The key comes only from `Authorization: Bearer <key>`; a `key` query parameter is let through flagged, so the
+// function answers 400 JSON (a denial would be API Gateway's bare 403). A registry the authorizer cannot read is
+// flagged the same way (the function answers 503 JSON instead of API Gateway's 500). Keys are compared in constant
+// time on their SHA-256 hashes and are never logged.
 package authz
 
 import (
@@ -28,6 +32,7 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/config"
 	"github.com/iot-center/iot-center-serverless/shared/metrics"
+	"github.com/iot-center/iot-center-serverless/shared/registry"
 )
 
 // EnvRouteKey is the one route devices call; every other route is for the operator.
@@ -38,17 +43,37 @@ const MaxKeyBytes = 1024
 
 // Roles reported in the authorizer context (requestContext.authorizer.lambda.role) to the functions.
 const (
-	RoleOperator     = "operator"
-	RoleProvisioning = "provisioning"
-	RoleDevice       = "device"
-	RoleOpen         = "open" // DEVICE_AUTH=none on the env route
+	RoleOperator     = api.RoleOperator
+	RoleProvisioning = api.RoleProvisioning
+	RoleDevice       = api.RoleDevice
+	RoleOpen         = api.RoleOpen // DEVICE_AUTH=none on the env route
 )
 
-// DeviceTokens tells the authorizer a device's current InfluxDB token. An unregistered id is an *api.Error with
-// code api.NotFound; any other error means the registry could not be read.
-type DeviceTokens interface {
-	DeviceToken(ctx context.Context, id string) (config.Secret, error)
+// Routes the decision depends on, exactly as declared in template.yaml.
+var (
+	// deviceRoutes accept a device's own credential (for its own id).
+	deviceRoutes = map[string]bool{
+		EnvRouteKey: true,
+		"GET /api/devices/{deviceId}/measurements": true,
+		"GET /api/devices/{deviceId}/summary":      true,
+	}
+	// registering routes get the device's deletion count in the decision (see api.Caller).
+	registering = map[string]bool{
+		EnvRouteKey:                           true,
+		"POST /api/devices/{deviceId}":        true,
+		"POST /api/devices/{deviceId}/rotate": true,
+	}
+)
+
+// Registry is what the authorizer reads: Get for a device's deletion count (an unregistered id is an *api.Error
+// NotFound carrying it), Verify for a device's credential (*api.Error Unauthorized when it is not the current one).
+// Any other error means the registry could not be read.
+type Registry interface {
+	Get(ctx context.Context, id string) (registry.Device, error)
+	Verify(ctx context.Context, id, presented string) (registry.Device, error)
 }
+
+var _ Registry = (*registry.Registry)(nil)
 
 // Keys are the secrets the authorizer checks against, kept only as hashes.
 type Keys struct {
@@ -96,73 +121,113 @@ func LoadKeys(ctx context.Context, getenv config.Getenv, store config.ParameterS
 
 // Decision is the outcome for one request. Reason is for the log only (it never holds a key).
 type Decision struct {
-	Allow    bool
-	Role     string
-	DeviceID string
-	Reason   string
+	Allow        bool
+	Role         string
+	DeviceID     string
+	CredentialID string
+	Deletions    int
+	Refuse       string
+	Reason       string
+}
+
+// Caller is the decision as the function receives it.
+func (d Decision) Caller() api.Caller {
+	return api.Caller{Role: d.Role, DeviceID: d.DeviceID, CredentialID: d.CredentialID, Deletions: d.Deletions, Refuse: d.Refuse}
 }
 
 // Authorizer decides requests; it is safe for concurrent use.
 type Authorizer struct {
 	keys    Keys
-	devices DeviceTokens
+	devices Registry
 	// Metrics receives the EMF lines of the decisions (metrics.Stdout by default).
 	Metrics io.Writer
 }
 
 // New builds an Authorizer. devices may be nil only when the env route is open (nothing then needs the registry).
-func New(keys Keys, devices DeviceTokens) *Authorizer {
+func New(keys Keys, devices Registry) *Authorizer {
 	return &Authorizer{keys: keys, devices: devices, Metrics: metrics.Stdout}
 }
 
 // Request is what a decision depends on, taken from the API Gateway event.
 type Request struct {
-	RouteKey string // "GET /api/env/{deviceId}"
-	DeviceID string // the {deviceId} path parameter, when the route has one
-	Key      string // from the Authorization header or the key query parameter
+	RouteKey   string // "GET /api/env/{deviceId}"
+	DeviceID   string // the {deviceId} path parameter, when the route has one
+	Key        string // from the Authorization header (Bearer)
+	KeyInQuery bool   // the URL carries a key parameter: refused whatever else it carries
 }
 
-// Decide applies the rules in the package comment. An error means the registry could not be consulted: the caller
+func deny(id, reason string) Decision { return Decision{DeviceID: id, Deletions: -1, Reason: reason} }
+
+// Decide applies the rules in the package comment. An error means the authorizer is misconfigured: the caller
 // fails the invocation (API Gateway answers 500) rather than guessing.
 func (a *Authorizer) Decide(ctx context.Context, r Request) (Decision, error) {
+	id := r.DeviceID
+	if r.KeyInQuery {
+		return Decision{Allow: true, Deletions: -1, Refuse: api.RefuseKeyInQuery, Reason: "key in the query string"}, nil
+	}
 	env := r.RouteKey == EnvRouteKey
 	if env && a.keys.OpenEnv {
-		return Decision{Allow: true, Role: RoleOpen, DeviceID: r.DeviceID, Reason: "DEVICE_AUTH=none"}, nil
+		return a.withDeletions(ctx, Decision{Allow: true, Role: RoleOpen, DeviceID: id, Reason: "DEVICE_AUTH=none"})
 	}
 	if r.Key == "" {
-		return Decision{Reason: "no key"}, nil
+		return deny(id, "no key"), nil
 	}
 	if len(r.Key) > MaxKeyBytes {
-		return Decision{Reason: "key too long"}, nil
+		return deny(id, "key too long"), nil
 	}
 	sum := sha256.Sum256([]byte(r.Key))
 	if equal(sum, a.keys.operator) {
-		return Decision{Allow: true, Role: RoleOperator, DeviceID: r.DeviceID, Reason: "operator key"}, nil
+		d := Decision{Allow: true, Role: RoleOperator, DeviceID: id, Deletions: -1, Reason: "operator key"}
+		if registering[r.RouteKey] && api.ValidDeviceID(id) {
+			return a.withDeletions(ctx, d)
+		}
+		return d, nil
 	}
-	if !env {
-		return Decision{Reason: "operator route without the operator key"}, nil
+	if !deviceRoutes[r.RouteKey] {
+		return deny(id, "operator route without the operator key"), nil
 	}
-	if !api.ValidDeviceID(r.DeviceID) {
+	if !api.ValidDeviceID(id) {
 		// only the operator gets as far as the function's 400 for a malformed id
-		return Decision{Reason: "invalid device id"}, nil
+		return deny("", "invalid device id"), nil
 	}
 	if a.devices == nil {
 		return Decision{}, errors.New("authz: no device registry configured")
 	}
-	tok, err := a.devices.DeviceToken(ctx, r.DeviceID)
-	switch {
-	case api.IsCode(err, api.NotFound):
-		if a.keys.hasProv && equal(sum, a.keys.provisioning) {
-			return Decision{Allow: true, Role: RoleProvisioning, DeviceID: r.DeviceID, Reason: "provisioning key, new device"}, nil
+	if a.keys.hasProv && equal(sum, a.keys.provisioning) {
+		if !env {
+			return deny(id, "provisioning key outside the env route"), nil
 		}
-		return Decision{DeviceID: r.DeviceID, Reason: "unregistered device without the provisioning key"}, nil
+		// create-only, whether or not the id exists: the function registers and answers only the creator
+		return a.withDeletions(ctx, Decision{Allow: true, Role: RoleProvisioning, DeviceID: id, Reason: "provisioning key"})
+	}
+	dev, err := a.devices.Verify(ctx, id, r.Key)
+	switch {
+	case api.IsCode(err, api.Unauthorized):
+		return deny(id, "not the device's current credential, nor a key"), nil
 	case err != nil:
-		return Decision{}, fmt.Errorf("authz: reading the registry for %s: %w", r.DeviceID, err)
+		return unavailable(ctx, id, err), nil
 	}
-	if !tok.Empty() && equal(sum, sha256.Sum256([]byte(tok.Reveal()))) {
-		return Decision{Allow: true, Role: RoleDevice, DeviceID: r.DeviceID, Reason: "device's own token"}, nil
+	return Decision{Allow: true, Role: RoleDevice, DeviceID: id, CredentialID: dev.AuthorizationID, Deletions: dev.Deletions,
+		Reason: "device's own credential"}, nil
+}
+
+// withDeletions adds the device's deletion count to an allowing decision (a registration compares it).
+func (a *Authorizer) withDeletions(ctx context.Context, d Decision) (Decision, error) {
+	if a.devices == nil {
+		return Decision{}, errors.New("authz: no device registry configured")
 	}
-	return Decision{DeviceID: r.DeviceID, Reason: "registered device without its own token or the operator key"}, nil
+	dev, err := a.devices.Get(ctx, d.DeviceID)
+	if err != nil && !api.IsCode(err, api.NotFound) {
+		return unavailable(ctx, d.DeviceID, err), nil
+	}
+	d.Deletions = dev.Deletions
+	return d, nil
+}
+
+// unavailable lets the request through flagged: the function answers 503 JSON and does nothing else.
+func unavailable(ctx context.Context, id string, err error) Decision {
+	api.Logger(ctx).ErrorContext(ctx, "authorizer could not read the registry", slog.String("error", err.Error()))
+	return Decision{Allow: true, DeviceID: id, Deletions: -1, Refuse: api.RefuseRegistryUnavailable, Reason: "registry unavailable"}
 }
 
 func equal(a, b [sha256.Size]byte) bool { return subtle.ConstantTimeCompare(a[:], b[:]) == 1 }
@@ -181,28 +246,22 @@ func FromEvent(ev events.APIGatewayV2CustomAuthorizerV2Request) Request {
 		}
 	}
 	r.Key = keyOf(ev)
+	_, r.KeyInQuery = ev.QueryStringParameters["key"]
 	return r
 }
 
-// keyOf reads `Authorization: Bearer <key>` (header names are case-insensitive), else the key query parameter.
+// keyOf reads `Authorization: Bearer <key>` (header names are case-insensitive).
 func keyOf(ev events.APIGatewayV2CustomAuthorizerV2Request) string {
 	for name, v := range ev.Headers {
-		if !strings.EqualFold(name, "authorization") {
-			continue
+		if strings.EqualFold(name, "authorization") {
+			return api.BearerKey(v)
 		}
-		scheme, key, ok := strings.Cut(strings.TrimSpace(v), " ")
-		if ok && strings.EqualFold(scheme, "bearer") {
-			return strings.TrimSpace(key)
-		}
-	}
-	if k := ev.QueryStringParameters["key"]; k != "" {
-		return k
 	}
 	return ""
 }
 
-// Handle is the Lambda handler: an allow or deny simple response (API Gateway answers 403 on deny). The role and
-// device id travel to the function in the authorizer context.
+// Handle is the Lambda handler: an allow or deny simple response (API Gateway answers 403 on deny). The decision
+// travels to the function in the authorizer context (api.Caller.Context).
 func (a *Authorizer) Handle(ctx context.Context, ev events.APIGatewayV2CustomAuthorizerV2Request) (events.APIGatewayV2CustomAuthorizerSimpleResponse, error) {
 	r := FromEvent(ev)
 	l := api.Logger(ctx).With(slog.String("apiRequestId", ev.RequestContext.RequestID), slog.String("route", r.RouteKey))
@@ -215,14 +274,14 @@ func (a *Authorizer) Handle(ctx context.Context, ev events.APIGatewayV2CustomAut
 		return events.APIGatewayV2CustomAuthorizerSimpleResponse{}, errors.New("internal error")
 	}
 	l.InfoContext(ctx, "authorizer decision", slog.Bool("allow", d.Allow), slog.String("role", d.Role), slog.String("reason", d.Reason))
-	if d.Allow {
+	if d.Allow && d.Refuse == "" {
 		metrics.Emit(ctx, a.Metrics, "AuthAllowed", 1, metrics.Count, metrics.Dim{Name: "Role", Value: d.Role})
 	} else {
 		metrics.Emit(ctx, a.Metrics, "AuthDenied", 1, metrics.Count)
 	}
 	resp := events.APIGatewayV2CustomAuthorizerSimpleResponse{IsAuthorized: d.Allow}
 	if d.Allow {
-		resp.Context = map[string]any{"role": d.Role}
+		resp.Context = d.Caller().Context()
 	}
 	return resp, nil
 }

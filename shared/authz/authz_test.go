@@ -26,9 +26,6 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(influxtest.Main(m)) }
 
-// The real registry is what the deployed authorizer asks.
-var _ DeviceTokens = (*registry.Registry)(nil)
-
 const (
 	operatorKey = "operator-key-0123456789abcdef"
 	provKey     = "provisioning-key-0123456789abcdef"
@@ -112,39 +109,47 @@ func TestAuthorizerDecisions(t *testing.T) {
 		query   map[string]string
 		allow   bool
 		role    string
+		refuse  string
 	}
 	r3 := func(rk, p, id string) [3]string { return [3]string{rk, p, id} }
 	tests := []tc{
-		{"no key, operator route", keyed, r3("GET /api/devices", "/api/devices", ""), nil, nil, false, ""},
-		{"no key, env route", keyed, r3(env(newID)), nil, nil, false, ""},
-		{"wrong key", keyed, r3("GET /api/devices", "/api/devices", ""), bearer("nope"), nil, false, ""},
-		{"wrong key, env of new id", keyed, r3(env(newID)), bearer("nope"), nil, false, ""},
-		{"provisioning key, operator route", keyed, r3("GET /api/devices", "/api/devices", ""), bearer(provKey), nil, false, ""},
-		{"provisioning key, register route", keyed, r3("POST /api/devices/{deviceId}", "/api/devices/"+newID, newID), bearer(provKey), nil, false, ""},
-		{"provisioning key, new id", keyed, r3(env(newID)), bearer(provKey), nil, true, RoleProvisioning},
-		{"provisioning key in query, new id", keyed, r3(env(newID)), nil, map[string]string{"key": provKey}, true, RoleProvisioning},
-		{"provisioning key, existing id", keyed, r3(env(w.a)), bearer(provKey), nil, false, ""},
-		{"device token, own id", keyed, r3(env(w.a)), bearer(w.tokA), nil, true, RoleDevice},
-		{"device token in query, own id", keyed, r3(env(w.a)), nil, map[string]string{"key": w.tokA}, true, RoleDevice},
-		{"device token, other id", keyed, r3(env(w.b)), bearer(w.tokA), nil, false, ""},
-		{"device token, new id", keyed, r3(env(newID)), bearer(w.tokA), nil, false, ""},
-		{"device token, its summary (operator route)", keyed, r3("GET /api/devices/{deviceId}/summary", "/api/devices/"+w.a+"/summary", w.a), bearer(w.tokA), nil, false, ""},
-		{"device token, rotate itself", keyed, r3("POST /api/devices/{deviceId}/rotate", "/api/devices/"+w.a+"/rotate", w.a), bearer(w.tokA), nil, false, ""},
-		{"operator key, list", keyed, r3("GET /api/devices", "/api/devices", ""), bearer(operatorKey), nil, true, RoleOperator},
-		{"operator key, delete", keyed, r3("DELETE /api/devices/{deviceId}", "/api/devices/"+w.a, w.a), bearer(operatorKey), nil, true, RoleOperator},
-		{"operator key, existing env", keyed, r3(env(w.a)), bearer(operatorKey), nil, true, RoleOperator},
-		{"operator key, invalid id (the function answers 400)", keyed, r3(env("bad id")), bearer(operatorKey), nil, true, RoleOperator},
-		{"operator key in query", keyed, r3("POST /api/write-missing", "/api/write-missing", ""), nil, map[string]string{"key": operatorKey}, true, RoleOperator},
-		{"operator key, lowercase scheme, mixed-case header", keyed, r3("GET /api/devices", "/api/devices", ""), map[string]string{"Authorization": "bearer " + operatorKey}, nil, true, RoleOperator},
-		{"operator key as Basic is no key", keyed, r3("GET /api/devices", "/api/devices", ""), map[string]string{"authorization": "Basic " + operatorKey}, nil, false, ""},
-		{"provisioning key, invalid id", keyed, r3(env(`x"or"1`)), bearer(provKey), nil, false, ""},
-		{"oversized key", keyed, r3(env(newID)), bearer(strings.Repeat("k", MaxKeyBytes+1)), nil, false, ""},
-		{"operator key with a suffix", keyed, r3("GET /api/devices", "/api/devices", ""), bearer(operatorKey + "x"), nil, false, ""},
-		{"DEVICE_AUTH=none, env without key", open, r3(env(w.a)), nil, nil, true, RoleOpen},
-		{"DEVICE_AUTH=none, operator route without key", open, r3("GET /api/devices", "/api/devices", ""), nil, nil, false, ""},
-		{"DEVICE_AUTH=none, operator route with provisioning key", open, r3("DELETE /api/devices/{deviceId}", "/api/devices/"+w.a, w.a), bearer(provKey), nil, false, ""},
-		{"$default route, env path, provisioning key", keyed, r3("$default", "/api/env/"+newID, ""), bearer(provKey), nil, true, RoleProvisioning},
-		{"$default route, other path, provisioning key", keyed, r3("$default", "/api/devices", ""), bearer(provKey), nil, false, ""},
+		{"no key, operator route", keyed, r3("GET /api/devices", "/api/devices", ""), nil, nil, false, "", ""},
+		{"no key, env route", keyed, r3(env(newID)), nil, nil, false, "", ""},
+		{"wrong key", keyed, r3("GET /api/devices", "/api/devices", ""), bearer("nope"), nil, false, "", ""},
+		{"wrong key, env of new id", keyed, r3(env(newID)), bearer("nope"), nil, false, "", ""},
+		{"provisioning key, operator route", keyed, r3("GET /api/devices", "/api/devices", ""), bearer(provKey), nil, false, "", ""},
+		{"provisioning key, register route", keyed, r3("POST /api/devices/{deviceId}", "/api/devices/"+newID, newID), bearer(provKey), nil, false, "", ""},
+		{"provisioning key, new id", keyed, r3(env(newID)), bearer(provKey), nil, true, RoleProvisioning, ""},
+		{"provisioning key in query, new id: the function answers 400", keyed, r3(env(newID)), nil, map[string]string{"key": provKey}, true, "", api.RefuseKeyInQuery},
+		{"provisioning key, existing id: create-only, the function answers 403", keyed, r3(env(w.a)), bearer(provKey), nil, true, RoleProvisioning, ""},
+		{"provisioning key, summary", keyed, r3("GET /api/devices/{deviceId}/summary", "/api/devices/"+w.a+"/summary", w.a), bearer(provKey), nil, false, "", ""},
+		{"device token, own id", keyed, r3(env(w.a)), bearer(w.tokA), nil, true, RoleDevice, ""},
+		{"device token in query, own id: the function answers 400", keyed, r3(env(w.a)), nil, map[string]string{"key": w.tokA}, true, "", api.RefuseKeyInQuery},
+		{"unknown key in query", keyed, r3("GET /api/devices", "/api/devices", ""), nil, map[string]string{"key": "nope"}, true, "", api.RefuseKeyInQuery},
+		{"device token, other id", keyed, r3(env(w.b)), bearer(w.tokA), nil, false, "", ""},
+		{"device token, new id", keyed, r3(env(newID)), bearer(w.tokA), nil, false, "", ""},
+		{"device token, its own summary", keyed, r3("GET /api/devices/{deviceId}/summary", "/api/devices/"+w.a+"/summary", w.a), bearer(w.tokA), nil, true, RoleDevice, ""},
+		{"device token, its own measurements", keyed, r3("GET /api/devices/{deviceId}/measurements", "/api/devices/"+w.a+"/measurements", w.a), bearer(w.tokA), nil, true, RoleDevice, ""},
+		{"device token, other device's summary", keyed, r3("GET /api/devices/{deviceId}/summary", "/api/devices/"+w.b+"/summary", w.b), bearer(w.tokA), nil, false, "", ""},
+		{"device token, list", keyed, r3("GET /api/devices", "/api/devices", ""), bearer(w.tokA), nil, false, "", ""},
+		{"device token, write-missing", keyed, r3("POST /api/devices/{deviceId}/write-missing", "/api/devices/"+w.a+"/write-missing", w.a), bearer(w.tokA), nil, false, "", ""},
+		{"device token, rotate itself", keyed, r3("POST /api/devices/{deviceId}/rotate", "/api/devices/"+w.a+"/rotate", w.a), bearer(w.tokA), nil, false, "", ""},
+		{"operator key, list", keyed, r3("GET /api/devices", "/api/devices", ""), bearer(operatorKey), nil, true, RoleOperator, ""},
+		{"operator key, delete", keyed, r3("DELETE /api/devices/{deviceId}", "/api/devices/"+w.a, w.a), bearer(operatorKey), nil, true, RoleOperator, ""},
+		{"operator key, existing env", keyed, r3(env(w.a)), bearer(operatorKey), nil, true, RoleOperator, ""},
+		{"operator key, invalid id (the function answers 400)", keyed, r3(env("bad id")), bearer(operatorKey), nil, true, RoleOperator, ""},
+		{"operator key in query: the function answers 400", keyed, r3("POST /api/write-missing", "/api/write-missing", ""), nil, map[string]string{"key": operatorKey}, true, "", api.RefuseKeyInQuery},
+		{"operator key in header and query", keyed, r3("GET /api/devices", "/api/devices", ""), bearer(operatorKey), map[string]string{"key": operatorKey}, true, "", api.RefuseKeyInQuery},
+		{"operator key, lowercase scheme, mixed-case header", keyed, r3("GET /api/devices", "/api/devices", ""), map[string]string{"Authorization": "bearer " + operatorKey}, nil, true, RoleOperator, ""},
+		{"operator key as Basic is no key", keyed, r3("GET /api/devices", "/api/devices", ""), map[string]string{"authorization": "Basic " + operatorKey}, nil, false, "", ""},
+		{"provisioning key, invalid id", keyed, r3(env(`x"or"1`)), bearer(provKey), nil, false, "", ""},
+		{"oversized key", keyed, r3(env(newID)), bearer(strings.Repeat("k", MaxKeyBytes+1)), nil, false, "", ""},
+		{"operator key with a suffix", keyed, r3("GET /api/devices", "/api/devices", ""), bearer(operatorKey + "x"), nil, false, "", ""},
+		{"DEVICE_AUTH=none, env without key", open, r3(env(w.a)), nil, nil, true, RoleOpen, ""},
+		{"DEVICE_AUTH=none, operator route without key", open, r3("GET /api/devices", "/api/devices", ""), nil, nil, false, "", ""},
+		{"DEVICE_AUTH=none, operator route with provisioning key", open, r3("DELETE /api/devices/{deviceId}", "/api/devices/"+w.a, w.a), bearer(provKey), nil, false, "", ""},
+		{"$default route, env path, provisioning key", keyed, r3("$default", "/api/env/"+newID, ""), bearer(provKey), nil, true, RoleProvisioning, ""},
+		{"$default route, other path, provisioning key", keyed, r3("$default", "/api/devices", ""), bearer(provKey), nil, false, "", ""},
 	}
 	var logs, emf bytes.Buffer
 	keyed.Metrics, open.Metrics = &emf, &emf
@@ -168,6 +173,12 @@ func TestAuthorizerDecisions(t *testing.T) {
 			}
 			if got, _ := resp.Context["role"].(string); got != tt.role {
 				t.Errorf("role: got %q, want %q", got, tt.role)
+			}
+			if got, _ := resp.Context["refuse"].(string); got != tt.refuse {
+				t.Errorf("refuse: got %q, want %q", got, tt.refuse)
+			}
+			if tt.role == RoleDevice && resp.Context["credentialId"] == "" {
+				t.Errorf("a device decision without the credential it matched: %v", resp.Context)
 			}
 		})
 	}
@@ -199,7 +210,8 @@ func TestDeviceCapAnswers429(t *testing.T) {
 	}
 	h := api.Handler(registry.NewHandlers(w.reg).Mux(registry.RouteEnv))
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest("GET", "/api/env/"+newID, nil))
+	req := httptest.NewRequest("GET", "/api/env/"+newID, nil)
+	h.ServeHTTP(rec, req.WithContext(api.WithCaller(ctx, api.CallerFromContext(resp.Context))))
 	if rec.Code != http.StatusTooManyRequests || !strings.Contains(rec.Body.String(), `"error"`) {
 		t.Errorf("env past the cap: got %d %s, want 429 JSON", rec.Code, rec.Body.String())
 	}
@@ -208,7 +220,9 @@ func TestDeviceCapAnswers429(t *testing.T) {
 	}
 }
 
-func TestRegistryDownFailsTheInvocation(t *testing.T) {
+// A registry the authorizer cannot read is not a guess either way: the request goes on flagged, and the function
+// answers 503 JSON without doing anything (API Gateway would answer a failed authorizer with a bare 500).
+func TestRegistryDownIsFlaggedForTheFunction(t *testing.T) {
 	port, err := testenv.FreePort()
 	if err != nil {
 		t.Fatal(err)
@@ -217,18 +231,36 @@ func TestRegistryDownFailsTheInvocation(t *testing.T) {
 	cfg := config.Config{InfluxURL: url, Org: "o", Bucket: "d", BucketAuth: "r", Token: "t", MaxDevices: 10}
 	reg := registry.New(influx.New(url, "t", "o", influx.Options{HTTPTimeout: 2 * time.Second}), cfg)
 	a := New(mustKeys(t, false), reg)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	resp, err := a.Handle(ctx, ev(EnvRouteKey, "/api/env/dev1", "dev1", bearer(provKey), nil))
-	if err == nil || resp.IsAuthorized {
-		t.Fatalf("got %+v %v, want an error (API Gateway answers 500), not a guess", resp, err)
+	h := api.Handler(registry.NewHandlers(reg).Mux())
+	for _, tc := range []struct {
+		name, key, route, path, id string
+	}{
+		{"provisioning key", provKey, EnvRouteKey, "/api/env/dev1", "dev1"},
+		{"operator key, env", operatorKey, EnvRouteKey, "/api/env/dev1", "dev1"},
+		{"device credential", "some-token", EnvRouteKey, "/api/env/dev1", "dev1"},
+		{"operator key, register", operatorKey, "POST /api/devices/{deviceId}", "/api/devices/dev1", "dev1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := a.Handle(ctx, ev(tc.route, tc.path, tc.id, bearer(tc.key), nil))
+			if err != nil || !resp.IsAuthorized || resp.Context["refuse"] != api.RefuseRegistryUnavailable {
+				t.Fatalf("got %+v %v, want allowed with the refusal flag", resp, err)
+			}
+			if _, ok := resp.Context["role"]; ok && resp.Context["role"] != "" {
+				t.Errorf("a flagged decision carries a role: %v", resp.Context)
+			}
+			rec := httptest.NewRecorder()
+			req := httptest.NewRequest(strings.Fields(tc.route)[0], tc.path, nil)
+			h.ServeHTTP(rec, req.WithContext(api.WithCaller(ctx, api.CallerFromContext(resp.Context))))
+			if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), `"error"`) {
+				t.Errorf("function: got %d %s, want 503 JSON", rec.Code, rec.Body.String())
+			}
+		})
 	}
-	if strings.Contains(err.Error(), "127.0.0.1") {
-		t.Errorf("the error returned to Lambda carries details: %v", err)
-	}
-	// the operator needs no registry
-	if resp, err := a.Handle(ctx, ev(EnvRouteKey, "/api/env/dev1", "dev1", bearer(operatorKey), nil)); err != nil || !resp.IsAuthorized {
-		t.Errorf("operator while the registry is down: got %+v %v, want allowed", resp, err)
+	// routes that do not read the registry stay the operator's
+	if resp, err := a.Handle(ctx, ev("GET /api/devices", "/api/devices", "", bearer(operatorKey), nil)); err != nil || !resp.IsAuthorized || resp.Context["role"] != RoleOperator {
+		t.Errorf("operator list while the registry is down: got %+v %v, want allowed as operator", resp, err)
 	}
 }
 

@@ -228,8 +228,11 @@ func TestPlanAllAndCoverageAll(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// the authorizer's key parameter is accepted
-	status, cov := f.do(t, "GET", "/api/write-missing?key=operator-key", "")
+	// a key in the URL is refused (keys travel only in the Authorization header)
+	if status, body := f.do(t, "GET", "/api/write-missing?key=operator-key", ""); status != http.StatusBadRequest {
+		t.Errorf("coverage with ?key=: got %d %v, want 400", status, body)
+	}
+	status, cov := f.do(t, "GET", "/api/write-missing", "")
 	if status != 200 || num(t, cov["expected"]) != 3*10080 || num(t, cov["present"]) != 2*10080-1 {
 		t.Fatalf("coverage before %d %v, want present %d of %d", status, cov, 2*10080-1, 3*10080)
 	}

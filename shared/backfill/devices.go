@@ -66,15 +66,15 @@ func influxErr(err error) error {
 	return api.Wrap(influx.Classify(err), err, "querying InfluxDB")
 }
 
-// query parses the query string and refuses parameters the route does not take (the authorizer's `key` is always
-// allowed) and parameters given twice.
+// query parses the query string and refuses parameters the route does not take (`key` included: keys travel only
+// in the Authorization header) and parameters given twice.
 func query(r *http.Request, allowed ...string) (url.Values, error) {
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
 		return nil, api.InvalidParam("query", "the query string is malformed")
 	}
 	for k, vs := range q {
-		ok := k == "key"
+		ok := false
 		for _, a := range allowed {
 			ok = ok || k == a
 		}

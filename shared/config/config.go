@@ -56,7 +56,25 @@ type Config struct {
 	MeasurementInterval  int // seconds
 	ConfigurationRefresh int // seconds
 	MaxDevices           int
+	// DeviceWrites is how devices write: WritesGateway (through the API's write gateway with a device credential
+	// that is not an InfluxDB token) or WritesDirect (straight to InfluxDB with a device-scoped InfluxDB token).
+	// The zero value is direct; Load defaults to gateway.
+	DeviceWrites string
+	// OpenEnv is DEVICE_AUTH=none: GET /api/env/{id} needs no key (implies direct writes).
+	OpenEnv bool
+	// PublicAPIURL is the API's base URL handed to devices as influx_url in gateway mode; "" derives it from the
+	// request (Host and X-Forwarded-Proto).
+	PublicAPIURL string
 }
+
+// Device write modes (DEVICE_WRITES).
+const (
+	WritesGateway = "gateway"
+	WritesDirect  = "direct"
+)
+
+// Gateway reports whether devices write through the API's write gateway with hashed device credentials.
+func (c Config) Gateway() bool { return c.DeviceWrites == WritesGateway }
 
 // Getenv reads one variable; os.Getenv in main, a map in tests.
 type Getenv func(string) string
@@ -78,6 +96,7 @@ func Load(ctx context.Context, getenv Getenv, store ParameterStore) (Config, err
 		MaxDevices:           e.Int("MAX_DEVICES", DefaultMaxDevices, 1, 1_000_000),
 	}
 	c.InfluxPublicURL = e.String("INFLUX_PUBLIC_URL", c.InfluxURL)
+	c.OpenEnv, c.DeviceWrites, c.PublicAPIURL = deviceMode(e)
 	e.URL("INFLUX_URL", c.InfluxURL)
 	e.URL("INFLUX_PUBLIC_URL", c.InfluxPublicURL)
 	if c.Org == "" {
@@ -101,6 +120,33 @@ func Load(ctx context.Context, getenv Getenv, store ParameterStore) (Config, err
 	}
 	c.Token = tok
 	return c, nil
+}
+
+// deviceMode reads DEVICE_AUTH, DEVICE_WRITES and PUBLIC_API_URL. DEVICE_AUTH=none implies direct writes: a
+// gateway credential is stored only as a hash, so it cannot be handed out again to a caller that shows no key.
+func deviceMode(e *Env) (open bool, writes, publicAPI string) {
+	switch auth := e.String("DEVICE_AUTH", "key"); auth {
+	case "key":
+	case "none":
+		open = true
+	default:
+		e.fail("DEVICE_AUTH must be key or none, got %q", auth)
+	}
+	def := WritesGateway
+	if open {
+		def = WritesDirect
+	}
+	writes = e.String("DEVICE_WRITES", def)
+	switch {
+	case writes != WritesGateway && writes != WritesDirect:
+		e.fail("DEVICE_WRITES must be gateway or direct, got %q", writes)
+	case open && writes == WritesGateway:
+		e.fail("DEVICE_AUTH=none needs DEVICE_WRITES=direct: a gateway credential is kept only as a hash and cannot be handed out to callers without a key")
+	}
+	if publicAPI = strings.TrimRight(e.String("PUBLIC_API_URL", ""), "/"); publicAPI != "" {
+		e.URL("PUBLIC_API_URL", publicAPI)
+	}
+	return open, writes, publicAPI
 }
 
 // ParameterStore is the part of the SSM client config needs.

@@ -25,7 +25,8 @@ func TestLoadDefaults(t *testing.T) {
 	}
 	want := config.Config{InfluxURL: "http://127.0.0.1:8086", InfluxPublicURL: "http://127.0.0.1:8086", Org: "org",
 		Bucket: "iot_center", BucketAuth: "iot_center_auth", BucketDownsampled: "iot_center_1h", Token: "tok-SECRET",
-		DefaultLat: 50.0873254, DefaultLon: 14.4071543, MeasurementInterval: 60, ConfigurationRefresh: 3600, MaxDevices: 10000}
+		DefaultLat: 50.0873254, DefaultLon: 14.4071543, MeasurementInterval: 60, ConfigurationRefresh: 3600, MaxDevices: 10000,
+		DeviceWrites: config.WritesGateway}
 	if c != want {
 		t.Errorf("Load = %+v, want %+v", c, want)
 	}
@@ -43,6 +44,10 @@ func TestLoadRejectsBadConfiguration(t *testing.T) {
 		{"no org", map[string]string{"INFLUX_ORG": ""}, "INFLUX_ORG is required"},
 		{"bad lat", map[string]string{"DEFAULT_LAT": "91"}, "DEFAULT_LAT must be a number"},
 		{"bad interval", map[string]string{"MEASUREMENT_INTERVAL": "0"}, "MEASUREMENT_INTERVAL must be an integer"},
+		{"bad device auth", map[string]string{"DEVICE_AUTH": "open"}, "DEVICE_AUTH must be key or none"},
+		{"bad device writes", map[string]string{"DEVICE_WRITES": "proxy"}, "DEVICE_WRITES must be gateway or direct"},
+		{"open env with gateway writes", map[string]string{"DEVICE_AUTH": "none", "DEVICE_WRITES": "gateway"}, "DEVICE_AUTH=none needs DEVICE_WRITES=direct"},
+		{"bad public api url", map[string]string{"PUBLIC_API_URL": "api.example.com"}, "PUBLIC_API_URL must be an http(s) URL"},
 		{"no token", map[string]string{"INFLUX_TOKEN": ""}, "set INFLUX_TOKEN or INFLUX_TOKEN_PARAMETER"},
 	}
 	for _, tc := range tests {
@@ -57,6 +62,39 @@ func TestLoadRejectsBadConfiguration(t *testing.T) {
 			}
 			if strings.Contains(err.Error(), "tok-SECRET") {
 				t.Errorf("error leaks the token: %v", err)
+			}
+		})
+	}
+}
+
+func TestDeviceWritesMode(t *testing.T) {
+	tests := []struct {
+		name       string
+		set        map[string]string
+		wantWrites string
+		wantOpen   bool
+		wantAPI    string
+	}{
+		{"default is the gateway", nil, config.WritesGateway, false, ""},
+		{"direct", map[string]string{"DEVICE_WRITES": "direct"}, config.WritesDirect, false, ""},
+		{"open env implies direct", map[string]string{"DEVICE_AUTH": "none"}, config.WritesDirect, true, ""},
+		{"public api url", map[string]string{"PUBLIC_API_URL": "https://api.example.com/"}, config.WritesGateway, false, "https://api.example.com"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m := base()
+			for k, v := range tc.set {
+				m[k] = v
+			}
+			c, err := config.Load(context.Background(), env(m), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.DeviceWrites != tc.wantWrites || c.OpenEnv != tc.wantOpen || c.PublicAPIURL != tc.wantAPI {
+				t.Errorf("got writes %q open %v api %q, want %q %v %q", c.DeviceWrites, c.OpenEnv, c.PublicAPIURL, tc.wantWrites, tc.wantOpen, tc.wantAPI)
+			}
+			if c.Gateway() != (tc.wantWrites == config.WritesGateway) {
+				t.Errorf("Gateway() = %v with writes %q", c.Gateway(), c.DeviceWrites)
 			}
 		})
 	}

@@ -46,16 +46,28 @@ func (a Authorization) GrantsReadWrite(bucketID string) bool {
 
 // CreateBucketAuthorization creates an authorization with read and write on bucketID only.
 func (c *Client) CreateBucketAuthorization(ctx context.Context, description, bucketID string) (Authorization, error) {
+	return c.createAuthorization(ctx, description, bucketID, domain.AuthorizationUpdateRequestStatusActive,
+		domain.PermissionActionRead, domain.PermissionActionWrite)
+}
+
+// CreateTicket creates an inactive authorization that could at most read bucketID: an entry in InfluxDB's
+// authorization list, the one linearizable shared state, used to order concurrent callers. Its token opens
+// nothing (InfluxDB refuses inactive tokens) and is never stored.
+func (c *Client) CreateTicket(ctx context.Context, description, bucketID string) (Authorization, error) {
+	return c.createAuthorization(ctx, description, bucketID, domain.AuthorizationUpdateRequestStatusInactive,
+		domain.PermissionActionRead)
+}
+
+func (c *Client) createAuthorization(ctx context.Context, description, bucketID string, status domain.AuthorizationUpdateRequestStatus, actions ...domain.PermissionAction) (Authorization, error) {
 	orgID, err := c.OrgID(ctx)
 	if err != nil {
 		return Authorization{}, err
 	}
 	res := domain.Resource{Type: domain.ResourceTypeBuckets, Id: &bucketID, OrgID: &orgID}
-	perms := []domain.Permission{
-		{Action: domain.PermissionActionRead, Resource: res},
-		{Action: domain.PermissionActionWrite, Resource: res},
+	perms := make([]domain.Permission, 0, len(actions))
+	for _, a := range actions {
+		perms = append(perms, domain.Permission{Action: a, Resource: res})
 	}
-	status := domain.AuthorizationUpdateRequestStatusActive
 	a, err := c.c.AuthorizationsAPI().CreateAuthorization(ctx, &domain.Authorization{
 		AuthorizationUpdateRequest: domain.AuthorizationUpdateRequest{Description: &description, Status: &status},
 		OrgID:                      &orgID,
@@ -65,6 +77,15 @@ func (c *Client) CreateBucketAuthorization(ctx context.Context, description, buc
 		return Authorization{}, fmt.Errorf("influx: creating authorization: %w", err)
 	}
 	return fromDomain(a), nil
+}
+
+// IsTicket reports whether the authorization is a ticket for bucketID (CreateTicket's shape: inactive, read only).
+func (a Authorization) IsTicket(bucketID string) bool {
+	if a.Active || len(a.Permissions) != 1 {
+		return false
+	}
+	p := a.Permissions[0]
+	return p.Type == string(domain.ResourceTypeBuckets) && p.BucketID == bucketID && p.Action == string(domain.PermissionActionRead)
 }
 
 // FindAuthorizations lists the organization's authorizations with exactly this description, oldest first

@@ -3,6 +3,7 @@ package measurements_test
 import (
 	"context"
 	"encoding/json"
+	"github.com/iot-center/iot-center-serverless/internal/authztest"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -75,8 +76,8 @@ func benchData(b *testing.B, downsample bool) (c *influx.Client, bucket string, 
 	if _, _, err := reg.Register(ctx, "bench"); err != nil {
 		b.Fatal(err)
 	}
-	hRaw = measurements.New(c, reg, bucket, 30*time.Second).Routes()
-	hDs = measurements.New(c, reg, bucket, 30*time.Second, measurements.WithDownsampled(ds)).Routes()
+	hRaw = authztest.Operator(measurements.New(c, reg, bucket, 30*time.Second).Routes())
+	hDs = authztest.Operator(measurements.New(c, reg, bucket, 30*time.Second, measurements.WithDownsampled(ds)).Routes())
 	return c, bucket, hRaw, hDs
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/iot-center/iot-center-serverless/internal/authztest"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -35,8 +36,8 @@ type dsFixture struct {
 // newDSHandlerAt is f's downsampled-reading handler with its clock at now.
 func newDSHandlerAt(t *testing.T, f *dsFixture, now time.Time) http.Handler {
 	t.Helper()
-	return measurements.New(f.c, f.reg, f.raw, 10*time.Second, measurements.WithClock(func() time.Time { return now }),
-		measurements.WithDownsampled(f.ds)).Routes()
+	return authztest.Operator(measurements.New(f.c, f.reg, f.raw, 10*time.Second, measurements.WithClock(func() time.Time { return now }),
+		measurements.WithDownsampled(f.ds)).Routes())
 }
 
 func newDSFixture(t *testing.T) *dsFixture {
@@ -86,8 +87,8 @@ func newDSFixture(t *testing.T) *dsFixture {
 		}
 	}
 	clock := measurements.WithClock(func() time.Time { return t0.Add(6 * time.Hour) })
-	f.rawH = measurements.New(f.c, reg, f.raw, 10*time.Second, clock).Routes()
-	f.dsH = measurements.New(f.c, reg, f.raw, 10*time.Second, clock, measurements.WithDownsampled(f.ds)).Routes()
+	f.rawH = authztest.Operator(measurements.New(f.c, reg, f.raw, 10*time.Second, clock).Routes())
+	f.dsH = authztest.Operator(measurements.New(f.c, reg, f.raw, 10*time.Second, clock, measurements.WithDownsampled(f.ds)).Routes())
 	return f
 }
 
@@ -203,7 +204,7 @@ func TestDownsampledIsRead(t *testing.T) {
 func TestDownsampledBucketMissing(t *testing.T) {
 	f := newDSFixture(t)
 	clock := measurements.WithClock(func() time.Time { return t0.Add(6 * time.Hour) })
-	h := measurements.New(f.c, f.reg, f.raw, 10*time.Second, clock, measurements.WithDownsampled("missing_"+influxtest.RandomID(4))).Routes()
+	h := authztest.Operator(measurements.New(f.c, f.reg, f.raw, 10*time.Second, clock, measurements.WithDownsampled("missing_"+influxtest.RandomID(4))).Routes())
 	path := "/api/devices/edge/measurements?start=-6h&every=2h&fields=Temperature,CO2"
 	sameTable(t, "no downsampled bucket", fetch(t, h, path), fetch(t, f.rawH, path))
 }

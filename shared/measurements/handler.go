@@ -192,7 +192,11 @@ func whileLookingUp[T any](ctx context.Context, h *Handler, id, doing string, qu
 		defer recoverTo(&qerr) // api.Handler's recover does not reach this goroutine
 		res, qerr = query(qctx)
 	}()
-	if _, err := h.devices.Get(ctx, id); err != nil {
+	d, err := h.devices.Get(ctx, id)
+	if err == nil {
+		err = registry.Allowed(api.CallerOf(ctx), d)
+	}
+	if err != nil {
 		cancel()
 		<-done
 		var zero T

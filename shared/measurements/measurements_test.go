@@ -89,8 +89,14 @@ func TestMeasurementsFieldsAndDefaults(t *testing.T) {
 	wantValues(t, "TVOC", m.Values["TVOC"], []*float64{fp(59)}) // mean of 2i over 0..59
 	wantValues(t, "Lat", m.Values["Lat"], []*float64{fp(50.1)})
 
-	// the authorizer's key query parameter is tolerated (and ignored) by both routes
-	m = f.measurementsOK(t, "/api/devices/dev1/measurements?start=-1h&every=1h&key=operator-key")
+	// a key in the URL is refused by both routes (keys travel only in the Authorization header)
+	if code, body := f.get(t, "/api/devices/dev1/measurements?start=-1h&every=1h&key=operator-key", ""); code != http.StatusBadRequest {
+		t.Errorf("measurements with ?key=: got %d %s, want 400", code, body)
+	}
+	if code, body := f.get(t, "/api/devices/dev1/summary?range=1h&key=operator-key", ""); code != http.StatusBadRequest {
+		t.Errorf("summary with ?key=: got %d %s, want 400", code, body)
+	}
+	m = f.measurementsOK(t, "/api/devices/dev1/measurements?start=-1h&every=1h")
 	if got := strings.Join(m.Fields, ","); got != "Temperature,TVOC,Pressure,Humidity,CO2" {
 		t.Errorf("default fields = %s, want the seed's five", got)
 	}
@@ -320,7 +326,7 @@ func TestTimeout504(t *testing.T) {
 
 func TestSummary(t *testing.T) {
 	f := newFixture(t)
-	code, body := f.get(t, "/api/devices/dev1/summary?range=1h&key=operator-key", "")
+	code, body := f.get(t, "/api/devices/dev1/summary?range=1h", "")
 	if code != http.StatusOK {
 		t.Fatalf("summary = %d %s", code, body)
 	}

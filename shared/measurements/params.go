@@ -104,15 +104,10 @@ func single(v url.Values, name string) (string, error) {
 	return vals[0], nil
 }
 
-// authParam is the API key the authorizer may read from the query string (issue 7); it is allowed and ignored here.
-const authParam = "key"
-
-// checkKnown refuses parameters the route does not define, so a typo is not silently ignored.
+// checkKnown refuses parameters the route does not define, so a typo is not silently ignored (and `key`: keys
+// travel only in the Authorization header).
 func checkKnown(v url.Values, known ...string) error {
 	for name := range v {
-		if name == authParam {
-			continue
-		}
 		ok := false
 		for _, k := range known {
 			if name == k {

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/iot-center/iot-center-serverless/internal/influxtest"
-	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/config"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
 )
@@ -37,7 +36,7 @@ func benchRegistry(b *testing.B) (*Registry, http.Handler, func(id string)) {
 			}
 		})
 	}
-	return reg, api.Handler(NewHandlers(reg).Mux()), cleanup
+	return reg, asOperator(NewHandlers(reg).Mux()), cleanup
 }
 
 func quantile(ds []time.Duration, q float64) float64 {

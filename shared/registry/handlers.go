@@ -4,8 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/url"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/iot-center/iot-center-serverless/shared/api"
@@ -14,8 +12,9 @@ import (
 
 // devices is what the HTTP handlers need from the registry.
 type devices interface {
-	Ensure(ctx context.Context, id string, register bool) (Device, bool, error)
-	Rotate(ctx context.Context, id string) (Device, error)
+	Ensure(ctx context.Context, id string, in Intent) (Device, bool, error)
+	ForDevice(ctx context.Context, id, presented, credentialID string, deletions int) (Device, error)
+	Rotate(ctx context.Context, id string, deletions int) (Device, bool, error)
 	List(ctx context.Context) ([]Device, error)
 	Delete(ctx context.Context, id string, withData bool) error
 }
@@ -58,72 +57,13 @@ func (h *Handlers) Mux(routes ...string) *api.Mux {
 	return mux
 }
 
-// EnvConfig is the iot-center-v2 device configuration, field order as the original answers it.
-type EnvConfig struct {
-	InfluxURL            string  `json:"influx_url"`
-	InfluxOrg            string  `json:"influx_org"`
-	InfluxToken          string  `json:"influx_token"`
-	InfluxBucket         string  `json:"influx_bucket"`
-	ID                   string  `json:"id"`
-	DefaultLon           float64 `json:"default_lon"`
-	DefaultLat           float64 `json:"default_lat"`
-	MeasurementInterval  int     `json:"measurement_interval"`
-	NewlyRegistered      bool    `json:"newlyRegistered"`
-	CreatedAt            string  `json:"createdAt"`
-	UpdatedAt            string  `json:"updatedAt"`
-	ServerTime           string  `json:"serverTime"`
-	ConfigurationRefresh int     `json:"configuration_refresh"`
-	// WriteEndpoint is the base URL of the InfluxDB write API the device writes to (iot-center-v2 clients pass it to
-	// their InfluxDB client, falling back to the server's /influx proxy when empty): the same as influx_url here.
-	WriteEndpoint string `json:"write_endpoint"`
-}
-
-// Text renders the configuration as `key: value` lines (the Arduino client's format), same keys and order.
-func (c EnvConfig) Text() string {
-	f := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
-	lines := [][2]string{
-		{"influx_url", c.InfluxURL}, {"influx_org", c.InfluxOrg}, {"influx_token", c.InfluxToken},
-		{"influx_bucket", c.InfluxBucket}, {"id", c.ID}, {"default_lon", f(c.DefaultLon)}, {"default_lat", f(c.DefaultLat)},
-		{"measurement_interval", strconv.Itoa(c.MeasurementInterval)}, {"newlyRegistered", strconv.FormatBool(c.NewlyRegistered)},
-		{"createdAt", c.CreatedAt}, {"updatedAt", c.UpdatedAt}, {"serverTime", c.ServerTime},
-		{"configuration_refresh", strconv.Itoa(c.ConfigurationRefresh)}, {"write_endpoint", c.WriteEndpoint},
-	}
-	var b strings.Builder
-	for _, l := range lines {
-		b.WriteString(l[0] + ": " + l[1] + "\n")
-	}
-	return b.String()
-}
-
-func (h *Handlers) envConfig(d Device, created bool) EnvConfig {
-	c := EnvConfig{
-		InfluxURL: h.cfg.InfluxPublicURL, InfluxOrg: h.cfg.Org, InfluxToken: d.Token.Reveal(), InfluxBucket: h.cfg.Bucket,
-		ID: d.ID, DefaultLat: h.cfg.DefaultLat, DefaultLon: h.cfg.DefaultLon, MeasurementInterval: h.cfg.MeasurementInterval,
-		NewlyRegistered: created, CreatedAt: rfc3339(d.CreatedAt), UpdatedAt: rfc3339(d.UpdatedAt),
-		ServerTime: serverTime(h.now()), ConfigurationRefresh: h.cfg.ConfigurationRefresh,
-	}
-	c.WriteEndpoint = c.InfluxURL
-	return c
-}
-
-func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
-
-// serverTime formats t as JavaScript's toISOString() does (the original's serverTime): UTC, exactly 3 fraction digits.
-func serverTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
-
-// writeConfig answers the configuration as JSON, or as text lines when the caller asks for text/plain.
-func writeConfig(w http.ResponseWriter, status int, c EnvConfig, text bool) {
-	if !text {
-		api.WriteJSON(w, status, c)
-		return
-	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_, _ = w.Write([]byte(c.Text()))
-}
-
-// Env is GET /api/env/{deviceId}: the device's configuration, registering it unless ?register=false.
+// Env is GET /api/env/{deviceId}: the device's configuration, acting on the authorizer's decision (api.Caller):
+//   - operator (and open, DEVICE_AUTH=none): the configuration, registering an unknown device unless
+//     ?register=false (then 403 {"id","registered":false});
+//   - provisioning key: create-only. The caller whose registration created the device gets its configuration;
+//     any other gets 403 and never a credential. ?register=false answers 403 {"id","registered":false} whether or
+//     not the device exists;
+//   - device: its own configuration, with its current credential only (re-checked against the record read here).
 func (h *Handlers) Env(w http.ResponseWriter, r *http.Request) {
 	r, id, q, text, err := h.configInput(r, "register")
 	if err != nil {
@@ -135,10 +75,10 @@ func (h *Handlers) Env(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, r, err)
 		return
 	}
-	d, created, err := h.reg.Ensure(r.Context(), id, register)
+	d, created, err := h.env(r, api.CallerOf(r.Context()), id, register)
 	if err != nil {
 		if !register && api.IsCode(err, api.NotFound) {
-			err = &api.Error{Code: api.Forbidden, Extra: map[string]any{"id": id, "registered": false}, Err: err}
+			err = notRegistered(id, err)
 		}
 		api.WriteError(w, r, err)
 		return
@@ -146,17 +86,50 @@ func (h *Handlers) Env(w http.ResponseWriter, r *http.Request) {
 	if created {
 		api.Logger(r.Context()).InfoContext(r.Context(), "device registered", "authorizationId", d.AuthorizationID)
 	}
-	writeConfig(w, http.StatusOK, h.envConfig(d, created), text)
+	writeConfig(w, http.StatusOK, h.envConfig(r, d, created), text)
 }
 
-// Register is POST /api/devices/{deviceId}: 201 + configuration when new, 200 when it already exists.
+func notRegistered(id string, cause error) error {
+	return &api.Error{Code: api.Forbidden, Extra: map[string]any{"id": id, "registered": false}, Err: cause}
+}
+
+func (h *Handlers) env(r *http.Request, c api.Caller, id string, register bool) (Device, bool, error) {
+	ctx := r.Context()
+	if c.Role != api.RoleOperator && c.DeviceID != id {
+		return Device{}, false, api.Errorf(api.Forbidden, "this caller was not authorized for device %s", id)
+	}
+	switch c.Role {
+	case api.RoleOperator, api.RoleOpen:
+		return h.reg.Ensure(ctx, id, Intent{Register: register, Deletions: c.Deletions})
+	case api.RoleProvisioning:
+		if !register {
+			return Device{}, false, notRegistered(id, nil)
+		}
+		d, created, err := h.reg.Ensure(ctx, id, Intent{Register: true, CreateOnly: true, Deletions: c.Deletions})
+		if err == nil && !created {
+			err = api.Errorf(api.Forbidden, "device %s is already registered", id)
+		}
+		if c := api.CodeOf(err); c == api.Conflict || c == api.NotFound {
+			// whatever else happened, this caller did not create the device
+			err = &api.Error{Code: api.Forbidden, Message: "device " + id + " was not registered by this request", Err: err}
+		}
+		return d, created, err
+	case api.RoleDevice:
+		d, err := h.reg.ForDevice(ctx, id, api.BearerKey(r.Header.Get("Authorization")), c.CredentialID, c.Deletions)
+		return d, false, err
+	}
+	return Device{}, false, api.Errorf(api.Forbidden, "this route is not allowed for this caller")
+}
+
+// Register is POST /api/devices/{deviceId} (operator): 201 + configuration when new, 200 when it already exists
+// (in gateway mode without a credential: only its hash is stored; rotate for a new one).
 func (h *Handlers) Register(w http.ResponseWriter, r *http.Request) {
-	r, id, _, text, err := h.configInput(r)
+	r, id, text, c, err := h.operatorInput(r)
 	if err != nil {
 		api.WriteError(w, r, err)
 		return
 	}
-	d, created, err := h.reg.Ensure(r.Context(), id, true)
+	d, created, err := h.reg.Ensure(r.Context(), id, Intent{Register: true, Deletions: c.Deletions})
 	if err != nil {
 		api.WriteError(w, r, err)
 		return
@@ -166,23 +139,37 @@ func (h *Handlers) Register(w http.ResponseWriter, r *http.Request) {
 		status = http.StatusCreated
 		api.Logger(r.Context()).InfoContext(r.Context(), "device registered", "authorizationId", d.AuthorizationID)
 	}
-	writeConfig(w, status, h.envConfig(d, created), text)
+	writeConfig(w, status, h.envConfig(r, d, created), text)
 }
 
-// Rotate is POST /api/devices/{deviceId}/rotate: a new token; the old one stops working.
+// Rotate is POST /api/devices/{deviceId}/rotate (operator): a new credential; the old one stops working. In gateway
+// mode the losers of concurrent rotations get 409 (the new credential went to the winner only).
 func (h *Handlers) Rotate(w http.ResponseWriter, r *http.Request) {
+	r, id, text, c, err := h.operatorInput(r)
+	if err != nil {
+		api.WriteError(w, r, err)
+		return
+	}
+	d, won, err := h.reg.Rotate(r.Context(), id, c.Deletions)
+	if err == nil && !won && h.cfg.Gateway() {
+		err = api.Errorf(api.Conflict, "a concurrent rotation of %s won and holds the new credential; rotate again", id)
+	}
+	if err != nil {
+		api.WriteError(w, r, err)
+		return
+	}
+	api.Logger(r.Context()).InfoContext(r.Context(), "device credential rotated", "authorizationId", d.AuthorizationID)
+	writeConfig(w, http.StatusOK, h.envConfig(r, d, false), text)
+}
+
+// operatorInput checks the caller is the operator and reads the id and ?accept of register and rotate.
+func (h *Handlers) operatorInput(r *http.Request) (*http.Request, string, bool, api.Caller, error) {
+	c := api.CallerOf(r.Context())
+	if err := api.RequireRole(c, api.RoleOperator); err != nil {
+		return r, "", false, c, err
+	}
 	r, id, _, text, err := h.configInput(r)
-	if err != nil {
-		api.WriteError(w, r, err)
-		return
-	}
-	d, err := h.reg.Rotate(r.Context(), id)
-	if err != nil {
-		api.WriteError(w, r, err)
-		return
-	}
-	api.Logger(r.Context()).InfoContext(r.Context(), "device token rotated", "authorizationId", d.AuthorizationID)
-	writeConfig(w, http.StatusOK, h.envConfig(d, false), text)
+	return r, id, text, c, err
 }
 
 // DeviceInfo is one entry of GET /api/devices: never a token.
@@ -195,6 +182,10 @@ type DeviceInfo struct {
 
 // List is GET /api/devices.
 func (h *Handlers) List(w http.ResponseWriter, r *http.Request) {
+	if err := api.RequireRole(api.CallerOf(r.Context()), api.RoleOperator); err != nil {
+		api.WriteError(w, r, err)
+		return
+	}
 	if err := onlyParams(r.URL.Query()); err != nil {
 		api.WriteError(w, r, err)
 		return
@@ -214,6 +205,10 @@ func (h *Handlers) List(w http.ResponseWriter, r *http.Request) {
 
 // Delete is DELETE /api/devices/{deviceId}[?data=true]: 204, or 404 for an unknown device.
 func (h *Handlers) Delete(w http.ResponseWriter, r *http.Request) {
+	if err := api.RequireRole(api.CallerOf(r.Context()), api.RoleOperator); err != nil {
+		api.WriteError(w, r, err)
+		return
+	}
 	id, q, err := h.input(r, "data")
 	if err != nil {
 		api.WriteError(w, r, err)
@@ -261,13 +256,14 @@ func (h *Handlers) configInput(r *http.Request, allowed ...string) (*http.Reques
 	return r, id, q, text, err
 }
 
-// keyParam is the authorizer's alternative to the Authorization header (shared/authz); handlers ignore its value.
-const keyParam = "key"
-
 // onlyParams refuses unknown and repeated query parameters: a hostile query never reaches the registry.
 func onlyParams(q url.Values, allowed ...string) error {
+	if _, ok := q["key"]; ok {
+		// the authorizer already refuses it; kept here so no handler ever accepts a key in the URL
+		return api.InvalidParam("key", "keys are accepted only in the Authorization header (Bearer <key>), never in the URL")
+	}
 	for k, vs := range q {
-		ok := k == keyParam
+		ok := false
 		for _, a := range allowed {
 			ok = ok || k == a
 		}

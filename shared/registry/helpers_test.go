@@ -50,7 +50,20 @@ func (f *fixture) instance() (*Registry, http.Handler) {
 	c := influx.New(f.cfg.InfluxURL, f.cfg.Token.Reveal(), f.cfg.Org, influx.Options{})
 	f.t.Cleanup(c.Close)
 	reg := New(c, f.cfg)
-	return reg, api.Handler(NewHandlers(reg).Mux())
+	return reg, asOperator(NewHandlers(reg).Mux())
+}
+
+// asOperator serves h with the operator's authorizer decision (without a deletion count), through api.Handler.
+func asOperator(h http.Handler) http.Handler {
+	return asCaller(api.Caller{Role: api.RoleOperator, Deletions: -1}, h)
+}
+
+// asCaller serves h with the authorizer decision c, through api.Handler.
+func asCaller(c api.Caller, h http.Handler) http.Handler {
+	inner := api.Handler(h)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		inner.ServeHTTP(w, r.WithContext(api.WithCaller(r.Context(), c)))
+	})
 }
 
 // newID returns a device id unique on the shared server; its authorizations are revoked at the end of the test.

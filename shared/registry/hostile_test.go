@@ -172,7 +172,7 @@ func TestSecretsNeverInResponsesOrLogs(t *testing.T) {
 		cfg.InfluxURL, cfg.Token = tc.url, config.Secret(tc.token)
 		c := influx.New(tc.url, tc.token, cfg.Org, influx.Options{Retry: influx.RetryPolicy{MaxAttempts: 1}})
 		t.Cleanup(c.Close)
-		h := api.Handler(NewHandlers(New(c, cfg)).Mux())
+		h := asOperator(NewHandlers(New(c, cfg)).Mux())
 		for _, rq := range [][2]string{{"GET", "/api/env/" + id}, {"POST", "/api/devices/" + id}, {"GET", "/api/devices"},
 			{"DELETE", "/api/devices/" + id}, {"POST", "/api/devices/" + id + "/rotate"}} {
 			if got := send(h, rq[0], rq[1], ""); got != tc.want {

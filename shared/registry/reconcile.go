@@ -12,23 +12,27 @@ import (
 )
 
 // maxRounds bounds how often one call restarts reconciliation after revoking a crashed caller's orphan.
-const maxRounds = 3
+const maxRounds = 4
 
 // maxDeleteRounds bounds Delete's remove-records-then-revoke rounds under concurrent registrations.
 const maxDeleteRounds = 5
 
-// Register registers id (idempotently): the existing record when there is one (self-healed if its authorization
-// is gone or no longer grants read+write on the data bucket), else a new one. created is true only for the one
-// caller whose authorization won a first registration.
+// Register registers id (idempotently) with no authorizer context (tests, tools): Ensure with Register set.
 func (r *Registry) Register(ctx context.Context, id string) (d Device, created bool, err error) {
-	return r.Ensure(ctx, id, true)
+	return r.Ensure(ctx, id, Intent{Register: true, Deletions: -1})
 }
 
-// Ensure returns the device's working record, self-healing a broken authorization. An unregistered device is
-// registered when register is true, else it is *api.Error{Code: api.NotFound}.
-func (r *Registry) Ensure(ctx context.Context, id string, register bool) (Device, bool, error) {
+// Ensure returns the device's working record, registering an unregistered device when in.Register. In direct mode
+// a broken authorization (gone, or no longer read+write on the data bucket) is replaced (self-healing); in gateway
+// mode the credential does not depend on InfluxDB authorizations. created is true only for the one caller whose
+// authorization won a first registration; only that caller's Device carries a gateway credential.
+func (r *Registry) Ensure(ctx context.Context, id string, in Intent) (Device, bool, error) {
 	d, err := r.Get(ctx, id)
 	switch {
+	case err == nil && in.CreateOnly:
+		return Device{}, false, api.Errorf(api.Forbidden, "device %s is already registered", id)
+	case err == nil && r.cfg.Gateway():
+		return d, false, nil
 	case err == nil:
 		ok, err := r.works(ctx, d.AuthorizationID)
 		if err != nil {
@@ -39,11 +43,14 @@ func (r *Registry) Ensure(ctx context.Context, id string, register bool) (Device
 		}
 		api.Logger(ctx).WarnContext(ctx, "device authorization missing or no longer valid: replacing it",
 			"authorizationId", d.AuthorizationID)
-		return r.replace(ctx, id, &d)
+		nd, _, err := r.replace(ctx, id, &d, in)
+		return nd, false, err // a replacement, not a registration
 	case !api.IsCode(err, api.NotFound):
 		return Device{}, false, err
-	case !register:
+	case !in.Register:
 		return Device{}, false, err
+	case in.Deletions >= 0 && d.Deletions != in.Deletions:
+		return Device{}, false, deletedSince(id)
 	}
 	devs, err := r.List(ctx)
 	if err != nil {
@@ -52,18 +59,21 @@ func (r *Registry) Ensure(ctx context.Context, id string, register bool) (Device
 	if len(devs) >= r.cfg.MaxDevices {
 		return Device{}, false, api.Errorf(api.TooMany, "the device limit (%d) is reached", r.cfg.MaxDevices)
 	}
-	return r.replace(ctx, id, nil)
+	return r.replace(ctx, id, nil, in)
 }
 
-// Rotate replaces the device's authorization: a new one first, the record updated, the old one revoked (its token
-// then gets 401 from InfluxDB). Concurrent rotations of the same device agree on one new authorization.
-func (r *Registry) Rotate(ctx context.Context, id string) (Device, error) {
-	d, err := r.Get(ctx, id)
+// Rotate replaces the device's credential: a new authorization (direct) or ticket and credential (gateway) first,
+// the record updated, the old one revoked (an old InfluxDB token then gets 401). Concurrent rotations agree on one
+// winner; won is false for the others (in gateway mode they never see the new credential). deletions as in Intent.
+func (r *Registry) Rotate(ctx context.Context, id string, deletions int) (d Device, won bool, err error) {
+	old, err := r.Get(ctx, id)
 	if err != nil {
-		return Device{}, err
+		return Device{}, false, err
 	}
-	nd, _, err := r.replace(ctx, id, &d)
-	return nd, err
+	if deletions >= 0 && old.Deletions != deletions {
+		return Device{}, false, deletedSince(id)
+	}
+	return r.replace(ctx, id, &old, Intent{Register: true, Deletions: deletions})
 }
 
 // Delete revokes every authorization of the device and removes its record; withData also deletes its
@@ -85,7 +95,7 @@ func (r *Registry) Delete(ctx context.Context, id string, withData bool) error {
 	if !known {
 		auths, err := r.c.FindAuthorizations(ctx, Description(id))
 		if err != nil {
-			return api.Wrap(influx.Classify(err), err, "listing authorizations")
+			return api.Wrap(classify(err), err, "listing authorizations")
 		}
 		if len(auths) == 0 {
 			// a retry after a delete that failed half-way still removes the data it was asked to
@@ -94,6 +104,11 @@ func (r *Registry) Delete(ctx context.Context, id string, withData bool) error {
 			}
 			return notFound
 		}
+	}
+	// first the tombstone: a registration authorized before this delete sees it (or is revoked below), so it
+	// cannot register the device again; if it cannot be written, nothing is revoked
+	if err := r.tombstone(ctx, id); err != nil {
+		return err
 	}
 	for round := 0; ; round++ {
 		if round == maxDeleteRounds {
@@ -104,17 +119,18 @@ func (r *Registry) Delete(ctx context.Context, id string, withData bool) error {
 		}
 		auths, err := r.c.FindAuthorizations(ctx, Description(id))
 		if err != nil {
-			return api.Wrap(influx.Classify(err), err, "listing authorizations")
+			return api.Wrap(classify(err), err, "listing authorizations")
 		}
 		if len(auths) == 0 {
 			break
 		}
 		for _, a := range auths {
 			if err := r.c.DeleteAuthorization(ctx, a.ID); err != nil {
-				return api.Wrap(influx.Classify(err), err, "revoking an authorization")
+				return api.Wrap(classify(err), err, "revoking an authorization")
 			}
 		}
 	}
+	r.unclaimAll(ctx, id)
 	if err := r.deleteData(ctx, id, withData); err != nil {
 		return err
 	}
@@ -124,17 +140,27 @@ func (r *Registry) Delete(ctx context.Context, id string, withData bool) error {
 	return nil
 }
 
-// deleteData removes the device's measurements (clientId=<id>) from the data bucket when asked to.
+// deleteData removes the device's measurements (clientId=<id>) when asked to: the raw points, then the hourly
+// aggregates the downsampling task made of them (in that order, so a task run between the two deletes finds no raw
+// points left to aggregate again).
 func (r *Registry) deleteData(ctx context.Context, id string, withData bool) error {
 	if !withData {
 		return nil
 	}
-	pred, err := influx.Predicate("_measurement", schema.Measurement, schema.TagClientID, id)
-	if err != nil {
-		return api.Wrap(api.Internal, err, "building the data predicate")
-	}
-	if err := r.c.Delete(ctx, r.cfg.Bucket, influx.AllTimeStart, influx.AllTimeStop, pred); err != nil {
-		return api.Wrap(influx.Classify(err), err, "deleting the device's measurements")
+	for _, t := range []struct{ bucket, measurement string }{
+		{r.cfg.Bucket, schema.Measurement},
+		{r.cfg.BucketDownsampled, schema.DownsampledMeasurement},
+	} {
+		if t.bucket == "" {
+			continue
+		}
+		pred, err := influx.Predicate("_measurement", t.measurement, schema.TagClientID, id)
+		if err != nil {
+			return api.Wrap(api.Internal, err, "building the data predicate")
+		}
+		if err := r.c.Delete(ctx, t.bucket, influx.AllTimeStart, influx.AllTimeStop, pred); err != nil {
+			return api.Wrap(classify(err), err, "deleting the device's measurements")
+		}
 	}
 	return nil
 }
@@ -150,7 +176,7 @@ func (r *Registry) works(ctx context.Context, authID string) (bool, error) {
 		return false, nil
 	}
 	if err != nil {
-		return false, api.Wrap(influx.Classify(err), err, "reading an authorization")
+		return false, api.Wrap(classify(err), err, "reading an authorization")
 	}
 	return a.GrantsReadWrite(bucketID), nil
 }
@@ -158,18 +184,15 @@ func (r *Registry) works(ctx context.Context, authID string) (bool, error) {
 func (r *Registry) dataBucketID(ctx context.Context) (string, error) {
 	id, err := r.c.BucketID(ctx, r.cfg.Bucket)
 	if err != nil {
-		code := influx.Classify(err)
-		if code == api.NotFound {
-			code = api.Internal // a missing data bucket is a deployment fault, not the caller's missing device
-		}
-		return "", api.Wrap(code, err, "finding the data bucket (has setup run?)")
+		// a missing data bucket is a deployment fault (503 like a missing registry bucket), not a missing device
+		return "", api.Wrap(classify(err), err, "finding the data bucket (has setup run?)")
 	}
 	return id, nil
 }
 
-// replace gives the device a new authorization through the reconciliation in the package comment. old is the
-// record being replaced (nil for a first registration).
-func (r *Registry) replace(ctx context.Context, id string, old *Device) (Device, bool, error) {
+// replace gives the device a new credential through the reconciliation in the package comment. old is the
+// record being replaced (nil for a first registration). won is true for the one caller whose authorization won.
+func (r *Registry) replace(ctx context.Context, id string, old *Device, in Intent) (Device, bool, error) {
 	bucketID, err := r.dataBucketID(ctx)
 	if err != nil {
 		return Device{}, false, err
@@ -179,27 +202,63 @@ func (r *Registry) replace(ctx context.Context, id string, old *Device) (Device,
 		replaced, after = old.AuthorizationID, old.at
 	}
 	for round := 0; round < maxRounds; round++ {
-		mine, err := r.c.CreateBucketAuthorization(ctx, Description(id), bucketID)
+		mine, err := r.createAuthorization(ctx, id, bucketID)
 		if err != nil {
-			return Device{}, false, api.Wrap(influx.Classify(err), err, "creating an authorization")
+			return Device{}, false, api.Wrap(classify(err), err, "creating an authorization")
 		}
 		auths, err := r.c.FindAuthorizations(ctx, Description(id))
 		if err != nil {
 			r.revoke(ctx, mine.ID)
-			return Device{}, false, api.Wrap(influx.Classify(err), err, "listing authorizations")
+			return Device{}, false, api.Wrap(classify(err), err, "listing authorizations")
 		}
-		winner, before, ok := pick(auths, replaced, after, bucketID)
+		winner, before, ok := pick(auths, replaced, after, r.candidate(bucketID))
 		if ok && winner.ID == mine.ID {
-			return r.win(ctx, id, old, mine, before)
+			// the oldest in our view; the claim decides (see claim.go). It is taken after our authorization
+			// exists: a delete that recorded its tombstone later lists and revokes it (and win notices), one that
+			// recorded it earlier is seen by the claim's check.
+			slot, err := r.claim(ctx, bucketID, id, old, in, mine, before)
+			if err == nil {
+				d, won, err := r.win(ctx, id, old, mine, before)
+				if err != nil {
+					r.unclaim(ctx, slot)
+				}
+				return d, won, err
+			}
+			r.revoke(ctx, mine.ID)
+			var held *claimHeld
+			switch {
+			case !errors.As(err, &held):
+				return Device{}, false, err
+			case held.existing != nil && in.CreateOnly:
+				return Device{}, false, api.Errorf(api.Forbidden, "device %s is already registered", id)
+			case held.existing != nil:
+				return *held.existing, false, nil
+			case held.holder.ID == "" || r.isStale(held.holder):
+				// its holder is gone (or crashed long ago) without a record: free the slot, try again
+				api.Logger(ctx).WarnContext(ctx, "removing an orphan registration claim", "claim", held.label.Name)
+				r.unclaim(ctx, held.label)
+				if held.holder.ID != "" {
+					r.revoke(ctx, held.holder.ID)
+				}
+				continue
+			}
+			winner = held.holder
+		} else {
+			// lost (or revoked under us by a concurrent delete): take ours back and wait for the winner's record
+			r.revoke(ctx, mine.ID)
+			if !ok {
+				return Device{}, false, api.Errorf(api.Conflict, "device %s changed concurrently, try again", id)
+			}
 		}
-		// lost (or revoked under us by a concurrent delete): take ours back and wait for the winner's record
-		r.revoke(ctx, mine.ID)
-		if !ok {
-			return Device{}, false, api.Errorf(api.Conflict, "device %s changed concurrently, try again", id)
+		if in.CreateOnly && !r.isStale(winner) {
+			return Device{}, false, api.Errorf(api.Forbidden, "device %s is being registered by another caller", id)
 		}
 		d, stale, err := r.await(ctx, id, winner, before)
 		if errors.Is(err, errReconcileAgain) {
 			continue
+		}
+		if err == nil && !stale && in.CreateOnly {
+			return Device{}, false, api.Errorf(api.Forbidden, "device %s is already registered", id)
 		}
 		if err != nil || !stale {
 			return d, false, err
@@ -211,10 +270,10 @@ func (r *Registry) replace(ctx context.Context, id string, old *Device) (Device,
 	return Device{}, false, api.Errorf(api.Unavailable, "registration of %s did not settle, try again", id)
 }
 
-// pick returns the winner among auths (oldest first): the oldest active authorization granting read+write on
-// bucketID that is newer than the replaced one, and the ids ordered before it (to be revoked by the winner). When
-// the replaced authorization is already gone, "newer" means created after after (the replaced record's time).
-func pick(auths []influx.Authorization, replaced string, after time.Time, bucketID string) (winner influx.Authorization, before map[string]bool, ok bool) {
+// pick returns the winner among auths (oldest first): the oldest candidate that is newer than the replaced one,
+// and the ids ordered before it (to be revoked by the winner). When the replaced authorization is already gone,
+// "newer" means created after after (the replaced record's time).
+func pick(auths []influx.Authorization, replaced string, after time.Time, candidate func(influx.Authorization) bool) (winner influx.Authorization, before map[string]bool, ok bool) {
 	start := 0
 	for i, a := range auths {
 		if a.ID == replaced || (!after.IsZero() && !a.CreatedAt.After(after)) {
@@ -226,7 +285,7 @@ func pick(auths []influx.Authorization, replaced string, after time.Time, bucket
 		before[replaced] = true
 	}
 	for i, a := range auths {
-		if i >= start && a.GrantsReadWrite(bucketID) {
+		if i >= start && candidate(a) {
 			return a, before, true
 		}
 		before[a.ID] = true
@@ -238,6 +297,9 @@ func pick(auths []influx.Authorization, replaced string, after time.Time, bucket
 func (r *Registry) win(ctx context.Context, id string, old *Device, mine influx.Authorization, before map[string]bool) (Device, bool, error) {
 	now := r.now().UTC()
 	d := Device{ID: id, AuthorizationID: mine.ID, Token: config.Secret(mine.Token), CreatedAt: now, UpdatedAt: now}
+	if r.cfg.Gateway() {
+		d.Token, d.CredentialHash = newCredential(id)
+	}
 	if old != nil && !old.CreatedAt.IsZero() {
 		d.CreatedAt = old.CreatedAt
 	}
@@ -257,9 +319,9 @@ func (r *Registry) win(ctx context.Context, id string, old *Device, mine influx.
 		}
 	}
 	if _, err := r.c.GetAuthorization(ctx, mine.ID); err == nil {
-		return d, old == nil, nil
+		return d, true, nil
 	} else if !errors.Is(err, influx.ErrNotFound) {
-		return Device{}, false, api.Wrap(influx.Classify(err), err, "checking the new authorization")
+		return Device{}, false, api.Wrap(classify(err), err, "checking the new authorization")
 	}
 	// a concurrent delete (or a newer rotation) revoked ours: remove our record point, answer what is current
 	if err := r.deleteRecord(ctx, id, mine.ID); err != nil {
@@ -284,7 +346,7 @@ func (r *Registry) await(ctx context.Context, id string, winner influx.Authoriza
 		if err != nil && !api.IsCode(err, api.NotFound) {
 			return Device{}, false, err
 		}
-		if !winner.CreatedAt.IsZero() && r.now().Sub(winner.CreatedAt) > r.StaleAfter {
+		if r.isStale(winner) {
 			return Device{}, true, nil
 		}
 		if n > 0 {

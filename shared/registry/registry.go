@@ -38,6 +38,8 @@ package registry
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"sort"
@@ -55,13 +57,24 @@ const Measurement = "deviceauth"
 // Description is the description of a device's authorization; reconciliation lists by it.
 func Description(id string) string { return "IoT Center: " + id }
 
+// Tombstones holds one point per device deletion (tags deviceId and delId): their number is the device's
+// deletion count, which registrations compare with the count their authorizer saw (see Ensure).
+const Tombstones = "devicedeleted"
+
 // Device is one registry record.
 type Device struct {
-	ID              string
+	ID string
+	// AuthorizationID identifies the device's current credential: its InfluxDB authorization (direct mode) or
+	// its ticket (gateway mode). The authorizer hands it to the function, which checks it against the record.
 	AuthorizationID string
-	Token           config.Secret // the device's InfluxDB token (never listed, never logged)
-	CreatedAt       time.Time
-	UpdatedAt       time.Time
+	// Token is the device's InfluxDB token (direct mode), or its gateway credential only in the answer of the call
+	// that created it (gateway mode stores just CredentialHash). Never listed, never logged.
+	Token          config.Secret
+	CredentialHash string // gateway mode: hex SHA-256 of the device credential
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+	// Deletions is how many times the id has been deleted (set also when Get answers NotFound).
+	Deletions int
 
 	// at is the record point's time: its authorization's createdAt on InfluxDB's clock (reconciliation uses it).
 	at time.Time
@@ -89,40 +102,42 @@ func New(c *influx.Client, cfg config.Config) *Registry {
 // Config is the configuration the registry was built with.
 func (r *Registry) Config() config.Config { return r.cfg }
 
-const getFlux = `from(bucket: registryBucket)
+// getFlux reads the device's latest record fields and its tombstones (one row per deletion) in one query.
+const getFlux = `data = from(bucket: registryBucket)
   |> range(start: 0)
-  |> filter(fn: (r) => r._measurement == measurement and r.deviceId == deviceId)
+  |> filter(fn: (r) => r.deviceId == deviceId)
+rec = data
+  |> filter(fn: (r) => r._measurement == measurement)
   |> group(columns: ["deviceId", "_field"])
   |> sort(columns: ["_time"])
-  |> last()`
+  |> last()
+del = data
+  |> filter(fn: (r) => r._measurement == tombstones and r._field == "at")
+union(tables: [rec, del])`
 
 const listFlux = `from(bucket: registryBucket)
   |> range(start: 0)
-  |> filter(fn: (r) => r._measurement == measurement and r._field != "token")
+  |> filter(fn: (r) => r._measurement == measurement and r._field != "token" and r._field != "credHash")
   |> group(columns: ["deviceId", "_field"])
   |> sort(columns: ["_time"])
   |> last()`
 
-// Get returns the device's record; an unregistered id is *api.Error{Code: api.NotFound}.
+// Get returns the device's record (one query); an unregistered id is *api.Error{Code: api.NotFound}, with the
+// returned Device carrying only ID and Deletions.
 func (r *Registry) Get(ctx context.Context, id string) (Device, error) {
 	if err := api.CheckDeviceID(id); err != nil {
 		return Device{}, err
 	}
-	recs, err := r.read(ctx, getFlux, influx.Extern{"registryBucket": r.cfg.BucketAuth, "measurement": Measurement, "deviceId": id})
+	recs, err := r.read(ctx, getFlux, influx.Extern{"registryBucket": r.cfg.BucketAuth, "measurement": Measurement,
+		"tombstones": Tombstones, "deviceId": id})
 	if err != nil {
 		return Device{}, err
 	}
-	d, ok := recs[id]
-	if !ok || d.AuthorizationID == "" || d.Token.Empty() {
-		return Device{}, &api.Error{Code: api.NotFound, Message: "device " + id + " is not registered"}
+	d := recs[id]
+	if d.AuthorizationID == "" || (d.Token.Empty() && d.CredentialHash == "") {
+		return Device{ID: id, Deletions: d.Deletions}, &api.Error{Code: api.NotFound, Message: "device " + id + " is not registered"}
 	}
 	return d, nil
-}
-
-// DeviceToken is Get's token only (what the authorizer compares a device's bearer token with).
-func (r *Registry) DeviceToken(ctx context.Context, id string) (config.Secret, error) {
-	d, err := r.Get(ctx, id)
-	return d.Token, err
 }
 
 // List returns every registered device sorted by id. Tokens are not read (Token is empty).
@@ -165,14 +180,15 @@ func (r *Registry) read(ctx context.Context, flux string, ext influx.Extern) (ma
 			return recs, nil
 		}
 		if errors.Is(err, influx.ErrNotFound) || influx.StatusOf(err) == 404 {
-			// the registry bucket does not exist yet: nothing is registered
-			return map[string]Device{}, nil
+			// Fail closed: a missing registry bucket is not "nothing registered" (every id would look new, and
+			// reconciliation would revoke real devices' authorizations as orphans).
+			return nil, api.Wrap(api.Unavailable, err, "the device registry bucket is missing (has setup run?)")
 		}
 		if !transientRead(err) {
 			break
 		}
 	}
-	return nil, api.Wrap(influx.Classify(err), err, "reading the device registry")
+	return nil, api.Wrap(classify(err), err, "reading the device registry")
 }
 
 // transientRead says whether a failed read may succeed when run again: not a refusal (4xx other than 429), not
@@ -196,6 +212,11 @@ func (r *Registry) readOnce(ctx context.Context, flux string, ext influx.Extern)
 		}
 		d := recs[id]
 		d.ID = id
+		if m, _ := v["_measurement"].(string); m == Tombstones {
+			d.Deletions++
+			recs[id] = d
+			return nil
+		}
 		if t, ok := v["_time"].(time.Time); ok && t.After(d.at) {
 			d.at = t
 		}
@@ -204,6 +225,8 @@ func (r *Registry) readOnce(ctx context.Context, flux string, ext influx.Extern)
 			d.AuthorizationID = val
 		case "token":
 			d.Token = config.Secret(val)
+		case "credHash":
+			d.CredentialHash = val
 		case "createdAt":
 			d.CreatedAt, _ = time.Parse(time.RFC3339Nano, val)
 		case "updatedAt":
@@ -219,7 +242,7 @@ func (r *Registry) readOnce(ctx context.Context, flux string, ext influx.Extern)
 func (r *Registry) write(ctx context.Context, d Device, at time.Time) error {
 	if err := r.c.WriteLines(ctx, r.cfg.BucketAuth, RecordLine(d, at)); err != nil {
 		// the line holds the token: the error must not (influx errors carry only InfluxDB's message)
-		return api.Wrap(influx.Classify(err), err, "writing the device registry")
+		return api.Wrap(classify(err), err, "writing the device registry")
 	}
 	return nil
 }
@@ -229,10 +252,29 @@ func (r *Registry) write(ctx context.Context, d Device, at time.Time) error {
 func RecordLine(d Device, at time.Time) []byte {
 	var b strings.Builder
 	// the id matches api.CheckDeviceID's alphabet, which needs no tag escaping
-	fmt.Fprintf(&b, "%s,authId=%s,deviceId=%s authId=%s,token=%s,createdAt=%s,updatedAt=%s %d\n", Measurement,
-		d.AuthorizationID, d.ID, quote(d.AuthorizationID), quote(d.Token.Reveal()), quote(d.CreatedAt.UTC().Format(time.RFC3339Nano)),
-		quote(d.UpdatedAt.UTC().Format(time.RFC3339Nano)), at.UnixNano())
+	// both secret fields always: reads take each field's latest value across the device's series, so an empty
+	// one must hide an older series' value (a device switched between direct and gateway mode)
+	tok := d.Token.Reveal()
+	if d.CredentialHash != "" {
+		tok = "" // gateway mode: the credential itself is never stored
+	}
+	fmt.Fprintf(&b, "%s,authId=%s,deviceId=%s authId=%s,token=%s,credHash=%s,createdAt=%s,updatedAt=%s %d\n", Measurement,
+		d.AuthorizationID, d.ID, quote(d.AuthorizationID), quote(tok), quote(d.CredentialHash),
+		quote(d.CreatedAt.UTC().Format(time.RFC3339Nano)), quote(d.UpdatedAt.UTC().Format(time.RFC3339Nano)), at.UnixNano())
 	return []byte(b.String())
+}
+
+// tombstone records one deletion of the device (a series of its own, so no two deletions overwrite each other).
+func (r *Registry) tombstone(ctx context.Context, id string) error {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	now := r.now().UTC()
+	line := fmt.Sprintf("%s,deviceId=%s,delId=%s at=%s %d\n", Tombstones, id, hex.EncodeToString(b),
+		quote(now.Format(time.RFC3339Nano)), now.UnixNano())
+	if err := r.c.WriteLines(ctx, r.cfg.BucketAuth, []byte(line)); err != nil {
+		return api.Wrap(classify(err), err, "recording the deletion in the device registry")
+	}
+	return nil
 }
 
 // deleteRecord removes the device's record points: all of them when authID is "", else only that
@@ -247,7 +289,7 @@ func (r *Registry) deleteRecord(ctx context.Context, id, authID string) error {
 		return api.Wrap(api.Internal, err, "building the registry predicate")
 	}
 	if err := r.c.Delete(ctx, r.cfg.BucketAuth, influx.AllTimeStart, influx.AllTimeStop, pred); err != nil {
-		return api.Wrap(influx.Classify(err), err, "deleting the registry record")
+		return api.Wrap(classify(err), err, "deleting the registry record")
 	}
 	return nil
 }
@@ -255,4 +297,13 @@ func (r *Registry) deleteRecord(ctx context.Context, id, authID string) error {
 // quote renders a line-protocol string field value.
 func quote(s string) string {
 	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
+}
+
+// classify is influx.Classify with the registry's one difference: a missing bucket (404) is Unavailable. The
+// registry fails closed: a missing registry bucket is never "nothing registered".
+func classify(err error) api.Code {
+	if c := influx.Classify(err); c != api.NotFound {
+		return c
+	}
+	return api.Unavailable
 }

@@ -41,7 +41,7 @@ func TestPickWinner(t *testing.T) {
 		{"empty list", nil, "", time.Time{}, "", nil, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			w, before, ok := pick(tc.auths, tc.replaced, tc.after, "data")
+			w, before, ok := pick(tc.auths, tc.replaced, tc.after, func(a influx.Authorization) bool { return a.GrantsReadWrite("data") })
 			var got []string
 			for id := range before {
 				got = append(got, id)

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/iot-center/iot-center-serverless/internal/influxtest"
+	"github.com/iot-center/iot-center-serverless/internal/localapitest"
+	"github.com/iot-center/iot-center-serverless/shared/config"
+	"github.com/iot-center/iot-center-serverless/shared/registry"
+)
+
+type lapiAnswer struct {
+	code int
+	body string
+	cfg  registry.EnvConfig
+}
+
+func lapiCall(t *testing.T, method, url, key string) lapiAnswer {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	resp, err := (&http.Client{Timeout: 2 * time.Minute}).Do(req)
+	if err != nil {
+		t.Errorf("%s %s: %v", method, url, err)
+		return lapiAnswer{}
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	a := lapiAnswer{code: resp.StatusCode, body: string(b)}
+	_ = json.Unmarshal(b, &a.cfg)
+	return a
+}
+
+func revokeAtEnd(t *testing.T, srv *influxtest.Server, ids ...string) {
+	admin := srv.Client(t)
+	t.Cleanup(func() {
+		for _, id := range ids {
+			as, _ := admin.FindAuthorizations(context.Background(), registry.Description(id))
+			for _, a := range as {
+				_ = admin.DeleteAuthorization(context.Background(), a.ID)
+			}
+		}
+	})
+}
+
+// The control plane through the local API (`make run`: the template's routes, the real authorizer and function
+// bootstraps under the emulator): 3 ids × 20 racing provisioning calls give exactly one credential per id and no
+// 5xx; a key in the URL is refused; a removed registry bucket gives 5xx on list and env and revokes nothing.
+func TestControlPlaneThroughLocalAPI(t *testing.T) {
+	srv := influxtest.Shared(t)
+	l := localapitest.Start(t, srv, localapitest.Options{PoolFor: "EnvConfigFunction=3,AuthorizerFunction=3"})
+	admin := srv.Client(t)
+
+	ids := []string{"lrace0-" + influxtest.RandomID(3), "lrace1-" + influxtest.RandomID(3), "lrace2-" + influxtest.RandomID(3)}
+	revokeAtEnd(t, srv, ids...)
+	const perID = 20
+	res := make([]lapiAnswer, len(ids)*perID)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range res {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			res[i] = lapiCall(t, "GET", l.URL+"/api/env/"+ids[i%len(ids)], l.DeviceKey)
+		}()
+	}
+	began := time.Now()
+	close(start)
+	wg.Wait()
+	codes := map[int]int{}
+	for i, id := range ids {
+		tokens := 0
+		for j := i; j < len(res); j += len(ids) {
+			a := res[j]
+			codes[a.code]++
+			switch {
+			case a.code == http.StatusOK && a.cfg.InfluxToken != "":
+				tokens++
+			case a.code == http.StatusForbidden && !strings.Contains(a.body, "influx_token"):
+			default:
+				t.Errorf("%s: got %d %.200s, want 200 with a credential or 403 without", id, a.code, a.body)
+			}
+		}
+		as, err := admin.FindAuthorizations(context.Background(), registry.Description(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tokens != 1 || len(as) != 1 {
+			t.Errorf("%s: %d callers got a credential, %d authorizations; want 1 and 1", id, tokens, len(as))
+		}
+	}
+	t.Logf("local API: %d ids × %d provisioning calls: answers %v in %s", len(ids), perID, codes, time.Since(began).Round(time.Millisecond))
+
+	// keys only in the Authorization header
+	qid := "lq-" + influxtest.RandomID(3)
+	revokeAtEnd(t, srv, qid)
+	for _, url := range []string{l.URL + "/api/env/" + qid + "?key=" + l.DeviceKey, l.URL + "/api/devices?key=" + l.OperatorKey} {
+		if a := lapiCall(t, "GET", url, ""); a.code != http.StatusBadRequest || !strings.Contains(a.body, "Authorization header") {
+			t.Errorf("GET %s: got %d %s, want 400 naming the Authorization header", strings.ReplaceAll(url, l.URL, ""), a.code, a.body)
+		}
+	}
+	if as, _ := admin.FindAuthorizations(context.Background(), registry.Description(qid)); len(as) != 0 {
+		t.Errorf("?key= registered the device: %d authorizations", len(as))
+	}
+
+	// the registry bucket removed: 5xx, nothing registered or revoked (recreated afterwards for later tests)
+	t.Cleanup(func() { _, _, _ = admin.EnsureBucket(context.Background(), config.DefaultBucketAuth, 0) })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	before, err := admin.ListAuthorizations(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.DeleteBucket(ctx, config.DefaultBucketAuth); err != nil {
+		t.Fatal(err)
+	}
+	fresh := "lfc-" + influxtest.RandomID(3)
+	revokeAtEnd(t, srv, fresh)
+	for _, c := range []struct{ method, path, key string }{
+		{"GET", "/api/devices", l.OperatorKey},
+		{"GET", "/api/env/" + ids[0], l.OperatorKey},
+		{"GET", "/api/env/" + fresh, l.DeviceKey},
+		{"GET", "/api/env/" + fresh, l.OperatorKey},
+		{"DELETE", "/api/devices/" + ids[1], l.OperatorKey},
+	} {
+		if a := lapiCall(t, c.method, l.URL+c.path, c.key); a.code < 500 || strings.Contains(a.body, "influx_token") {
+			t.Errorf("%s %s with the registry bucket gone: got %d %s, want 5xx", c.method, c.path, a.code, a.body)
+		}
+	}
+	after, err := admin.ListAuthorizations(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after) != len(before) {
+		t.Errorf("authorizations: %d before, %d after the registry bucket went missing; want nothing revoked or created", len(before), len(after))
+	}
+}

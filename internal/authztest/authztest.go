@@ -1,0 +1,58 @@
+// Package authztest puts an authorizer decision in front of a handler in tests, the way API Gateway does:
+// Operator injects an operator decision; Front runs the real authorizer (shared/authz) on each request and
+// answers API Gateway's 403 on a denial.
+package authztest
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/iot-center/iot-center-serverless/shared/api"
+	"github.com/iot-center/iot-center-serverless/shared/authz"
+)
+
+// As serves h with the decision c in the request context.
+func As(c api.Caller, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r.WithContext(api.WithCaller(r.Context(), c)))
+	})
+}
+
+// Operator serves h as the operator (no deletion count: registrations skip that check).
+func Operator(h http.Handler) http.Handler {
+	return As(api.Caller{Role: api.RoleOperator, Deletions: -1}, h)
+}
+
+// Routes are the template's routes with a {deviceId} (what Front matches requests against).
+var Routes = []string{
+	"GET /api/env/{deviceId}", "POST /api/devices/{deviceId}", "POST /api/devices/{deviceId}/rotate",
+	"DELETE /api/devices/{deviceId}", "GET /api/devices", "GET /api/devices/{deviceId}/measurements",
+	"GET /api/devices/{deviceId}/summary",
+}
+
+// Front runs a's decision for every request (route key, device id, Bearer key, key query parameter), like API
+// Gateway: a denial is 403 {"message":"Forbidden"}, an authorizer error 500, an allow serves h with the decision.
+func Front(a *authz.Authorizer, h http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	for _, rt := range Routes {
+		mux.HandleFunc(rt, func(w http.ResponseWriter, r *http.Request) {
+			req := authz.Request{RouteKey: rt, DeviceID: r.PathValue("deviceId"),
+				Key: api.BearerKey(r.Header.Get("Authorization")), KeyInQuery: r.URL.Query().Has("key")}
+			d, err := a.Decide(r.Context(), req)
+			switch {
+			case err != nil:
+				http.Error(w, `{"message":"Internal Server Error"}`, http.StatusInternalServerError)
+			case !d.Allow:
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusForbidden)
+				_, _ = w.Write([]byte(`{"message":"Forbidden"}`))
+			default:
+				h.ServeHTTP(w, r.WithContext(api.WithCaller(r.Context(), d.Caller())))
+			}
+		})
+	}
+	return mux
+}
+
+// Bearer is the Authorization header value for key.
+func Bearer(key string) string { return "Bearer " + strings.TrimSpace(key) }

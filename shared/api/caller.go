@@ -1,0 +1,130 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/awslabs/aws-lambda-go-api-proxy/core"
+)
+
+// Roles the authorizer decides on; they reach the functions in requestContext.authorizer.lambda.
+const (
+	RoleOperator     = "operator"     // every route
+	RoleProvisioning = "provisioning" // may create a device on GET /api/env/{id}, nothing else
+	RoleDevice       = "device"       // its own env, measurements and summary, with its current credential
+	RoleOpen         = "open"         // DEVICE_AUTH=none on the env route
+)
+
+// Refusals the authorizer hands to the function instead of denying: API Gateway can only answer a denial with
+// 403 {"message":"Forbidden"} (and an authorizer failure with 500), while these deserve a clear JSON answer.
+const (
+	RefuseKeyInQuery          = "key_in_query"         // 400: keys belong in the Authorization header only
+	RefuseRegistryUnavailable = "registry_unavailable" // 503: the authorizer could not read the registry
+)
+
+// Caller is the authorizer's decision as a function receives it. Functions act on it and never decide again: the
+// role says what the caller may do, CredentialID which registry record (credential) a device was matched
+// against, Deletions how many times the device had been deleted when the request was authorized (a registration
+// checks it so no request authorized before a delete registers the device again). It never holds a secret.
+type Caller struct {
+	Role         string
+	DeviceID     string
+	CredentialID string
+	Deletions    int // -1: not read by the authorizer (routes that cannot register)
+	Refuse       string
+}
+
+// Context is the caller as the authorizer's simple-response context (strings only: API Gateway passes strings,
+// numbers and booleans, and a number would come back as a float).
+func (c Caller) Context() map[string]any {
+	m := map[string]any{"role": c.Role, "deletions": strconv.Itoa(c.Deletions)}
+	if c.DeviceID != "" {
+		m["deviceId"] = c.DeviceID
+	}
+	if c.CredentialID != "" {
+		m["credentialId"] = c.CredentialID
+	}
+	if c.Refuse != "" {
+		m["refuse"] = c.Refuse
+	}
+	return m
+}
+
+// CallerFromContext reads requestContext.authorizer.lambda; a missing or malformed value leaves the field empty
+// (no role: the function refuses).
+func CallerFromContext(m map[string]any) Caller {
+	s := func(k string) string {
+		v, _ := m[k].(string)
+		return v
+	}
+	c := Caller{Role: s("role"), DeviceID: s("deviceId"), CredentialID: s("credentialId"), Refuse: s("refuse"), Deletions: -1}
+	if n, err := strconv.Atoi(s("deletions")); err == nil && n >= 0 {
+		c.Deletions = n
+	}
+	return c
+}
+
+type callerKey struct{}
+
+// WithCaller stores c in ctx (Handler does it from the API Gateway event; tests put their own decision).
+func WithCaller(ctx context.Context, c Caller) context.Context {
+	return context.WithValue(ctx, callerKey{}, c)
+}
+
+// CallerOf returns the request's caller; without an authorizer decision the role is "".
+func CallerOf(ctx context.Context) Caller {
+	if c, ok := ctx.Value(callerKey{}).(Caller); ok {
+		return c
+	}
+	return Caller{Deletions: -1}
+}
+
+// withCaller puts the authorizer's decision from the API Gateway event into the request's context, unless one is
+// there already (a test's).
+func withCaller(r *http.Request) *http.Request {
+	ctx := r.Context()
+	if _, ok := ctx.Value(callerKey{}).(Caller); ok {
+		return r
+	}
+	gw, ok := core.GetAPIGatewayV2ContextFromContext(ctx)
+	if !ok || gw.Authorizer == nil || gw.Authorizer.Lambda == nil {
+		return r
+	}
+	return r.WithContext(WithCaller(ctx, CallerFromContext(gw.Authorizer.Lambda)))
+}
+
+// refusal is the answer to an authorizer's refusal flag, or nil.
+func refusal(c Caller) error {
+	switch c.Refuse {
+	case "":
+		return nil
+	case RefuseKeyInQuery:
+		return InvalidParam("key", "keys are accepted only in the Authorization header (Bearer <key>), never in the URL; nothing was done")
+	case RefuseRegistryUnavailable:
+		return Errorf(Unavailable, "the device registry could not be read")
+	}
+	return Wrap(Internal, fmt.Errorf("unknown authorizer refusal %q", c.Refuse), "authorizer refusal")
+}
+
+// RequireRole refuses (403) a caller whose role is not one of roles: functions check the decision they act on.
+func RequireRole(c Caller, roles ...string) error {
+	for _, r := range roles {
+		if c.Role != "" && c.Role == r {
+			return nil
+		}
+	}
+	return Errorf(Forbidden, "this route is not allowed for this caller")
+}
+
+// BearerKey returns the key of an `Authorization: Bearer <key>` header value ("" for any other scheme). Keys are
+// accepted only there: never from the URL, which ends up in histories and proxy logs.
+func BearerKey(header string) string {
+	scheme, key, ok := strings.Cut(strings.TrimSpace(header), " ")
+	if !ok || !strings.EqualFold(scheme, "bearer") {
+		return ""
+	}
+	return strings.TrimSpace(key)
+}

@@ -1,0 +1,259 @@
+package registry
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/iot-center/iot-center-serverless/shared/api"
+	"github.com/iot-center/iot-center-serverless/shared/config"
+	"github.com/iot-center/iot-center-serverless/shared/influx"
+	"github.com/iot-center/iot-center-serverless/shared/schema"
+	"github.com/iot-center/iot-center-serverless/shared/setup"
+)
+
+// newGatewayFixture is newFixture in gateway mode (devices get hashed device credentials).
+func newGatewayFixture(t *testing.T) *fixture {
+	t.Helper()
+	f := newFixture(t)
+	f.cfg.DeviceWrites = config.WritesGateway
+	f.cfg.BucketDownsampled = f.srv.NewBucket(t, "ds")
+	f.reg, f.h = f.instance()
+	return f
+}
+
+// registryText is every string value stored in the registry bucket (what a reader of the bucket would see).
+func (f *fixture) registryText() string {
+	f.t.Helper()
+	var b strings.Builder
+	err := f.admin.QueryRows(ctxT(f.t), `from(bucket: b) |> range(start: 0)`, influx.Extern{"b": f.cfg.BucketAuth}, func(v map[string]any) error {
+		for _, x := range v {
+			if s, ok := x.(string); ok {
+				b.WriteString(s + "\n")
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		f.t.Fatalf("reading the registry bucket: %v", err)
+	}
+	return b.String()
+}
+
+func TestCredentialShape(t *testing.T) {
+	cred, hash := newCredential("dev_1.a-b")
+	for _, tc := range []struct {
+		in     string
+		wantID string
+		ok     bool
+	}{
+		{cred.Reveal(), "dev_1.a-b", true},
+		{CredentialPrefix + "x_" + strings.Repeat("0", 64), "x", true},
+		{CredentialPrefix + "x_" + strings.Repeat("0", 63), "", false},
+		{CredentialPrefix + "x_" + strings.Repeat("A", 64), "", false},
+		{CredentialPrefix + "_" + strings.Repeat("0", 64), "", false},
+		{CredentialPrefix + "a b_" + strings.Repeat("0", 64), "", false},
+		{"influx-token==", "", false},
+		{"", "", false},
+	} {
+		id, ok := CredentialDeviceID(tc.in)
+		if ok != tc.ok || (ok && id != tc.wantID) {
+			t.Errorf("CredentialDeviceID(%.20q…) = %q %v, want %q %v", tc.in, id, ok, tc.wantID, tc.ok)
+		}
+	}
+	if len(cred.Reveal()) != len(CredentialPrefix)+len("dev_1.a-b")+1+64 || hash != hashCredential(cred.Reveal()) || len(hash) != 64 {
+		t.Errorf("credential %d chars, hash %q", len(cred.Reveal()), hash)
+	}
+	if again, _ := newCredential("dev_1.a-b"); again == cred {
+		t.Error("two credentials are equal")
+	}
+}
+
+// The gateway mode end to end on the registry: the credential is shown to its creator, kept only as a hash,
+// echoed to the device itself, refused by InfluxDB, and stops working on rotate and delete.
+func TestGatewayCredentialLifecycle(t *testing.T) {
+	f := newGatewayFixture(t)
+	id := f.newID("gw")
+	w := do(t, f.h, "POST", "/api/devices/"+id, "")
+	if w.Code != http.StatusCreated {
+		t.Fatalf("register: got %d %s, want 201", w.Code, w.Body.String())
+	}
+	c := decode[EnvConfig](t, w)
+	cred := c.InfluxToken
+	if got, ok := CredentialDeviceID(cred); !ok || got != id {
+		t.Fatalf("credential %.12q… does not name %s", cred, id)
+	}
+	if c.InfluxURL != "https://example.com" || c.WriteEndpoint != "https://example.com" {
+		t.Errorf("influx_url %q write_endpoint %q, want the API's base URL", c.InfluxURL, c.WriteEndpoint)
+	}
+	if strings.Contains(f.registryText(), cred) {
+		t.Error("the registry bucket holds the credential itself")
+	}
+	if !strings.Contains(f.registryText(), hashCredential(cred)) {
+		t.Error("the registry bucket lacks the credential's hash")
+	}
+	// InfluxDB refuses it: write, query and delete
+	if s := f.writeAs(cred, f.cfg.Bucket, id, 1); s != http.StatusUnauthorized {
+		t.Errorf("InfluxDB write with the credential: got %d, want 401", s)
+	}
+	if _, s := f.readAs(cred, f.cfg.Bucket, id); s != http.StatusUnauthorized {
+		t.Errorf("InfluxDB query with the credential: got %d, want 401", s)
+	}
+	pred, _ := influx.Predicate("clientId", id)
+	if err := f.deviceClient(cred).Delete(ctxT(t), f.cfg.Bucket, influx.AllTimeStart, influx.AllTimeStop, pred); influx.StatusOf(err) != http.StatusUnauthorized {
+		t.Errorf("InfluxDB delete with the credential: got %v, want 401", err)
+	}
+	d, err := f.reg.Authenticate(ctxT(t), cred)
+	if err != nil || d.ID != id || !d.Token.Empty() {
+		t.Fatalf("Authenticate: got %+v %v, want device %s without a secret", d.ID, err, id)
+	}
+	// the operator sees the record, never the credential (only its hash exists)
+	if w := do(t, f.h, "GET", "/api/env/"+id, ""); w.Code != http.StatusOK || decode[EnvConfig](t, w).InfluxToken != "" {
+		t.Errorf("operator env: got %d %s, want 200 without a credential", w.Code, w.Body.String())
+	}
+	if w := do(t, f.h, "POST", "/api/devices/"+id, ""); w.Code != http.StatusOK || decode[EnvConfig](t, w).InfluxToken != "" {
+		t.Errorf("operator re-register: got %d %s, want 200 without a credential", w.Code, w.Body.String())
+	}
+	// the device's own env call echoes what it presented, after checking it
+	dev := asCaller(api.Caller{Role: api.RoleDevice, DeviceID: id, CredentialID: d.AuthorizationID, Deletions: d.Deletions}, NewHandlers(f.reg).Mux())
+	if w := do(t, dev, "GET", "/api/env/"+id, "", "Authorization", "Bearer "+cred); w.Code != http.StatusOK || decode[EnvConfig](t, w).InfluxToken != cred {
+		t.Errorf("device env: got %d %s, want 200 with its credential", w.Code, w.Body.String())
+	}
+	if w := do(t, dev, "GET", "/api/env/"+id, "", "Authorization", "Bearer "+cred+"x"); w.Code != http.StatusUnauthorized {
+		t.Errorf("device env with another secret: got %d %s, want 401", w.Code, w.Body.String())
+	}
+	for _, bad := range []string{cred + "0", strings.TrimSuffix(cred, cred[len(cred)-1:]) + "x", "Token " + cred, CredentialPrefix + "nope_" + strings.Repeat("a", 64)} {
+		if _, err := f.reg.Authenticate(ctxT(t), bad); !api.IsCode(err, api.Unauthorized) {
+			t.Errorf("Authenticate(altered credential): got %v, want unauthorized", err)
+		}
+	}
+	// rotate: a new credential for the rotating caller; the old one opens nothing
+	w = do(t, f.h, "POST", "/api/devices/"+id+"/rotate", "")
+	if w.Code != http.StatusOK {
+		t.Fatalf("rotate: got %d %s", w.Code, w.Body.String())
+	}
+	cred2 := decode[EnvConfig](t, w).InfluxToken
+	if cred2 == "" || cred2 == cred {
+		t.Fatalf("rotate gave no new credential")
+	}
+	if _, err := f.reg.Authenticate(ctxT(t), cred); !api.IsCode(err, api.Unauthorized) {
+		t.Errorf("Authenticate(rotated-out credential): got %v, want unauthorized", err)
+	}
+	if w := do(t, dev, "GET", "/api/env/"+id, "", "Authorization", "Bearer "+cred); w.Code != http.StatusUnauthorized || strings.Contains(w.Body.String(), cred2) {
+		t.Errorf("device env with the rotated-out credential: got %d %s, want 401", w.Code, w.Body.String())
+	}
+	if as := f.auths(id); len(as) != 1 || as[0].Active {
+		t.Errorf("after rotate: %d authorizations (want one inactive ticket)", len(as))
+	}
+	// delete: nothing authenticates any more
+	if w := do(t, f.h, "DELETE", "/api/devices/"+id, ""); w.Code != http.StatusNoContent {
+		t.Fatalf("delete: got %d %s", w.Code, w.Body.String())
+	}
+	if _, err := f.reg.Authenticate(ctxT(t), cred2); !api.IsCode(err, api.Unauthorized) {
+		t.Errorf("Authenticate after delete: got %v, want unauthorized", err)
+	}
+	if as := f.auths(id); len(as) != 0 {
+		t.Errorf("after delete: %d authorizations, want 0", len(as))
+	}
+}
+
+// A missing registry bucket is not "nothing registered": no registration, no revocation, 503.
+func TestRegistryBucketMissingFailsClosed(t *testing.T) {
+	for _, gateway := range []bool{false, true} {
+		name := "direct"
+		if gateway {
+			name = "gateway"
+		}
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t)
+			if gateway {
+				f = newGatewayFixture(t)
+			}
+			id := f.newID("fc")
+			w := do(t, f.h, "POST", "/api/devices/"+id, "")
+			if w.Code != http.StatusCreated {
+				t.Fatalf("register: %d %s", w.Code, w.Body.String())
+			}
+			cred := decode[EnvConfig](t, w).InfluxToken
+			before := f.auths(id)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := f.admin.DeleteBucket(ctx, f.cfg.BucketAuth); err != nil {
+				t.Fatal(err)
+			}
+			_, h := f.instance() // a fresh instance: no cached bucket ids
+			newID := f.newID("fc-new")
+			for _, rq := range [][3]string{
+				{"GET", "/api/devices", ""}, {"GET", "/api/env/" + id, ""}, {"GET", "/api/env/" + newID, ""},
+				{"POST", "/api/devices/" + newID, ""}, {"POST", "/api/devices/" + id + "/rotate", ""},
+				{"DELETE", "/api/devices/" + id, ""}, {"DELETE", "/api/devices/" + newID, "data=true"},
+			} {
+				if w := do(t, h, rq[0], rq[1], rq[2]); w.Code != http.StatusServiceUnavailable {
+					t.Errorf("%s %s: got %d %s, want 503", rq[0], rq[1], w.Code, w.Body.String())
+				}
+			}
+			if gateway {
+				if _, err := f.reg.Authenticate(ctxT(t), cred); !api.IsCode(err, api.Unavailable) {
+					t.Errorf("Authenticate with the bucket gone: got %v, want unavailable", err)
+				}
+			}
+			after := f.auths(id)
+			if len(after) != len(before) || len(after) != 1 || after[0].ID != before[0].ID {
+				t.Errorf("authorizations changed: before %d, after %d", len(before), len(after))
+			}
+			if n := len(f.auths(newID)); n != 0 {
+				t.Errorf("new id: %d authorizations created, want 0", n)
+			}
+		})
+	}
+}
+
+// DELETE ?data=true removes the device's raw points and its hourly aggregates (which would otherwise come back
+// on the dashboard after a re-registration), and nothing of another device.
+func TestDeleteWithDataRemovesHourlyAggregates(t *testing.T) {
+	f := newGatewayFixture(t)
+	drop, keep := f.newID("drop"), f.newID("keep")
+	stop := time.Now().UTC().Truncate(time.Hour)
+	start := stop.Add(-3 * time.Hour)
+	var lp strings.Builder
+	for _, id := range []string{drop, keep} {
+		if w := do(t, f.h, "POST", "/api/devices/"+id, ""); w.Code != http.StatusCreated {
+			t.Fatalf("register %s: %d", id, w.Code)
+		}
+		for m := start; m.Before(stop); m = m.Add(10 * time.Minute) {
+			lp.WriteString(schema.Measurement + ",clientId=" + id + " Temperature=21.5,CO2=400i " + strconv.FormatInt(m.UnixNano(), 10) + "\n")
+		}
+	}
+	if err := f.admin.WriteLines(ctxT(t), f.cfg.Bucket, []byte(lp.String())); err != nil {
+		t.Fatal(err)
+	}
+	if err := setup.Downsample(ctxT(t), f.admin, f.cfg.Bucket, f.cfg.BucketDownsampled, start, stop); err != nil {
+		t.Fatal(err)
+	}
+	count := func(bucket, id string) int {
+		t.Helper()
+		n := 0
+		err := f.admin.QueryRows(ctxT(t), `from(bucket: b) |> range(start: 0) |> filter(fn: (r) => r.clientId == id)`,
+			influx.Extern{"b": bucket, "id": id}, func(map[string]any) error { n++; return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if count(f.cfg.BucketDownsampled, drop) == 0 || count(f.cfg.Bucket, drop) == 0 {
+		t.Fatal("no data or hourly aggregates to delete")
+	}
+	keepRaw, keepDs := count(f.cfg.Bucket, keep), count(f.cfg.BucketDownsampled, keep)
+	if w := do(t, f.h, "DELETE", "/api/devices/"+drop, "data=true"); w.Code != http.StatusNoContent {
+		t.Fatalf("delete: %d %s", w.Code, w.Body.String())
+	}
+	if raw, ds := count(f.cfg.Bucket, drop), count(f.cfg.BucketDownsampled, drop); raw != 0 || ds != 0 {
+		t.Errorf("after delete ?data=true: %d raw points and %d hourly aggregates left, want 0 and 0", raw, ds)
+	}
+	if raw, ds := count(f.cfg.Bucket, keep), count(f.cfg.BucketDownsampled, keep); raw != keepRaw || ds != keepDs {
+		t.Errorf("the other device lost data: raw %d→%d, hourly %d→%d", keepRaw, raw, keepDs, ds)
+	}
+}
