@@ -88,6 +88,11 @@ func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 // it answers every device (as before paging existed); with it, at most limit devices after the id `after`, and a
 // Link header (rel="next") to the next page while there is one. The body stays an array.
 func (s *Service) List(w http.ResponseWriter, r *http.Request) {
+	// the authorizer's decision, acted on (shared/authz): the operator's route
+	if err := api.RequireRole(api.CallerOf(r.Context()), api.RoleOperator); err != nil {
+		api.WriteError(w, r, err)
+		return
+	}
 	limit, after, err := pageParams(r)
 	if err != nil {
 		api.WriteError(w, r, err)
@@ -110,15 +115,15 @@ func (s *Service) List(w http.ResponseWriter, r *http.Request) {
 	api.WriteJSON(w, http.StatusOK, devs)
 }
 
-// pageParams reads limit (1..MaxLimit) and after (a device id); other parameters (but the authorizer's key) and
-// repeated ones are refused.
+// pageParams reads limit (1..MaxLimit) and after (a device id); other parameters (`key` included: keys travel only
+// in the Authorization header) and repeated ones are refused.
 func pageParams(r *http.Request) (int, string, error) {
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
 		return 0, "", api.InvalidParam("query", "the query string is malformed")
 	}
 	for k, vs := range q {
-		if k != "limit" && k != "after" && k != "key" {
+		if k != "limit" && k != "after" {
 			if len(k) > 32 || !api.ValidDeviceID(k) {
 				return 0, "", api.InvalidParam("query", "unknown query parameter")
 			}
