@@ -1,0 +1,120 @@
+package registry
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/iot-center/iot-center-serverless/internal/influxtest"
+	"github.com/iot-center/iot-center-serverless/shared/config"
+	"github.com/iot-center/iot-center-serverless/shared/influx"
+)
+
+// timingProxy sits between the registry and influxd and adds up the time of each kind of request, so the
+// benchmark can say where a registration's time goes.
+type timingProxy struct {
+	mu    sync.Mutex
+	total map[string]time.Duration
+	count map[string]int
+}
+
+func (p *timingProxy) kind(r *http.Request) string {
+	path := r.URL.Path
+	if strings.HasPrefix(path, "/api/v2/authorizations/") {
+		path = "/api/v2/authorizations/{id}"
+	}
+	return r.Method + " " + path
+}
+
+// BenchmarkRegistration1000 registers 1,000 devices from 8 concurrent clients (Register, the code behind
+// POST /api/devices/{id}) and reports the total time and the InfluxDB time per kind of request.
+func BenchmarkRegistration1000(b *testing.B) {
+	const devices, clients = 1000, 8
+	srv := influxtest.Shared(b)
+	target, _ := url.Parse(srv.URL)
+	p := &timingProxy{total: map[string]time.Duration{}, count: map[string]int{}}
+	rp := httputil.NewSingleHostReverseProxy(target)
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t0 := time.Now()
+		rp.ServeHTTP(w, r)
+		k := p.kind(r)
+		p.mu.Lock()
+		p.total[k] += time.Since(t0)
+		p.count[k]++
+		p.mu.Unlock()
+	}))
+	b.Cleanup(proxy.Close)
+	cfg := config.Config{InfluxURL: proxy.URL, InfluxPublicURL: srv.URL, Org: srv.Org, Bucket: srv.NewBucket(b, "rdata"),
+		BucketAuth: srv.NewBucket(b, "rreg"), Token: config.Secret(srv.Token), MaxDevices: 10000,
+		MeasurementInterval: 60, ConfigurationRefresh: 3600}
+	c := influx.New(proxy.URL, srv.Token, srv.Org, influx.Options{})
+	b.Cleanup(c.Close)
+	reg := New(c, cfg)
+	prefix := "reg-" + influxtest.RandomID(3)
+	b.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		as, _ := c.ListAuthorizations(ctx)
+		for _, a := range as {
+			if strings.HasPrefix(a.Description, Description(prefix)) {
+				_ = c.DeleteAuthorization(ctx, a.ID)
+			}
+		}
+	})
+	b.ResetTimer()
+	for range b.N {
+		ids := make(chan string, devices)
+		for i := 0; i < devices; i++ {
+			ids <- fmt.Sprintf("%s-%04d", prefix, i)
+		}
+		close(ids)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+		var wg sync.WaitGroup
+		errs := make(chan error, devices)
+		start := time.Now()
+		for k := 0; k < clients; k++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for id := range ids {
+					if _, created, err := reg.Register(ctx, id); err != nil || !created {
+						errs <- fmt.Errorf("%s: created %v, %v", id, created, err)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		el := time.Since(start)
+		cancel()
+		close(errs)
+		for err := range errs {
+			b.Fatal(err)
+		}
+		b.ReportMetric(el.Seconds(), "s/1000_registrations")
+		type row struct {
+			k string
+			d time.Duration
+		}
+		var rows []row
+		var sum time.Duration
+		for k, d := range p.total {
+			rows = append(rows, row{k, d})
+			sum += d
+		}
+		sort.Slice(rows, func(i, j int) bool { return rows[i].d > rows[j].d })
+		for _, r := range rows {
+			name := strings.NewReplacer("/api/v2/", "", "/", "_", " ", "_", "{", "", "}", "").Replace(r.k)
+			b.ReportMetric(float64(r.d.Milliseconds())/float64(p.count[r.k]), name+"_ms/request")
+			b.ReportMetric(100*float64(r.d)/float64(sum), name+"_%_of_influx_time")
+		}
+		b.ReportMetric(sum.Seconds()/clients/el.Seconds()*100, "%_of_wall_time_in_influx")
+	}
+}
