@@ -8,6 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+
 	"github.com/iot-center/iot-center-serverless/internal/syncbuf"
 )
 
@@ -39,4 +43,12 @@ func StartMoto(t testing.TB) string {
 		t.Setenv(k, v)
 	}
 	return url
+}
+
+// MotoSSM starts moto (StartMoto) and returns an SSM client pointed at it.
+func MotoSSM(t testing.TB) *ssm.Client {
+	t.Helper()
+	url := StartMoto(t)
+	return ssm.NewFromConfig(aws.Config{Region: "eu-west-1", BaseEndpoint: aws.String(url),
+		Credentials: credentials.NewStaticCredentialsProvider("testing", "testing", "")})
 }

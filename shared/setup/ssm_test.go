@@ -7,7 +7,6 @@ import (
 
 	"github.com/aws/aws-lambda-go/cfn"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
@@ -20,9 +19,7 @@ import (
 // revokes the role authorizations and deletes the parameters.
 func TestCustomResourceRoleTokensInSSM(t *testing.T) {
 	srv := influxtest.Shared(t)
-	motoURL := testenv.StartMoto(t)
-	sc := ssm.NewFromConfig(aws.Config{Region: "eu-west-1", BaseEndpoint: aws.String(motoURL),
-		Credentials: credentials.NewStaticCredentialsProvider("testing", "testing", "")})
+	sc := testenv.MotoSSM(t)
 	o := testOptions(t, srv)
 	prefix := "/iot-test/" + influxtest.RandomID(4) + "/roles"
 	env := map[string]string{"INFLUX_URL": srv.URL, "INFLUX_ORG": srv.Org, "INFLUX_TOKEN": srv.Token, "INFLUX_BUCKET": o.Bucket,

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
@@ -21,11 +20,9 @@ import (
 // TestCheckDeploy runs `make check-deploy`'s checks against moto (standing in for SSM) and the real InfluxDB.
 func TestCheckDeploy(t *testing.T) {
 	srv := influxtest.Shared(t)
-	motoURL := testenv.StartMoto(t)
+	sc := testenv.MotoSSM(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	sc := ssm.NewFromConfig(aws.Config{Region: "eu-west-1", BaseEndpoint: aws.String(motoURL),
-		Credentials: credentials.NewStaticCredentialsProvider("testing", "testing", "")})
 	put := func(name, value string) {
 		if _, err := sc.PutParameter(ctx, &ssm.PutParameterInput{Name: aws.String(name), Value: aws.String(value),
 			Type: types.ParameterTypeSecureString, Overwrite: aws.Bool(true)}); err != nil {
