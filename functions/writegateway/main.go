@@ -10,6 +10,7 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/influx"
 	"github.com/iot-center/iot-center-serverless/shared/lambdaapp"
 	"github.com/iot-center/iot-center-serverless/shared/metrics"
+	"github.com/iot-center/iot-center-serverless/shared/registry"
 	"github.com/iot-center/iot-center-serverless/shared/schema"
 )
 
@@ -44,5 +45,7 @@ func handler(d lambdaapp.Deps) *api.Mux {
 	return g.Routes()
 }
 
-// authenticator checks device credentials. The registry issues none yet, so every credential is refused (401).
-func authenticator(lambdaapp.Deps) gateway.Authenticator { return gateway.NoCredentials{} }
+// authenticator checks device credentials against the registry (read with the gateway role's token).
+func authenticator(d lambdaapp.Deps) gateway.Authenticator {
+	return gateway.RegistryAuthenticator(registry.New(d.Influx, d.Config))
+}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/iot-center/iot-center-serverless/shared/api"
+	"github.com/iot-center/iot-center-serverless/shared/registry"
 )
 
 // Authenticator resolves a device credential to the device's id: api.Unauthorized for an unknown, rotated or
@@ -17,14 +18,24 @@ type Authenticator interface {
 	Authenticate(ctx context.Context, credential string) (deviceID string, err error)
 }
 
-// NoCredentials refuses every credential (401): the gateway's authenticator while the device registry issues no
-// gateway credentials.
-type NoCredentials struct{}
+// CredentialChecker is the device registry's check of a credential (registry.(*Registry).Authenticate):
+// api.Unauthorized for anything but a device's current credential, api.Unavailable when it cannot read.
+type CredentialChecker interface {
+	Authenticate(ctx context.Context, credential string) (registry.Device, error)
+}
 
-// Authenticate refuses cred.
-func (NoCredentials) Authenticate(context.Context, string) (string, error) { return "", unauthorized() }
+// RegistryAuthenticator authenticates with the device registry.
+func RegistryAuthenticator(c CredentialChecker) Authenticator { return registryAuth{c} }
 
-var _ Authenticator = NoCredentials{}
+type registryAuth struct{ c CredentialChecker }
+
+func (a registryAuth) Authenticate(ctx context.Context, cred string) (string, error) {
+	d, err := a.c.Authenticate(ctx, cred)
+	if err != nil {
+		return "", err
+	}
+	return d.ID, nil
+}
 
 // MaxAuthCacheTTL bounds how long a credential stays accepted after it was rotated or deleted.
 const MaxAuthCacheTTL = 60 * time.Second
