@@ -16,10 +16,11 @@ import (
 
 // TestFirstRegistrationRaceThroughLocalAPI: 50 simultaneous first GET /api/env/{id} through the local API (the
 // template's routes and authorizer, EnvConfigFunction in a pool of 4 emulator processes) end with exactly one
-// authorization, and every caller holds its token.
+// authorization, and every caller holds its token. Direct mode: an operator reads a device's InfluxDB token again,
+// while a gateway credential exists only as a hash (TestProvisioningRace covers gateway mode).
 func TestFirstRegistrationRaceThroughLocalAPI(t *testing.T) {
 	srv := influxtest.Shared(t)
-	l := localapitest.Start(t, srv, localapitest.Options{PoolFor: "EnvConfigFunction=4"})
+	l := localapitest.Start(t, srv, localapitest.Options{PoolFor: "EnvConfigFunction=4", Params: "DeviceWrites=direct"})
 	admin := srv.Client(t)
 	id := "lapi-" + influxtest.RandomID(4)
 	t.Cleanup(func() {
