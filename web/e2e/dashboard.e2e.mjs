@@ -333,7 +333,7 @@ async function main() {
       await page.keyboard.press("Enter"); // Configuration, the first item
       const panel = page.locator("dialog.panel[open]");
       await inViewport(page, panel, "the configuration panel");
-      assert(/token/.test(await page.textContent("#token-note")), "no word on the token");
+      assert(/token|credential/.test(await page.textContent("#token-note")), "no word on the token");
       assert(await page.locator("#panel-rotate").isVisible(), "no rotate in the configuration view");
       const cfg = JSON.parse(await page.textContent("#config-json"));
       assert(cfg.id === deviceX, `config of ${cfg.id}`);
