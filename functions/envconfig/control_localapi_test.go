@@ -6,12 +6,12 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/iot-center/iot-center-serverless/internal/influxtest"
 	"github.com/iot-center/iot-center-serverless/internal/localapitest"
+	"github.com/iot-center/iot-center-serverless/internal/testenv"
 	"github.com/iot-center/iot-center-serverless/shared/config"
 	"github.com/iot-center/iot-center-serverless/shared/registry"
 )
@@ -67,19 +67,9 @@ func TestControlPlaneThroughLocalAPI(t *testing.T) {
 	revokeAtEnd(t, srv, ids...)
 	const perID = 20
 	res := make([]lapiAnswer, len(ids)*perID)
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range res {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			res[i] = lapiCall(t, "GET", l.URL+"/api/env/"+ids[i%len(ids)], l.DeviceKey)
-		}()
-	}
-	began := time.Now()
-	close(start)
-	wg.Wait()
+	took := testenv.Together(len(res), func(i int) {
+		res[i] = lapiCall(t, "GET", l.URL+"/api/env/"+ids[i%len(ids)], l.DeviceKey)
+	})
 	codes := map[int]int{}
 	for i, id := range ids {
 		tokens := 0
@@ -102,7 +92,7 @@ func TestControlPlaneThroughLocalAPI(t *testing.T) {
 			t.Errorf("%s: %d callers got a credential, %d authorizations; want 1 and 1", id, tokens, len(as))
 		}
 	}
-	t.Logf("local API: %d ids × %d provisioning calls: answers %v in %s", len(ids), perID, codes, time.Since(began).Round(time.Millisecond))
+	t.Logf("local API: %d ids × %d provisioning calls: answers %v in %s", len(ids), perID, codes, took.Round(time.Millisecond))
 
 	// keys only in the Authorization header
 	qid := "lq-" + influxtest.RandomID(3)

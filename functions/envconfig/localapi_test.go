@@ -5,12 +5,12 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/iot-center/iot-center-serverless/internal/influxtest"
 	"github.com/iot-center/iot-center-serverless/internal/localapitest"
+	"github.com/iot-center/iot-center-serverless/internal/testenv"
 	"github.com/iot-center/iot-center-serverless/shared/registry"
 )
 
@@ -36,27 +36,18 @@ func TestFirstRegistrationRaceThroughLocalAPI(t *testing.T) {
 	}
 	res := make([]result, n)
 	client := &http.Client{Timeout: 2 * time.Minute}
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range res {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			req, _ := http.NewRequest("GET", l.URL+"/api/env/"+id, nil)
-			req.Header.Set("Authorization", "Bearer "+l.OperatorKey)
-			resp, err := client.Do(req)
-			if err != nil {
-				return
-			}
-			defer resp.Body.Close()
-			b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-			res[i].status = resp.StatusCode
-			_ = json.Unmarshal(b, &res[i].cfg)
-		}()
-	}
-	close(start)
-	wg.Wait()
+	testenv.Together(n, func(i int) {
+		req, _ := http.NewRequest("GET", l.URL+"/api/env/"+id, nil)
+		req.Header.Set("Authorization", "Bearer "+l.OperatorKey)
+		resp, err := client.Do(req)
+		if err != nil {
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		res[i].status = resp.StatusCode
+		_ = json.Unmarshal(b, &res[i].cfg)
+	})
 	tokens, newly := map[string]int{}, 0
 	for i, r := range res {
 		if r.status != http.StatusOK || r.cfg.InfluxToken == "" {

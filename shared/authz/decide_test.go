@@ -12,6 +12,7 @@ import (
 
 	"github.com/iot-center/iot-center-serverless/internal/authztest"
 	"github.com/iot-center/iot-center-serverless/internal/influxtest"
+	"github.com/iot-center/iot-center-serverless/internal/testenv"
 	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/authz"
 	"github.com/iot-center/iot-center-serverless/shared/config"
@@ -142,20 +143,9 @@ func TestProvisioningRaceOneCredentialPerID(t *testing.T) {
 		ids := []string{s.newID("race0"), s.newID("race1"), s.newID("race2")}
 		const perID = 20
 		res := make([]answer, len(ids)*perID)
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		for i := range res {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				res[i] = s.call(i, "GET", "/api/env/"+ids[i%len(ids)], provKey)
-			}()
-		}
-		began := time.Now()
-		close(start)
-		wg.Wait()
-		took := time.Since(began)
+		took := testenv.Together(len(res), func(i int) {
+			res[i] = s.call(i, "GET", "/api/env/"+ids[i%len(ids)], provKey)
+		})
 		codes := map[int]int{}
 		for i, id := range ids {
 			var tokens []string
