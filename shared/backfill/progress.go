@@ -9,28 +9,28 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/influx"
 )
 
-// progressFlux reads a job and sums its progress records in one request: every aggregate is pushed down to the
-// storage engine (last, sum, count, max; the per-device sum is a grouped aggregate), so the answer is a handful
-// of rows whatever the fleet size. A device is done when the shares (1/its chunk count) of its done chunks sum to 1.
-const progressFlux = `base = from(bucket: bucket) |> range(start: start, stop: stop)
-job = base |> filter(fn: (r) => r._measurement == "` + jobMeasurement + `" and r.jobId == jobId) |> last()
-  |> map(fn: (r) => ({r with _value: string(v: r._value)})) |> keep(columns: ["_field", "_value"]) |> set(key: "part", value: "job")
-planSums = base |> filter(fn: (r) => r._measurement == "` + planMeasurement + `" and r.jobId == jobId and r._field != "at") |> sum()
-  |> map(fn: (r) => ({r with _value: string(v: r._value)})) |> keep(columns: ["_field", "_value"]) |> set(key: "part", value: "plan")
-planCount = base |> filter(fn: (r) => r._measurement == "` + planMeasurement + `" and r.jobId == jobId and r._field == "chunks") |> count()
-  |> map(fn: (r) => ({r with _value: string(v: r._value)})) |> keep(columns: ["_field", "_value"]) |> set(key: "part", value: "batches")
-chunkSums = base |> filter(fn: (r) => r._measurement == "` + chunkMeasurement + `" and r.jobId == jobId and (r._field == "points" or r._field == "failed"))
-  |> group(columns: ["_field"]) |> sum()
-  |> map(fn: (r) => ({r with _value: string(v: r._value)})) |> keep(columns: ["_field", "_value"]) |> set(key: "part", value: "chunk")
-chunkCount = base |> filter(fn: (r) => r._measurement == "` + chunkMeasurement + `" and r.jobId == jobId and r._field == "failed")
-  |> group() |> count()
-  |> map(fn: (r) => ({r with _value: string(v: r._value), _field: "recorded"})) |> keep(columns: ["_field", "_value"]) |> set(key: "part", value: "chunk")
-devicesDone = base |> filter(fn: (r) => r._measurement == "` + chunkMeasurement + `" and r.jobId == jobId and r._field == "share")
-  |> group(columns: ["deviceId"]) |> sum() |> filter(fn: (r) => r._value > 0.999999999) |> group() |> count(column: "_value")
-  |> map(fn: (r) => ({_value: string(v: r._value), _field: "devicesDone"})) |> set(key: "part", value: "chunk")
-updated = base |> filter(fn: (r) => (r._measurement == "` + planMeasurement + `" or r._measurement == "` + chunkMeasurement + `") and r.jobId == jobId and r._field == "at")
-  |> group() |> max()
-  |> map(fn: (r) => ({_value: string(v: r._value), _field: "updated"})) |> set(key: "part", value: "chunk")
+// progressFlux reads a job and sums its progress records in one request. Each part reads its own
+// from |> range |> filter, so that its aggregate is pushed down to the storage engine (last, sum, count, max; the
+// per-device sum is a grouped aggregate) and the answer is a handful of rows whatever the fleet size. (One shared
+// from |> range feeding every part is not pushed down: InfluxDB then streams every record point of the job's hour
+// through the Flux engine, the registry's own records included: 22 s for a job at 10,000 devices.) A device is
+// done when the shares (1/its chunk count) of its done chunks sum to 1.
+const progressFlux = `rec = (m, f) => from(bucket: bucket) |> range(start: start, stop: stop)
+  |> filter(fn: (r) => r._measurement == m and r.jobId == jobId) |> filter(fn: f)
+str = (tables=<-, part) => tables |> map(fn: (r) => ({_field: r._field, _value: string(v: r._value), part: part}))
+job = rec(m: "` + jobMeasurement + `", f: (r) => true) |> last() |> str(part: "job")
+planSums = rec(m: "` + planMeasurement + `", f: (r) => r._field != "at") |> sum() |> str(part: "plan")
+planCount = rec(m: "` + planMeasurement + `", f: (r) => r._field == "chunks") |> count() |> str(part: "batches")
+chunkSums = rec(m: "` + chunkMeasurement + `", f: (r) => r._field == "points" or r._field == "failed")
+  |> group(columns: ["_field"]) |> sum() |> str(part: "chunk")
+chunkCount = rec(m: "` + chunkMeasurement + `", f: (r) => r._field == "failed") |> group() |> count()
+  |> map(fn: (r) => ({_field: "recorded", _value: string(v: r._value), part: "chunk"}))
+devicesDone = rec(m: "` + chunkMeasurement + `", f: (r) => r._field == "share") |> group(columns: ["deviceId"]) |> sum()
+  |> filter(fn: (r) => r._value > 0.999999999) |> group() |> count(column: "_value")
+  |> map(fn: (r) => ({_field: "devicesDone", _value: string(v: r._value), part: "chunk"}))
+updated = from(bucket: bucket) |> range(start: start, stop: stop)
+  |> filter(fn: (r) => (r._measurement == "` + planMeasurement + `" or r._measurement == "` + chunkMeasurement + `") and r.jobId == jobId and r._field == "at")
+  |> group() |> max() |> map(fn: (r) => ({_field: "updated", _value: string(v: r._value), part: "chunk"}))
 union(tables: [job, planSums, planCount, chunkSums, chunkCount, devicesDone, updated]) |> group()`
 
 // recordSpan bounds a job's record times after its creation (chunk sequence numbers are nanoseconds).

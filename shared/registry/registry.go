@@ -115,12 +115,15 @@ del = data
   |> filter(fn: (r) => r._measurement == tombstones and r._field == "at")
 union(tables: [rec, del])`
 
+// listFlux reads the two fields List answers from every record point, as one table. filter |> group() is pushed
+// down to the storage engine (one pass over the series, no per-series table); group+sort+last in the Flux engine
+// took about ten times longer at 10,000 devices. A series (one authorization) holds one point, written once at the
+// authorization's createdAt, so this reads no more than a last() would; foldList keeps each device's newest.
 const listFlux = `from(bucket: registryBucket)
   |> range(start: 0)
-  |> filter(fn: (r) => r._measurement == measurement and r._field != "token" and r._field != "credHash")
-  |> group(columns: ["deviceId", "_field"])
-  |> sort(columns: ["_time"])
-  |> last()`
+  |> filter(fn: (r) => r._measurement == measurement and (r._field == "createdAt" or r._field == "updatedAt"))
+  |> group()
+  |> keep(columns: ["deviceId", "authId", "_time", "_field", "_value"])`
 
 // Get returns the device's record (one query); an unregistered id is *api.Error{Code: api.NotFound}, with the
 // returned Device carrying only ID and Deletions.
@@ -140,20 +143,58 @@ func (r *Registry) Get(ctx context.Context, id string) (Device, error) {
 	return d, nil
 }
 
-// List returns every registered device sorted by id. Tokens are not read (Token is empty).
+// List returns every registered device sorted by id (one query). Tokens and hashes are not read.
 func (r *Registry) List(ctx context.Context) ([]Device, error) {
-	recs, err := r.read(ctx, listFlux, influx.Extern{"registryBucket": r.cfg.BucketAuth, "measurement": Measurement})
+	var recs map[string]Device
+	err := r.retried(ctx, func() error {
+		var err error
+		recs, err = r.listOnce(ctx)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
 	out := make([]Device, 0, len(recs))
 	for _, d := range recs {
-		if d.AuthorizationID != "" {
-			out = append(out, d)
-		}
+		out = append(out, d)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
+}
+
+// listOnce folds listFlux's rows into each device's newest record: the point with the latest time across the
+// device's series (ties to the greater authId, so a tie never mixes two records' fields), as Get reads it.
+func (r *Registry) listOnce(ctx context.Context) (map[string]Device, error) {
+	rc, err := r.c.QueryRaw(ctx, listFlux, influx.Extern{"registryBucket": r.cfg.BucketAuth, "measurement": Measurement})
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	recs := map[string]Device{}
+	err = influx.EachRow(rc, []string{"deviceId", "authId", "_time", "_field", "_value"}, func(row []string) error {
+		id, auth := row[0], row[1]
+		at, err := time.Parse(time.RFC3339Nano, row[2])
+		if err != nil || id == "" || auth == "" {
+			return fmt.Errorf("registry: malformed record row")
+		}
+		d, ok := recs[id]
+		switch {
+		case !ok || at.After(d.at) || (at.Equal(d.at) && auth > d.AuthorizationID):
+			d = Device{ID: id, AuthorizationID: auth, at: at} // a newer record supersedes what was read
+		case !at.Equal(d.at) || auth != d.AuthorizationID:
+			return nil // an older record's field
+		}
+		v, _ := time.Parse(time.RFC3339Nano, row[4])
+		switch row[3] {
+		case "createdAt":
+			d.CreatedAt = v
+		case "updatedAt":
+			d.UpdatedAt = v
+		}
+		recs[id] = d
+		return nil
+	})
+	return recs, err
 }
 
 // readAttempts bounds how often read runs its query. InfluxDB OSS can fail a read that races a delete of the same
@@ -163,6 +204,17 @@ const readAttempts = 3
 
 // read runs a registry query and folds its per-field rows into records by device id.
 func (r *Registry) read(ctx context.Context, flux string, ext influx.Extern) (map[string]Device, error) {
+	var recs map[string]Device
+	err := r.retried(ctx, func() error {
+		var err error
+		recs, err = r.readOnce(ctx, flux, ext)
+		return err
+	})
+	return recs, err
+}
+
+// retried runs a registry read up to readAttempts times while it fails transiently, and classifies its failure.
+func (r *Registry) retried(ctx context.Context, once func() error) error {
 	var err error
 	for n := 0; n < readAttempts; n++ {
 		if n > 0 {
@@ -170,25 +222,23 @@ func (r *Registry) read(ctx context.Context, flux string, ext influx.Extern) (ma
 			select {
 			case <-ctx.Done():
 				t.Stop()
-				return nil, api.Wrap(api.Timeout, ctx.Err(), "reading the device registry")
+				return api.Wrap(api.Timeout, ctx.Err(), "reading the device registry")
 			case <-t.C:
 			}
 		}
-		var recs map[string]Device
-		recs, err = r.readOnce(ctx, flux, ext)
-		if err == nil {
-			return recs, nil
+		if err = once(); err == nil {
+			return nil
 		}
 		if errors.Is(err, influx.ErrNotFound) || influx.StatusOf(err) == 404 {
 			// Fail closed: a missing registry bucket is not "nothing registered" (every id would look new, and
 			// reconciliation would revoke real devices' authorizations as orphans).
-			return nil, api.Wrap(api.Unavailable, err, "the device registry bucket is missing (has setup run?)")
+			return api.Wrap(api.Unavailable, err, "the device registry bucket is missing (has setup run?)")
 		}
 		if !transientRead(err) {
 			break
 		}
 	}
-	return nil, api.Wrap(classify(err), err, "reading the device registry")
+	return api.Wrap(classify(err), err, "reading the device registry")
 }
 
 // transientRead says whether a failed read may succeed when run again: not a refusal (4xx other than 429), not

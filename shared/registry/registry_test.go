@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/iot-center/iot-center-serverless/shared/api"
+	"github.com/iot-center/iot-center-serverless/shared/config"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
 )
 
@@ -449,5 +450,48 @@ func TestOrphanAuthorizationIsRevoked(t *testing.T) {
 	as := f.auths(id)
 	if len(as) != 1 || as[0].ID != d.AuthorizationID || as[0].ID == orphan.ID {
 		t.Errorf("authorizations: got %d (orphan kept: %v), want only the new one", len(as), len(as) > 0 && as[0].ID == orphan.ID)
+	}
+}
+
+// TestListTakesEachDevicesNewestRecord: List reads every record point in one pass and keeps, per device, the
+// point with the latest time across its series (a rotation's new record next to the old one not yet removed),
+// never mixing two records' fields; a tie goes to the greater authorization id, whatever the read order.
+func TestListTakesEachDevicesNewestRecord(t *testing.T) {
+	f := newFixture(t)
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	rec := func(id, auth string, created, at time.Time) []byte {
+		return RecordLine(Device{ID: id, AuthorizationID: auth, Token: config.Secret("tok-" + auth), CreatedAt: created,
+			UpdatedAt: at}, at)
+	}
+	var lp []byte
+	lp = append(lp, rec("one", "a1", t0, t0)...)
+	lp = append(lp, rec("rotated", "b1", t0, t0)...)
+	lp = append(lp, rec("rotated", "b3", t0, t0.Add(2*time.Hour))...) // newest, written before an older series
+	lp = append(lp, rec("rotated", "b2", t0, t0.Add(time.Hour))...)
+	lp = append(lp, rec("tie", "c2", t0, t0.Add(time.Minute))...)
+	lp = append(lp, rec("tie", "c1", t0.Add(time.Second), t0.Add(time.Minute))...)
+	if err := f.admin.WriteLines(ctxT(t), f.cfg.BucketAuth, lp); err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.reg.List(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Device{
+		{ID: "one", AuthorizationID: "a1", CreatedAt: t0, UpdatedAt: t0},
+		{ID: "rotated", AuthorizationID: "b3", CreatedAt: t0, UpdatedAt: t0.Add(2 * time.Hour)},
+		{ID: "tie", AuthorizationID: "c2", CreatedAt: t0, UpdatedAt: t0.Add(time.Minute)},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %d devices %+v, want %d", len(got), got, len(want))
+	}
+	for i, w := range want {
+		g := got[i]
+		if g.ID != w.ID || g.AuthorizationID != w.AuthorizationID || !g.CreatedAt.Equal(w.CreatedAt) ||
+			!g.UpdatedAt.Equal(w.UpdatedAt) || !g.Token.Empty() {
+			t.Errorf("device %d: got %s %s created %v updated %v (token read: %v), want %s %s created %v updated %v",
+				i, g.ID, g.AuthorizationID, g.CreatedAt, g.UpdatedAt, !g.Token.Empty(), w.ID, w.AuthorizationID,
+				w.CreatedAt, w.UpdatedAt)
+		}
 	}
 }
