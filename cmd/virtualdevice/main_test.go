@@ -35,12 +35,8 @@ func newAPI(t *testing.T) *apiServer {
 	t.Helper()
 	srv := influxtest.Shared(t)
 	a := &apiServer{admin: srv.Client(t)}
-	a.cfg = config.Config{
-		InfluxURL: srv.URL, InfluxPublicURL: srv.URL, Org: srv.Org, Token: config.Secret(srv.Token),
-		Bucket: srv.NewBucket(t, "vddata"), BucketAuth: srv.NewBucket(t, "vdreg"),
-		DefaultLat: config.DefaultLat, DefaultLon: config.DefaultLon, MeasurementInterval: 60,
-		ConfigurationRefresh: 3600, MaxDevices: 100,
-	}
+	a.cfg = srv.Config(srv.NewBucket(t, "vddata"), srv.NewBucket(t, "vdreg"))
+	a.cfg.MaxDevices = 100
 	// the operator's decision for every request: these tests are about the device client, not the authorizer
 	// (shared/authz tests the decisions; localapi_test runs the client against the real one)
 	h := api.Handler(authztest.Operator(registry.NewHandlers(registry.New(a.admin, a.cfg)).Mux()))

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/iot-center/iot-center-serverless/internal/testenv"
+	"github.com/iot-center/iot-center-serverless/shared/config"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
 )
 
@@ -109,6 +110,29 @@ func (s *Server) NewBucket(t testing.TB, prefix string) string {
 		c.Close()
 	})
 	return name
+}
+
+// Config is the functions' configuration for this server: its admin token, the given data and registry buckets,
+// and the deployed defaults for the rest. Tests set what they exercise on top.
+func (s *Server) Config(bucket, authBucket string) config.Config {
+	return config.Config{InfluxURL: s.URL, InfluxPublicURL: s.URL, Org: s.Org, Token: config.Secret(s.Token),
+		Bucket: bucket, BucketAuth: authBucket, DefaultLat: config.DefaultLat, DefaultLon: config.DefaultLon,
+		MeasurementInterval: 60, ConfigurationRefresh: 3600, MaxDevices: 1000}
+}
+
+// RevokeAtCleanup deletes, at the end of the test, every authorization described as desc (a device's is
+// registry.Description(id)), so tests on the shared server leave no tokens behind.
+func (s *Server) RevokeAtCleanup(t testing.TB, desc string) {
+	t.Cleanup(func() {
+		c := influx.New(s.URL, s.Token, s.Org, influx.Options{})
+		defer c.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		as, _ := c.FindAuthorizations(ctx, desc)
+		for _, a := range as {
+			_ = c.DeleteAuthorization(ctx, a.ID)
+		}
+	})
 }
 
 // RandomID returns n random bytes as hex, for unique names.

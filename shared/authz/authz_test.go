@@ -42,24 +42,15 @@ type world struct {
 func newWorld(t *testing.T, maxDevices int) *world {
 	t.Helper()
 	srv := influxtest.Shared(t)
-	cfg := config.Config{InfluxURL: srv.URL, InfluxPublicURL: srv.URL, Org: srv.Org, Token: config.Secret(srv.Token),
-		Bucket: srv.NewBucket(t, "authz_data"), BucketAuth: srv.NewBucket(t, "authz_reg"), BucketDownsampled: "unused_1h",
-		DefaultLat: config.DefaultLat, DefaultLon: config.DefaultLon, MeasurementInterval: 60, ConfigurationRefresh: 3600,
-		MaxDevices: maxDevices}
+	cfg := srv.Config(srv.NewBucket(t, "authz_data"), srv.NewBucket(t, "authz_reg"))
+	cfg.BucketDownsampled, cfg.MaxDevices = "unused_1h", maxDevices
 	admin := srv.Client(t)
 	w := &world{cfg: cfg, reg: registry.New(admin, cfg)}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	register := func(prefix string) (string, string) {
 		id := prefix + "-" + influxtest.RandomID(4)
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			as, _ := admin.FindAuthorizations(ctx, registry.Description(id))
-			for _, a := range as {
-				_ = admin.DeleteAuthorization(ctx, a.ID)
-			}
-		})
+		srv.RevokeAtCleanup(t, registry.Description(id))
 		d, _, err := w.reg.Register(ctx, id)
 		if err != nil {
 			t.Fatalf("registering %s: %v", id, err)
@@ -308,8 +299,8 @@ func TestLoadKeys(t *testing.T) {
 // on the real InfluxDB, then the hash comparison.
 func BenchmarkAuthorizerDeviceToken(b *testing.B) {
 	srv := influxtest.Shared(b)
-	cfg := config.Config{InfluxURL: srv.URL, Org: srv.Org, Token: config.Secret(srv.Token), MaxDevices: 1000,
-		Bucket: srv.NewBucket(b, "authz_bench_data"), BucketAuth: srv.NewBucket(b, "authz_bench_reg"), BucketDownsampled: "unused"}
+	cfg := srv.Config(srv.NewBucket(b, "authz_bench_data"), srv.NewBucket(b, "authz_bench_reg"))
+	cfg.BucketDownsampled = "unused"
 	reg := registry.New(srv.Client(b), cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

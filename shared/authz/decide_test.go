@@ -30,6 +30,7 @@ const (
 // separate Lambda instances), each behind the real authorizer the way API Gateway puts it in front.
 type stack struct {
 	t     *testing.T
+	srv   *influxtest.Server
 	cfg   config.Config
 	admin *influx.Client
 	reg   *registry.Registry
@@ -40,10 +41,8 @@ type stack struct {
 func newStack(t *testing.T, gateway bool, instances int) *stack {
 	t.Helper()
 	srv := influxtest.Shared(t)
-	cfg := config.Config{InfluxURL: srv.URL, InfluxPublicURL: srv.URL, Org: srv.Org, Token: config.Secret(srv.Token),
-		Bucket: srv.NewBucket(t, "dec_data"), BucketAuth: srv.NewBucket(t, "dec_reg"), BucketDownsampled: srv.NewBucket(t, "dec_1h"),
-		DefaultLat: config.DefaultLat, DefaultLon: config.DefaultLon, MeasurementInterval: 60, ConfigurationRefresh: 3600,
-		MaxDevices: 1000, DeviceWrites: config.WritesDirect}
+	cfg := srv.Config(srv.NewBucket(t, "dec_data"), srv.NewBucket(t, "dec_reg"))
+	cfg.BucketDownsampled, cfg.DeviceWrites = srv.NewBucket(t, "dec_1h"), config.WritesDirect
 	if gateway {
 		cfg.DeviceWrites = config.WritesGateway
 	}
@@ -51,7 +50,7 @@ func newStack(t *testing.T, gateway bool, instances int) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &stack{t: t, cfg: cfg, admin: srv.Client(t)}
+	s := &stack{t: t, srv: srv, cfg: cfg, admin: srv.Client(t)}
 	for i := 0; i < instances; i++ {
 		c := influx.New(cfg.InfluxURL, cfg.Token.Reveal(), cfg.Org, influx.Options{})
 		t.Cleanup(c.Close)
@@ -74,14 +73,7 @@ func newStack(t *testing.T, gateway bool, instances int) *stack {
 // newID is a fresh device id whose authorizations are revoked at the end of the test.
 func (s *stack) newID(prefix string) string {
 	id := prefix + "-" + influxtest.RandomID(4)
-	s.t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		as, _ := s.admin.FindAuthorizations(ctx, registry.Description(id))
-		for _, a := range as {
-			_ = s.admin.DeleteAuthorization(ctx, a.ID)
-		}
-	})
+	s.srv.RevokeAtCleanup(s.t, registry.Description(id))
 	return id
 }
 

@@ -61,7 +61,7 @@ func (p *Planner) fleetPresent(ctx context.Context, w Window) (map[string]int64,
 }
 
 func (s *Service) coverageWindow(r *http.Request) (Window, error) {
-	q, err := query(r, "from", "to")
+	q, err := api.Query(r, "from", "to")
 	if err != nil {
 		return Window{}, err
 	}

@@ -3,8 +3,6 @@ package backfill
 import (
 	"context"
 	"errors"
-	"net/http"
-	"net/url"
 	"sync"
 
 	"github.com/iot-center/iot-center-serverless/shared/api"
@@ -64,31 +62,6 @@ func influxErr(err error) error {
 		return err
 	}
 	return api.Wrap(influx.Classify(err), err, "querying InfluxDB")
-}
-
-// query parses the query string and refuses parameters the route does not take (`key` included: keys travel only
-// in the Authorization header) and parameters given twice.
-func query(r *http.Request, allowed ...string) (url.Values, error) {
-	q, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil {
-		return nil, api.InvalidParam("query", "the query string is malformed")
-	}
-	for k, vs := range q {
-		ok := false
-		for _, a := range allowed {
-			ok = ok || k == a
-		}
-		if !ok {
-			if len(k) > 32 || !api.ValidDeviceID(k) {
-				return nil, api.InvalidParam("query", "unknown query parameter")
-			}
-			return nil, api.InvalidParam(k, "unknown query parameter %s", k)
-		}
-		if len(vs) != 1 {
-			return nil, api.InvalidParam(k, "%s must be given once", k)
-		}
-	}
-	return q, nil
 }
 
 // forEach runs fn(i) for i in [0, n), parallel at a time, stopping at the first error.

@@ -94,7 +94,7 @@ func (s *Service) planDevice(w http.ResponseWriter, r *http.Request) {
 // planInput reads what both plan routes take: no query parameter, an optional JSON body, its days.
 func planInput(r *http.Request) (planBody, int, error) {
 	var body planBody
-	if _, err := query(r); err != nil {
+	if _, err := api.Query(r); err != nil {
 		return body, 0, err
 	}
 	if err := api.DecodeJSON(r, &body); err != nil {
@@ -258,7 +258,7 @@ func (s *Service) launch(ctx context.Context, j Job, ids []string) error {
 
 // getJob is GET /api/write-missing/jobs/{jobId}.
 func (s *Service) getJob(w http.ResponseWriter, r *http.Request) {
-	if _, err := query(r); err != nil {
+	if _, err := api.Query(r); err != nil {
 		api.WriteError(w, r, err)
 		return
 	}

@@ -136,12 +136,8 @@ func newFixture(t testing.TB, srv *influxtest.Server, o fixtureOpts) *fixture {
 	if o.taskMinutes == 0 {
 		o.taskMinutes = 1
 	}
-	cfg := config.Config{
-		InfluxURL: srv.URL, InfluxPublicURL: srv.URL, Org: srv.Org, Token: config.Secret(srv.Token),
-		Bucket: srv.NewBucket(t, "bfdata"), BucketAuth: srv.NewBucket(t, "bfreg"),
-		DefaultLat: config.DefaultLat, DefaultLon: config.DefaultLon, MeasurementInterval: 60,
-		ConfigurationRefresh: 3600, MaxDevices: 10000,
-	}
+	cfg := srv.Config(srv.NewBucket(t, "bfdata"), srv.NewBucket(t, "bfreg"))
+	cfg.MaxDevices = 10000
 	if o.downsample {
 		cfg.BucketDownsampled = srv.NewBucket(t, "bfdown")
 	}
@@ -310,14 +306,7 @@ func (f *fixture) register(t testing.TB, prefix string) string {
 	if _, _, err := f.reg.Register(ctx, id); err != nil {
 		t.Fatalf("registering %s: %v", id, err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		as, _ := f.admin.FindAuthorizations(ctx, registry.Description(id))
-		for _, a := range as {
-			_ = f.admin.DeleteAuthorization(ctx, a.ID)
-		}
-	})
+	f.srv.RevokeAtCleanup(t, registry.Description(id))
 	return id
 }
 

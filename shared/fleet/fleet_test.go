@@ -35,8 +35,8 @@ func newFixture(t testing.TB, now time.Time) *fixture {
 	t.Helper()
 	srv := influxtest.Shared(t)
 	admin := srv.Client(t)
-	cfg := config.Config{InfluxURL: srv.URL, Org: srv.Org, Token: config.Secret(srv.Token),
-		Bucket: srv.NewBucket(t, "fleetdata"), BucketAuth: srv.NewBucket(t, "fleetreg"), MeasurementInterval: 60, MaxDevices: 10000}
+	cfg := srv.Config(srv.NewBucket(t, "fleetdata"), srv.NewBucket(t, "fleetreg"))
+	cfg.MaxDevices = 10000
 	f := &fixture{metrics: &bytes.Buffer{}, cfg: cfg}
 	f.svc = &Service{Registry: registry.New(admin, cfg), Health: &Health{Influx: admin, Bucket: cfg.Bucket, Interval: time.Minute},
 		Metrics: f.metrics, Now: func() time.Time { return now }}

@@ -118,20 +118,9 @@ func (s *Service) List(w http.ResponseWriter, r *http.Request) {
 // pageParams reads limit (1..MaxLimit) and after (a device id); other parameters (`key` included: keys travel only
 // in the Authorization header) and repeated ones are refused.
 func pageParams(r *http.Request) (int, string, error) {
-	q, err := url.ParseQuery(r.URL.RawQuery)
+	q, err := api.Query(r, "limit", "after")
 	if err != nil {
-		return 0, "", api.InvalidParam("query", "the query string is malformed")
-	}
-	for k, vs := range q {
-		if k != "limit" && k != "after" {
-			if len(k) > 32 || !api.ValidDeviceID(k) {
-				return 0, "", api.InvalidParam("query", "unknown query parameter")
-			}
-			return 0, "", api.InvalidParam(k, "unknown query parameter %s", k)
-		}
-		if len(vs) != 1 {
-			return 0, "", api.InvalidParam(k, "%s must be given once", k)
-		}
+		return 0, "", err
 	}
 	limit := 0
 	if v, ok := q["limit"]; ok {

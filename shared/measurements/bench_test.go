@@ -70,8 +70,8 @@ func benchData(b *testing.B, downsample bool) (c *influx.Client, bucket string, 
 	if downsample {
 		b.Logf("downsampled 30 days in %s", time.Since(t))
 	}
-	cfg := config.Config{InfluxURL: srv.URL, InfluxPublicURL: srv.URL, Org: srv.Org, Bucket: bucket, BucketAuth: auth,
-		BucketDownsampled: ds, Token: config.Secret(srv.Token), MaxDevices: 10}
+	cfg := srv.Config(bucket, auth)
+	cfg.BucketDownsampled = ds
 	reg := registry.New(c, cfg)
 	if _, _, err := reg.Register(ctx, "bench"); err != nil {
 		b.Fatal(err)

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/iot-center/iot-center-serverless/internal/influxtest"
-	"github.com/iot-center/iot-center-serverless/shared/config"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
 	"github.com/iot-center/iot-center-serverless/shared/measurements"
 	"github.com/iot-center/iot-center-serverless/shared/registry"
@@ -77,8 +76,8 @@ func newDSFixture(t *testing.T) *dsFixture {
 	if err := f.c.WriteLines(ctx, f.raw, late.Bytes()); err != nil {
 		t.Fatal(err)
 	}
-	cfg := config.Config{InfluxURL: srv.URL, InfluxPublicURL: srv.URL, Org: srv.Org, Bucket: f.raw, BucketAuth: auth,
-		BucketDownsampled: f.ds, Token: config.Secret(srv.Token), MaxDevices: 10}
+	cfg := srv.Config(f.raw, auth)
+	cfg.BucketDownsampled = f.ds
 	reg := registry.New(f.c, cfg)
 	f.reg = reg
 	for _, id := range []string{"mid", "edge", "lag", "stale"} {

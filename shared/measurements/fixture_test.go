@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/iot-center/iot-center-serverless/internal/influxtest"
-	"github.com/iot-center/iot-center-serverless/shared/config"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
 	"github.com/iot-center/iot-center-serverless/shared/measurements"
 	"github.com/iot-center/iot-center-serverless/shared/registry"
@@ -111,8 +110,8 @@ func newFixture(t *testing.T) *fixture {
 	c := influx.New(proxy.URL, srv.Token, srv.Org, influx.Options{})
 	t.Cleanup(c.Close)
 
-	cfg := config.Config{InfluxURL: proxy.URL, InfluxPublicURL: proxy.URL, Org: srv.Org, Bucket: f.bucket, BucketAuth: auth,
-		BucketDownsampled: f.bucket + "_1h", Token: config.Secret(srv.Token), MaxDevices: 10}
+	cfg := srv.Config(f.bucket, auth)
+	cfg.InfluxURL, cfg.InfluxPublicURL, cfg.BucketDownsampled = proxy.URL, proxy.URL, f.bucket+"_1h"
 	f.c, f.reg = c, registry.New(c, cfg)
 	for _, id := range []string{"dev1", "dev2"} {
 		if _, _, err := f.reg.Register(ctx, id); err != nil {

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/iot-center/iot-center-serverless/internal/influxtest"
-	"github.com/iot-center/iot-center-serverless/shared/config"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
 )
 
@@ -21,21 +20,8 @@ const benchSamples = 40
 func benchRegistry(b *testing.B) (*Registry, http.Handler, func(id string)) {
 	b.Helper()
 	srv := influxtest.Shared(b)
-	cfg := config.Config{InfluxURL: srv.URL, InfluxPublicURL: srv.URL, Org: srv.Org, Bucket: srv.NewBucket(b, "bdata"),
-		BucketAuth: srv.NewBucket(b, "breg"), Token: config.Secret(srv.Token), MaxDevices: 1000,
-		MeasurementInterval: 60, ConfigurationRefresh: 3600}
-	admin := srv.Client(b)
-	reg := New(admin, cfg)
-	cleanup := func(id string) {
-		b.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			as, _ := admin.FindAuthorizations(ctx, Description(id))
-			for _, a := range as {
-				_ = admin.DeleteAuthorization(ctx, a.ID)
-			}
-		})
-	}
+	reg := New(srv.Client(b), srv.Config(srv.NewBucket(b, "bdata"), srv.NewBucket(b, "breg")))
+	cleanup := func(id string) { srv.RevokeAtCleanup(b, Description(id)) }
 	return reg, asOperator(NewHandlers(reg).Mux()), cleanup
 }
 

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/iot-center/iot-center-serverless/internal/influxtest"
-	"github.com/iot-center/iot-center-serverless/shared/config"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
 )
 
@@ -52,9 +51,8 @@ func BenchmarkRegistration1000(b *testing.B) {
 		p.mu.Unlock()
 	}))
 	b.Cleanup(proxy.Close)
-	cfg := config.Config{InfluxURL: proxy.URL, InfluxPublicURL: srv.URL, Org: srv.Org, Bucket: srv.NewBucket(b, "rdata"),
-		BucketAuth: srv.NewBucket(b, "rreg"), Token: config.Secret(srv.Token), MaxDevices: 10000,
-		MeasurementInterval: 60, ConfigurationRefresh: 3600}
+	cfg := srv.Config(srv.NewBucket(b, "rdata"), srv.NewBucket(b, "rreg"))
+	cfg.InfluxURL, cfg.MaxDevices = proxy.URL, 10000
 	c := influx.New(proxy.URL, srv.Token, srv.Org, influx.Options{})
 	b.Cleanup(c.Close)
 	reg := New(c, cfg)

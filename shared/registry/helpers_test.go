@@ -33,12 +33,8 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	srv := influxtest.Shared(t)
-	cfg := config.Config{
-		InfluxURL: srv.URL, InfluxPublicURL: "http://influx.example.test:8086", Org: srv.Org,
-		Bucket: srv.NewBucket(t, "data"), BucketAuth: srv.NewBucket(t, "registry"), Token: config.Secret(srv.Token),
-		DefaultLat: config.DefaultLat, DefaultLon: config.DefaultLon, MeasurementInterval: 60,
-		ConfigurationRefresh: 3600, MaxDevices: 1000,
-	}
+	cfg := srv.Config(srv.NewBucket(t, "data"), srv.NewBucket(t, "registry"))
+	cfg.InfluxPublicURL = "http://influx.example.test:8086"
 	f := &fixture{t: t, srv: srv, cfg: cfg, admin: srv.Client(t)}
 	f.reg, f.h = f.instance()
 	return f
@@ -70,14 +66,7 @@ func asCaller(c api.Caller, h http.Handler) http.Handler {
 func (f *fixture) newID(prefix string) string {
 	f.t.Helper()
 	id := prefix + "-" + influxtest.RandomID(4)
-	f.t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		as, _ := f.admin.FindAuthorizations(ctx, Description(id))
-		for _, a := range as {
-			_ = f.admin.DeleteAuthorization(ctx, a.ID)
-		}
-	})
+	f.srv.RevokeAtCleanup(f.t, Description(id))
 	return id
 }
 
