@@ -12,7 +12,6 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/authz"
 	"github.com/iot-center/iot-center-serverless/shared/lambdaapp"
-	"github.com/iot-center/iot-center-serverless/shared/registry"
 )
 
 func main() {
@@ -23,5 +22,5 @@ func main() {
 	if err != nil {
 		api.Exit("invalid authorizer configuration", err)
 	}
-	lambda.Start(authz.New(keys, registry.New(d.Influx, d.Config)).Handle)
+	lambda.Start(authz.New(keys, d.Registry()).Handle)
 }

@@ -13,7 +13,6 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/backfill"
 	"github.com/iot-center/iot-center-serverless/shared/lambdaapp"
 	"github.com/iot-center/iot-center-serverless/shared/metrics"
-	"github.com/iot-center/iot-center-serverless/shared/registry"
 	"github.com/iot-center/iot-center-serverless/shared/sensors"
 )
 
@@ -40,7 +39,7 @@ func main() {
 		Planner:      &backfill.Planner{Influx: d.Influx, Bucket: cfg.Bucket},
 		Jobs:         &backfill.JobStore{Influx: d.Influx, Bucket: cfg.BucketAuth},
 		Queue:        queue,
-		Devices:      backfill.RegistryDevices{R: registry.New(d.Influx, d.Config)},
+		Devices:      backfill.RegistryDevices{R: d.Registry()},
 		ChunkMinutes: chunk,
 		BatchDevices: batch,
 	}

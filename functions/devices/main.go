@@ -16,7 +16,7 @@ func main() { lambdaapp.StartHTTP(handler(lambdaapp.Init())) }
 // handler is the function's routes (wiring_test.go compares them with template.yaml).
 func handler(d lambdaapp.Deps) *api.Mux {
 	svc := &fleet.Service{
-		Registry: registry.New(d.Influx, d.Config),
+		Registry: d.Registry(),
 		Health: &fleet.Health{Influx: d.Influx, Bucket: d.Config.Bucket,
 			Interval: time.Duration(d.Config.MeasurementInterval) * time.Second},
 	}

@@ -11,5 +11,5 @@ func main() { lambdaapp.StartHTTP(handler(lambdaapp.Init())) }
 
 // handler is the function's routes (wiring_test.go compares them with template.yaml).
 func handler(d lambdaapp.Deps) *api.Mux {
-	return registry.NewHandlers(registry.New(d.Influx, d.Config)).Mux(registry.RouteEnv)
+	return registry.NewHandlers(d.Registry()).Mux(registry.RouteEnv)
 }

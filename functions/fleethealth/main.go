@@ -12,13 +12,12 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/fleet"
 	"github.com/iot-center/iot-center-serverless/shared/lambdaapp"
 	"github.com/iot-center/iot-center-serverless/shared/metrics"
-	"github.com/iot-center/iot-center-serverless/shared/registry"
 )
 
 func main() {
 	d := lambdaapp.Init()
 	svc := &fleet.Service{
-		Registry: registry.New(d.Influx, d.Config),
+		Registry: d.Registry(),
 		Health: &fleet.Health{Influx: d.Influx, Bucket: d.Config.Bucket,
 			Interval: time.Duration(d.Config.MeasurementInterval) * time.Second},
 		Metrics: metrics.Stdout,

@@ -8,7 +8,6 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/lambdaapp"
 	"github.com/iot-center/iot-center-serverless/shared/measurements"
-	"github.com/iot-center/iot-center-serverless/shared/registry"
 )
 
 func main() { lambdaapp.StartHTTP(handler(lambdaapp.Init())) }
@@ -18,7 +17,7 @@ func handler(d lambdaapp.Deps) *api.Mux {
 	env := d.Env()
 	timeout := env.Duration("QUERY_TIMEOUT", measurements.DefaultTimeout, 100*time.Millisecond, 10*time.Minute)
 	lambdaapp.Check(env)
-	h := measurements.New(d.Influx, registry.New(d.Influx, d.Config), d.Config.Bucket, timeout,
+	h := measurements.New(d.Influx, d.Registry(), d.Config.Bucket, timeout,
 		measurements.WithDownsampled(d.Config.BucketDownsampled))
 	return h.Routes()
 }

@@ -10,7 +10,6 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/influx"
 	"github.com/iot-center/iot-center-serverless/shared/lambdaapp"
 	"github.com/iot-center/iot-center-serverless/shared/metrics"
-	"github.com/iot-center/iot-center-serverless/shared/registry"
 	"github.com/iot-center/iot-center-serverless/shared/schema"
 )
 
@@ -47,5 +46,5 @@ func handler(d lambdaapp.Deps) *api.Mux {
 
 // authenticator checks device credentials against the registry (read with the gateway role's token).
 func authenticator(d lambdaapp.Deps) gateway.Authenticator {
-	return gateway.RegistryAuthenticator(registry.New(d.Influx, d.Config))
+	return gateway.RegistryAuthenticator(d.Registry())
 }

@@ -9,7 +9,6 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/backfill"
 	"github.com/iot-center/iot-center-serverless/shared/lambdaapp"
-	"github.com/iot-center/iot-center-serverless/shared/registry"
 )
 
 func main() { lambdaapp.StartHTTP(handler(lambdaapp.Init())) }
@@ -25,7 +24,7 @@ func handler(d lambdaapp.Deps) *api.Mux {
 		api.Exit("invalid configuration", err)
 	}
 	svc := &backfill.Service{
-		Devices:    backfill.RegistryDevices{R: registry.New(d.Influx, d.Config)},
+		Devices:    backfill.RegistryDevices{R: d.Registry()},
 		Planner:    &backfill.Planner{Influx: d.Influx, Bucket: d.Config.Bucket},
 		Jobs:       &backfill.JobStore{Influx: d.Influx, Bucket: d.Config.BucketAuth},
 		Queue:      queue,

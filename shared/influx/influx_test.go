@@ -21,6 +21,13 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(influxtest.Main(m)) }
 
+// shared is the shared server, an admin client of it and a context for one test.
+func shared(t *testing.T) (*influxtest.Server, *influx.Client, context.Context) {
+	t.Helper()
+	srv := influxtest.Shared(t)
+	return srv, srv.Client(t), ctxT(t)
+}
+
 func ctxT(t *testing.T) context.Context {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -74,9 +81,7 @@ func TestOnboardedServerAndOrgID(t *testing.T) {
 }
 
 func TestEnsureBucketIsIdempotent(t *testing.T) {
-	srv := influxtest.Shared(t)
-	c := srv.Client(t)
-	ctx := ctxT(t)
+	srv, c, ctx := shared(t)
 	name := "ensure_" + influxtest.RandomID(4)
 	t.Cleanup(func() { _ = c.DeleteBucket(context.Background(), name) })
 	id1, created1, err := c.EnsureBucket(ctx, name, 24*time.Hour)
@@ -96,9 +101,7 @@ func TestEnsureBucketIsIdempotent(t *testing.T) {
 // A bucket-scoped authorization writes and reads its bucket only: 403 writing another bucket, 404 reading it,
 // and 401 once revoked.
 func TestBucketAuthorizationIsScoped(t *testing.T) {
-	srv := influxtest.Shared(t)
-	c := srv.Client(t)
-	ctx := ctxT(t)
+	srv, c, ctx := shared(t)
 	data := srv.NewBucket(t, "data")
 	other := srv.NewBucket(t, "other")
 	dataID, err := c.BucketID(ctx, data)
@@ -143,9 +146,7 @@ func TestBucketAuthorizationIsScoped(t *testing.T) {
 
 // Caller values reach Flux only through extern: whatever they hold, they are compared as data.
 func TestQueryExternAndFieldsAsCols(t *testing.T) {
-	srv := influxtest.Shared(t)
-	c := srv.Client(t)
-	ctx := ctxT(t)
+	srv, c, ctx := shared(t)
 	bucket := srv.NewBucket(t, "q")
 	base := time.Now().Add(-10 * time.Minute).Truncate(time.Minute)
 	var lp bytes.Buffer
@@ -209,9 +210,7 @@ array.from(rows: [{i: i, f: f, b: b, d: int(v: d)}])`, influx.Extern{"i": 42, "f
 }
 
 func TestDeleteByPredicate(t *testing.T) {
-	srv := influxtest.Shared(t)
-	c := srv.Client(t)
-	ctx := ctxT(t)
+	srv, c, ctx := shared(t)
 	bucket := srv.NewBucket(t, "del")
 	ts := time.Now().Add(-time.Minute).UnixNano()
 	lp := fmt.Sprintf("environment,clientId=a v=1 %d\nenvironment,clientId=b v=2 %d\n", ts, ts)

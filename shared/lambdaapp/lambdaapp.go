@@ -14,6 +14,7 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/config"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
+	"github.com/iot-center/iot-center-serverless/shared/registry"
 )
 
 // Deps is what a function builds its handler from.
@@ -42,6 +43,9 @@ func Init() Deps {
 func StartHTTP(h http.Handler) {
 	lambda.Start(httpadapter.NewV2(api.Handler(h)).ProxyWithContext)
 }
+
+// Registry is the device registry over the function's client and configuration (most functions read it).
+func (d Deps) Registry() *registry.Registry { return registry.New(d.Influx, d.Config) }
 
 // Env is a typed reader of function-specific variables; call Check after reading them.
 func (d Deps) Env() *config.Env { return &config.Env{Get: d.Getenv} }

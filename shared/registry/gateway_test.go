@@ -77,11 +77,7 @@ func TestCredentialShape(t *testing.T) {
 func TestGatewayCredentialLifecycle(t *testing.T) {
 	f := newGatewayFixture(t)
 	id := f.newID("gw")
-	w := do(t, f.h, "POST", "/api/devices/"+id, "")
-	if w.Code != http.StatusCreated {
-		t.Fatalf("register: got %d %s, want 201", w.Code, w.Body.String())
-	}
-	c := decode[EnvConfig](t, w)
+	c := f.expect(f.h, "POST", "/api/devices/"+id, http.StatusCreated)
 	cred := c.InfluxToken
 	if got, ok := CredentialDeviceID(cred); !ok || got != id {
 		t.Fatalf("credential %.12q… does not name %s", cred, id)
@@ -131,11 +127,7 @@ func TestGatewayCredentialLifecycle(t *testing.T) {
 		}
 	}
 	// rotate: a new credential for the rotating caller; the old one opens nothing
-	w = do(t, f.h, "POST", "/api/devices/"+id+"/rotate", "")
-	if w.Code != http.StatusOK {
-		t.Fatalf("rotate: got %d %s", w.Code, w.Body.String())
-	}
-	cred2 := decode[EnvConfig](t, w).InfluxToken
+	cred2 := f.expect(f.h, "POST", "/api/devices/"+id+"/rotate", http.StatusOK).InfluxToken
 	if cred2 == "" || cred2 == cred {
 		t.Fatalf("rotate gave no new credential")
 	}
@@ -173,11 +165,7 @@ func TestRegistryBucketMissingFailsClosed(t *testing.T) {
 				f = newGatewayFixture(t)
 			}
 			id := f.newID("fc")
-			w := do(t, f.h, "POST", "/api/devices/"+id, "")
-			if w.Code != http.StatusCreated {
-				t.Fatalf("register: %d %s", w.Code, w.Body.String())
-			}
-			cred := decode[EnvConfig](t, w).InfluxToken
+			cred := f.expect(f.h, "POST", "/api/devices/"+id, http.StatusCreated).InfluxToken
 			before := f.auths(id)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()

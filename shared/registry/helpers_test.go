@@ -117,9 +117,16 @@ func decode[T any](t *testing.T, w *httptest.ResponseRecorder) T {
 // envOK fetches the device's configuration and fails unless it is 200.
 func (f *fixture) envOK(h http.Handler, id string) EnvConfig {
 	f.t.Helper()
-	w := do(f.t, h, "GET", "/api/env/"+id, "")
-	if w.Code != http.StatusOK {
-		f.t.Fatalf("GET /api/env/%s: got %d %s, want 200", id, w.Code, w.Body.String())
+	return f.expect(h, "GET", "/api/env/"+id, http.StatusOK)
+}
+
+// expect sends a request without a query and fails unless the answer has status want; it returns the
+// configuration the answer holds.
+func (f *fixture) expect(h http.Handler, method, path string, want int) EnvConfig {
+	f.t.Helper()
+	w := do(f.t, h, method, path, "")
+	if w.Code != want {
+		f.t.Fatalf("%s %s: got %d %s, want %d", method, path, w.Code, w.Body.String(), want)
 	}
 	return decode[EnvConfig](f.t, w)
 }

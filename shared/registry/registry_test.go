@@ -203,16 +203,8 @@ func TestEnvTextPlain(t *testing.T) {
 func TestRegisterPost(t *testing.T) {
 	f := newFixture(t)
 	id := f.newID("post")
-	w := do(t, f.h, "POST", "/api/devices/"+id, "")
-	if w.Code != http.StatusCreated {
-		t.Fatalf("first POST: got %d %s, want 201", w.Code, w.Body.String())
-	}
-	c1 := decode[EnvConfig](t, w)
-	w = do(t, f.h, "POST", "/api/devices/"+id, "")
-	if w.Code != http.StatusOK {
-		t.Fatalf("second POST: got %d %s, want 200", w.Code, w.Body.String())
-	}
-	c2 := decode[EnvConfig](t, w)
+	c1 := f.expect(f.h, "POST", "/api/devices/"+id, http.StatusCreated)
+	c2 := f.expect(f.h, "POST", "/api/devices/"+id, http.StatusOK)
 	if c1.InfluxToken == "" || c2.InfluxToken != c1.InfluxToken || !c1.NewlyRegistered || c2.NewlyRegistered {
 		t.Errorf("tokens equal=%v newly %v/%v", c2.InfluxToken == c1.InfluxToken, c1.NewlyRegistered, c2.NewlyRegistered)
 	}
@@ -229,11 +221,7 @@ func TestRotate(t *testing.T) {
 	id := f.newID("rot")
 	old := f.envOK(f.h, id)
 	time.Sleep(5 * time.Millisecond) // updatedAt must move
-	w := do(t, f.h, "POST", "/api/devices/"+id+"/rotate", "")
-	if w.Code != http.StatusOK {
-		t.Fatalf("rotate: got %d %s, want 200", w.Code, w.Body.String())
-	}
-	nc := decode[EnvConfig](t, w)
+	nc := f.expect(f.h, "POST", "/api/devices/"+id+"/rotate", http.StatusOK)
 	if nc.InfluxToken == "" || nc.InfluxToken == old.InfluxToken {
 		t.Fatalf("rotate did not change the token")
 	}
