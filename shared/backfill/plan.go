@@ -10,13 +10,6 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/schema"
 )
 
-// Querier is the part of influx.Client the planner needs.
-type Querier interface {
-	QueryRaw(ctx context.Context, flux string, extern influx.Extern) (io.ReadCloser, error)
-}
-
-var _ Querier = (*influx.Client)(nil)
-
 // presentMinutesFlux returns the start of every minute of [start, stop) holding at least one Temperature point of
 // the device. range |> filter |> aggregateWindow(count) is pushed down to the storage engine, so InfluxDB answers
 // one row per present minute without moving raw points; minutes with several series or points count once.
@@ -29,7 +22,7 @@ const presentMinutesFlux = `from(bucket: bucket)
 
 // Planner reads which minutes of a window a device has data for.
 type Planner struct {
-	Influx Querier
+	Influx influx.Querier
 	Bucket string
 }
 

@@ -6,7 +6,6 @@ package fleet
 import (
 	"context"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/iot-center/iot-center-serverless/shared/influx"
@@ -30,19 +29,13 @@ const (
 // Lookback bounds how far back lastSeen is looked for (the data bucket's default retention).
 const Lookback = 30 * 24 * time.Hour
 
-// Querier is the part of influx.Client the health query needs.
-type Querier interface {
-	QueryRaw(ctx context.Context, flux string, extern influx.Extern) (io.ReadCloser, error)
-}
-
 // Lister is the part of the registry the fleet needs.
 type Lister interface {
 	List(ctx context.Context) ([]registry.Device, error)
 }
 
 var (
-	_ Querier = (*influx.Client)(nil)
-	_ Lister  = (*registry.Registry)(nil)
+	_ Lister = (*registry.Registry)(nil)
 )
 
 // lastSeenFlux reads each series' latest Temperature point: a bare last() after the filter is pushed down to the
@@ -55,7 +48,7 @@ const lastSeenFlux = `from(bucket: bucket)
 
 // Health reads devices' last points.
 type Health struct {
-	Influx   Querier
+	Influx   influx.Querier
 	Bucket   string
 	Interval time.Duration // the devices' measurement interval
 }

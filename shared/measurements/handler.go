@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -14,13 +13,6 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/influx"
 	"github.com/iot-center/iot-center-serverless/shared/registry"
 )
-
-// Querier runs a fixed Flux text with extern values and returns the annotated CSV stream.
-type Querier interface {
-	QueryRaw(ctx context.Context, flux string, extern influx.Extern) (io.ReadCloser, error)
-}
-
-var _ Querier = (*influx.Client)(nil)
 
 // Devices looks a device up: an unregistered id is an *api.Error with code NotFound.
 type Devices interface {
@@ -41,7 +33,7 @@ const deadlineMargin = 500 * time.Millisecond
 
 // Handler serves the query function's routes.
 type Handler struct {
-	q        Querier
+	q        influx.Querier
 	devices  Devices
 	bucket   string
 	bucketDs string // hourly aggregates; "" reads raw data only
@@ -59,7 +51,7 @@ func WithClock(now func() time.Time) Option { return func(h *Handler) { h.now = 
 func WithDownsampled(bucket string) Option { return func(h *Handler) { h.bucketDs = bucket } }
 
 // New builds the handler. bucket is the measurements bucket; timeout caps every query (0 = DefaultTimeout).
-func New(q Querier, devices Devices, bucket string, timeout time.Duration, opts ...Option) *Handler {
+func New(q influx.Querier, devices Devices, bucket string, timeout time.Duration, opts ...Option) *Handler {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
