@@ -1,8 +1,11 @@
 package registry
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -14,45 +17,73 @@ import (
 	"time"
 
 	"github.com/iot-center/iot-center-serverless/internal/influxtest"
+	"github.com/iot-center/iot-center-serverless/shared/config"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
 )
 
 // timingProxy sits between the registry and influxd and adds up the time of each kind of request, so the
-// benchmark can say where a registration's time goes.
+// benchmark can say where a registration's time goes. Queries are told apart by their Flux text.
 type timingProxy struct {
 	mu    sync.Mutex
 	total map[string]time.Duration
 	count map[string]int
 }
 
+var fluxNames = map[string]string{getFlux: "get", listFlux: "list", countFlux: "count"}
+
+// kind names a request: method and path, and for a query which of the registry's Flux texts it runs. It reads
+// the body and puts it back for the proxy.
 func (p *timingProxy) kind(r *http.Request) string {
 	path := r.URL.Path
 	if strings.HasPrefix(path, "/api/v2/authorizations/") {
 		path = "/api/v2/authorizations/{id}"
 	}
+	if path == "/api/v2/query" {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		var q struct{ Query string }
+		_ = json.Unmarshal(body, &q)
+		name := fluxNames[q.Query]
+		if name == "" {
+			name = "other"
+		}
+		path += "_" + name
+	}
 	return r.Method + " " + path
 }
 
-// BenchmarkRegistration1000 registers 1,000 devices from 8 concurrent clients (Register, the code behind
-// POST /api/devices/{id}) and reports the total time and the InfluxDB time per kind of request.
-func BenchmarkRegistration1000(b *testing.B) {
-	const devices, clients = 1000, 8
-	srv := influxtest.Shared(b)
-	target, _ := url.Parse(srv.URL)
-	p := &timingProxy{total: map[string]time.Duration{}, count: map[string]int{}}
+func (p *timingProxy) start(b *testing.B, target *url.URL) *httptest.Server {
 	rp := httputil.NewSingleHostReverseProxy(target)
 	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		k := p.kind(r)
 		t0 := time.Now()
 		rp.ServeHTTP(w, r)
-		k := p.kind(r)
 		p.mu.Lock()
 		p.total[k] += time.Since(t0)
 		p.count[k]++
 		p.mu.Unlock()
 	}))
 	b.Cleanup(proxy.Close)
+	return proxy
+}
+
+// BenchmarkRegistration1000 registers 1,000 devices from 8 concurrent clients (Register, the code behind
+// POST /api/devices/{id}) in each device-writes mode and reports the total time, InfluxDB requests per
+// registration and the InfluxDB time per kind of request (its share of all InfluxDB time, and its mean).
+func BenchmarkRegistration1000(b *testing.B) {
+	for _, mode := range []string{config.WritesGateway, config.WritesDirect} {
+		b.Run(mode, func(b *testing.B) { benchRegistration(b, mode) })
+	}
+}
+
+func benchRegistration(b *testing.B, mode string) {
+	const devices, clients = 1000, 8
+	srv := influxtest.Shared(b)
+	target, _ := url.Parse(srv.URL)
+	p := &timingProxy{total: map[string]time.Duration{}, count: map[string]int{}}
+	proxy := p.start(b, target)
 	cfg := srv.Config(srv.NewBucket(b, "rdata"), srv.NewBucket(b, "rreg"))
-	cfg.InfluxURL, cfg.MaxDevices = proxy.URL, 10000
+	cfg.InfluxURL, cfg.MaxDevices, cfg.DeviceWrites = proxy.URL, 10000, mode
 	c := influx.New(proxy.URL, srv.Token, srv.Org, influx.Options{})
 	b.Cleanup(c.Close)
 	reg := New(c, cfg)
@@ -103,16 +134,38 @@ func BenchmarkRegistration1000(b *testing.B) {
 		}
 		var rows []row
 		var sum time.Duration
+		requests := 0
 		for k, d := range p.total {
 			rows = append(rows, row{k, d})
 			sum += d
+			requests += p.count[k]
 		}
+		b.ReportMetric(float64(requests)/devices, "influx_requests/registration")
 		sort.Slice(rows, func(i, j int) bool { return rows[i].d > rows[j].d })
 		for _, r := range rows {
 			name := strings.NewReplacer("/api/v2/", "", "/", "_", " ", "_", "{", "", "}", "").Replace(r.k)
-			b.ReportMetric(float64(r.d.Milliseconds())/float64(p.count[r.k]), name+"_ms/request")
+			b.ReportMetric(r.d.Seconds()*1000/float64(p.count[r.k]), name+"_ms/request")
 			b.ReportMetric(100*float64(r.d)/float64(sum), name+"_%_of_influx_time")
 		}
 		b.ReportMetric(sum.Seconds()/clients/el.Seconds()*100, "%_of_wall_time_in_influx")
+		// one winner each: exactly one authorization (ticket) per device is left
+		as, err := c.ListAuthorizations(context.Background())
+		if err != nil {
+			b.Fatal(err)
+		}
+		per := map[string]int{}
+		for _, a := range as {
+			if strings.HasPrefix(a.Description, Description(prefix)) {
+				per[a.Description]++
+			}
+		}
+		for d, n := range per {
+			if n != 1 {
+				b.Fatalf("%s: %d authorizations, want 1", d, n)
+			}
+		}
+		if len(per) != devices {
+			b.Fatalf("authorizations for %d devices, want %d", len(per), devices)
+		}
 	}
 }

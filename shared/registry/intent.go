@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"errors"
 
 	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
@@ -45,4 +46,32 @@ func (r *Registry) candidate(bucketID string) func(influx.Authorization) bool {
 // isStale reports whether an authorization is older than StaleAfter (a crashed caller's, if it has no record).
 func (r *Registry) isStale(a influx.Authorization) bool {
 	return !a.CreatedAt.IsZero() && r.now().Sub(a.CreatedAt) > r.StaleAfter
+}
+
+// countFlux counts the registered devices: the distinct device ids among the record points' authId field (one
+// point per authorization), not the whole records List folds. The device cap's check at every first registration.
+// (schema.tagValues would read only the index, but it keeps answering a deleted device's id.)
+const countFlux = `from(bucket: registryBucket)
+  |> range(start: 0)
+  |> filter(fn: (r) => r._measurement == measurement and r._field == "authId")
+  |> group()
+  |> distinct(column: "deviceId")
+  |> count()`
+
+// registered returns how many devices have a record (a deleted device's records are deleted with it).
+func (r *Registry) registered(ctx context.Context) (int, error) {
+	n := 0
+	err := r.c.QueryRows(ctx, countFlux, influx.Extern{"registryBucket": r.cfg.BucketAuth, "measurement": Measurement},
+		func(v map[string]any) error {
+			c, _ := v["_value"].(int64)
+			n += int(c)
+			return nil
+		})
+	switch {
+	case err == nil:
+		return n, nil
+	case errors.Is(err, influx.ErrNotFound) || influx.StatusOf(err) == 404:
+		return 0, api.Wrap(api.Unavailable, err, "the device registry bucket is missing (has setup run?)")
+	}
+	return 0, api.Wrap(classify(err), err, "counting the registered devices")
 }

@@ -420,24 +420,47 @@ func TestDeviceCap(t *testing.T) {
 	f.envOK(h, c)
 }
 
+// TestOrphanAuthorizationIsRevoked: an authorization left by a crashed caller is revoked by the next registration
+// when its caller had claimed the registration (the claim names it), else by the device's next rotation (a first
+// registration does not list the organization's authorizations).
 func TestOrphanAuthorizationIsRevoked(t *testing.T) {
-	f := newFixture(t)
-	id := f.newID("orphan")
-	dataID, _ := f.admin.BucketID(ctxT(t), f.cfg.Bucket)
-	// a crashed caller's authorization: described for the device, no record
-	orphan, err := f.admin.CreateBucketAuthorization(ctxT(t), Description(id), dataID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, _ := f.instance()
-	reg.StaleAfter = 0 // every record-less winner counts as stale here
-	d, created, err := reg.Register(ctxT(t), id)
-	if err != nil || !created {
-		t.Fatalf("register: created=%v err=%v", created, err)
-	}
-	as := f.auths(id)
-	if len(as) != 1 || as[0].ID != d.AuthorizationID || as[0].ID == orphan.ID {
-		t.Errorf("authorizations: got %d (orphan kept: %v), want only the new one", len(as), len(as) > 0 && as[0].ID == orphan.ID)
+	for _, tc := range []struct {
+		name    string
+		claimed bool
+	}{{"crashed after claiming", true}, {"crashed before claiming", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			id := f.newID("orphan")
+			dataID, _ := f.admin.BucketID(ctxT(t), f.cfg.Bucket)
+			// a crashed caller's authorization: described for the device, no record
+			orphan, err := f.admin.CreateBucketAuthorization(ctxT(t), Description(id), dataID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.claimed {
+				if _, err := f.admin.CreateLabel(ctxT(t), claimName(dataID, id, nil, 0), map[string]string{"ticket": orphan.ID}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			reg, _ := f.instance()
+			reg.StaleAfter = 0 // every record-less winner counts as stale here
+			d, created, err := reg.Register(ctxT(t), id)
+			if err != nil || !created {
+				t.Fatalf("register: created=%v err=%v", created, err)
+			}
+			if !tc.claimed {
+				if got := len(f.auths(id)); got != 2 {
+					t.Fatalf("authorizations after registering: got %d, want 2 (the orphan and the device's)", got)
+				}
+				if d, _, err = reg.Rotate(ctxT(t), id, -1); err != nil {
+					t.Fatalf("rotate: %v", err)
+				}
+			}
+			as := f.auths(id)
+			if len(as) != 1 || as[0].ID != d.AuthorizationID || as[0].ID == orphan.ID {
+				t.Errorf("authorizations: got %d (orphan kept: %v), want only the device's", len(as), len(as) > 0 && as[0].ID == orphan.ID)
+			}
+		})
 	}
 }
 
