@@ -22,7 +22,7 @@ func main() {
 	env := d.Env()
 	queueURL := env.String("CHUNK_QUEUE_URL", "")
 	chunk := env.Int("CHUNK_MINUTES", 1440, 1, backfill.MaxChunkMinutes)
-	batch := env.Int("BATCH_DEVICES", backfill.DefaultBatchDevices, 1, backfill.MaxBatchDevices)
+	batch := env.Int("BATCH_DEVICES", 0, 0, backfill.MaxBatchDevices) // 0: sized to the window (backfill.BatchSize)
 	lambdaapp.Check(env)
 	queue, err := backfill.ChunkQueue(context.Background(), queueURL)
 	if err != nil {

@@ -3,9 +3,7 @@ package backfill
 import (
 	"context"
 	"fmt"
-	"regexp"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/iot-center/iot-center-serverless/shared/influx"
@@ -21,15 +19,6 @@ const hourCountsFlux = `from(bucket: bucket)
   |> filter(fn: (r) => r._measurement == "` + schema.Measurement + `" and r._field == "` + schema.Temperature + `" and r.clientId =~ devices)
   |> aggregateWindow(every: 1h, fn: count, createEmpty: false, timeSrc: "_start")
   |> keep(columns: ["clientId", "_time", "_value"])`
-
-// devicesRegexp matches exactly the given ids (validated device ids: letters, digits, '_', '.', '-').
-func devicesRegexp(ids []string) *regexp.Regexp {
-	quoted := make([]string, len(ids))
-	for i, id := range ids {
-		quoted[i] = regexp.QuoteMeta(id)
-	}
-	return regexp.MustCompile("^(?:" + strings.Join(quoted, "|") + ")$")
-}
 
 // DevicePlan is one device's part of a batch plan: the windows (Unix minutes) its chunk tasks cover and how many
 // points are missing in them by the hourly counts.
@@ -51,7 +40,7 @@ func (p *Planner) PlanDevices(ctx context.Context, ids []string, w Window, chunk
 	}
 	counts := make(map[string]map[int64]int64, len(ids))
 	rc, err := p.Influx.QueryRaw(ctx, hourCountsFlux, influx.Extern{
-		"bucket": p.Bucket, "start": w.From, "stop": w.To, "devices": devicesRegexp(ids),
+		"bucket": p.Bucket, "start": w.From, "stop": w.To, "devices": influx.OneOf(ids),
 	})
 	if err != nil {
 		return nil, err

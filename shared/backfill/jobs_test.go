@@ -296,3 +296,27 @@ func TestDeadlinePassedChunksFail(t *testing.T) {
 		t.Errorf("second job %+v, want 2,880 points written", again)
 	}
 }
+
+func TestBatchSize(t *testing.T) {
+	day := func(n int) Window {
+		return Window{From: fixedNow.Add(-time.Duration(n) * 24 * time.Hour), To: fixedNow}
+	}
+	for _, tt := range []struct {
+		name       string
+		configured int
+		w          Window
+		want       int
+	}{
+		{"configured wins", 3, day(30), 3},
+		{"1 day: the largest batch", 0, day(1), MaxBatchDevices},
+		{"3 days", 0, day(3), 1000},
+		{"7 days", 0, day(7), 428},
+		{"30 days: the smallest", 0, day(30), DefaultBatchDevices},
+		{"an hour", 0, Window{From: fixedNow.Add(-time.Hour), To: fixedNow}, MaxBatchDevices},
+		{"under an hour", 0, Window{From: fixedNow.Add(-time.Minute), To: fixedNow}, MaxBatchDevices},
+	} {
+		if got := BatchSize(tt.configured, tt.w); got != tt.want {
+			t.Errorf("%s: BatchSize(%d, %v) = %d, want %d", tt.name, tt.configured, tt.w.To.Sub(tt.w.From), got, tt.want)
+		}
+	}
+}

@@ -21,7 +21,8 @@ type Runner struct {
 	Queue        Queue
 	Devices      Devices
 	ChunkMinutes int
-	// BatchDevices is how many devices one batch task plans (one query); DefaultBatchDevices when 0.
+	// BatchDevices is how many devices one batch task plans (one query); sized to the job's window when 0
+	// (BatchSize).
 	BatchDevices int
 	// TaskMinutes is how many minutes of chunks one chunk task carries (several devices' chunks, written one after
 	// the other); DefaultTaskMinutes when 0. One chunk is never split across tasks.
@@ -29,8 +30,23 @@ type Runner struct {
 	Now         func() time.Time
 }
 
-// DefaultBatchDevices keeps a batch's planning query at a few thousand rows per day of window.
+// DefaultBatchDevices is the smallest batch BatchSize chooses (a 30-day window).
 const DefaultBatchDevices = 100
+
+// batchDeviceHours bounds a batch's planning query: its devices × the window's hours is the most rows its answer
+// has (one per device and hour). 100 devices over 30 days, 1,000 over 3 days or less: fewer, larger batches plan
+// a short window's fleet with ten tasks instead of a hundred at 10,000 devices.
+const batchDeviceHours = DefaultBatchDevices * 30 * 24
+
+// BatchSize is how many devices one batch task plans for window w: configured when it is set, else as many as
+// keep the planning query within batchDeviceHours, between DefaultBatchDevices and MaxBatchDevices.
+func BatchSize(configured int, w Window) int {
+	if configured > 0 {
+		return configured
+	}
+	hours := max(int(w.To.Sub(w.From)/time.Hour), 1)
+	return min(max(batchDeviceHours/hours, DefaultBatchDevices), MaxBatchDevices)
+}
 
 // DefaultTaskMinutes is ten device-days of points per chunk task: about a second of a worker's CPU, and a
 // thousand-device day is a hundred messages and invocations.
@@ -132,10 +148,7 @@ func (r *Runner) plan(ctx context.Context, t Task) error {
 			}
 		}
 	}
-	size := r.BatchDevices
-	if size <= 0 {
-		size = DefaultBatchDevices
-	}
+	size := BatchSize(r.BatchDevices, Window{From: t.Job.From, To: t.Job.To})
 	var tasks []Task
 	for b := 0; b*size < len(ids); b++ {
 		part := ids[b*size : min(len(ids), (b+1)*size)]

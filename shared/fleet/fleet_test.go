@@ -106,6 +106,23 @@ func TestHealthStatuses(t *testing.T) {
 	if strings.Contains(body, "bench-token") {
 		t.Errorf("the device list holds a token: %s", body)
 	}
+	// a page looks up only its own devices' last points: the same lastSeen and status as the whole list
+	for _, page := range []struct {
+		path  string
+		first int
+	}{{"/api/devices?limit=2", 0}, {"/api/devices?limit=2&after=h-never", 2}, {"/api/devices?after=h-online", 3}} {
+		status, got, _, body := f.get(t, page.path)
+		if status != 200 || len(got) == 0 || page.first+len(got) > len(devs) {
+			t.Fatalf("GET %s: %d %s", page.path, status, body)
+		}
+		for i, d := range got {
+			w := devs[page.first+i]
+			if d.DeviceID != w.DeviceID || d.Status != w.Status || (d.LastSeen == nil) != (w.LastSeen == nil) ||
+				(d.LastSeen != nil && !d.LastSeen.Equal(*w.LastSeen)) {
+				t.Errorf("GET %s: entry %d %+v, want %+v as in the whole list", page.path, i, d, w)
+			}
+		}
+	}
 
 	counts, err := f.svc.Check(ctx)
 	if err != nil {

@@ -39,12 +39,19 @@ var (
 )
 
 // lastSeenFlux reads each series' latest Temperature point: a bare last() after the filter is pushed down to the
-// storage engine (it reads the newest block of each series), so the answer is one row per series.
-const lastSeenFlux = `from(bucket: bucket)
+// storage engine (it reads the newest block of each series), so the answer is one row per series. The devices
+// filter (`=~` a set of ids, pushed down to the index) is there only when a page of devices is looked up.
+func lastSeenFlux(some bool) string {
+	devices := ""
+	if some {
+		devices = " and r.clientId =~ devices"
+	}
+	return `from(bucket: bucket)
   |> range(start: start, stop: stop)
-  |> filter(fn: (r) => r._measurement == "` + schema.Measurement + `" and r._field == "` + schema.Temperature + `" and r.clientId != "")
+  |> filter(fn: (r) => r._measurement == "` + schema.Measurement + `" and r._field == "` + schema.Temperature + `" and r.clientId != ""` + devices + `)
   |> last()
   |> keep(columns: ["clientId", "_time"])`
+}
 
 // Health reads devices' last points.
 type Health struct {
@@ -53,15 +60,22 @@ type Health struct {
 	Interval time.Duration // the devices' measurement interval
 }
 
-// LastSeen returns each device's latest point time within Lookback (devices without one are absent).
-func (h *Health) LastSeen(ctx context.Context, now time.Time) (map[string]time.Time, error) {
-	rc, err := h.Influx.QueryRaw(ctx, lastSeenFlux, influx.Extern{"bucket": h.Bucket, "start": now.Add(-Lookback),
-		"stop": now.Add(time.Minute)})
+// LastSeen returns each device's latest point time within Lookback (devices without one are absent): of every
+// device when ids is nil, else of those devices only (the cost follows the number of series read).
+func (h *Health) LastSeen(ctx context.Context, now time.Time, ids []string) (map[string]time.Time, error) {
+	out := map[string]time.Time{}
+	if ids != nil && len(ids) == 0 {
+		return out, nil
+	}
+	ext := influx.Extern{"bucket": h.Bucket, "start": now.Add(-Lookback), "stop": now.Add(time.Minute)}
+	if ids != nil {
+		ext["devices"] = influx.OneOf(ids)
+	}
+	rc, err := h.Influx.QueryRaw(ctx, lastSeenFlux(ids != nil), ext)
 	if err != nil {
 		return nil, err
 	}
 	defer rc.Close()
-	out := map[string]time.Time{}
 	err = influx.EachRow(rc, []string{"clientId", "_time"}, func(row []string) error {
 		id := row[0]
 		t, err := time.Parse(time.RFC3339Nano, row[1])

@@ -294,3 +294,18 @@ func TestWriteRetriesHonouringRetryAfter(t *testing.T) {
 		t.Errorf("error message leaks a token: %v", err)
 	}
 }
+
+func TestOneOfMatchesExactlyTheValues(t *testing.T) {
+	re := influx.OneOf([]string{"dev.1", "dev-2", "a_b"})
+	for _, tc := range []struct {
+		in   string
+		want bool
+	}{
+		{"dev.1", true}, {"dev-2", true}, {"a_b", true},
+		{"devx1", false}, {"dev.10", false}, {"xdev-2", false}, {"", false}, {"dev.1|dev-2", false},
+	} {
+		if got := re.MatchString(tc.in); got != tc.want {
+			t.Errorf("OneOf(...).MatchString(%q) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}

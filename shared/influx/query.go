@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/influxdata/influxdb-client-go/v2/api"
@@ -21,6 +22,16 @@ import (
 // time.Time, time.Duration, *regexp.Regexp (a regular expression literal: InfluxDB pushes `r.tag =~ re` down to the
 // storage engine, unlike contains() over a set).
 type Extern map[string]any
+
+// OneOf is a regular expression matching exactly the given values: passed in an Extern, `r.tag =~ re` selects
+// those tag values in the storage engine's index (a filter on a set of ids that is pushed down).
+func OneOf(values []string) *regexp.Regexp {
+	quoted := make([]string, len(values))
+	for i, v := range values {
+		quoted[i] = regexp.QuoteMeta(v)
+	}
+	return regexp.MustCompile("^(?:" + strings.Join(quoted, "|") + ")$")
+}
 
 // ast renders the extern as the Flux AST file InfluxDB expects: one `option name = literal` per value.
 func (e Extern) ast() (map[string]any, error) {
