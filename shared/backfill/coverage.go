@@ -119,7 +119,7 @@ func (s *Service) coverageAll(w http.ResponseWriter, r *http.Request) {
 		c, err := s.Planner.fleetPresent(ctx, win)
 		done <- result{c, err}
 	}()
-	ids, err := s.Devices.IDs(ctx)
+	ids, err := s.Devices.IDs(ctx, nil)
 	res := <-done
 	if err != nil {
 		api.WriteError(w, r, err)

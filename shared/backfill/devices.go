@@ -14,14 +14,16 @@ import (
 type Devices interface {
 	// Exists returns nil for a registered device and an *api.Error NotFound otherwise.
 	Exists(ctx context.Context, id string) error
-	// IDs lists the registered devices, sorted (one registry query).
-	IDs(ctx context.Context) ([]string, error)
+	// IDs lists the registered devices, sorted (one registry query): every one when only is nil, else those of
+	// only (a query that reads just their records).
+	IDs(ctx context.Context, only []string) ([]string, error)
 }
 
 // Registry is the part of the device registry (registry.Registry) RegistryDevices reads.
 type Registry interface {
 	Get(ctx context.Context, id string) (registry.Device, error)
 	List(ctx context.Context) ([]registry.Device, error)
+	ListOf(ctx context.Context, ids []string) ([]registry.Device, error)
 }
 
 var (
@@ -38,9 +40,15 @@ func (d RegistryDevices) Exists(ctx context.Context, id string) error {
 	return err
 }
 
-// IDs lists the registered device ids, sorted.
-func (d RegistryDevices) IDs(ctx context.Context) ([]string, error) {
-	list, err := d.R.List(ctx)
+// IDs lists the registered device ids (of only, when it is not nil), sorted.
+func (d RegistryDevices) IDs(ctx context.Context, only []string) ([]string, error) {
+	var list []registry.Device
+	var err error
+	if only == nil {
+		list, err = d.R.List(ctx)
+	} else {
+		list, err = d.R.ListOf(ctx, only)
+	}
 	if err != nil {
 		return nil, err
 	}

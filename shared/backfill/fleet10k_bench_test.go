@@ -2,6 +2,7 @@ package backfill
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -43,7 +44,7 @@ func (q *taskSink) take() []Task {
 // BenchmarkFleet10000 times the fleet paths in-process (the real handlers and the real InfluxDB, no emulator or
 // SQS) at 10,000 registered devices (registry records written directly), each with the last 10 minutes of data:
 // the registry's list, the device list with health (all of it, and a page of 100), the fleet coverage poll, the
-// write-missing answer (a new job, and the same job again), and the planning of every device for one day (the plan
+// write-missing answer (a new job, the same job again, and a job for 1,000 listed devices), and the planning of every device for one day (the plan
 // task and its batch tasks run here at the template's 4 at a time; the chunk tasks are only counted).
 func BenchmarkFleet10000(b *testing.B) {
 	const n = 10000
@@ -104,6 +105,13 @@ func BenchmarkFleet10000(b *testing.B) {
 			}
 			return time.Since(t0)
 		}))
+
+		list, _ := json.Marshal(map[string]any{"devices": ids[:MaxBatchDevices], "days": 1})
+		start = time.Now()
+		if status, listed, _ := f.post(b, "/api/write-missing", string(list)); status != http.StatusAccepted || listed.Devices != MaxBatchDevices {
+			b.Fatalf("write-missing for %d listed devices: %d %+v, want 202", MaxBatchDevices, status, listed)
+		}
+		report("write_missing_1000_listed_answer", time.Since(start))
 
 		start = time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)

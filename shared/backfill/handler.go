@@ -122,7 +122,7 @@ func (s *Service) planAll(w http.ResponseWriter, r *http.Request) {
 
 // checkDevices validates an explicit device list: valid ids, at most MaxDevices (and what one task carries), every
 // one registered (else 404 naming the first unknown one, before anything is recorded), duplicates dropped. One
-// registry query, whatever the list's length.
+// registry query that reads the listed devices' records only: the answer does not grow with the fleet.
 func (s *Service) checkDevices(ctx context.Context, list []string) ([]string, error) {
 	if len(list) == 0 {
 		return nil, api.InvalidParam("devices", "devices must not be empty (omit it for every registered device)")
@@ -145,12 +145,12 @@ func (s *Service) checkDevices(ctx context.Context, list []string) ([]string, er
 			ids = append(ids, id)
 		}
 	}
-	all, err := s.Devices.IDs(ctx)
+	registered, err := s.Devices.IDs(ctx, ids)
 	if err != nil {
 		return nil, err
 	}
-	known := make(map[string]bool, len(all))
-	for _, id := range all {
+	known := make(map[string]bool, len(registered))
+	for _, id := range registered {
 		known[id] = true
 	}
 	for _, id := range ids {

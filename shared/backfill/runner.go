@@ -130,23 +130,15 @@ func (r *Runner) Run(ctx context.Context, t Task) error {
 
 // plan reads the job's device list once and fans it out in batch tasks.
 func (r *Runner) plan(ctx context.Context, t Task) error {
-	all, err := r.Devices.IDs(ctx)
+	// every registered device, or those of the explicit list still registered (one deleted since the request is
+	// skipped); the list's query reads only its devices' records
+	var only []string
+	if !t.All {
+		only = append([]string{}, t.Devices...)
+	}
+	ids, err := r.Devices.IDs(ctx, only)
 	if err != nil {
 		return err
-	}
-	ids := all
-	if !t.All {
-		// an explicit list: the devices still registered (one deleted since the request is skipped)
-		known := make(map[string]bool, len(all))
-		for _, id := range all {
-			known[id] = true
-		}
-		ids = nil
-		for _, id := range t.Devices {
-			if known[id] {
-				ids = append(ids, id)
-			}
-		}
 	}
 	size := BatchSize(r.BatchDevices, Window{From: t.Job.From, To: t.Job.To})
 	var tasks []Task

@@ -29,7 +29,7 @@ type timingProxy struct {
 	count map[string]int
 }
 
-var fluxNames = map[string]string{getFlux: "get", listFlux: "list", countFlux: "count"}
+var fluxNames = map[string]string{getFlux: "get", listFlux(false): "list", listFlux(true): "list_of", countFlux: "count"}
 
 // kind names a request: method and path, and for a query which of the registry's Flux texts it runs. It reads
 // the body and puts it back for the proxy.

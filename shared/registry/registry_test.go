@@ -493,15 +493,29 @@ func TestListTakesEachDevicesNewestRecord(t *testing.T) {
 		{ID: "rotated", AuthorizationID: "b3", CreatedAt: t0, UpdatedAt: t0.Add(2 * time.Hour)},
 		{ID: "tie", AuthorizationID: "c2", CreatedAt: t0, UpdatedAt: t0.Add(time.Minute)},
 	}
+	sameDevices(t, "List", got, want)
+	// ListOf reads only the listed devices (an unknown id is simply absent), with the same fold
+	some, err := f.reg.ListOf(ctxT(t), []string{"tie", "nobody", "rotated", "rot"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameDevices(t, "ListOf", some, want[1:])
+	if none, err := f.reg.ListOf(ctxT(t), []string{}); err != nil || len(none) != 0 {
+		t.Errorf("ListOf(no ids) = %v, %v; want nothing", none, err)
+	}
+}
+
+func sameDevices(t *testing.T, what string, got, want []Device) {
+	t.Helper()
 	if len(got) != len(want) {
-		t.Fatalf("got %d devices %+v, want %d", len(got), got, len(want))
+		t.Fatalf("%s: got %d devices %+v, want %d", what, len(got), got, len(want))
 	}
 	for i, w := range want {
 		g := got[i]
 		if g.ID != w.ID || g.AuthorizationID != w.AuthorizationID || !g.CreatedAt.Equal(w.CreatedAt) ||
 			!g.UpdatedAt.Equal(w.UpdatedAt) || !g.Token.Empty() {
-			t.Errorf("device %d: got %s %s created %v updated %v (token read: %v), want %s %s created %v updated %v",
-				i, g.ID, g.AuthorizationID, g.CreatedAt, g.UpdatedAt, !g.Token.Empty(), w.ID, w.AuthorizationID,
+			t.Errorf("%s: device %d: got %s %s created %v updated %v (token read: %v), want %s %s created %v updated %v",
+				what, i, g.ID, g.AuthorizationID, g.CreatedAt, g.UpdatedAt, !g.Token.Empty(), w.ID, w.AuthorizationID,
 				w.CreatedAt, w.UpdatedAt)
 		}
 	}
