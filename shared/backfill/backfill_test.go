@@ -208,9 +208,23 @@ func TestPlanRequests(t *testing.T) {
 }
 
 // TestPlanAllAndCoverageAll plans every registered device in one request, with edge cases for the gap query:
-// a device with one missing minute, one with points off the whole minute (a real device's clock), one empty.
+// a device with one missing minute, one with points off the whole minute (a real device's clock), one empty. It
+// runs with one chunk per task and with the worker's default task size (several devices' chunks in a task: one
+// gap query and shared write batches for all of them).
 func TestPlanAllAndCoverageAll(t *testing.T) {
-	f := newFixture(t, influxtest.Shared(t), fixtureOpts{chunkMinutes: 1440})
+	for _, tc := range taskSizes {
+		t.Run(tc.name, func(t *testing.T) { testPlanAllAndCoverageAll(t, tc.minutes) })
+	}
+}
+
+// taskSizes are the chunk task sizes the end-to-end tests run with.
+var taskSizes = []struct {
+	name    string
+	minutes int
+}{{"one chunk per task", 1}, {"default task size", DefaultTaskMinutes}}
+
+func testPlanAllAndCoverageAll(t *testing.T, taskMinutes int) {
+	f := newFixture(t, influxtest.Shared(t), fixtureOpts{chunkMinutes: 1440, taskMinutes: taskMinutes})
 	win := LastDays(fixedNow, 7)
 	one, offMinute := f.register(t, "one"), f.register(t, "off")
 	f.register(t, "empty")

@@ -37,7 +37,9 @@ func BenchmarkBackfillVsIngestCeiling(b *testing.B) {
 	// (b) the backfill: plan over HTTP, chunks fanned out to conc worker instances (the worker's reserved
 	// concurrency), all devices registered in a fresh registry and written into a fresh bucket.
 	backfill := func(conc int, downsample bool) time.Duration {
-		f := newFixture(b, srv, fixtureOpts{instances: conc, downsample: downsample, now: time.Now})
+		// the product's task sizes (the worker function's defaults), not the tests' small ones
+		f := newFixture(b, srv, fixtureOpts{instances: conc, downsample: downsample, now: time.Now,
+			taskMinutes: DefaultTaskMinutes, batchDevices: DefaultBatchDevices})
 		for d := 0; d < devices; d++ {
 			f.register(b, fmt.Sprintf("bench%02d", d))
 		}

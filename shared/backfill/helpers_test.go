@@ -114,6 +114,7 @@ type fixtureOpts struct {
 	maxReceives  int  // the redrive policy's maxReceiveCount (default 5)
 	paused       bool // no event source mapping: tasks stay queued
 	taskMinutes  int  // minutes of chunks per chunk task (default 1: one chunk per task)
+	batchDevices int  // devices per planning batch task (default 3)
 }
 
 func newFixture(t testing.TB, srv *influxtest.Server, o fixtureOpts) *fixture {
@@ -135,6 +136,9 @@ func newFixture(t testing.TB, srv *influxtest.Server, o fixtureOpts) *fixture {
 	}
 	if o.taskMinutes == 0 {
 		o.taskMinutes = 1
+	}
+	if o.batchDevices == 0 {
+		o.batchDevices = 3
 	}
 	cfg := srv.Config(srv.NewBucket(t, "bfdata"), srv.NewBucket(t, "bfreg"))
 	cfg.MaxDevices = 10000
@@ -171,7 +175,7 @@ func newFixture(t testing.TB, srv *influxtest.Server, o fixtureOpts) *fixture {
 			w.DownsampledBucket = cfg.BucketDownsampled
 		}
 		runners <- &Runner{Worker: w, Planner: planner, Jobs: f.jobs, Queue: f.queue, Devices: devices,
-			ChunkMinutes: o.chunkMinutes, BatchDevices: 3, TaskMinutes: o.taskMinutes, Now: o.now}
+			ChunkMinutes: o.chunkMinutes, BatchDevices: o.batchDevices, TaskMinutes: o.taskMinutes, Now: o.now}
 	}
 	f.mapping = &sqsesm.Mapping{Function: "BackfillWorker", Queue: queues[name], Client: sqsClient, Idle: 50 * time.Millisecond,
 		Event: sqsesm.Event{BatchSize: 1, MaximumConcurrency: o.instances, ReportItemFailures: true},

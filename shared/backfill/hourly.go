@@ -1,6 +1,7 @@
 package backfill
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strconv"
@@ -281,18 +282,36 @@ func (w *Worker) readHourly(ctx context.Context, buf []byte, prefix [5][]byte, d
 	return buf, nil
 }
 
-// aggregate writes the hourly aggregates of the hours the chunk wrote (see the comment at the top of the file):
-// computed from the generated values for the hours it wrote entirely, read back from InfluxDB for the others.
-func (w *Worker) aggregate(ctx context.Context, c Chunk, hs *hourly) error {
+// aggregates collects the hourly aggregate lines of the chunks a worker call writes (see the comment at the top of
+// the file): computed from the generated values for the hours a chunk wrote entirely, read back from InfluxDB for
+// the others once every point is written, and written in as few requests as the lines allow.
+type aggregates struct {
+	w       *Worker
+	lp      []byte
+	lines   int
+	partial []partialHours
+}
+
+// partialHours are a chunk's hours written in part, to be read back after the points are written.
+type partialHours struct {
+	deviceID string
+	prefix   [5][]byte
+	spans    []Window
+}
+
+func (w *Worker) newAggregates() *aggregates { return &aggregates{w: w, lp: w.agg[:0]} }
+
+// add takes the aggregates of chunk c (hs: its generated values) for the hours it wrote.
+func (a *aggregates) add(c Chunk, hs *hourly) {
 	prefix := hourlyPrefixes(c.DeviceID)
-	lp := w.lp[:0]
 	for _, h := range hs.full {
-		lp = appendHourly(lp, prefix, h, hs.aggs[h])
+		a.lp = appendHourly(a.lp, prefix, h, hs.aggs[h])
+		a.lines += len(aggNames)
 	}
 	// The hour in progress is left to the hourly task: its next run aggregates it (it looks back two hours), and
 	// until then readers compute hours after the latest aggregated one from the raw points. That spares a query
 	// per device in the common case (a window ending now).
-	current := w.now().UTC().Truncate(time.Hour)
+	current := a.w.now().UTC().Truncate(time.Hour)
 	var partial []Window
 	for _, p := range hs.partial {
 		if p.To.After(current) {
@@ -303,17 +322,44 @@ func (w *Worker) aggregate(ctx context.Context, c Chunk, hs *hourly) error {
 		}
 	}
 	if len(partial) > 0 {
+		a.partial = append(a.partial, partialHours{deviceID: c.DeviceID, prefix: prefix, spans: partial})
+	}
+}
+
+// write reads the partly written hours back (the chunks' points are written by now) and writes every line.
+func (a *aggregates) write(ctx context.Context) error {
+	for _, p := range a.partial {
+		n := len(a.lp)
 		var err error
-		if lp, err = w.readHourly(ctx, lp, prefix, c.DeviceID, partial); err != nil {
+		if a.lp, err = a.w.readHourly(ctx, a.lp, p.prefix, p.deviceID, p.spans); err != nil {
 			return err
 		}
+		a.lines += bytes.Count(a.lp[n:], []byte{'\n'})
 	}
-	// at most 30 days × 24 hours × 5 lines: one request
-	if len(lp) > 0 {
-		if err := w.writeTo(ctx, w.DownsampledBucket, lp); err != nil {
+	defer func() { a.w.agg = a.lp[:0] }()
+	for rest := a.lp; len(rest) > 0; {
+		// BatchLines lines a request, cut at a line's end
+		cut := len(rest)
+		if a.lines > BatchLines {
+			cut = lineEnd(rest, BatchLines)
+		}
+		if err := a.w.writeTo(ctx, a.w.DownsampledBucket, rest[:cut]); err != nil {
 			return fmt.Errorf("writing hourly aggregates: %w", err)
 		}
+		rest, a.lines = rest[cut:], max(a.lines-BatchLines, 0)
 	}
-	w.lp = lp
 	return nil
+}
+
+// lineEnd is the offset just past the n-th line of lp (len(lp) when it has fewer).
+func lineEnd(lp []byte, n int) int {
+	off := 0
+	for ; n > 0; n-- {
+		i := bytes.IndexByte(lp[off:], '\n')
+		if i < 0 {
+			return len(lp)
+		}
+		off += i + 1
+	}
+	return off
 }

@@ -201,12 +201,13 @@ func (r *Runner) batch(ctx context.Context, t Task) error {
 	return nil
 }
 
-// chunk writes its chunks' gaps one after the other, or records a chunk as failed when the job's deadline has
-// passed (what is still missing stays missing: asking again plans it). The outcomes are recorded in one write, also
-// when a chunk fails part-way (the task then runs again; writes are idempotent).
+// chunk writes its chunks' gaps, or records a chunk as failed when the job's deadline has passed (what is still
+// missing stays missing: asking again plans it). One query finds every chunk's exact gaps and the worker writes them
+// all in shared batches (Worker.HandleAll). The outcomes are recorded in one write, also when the writes fail (the
+// task then runs again; writes are idempotent).
 func (r *Runner) chunk(ctx context.Context, t Task) error {
 	var outs []chunkOutcome
-	var failure error
+	var todo []ChunkRef
 	for _, ref := range t.Chunks {
 		if !r.now().Before(t.Job.Deadline) {
 			api.Logger(ctx).WarnContext(ctx, "chunk past its job's deadline: recorded as failed", slog.String("jobId", t.Job.ID),
@@ -214,16 +215,19 @@ func (r *Runner) chunk(ctx context.Context, t Task) error {
 			outs = append(outs, chunkOutcome{ref: ref, failed: true})
 			continue
 		}
-		points, err := r.writeChunk(ctx, ref)
-		if api.IsCode(err, api.Invalid) {
+		todo = append(todo, ref)
+	}
+	written, failure := r.writeChunks(ctx, todo)
+	for i, ref := range todo {
+		switch {
+		case api.IsCode(failure, api.Invalid):
 			outs = append(outs, chunkOutcome{ref: ref, failed: true}) // cannot succeed on a retry
-			continue
+		case failure == nil:
+			outs = append(outs, chunkOutcome{ref: ref, points: written[i]})
 		}
-		if err != nil {
-			failure = err
-			break
-		}
-		outs = append(outs, chunkOutcome{ref: ref, points: points})
+	}
+	if api.IsCode(failure, api.Invalid) {
+		failure = nil
 	}
 	if err := r.Jobs.recordChunks(ctx, t.Job, outs, r.now()); err != nil {
 		return errors.Join(failure, influxErr(err))
@@ -231,18 +235,30 @@ func (r *Runner) chunk(ctx context.Context, t Task) error {
 	return failure
 }
 
-// writeChunk finds the device's exact gaps in the chunk's window and writes them.
-func (r *Runner) writeChunk(ctx context.Context, ref ChunkRef) (int64, error) {
-	chunks, _, err := r.Planner.Chunks(ctx, ref.DeviceID, ref.window(), r.ChunkMinutes)
-	if err != nil {
-		return 0, influxErr(err)
+// writeChunks finds the exact gaps of the chunks' windows (one query) and writes them; it returns the points
+// written per chunk.
+func (r *Runner) writeChunks(ctx context.Context, refs []ChunkRef) ([]int64, error) {
+	if len(refs) == 0 {
+		return nil, nil
 	}
-	var points int64
-	for _, c := range chunks {
-		if err := r.Worker.Handle(ctx, c); err != nil {
-			return points, err
+	spans := make([]span, len(refs))
+	for i, ref := range refs {
+		spans[i] = span{ref.DeviceID, ref.window()}
+	}
+	planned, err := r.Planner.chunksOf(ctx, spans, r.ChunkMinutes)
+	if err != nil {
+		return nil, influxErr(err)
+	}
+	points := make([]int64, len(refs))
+	var all []Chunk
+	for i, cs := range planned {
+		for _, c := range cs {
+			points[i] += c.Minutes()
 		}
-		points += c.Minutes()
+		all = append(all, cs...)
+	}
+	if err := r.Worker.HandleAll(ctx, all); err != nil {
+		return nil, err
 	}
 	return points, nil
 }

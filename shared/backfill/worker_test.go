@@ -332,8 +332,14 @@ func TestHourlyMatchesTaskAggregation(t *testing.T) {
 // aggregated from the generated values; the last, partial hour is read back. The downsampled bucket then counts
 // every backfilled minute, hour by hour.
 func TestBackfillAggregatesHours(t *testing.T) {
+	for _, tc := range taskSizes {
+		t.Run(tc.name, func(t *testing.T) { testBackfillAggregatesHours(t, tc.minutes) })
+	}
+}
+
+func testBackfillAggregatesHours(t *testing.T, taskMinutes int) {
 	now := time.Date(2026, 11, 20, 12, 23, 30, 0, time.UTC)
-	f := newFixture(t, influxtest.Shared(t), fixtureOpts{downsample: true, now: func() time.Time { return now }})
+	f := newFixture(t, influxtest.Shared(t), fixtureOpts{downsample: true, now: func() time.Time { return now }, taskMinutes: taskMinutes})
 	id := f.register(t, "hours")
 	status, job, _ := f.post(t, "/api/devices/"+id+"/write-missing", "")
 	if status != http.StatusAccepted {
