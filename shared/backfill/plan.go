@@ -90,7 +90,7 @@ func (p *Planner) presenceOf(ctx context.Context, spans []span) ([]spanPresence,
 		for id := range byDevice {
 			ids = append(ids, id)
 		}
-		flux, ext["devices"] = presentManyFlux, devicesRegexp(ids)
+		flux, ext["devices"] = presentManyFlux, influx.OneOf(ids)
 	}
 	rc, err := p.Influx.QueryRaw(ctx, flux, ext)
 	if err != nil {
