@@ -4,10 +4,8 @@ package e2e_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -79,11 +77,8 @@ func stopLocalAPI() {
 	}
 }
 
-type response struct {
-	Status int
-	Body   []byte
-	Header http.Header
-}
+// response is an answer of the local API.
+type response struct{ testenv.Answer }
 
 func (r response) json(t *testing.T, v any) {
 	t.Helper()
@@ -92,32 +87,18 @@ func (r response) json(t *testing.T, v any) {
 	}
 }
 
-func call(t *testing.T, method, u, key string, body any) response {
+// call sends method path to the local API with key as the bearer and body (when not nil) as JSON.
+func call(t *testing.T, l *localAPI, method, path, key string, body any) response {
 	t.Helper()
-	var rd io.Reader
+	var js []byte
 	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
+		js, _ = json.Marshal(body)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	ans, err := l.Send(method, path, key, string(js))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, u, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
-	return response{Status: resp.StatusCode, Body: b, Header: resp.Header}
+	return response{ans}
 }
 
 func want(t *testing.T, what string, r response, statuses ...int) {
@@ -141,7 +122,7 @@ func TestRefusedBeforeAnyFunctionRuns(t *testing.T) {
 		{"GET", "/api/devices", "wrong-key"},
 		{"DELETE", "/api/devices/nobody", ""},
 	} {
-		r := call(t, tc.method, l.URL+tc.path, tc.key, nil)
+		r := call(t, l, tc.method, tc.path, tc.key, nil)
 		if r.Status != http.StatusForbidden && r.Status != http.StatusUnauthorized {
 			t.Errorf("%s %s with key %q = %d %s, want 401/403", tc.method, tc.path, tc.key, r.Status, r.Body)
 		}
@@ -158,10 +139,10 @@ func TestRefusedBeforeAnyFunctionRuns(t *testing.T) {
 	if !strings.Contains(out, "[AuthorizerFunction]") {
 		t.Errorf("the authorizer never ran")
 	}
-	if r := call(t, "GET", l.URL+"/api/health", "", nil); r.Status != http.StatusOK {
+	if r := call(t, l, "GET", "/api/health", "", nil); r.Status != http.StatusOK {
 		t.Errorf("public /api/health = %d %s, want 200", r.Status, r.Body)
 	}
-	if r := call(t, "GET", l.URL+"/api/nothing-here", l.OperatorKey, nil); r.Status != http.StatusNotFound || string(bytes.TrimSpace(r.Body)) != `{"message":"Not Found"}` {
+	if r := call(t, l, "GET", "/api/nothing-here", l.OperatorKey, nil); r.Status != http.StatusNotFound || string(bytes.TrimSpace(r.Body)) != `{"message":"Not Found"}` {
 		t.Errorf("unknown route = %d %s, want 404 {\"message\":\"Not Found\"}", r.Status, r.Body)
 	}
 }
@@ -189,7 +170,7 @@ func TestSeedStory(t *testing.T) {
 	l := shared(t)
 	id := "e2e-dev-" + influxtest.RandomID(3)
 
-	r := call(t, "POST", l.URL+"/api/devices/"+id, l.OperatorKey, nil)
+	r := call(t, l, "POST", "/api/devices/"+id, l.OperatorKey, nil)
 	want(t, "register", r, http.StatusOK, http.StatusCreated)
 	var reg envConfig
 	r.json(t, &reg)
@@ -197,7 +178,7 @@ func TestSeedStory(t *testing.T) {
 		t.Fatalf("registration = %s", r.Body)
 	}
 
-	r = call(t, "GET", l.URL+"/api/env/"+id, l.OperatorKey, nil)
+	r = call(t, l, "GET", "/api/env/"+id, l.OperatorKey, nil)
 	want(t, "config", r, http.StatusOK)
 	var cfg envConfig
 	r.json(t, &cfg)
@@ -205,7 +186,7 @@ func TestSeedStory(t *testing.T) {
 		t.Fatalf("config token/url differ from the registration: %s", r.Body)
 	}
 	// The device itself, with its own token as the bearer, may read its configuration.
-	r = call(t, "GET", l.URL+"/api/env/"+id, cfg.InfluxToken, nil)
+	r = call(t, l, "GET", "/api/env/"+id, cfg.InfluxToken, nil)
 	want(t, "config with the device token", r, http.StatusOK)
 
 	now := time.Now().Unix()
@@ -214,7 +195,7 @@ func TestSeedStory(t *testing.T) {
 		t.Fatalf("device write with its own token = %d, want 204", got)
 	}
 
-	r = call(t, "POST", l.URL+"/api/devices/"+id+"/write-missing", l.OperatorKey, map[string]int{"days": 1})
+	r = call(t, l, "POST", "/api/devices/"+id+"/write-missing", l.OperatorKey, map[string]int{"days": 1})
 	want(t, "write missing", r, http.StatusAccepted, http.StatusOK)
 	var plan struct {
 		From, To time.Time
@@ -228,7 +209,7 @@ func TestSeedStory(t *testing.T) {
 		Expected int64   `json:"expected"`
 	}
 	for i := 0; i < 120; i++ { // bounded: 120 polls, 1 s apart
-		r = call(t, "GET", l.URL+"/api/devices/"+id+"/write-missing?"+q, l.OperatorKey, nil)
+		r = call(t, l, "GET", "/api/devices/"+id+"/write-missing?"+q, l.OperatorKey, nil)
 		want(t, "coverage", r, http.StatusOK)
 		r.json(t, &cov)
 		if cov.Percent == 100 {
@@ -240,7 +221,7 @@ func TestSeedStory(t *testing.T) {
 		t.Fatalf("coverage after write-missing = %+v, want 100%%", cov)
 	}
 
-	r = call(t, "GET", l.URL+"/api/devices/"+id+"/measurements", l.OperatorKey, nil)
+	r = call(t, l, "GET", "/api/devices/"+id+"/measurements", l.OperatorKey, nil)
 	want(t, "measurements", r, http.StatusOK)
 	var m struct {
 		Time   []any            `json:"time"`
@@ -250,18 +231,18 @@ func TestSeedStory(t *testing.T) {
 	if len(m.Time) == 0 || len(m.Values["Temperature"]) == 0 {
 		t.Fatalf("measurements after backfill hold no points: %.300s", r.Body)
 	}
-	r = call(t, "GET", l.URL+"/api/devices/"+id+"/summary", l.OperatorKey, nil)
+	r = call(t, l, "GET", "/api/devices/"+id+"/summary", l.OperatorKey, nil)
 	want(t, "summary", r, http.StatusOK)
 
-	r = call(t, "GET", l.URL+"/api/devices", l.OperatorKey, nil)
+	r = call(t, l, "GET", "/api/devices", l.OperatorKey, nil)
 	want(t, "list", r, http.StatusOK)
 	if !strings.Contains(string(r.Body), `"`+id+`"`) || strings.Contains(string(r.Body), reg.InfluxToken) {
 		t.Fatalf("device list = %s, want the device and no token", r.Body)
 	}
 
-	r = call(t, "DELETE", l.URL+"/api/devices/"+id, l.OperatorKey, nil)
+	r = call(t, l, "DELETE", "/api/devices/"+id, l.OperatorKey, nil)
 	want(t, "delete", r, http.StatusNoContent, http.StatusOK)
-	r = call(t, "GET", l.URL+"/api/devices", l.OperatorKey, nil)
+	r = call(t, l, "GET", "/api/devices", l.OperatorKey, nil)
 	want(t, "list after delete", r, http.StatusOK)
 	if strings.Contains(string(r.Body), `"`+id+`"`) {
 		t.Errorf("deleted device still listed: %s", r.Body)
@@ -275,7 +256,7 @@ func TestSeedStory(t *testing.T) {
 func TestConcurrentRequestsToOneFunction(t *testing.T) {
 	l := shared(t)
 	id := "e2e-conc-" + influxtest.RandomID(3)
-	want(t, "register", call(t, "POST", l.URL+"/api/devices/"+id, l.OperatorKey, nil), http.StatusOK, http.StatusCreated)
+	want(t, "register", call(t, l, "POST", "/api/devices/"+id, l.OperatorKey, nil), http.StatusOK, http.StatusCreated)
 	const n = 12
 	var wg sync.WaitGroup
 	statuses := make(chan int, n)
@@ -283,15 +264,12 @@ func TestConcurrentRequestsToOneFunction(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			req, _ := http.NewRequest("GET", l.URL+"/api/env/"+id, nil)
-			req.Header.Set("Authorization", "Bearer "+l.OperatorKey)
-			resp, err := http.DefaultClient.Do(req)
+			ans, err := l.Send("GET", "/api/env/"+id, l.OperatorKey, "")
 			if err != nil {
 				statuses <- -1
 				return
 			}
-			resp.Body.Close()
-			statuses <- resp.StatusCode
+			statuses <- ans.Status
 		}()
 	}
 	wg.Wait()
@@ -307,7 +285,7 @@ func TestConcurrentRequestsToOneFunction(t *testing.T) {
 	if ok != n {
 		t.Errorf("%d of %d concurrent requests answered 200", ok, n)
 	}
-	want(t, "cleanup", call(t, "DELETE", l.URL+"/api/devices/"+id, l.OperatorKey, nil), http.StatusNoContent, http.StatusOK)
+	want(t, "cleanup", call(t, l, "DELETE", "/api/devices/"+id, l.OperatorKey, nil), http.StatusNoContent, http.StatusOK)
 }
 
 // TestProvisioningKeyFlow: the provisioning key registers a new id through GET /api/env/{id} but cannot read an
@@ -315,11 +293,11 @@ func TestConcurrentRequestsToOneFunction(t *testing.T) {
 func TestProvisioningKeyFlow(t *testing.T) {
 	l := shared(t)
 	a, b := "e2e-prov-a-"+influxtest.RandomID(3), "e2e-prov-b-"+influxtest.RandomID(3)
-	r := call(t, "GET", l.URL+"/api/env/"+a, l.DeviceKey, nil)
+	r := call(t, l, "GET", "/api/env/"+a, l.DeviceKey, nil)
 	want(t, "first registration with the provisioning key", r, http.StatusOK, http.StatusCreated)
 	var cfgA envConfig
 	r.json(t, &cfgA)
-	want(t, "register b", call(t, "POST", l.URL+"/api/devices/"+b, l.OperatorKey, nil), http.StatusOK, http.StatusCreated)
+	want(t, "register b", call(t, l, "POST", "/api/devices/"+b, l.OperatorKey, nil), http.StatusOK, http.StatusCreated)
 
 	for _, tc := range []struct {
 		name, id, key string
@@ -330,13 +308,13 @@ func TestProvisioningKeyFlow(t *testing.T) {
 		{"own token on another id", b, cfgA.InfluxToken, http.StatusForbidden},
 		{"no key", a, "", http.StatusForbidden},
 	} {
-		if r := call(t, "GET", l.URL+"/api/env/"+tc.id, tc.key, nil); r.Status != tc.status {
+		if r := call(t, l, "GET", "/api/env/"+tc.id, tc.key, nil); r.Status != tc.status {
 			t.Errorf("%s: %d %s, want %d", tc.name, r.Status, r.Body, tc.status)
 		} else if r.Status == http.StatusForbidden && strings.Contains(string(r.Body), "influx_token") {
 			t.Errorf("%s: refused but the body carries a token: %s", tc.name, r.Body)
 		}
 	}
 	for _, id := range []string{a, b} {
-		want(t, "cleanup", call(t, "DELETE", l.URL+"/api/devices/"+id, l.OperatorKey, nil), http.StatusNoContent, http.StatusOK)
+		want(t, "cleanup", call(t, l, "DELETE", "/api/devices/"+id, l.OperatorKey, nil), http.StatusNoContent, http.StatusOK)
 	}
 }

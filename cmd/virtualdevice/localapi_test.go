@@ -45,12 +45,8 @@ func TestThroughLocalAPI(t *testing.T) {
 		t.Errorf("InfluxDB holds %d CO2 points of the device (%v), want 8", points, err)
 	}
 	// a device's provisioning key cannot read an existing device's configuration (its token)
-	req, _ := http.NewRequest("GET", l.URL+"/api/env/"+id, nil)
-	req.Header.Set("Authorization", "Bearer "+l.DeviceKey)
-	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode/100 == 2 {
-		t.Errorf("provisioning key read an existing device's configuration: %v %v", resp, err)
-	} else {
-		resp.Body.Close()
+	if ans, err := l.Send("GET", "/api/env/"+id, l.DeviceKey, ""); err != nil || ans.Status/100 == 2 {
+		t.Errorf("provisioning key read an existing device's configuration: %d %v", ans.Status, err)
 	}
 
 	status, plan := l.Call(t, "POST", "/api/devices/"+id+"/write-missing", "")
@@ -198,12 +194,8 @@ func TestLifecycleThroughLocalAPI(t *testing.T) {
 	}
 
 	// 4. delete: the device's credential opens nothing any more
-	del, _ := http.NewRequest("DELETE", l.URL+"/api/devices/"+id, nil)
-	del.Header.Set("Authorization", "Bearer "+l.OperatorKey)
-	if resp, err := http.DefaultClient.Do(del); err != nil || resp.StatusCode != http.StatusNoContent {
-		t.Fatalf("delete: %v %v, want 204", resp, err)
-	} else {
-		resp.Body.Close()
+	if ans, err := l.Send("DELETE", "/api/devices/"+id, l.OperatorKey, ""); err != nil || ans.Status != http.StatusNoContent {
+		t.Fatalf("delete: %d %v, want 204", ans.Status, err)
 	}
 	_ = os.Remove(handover)
 	short, stop := context.WithTimeout(ctx, 3*time.Second)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -22,37 +21,24 @@ type lapiAnswer struct {
 	cfg  registry.EnvConfig
 }
 
-func lapiCall(t *testing.T, method, url, key string) lapiAnswer {
+// lapiCall sends a request to the local API; a failure to send is reported (t.Errorf: it runs on racing
+// goroutines) as code 0.
+func lapiCall(t *testing.T, l *localapitest.API, method, path, key string) lapiAnswer {
 	t.Helper()
-	req, err := http.NewRequest(method, url, nil)
+	ans, err := l.Send(method, path, key, "")
 	if err != nil {
-		t.Fatal(err)
-	}
-	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
-	}
-	resp, err := (&http.Client{Timeout: 2 * time.Minute}).Do(req)
-	if err != nil {
-		t.Errorf("%s %s: %v", method, url, err)
+		t.Error(err)
 		return lapiAnswer{}
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	a := lapiAnswer{code: resp.StatusCode, body: string(b)}
-	_ = json.Unmarshal(b, &a.cfg)
+	a := lapiAnswer{code: ans.Status, body: string(ans.Body)}
+	_ = json.Unmarshal(ans.Body, &a.cfg)
 	return a
 }
 
 func revokeAtEnd(t *testing.T, srv *influxtest.Server, ids ...string) {
-	admin := srv.Client(t)
-	t.Cleanup(func() {
-		for _, id := range ids {
-			as, _ := admin.FindAuthorizations(context.Background(), registry.Description(id))
-			for _, a := range as {
-				_ = admin.DeleteAuthorization(context.Background(), a.ID)
-			}
-		}
-	})
+	for _, id := range ids {
+		srv.RevokeAtCleanup(t, registry.Description(id))
+	}
 }
 
 // The control plane through the local API (`make run`: the template's routes, the real authorizer and function
@@ -68,7 +54,7 @@ func TestControlPlaneThroughLocalAPI(t *testing.T) {
 	const perID = 20
 	res := make([]lapiAnswer, len(ids)*perID)
 	took := testenv.Together(len(res), func(i int) {
-		res[i] = lapiCall(t, "GET", l.URL+"/api/env/"+ids[i%len(ids)], l.DeviceKey)
+		res[i] = lapiCall(t, l, "GET", "/api/env/"+ids[i%len(ids)], l.DeviceKey)
 	})
 	codes := map[int]int{}
 	for i, id := range ids {
@@ -97,9 +83,9 @@ func TestControlPlaneThroughLocalAPI(t *testing.T) {
 	// keys only in the Authorization header
 	qid := "lq-" + influxtest.RandomID(3)
 	revokeAtEnd(t, srv, qid)
-	for _, url := range []string{l.URL + "/api/env/" + qid + "?key=" + l.DeviceKey, l.URL + "/api/devices?key=" + l.OperatorKey} {
-		if a := lapiCall(t, "GET", url, ""); a.code != http.StatusBadRequest || !strings.Contains(a.body, "Authorization header") {
-			t.Errorf("GET %s: got %d %s, want 400 naming the Authorization header", strings.ReplaceAll(url, l.URL, ""), a.code, a.body)
+	for _, path := range []string{"/api/env/" + qid + "?key=" + l.DeviceKey, "/api/devices?key=" + l.OperatorKey} {
+		if a := lapiCall(t, l, "GET", path, ""); a.code != http.StatusBadRequest || !strings.Contains(a.body, "Authorization header") {
+			t.Errorf("GET %s: got %d %s, want 400 naming the Authorization header", path, a.code, a.body)
 		}
 	}
 	if as, _ := admin.FindAuthorizations(context.Background(), registry.Description(qid)); len(as) != 0 {
@@ -126,7 +112,7 @@ func TestControlPlaneThroughLocalAPI(t *testing.T) {
 		{"GET", "/api/env/" + fresh, l.OperatorKey},
 		{"DELETE", "/api/devices/" + ids[1], l.OperatorKey},
 	} {
-		if a := lapiCall(t, c.method, l.URL+c.path, c.key); a.code < 500 || strings.Contains(a.body, "influx_token") {
+		if a := lapiCall(t, l, c.method, c.path, c.key); a.code < 500 || strings.Contains(a.body, "influx_token") {
 			t.Errorf("%s %s with the registry bucket gone: got %d %s, want 5xx", c.method, c.path, a.code, a.body)
 		}
 	}

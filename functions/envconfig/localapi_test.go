@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"io"
 	"net/http"
 	"testing"
-	"time"
 
 	"github.com/iot-center/iot-center-serverless/internal/influxtest"
 	"github.com/iot-center/iot-center-serverless/internal/localapitest"
@@ -23,35 +20,14 @@ func TestFirstRegistrationRaceThroughLocalAPI(t *testing.T) {
 	l := localapitest.Start(t, srv, localapitest.Options{PoolFor: "EnvConfigFunction=4", Params: "DeviceWrites=direct"})
 	admin := srv.Client(t)
 	id := "lapi-" + influxtest.RandomID(4)
-	t.Cleanup(func() {
-		as, _ := admin.FindAuthorizations(context.Background(), registry.Description(id))
-		for _, a := range as {
-			_ = admin.DeleteAuthorization(context.Background(), a.ID)
-		}
-	})
+	revokeAtEnd(t, srv, id)
 	const n = 50
-	type result struct {
-		status int
-		cfg    registry.EnvConfig
-	}
-	res := make([]result, n)
-	client := &http.Client{Timeout: 2 * time.Minute}
-	testenv.Together(n, func(i int) {
-		req, _ := http.NewRequest("GET", l.URL+"/api/env/"+id, nil)
-		req.Header.Set("Authorization", "Bearer "+l.OperatorKey)
-		resp, err := client.Do(req)
-		if err != nil {
-			return
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		res[i].status = resp.StatusCode
-		_ = json.Unmarshal(b, &res[i].cfg)
-	})
+	res := make([]lapiAnswer, n)
+	testenv.Together(n, func(i int) { res[i] = lapiCall(t, l, "GET", "/api/env/"+id, l.OperatorKey) })
 	tokens, newly := map[string]int{}, 0
 	for i, r := range res {
-		if r.status != http.StatusOK || r.cfg.InfluxToken == "" {
-			t.Errorf("caller %d: got %d, want 200 with a token", i, r.status)
+		if r.code != http.StatusOK || r.cfg.InfluxToken == "" {
+			t.Errorf("caller %d: got %d, want 200 with a token", i, r.code)
 			continue
 		}
 		tokens[r.cfg.InfluxToken]++

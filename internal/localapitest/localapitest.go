@@ -5,11 +5,7 @@ package localapitest
 
 import (
 	"encoding/json"
-	"io"
-	"net/http"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/iot-center/iot-center-serverless/internal/influxtest"
 	"github.com/iot-center/iot-center-serverless/internal/testenv"
@@ -59,24 +55,13 @@ func Start(t testing.TB, srv *influxtest.Server, o Options) *API {
 // Call sends a request with the operator key and decodes the JSON object it answers.
 func (a *API) Call(t testing.TB, method, path, body string) (int, map[string]any) {
 	t.Helper()
-	req, err := http.NewRequest(method, a.URL+path, strings.NewReader(body))
+	ans, err := a.Send(method, path, a.OperatorKey, body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+a.OperatorKey)
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	client := &http.Client{Timeout: time.Minute}
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
 	var out map[string]any
-	if err := json.Unmarshal(b, &out); err != nil {
-		t.Fatalf("%s %s: %d %.300q is not a JSON object", method, path, resp.StatusCode, b)
+	if err := json.Unmarshal(ans.Body, &out); err != nil {
+		t.Fatalf("%s %s: %d %.300q is not a JSON object", method, path, ans.Status, ans.Body)
 	}
-	return resp.StatusCode, out
+	return ans.Status, out
 }

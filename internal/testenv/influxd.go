@@ -71,9 +71,12 @@ func (d *Influxd) Launch(ctx context.Context) error {
 		return fmt.Errorf("starting influxd: %w", err)
 	}
 	d.proc = p
-	if err := waitHealthy(ctx, d.URL, p.Done(), 60*time.Second); err != nil {
+	if err := WaitHealthy(ctx, d.URL+"/health", p.Done(), 60*time.Second); err != nil {
 		d.Stop()
-		return err
+		if errors.Is(err, errExited) {
+			return errors.New("influxd exited at start (is the port in use? see its output)")
+		}
+		return fmt.Errorf("influxd: %w", err)
 	}
 	return nil
 }
@@ -89,28 +92,6 @@ func (d *Influxd) Stop() {
 
 // Running reports whether this value started the process and has not stopped it.
 func (d *Influxd) Running() bool { return d != nil && d.proc != nil }
-
-func waitHealthy(ctx context.Context, url string, done <-chan struct{}, limit time.Duration) error {
-	deadline := time.Now().Add(limit)
-	for time.Now().Before(deadline) {
-		select {
-		case <-done:
-			return errors.New("influxd exited at start (is the port in use? see its output)")
-		case <-ctx.Done():
-			return ctx.Err()
-		default:
-		}
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url+"/health", nil)
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Errorf("influxd not healthy within %s at %s", limit, url)
-}
 
 // SetupAllowed reports whether the server at url still accepts onboarding (a fresh server).
 func SetupAllowed(ctx context.Context, url string) (bool, error) {

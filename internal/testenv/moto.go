@@ -2,8 +2,11 @@ package testenv
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os/exec"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -20,29 +23,58 @@ import (
 // of the test. It returns moto's URL; a moto that does not start fails the test.
 func StartMoto(t testing.TB) string {
 	t.Helper()
-	port, err := FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out syncbuf.Buffer
-	cmd := exec.Command("python3", "-m", "moto.server", "-H", "127.0.0.1", "-p", fmt.Sprint(port))
-	cmd.Stdout, cmd.Stderr = &out, &out
-	p, err := Start(cmd, syscall.SIGKILL)
+	m, err := LaunchMoto(context.Background(), &out)
 	if err != nil {
-		t.Fatalf("starting moto: %v", err)
+		t.Fatalf("%v: %s", err, out.String())
 	}
-	t.Cleanup(func() { p.Stop(syscall.SIGTERM, 5*time.Second) })
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	if err := WaitListen(context.Background(), addr, p.Done(), 60*time.Second); err != nil {
-		t.Fatalf("moto: %v: %s", err, out.String())
-	}
-	url := "http://" + addr
+	t.Cleanup(m.Stop)
+	url := m.URL
 	for k, v := range map[string]string{"AWS_ENDPOINT_URL_SSM": url, "AWS_ACCESS_KEY_ID": "testing",
 		"AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "", "AWS_REGION": "eu-west-1", "AWS_PROFILE": "",
 		"AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null", "AWS_EC2_METADATA_DISABLED": "true"} {
 		t.Setenv(k, v)
 	}
 	return url
+}
+
+// Moto is moto's server (python3 -m moto.server), the stand-in for the AWS services that cannot run here (SSM
+// for the tests, SQS for the local API and the backfill tests).
+type Moto struct {
+	URL  string
+	proc *Proc
+}
+
+// LaunchMoto runs moto's server on a free loopback port, its output going to out, and waits (at most 60 s, and
+// while ctx lasts) until it listens.
+func LaunchMoto(ctx context.Context, out io.Writer) (*Moto, error) {
+	port, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	cmd := exec.Command("python3", "-m", "moto.server", "-H", "127.0.0.1", "-p", strconv.Itoa(port))
+	cmd.Stdout, cmd.Stderr = out, out
+	p, err := Start(cmd, syscall.SIGKILL)
+	if err != nil {
+		return nil, fmt.Errorf("starting moto (python3 -m moto.server): %w", err)
+	}
+	m := &Moto{URL: "http://" + addr, proc: p}
+	if err := WaitListen(ctx, addr, p.Done(), 60*time.Second); err != nil {
+		m.Stop()
+		if errors.Is(err, errExited) {
+			return nil, errors.New("moto exited at start (is moto installed? pip install 'moto[server]')")
+		}
+		return nil, fmt.Errorf("moto: %w", err)
+	}
+	return m, nil
+}
+
+// Stop ends the server: SIGTERM to its process group, SIGKILL after 5 s.
+func (m *Moto) Stop() {
+	if m != nil {
+		m.proc.Stop(syscall.SIGTERM, 5*time.Second)
+	}
 }
 
 // MotoSSM starts moto (StartMoto) and returns an SSM client pointed at it.

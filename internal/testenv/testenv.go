@@ -1,6 +1,7 @@
 // Package testenv is the one home of the plumbing that tests and `make run` (cmd/localapi) share: the module root,
-// free loopback ports, child processes in their own process group, the Lambda Runtime Interface Emulator, a real
-// influxd (influxd.go) and the local API as a subprocess (localapi.go). It lives in internal/: nothing outside this
+// free loopback ports, child processes in their own process group and waiting for them to get ready, the Lambda
+// Runtime Interface Emulator, a real influxd (influxd.go), moto (moto.go) and the local API as a subprocess
+// (localapi.go). It lives in internal/: nothing outside this
 // module can import it.
 package testenv
 
@@ -12,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -98,27 +100,71 @@ func (p *Proc) Stop(sig syscall.Signal, grace time.Duration) bool {
 	return clean
 }
 
-// WaitListen waits (at most limit) until addr accepts TCP connections; it gives up early when done closes (the
-// process that should listen exited) or ctx ends.
-func WaitListen(ctx context.Context, addr string, done <-chan struct{}, limit time.Duration) error {
+// What a wait gives up with: the process it waits for exited, or the time ran out.
+var (
+	errExited   = errors.New("the process exited at start")
+	errNotReady = errors.New("not ready in time")
+)
+
+// waitReady calls ready every step until it reports true, for at most limit. It gives up early when done closes
+// (the process that should get ready exited: checked before each call, so a stranger answering on a port the
+// process could not take is not mistaken for it) or ctx ends.
+func waitReady(ctx context.Context, done <-chan struct{}, limit, step time.Duration, ready func() bool) error {
 	deadline := time.Now().Add(limit)
 	for {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
+		select {
+		case <-done:
+			return errExited
+		case <-ctx.Done():
+			return ctx.Err()
+		default:
+		}
+		if ready() {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("nothing listens on %s after %s", addr, limit)
+			return errNotReady
 		}
 		select {
 		case <-done:
-			return errors.New("the process exited at start")
 		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(10 * time.Millisecond):
+		case <-time.After(step):
 		}
 	}
+}
+
+// WaitListen waits (at most limit) until addr accepts TCP connections; it gives up early when done closes (the
+// process that should listen exited) or ctx ends.
+func WaitListen(ctx context.Context, addr string, done <-chan struct{}, limit time.Duration) error {
+	err := waitReady(ctx, done, limit, 10*time.Millisecond, func() bool {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	if errors.Is(err, errNotReady) {
+		return fmt.Errorf("nothing listens on %s after %s", addr, limit)
+	}
+	return err
+}
+
+// WaitHealthy waits (at most limit) until GET url answers 200; it gives up early when done closes (the process
+// that should answer exited) or ctx ends.
+func WaitHealthy(ctx context.Context, url string, done <-chan struct{}, limit time.Duration) error {
+	err := waitReady(ctx, done, limit, 50*time.Millisecond, func() bool {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	if errors.Is(err, errNotReady) {
+		return fmt.Errorf("%s did not answer 200 within %s", url, limit)
+	}
+	return err
 }
 
 // RIE locates the Lambda Runtime Interface Emulator: $RIE_BIN, then <root>/bin/aws-lambda-rie (built by

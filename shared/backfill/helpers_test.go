@@ -23,6 +23,7 @@ import (
 
 	"github.com/iot-center/iot-center-serverless/internal/influxtest"
 	"github.com/iot-center/iot-center-serverless/internal/sqsesm"
+	"github.com/iot-center/iot-center-serverless/internal/testenv"
 	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/config"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
@@ -50,7 +51,7 @@ var fixedNow = time.Date(2026, 11, 20, 12, 0, 30, 0, time.UTC)
 // own queues on it.
 var moto struct {
 	once sync.Once
-	m    *sqsesm.Moto
+	m    *testenv.Moto
 	err  error
 }
 
@@ -59,7 +60,7 @@ func motoURL(t testing.TB) string {
 	moto.once.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		moto.m, moto.err = sqsesm.StartMoto(ctx, io.Discard)
+		moto.m, moto.err = testenv.LaunchMoto(ctx, io.Discard)
 	})
 	if moto.err != nil {
 		t.Fatalf("moto: %v", moto.err)

@@ -29,15 +29,11 @@ func register(t testing.TB, l *localapitest.API, id string) registry.EnvConfig {
 // call sends an operator request to the local API.
 func call(t testing.TB, l *localapitest.API, method, path string) (int, []byte) {
 	t.Helper()
-	req, _ := http.NewRequest(method, l.URL+path, nil)
-	req.Header.Set("Authorization", "Bearer "+l.OperatorKey)
-	resp, err := (&http.Client{Timeout: time.Minute}).Do(req)
+	ans, err := l.Send(method, path, l.OperatorKey, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	return resp.StatusCode, b
+	return ans.Status, ans.Body
 }
 
 // rawWrite posts body to url's /api/v2/write with the credential; it returns the status and the JSON body (nil

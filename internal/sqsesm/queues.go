@@ -6,78 +6,14 @@ package sqsesm
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"net"
-	"os/exec"
 	"strconv"
-	"syscall"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 )
-
-// Moto is a running moto server (python3 -m moto.server).
-type Moto struct {
-	URL  string
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
-// StartMoto runs moto's server on a free loopback port and waits (bounded) until it listens.
-func StartMoto(ctx context.Context, out io.Writer) (*Moto, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	cmd := exec.Command("python3", "-m", "moto.server", "-H", "127.0.0.1", "-p", strconv.Itoa(port))
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting moto (python3 -m moto.server): %w", err)
-	}
-	m := &Moto{URL: "http://127.0.0.1:" + strconv.Itoa(port), cmd: cmd, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(m.done) }()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), time.Second); err == nil {
-			c.Close()
-			return m, nil
-		}
-		select {
-		case <-m.done:
-			return nil, errors.New("moto exited at start (is moto installed? pip install 'moto[server]')")
-		case <-ctx.Done():
-			m.Stop()
-			return nil, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			m.Stop()
-			return nil, errors.New("moto did not listen within 60s")
-		}
-	}
-}
-
-// Stop ends the server.
-func (m *Moto) Stop() {
-	if m == nil || m.cmd.Process == nil {
-		return
-	}
-	_ = syscall.Kill(-m.cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-m.done:
-	case <-time.After(5 * time.Second):
-		_ = syscall.Kill(-m.cmd.Process.Pid, syscall.SIGKILL)
-		<-m.done
-	}
-}
 
 // Region is the region of local queues (their ARNs and events).
 const Region = "us-east-1"
