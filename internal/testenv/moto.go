@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	"github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
 	"github.com/iot-center/iot-center-serverless/internal/syncbuf"
 )
@@ -74,6 +75,18 @@ func LaunchMoto(ctx context.Context, out io.Writer) (*Moto, error) {
 func (m *Moto) Stop() {
 	if m != nil {
 		m.proc.Stop(syscall.SIGTERM, 5*time.Second)
+	}
+}
+
+// PutSecureString stores value as the SecureString parameter name in c, overwriting it: what an operator does
+// with `aws ssm put-parameter --type SecureString` before a deploy.
+func PutSecureString(t testing.TB, c *ssm.Client, name, value string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := c.PutParameter(ctx, &ssm.PutParameterInput{Name: aws.String(name), Value: aws.String(value),
+		Type: types.ParameterTypeSecureString, Overwrite: aws.Bool(true)}); err != nil {
+		t.Fatalf("putting %s: %v", name, err)
 	}
 }
 

@@ -7,29 +7,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
-	"github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
 	"github.com/iot-center/iot-center-serverless/internal/testenv"
 	"github.com/iot-center/iot-center-serverless/shared/config"
 )
 
-// startMoto: moto's server stands in for AWS SSM (see testenv.StartMoto).
-func startMoto(t *testing.T) string { return testenv.StartMoto(t) }
-
-func putSecureString(t *testing.T, ctx context.Context, c *ssm.Client, name, value string) {
-	t.Helper()
-	_, err := c.PutParameter(ctx, &ssm.PutParameterInput{Name: aws.String(name), Value: aws.String(value),
-		Type: types.ParameterTypeSecureString, Overwrite: aws.Bool(true)})
-	if err != nil {
-		t.Fatalf("putting %s: %v", name, err)
-	}
-}
-
 func TestSecretsFromSSMSecureStrings(t *testing.T) {
-	startMoto(t)
+	testenv.StartMoto(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
@@ -37,8 +23,8 @@ func TestSecretsFromSSMSecureStrings(t *testing.T) {
 		t.Fatal(err)
 	}
 	client := ssm.NewFromConfig(awsCfg)
-	putSecureString(t, ctx, client, "/iot-center/influx-token", "admin-token-from-ssm")
-	putSecureString(t, ctx, client, "/iot-center/operator-key", "operator-key-from-ssm")
+	testenv.PutSecureString(t, client, "/iot-center/influx-token", "admin-token-from-ssm")
+	testenv.PutSecureString(t, client, "/iot-center/operator-key", "operator-key-from-ssm")
 
 	vars := map[string]string{"INFLUX_URL": "http://127.0.0.1:8086", "INFLUX_ORG": "org",
 		"INFLUX_TOKEN_PARAMETER": "/iot-center/influx-token", "OPERATOR_KEY_PARAMETER": "/iot-center/operator-key",

@@ -7,10 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
-	"github.com/aws/aws-sdk-go-v2/service/ssm/types"
-
 	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/testfn"
 	"github.com/iot-center/iot-center-serverless/internal/influxtest"
 	"github.com/iot-center/iot-center-serverless/internal/syncbuf"
@@ -23,16 +19,10 @@ func TestCheckDeploy(t *testing.T) {
 	sc := testenv.MotoSSM(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	put := func(name, value string) {
-		if _, err := sc.PutParameter(ctx, &ssm.PutParameterInput{Name: aws.String(name), Value: aws.String(value),
-			Type: types.ParameterTypeSecureString, Overwrite: aws.Bool(true)}); err != nil {
-			t.Fatal(err)
-		}
+	for name, value := range map[string]string{"/t/influx-token": srv.Token, "/t/operator-key": "op",
+		"/t/device-key": "dev", "/t/bad-token": "not-a-token"} {
+		testenv.PutSecureString(t, sc, name, value)
 	}
-	put("/t/influx-token", srv.Token)
-	put("/t/operator-key", "op")
-	put("/t/device-key", "dev")
-	put("/t/bad-token", "not-a-token")
 	good := map[string]string{"InfluxUrl": srv.URL, "InfluxOrg": srv.Org, "InfluxTokenParameter": "/t/influx-token",
 		"OperatorKeyParameter": "/t/operator-key", "DeviceKeyParameter": "/t/device-key"}
 	with := func(k, v string) map[string]string {
