@@ -8,11 +8,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sort"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/iot-center/iot-center-serverless/internal/influxtest"
+	"github.com/iot-center/iot-center-serverless/internal/testenv"
 	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
 	"github.com/iot-center/iot-center-serverless/shared/schema"
@@ -50,49 +50,29 @@ func postBatches(tb testing.TB, url, org, bucket string, batches []benchBatch, c
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	next := make(chan benchBatch, len(batches))
-	for _, b := range batches {
-		next <- b
-	}
-	close(next)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conc}}
-	var mu sync.Mutex
-	var lat []time.Duration
-	var failed error
-	var wg sync.WaitGroup
-	start := time.Now()
-	for w := 0; w < conc; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for b := range next {
-				req, _ := http.NewRequestWithContext(ctx, "POST", url+"/api/v2/write?org="+org+"&bucket="+bucket+"&precision=ns", bytes.NewReader(b.body))
-				req.Header.Set("Authorization", "Token "+token(b.device))
-				req.Header.Set("Content-Type", "text/plain; charset=utf-8")
-				if gzip {
-					req.Header.Set("Content-Encoding", "gzip")
-				}
-				t0 := time.Now()
-				resp, err := client.Do(req)
-				d := time.Since(t0)
-				if err == nil {
-					body, _ := io.ReadAll(resp.Body)
-					resp.Body.Close()
-					if resp.StatusCode != http.StatusNoContent {
-						err = fmt.Errorf("status %d: %s", resp.StatusCode, body)
-					}
-				}
-				mu.Lock()
-				lat = append(lat, d)
-				if err != nil && failed == nil {
-					failed = err
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	el := time.Since(start)
+	lat := make([]time.Duration, len(batches))
+	el, failed := testenv.Pool(len(batches), conc, func(i int) error {
+		b := batches[i]
+		req, _ := http.NewRequestWithContext(ctx, "POST", url+"/api/v2/write?org="+org+"&bucket="+bucket+"&precision=ns", bytes.NewReader(b.body))
+		req.Header.Set("Authorization", "Token "+token(b.device))
+		req.Header.Set("Content-Type", "text/plain; charset=utf-8")
+		if gzip {
+			req.Header.Set("Content-Encoding", "gzip")
+		}
+		t0 := time.Now()
+		resp, err := client.Do(req)
+		lat[i] = time.Since(t0)
+		if err != nil {
+			return err
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNoContent {
+			return fmt.Errorf("status %d: %s", resp.StatusCode, body)
+		}
+		return nil
+	})
 	if failed != nil {
 		tb.Fatalf("write: %v", failed)
 	}
