@@ -35,9 +35,7 @@ func newCoverage(id string, win Window, expected, present int64) Coverage {
 
 // fleetCountsFlux counts every device's Temperature points in the window: one pushed-down count per series, so
 // the answer is a row per series whatever the window holds.
-const fleetCountsFlux = `from(bucket: bucket)
-  |> range(start: start, stop: stop)
-  |> filter(fn: (r) => r._measurement == "` + schema.Measurement + `" and r._field == "` + schema.Temperature + `" and r.clientId != "")
+var fleetCountsFlux = schema.PresenceFlux(`!= ""`) + `
   |> count()
   |> keep(columns: ["clientId", "_value"])`
 

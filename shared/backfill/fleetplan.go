@@ -14,9 +14,7 @@ import (
 // filter is a regular expression (from validated ids, through extern): InfluxDB pushes `=~` down to its index,
 // where contains() over a set would scan every device. range |> filter |> aggregateWindow(count) is pushed down
 // too, so the answer is one row per series and hour holding data.
-const hourCountsFlux = `from(bucket: bucket)
-  |> range(start: start, stop: stop)
-  |> filter(fn: (r) => r._measurement == "` + schema.Measurement + `" and r._field == "` + schema.Temperature + `" and r.clientId =~ devices)
+var hourCountsFlux = schema.PresenceFlux("=~ devices") + `
   |> aggregateWindow(every: 1h, fn: count, createEmpty: false, timeSrc: "_start")
   |> keep(columns: ["clientId", "_time", "_value"])`
 

@@ -19,9 +19,7 @@ var presentMinutesFlux = presentFlux("== deviceId")
 // presentFlux is presentMinutesFlux with the device filter given (== one id, or =~ a set of them), answering the
 // device id beside each minute.
 func presentFlux(device string) string {
-	return `from(bucket: bucket)
-  |> range(start: start, stop: stop)
-  |> filter(fn: (r) => r._measurement == "` + schema.Measurement + `" and r._field == "` + schema.Temperature + `" and r.` + schema.TagClientID + ` ` + device + `)
+	return schema.PresenceFlux(device) + `
   |> aggregateWindow(every: 1m, fn: count, createEmpty: false, timeSrc: "_start")
   |> keep(columns: ["` + schema.TagClientID + `", "_time"])`
 }

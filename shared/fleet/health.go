@@ -42,13 +42,11 @@ var (
 // storage engine (it reads the newest block of each series), so the answer is one row per series. The devices
 // filter (`=~` a set of ids, pushed down to the index) is there only when a page of devices is looked up.
 func lastSeenFlux(some bool) string {
-	devices := ""
+	devices := `!= ""`
 	if some {
-		devices = " and r.clientId =~ devices"
+		devices = "=~ devices"
 	}
-	return `from(bucket: bucket)
-  |> range(start: start, stop: stop)
-  |> filter(fn: (r) => r._measurement == "` + schema.Measurement + `" and r._field == "` + schema.Temperature + `" and r.clientId != ""` + devices + `)
+	return schema.PresenceFlux(devices) + `
   |> last()
   |> keep(columns: ["clientId", "_time"])`
 }

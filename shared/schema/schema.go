@@ -51,6 +51,17 @@ var SensorTags = [][2]string{
 	{"TemperatureSensor", "virtual_TemperatureSensor"},
 }
 
+// PresenceFlux is how every query that asks whether devices wrote in a window begins: the Temperature points (every
+// point of the built-in measurement carries one, so one field stands for the point and the storage engine's
+// pushed-down count, last and aggregateWindow read one series per device and sensor set) of the extern bucket in
+// [start, stop), of the devices whose TagClientID satisfies the Flux comparison devices (`== deviceId`,
+// `=~ devices`, `!= ""`).
+func PresenceFlux(devices string) string {
+	return `from(bucket: bucket)
+  |> range(start: start, stop: stop)
+  |> filter(fn: (r) => r._measurement == "` + Measurement + `" and r._field == "` + Temperature + `" and r.` + TagClientID + ` ` + devices + `)`
+}
+
 // Downsampled names the measurement holding m's hourly aggregates. The downsampled fields are all Float whatever
 // the source field's type (count is an integer, and InfluxDB refuses a field whose type differs between series).
 func Downsampled(m string) string { return m + DownsampledSuffix }
