@@ -38,7 +38,8 @@ func BenchmarkFleetLocalAPI(b *testing.B) {
 			b.ReportMetric(float64(d.Microseconds())/1000, fmt.Sprintf("%s_%d_ms", name, n))
 			b.Logf("%s at %d devices: %v", name, n, d) // also shown when a later step fails
 		}
-		// 1,000 devices
+		// 1,000 devices: the first call meets cold functions (the authorizer's and DevicesFunction's first start)
+		report(1000, "device_list_first_call", timedGet(b, api, "/api/devices", 1000))
 		report(1000, "device_list", median(b, 5, func() time.Duration { return timedGet(b, api, "/api/devices", 1000) }))
 		start := time.Now()
 		status, job := api.Call(b, "POST", "/api/write-missing", `{"days": 1}`)
