@@ -5,9 +5,9 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"regexp"
 	"sort"
 	"strconv"
@@ -124,8 +124,9 @@ type JobStore struct {
 type JobInflux interface {
 	WriteLines(ctx context.Context, bucket string, lp []byte) error
 	QueryRaw(ctx context.Context, flux string, extern influx.Extern) (io.ReadCloser, error)
-	JSON(ctx context.Context, method, path string, query url.Values, in, out any) error
-	OrgID(ctx context.Context) (string, error)
+	CreateLabel(ctx context.Context, name string, props map[string]string) (influx.Label, error)
+	FindLabel(ctx context.Context, name string) (influx.Label, bool, error)
+	DeleteLabel(ctx context.Context, id string) error
 }
 
 var _ JobInflux = (*influx.Client)(nil)
@@ -139,13 +140,6 @@ type claim struct {
 	Job     Job // id, window, deadline, creation time, scope (the label's properties)
 }
 
-type labelJSON struct {
-	ID         string            `json:"id,omitempty"`
-	OrgID      string            `json:"orgID"`
-	Name       string            `json:"name"`
-	Properties map[string]string `json:"properties"`
-}
-
 func claimProps(j Job) map[string]string {
 	return map[string]string{"jobId": j.ID, "from": rfc(j.From), "to": rfc(j.To), "deadline": rfc(j.Deadline),
 		"createdAt": rfc(j.CreatedAt), "all": strconv.FormatBool(j.AllDevices)}
@@ -153,7 +147,7 @@ func claimProps(j Job) map[string]string {
 
 func rfc(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
-func claimFrom(l labelJSON) (claim, bool) {
+func claimFrom(l influx.Label) (claim, bool) {
 	p := l.Properties
 	j := Job{ID: p["jobId"], State: StatePlanning, AllDevices: p["all"] == "true"}
 	var errs [4]error
@@ -175,28 +169,16 @@ func claimFrom(l labelJSON) (claim, bool) {
 
 // findClaim returns the label holding key, if any.
 func (s *JobStore) findClaim(ctx context.Context, key string) (claim, bool, error) {
-	org, err := s.Influx.OrgID(ctx)
-	if err != nil {
+	l, found, err := s.Influx.FindLabel(ctx, claimPrefix+key)
+	if err != nil || !found {
 		return claim{}, false, err
 	}
-	var out struct {
-		Labels []labelJSON `json:"labels"`
+	c, ok := claimFrom(l)
+	if !ok {
+		// not ours to read (damaged): treat as a leftover the caller replaces
+		return claim{LabelID: l.ID}, true, nil
 	}
-	if err := s.Influx.JSON(ctx, "GET", "/api/v2/labels", url.Values{"orgID": {org}, "name": {claimPrefix + key}}, nil, &out); err != nil {
-		return claim{}, false, err
-	}
-	for _, l := range out.Labels {
-		if l.Name != claimPrefix+key {
-			continue
-		}
-		c, ok := claimFrom(l)
-		if !ok {
-			// not ours to read (damaged): treat as a leftover the caller replaces
-			return claim{LabelID: l.ID}, true, nil
-		}
-		return c, true, nil
-	}
-	return claim{}, false, nil
+	return c, true, nil
 }
 
 // errClaimed says another caller holds the key.
@@ -204,34 +186,23 @@ var errClaimed = fmt.Errorf("backfill: the request is already claimed")
 
 // createClaim creates the key's label for j: exactly one of concurrent callers succeeds, the others get errClaimed.
 func (s *JobStore) createClaim(ctx context.Context, key string, j Job) (string, error) {
-	org, err := s.Influx.OrgID(ctx)
+	l, err := s.Influx.CreateLabel(ctx, claimPrefix+key, claimProps(j))
+	if errors.Is(err, influx.ErrConflict) {
+		return "", errClaimed
+	}
 	if err != nil {
 		return "", err
 	}
-	var out struct {
-		Label labelJSON `json:"label"`
-	}
-	err = s.Influx.JSON(ctx, "POST", "/api/v2/labels", nil, labelJSON{OrgID: org, Name: claimPrefix + key, Properties: claimProps(j)}, &out)
-	if err != nil {
-		if st := influx.StatusOf(err); st == 422 || st == 409 {
-			return "", errClaimed
-		}
-		return "", err
-	}
-	if out.Label.ID == "" {
+	if l.ID == "" {
 		return "", fmt.Errorf("backfill: InfluxDB created the claim label without an id")
 	}
-	return out.Label.ID, nil
+	return l.ID, nil
 }
 
 // deleteClaim removes a label by id (a stale claim, or one whose job ended); a label already gone is fine. By id, not
 // by name: a caller that read a stale claim never removes the fresh one a concurrent caller created meanwhile.
 func (s *JobStore) deleteClaim(ctx context.Context, labelID string) error {
-	err := s.Influx.JSON(ctx, "DELETE", "/api/v2/labels/"+url.PathEscape(labelID), nil, nil, nil)
-	if err != nil && influx.StatusOf(err) == 404 {
-		return nil
-	}
-	return err
+	return s.Influx.DeleteLabel(ctx, labelID)
 }
 
 // writeJob stores the job's own record (at its creation time, so later field writes merge into the same point).

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 )
 
@@ -61,6 +62,31 @@ func (c *Client) FindLabels(ctx context.Context, prefix string) ([]Label, error)
 		}
 	}
 	return out, nil
+}
+
+// FindLabel returns the organization's label called name, if there is one. InfluxDB filters by name, so this reads
+// one label however many the organization holds (FindLabels reads them all).
+func (c *Client) FindLabel(ctx context.Context, name string) (Label, bool, error) {
+	orgID, err := c.OrgID(ctx)
+	if err != nil {
+		return Label{}, false, err
+	}
+	var out struct {
+		Labels []struct {
+			ID         string            `json:"id"`
+			Name       string            `json:"name"`
+			Properties map[string]string `json:"properties"`
+		} `json:"labels"`
+	}
+	if err := c.JSON(ctx, http.MethodGet, "/api/v2/labels", url.Values{"orgID": {orgID}, "name": {name}}, nil, &out); err != nil {
+		return Label{}, false, fmt.Errorf("influx: finding label %q: %w", name, err)
+	}
+	for _, l := range out.Labels {
+		if l.Name == name {
+			return Label{ID: l.ID, Name: l.Name, Properties: l.Properties}, true, nil
+		}
+	}
+	return Label{}, false, nil
 }
 
 // DeleteLabel deletes a label; one that is already gone is not an error.
