@@ -7,11 +7,11 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"sync"
 	"testing"
 
 	"github.com/iot-center/iot-center-serverless/internal/influxtest"
 	"github.com/iot-center/iot-center-serverless/internal/lambdatest"
+	"github.com/iot-center/iot-center-serverless/internal/testenv"
 	"github.com/iot-center/iot-center-serverless/shared/registry"
 )
 
@@ -83,21 +83,9 @@ func TestEnvThroughEmulatorsRegistersOnce(t *testing.T) {
 	admin := srv.Client(t)
 	for round := range rounds {
 		id := fmt.Sprintf("emu%d-%s", round, influxtest.RandomID(4))
-		t.Cleanup(func() {
-			as, _ := admin.FindAuthorizations(context.Background(), registry.Description(id))
-			for _, a := range as {
-				_ = admin.DeleteAuthorization(context.Background(), a.ID)
-			}
-		})
+		revokeAtEnd(t, srv, id)
 		res := make([]gwResponse, instances)
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		for i := range ems {
-			wg.Add(1)
-			go func() { defer wg.Done(); <-start; res[i] = invokeEnv(t, ems[i], id, "") }()
-		}
-		close(start)
-		wg.Wait()
+		testenv.Together(instances, func(i int) { res[i] = invokeEnv(t, ems[i], id, "") })
 		tokens, newly := map[string]bool{}, 0
 		for i, r := range res {
 			if r.StatusCode != http.StatusOK {

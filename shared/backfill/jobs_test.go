@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/iot-center/iot-center-serverless/internal/influxtest"
+	"github.com/iot-center/iot-center-serverless/internal/testenv"
 )
 
 func TestPlanFromCounts(t *testing.T) {
@@ -163,23 +164,13 @@ func TestConcurrentPostsMakeOneJob(t *testing.T) {
 		status int
 		job    Job
 	}
-	answers := make(chan answer, callers)
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i := 0; i < callers; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			status, j, _ := f.post(t, "/api/write-missing", body)
-			answers <- answer{status, j}
-		}()
-	}
-	close(start)
-	wg.Wait()
-	close(answers)
+	answers := make([]answer, callers)
+	testenv.Together(callers, func(i int) {
+		status, j, _ := f.post(t, "/api/write-missing", body)
+		answers[i] = answer{status, j}
+	})
 	created, ids := 0, map[string]bool{}
-	for an := range answers {
+	for _, an := range answers {
 		switch an.status {
 		case http.StatusAccepted:
 			created++

@@ -3,26 +3,18 @@ package registry
 import (
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"testing"
+
+	"github.com/iot-center/iot-center-serverless/internal/testenv"
 )
 
 // race sends the requests at once, request i through handler i%len(hs), and returns the responses in order.
 func race(t *testing.T, hs []http.Handler, reqs [][3]string) []*httptest.ResponseRecorder {
 	t.Helper()
 	out := make([]*httptest.ResponseRecorder, len(reqs))
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i, rq := range reqs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			out[i] = do(t, hs[i%len(hs)], rq[0], rq[1], rq[2])
-		}()
-	}
-	close(start)
-	wg.Wait()
+	testenv.Together(len(reqs), func(i int) {
+		out[i] = do(t, hs[i%len(hs)], reqs[i][0], reqs[i][1], reqs[i][2])
+	})
 	return out
 }
 

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/iot-center/iot-center-serverless/internal/influxtest"
+	"github.com/iot-center/iot-center-serverless/internal/testenv"
 	"github.com/iot-center/iot-center-serverless/shared/config"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
 )
@@ -100,31 +101,16 @@ func benchRegistration(b *testing.B, mode string) {
 	})
 	b.ResetTimer()
 	for range b.N {
-		ids := make(chan string, devices)
-		for i := 0; i < devices; i++ {
-			ids <- fmt.Sprintf("%s-%04d", prefix, i)
-		}
-		close(ids)
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
-		var wg sync.WaitGroup
-		errs := make(chan error, devices)
-		start := time.Now()
-		for k := 0; k < clients; k++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for id := range ids {
-					if _, created, err := reg.Register(ctx, id); err != nil || !created {
-						errs <- fmt.Errorf("%s: created %v, %v", id, created, err)
-					}
-				}
-			}()
-		}
-		wg.Wait()
-		el := time.Since(start)
+		el, err := testenv.Pool(devices, clients, func(i int) error {
+			id := fmt.Sprintf("%s-%04d", prefix, i)
+			if _, created, err := reg.Register(ctx, id); err != nil || !created {
+				return fmt.Errorf("%s: created %v, %v", id, created, err)
+			}
+			return nil
+		})
 		cancel()
-		close(errs)
-		for err := range errs {
+		if err != nil {
 			b.Fatal(err)
 		}
 		b.ReportMetric(el.Seconds(), "s/1000_registrations")
