@@ -133,6 +133,10 @@ func waitReady(ctx context.Context, done <-chan struct{}, limit, step time.Durat
 	}
 }
 
+// Kill sends SIGKILL to the process group at once, without waiting: what a crash or the Lambda service's hard stop
+// does to a process.
+func (p *Proc) Kill() error { return syscall.Kill(-p.Cmd.Process.Pid, syscall.SIGKILL) }
+
 // WaitListen waits (at most limit) until addr accepts TCP connections; it gives up early when done closes (the
 // process that should listen exited) or ctx ends.
 func WaitListen(ctx context.Context, addr string, done <-chan struct{}, limit time.Duration) error {

@@ -12,7 +12,6 @@ import (
 	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/testfn"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -123,7 +122,7 @@ func TestPoolFunctionErrorAndRestart(t *testing.T) {
 	}
 	// Kill the emulator behind the pool's back: the next invocation restarts it.
 	in := p.all[0]
-	if err := syscall.Kill(-in.proc.Cmd.Process.Pid, syscall.SIGKILL); err != nil {
+	if err := in.proc.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	select {

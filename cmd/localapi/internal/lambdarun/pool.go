@@ -274,7 +274,7 @@ func (p *Pool) Close(ctx context.Context) {
 			p.mu.Lock()
 			for _, in := range p.all {
 				if in.proc != nil {
-					_ = syscall.Kill(-in.proc.Cmd.Process.Pid, syscall.SIGKILL)
+					_ = in.proc.Kill()
 				}
 			}
 			p.mu.Unlock()
