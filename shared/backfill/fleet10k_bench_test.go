@@ -59,7 +59,7 @@ func BenchmarkFleet10000(b *testing.B) {
 	mux := api.NewMux()
 	mux.HandleFunc(registry.RouteList, svc.List)
 	devices := api.Handler(authztest.Operator(mux))
-	get := func(h http.Handler, path string) time.Duration {
+	fetch := func(h http.Handler, path string, out any) time.Duration {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		rec := httptest.NewRecorder()
@@ -69,7 +69,33 @@ func BenchmarkFleet10000(b *testing.B) {
 		if rec.Code != http.StatusOK {
 			b.Fatalf("GET %s: %d %.300s", path, rec.Code, rec.Body.String())
 		}
+		if out != nil {
+			if err := json.Unmarshal(rec.Body.Bytes(), out); err != nil {
+				b.Fatalf("GET %s: %v", path, err)
+			}
+		}
 		return el
+	}
+	get := func(h http.Handler, path string) time.Duration { return fetch(h, path, nil) }
+	// the answers are right at this size: every device last seen at its newest minute, 10 minutes present each
+	lastMinute := time.Unix((now-1)*60, 0)
+	var devs []fleet.Device
+	fetch(devices, "/api/devices", &devs)
+	if len(devs) != n {
+		b.Fatalf("device list: %d devices, want %d", len(devs), n)
+	}
+	for _, d := range devs {
+		if d.LastSeen == nil || !d.LastSeen.Equal(lastMinute) {
+			b.Fatalf("device %s last seen %v, want %v", d.DeviceID, d.LastSeen, lastMinute)
+		}
+	}
+	var cov struct {
+		Present int64
+		Devices []Coverage
+	}
+	fetch(f.h, "/api/write-missing", &cov)
+	if len(cov.Devices) != n || cov.Present != 10*n {
+		b.Fatalf("coverage: %d devices, %d minutes present; want %d and %d", len(cov.Devices), cov.Present, n, 10*n)
 	}
 	sink := &taskSink{}
 	runner := &Runner{Planner: f.svc.Planner, Jobs: f.jobs, Queue: sink, Devices: f.svc.Devices, ChunkMinutes: 1440}
