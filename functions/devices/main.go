@@ -3,24 +3,14 @@
 package main
 
 import (
-	"time"
-
 	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/fleet"
 	"github.com/iot-center/iot-center-serverless/shared/lambdaapp"
-	"github.com/iot-center/iot-center-serverless/shared/registry"
 )
 
 func main() { lambdaapp.StartHTTP(handler(lambdaapp.Init())) }
 
 // handler is the function's routes (wiring_test.go compares them with template.yaml).
 func handler(d lambdaapp.Deps) *api.Mux {
-	svc := &fleet.Service{
-		Registry: d.Registry(),
-		Health: &fleet.Health{Influx: d.Influx, Bucket: d.Config.Bucket,
-			Interval: time.Duration(d.Config.MeasurementInterval) * time.Second},
-	}
-	mux := api.NewMux()
-	mux.HandleFunc(registry.RouteList, svc.List)
-	return mux
+	return fleet.NewService(d.Registry(), d.Influx, d.Config).Routes()
 }

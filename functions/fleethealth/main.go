@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
@@ -16,12 +15,8 @@ import (
 
 func main() {
 	d := lambdaapp.Init()
-	svc := &fleet.Service{
-		Registry: d.Registry(),
-		Health: &fleet.Health{Influx: d.Influx, Bucket: d.Config.Bucket,
-			Interval: time.Duration(d.Config.MeasurementInterval) * time.Second},
-		Metrics: metrics.Stdout,
-	}
+	svc := fleet.NewService(d.Registry(), d.Influx, d.Config)
+	svc.Metrics = metrics.Stdout
 	lambda.Start(func(ctx context.Context, _ events.CloudWatchEvent) (fleet.Counts, error) {
 		return svc.Check(ctx)
 	})

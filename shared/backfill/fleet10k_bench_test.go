@@ -15,7 +15,6 @@ import (
 	"github.com/iot-center/iot-center-serverless/internal/influxtest"
 	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/fleet"
-	"github.com/iot-center/iot-center-serverless/shared/registry"
 )
 
 // taskSink is a Queue that keeps what is sent (the benchmark runs the tasks itself, without SQS).
@@ -55,10 +54,7 @@ func BenchmarkFleet10000(b *testing.B) {
 	now := time.Now().Unix() / 60
 	fleettest.WriteMinutes(b, f.admin, f.cfg.Bucket, home, ids, now-10, now)
 
-	svc := &fleet.Service{Registry: f.reg, Health: &fleet.Health{Influx: f.admin, Bucket: f.cfg.Bucket, Interval: time.Minute}}
-	mux := api.NewMux()
-	mux.HandleFunc(registry.RouteList, svc.List)
-	devices := api.Handler(authztest.Operator(mux))
+	devices := api.Handler(authztest.Operator(fleet.NewService(f.reg, f.admin, f.cfg).Routes()))
 	fetch := func(h http.Handler, path string, out any) time.Duration {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()

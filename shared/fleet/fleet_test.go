@@ -38,11 +38,9 @@ func newFixture(t testing.TB, now time.Time) *fixture {
 	cfg := srv.Config(srv.NewBucket(t, "fleetdata"), srv.NewBucket(t, "fleetreg"))
 	cfg.MaxDevices = 10000
 	f := &fixture{metrics: &bytes.Buffer{}, cfg: cfg}
-	f.svc = &Service{Registry: registry.New(admin, cfg), Health: &Health{Influx: admin, Bucket: cfg.Bucket, Interval: time.Minute},
-		Metrics: f.metrics, Now: func() time.Time { return now }}
-	mux := api.NewMux()
-	mux.HandleFunc(registry.RouteList, f.svc.List)
-	f.h = api.Handler(authztest.Operator(mux)) // the operator's decision, as the authorizer hands it over
+	f.svc = NewService(registry.New(admin, cfg), admin, cfg)
+	f.svc.Metrics, f.svc.Now = f.metrics, func() time.Time { return now }
+	f.h = api.Handler(authztest.Operator(f.svc.Routes())) // the operator's decision, as the authorizer hands it over
 	return f
 }
 

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/iot-center/iot-center-serverless/shared/api"
+	"github.com/iot-center/iot-center-serverless/shared/config"
+	"github.com/iot-center/iot-center-serverless/shared/influx"
 	"github.com/iot-center/iot-center-serverless/shared/metrics"
 	"github.com/iot-center/iot-center-serverless/shared/registry"
 )
@@ -34,6 +36,20 @@ type Service struct {
 	// Metrics receives the CloudWatch EMF line of the scheduled check (metrics.Stdout in the function).
 	Metrics io.Writer
 	Now     func() time.Time
+}
+
+// NewService is the fleet of the deployment cfg describes: the devices in reg, their last points in cfg's data
+// bucket read through q, judged against cfg's measurement interval.
+func NewService(reg Lister, q influx.Querier, cfg config.Config) *Service {
+	return &Service{Registry: reg, Health: &Health{Influx: q, Bucket: cfg.Bucket,
+		Interval: time.Duration(cfg.MeasurementInterval) * time.Second}}
+}
+
+// Routes serves the device list (GET /api/devices).
+func (s *Service) Routes() *api.Mux {
+	mux := api.NewMux()
+	mux.HandleFunc(registry.RouteList, s.List)
+	return mux
 }
 
 func (s *Service) now() time.Time {
