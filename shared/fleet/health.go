@@ -32,6 +32,8 @@ const Lookback = 30 * 24 * time.Hour
 // Lister is the part of the registry the fleet needs.
 type Lister interface {
 	List(ctx context.Context) ([]registry.Device, error)
+	// Page is up to limit devices after the id after, sorted, and whether more follow.
+	Page(ctx context.Context, after string, limit int) ([]registry.Device, bool, error)
 }
 
 var (

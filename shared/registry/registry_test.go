@@ -2,6 +2,7 @@ package registry
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"sort"
@@ -518,5 +519,51 @@ func sameDevices(t *testing.T, what string, got, want []Device) {
 				what, i, g.ID, g.AuthorizationID, g.CreatedAt, g.UpdatedAt, !g.Token.Empty(), w.ID, w.AuthorizationID,
 				w.CreatedAt, w.UpdatedAt)
 		}
+	}
+}
+
+// TestPage: pages of registered devices in id order, with more = another page follows, equal to cutting List;
+// deleted devices (whose ids the index may still name) and unknown `after` ids are handled.
+func TestPage(t *testing.T) {
+	f := newFixture(t)
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	var lp []byte
+	var ids []string
+	for i := 0; i < 12; i++ {
+		id := fmt.Sprintf("pg-%02d", i)
+		ids = append(ids, id)
+		lp = append(lp, RecordLine(Device{ID: id, AuthorizationID: fmt.Sprintf("a%02d", i), Token: config.Secret("t"),
+			CreatedAt: t0, UpdatedAt: t0}, t0.Add(time.Duration(i)*time.Second))...)
+	}
+	if err := f.admin.WriteLines(ctxT(t), f.cfg.BucketAuth, lp); err != nil {
+		t.Fatal(err)
+	}
+	// delete a run of records in the middle and the last one: their ids may stay in the index
+	for _, id := range []string{"pg-03", "pg-04", "pg-05", "pg-06", "pg-11"} {
+		if err := f.reg.deleteRecord(ctxT(t), id, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, err := f.reg.List(ctxT(t))
+	if err != nil || len(all) != 7 {
+		t.Fatalf("List: %d devices, %v; want 7", len(all), err)
+	}
+	for _, tc := range []struct {
+		after string
+		limit int
+	}{{"", 2}, {"pg-01", 2}, {"pg-02", 1}, {"pg-02", 3}, {"pg-07", 2}, {"pg-055", 2}, {"", 7}, {"", 100}, {"pg-10", 5}, {"pg-99", 1}, {"a", 1}} {
+		got, more, err := f.reg.Page(ctxT(t), tc.after, tc.limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rest := all[sort.Search(len(all), func(i int) bool { return all[i].ID > tc.after }):]
+		want, wantMore := rest, false
+		if len(rest) > tc.limit {
+			want, wantMore = rest[:tc.limit], true
+		}
+		if more != wantMore {
+			t.Errorf("Page(%q, %d): more %v, want %v", tc.after, tc.limit, more, wantMore)
+		}
+		sameDevices(t, fmt.Sprintf("Page(%q, %d)", tc.after, tc.limit), got, want)
 	}
 }
