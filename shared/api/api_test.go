@@ -156,13 +156,18 @@ func TestHandlerRecoversPanics(t *testing.T) {
 	}
 }
 
-func TestWithDeviceAddsDeviceIDToLogs(t *testing.T) {
+// A device route's log lines name the device: DeviceID validates the path parameter and tags the logger.
+func TestDeviceIDAddsDeviceIDToLogs(t *testing.T) {
 	logs := captureLogs(t)
-	h := api.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r = api.WithDevice(r, "dev-42")
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /d/{deviceId}", func(w http.ResponseWriter, r *http.Request) {
+		r, id, err := api.DeviceID(r)
+		if err != nil || id != "dev-42" {
+			t.Errorf("DeviceID = %q %v, want dev-42", id, err)
+		}
 		api.Logger(r.Context()).InfoContext(r.Context(), "hello")
-	}))
-	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil))
+	})
+	api.Handler(mux).ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/d/dev-42", nil))
 	if !strings.Contains(logs.String(), `"deviceId":"dev-42"`) {
 		t.Errorf("log line without deviceId: %s", logs)
 	}

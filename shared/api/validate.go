@@ -20,11 +20,12 @@ func CheckDeviceID(id string) error {
 	return nil
 }
 
-// DeviceID reads and validates the {deviceId} path parameter.
-func DeviceID(r *http.Request) (string, error) {
+// DeviceID reads and validates the {deviceId} path parameter and returns r with the id in its logger (every log
+// line of a device route names the device); on an error it returns r unchanged.
+func DeviceID(r *http.Request) (*http.Request, string, error) {
 	id := r.PathValue("deviceId")
 	if err := CheckDeviceID(id); err != nil {
-		return "", err
+		return r, "", err
 	}
-	return id, nil
+	return WithDevice(r, id), id, nil
 }

@@ -68,12 +68,11 @@ func (s *Service) coverageWindow(r *http.Request) (Window, error) {
 
 // coverageDevice is GET /api/devices/{deviceId}/write-missing: the device's present minutes, exactly (one query).
 func (s *Service) coverageDevice(w http.ResponseWriter, r *http.Request) {
-	id, err := api.DeviceID(r)
+	r, id, err := api.DeviceID(r)
 	if err != nil {
 		api.WriteError(w, r, err)
 		return
 	}
-	r = api.WithDevice(r, id)
 	win, err := s.coverageWindow(r)
 	if err != nil {
 		api.WriteError(w, r, err)

@@ -70,12 +70,11 @@ func (b planBody) days() (int, error) {
 }
 
 func (s *Service) planDevice(w http.ResponseWriter, r *http.Request) {
-	id, err := api.DeviceID(r)
+	r, id, err := api.DeviceID(r)
 	if err != nil {
 		api.WriteError(w, r, err)
 		return
 	}
-	r = api.WithDevice(r, id)
 	body, days, err := planInput(r)
 	if err == nil && body.Devices != nil {
 		err = api.InvalidParam("devices", "devices is only accepted by POST /api/write-missing")

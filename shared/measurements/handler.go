@@ -73,12 +73,11 @@ func (h *Handler) Routes() *api.Mux {
 
 // Measurements answers GET /api/devices/{deviceId}/measurements.
 func (h *Handler) Measurements(w http.ResponseWriter, r *http.Request) {
-	id, err := api.DeviceID(r)
+	r, id, err := api.DeviceID(r)
 	if err != nil {
 		api.WriteError(w, r, err)
 		return
 	}
-	r = api.WithDevice(r, id)
 	q, err := ParseRequest(id, r.URL.Query(), h.now())
 	if err != nil {
 		api.WriteError(w, r, err)
@@ -139,12 +138,11 @@ func (h *Handler) table(ctx context.Context, q Request) (*Table, error) {
 
 // Summary answers GET /api/devices/{deviceId}/summary.
 func (h *Handler) Summary(w http.ResponseWriter, r *http.Request) {
-	id, err := api.DeviceID(r)
+	r, id, err := api.DeviceID(r)
 	if err != nil {
 		api.WriteError(w, r, err)
 		return
 	}
-	r = api.WithDevice(r, id)
 	q, err := ParseSummaryRequest(id, r.URL.Query(), h.now())
 	if err != nil {
 		api.WriteError(w, r, err)

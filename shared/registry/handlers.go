@@ -209,12 +209,11 @@ func (h *Handlers) Delete(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, r, err)
 		return
 	}
-	id, q, err := h.input(r, "data")
+	r, id, q, err := h.input(r, "data")
 	if err != nil {
 		api.WriteError(w, r, err)
 		return
 	}
-	r = api.WithDevice(r, id)
 	data, err := boolParam(q, "data", false)
 	if err != nil {
 		api.WriteError(w, r, err)
@@ -228,24 +227,24 @@ func (h *Handlers) Delete(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// input validates the device id and the query (only the named parameters, each at most once).
-func (h *Handlers) input(r *http.Request, allowed ...string) (string, url.Values, error) {
-	id, err := api.DeviceID(r)
+// input validates the device id (into the request's log context) and the query (only the named parameters, each
+// at most once).
+func (h *Handlers) input(r *http.Request, allowed ...string) (*http.Request, string, url.Values, error) {
+	r, id, err := api.DeviceID(r)
 	if err != nil {
-		return "", nil, err
+		return r, "", nil, err
 	}
 	q, err := api.Query(r, allowed...)
-	return id, q, err
+	return r, id, q, err
 }
 
 // configInput reads what every route answering a device configuration takes: the device id (into the request's
 // log context), the query (accept plus allowed), and whether the answer is text.
 func (h *Handlers) configInput(r *http.Request, allowed ...string) (*http.Request, string, url.Values, bool, error) {
-	id, q, err := h.input(r, append(allowed, "accept")...)
+	r, id, q, err := h.input(r, append(allowed, "accept")...)
 	if err != nil {
 		return r, "", nil, false, err
 	}
-	r = api.WithDevice(r, id)
 	text, err := wantsText(r, q)
 	return r, id, q, text, err
 }
