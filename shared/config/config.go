@@ -230,44 +230,32 @@ func (e *Env) String(name, def string) string {
 
 // Int returns the variable as an int in [min, max], or def when unset.
 func (e *Env) Int(name string, def, min, max int) int {
-	v := strings.TrimSpace(e.Get(name))
-	if v == "" {
-		return def
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < min || n > max {
-		e.fail("%s must be an integer in [%d, %d], got %q", name, min, max, v)
-		return def
-	}
-	return n
+	return bounded(e, name, def, min, max, "an integer", strconv.Atoi)
 }
 
 // Float returns the variable as a float in [min, max], or def when unset.
 func (e *Env) Float(name string, def, min, max float64) float64 {
-	v := strings.TrimSpace(e.Get(name))
-	if v == "" {
-		return def
-	}
-	f, err := strconv.ParseFloat(v, 64)
-	if err != nil || f < min || f > max {
-		e.fail("%s must be a number in [%g, %g], got %q", name, min, max, v)
-		return def
-	}
-	return f
+	return bounded(e, name, def, min, max, "a number", func(v string) (float64, error) { return strconv.ParseFloat(v, 64) })
 }
 
 // Duration returns the variable as a Go duration in [min, max], or def when unset.
 func (e *Env) Duration(name string, def, min, max time.Duration) time.Duration {
+	return bounded(e, name, def, min, max, "a duration", time.ParseDuration)
+}
+
+// bounded reads the variable with parse and keeps it only in [min, max]: def when unset, and def with a problem
+// recorded (naming kind and the bounds) when it does not parse or is out of range.
+func bounded[T int | float64 | time.Duration](e *Env, name string, def, min, max T, kind string, parse func(string) (T, error)) T {
 	v := strings.TrimSpace(e.Get(name))
 	if v == "" {
 		return def
 	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d < min || d > max {
-		e.fail("%s must be a duration in [%s, %s], got %q", name, min, max, v)
+	x, err := parse(v)
+	if err != nil || x < min || x > max {
+		e.fail("%s must be %s in [%v, %v], got %q", name, kind, min, max, v)
 		return def
 	}
-	return d
+	return x
 }
 
 // URL checks that v is an absolute http(s) URL.
