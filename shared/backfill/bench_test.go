@@ -180,31 +180,6 @@ func BenchmarkPlannerQuery(b *testing.B) {
 	b.ReportMetric(m30, "ms/median_30d")
 }
 
-// BenchmarkWorkerCPU is the worker's own cost per point without InfluxDB: generating line protocol and gzip.
-func BenchmarkWorkerCPU(b *testing.B) {
-	w := &Worker{Influx: discard{}, Gen: home}
-	c := Chunk{DeviceID: "cpu", Ranges: []Range{{29_000_000, 29_000_000 + 7*1440}}}
-	b.ResetTimer()
-	start := time.Now()
-	for i := 0; i < b.N; i++ {
-		if err := w.Handle(context.Background(), c); err != nil {
-			b.Fatal(err)
-		}
-	}
-	rate := float64(b.N*7*1440) / time.Since(start).Seconds()
-	b.ReportMetric(rate, "points/s_one_core")
-	// CPU time per 1,000 points, and what a million points cost in Lambda at the template's memory: Lambda gives a
-	// function memory/1,769 MB of a vCPU, so CPU-bound work runs 1,769/memory times longer than on one core.
-	cpu := 1000 / rate                          // seconds of one core per 1,000 points
-	mem := workerMemoryMB                       // template.yaml's MemorySize (asserted by WorkerPeakRSS's template check)
-	seconds := cpu * 1000 * 1769 / float64(mem) // per million points
-	gbs := seconds * float64(mem) / 1024
-	b.ReportMetric(cpu*1000, "cpu_ms/1000_points")
-	b.ReportMetric(gbs, "lambda_GB-s/million_points")
-	// arm64 $0.0000133334 per GB-s, $0.20 per million requests (one chunk of 1,440 points per request)
-	b.ReportMetric(gbs*0.0000133334+1e6/1440*0.20/1e6, "lambda_USD/million_points")
-}
-
 type discard struct{}
 
 func (discard) WriteGzip(context.Context, string, []byte) error { return nil }
@@ -281,13 +256,10 @@ func BenchmarkWorkerPeakRSS(b *testing.B) {
 	b.ReportMetric(week, "MB_peak_rss_7day_chunk")
 	b.ReportMetric(base, "MB_rss_before_work")
 	b.ReportMetric(workerRSSGoalMB, "MB_peak_rss_goal")
-	if week >= workerMemoryMB || day >= workerMemoryMB {
-		b.Errorf("peak RSS %.1f / %.1f MB reaches the worker's %d MB", day, week, workerMemoryMB)
+	if mem := float64(templateMemoryMB(b, "BackfillWorkerFunction")); week >= mem || day >= mem {
+		b.Errorf("peak RSS %.1f / %.1f MB reaches the worker's %.0f MB", day, week, mem)
 	}
 }
 
-// workerRSSGoalMB is the peak RSS the worker aims at; workerMemoryMB is its MemorySize in template.yaml.
-const (
-	workerRSSGoalMB = 40
-	workerMemoryMB  = 256
-)
+// workerRSSGoalMB is the peak RSS the worker aims at.
+const workerRSSGoalMB = 40
