@@ -40,8 +40,8 @@ type template struct {
 	} `yaml:"Resources"`
 }
 
-// TemplateRoutes returns each function's HttpApi routes ("GET /api/devices/{deviceId}") from template.yaml, sorted.
-func TemplateRoutes(t testing.TB) map[string][]string {
+// ReadTemplate decodes the module's template.yaml into v.
+func ReadTemplate(t testing.TB, v any) {
 	t.Helper()
 	root, err := testenv.ModuleRoot()
 	if err != nil {
@@ -51,10 +51,45 @@ func TemplateRoutes(t testing.TB) map[string][]string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var tpl template
-	if err := yaml.Unmarshal(b, &tpl); err != nil {
+	if err := yaml.Unmarshal(b, v); err != nil {
 		t.Fatalf("template.yaml: %v", err)
 	}
+}
+
+// MemoryMB is the function's MemorySize in template.yaml (the Globals' when the function sets none).
+func MemoryMB(t testing.TB, logicalID string) int {
+	t.Helper()
+	var tpl struct {
+		Globals struct {
+			Function struct {
+				MemorySize int `yaml:"MemorySize"`
+			} `yaml:"Function"`
+		} `yaml:"Globals"`
+		Resources map[string]struct {
+			Properties struct {
+				MemorySize int `yaml:"MemorySize"`
+			} `yaml:"Properties"`
+		} `yaml:"Resources"`
+	}
+	ReadTemplate(t, &tpl)
+	r, ok := tpl.Resources[logicalID]
+	switch {
+	case !ok:
+		t.Fatalf("template.yaml has no %s", logicalID)
+	case r.Properties.MemorySize > 0:
+		return r.Properties.MemorySize
+	case tpl.Globals.Function.MemorySize > 0:
+		return tpl.Globals.Function.MemorySize
+	}
+	t.Fatalf("template.yaml gives %s no MemorySize", logicalID)
+	return 0
+}
+
+// TemplateRoutes returns each function's HttpApi routes ("GET /api/devices/{deviceId}") from template.yaml, sorted.
+func TemplateRoutes(t testing.TB) map[string][]string {
+	t.Helper()
+	var tpl template
+	ReadTemplate(t, &tpl)
 	out := map[string][]string{}
 	for id, res := range tpl.Resources {
 		if res.Type != "AWS::Serverless::Function" {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/iot-center/iot-center-serverless/internal/influxtest"
+	"github.com/iot-center/iot-center-serverless/internal/routetest"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
 	"github.com/iot-center/iot-center-serverless/shared/sensors"
 )
@@ -256,7 +257,7 @@ func BenchmarkWorkerPeakRSS(b *testing.B) {
 	b.ReportMetric(week, "MB_peak_rss_7day_chunk")
 	b.ReportMetric(base, "MB_rss_before_work")
 	b.ReportMetric(workerRSSGoalMB, "MB_peak_rss_goal")
-	if mem := float64(templateMemoryMB(b, "BackfillWorkerFunction")); week >= mem || day >= mem {
+	if mem := float64(routetest.MemoryMB(b, "BackfillWorkerFunction")); week >= mem || day >= mem {
 		b.Errorf("peak RSS %.1f / %.1f MB reaches the worker's %.0f MB", day, week, mem)
 	}
 }

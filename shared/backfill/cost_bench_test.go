@@ -2,16 +2,12 @@ package backfill
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/iot-center/iot-center-serverless/internal/influxtest"
-	"github.com/iot-center/iot-center-serverless/internal/testenv"
+	"github.com/iot-center/iot-center-serverless/internal/routetest"
 )
 
 // AWS Lambda's published arm64 prices (https://aws.amazon.com/lambda/pricing/, US East (N. Virginia), first
@@ -33,7 +29,7 @@ const (
 //     bills as it is, while the CPU work runs lambdaMBPerVCPU/memory times longer there (a fraction of a vCPU). Plus
 //     one request per task. The wait is this machine's (InfluxDB on the same shared 2 cores).
 func BenchmarkWorkerCPU(b *testing.B) {
-	mem := float64(templateMemoryMB(b, "BackfillWorkerFunction"))
+	mem := float64(routetest.MemoryMB(b, "BackfillWorkerFunction"))
 	task := costTask()
 	var points float64
 	for _, c := range task {
@@ -93,43 +89,4 @@ func cpuTime(b *testing.B) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// templateMemoryMB is the function's MemorySize in template.yaml (the Globals' when it sets none).
-func templateMemoryMB(b *testing.B, logicalID string) int {
-	b.Helper()
-	root, err := testenv.ModuleRoot()
-	if err != nil {
-		b.Fatal(err)
-	}
-	data, err := os.ReadFile(filepath.Join(root, "template.yaml"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	var tpl struct {
-		Globals struct {
-			Function struct {
-				MemorySize int `yaml:"MemorySize"`
-			} `yaml:"Function"`
-		} `yaml:"Globals"`
-		Resources map[string]struct {
-			Properties struct {
-				MemorySize int `yaml:"MemorySize"`
-			} `yaml:"Properties"`
-		} `yaml:"Resources"`
-	}
-	if err := yaml.Unmarshal(data, &tpl); err != nil {
-		b.Fatalf("template.yaml: %v", err)
-	}
-	r, ok := tpl.Resources[logicalID]
-	switch {
-	case !ok:
-		b.Fatalf("template.yaml has no %s", logicalID)
-	case r.Properties.MemorySize > 0:
-		return r.Properties.MemorySize
-	case tpl.Globals.Function.MemorySize > 0:
-		return tpl.Globals.Function.MemorySize
-	}
-	b.Fatalf("template.yaml gives %s no MemorySize", logicalID)
-	return 0
 }
