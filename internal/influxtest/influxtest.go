@@ -7,6 +7,7 @@ package influxtest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -216,6 +217,16 @@ func (s *Server) launch() error {
 	}
 	s.proc = d
 	return nil
+}
+
+// CPUTime is the CPU time the test binary's own influxd has used so far; an error for an external server.
+func (s *Server) CPUTime() (time.Duration, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.external || s.proc == nil {
+		return 0, errors.New("influxtest: the server's process is not this test binary's")
+	}
+	return s.proc.CPUTime()
 }
 
 func (s *Server) stop() {
