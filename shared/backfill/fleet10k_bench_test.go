@@ -42,7 +42,7 @@ func (q *taskSink) take() []Task {
 
 // BenchmarkFleet10000 times the fleet paths in-process (the real handlers and the real InfluxDB, no emulator or
 // SQS) at 10,000 registered devices (registry records written directly), each with the last 10 minutes of data:
-// the registry's list, the device list with health (all of it, a page of 100 and one of 1,000, as the dashboard reads it), the fleet coverage poll, the
+// the registry's list, the device list with health (all of it for a silent fleet and for one writing on schedule, a page of 100 and one of 1,000, as the dashboard reads it), the fleet coverage poll, the
 // write-missing answer (a new job, the same job again, and a job for 1,000 listed devices), and the planning of every device for one day (the plan
 // task and its batch tasks run here at the template's 4 at a time; the chunk tasks are only counted).
 func BenchmarkFleet10000(b *testing.B) {
@@ -54,7 +54,8 @@ func BenchmarkFleet10000(b *testing.B) {
 	now := time.Now().Unix() / 60
 	fleettest.WriteMinutes(b, f.admin, f.cfg.Bucket, home, ids, now-10, now)
 
-	devices := api.Handler(authztest.Operator(fleet.NewService(f.reg, f.admin, f.cfg).Routes()))
+	svc := fleet.NewService(f.reg, f.admin, f.cfg)
+	devices := api.Handler(authztest.Operator(svc.Routes()))
 	fetch := func(h http.Handler, path string, out any) time.Duration {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
@@ -110,6 +111,13 @@ func BenchmarkFleet10000(b *testing.B) {
 			}
 			return time.Since(start)
 		}))
+		// a silent fleet (seen from an hour later: nobody wrote recently), then one writing on schedule (a point
+		// each this minute): the list reads the recent points, and every device's last point only for the former
+		svc.Now = func() time.Time { return time.Now().Add(time.Hour) }
+		report("device_list_silent", median(b, 5, func() time.Duration { return get(devices, "/api/devices") }))
+		svc.Now = nil
+		cur := time.Now().Unix() / 60
+		fleettest.WriteMinutes(b, f.admin, f.cfg.Bucket, home, ids, cur, cur+1)
 		report("device_list", median(b, 5, func() time.Duration { return get(devices, "/api/devices") }))
 		report("device_list_page", median(b, 5, func() time.Duration { return get(devices, "/api/devices?limit=100&after=fl-05000") }))
 		report("device_list_page1000", median(b, 5, func() time.Duration { return get(devices, "/api/devices?limit=1000&after=fl-05000") }))

@@ -104,11 +104,32 @@ func TestHealthStatuses(t *testing.T) {
 	if strings.Contains(body, "bench-token") {
 		t.Errorf("the device list holds a token: %s", body)
 	}
-	// a page looks up only its own devices' last points: the same lastSeen and status as the whole list
+	recent, err := f.svc.Health.Recent(ctx, now)
+	if err != nil || len(recent) != 1 || !recent["h-online"].Equal(seen["h-online"].Truncate(time.Millisecond)) {
+		t.Errorf("Recent = %v, %v; want only h-online at %v", recent, err, seen["h-online"])
+	}
+	for _, lookupMax := range []int{0, 1} { // the others by id, or with every device's series
+		f.svc.Health.LookupMax = lookupMax
+		all, err := f.svc.Health.Rest(ctx, now, recent, ids)
+		if err != nil || len(all) != len(seen) {
+			t.Fatalf("Rest (LookupMax %d) = %v, %v; want the %d devices that wrote", lookupMax, all, err, len(seen))
+		}
+		for id, at := range seen {
+			if !all[id].Equal(at.Truncate(time.Millisecond)) {
+				t.Errorf("Rest (LookupMax %d): %s last seen %v, want %v", lookupMax, id, all[id], at)
+			}
+		}
+	}
+	// the same answers however the list reads the last points: every device's beside the registry's list when few
+	// wrote recently (above), or the recent ones first and the rest after it (LookupMax 1 here); a page looks up
+	// only its own devices
 	for _, page := range []struct {
-		path  string
-		first int
-	}{{"/api/devices?limit=2", 0}, {"/api/devices?limit=2&after=h-never", 2}, {"/api/devices?after=h-online", 3}} {
+		path      string
+		first     int
+		lookupMax int
+	}{{"/api/devices", 0, 1}, {"/api/devices?limit=2", 0, 0}, {"/api/devices?limit=2&after=h-never", 2, 0},
+		{"/api/devices?after=h-online", 3, 0}} {
+		f.svc.Health.LookupMax = page.lookupMax
 		status, got, _, body := f.get(t, page.path)
 		if status != 200 || len(got) == 0 || page.first+len(got) > len(devs) {
 			t.Fatalf("GET %s: %d %s", page.path, status, body)

@@ -59,8 +59,9 @@ func (s *Service) now() time.Time {
 	return time.Now()
 }
 
-// Devices lists every registered device with its health: two queries (the registry's list and one grouped
-// last-point query, run at the same time), whatever the fleet size.
+// Devices lists every registered device with its health, whatever the fleet size: the registry's list and, at the
+// same time, the recent points (one table); when many devices wrote recently, the last points of the others only
+// (by id when they are few), else every device's last point, also beside the list.
 func (s *Service) Devices(ctx context.Context) ([]Device, error) {
 	return s.devices(ctx, nil)
 }
@@ -72,15 +73,23 @@ func (s *Service) Devices(ctx context.Context) ([]Device, error) {
 func (s *Service) devices(ctx context.Context, page func(ctx context.Context) ([]registry.Device, error)) ([]Device, error) {
 	now := s.now()
 	type seenResult struct {
-		m   map[string]time.Time
-		err error
+		m        map[string]time.Time
+		complete bool // every device's last point, not only the recent ones
+		err      error
 	}
 	ch := make(chan seenResult, 1)
 	list := page
 	if page == nil {
 		go func() {
-			m, err := s.Health.LastSeen(ctx, now, nil)
-			ch <- seenResult{m, err}
+			recent, err := s.Health.Recent(ctx, now)
+			if err != nil || len(recent) >= s.Health.lookupMax() {
+				ch <- seenResult{m: recent, err: err} // many wrote recently: the rest is looked up after the list
+				return
+			}
+			// few wrote recently: a small fleet or a silent one, whose every last point is read now, beside the
+			// registry's list (cheap for a small fleet, needed for a silent one)
+			all, err := s.Health.LastSeen(ctx, now, nil)
+			ch <- seenResult{m: all, complete: true, err: err}
 		}()
 		list = s.Registry.List
 	}
@@ -92,7 +101,18 @@ func (s *Service) devices(ctx context.Context, page func(ctx context.Context) ([
 		return nil, err
 	}
 	sort.Slice(devs, func(i, j int) bool { return devs[i].ID < devs[j].ID })
-	if page != nil {
+	if page == nil {
+		if r := <-ch; r.err != nil || r.complete {
+			ch <- r
+		} else {
+			ids := make([]string, len(devs))
+			for i, d := range devs {
+				ids[i] = d.ID
+			}
+			m, err := s.Health.Rest(ctx, now, r.m, ids)
+			ch <- seenResult{m: m, err: err}
+		}
+	} else {
 		var ids []string // nil: every device (a page longer than MaxLimit, i.e. `after` without limit)
 		if len(devs) <= MaxLimit {
 			ids = make([]string, len(devs))
@@ -101,7 +121,7 @@ func (s *Service) devices(ctx context.Context, page func(ctx context.Context) ([
 			}
 		}
 		m, err := s.Health.LastSeen(ctx, now, ids)
-		ch <- seenResult{m, err}
+		ch <- seenResult{m: m, err: err}
 	}
 	seen := <-ch
 	if seen.err != nil {
