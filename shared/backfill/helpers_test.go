@@ -86,10 +86,11 @@ type fixture struct {
 	// before, when set, is called before each chunk task runs (fault injection).
 	before func(n int64)
 	chunks atomic.Int64
-	// ran is signalled (without blocking) after each invocation: waitEnd reads the job then, and otherwise every
-	// poll (a job read is InfluxDB work, which the throughput benchmark must not inflate).
-	ran  chan struct{}
-	poll time.Duration
+	// ran is signalled (without blocking) when no invocation is left running: waitEnd reads the job then, and
+	// otherwise every poll (a job read is InfluxDB work, which the throughput benchmark must not inflate).
+	ran      chan struct{}
+	poll     time.Duration
+	inFlight atomic.Int64
 }
 
 type syncErrs struct {
@@ -198,12 +199,15 @@ func newFixture(t testing.TB, srv *influxtest.Server, o fixtureOpts) *fixture {
 					f.before(f.chunks.Add(1))
 				}
 			}
+			f.inFlight.Add(1)
 			r := <-runners
 			resp, err := r.HandleSQS(ctx, ev)
 			runners <- r
-			select {
-			case f.ran <- struct{}{}:
-			default:
+			if f.inFlight.Add(-1) == 0 {
+				select {
+				case f.ran <- struct{}{}:
+				default:
+				}
 			}
 			if len(resp.BatchItemFailures) > 0 {
 				f.errs.add(fmt.Errorf("%d tasks failed", len(resp.BatchItemFailures)))
