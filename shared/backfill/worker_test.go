@@ -406,3 +406,58 @@ func TestPlannerCleanLead(t *testing.T) {
 		}
 	}
 }
+
+// TestHandleAllBatchesAcrossChunks: several chunks of two devices go out in shared BatchLines batches, and their
+// hourly aggregates (more lines than one batch holds) in batches of their own, every point and hour written once.
+func TestHandleAllBatchesAcrossChunks(t *testing.T) {
+	srv := influxtest.Shared(t)
+	proxy := newFaultProxy(t, srv.URL, 0) // counts the write requests, fails none
+	c := influx.New(proxy.srv.URL, srv.Token, srv.Org, influx.Options{})
+	t.Cleanup(c.Close)
+	src, dst := srv.NewBucket(t, "hsrc"), srv.NewBucket(t, "hdst")
+	w := &Worker{Influx: c, Bucket: src, Gen: home, DownsampledBucket: dst}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	// three devices × 15 whole days in 1-day chunks: 64,800 points (13 batches: 12 × 5,000 + 4,800), 5,400
+	// aggregate lines (2 batches)
+	day := fixedNow.Truncate(24*time.Hour).Unix()/60 - 20*1440
+	var chunks []Chunk
+	ids := []string{"batch-a", "batch-b", "batch-c"}
+	for _, id := range ids {
+		for d := int64(0); d < 15; d++ {
+			chunks = append(chunks, Chunk{DeviceID: id, Ranges: []Range{{day + d*1440, day + (d+1)*1440}}})
+		}
+	}
+	if err := w.HandleAll(ctx, chunks); err != nil {
+		t.Fatal(err)
+	}
+	if got := proxy.writes.Load(); got != 15 {
+		t.Errorf("%d write requests, want 15 (13 of points, 2 of aggregates)", got)
+	}
+	for _, id := range ids {
+		var points, hours int64
+		var counted float64
+		err := c.QueryRows(ctx, `from(bucket: bucket) |> range(start: 0)
+  |> filter(fn: (r) => r._field == "Temperature" and r.clientId == deviceId) |> count()`,
+			influx.Extern{"bucket": src, "deviceId": id}, func(v map[string]any) error {
+				points += v["_value"].(int64)
+				return nil
+			})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = c.QueryRows(ctx, `from(bucket: bucket) |> range(start: 0)
+  |> filter(fn: (r) => r._field == "Temperature" and r.agg == "count" and r.clientId == deviceId)`,
+			influx.Extern{"bucket": dst, "deviceId": id}, func(v map[string]any) error {
+				hours++
+				counted += v["_value"].(float64)
+				return nil
+			})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if points != 15*1440 || hours != 15*24 || counted != 15*1440 {
+			t.Errorf("%s: %d points, %d hourly counts summing to %v; want %d, %d, %d", id, points, hours, counted, 15*1440, 15*24, 15*1440)
+		}
+	}
+}
