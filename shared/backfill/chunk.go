@@ -74,9 +74,11 @@ func (c Chunk) Validate() error {
 	return nil
 }
 
-// Window is a half-open interval of whole minutes.
+// Window is a half-open interval of whole minutes. A job, its tasks' reference to it and a coverage answer embed
+// it: their JSON holds it as "from" and "to".
 type Window struct {
-	From, To time.Time
+	From time.Time `json:"from"`
+	To   time.Time `json:"to"`
 }
 
 // Minutes is the number of minutes in the window.

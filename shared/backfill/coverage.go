@@ -5,7 +5,6 @@ import (
 	"math"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
@@ -14,13 +13,12 @@ import (
 
 // Coverage is how much of a window holds data.
 type Coverage struct {
-	DeviceID string    `json:"deviceId,omitempty"`
-	From     time.Time `json:"from"`
-	To       time.Time `json:"to"`
-	Expected int64     `json:"expected"`
-	Present  int64     `json:"present"`
-	Missing  int64     `json:"missing"`
-	Percent  float64   `json:"percent"`
+	DeviceID string `json:"deviceId,omitempty"`
+	Window
+	Expected int64   `json:"expected"`
+	Present  int64   `json:"present"`
+	Missing  int64   `json:"missing"`
+	Percent  float64 `json:"percent"`
 }
 
 func newCoverage(id string, win Window, expected, present int64) Coverage {
@@ -29,7 +27,7 @@ func newCoverage(id string, win Window, expected, present int64) Coverage {
 		// floor to two decimals: 99.999% must not read as 100
 		pct = math.Floor(float64(present)*10000/float64(expected)) / 100
 	}
-	return Coverage{DeviceID: id, From: win.From, To: win.To, Expected: expected, Present: present,
+	return Coverage{DeviceID: id, Window: win, Expected: expected, Present: present,
 		Missing: expected - present, Percent: pct}
 }
 

@@ -30,10 +30,9 @@ const (
 // atomic increment): every planning batch and every chunk writes its own record point, and the job route sums them
 // (see progress.go).
 type Job struct {
-	ID            string    `json:"jobId"`
-	State         string    `json:"state"`
-	From          time.Time `json:"from"`
-	To            time.Time `json:"to"`
+	ID    string `json:"jobId"`
+	State string `json:"state"`
+	Window
 	Devices       int       `json:"devices"`
 	DevicesDone   int       `json:"devicesDone"`
 	Chunks        int       `json:"chunks"`
@@ -254,6 +253,6 @@ func (s *JobStore) recordChunks(ctx context.Context, j JobRef, outs []chunkOutco
 // newJob builds a job for key created now.
 func newJob(key string, devices []string, win Window, now time.Time, timeout time.Duration) Job {
 	created := now.UTC().Truncate(time.Millisecond)
-	return Job{ID: newJobID(key, created), State: StatePlanning, From: win.From, To: win.To, Devices: len(devices),
+	return Job{ID: newJobID(key, created), State: StatePlanning, Window: win, Devices: len(devices),
 		CreatedAt: created, UpdatedAt: created, Deadline: created.Add(timeout), AllDevices: devices == nil}
 }

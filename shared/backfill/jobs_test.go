@@ -114,8 +114,9 @@ func TestJobState(t *testing.T) {
 
 func TestTaskValidate(t *testing.T) {
 	created := time.Date(2026, 11, 20, 12, 0, 30, 0, time.UTC)
-	job := JobRef{ID: newJobID(strings.Repeat("ab", 32), created), Created: created, From: created.Add(-24 * time.Hour).Truncate(time.Minute),
-		To: created.Truncate(time.Minute), Deadline: created.Add(time.Hour)}
+	job := JobRef{ID: newJobID(strings.Repeat("ab", 32), created), Created: created,
+		Window:   Window{From: created.Add(-24 * time.Hour).Truncate(time.Minute), To: created.Truncate(time.Minute)},
+		Deadline: created.Add(time.Hour)}
 	win := Range{job.From.Unix() / 60, job.To.Unix() / 60}
 	tests := []struct {
 		name string
@@ -127,11 +128,11 @@ func TestTaskValidate(t *testing.T) {
 		{"batch", Task{Kind: KindBatch, Job: job, Devices: []string{"a"}, Batch: 2, First: 200}, true},
 		{"chunk", Task{Kind: KindChunk, Job: job, Chunks: []ChunkRef{{DeviceID: "a", Window: win, Seq: 5, Of: 2}}}, true},
 		{"unknown kind", Task{Kind: "drop", Job: job}, false},
-		{"bad job id", Task{Kind: KindPlan, Job: JobRef{ID: "x", Created: created, From: job.From, To: job.To, Deadline: job.Deadline}, All: true}, false},
-		{"created differs from the id", Task{Kind: KindPlan, Job: JobRef{ID: job.ID, Created: created.Add(time.Second), From: job.From,
-			To: job.To, Deadline: job.Deadline}, All: true}, false},
-		{"window over 30 days", Task{Kind: KindPlan, Job: JobRef{ID: job.ID, Created: created, From: job.To.Add(-31 * 24 * time.Hour),
-			To: job.To, Deadline: job.Deadline}, All: true}, false},
+		{"bad job id", Task{Kind: KindPlan, Job: JobRef{ID: "x", Created: created, Window: job.Window, Deadline: job.Deadline}, All: true}, false},
+		{"created differs from the id", Task{Kind: KindPlan, Job: JobRef{ID: job.ID, Created: created.Add(time.Second), Window: job.Window,
+			Deadline: job.Deadline}, All: true}, false},
+		{"window over 30 days", Task{Kind: KindPlan, Job: JobRef{ID: job.ID, Created: created,
+			Window: Window{From: job.To.Add(-31 * 24 * time.Hour), To: job.To}, Deadline: job.Deadline}, All: true}, false},
 		{"all and a list", Task{Kind: KindPlan, Job: job, All: true, Devices: []string{"a"}}, false},
 		{"empty batch", Task{Kind: KindBatch, Job: job}, false},
 		{"bad device in batch", Task{Kind: KindBatch, Job: job, Devices: []string{"a b"}}, false},

@@ -140,7 +140,7 @@ func (r *Runner) plan(ctx context.Context, t Task) error {
 	if err != nil {
 		return err
 	}
-	size := BatchSize(r.BatchDevices, Window{From: t.Job.From, To: t.Job.To})
+	size := BatchSize(r.BatchDevices, t.Job.Window)
 	var tasks []Task
 	for b := 0; b*size < len(ids); b++ {
 		part := ids[b*size : min(len(ids), (b+1)*size)]
@@ -163,7 +163,7 @@ func (r *Runner) batch(ctx context.Context, t Task) error {
 	var plans []DevicePlan
 	if now.Before(t.Job.Deadline) {
 		var err error
-		plans, err = r.Planner.PlanDevices(ctx, t.Devices, Window{From: t.Job.From, To: t.Job.To}, r.ChunkMinutes)
+		plans, err = r.Planner.PlanDevices(ctx, t.Devices, t.Job.Window, r.ChunkMinutes)
 		if err != nil {
 			return influxErr(err)
 		}

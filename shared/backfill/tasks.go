@@ -17,15 +17,14 @@ const (
 
 // JobRef is what every task of a job carries about it.
 type JobRef struct {
-	ID       string    `json:"id"`
-	Created  time.Time `json:"created"`
-	From     time.Time `json:"from"`
-	To       time.Time `json:"to"`
+	ID      string    `json:"id"`
+	Created time.Time `json:"created"`
+	Window
 	Deadline time.Time `json:"deadline"`
 }
 
 func (j Job) ref() JobRef {
-	return JobRef{ID: j.ID, Created: j.CreatedAt, From: j.From, To: j.To, Deadline: j.Deadline}
+	return JobRef{ID: j.ID, Created: j.CreatedAt, Window: j.Window, Deadline: j.Deadline}
 }
 
 // Task is one SQS message body.
@@ -71,7 +70,7 @@ func (t Task) Validate() error {
 	}
 	created, _ := jobCreated(t.Job.ID)
 	j := t.Job
-	if !created.Equal(j.Created) || !j.From.Before(j.To) || (Window{j.From, j.To}).Minutes() > MaxChunkMinutes ||
+	if !created.Equal(j.Created) || !j.From.Before(j.To) || j.Minutes() > MaxChunkMinutes ||
 		j.Deadline.Before(j.Created) {
 		return api.InvalidParam("job", "task carries an inconsistent job")
 	}
