@@ -2,7 +2,6 @@ package registry
 
 import (
 	"context"
-	"errors"
 
 	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
@@ -58,20 +57,18 @@ const countFlux = `from(bucket: registryBucket)
   |> distinct(column: "deviceId")
   |> count()`
 
-// registered returns how many devices have a record (a deleted device's records are deleted with it).
+// registered returns how many devices have a record (a deleted device's records are deleted with it); the read is
+// retried and classified like every registry read.
 func (r *Registry) registered(ctx context.Context) (int, error) {
 	n := 0
-	err := r.c.QueryRows(ctx, countFlux, influx.Extern{"registryBucket": r.cfg.BucketAuth, "measurement": Measurement},
-		func(v map[string]any) error {
-			c, _ := v["_value"].(int64)
-			n += int(c)
-			return nil
-		})
-	switch {
-	case err == nil:
-		return n, nil
-	case errors.Is(err, influx.ErrNotFound) || influx.StatusOf(err) == 404:
-		return 0, api.Wrap(api.Unavailable, err, "the device registry bucket is missing (has setup run?)")
-	}
-	return 0, api.Wrap(classify(err), err, "counting the registered devices")
+	err := r.retried(ctx, func() error {
+		n = 0
+		return r.c.QueryRows(ctx, countFlux, influx.Extern{"registryBucket": r.cfg.BucketAuth, "measurement": Measurement},
+			func(v map[string]any) error {
+				c, _ := v["_value"].(int64)
+				n += int(c)
+				return nil
+			})
+	})
+	return n, err
 }
