@@ -1,6 +1,8 @@
 package backfill
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"reflect"
 	"strings"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/iot-center/iot-center-serverless/internal/influxtest"
 	"github.com/iot-center/iot-center-serverless/internal/testenv"
+	"github.com/iot-center/iot-center-serverless/shared/api"
 )
 
 func TestPlanFromCounts(t *testing.T) {
@@ -223,6 +226,38 @@ func TestSecondPostJoinsRunningJob(t *testing.T) {
 	// another window length is another request
 	if status, other, _ := f.post(t, "/api/devices/"+id+"/write-missing", `{"days": 1}`); status != http.StatusAccepted || other.ID == first.ID {
 		t.Errorf("POST for 1 day: %d %+v, want a new job", status, other)
+	}
+}
+
+// TestPostJoinsAPartlyVisibleJob: InfluxDB keeps each of a point's fields as a series of its own, so a POST racing
+// the creator's job write can read only some of the job's fields (seen as "2 jobs created" in
+// TestConcurrentPostsMakeOneJob under load). Such a record is the claim's job being created: the POST joins it
+// (200, the claim's job id) and neither replaces the claim nor queues anything. The partial record is written here
+// as the racing reader sees it: from and to, no deadline.
+func TestPostJoinsAPartlyVisibleJob(t *testing.T) {
+	f := newFixture(t, influxtest.Shared(t), fixtureOpts{paused: true})
+	id := f.register(t, "partial")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	key := requestKey(f.jobs.Bucket, []string{id}, 2)
+	j := newJob(key, []string{id}, LastDays(fixedNow, 2), fixedNow, DefaultJobTimeout)
+	if _, err := f.jobs.createClaim(ctx, key, j); err != nil {
+		t.Fatal(err)
+	}
+	line := fmt.Sprintf("%s,jobId=%s from=%q,to=%q %d\n", jobMeasurement, j.ID, rfc(j.From), rfc(j.To), j.CreatedAt.UnixNano())
+	if err := f.admin.WriteLines(ctx, f.jobs.Bucket, []byte(line)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.jobs.Get(ctx, j.ID, fixedNow); !api.IsCode(err, api.NotFound) {
+		t.Errorf("Get of a partly visible job: %v, want not found (not written yet)", err)
+	}
+	depth := f.queueDepth(t)
+	status, got, _ := f.post(t, "/api/write-missing", `{"devices": ["`+id+`"], "days": 2}`)
+	if status != http.StatusOK || got.ID != j.ID {
+		t.Errorf("POST %d job %q, want 200 and the claim's job %q", status, got.ID, j.ID)
+	}
+	if d := f.queueDepth(t); d != depth {
+		t.Errorf("the POST queued %d tasks, want none", d-depth)
 	}
 }
 

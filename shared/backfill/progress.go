@@ -56,8 +56,13 @@ func (s *JobStore) Get(ctx context.Context, id string, now time.Time) (Job, erro
 	if err != nil {
 		return Job{}, influxErr(err)
 	}
-	if _, ok := vals["job.from"]; !ok {
-		return Job{}, &api.Error{Code: api.NotFound, Message: "job " + id + " not found", Param: "jobId"}
+	// The job's own fields come in one write, but InfluxDB keeps each field as a series of its own, so a read racing
+	// that write can see some of them: a record without all of them is "not written yet", never a job with a zero
+	// deadline (which would look past it, and a concurrent POST would then replace the job it should join).
+	for _, f := range []string{"job.from", "job.to", "job.deadline"} {
+		if _, ok := vals[f]; !ok {
+			return Job{}, &api.Error{Code: api.NotFound, Message: "job " + id + " not found", Param: "jobId"}
+		}
 	}
 	j := Job{ID: id, CreatedAt: created, UpdatedAt: created, AllDevices: vals["job.all"] == "true"}
 	j.From, _ = time.Parse(time.RFC3339Nano, vals["job.from"])
