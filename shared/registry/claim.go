@@ -60,14 +60,10 @@ func (r *Registry) claim(ctx context.Context, bucketID, id string, old *Device, 
 		return influx.Label{}, api.Wrap(classify(err), err, "claiming the registration")
 	}
 	held := &claimHeld{}
-	ls, err := r.c.FindLabels(ctx, name)
+	// by its exact name: InfluxDB filters, so a losing caller reads one label, not every claim of the fleet
+	held.label, _, err = r.c.FindLabel(ctx, name)
 	if err != nil {
 		return influx.Label{}, api.Wrap(classify(err), err, "reading a registration claim")
-	}
-	for _, l := range ls {
-		if l.Name == name {
-			held.label = l
-		}
 	}
 	if t := held.label.Properties["ticket"]; t != "" {
 		a, err := r.c.GetAuthorization(ctx, t)
