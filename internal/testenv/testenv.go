@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -42,14 +43,37 @@ func ModuleRoot() (string, error) {
 	return "", errors.New("no go.mod above the working directory")
 }
 
-// FreePort asks the kernel for a free loopback port.
+// handedOut holds the ports FreePort gave this process in the last minute: the kernel may offer a closed port again
+// at once, and two emulators starting together must not be told the same one. (A minute is far longer than a
+// start; forgetting keeps a long-running local API from using up the range.)
+var handedOut = struct {
+	sync.Mutex
+	at map[int]time.Time
+}{at: map[int]time.Time{}}
+
+// FreePort asks the kernel for a free loopback port that this process was not given in the last minute.
 func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	now := time.Now()
+	for p, at := range handedOut.at {
+		if now.Sub(at) > time.Minute {
+			delete(handedOut.at, p)
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	for range 50 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if _, recent := handedOut.at[port]; !recent {
+			handedOut.at[port] = now
+			return port, nil
+		}
+	}
+	return 0, errors.New("testenv: every loopback port offered was handed out in the last minute")
 }
 
 // RandomHex returns n random bytes as hex, for unique names and generated keys.

@@ -39,6 +39,27 @@ func TestFreePortListens(t *testing.T) {
 	}
 }
 
+// TestFreePortNeverRepeats: concurrent callers (emulators starting together) never get the same port, though the
+// kernel may offer a just-closed one again.
+func TestFreePortNeverRepeats(t *testing.T) {
+	const n = 300
+	ports := make([]int, n)
+	Together(n, func(i int) {
+		p, err := FreePort()
+		if err != nil {
+			t.Error(err)
+		}
+		ports[i] = p
+	})
+	seen := map[int]bool{}
+	for _, p := range ports {
+		if seen[p] {
+			t.Errorf("port %d handed out twice", p)
+		}
+		seen[p] = true
+	}
+}
+
 // TestStopKillsTheGroup: a shell that ignores SIGTERM and has a child; Stop kills both after the grace period.
 func TestStopKillsTheGroup(t *testing.T) {
 	pidFile := filepath.Join(t.TempDir(), "child.pid")

@@ -155,7 +155,21 @@ func (in *instance) alive() bool {
 	}
 }
 
+// startAttempts bounds start's tries: a port FreePort found free can be taken before the emulator binds it (an
+// outgoing connection's ephemeral port), and the emulator then exits at once; new ports fix that.
+const startAttempts = 3
+
 func (in *instance) start(ctx context.Context) error {
+	var err error
+	for range startAttempts {
+		if err = in.startOnce(ctx); err == nil || ctx.Err() != nil {
+			return err
+		}
+	}
+	return err
+}
+
+func (in *instance) startOnce(ctx context.Context) error {
 	p := in.pool
 	apiPort, err := testenv.FreePort()
 	if err != nil {
