@@ -88,9 +88,16 @@ lint: vet
 
 # Everything: lint, the Go tests (real influxd, real bootstraps under the emulator), then the dashboard in a real
 # browser against `make run`.
+# The packages whose concurrency matters (caches, limiter, registry, job store, the local runner) run under the race
+# detector; the rest without it, since a -race build of every package costs several times the plain one.
+RACE_PKGS := ./shared/gateway/ ./shared/registry/ ./shared/authz/ ./shared/backfill/ ./shared/api/ \
+	$(wildcard ./shared/store/) ./cmd/localapi/internal/...
 test: lint tools ui
 	@bin=$$($(INFLUXD) path) && echo "influxd: $$bin" && \
-	  INFLUXD_BIN=$$bin RIE_BIN=$(CURDIR)/bin/aws-lambda-rie go test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	  race=$$(go list $(RACE_PKGS)) && rest=$$(go list ./... | grep -vxF "$$race") && \
+	  export INFLUXD_BIN=$$bin RIE_BIN=$(CURDIR)/bin/aws-lambda-rie && \
+	  go test -race -count=1 -timeout $(TEST_TIMEOUT) $$race && \
+	  go test -count=1 -timeout $(TEST_TIMEOUT) $$rest
 	@$(MAKE) --no-print-directory e2e
 
 # Debian's Chromium for the browser test (the npm playwright download cannot reach its CDN from here).
