@@ -42,15 +42,27 @@ func (s *Service) now() time.Time {
 	return time.Now()
 }
 
-// Handler routes the write-missing routes (paths as in template.yaml).
+// Handler routes the write-missing routes (paths as in template.yaml). Every one is the operator's: the handlers
+// act on the authorizer's decision instead of trusting that only it stands in front of them.
 func (s *Service) Handler() *api.Mux {
 	mux := api.NewMux()
-	mux.HandleFunc("POST /api/devices/{deviceId}/write-missing", s.planDevice)
-	mux.HandleFunc("POST /api/write-missing", s.planAll)
-	mux.HandleFunc("GET /api/devices/{deviceId}/write-missing", s.coverageDevice)
-	mux.HandleFunc("GET /api/write-missing", s.coverageAll)
-	mux.HandleFunc("GET "+JobsPath+"{jobId}", s.getJob)
+	mux.HandleFunc("POST /api/devices/{deviceId}/write-missing", operatorOnly(s.planDevice))
+	mux.HandleFunc("POST /api/write-missing", operatorOnly(s.planAll))
+	mux.HandleFunc("GET /api/devices/{deviceId}/write-missing", operatorOnly(s.coverageDevice))
+	mux.HandleFunc("GET /api/write-missing", operatorOnly(s.coverageAll))
+	mux.HandleFunc("GET "+JobsPath+"{jobId}", operatorOnly(s.getJob))
 	return mux
+}
+
+// operatorOnly answers 403 before h runs unless the caller's role is operator.
+func operatorOnly(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := api.RequireRole(api.CallerOf(r.Context()), api.RoleOperator); err != nil {
+			api.WriteError(w, r, err)
+			return
+		}
+		h(w, r)
+	}
 }
 
 // planBody is the optional body of the plan routes.

@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/iot-center/iot-center-serverless/internal/authztest"
 	"github.com/iot-center/iot-center-serverless/internal/influxtest"
 	"github.com/iot-center/iot-center-serverless/internal/sqsesm"
 	"github.com/iot-center/iot-center-serverless/internal/testenv"
@@ -232,7 +233,7 @@ func newFixture(t testing.TB, srv *influxtest.Server, o fixtureOpts) *fixture {
 		JobTimeout: o.jobTimeout,
 		Now:        o.now,
 	}
-	f.h = api.Handler(f.svc.Handler())
+	f.h = api.Handler(authztest.Operator(f.svc.Handler())) // every write-missing route is the operator's
 	return f
 }
 
