@@ -69,6 +69,9 @@ func TestWriteAccepted(t *testing.T) {
 		{"unsorted tags, blank lines, a comment, CRLF", func(*fixture) req {
 			return req{body: []byte(fmt.Sprintf("\n# a comment\r\nenvironment,clientId=dev-a,CO2Sensor=x Humidity=2 %d\r\n\n", t0.UnixNano()))}
 		}, []string{"environment dev-a Humidity 2 " + ts}},
+		{"real sensor names as tag values", func(*fixture) req {
+			return req{body: []byte(fmt.Sprintf("environment,TemperatureSensor=BME280,GPSSensor=NEO-6M,CO2Sensor=sht3x.0 Humidity=2 %d", t0.UnixNano()))}
+		}, []string{"environment dev-a Humidity 2 " + ts}},
 		{"bucket named by id, org by id", func(f *fixture) req {
 			id, err := f.admin.BucketID(t.Context(), f.bucket)
 			if err != nil {
@@ -125,6 +128,15 @@ func TestWriteRefusedWritesNothing(t *testing.T) {
 		{"unknown tag", func(*fixture) req {
 			return req{body: []byte(fmt.Sprintf("environment,room=1 Temperature=1 %d", t0.UnixNano()))}
 		}, 400, "invalid", `line 1: tag "room" is not in the schema of measurement environment`},
+		{"tag value longer than the schema allows", func(*fixture) req {
+			return req{body: []byte(fmt.Sprintf("environment,TemperatureSensor=%s Temperature=1 %d", strings.Repeat("a", 33), t0.UnixNano()))}
+		}, 400, "invalid", `line 1: tag TemperatureSensor value "aaaa`},
+		{"tag value with an escaped space", func(*fixture) req {
+			return req{body: []byte(fmt.Sprintf(`environment,TemperatureSensor=BME\ 280 Temperature=1 %d`, t0.UnixNano()))}
+		}, 400, "invalid", `line 1: tag TemperatureSensor value "BME 280" does not match ^(?:[A-Za-z0-9][A-Za-z0-9_.-]*)$`},
+		{"tag value outside the pattern on line 3, same tag valid before", func(*fixture) req {
+			return req{body: []byte(good + "\n" + good + "\n" + strings.Replace(good, "virtual_CO2Sensor", "_x", 1))}
+		}, 400, "invalid", `line 3: tag CO2Sensor value "_x" does not match`},
 		{"Temperature as string", func(*fixture) req { return req{body: line(`Temperature="hot"`)} }, 400, "invalid",
 			"line 1: field Temperature of measurement environment must be float, got string"},
 		{"Humidity as integer", func(*fixture) req { return req{body: line("Humidity=40i")} }, 400, "invalid",

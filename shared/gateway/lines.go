@@ -24,8 +24,17 @@ var kindOf = map[schema.FieldType]lineprotocol.ValueKind{
 // measurementRules is one schema measurement prepared for checking: map lookups by string(bytes) do not allocate.
 type measurementRules struct {
 	name   string
-	tags   map[string][]byte // key -> the key as bytes, made once (a kept tag key allocates nothing)
+	tags   map[string]*tagRule
 	fields map[string]field
+}
+
+// tagRule is one tag key of a measurement: the key as bytes, made once (a kept tag key allocates nothing), and the
+// values it accepts (clientId is checked against the device instead).
+type tagRule struct {
+	key    []byte
+	client bool
+	rule   schema.TagRule
+	slot   int // index of the checker's last accepted value of this tag
 }
 
 type field struct {
@@ -35,22 +44,31 @@ type field struct {
 }
 
 // rules is the schema as the gateway checks it.
-type rules map[string]*measurementRules
+type rules struct {
+	m     map[string]*measurementRules
+	slots int // tag rules in all measurements
+}
 
 func compile(s *schema.Schema) (rules, error) {
 	if err := s.Validate(); err != nil {
-		return nil, err
+		return rules{}, err
 	}
-	out := rules{}
+	out := rules{m: map[string]*measurementRules{}}
 	for _, m := range s.Measurements {
-		mr := &measurementRules{name: m.Name, tags: map[string][]byte{schema.TagClientID: []byte(schema.TagClientID)}, fields: map[string]field{}}
+		mr := &measurementRules{name: m.Name, fields: map[string]field{},
+			tags: map[string]*tagRule{schema.TagClientID: {key: []byte(schema.TagClientID), client: true, slot: -1}}}
 		for _, t := range m.Tags {
-			mr.tags[t] = []byte(t)
+			rule, err := t.Rule()
+			if err != nil {
+				return rules{}, err
+			}
+			mr.tags[t.Name] = &tagRule{key: []byte(t.Name), rule: rule, slot: out.slots}
+			out.slots++
 		}
 		for _, f := range m.Fields {
 			mr.fields[f.Name] = field{name: f.Name, typ: f.Type, kind: kindOf[f.Type]}
 		}
-		out[m.Name] = mr
+		out.m[m.Name] = mr
 	}
 	return out, nil
 }
@@ -76,6 +94,9 @@ type checker struct {
 	seen   []string // field names of the current line
 	arena  []byte   // copies of the current line's tag values (the decoder's slices do not outlive the next call)
 	device []byte   // b.device as bytes, made once
+	// lastOK is each tag's last accepted value: a device repeats its tag values on every line, so most lines
+	// compare bytes instead of matching the pattern again.
+	lastOK [][]byte
 }
 
 // check parses every line of body, refuses the whole body at the first line that breaks the schema, and returns the
@@ -84,6 +105,7 @@ type checker struct {
 // protocol has one point per line) to name the physical line in the message.
 func (c *checker) check(body []byte) (out []byte, points int, err error) {
 	c.device = []byte(c.b.device)
+	c.lastOK = make([][]byte, c.rules.slots)
 	c.enc.SetBuffer(make([]byte, 0, len(body)+len(body)/8))
 	c.enc.SetPrecision(lineprotocol.Nanosecond)
 	dec := lineprotocol.NewDecoderWithBytes(body)
@@ -140,7 +162,7 @@ func (c *checker) line(dec *lineprotocol.Decoder) error {
 	if err != nil {
 		return err
 	}
-	mr, ok := c.rules[string(m)]
+	mr, ok := c.rules.m[string(m)]
 	if !ok {
 		return refuse("measurement %s is not in the schema", clip(m, 64))
 	}
@@ -207,20 +229,26 @@ func (c *checker) readTags(dec *lineprotocol.Decoder, mr *measurementRules) erro
 		if k == nil {
 			break
 		}
-		key, ok := mr.tags[string(k)]
+		tr, ok := mr.tags[string(k)]
 		if !ok {
 			return refuse("tag %s is not in the schema of measurement %s", clip(k, 64), mr.name)
 		}
+		key := tr.key
 		for _, t := range c.tags {
 			if bytes.Equal(t.key, key) {
 				return refuse("tag %s given twice", key)
 			}
 		}
-		if string(key) == schema.TagClientID {
+		if tr.client {
 			if string(v) != c.b.device {
 				return &refusal{msg: fmt.Sprintf("clientId %s is not the authenticated device's id", clip(v, 64)), forbidden: true}
 			}
 			client = true
+		} else if !bytes.Equal(v, c.lastOK[tr.slot]) || c.lastOK[tr.slot] == nil {
+			if why := tr.rule.Check(v); why != "" {
+				return refuse("tag %s value %s %s", key, clip(v, 64), why)
+			}
+			c.lastOK[tr.slot] = append(c.lastOK[tr.slot][:0], v...)
 		}
 		start := len(c.arena)
 		c.arena = append(c.arena, v...)
@@ -228,7 +256,7 @@ func (c *checker) readTags(dec *lineprotocol.Decoder, mr *measurementRules) erro
 		c.tags = append(c.tags, tag{key: key, value: c.arena[start:len(c.arena):len(c.arena)]})
 	}
 	if !client {
-		c.tags = append(c.tags, tag{key: mr.tags[schema.TagClientID], value: c.device})
+		c.tags = append(c.tags, tag{key: mr.tags[schema.TagClientID].key, value: c.device})
 	}
 	slices.SortFunc(c.tags, func(a, b tag) int { return bytes.Compare(a.key, b.key) })
 	return nil

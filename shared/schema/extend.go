@@ -7,7 +7,8 @@ import (
 )
 
 // EnvExtension names the environment variable (template parameter SchemaExtension) holding an operator's schema
-// document: {"measurements": [{"name": …, "tags": […], "fields": [{"name": …, "type": …}]}]}.
+// document: {"measurements": [{"name": …, "tags": […], "fields": [{"name": …, "type": …}]}]}; a tag is its name or
+// {"name": …, "pattern": …, "maxLength": …} (see Tag).
 const EnvExtension = "SCHEMA_EXTENSION"
 
 // Load is the deployment's schema: Default extended by the operator's document (empty: Default alone). A

@@ -99,9 +99,18 @@ type Field struct {
 // MeasurementDef is one measurement: its name, the tags a point may carry besides TagClientID, and its fields in a
 // stable order.
 type MeasurementDef struct {
-	Name   string   `json:"name"`
-	Tags   []string `json:"tags,omitempty"`
-	Fields []Field  `json:"fields"`
+	Name   string  `json:"name"`
+	Tags   []Tag   `json:"tags,omitempty"`
+	Fields []Field `json:"fields"`
+}
+
+// TagNames returns the names of the measurement's tags in their declared order.
+func (m *MeasurementDef) TagNames() []string {
+	out := make([]string, len(m.Tags))
+	for i, t := range m.Tags {
+		out[i] = t.Name
+	}
+	return out
 }
 
 // Schema is the set of measurements devices may write.
@@ -111,9 +120,9 @@ type Schema struct {
 
 // Default returns the built-in schema (a fresh copy: callers may extend it).
 func Default() *Schema {
-	tags := make([]string, len(SensorTags))
+	tags := make([]Tag, len(SensorTags))
 	for i, t := range SensorTags {
-		tags[i] = t[0]
+		tags[i] = Tag{Name: t[0], Pattern: SensorValuePattern, MaxLength: SensorValueMaxLength}
 	}
 	return &Schema{Measurements: []MeasurementDef{{
 		Name: Measurement,
@@ -193,10 +202,13 @@ func (s *Schema) Validate() error {
 		}
 		keys := map[string]bool{TagClientID: true, TagAgg: true}
 		for _, t := range m.Tags {
-			if !nameRE.MatchString(t) || keys[t] {
-				return fmt.Errorf("schema: measurement %q: invalid or repeated tag %q", m.Name, t)
+			if !nameRE.MatchString(t.Name) || keys[t.Name] {
+				return fmt.Errorf("schema: measurement %q: invalid or repeated tag %q", m.Name, t.Name)
 			}
-			keys[t] = true
+			keys[t.Name] = true
+			if _, err := t.Rule(); err != nil {
+				return fmt.Errorf("schema: measurement %q: %w", m.Name, err)
+			}
 		}
 		fields := map[string]bool{}
 		for _, f := range m.Fields {

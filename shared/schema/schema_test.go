@@ -98,7 +98,7 @@ func TestValidateRejects(t *testing.T) {
 		{"quote in name", Schema{[]MeasurementDef{{Name: `a"`, Fields: []Field{{"x", Float}}}}}, "invalid measurement"},
 		{"twice", Schema{[]MeasurementDef{{Name: "a", Fields: []Field{{"x", Float}}}, {Name: "a", Fields: []Field{{"x", Float}}}}}, "twice"},
 		{"no field", Schema{[]MeasurementDef{{Name: "a"}}}, "no field"},
-		{"reserved tag", Schema{[]MeasurementDef{{Name: "a", Tags: []string{TagClientID}, Fields: []Field{{"x", Float}}}}}, "tag"},
+		{"reserved tag", Schema{[]MeasurementDef{{Name: "a", Tags: []Tag{{Name: TagClientID}}, Fields: []Field{{"x", Float}}}}}, "tag"},
 		{"repeated field", Schema{[]MeasurementDef{{Name: "a", Fields: []Field{{"x", Float}, {"x", Integer}}}}}, "repeated field"},
 		{"bad type", Schema{[]MeasurementDef{{Name: "a", Fields: []Field{{"x", "double"}}}}}, "unknown type"},
 		{"downsampled collision", Schema{[]MeasurementDef{{Name: "a", Fields: []Field{{"x", Float}}}, {Name: "a_1h", Fields: []Field{{"x", Float}}}}}, "downsampled"},
