@@ -21,7 +21,7 @@ import (
 
 func main() {
 	var o app.Options
-	var params, poolFor, allowHosts, samEnv, sqsEndpoint string
+	var params, poolFor, allowHosts, samEnv, sqsEndpoint, dynamoEndpoint, stateTable string
 	var checkDeploy bool
 	flag.StringVar(&o.Root, "root", "", "repository root (default: the folder holding go.mod above the working directory)")
 	flag.StringVar(&o.Template, "template", "", "SAM template (default <root>/template.yaml)")
@@ -37,6 +37,8 @@ func main() {
 	flag.BoolVar(&o.SkipSetup, "skip-setup", false, "do not prepare InfluxDB (buckets, downsampling task, dashboard)")
 	flag.StringVar(&samEnv, "sam-env", "", "instead of serving: prepare the InfluxDB in INFLUX_URL/INFLUX_ORG/INFLUX_TOKEN (admin) for `sam local` and write this env.json (each function's own token), then exit")
 	flag.StringVar(&sqsEndpoint, "sam-sqs-endpoint", "", "with -sam-env: the SQS (moto) as SAM's containers reach it (default http://host.docker.internal:5000)")
+	flag.StringVar(&dynamoEndpoint, "sam-dynamodb-endpoint", "", "with -sam-env: the DynamoDB endpoint as this host reaches it, where the state table is created (default http://127.0.0.1:8000, DynamoDB Local; none: a real table)")
+	flag.StringVar(&stateTable, "sam-state-table", "", "with -sam-env: the state table's name (default StateTable)")
 	flag.BoolVar(&checkDeploy, "check-deploy", false, "instead of serving: check the deploy parameters (samconfig.toml, -parameter-overrides), their SSM SecureStrings and that the admin token reaches InfluxUrl, then exit")
 	flag.Parse()
 
@@ -79,7 +81,7 @@ func main() {
 	if samEnv != "" {
 		err := app.WriteSAMEnv(ctx, app.SAMEnvOptions{Path: samEnv, Template: firstSet(o.Template, filepath.Join(o.Root, "template.yaml")),
 			Params: o.Params, InfluxURL: os.Getenv("INFLUX_URL"), Org: os.Getenv("INFLUX_ORG"), Token: os.Getenv("INFLUX_TOKEN"),
-			SQSEndpoint: sqsEndpoint, Stdout: os.Stdout})
+			SQSEndpoint: sqsEndpoint, DynamoEndpoint: dynamoEndpoint, StateTable: stateTable, Stdout: os.Stdout})
 		if err != nil {
 			fail(err)
 		}

@@ -10,16 +10,20 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
 	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/app"
 	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/samtpl"
 	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/testfn"
 	"github.com/iot-center/iot-center-serverless/internal/influxtest"
+	"github.com/iot-center/iot-center-serverless/internal/testenv"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
 	"github.com/iot-center/iot-center-serverless/shared/setup"
 )
@@ -30,7 +34,7 @@ var envName = regexp.MustCompile(`^[A-Z][A-Z0-9]*(_[A-Z0-9]+)+$`)
 // sdkVariables are read by the AWS SDK's default configuration, not by this project's code: the template declares
 // them (empty) so that `sam local --env-vars` can point the functions at local services.
 var sdkVariables = map[string]bool{"AWS_ENDPOINT_URL": true, "AWS_ENDPOINT_URL_LAMBDA": true, "AWS_ENDPOINT_URL_SSM": true,
-	"AWS_ENDPOINT_URL_SQS": true, "AWS_ENDPOINT_URL_CLOUDWATCH": true}
+	"AWS_ENDPOINT_URL_SQS": true, "AWS_ENDPOINT_URL_CLOUDWATCH": true, "AWS_ENDPOINT_URL_DYNAMODB": true}
 
 // codeReads lists the environment variables the functions' code reads: env-shaped string literals passed to a call
 // (os.Getenv, config.Env's readers, LoadSecret, ...) and env-shaped string constants, in every non-test Go file
@@ -212,7 +216,8 @@ func TestSAMEnvSetup(t *testing.T) {
 	id := influxtest.RandomID(4)
 	buckets := map[string]string{setup.DataBucket: "samdata_" + id, setup.RegistryBucket: "samreg_" + id, setup.DownsampledBucket: "samds_" + id}
 	path := filepath.Join(t.TempDir(), "env.json")
-	o := app.SAMEnvOptions{Path: path, Template: filepath.Join(testfn.Root(), "template.yaml"), InfluxURL: srv.URL, Org: srv.Org,
+	dyn := testenv.StartDynamo(t) // stands in for DynamoDB Local
+	o := app.SAMEnvOptions{Path: path, DynamoEndpoint: dyn.URL, StateTable: "sam-state", Template: filepath.Join(testfn.Root(), "template.yaml"), InfluxURL: srv.URL, Org: srv.Org,
 		Token: srv.Token, Params: map[string]string{"InfluxBucket": buckets[setup.DataBucket],
 			"InfluxBucketAuth": buckets[setup.RegistryBucket], "InfluxBucketDownsampled": buckets[setup.DownsampledBucket]}}
 	t.Cleanup(func() {
@@ -258,6 +263,14 @@ func TestSAMEnvSetup(t *testing.T) {
 	_ = json.Unmarshal(first, &env)
 	if got := env["Parameters"]["INFLUX_URL"]; !strings.HasPrefix(fmt.Sprint(got), "http://host.docker.internal:") {
 		t.Errorf("Parameters.INFLUX_URL %v, want the InfluxDB as SAM's containers reach it", got)
+	}
+	wantDynamo := strings.Replace(dyn.URL, "127.0.0.1", "host.docker.internal", 1)
+	if got := env["Parameters"]["AWS_ENDPOINT_URL_DYNAMODB"]; got != wantDynamo || env["Parameters"]["STATE_TABLE"] != "sam-state" {
+		t.Errorf("Parameters: AWS_ENDPOINT_URL_DYNAMODB %v, STATE_TABLE %v; want %s, sam-state", got, env["Parameters"]["STATE_TABLE"], wantDynamo)
+	}
+	tables, err := testenv.DynamoClient(dyn.URL, os.Getenv("AWS_REGION")).ListTables(ctx, &dynamodb.ListTablesInput{})
+	if err != nil || !slices.Contains(tables.TableNames, "sam-state") {
+		t.Errorf("tables at the endpoint %v (%v), want sam-state created from the template", tables, err)
 	}
 	if err := app.WriteSAMEnv(ctx, o); err != nil {
 		t.Fatal(err)

@@ -20,24 +20,27 @@ const (
 	TooMany      Code = "too_many"     // a limit (device cap, rate) was reached
 	TooLarge     Code = "too_large"    // body too large
 	Unavailable  Code = "unavailable"  // a dependency (InfluxDB) is down or overloaded
-	Timeout      Code = "timeout"      // the dependency did not answer within the deadline
-	Internal     Code = "internal"     // a bug or unexpected failure; details are logged, never answered
-	NotAllowed   Code = "not_allowed"  // method not supported by this handler
+	// StoreUnavailable: the control-plane store (DynamoDB) is down, throttling or unreachable; nothing was changed.
+	StoreUnavailable Code = "store_unavailable"
+	Timeout          Code = "timeout"     // the dependency did not answer within the deadline
+	Internal         Code = "internal"    // a bug or unexpected failure; details are logged, never answered
+	NotAllowed       Code = "not_allowed" // method not supported by this handler
 )
 
 // statusOf is the single table mapping error codes to HTTP statuses.
 var statusOf = map[Code]int{
-	Invalid:      http.StatusBadRequest,
-	Unauthorized: http.StatusUnauthorized,
-	Forbidden:    http.StatusForbidden,
-	NotFound:     http.StatusNotFound,
-	Conflict:     http.StatusConflict,
-	TooMany:      http.StatusTooManyRequests,
-	TooLarge:     http.StatusRequestEntityTooLarge,
-	Unavailable:  http.StatusServiceUnavailable,
-	Timeout:      http.StatusGatewayTimeout,
-	Internal:     http.StatusInternalServerError,
-	NotAllowed:   http.StatusNotFound, // API Gateway HTTP APIs answer 404 for an undeclared method
+	Invalid:          http.StatusBadRequest,
+	Unauthorized:     http.StatusUnauthorized,
+	Forbidden:        http.StatusForbidden,
+	NotFound:         http.StatusNotFound,
+	Conflict:         http.StatusConflict,
+	TooMany:          http.StatusTooManyRequests,
+	TooLarge:         http.StatusRequestEntityTooLarge,
+	Unavailable:      http.StatusServiceUnavailable,
+	StoreUnavailable: http.StatusServiceUnavailable,
+	Timeout:          http.StatusGatewayTimeout,
+	Internal:         http.StatusInternalServerError,
+	NotAllowed:       http.StatusNotFound, // API Gateway HTTP APIs answer 404 for an undeclared method
 }
 
 // Status returns the HTTP status for a code (500 for an unknown one).

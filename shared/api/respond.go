@@ -49,6 +49,8 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 			msg = "timed out waiting for InfluxDB"
 		case Unavailable:
 			msg = "InfluxDB is unavailable, try again later"
+		case StoreUnavailable:
+			msg = "the device store is unavailable, try again later"
 		}
 		body["error"] = msg
 	default:
@@ -61,7 +63,7 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 		Logger(ctx).InfoContext(ctx, "request refused", slog.String("code", string(e.Code)), slog.String("reason", e.Message),
 			slog.String("method", r.Method), slog.String("path", r.URL.Path))
 	}
-	if e.Code == TooMany || e.Code == Unavailable {
+	if e.Code == TooMany || e.Code == Unavailable || e.Code == StoreUnavailable {
 		w.Header().Set("Retry-After", "1")
 	}
 	if WantsText(r) {

@@ -14,15 +14,16 @@ import (
 // influxCode is InfluxDB's error code (the "code" member of its JSON errors) for each of the project's codes. The
 // client libraries read the status; the code and message are what they show.
 var influxCode = map[api.Code]string{
-	api.Invalid:      "invalid",
-	api.Unauthorized: "unauthorized",
-	api.Forbidden:    "forbidden",
-	api.NotFound:     "not found",
-	api.TooLarge:     "request too large",
-	api.TooMany:      "too many requests",
-	api.Unavailable:  "unavailable",
-	api.Timeout:      "unavailable",
-	api.Internal:     "internal error",
+	api.Invalid:          "invalid",
+	api.Unauthorized:     "unauthorized",
+	api.Forbidden:        "forbidden",
+	api.NotFound:         "not found",
+	api.TooLarge:         "request too large",
+	api.TooMany:          "too many requests",
+	api.Unavailable:      "unavailable",
+	api.StoreUnavailable: "unavailable",
+	api.Timeout:          "unavailable",
+	api.Internal:         "internal error",
 }
 
 // statusOf answers a timeout as 503, not the API's usual 504: every InfluxDB client library retries a 503 (with

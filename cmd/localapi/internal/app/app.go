@@ -110,6 +110,11 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	defer evs.stop()
+	tables, err := prepareTables(ctx, tpl, o.Template, getenv, log, io.Discard)
+	if err != nil {
+		return err
+	}
+	defer tables.stop()
 	keys, err := loadKeys(filepath.Join(state, "keys.env"), getenv)
 	if err != nil {
 		return err
@@ -136,7 +141,7 @@ func Run(ctx context.Context, o Options) error {
 		SessionToken: testenv.RandomHex(24), Source: "localapi"}
 	specs, failed := buildFunctions(ctx, o, tpl, state, func(id string) []string {
 		f := tpl.Functions[id]
-		return FunctionEnv(f, envFile.For(id, f, log), db, functionToken(f, tpl, db, roleTokens, log), keys, evs.environ(o.Environ), base, creds)
+		return FunctionEnv(f, envFile.For(id, f, log), db, functionToken(f, tpl, db, roleTokens, log), keys, tables.environ(evs.environ(o.Environ)), base, creds)
 	}, &outMu, log)
 	if ctx.Err() != nil {
 		return ctx.Err()

@@ -59,6 +59,10 @@ func FunctionEnv(f *samtpl.Function, envJSON map[string]string, db *influxInstan
 	if v := getenv("AWS_ENDPOINT_URL_SQS"); v != "" && env["AWS_ENDPOINT_URL_SQS"] == "" {
 		env["AWS_ENDPOINT_URL_SQS"] = v
 	}
+	// The local DynamoDB (moto's server, or DynamoDB Local) holds the template's tables.
+	if v := getenv("AWS_ENDPOINT_URL_DYNAMODB"); v != "" && env["AWS_ENDPOINT_URL_DYNAMODB"] == "" {
+		env["AWS_ENDPOINT_URL_DYNAMODB"] = v
+	}
 	if db != nil {
 		env["INFLUX_URL"], env["INFLUX_ORG"] = db.URL, db.Org
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
 
 	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/testfn"
@@ -36,12 +37,24 @@ Globals:
         INFLUX_URL: !Ref InfluxUrl
         INFLUX_ORG: !Ref InfluxOrg
 Resources:
+  StateTable:
+    Type: AWS::DynamoDB::Table
+    Properties:
+      BillingMode: PAY_PER_REQUEST
+      AttributeDefinitions:
+        - {AttributeName: pk, AttributeType: S}
+        - {AttributeName: sk, AttributeType: S}
+      KeySchema:
+        - {AttributeName: pk, KeyType: HASH}
+        - {AttributeName: sk, KeyType: RANGE}
+      TimeToLiveSpecification: {AttributeName: expiresAt, Enabled: true}
   EchoFunction:
     Type: AWS::Serverless::Function
     Properties:
       Environment:
         Variables:
           ECHO_VAR: from-template
+          STATE_TABLE: !Ref StateTable
       Events:
         Get:
           Type: HttpApi
@@ -151,10 +164,18 @@ func TestRunServesAndStopsCleanly(t *testing.T) {
 	if err := json.Unmarshal(inv.Payload, &out); err != nil || inv.StatusCode != 200 {
 		t.Fatalf("invoke = %d %s (%v)", inv.StatusCode, inv.Payload, err)
 	}
-	for k, want := range map[string]string{"ECHO_VAR": "from-template", "INFLUX_URL": srv.URL, "AWS_LAMBDA_FUNCTION_NAME": "EchoFunction", "AWS_REGION": "us-east-1"} {
+	for k, want := range map[string]string{"ECHO_VAR": "from-template", "INFLUX_URL": srv.URL, "AWS_LAMBDA_FUNCTION_NAME": "EchoFunction",
+		"AWS_REGION": "us-east-1", "STATE_TABLE": "StateTable"} {
 		if out.Env[k] != want {
 			t.Errorf("function env %s = %q, want %q", k, out.Env[k], want)
 		}
+	}
+	// The template's table exists on the DynamoDB stand-in the function is pointed at, with the template's TTL.
+	if ep := out.Env["AWS_ENDPOINT_URL_DYNAMODB"]; !strings.HasPrefix(ep, "http://127.0.0.1:") {
+		t.Errorf("function env AWS_ENDPOINT_URL_DYNAMODB = %q, want the local stand-in", ep)
+	} else if ttl, err := testenv.DynamoClient(ep, "us-east-1").DescribeTimeToLive(ictx,
+		&dynamodb.DescribeTimeToLiveInput{TableName: aws.String("StateTable")}); err != nil || aws.ToString(ttl.TimeToLiveDescription.AttributeName) != "expiresAt" {
+		t.Errorf("StateTable at %s: %+v %v, want it with TTL on expiresAt", ep, ttl, err)
 	}
 	for path, status := range map[string]int{"/echo/1": 200, "/broken": 502, "/nope": 404} {
 		resp, err := http.Get(base + path)

@@ -28,7 +28,12 @@ type SAMEnvOptions struct {
 	Org         string
 	Token       string // the admin token
 	SQSEndpoint string // the SQS (moto) the functions use, as SAM's containers reach it
-	Stdout      io.Writer
+	// DynamoEndpoint is the DynamoDB endpoint (DynamoDB Local, moto's server) as this host reaches it; the state
+	// table is created there from the template, and the functions get it as the containers reach it. "none": a
+	// real table in AWS (no endpoint; StateTable names it).
+	DynamoEndpoint string
+	StateTable     string // the table's name (default: the logical id, what `!Ref StateTable` is under sam local)
+	Stdout         io.Writer
 }
 
 // containerURL is how SAM's containers reach a URL on this host: loopback names become host.docker.internal.
@@ -148,6 +153,9 @@ func WriteSAMEnv(ctx context.Context, o SAMEnvOptions) error {
 	if _, ok := global["AWS_ENDPOINT_URL_SQS"]; !ok || o.SQSEndpoint != "" {
 		global["AWS_ENDPOINT_URL_SQS"] = firstNonEmpty(o.SQSEndpoint, "http://host.docker.internal:5000")
 	}
+	if err := samStateTable(ctx, o, tpl, global); err != nil {
+		return err
+	}
 	b, err := json.MarshalIndent(sections, "", "  ")
 	if err != nil {
 		return err
@@ -161,6 +169,33 @@ func WriteSAMEnv(ctx context.Context, o SAMEnvOptions) error {
 	if o.Stdout != nil {
 		fmt.Fprintf(o.Stdout, "InfluxDB %s (org %s) prepared; %s written (mode 0600): each function's own token, the keys in AuthorizerFunction's section.\n"+
 			"Next: sam build && sam local start-api --env-vars %s\n", o.InfluxURL, o.Org, o.Path, o.Path)
+	}
+	return nil
+}
+
+// samStateTable puts the state table's endpoint and name into env.json's Parameters and creates the table from
+// the template at a local endpoint (DynamoDB Local on 127.0.0.1:8000 unless DynamoEndpoint says otherwise).
+func samStateTable(ctx context.Context, o SAMEnvOptions, tpl *samtpl.Template, global map[string]any) error {
+	if len(tpl.Tables) == 0 {
+		return nil
+	}
+	name := firstNonEmpty(o.StateTable, testenv.StateTableID)
+	global["STATE_TABLE"] = name
+	endpoint := firstNonEmpty(o.DynamoEndpoint, "http://127.0.0.1:8000")
+	if endpoint == "none" {
+		global["AWS_ENDPOINT_URL_DYNAMODB"] = ""
+		return nil
+	}
+	global["AWS_ENDPOINT_URL_DYNAMODB"] = containerURL(endpoint)
+	spec, err := testenv.ReadTableSpec(o.Template, testenv.StateTableID)
+	if err != nil {
+		return err
+	}
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	// sam local gives the functions the template's region unless AWS_REGION is set
+	if err := testenv.CreateTable(cctx, testenv.DynamoClient(endpoint, firstNonEmpty(os.Getenv("AWS_REGION"), samtpl.Region)), name, spec); err != nil {
+		return fmt.Errorf("creating the state table %s at %s (start DynamoDB Local there, or give -sam-dynamodb-endpoint): %w", name, endpoint, err)
 	}
 	return nil
 }

@@ -44,6 +44,9 @@ type Template struct {
 	Parameters map[string]string
 	// Queues are the AWS::SQS::Queue resources, by logical id (events.go).
 	Queues map[string]*Queue
+	// Tables are the logical ids of the AWS::DynamoDB::Table resources (a Ref to one resolves to its logical id,
+	// which is the local table's name).
+	Tables []string
 }
 
 // Function is one AWS::Serverless::Function with Globals merged.
@@ -124,6 +127,9 @@ func Parse(data []byte, overrides map[string]string) (*Template, error) {
 	}
 	for _, id := range ids {
 		res := raw.Resources[id]
+		if res.Type == "AWS::DynamoDB::Table" {
+			t.Tables = append(t.Tables, id)
+		}
 		if res.Type != "AWS::Serverless::Function" {
 			continue
 		}

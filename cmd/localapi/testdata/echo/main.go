@@ -81,7 +81,7 @@ func handle(ctx context.Context, raw json.RawMessage) (any, error) {
 			Body:              string(raw)}, nil
 	default:
 		env := map[string]string{}
-		for _, k := range []string{"AWS_LAMBDA_FUNCTION_NAME", "AWS_REGION", "ECHO_VAR", "INFLUX_URL"} {
+		for _, k := range []string{"AWS_LAMBDA_FUNCTION_NAME", "AWS_REGION", "ECHO_VAR", "INFLUX_URL", "STATE_TABLE", "AWS_ENDPOINT_URL_DYNAMODB"} {
 			env[k] = os.Getenv(k)
 		}
 		return map[string]any{"pid": os.Getpid(), "env": env, "event": raw}, nil
