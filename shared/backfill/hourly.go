@@ -15,11 +15,12 @@ import (
 // Hourly aggregates of backfilled hours. The hourly task only looks back two hours, so the worker aggregates the
 // hours it wrote itself, in the shape the setup package's task writes (measurement environment_1h, the source's tags
 // plus agg=count|mean|min|max|last, float fields, _time = the hour's start; TestHourlyMatchesTaskAggregation holds
-// the two equal). Only the device's own series (the virtual sensors' tags) changes, so only its aggregates are
-// refreshed, whatever else the bucket holds:
+// the two equal). Only the device's generated series (the virtual sensors' tags and generated=true, apart from
+// anything the device wrote itself) changes, so only its aggregates are refreshed, whatever else the bucket holds:
 //   - an hour the chunk wrote entirely holds nothing but the chunk's points in this series (the planner found no
 //     Temperature point of the device in any of its minutes), so its aggregates come from the generated values;
-//   - an hour written in part also holds older points: its aggregates are read back from InfluxDB after the write,
+//   - an hour written in part may also hold older generated points: its aggregates are read back from InfluxDB
+//     after the write,
 //     for this series only (one pushed-down query per chunk).
 
 // aggNames are the aggregates, in line order.
@@ -186,17 +187,17 @@ func (h *hourly) add(m int64, r sensors.Reading) {
 func hourlyPrefixes(deviceID string) [5][]byte {
 	var out [5][]byte
 	for k, name := range aggNames {
-		out[k] = sensors.LinePrefix(schema.DownsampledMeasurement, name, deviceID)
+		out[k] = sensors.GeneratedLinePrefix(schema.DownsampledMeasurement, name, deviceID)
 	}
 	return out
 }
 
-// ownHourlyFlux aggregates the device's own series (the virtual sensors' tag set) per hour, as the setup package's
+// ownHourlyFlux aggregates the device's generated series (the virtual sensors' tags, generated=true) per hour, as the setup package's
 // task does (each aggregate read by its own pushed-down range |> filter |> aggregateWindow, every value a float),
 // after the chunk's points are written: for an hour the chunk wrote in part, the result covers both its points and
 // the older ones. Other series of the device are untouched by the chunk, so their aggregates need no refresh.
 var ownHourlyFlux = func() string {
-	filter := `r._measurement == "` + schema.Measurement + `" and r.` + schema.TagClientID + ` == deviceId`
+	filter := `r._measurement == "` + schema.Measurement + `" and r.` + schema.TagClientID + ` == deviceId and ` + schema.GeneratedFilter
 	for _, t := range schema.SensorTags {
 		filter += ` and r.` + t[0] + ` == "` + t[1] + `"`
 	}

@@ -94,7 +94,7 @@ func (w *Worker) HandleAll(ctx context.Context, cs []Chunk) error {
 		agg = w.newAggregates()
 	}
 	for _, c := range cs {
-		line := sensors.NewLine(w.Gen, c.DeviceID)
+		line := sensors.NewGeneratedLine(w.Gen, c.DeviceID)
 		var hs *hourly
 		if agg != nil {
 			hs = newHourly(c)

@@ -232,7 +232,17 @@ func TestWorkerDownsamplesWhatItWrote(t *testing.T) {
 	}
 }
 
-// downsampledRows reads every hourly aggregate of a bucket as "time agg field" -> value.
+// sensorTagValues is the sensor tag values of the seed's points (as downsampledRows prints them).
+func sensorTagValues() []string {
+	var out []string
+	for _, tag := range schema.SensorTags {
+		out = append(out, tag[1])
+	}
+	return out
+}
+
+// downsampledRows reads every hourly aggregate of a bucket as "time agg field clientId [sensor tags] generated=…" ->
+// value.
 func downsampledRows(t *testing.T, c *influx.Client, bucket string) map[string]float64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -244,7 +254,7 @@ func downsampledRows(t *testing.T, c *influx.Client, bucket string) map[string]f
 			for _, tag := range schema.SensorTags {
 				tags = append(tags, fmt.Sprint(v[tag[0]]))
 			}
-			key := fmt.Sprintf("%s %s %s %s %v", v["_time"].(time.Time).Format(time.RFC3339), v["agg"], v["_field"], v["clientId"], tags)
+			key := fmt.Sprintf("%s %s %s %s %v generated=%v", v["_time"].(time.Time).Format(time.RFC3339), v["agg"], v["_field"], v["clientId"], tags, v[schema.TagGenerated])
 			rows[key] = v["_value"].(float64)
 			return nil
 		})
@@ -265,11 +275,17 @@ func TestHourlyMatchesTaskAggregation(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	hour := fixedNow.Truncate(time.Hour).Add(-30*time.Hour).Unix() / 60
-	// older points of the device (another generator: other values) in hours 0 and 3, and another device everywhere
+	// older generated points of the device (an earlier backfill, another generator: other values) in hours 0 and
+	// 3, points the device wrote itself in hour 0 (a series of their own, never in the generated aggregates), and
+	// another device everywhere
 	var lp []byte
-	old, other := sensors.NewLine(sensors.Generator{Lat: 10, Lon: 10}, "agg-dev"), sensors.NewLine(home, "other-dev")
+	old, other := sensors.NewGeneratedLine(sensors.Generator{Lat: 10, Lon: 10}, "agg-dev"), sensors.NewLine(home, "other-dev")
+	own := sensors.NewLine(home, "agg-dev")
 	for m := hour + 10; m < hour+20; m++ {
 		lp = old.Append(lp, m*60_000)
+	}
+	for m := hour + 20; m < hour+25; m++ {
+		lp = own.Append(lp, m*60_000)
 	}
 	for m := hour + 200; m < hour+210; m++ {
 		lp = old.Append(lp, m*60_000)
@@ -291,9 +307,12 @@ func TestHourlyMatchesTaskAggregation(t *testing.T) {
 	got, all := downsampledRows(t, c, mine), downsampledRows(t, c, task)
 	want := map[string]float64{}
 	for k, v := range all {
-		if strings.Contains(k, " agg-dev ") {
+		if strings.Contains(k, " agg-dev ") && strings.HasSuffix(k, " generated=true") {
 			want[k] = v
 		}
+	}
+	if k := time.Unix(hour*60, 0).UTC().Format(time.RFC3339) + " count Temperature agg-dev " + fmt.Sprint(sensorTagValues()) + " generated=<nil>"; all[k] != 5 {
+		t.Errorf("task aggregation of the device's own points: %s = %v, want 5 (kept apart from the generated ones)", k, all[k])
 	}
 	if len(want) != 4*5*7 {
 		t.Fatalf("task aggregation wrote %d rows for the device, want 140 (4 hours, 5 aggregates, 7 fields)", len(want))
@@ -311,7 +330,7 @@ func TestHourlyMatchesTaskAggregation(t *testing.T) {
 			t.Errorf("%s: worker %v, task %v", k, gv, wv)
 		}
 	}
-	// the partial hours count the older points too
+	// the partial hours count the older generated points too, never the device's own
 	h0 := time.Unix(hour*60, 0).UTC().Format(time.RFC3339)
 	found := 0
 	for k, v := range got {

@@ -210,3 +210,67 @@ func TestListPaging(t *testing.T) {
 		t.Errorf("after p-00003: %d %v, want only p-00004", status, devs)
 	}
 }
+
+// TestRealWritesOnly: status and lastSeen come from what a device wrote itself, in any field: a device writing only
+// CO2 and TVOC is online; points write-missing generated (tagged generated=true) never make a device seen, neither
+// alone nor after an older real point; the health counts agree. Both list paths are tried (every device's last
+// point beside the list; the recent ones first, then the rest by id).
+func TestRealWritesOnly(t *testing.T) {
+	now := time.Now().UTC().Truncate(time.Second)
+	f := newFixture(t, now)
+	admin := influxtest.Shared(t).Client(t)
+	ids := []string{"r-co2only", "r-generated", "r-old-then-generated", "r-online"}
+	fleettest.Register(t, admin, f.cfg.BucketAuth, ids)
+	gen := sensors.Generator{Lat: 50, Lon: 14}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	at := func(d time.Duration) int64 { return now.Add(d).UnixNano() }
+	var lp []byte
+	lp = append(lp, "environment,clientId=r-co2only CO2=600i,TVOC=300i "+itoa(at(-30*time.Second))+"\n"...)
+	lp = append(lp, "environment,clientId=r-online Temperature=20 "+itoa(at(-40*time.Second))+"\n"...)
+	lp = append(lp, "environment,clientId=r-old-then-generated Temperature=20 "+itoa(at(-20*time.Minute))+"\n"...)
+	for _, id := range []string{"r-generated", "r-old-then-generated"} {
+		g := sensors.NewGeneratedLine(gen, id)
+		for m := time.Duration(0); m < 3; m++ {
+			lp = g.Append(lp, now.Add(-m*time.Minute).UnixMilli())
+		}
+	}
+	if err := admin.WriteLines(ctx, f.cfg.Bucket, lp); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]struct {
+		status string
+		seen   time.Duration // 0: never
+	}{
+		"r-co2only": {Online, -30 * time.Second}, "r-generated": {Silent, 0},
+		"r-old-then-generated": {Silent, -20 * time.Minute}, "r-online": {Online, -40 * time.Second},
+	}
+	defer func(n int) { othersDirect = n }(othersDirect)
+	for _, lookupMax := range []int{0, 1} {
+		f.svc.Health.LookupMax = lookupMax
+		othersDirect = lookupMax * 50 // the devices without Temperature by id, or after asking the index
+		status, devs, _, body := f.get(t, "/api/devices")
+		if status != 200 || len(devs) != len(ids) {
+			t.Fatalf("GET /api/devices (LookupMax %d): %d %s, want %d devices", lookupMax, status, body, len(ids))
+		}
+		for _, d := range devs {
+			w := want[d.DeviceID]
+			if d.Status != w.status {
+				t.Errorf("LookupMax %d: %s status %s, want %s", lookupMax, d.DeviceID, d.Status, w.status)
+			}
+			switch {
+			case w.seen == 0 && d.LastSeen != nil:
+				t.Errorf("LookupMax %d: %s lastSeen %v, want null (only generated points)", lookupMax, d.DeviceID, d.LastSeen)
+			case w.seen != 0 && (d.LastSeen == nil || !d.LastSeen.Equal(now.Add(w.seen))):
+				t.Errorf("LookupMax %d: %s lastSeen %v, want %v", lookupMax, d.DeviceID, d.LastSeen, now.Add(w.seen))
+			}
+		}
+	}
+	counts, err := f.svc.Check(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if counts != (Counts{Registered: 4, Online: 2, Silent: 2}) {
+		t.Errorf("Check = %+v, want 4 registered, 2 online, 2 silent", counts)
+	}
+}

@@ -40,7 +40,7 @@ var (
 	_ Lister = (*registry.Registry)(nil)
 )
 
-// lastSeenFlux reads each series' latest Temperature point: a bare last() after the filter is pushed down to the
+// lastSeenFlux reads each series' latest Temperature point written by the device itself (never a generated one): a bare last() after the filter is pushed down to the
 // storage engine (it reads the newest block of each series), so the answer is one row per series. The devices
 // filter (`=~` a set of ids, pushed down to the index) is there only when a page of devices is looked up.
 func lastSeenFlux(some bool) string {
@@ -48,15 +48,24 @@ func lastSeenFlux(some bool) string {
 	if some {
 		devices = "=~ devices"
 	}
-	return schema.PresenceFlux(devices) + `
+	return schema.RealPresenceFlux(devices) + `
   |> last()
   |> keep(columns: ["clientId", "_time"])`
 }
 
+// anyFieldFlux is lastSeenFlux over every measurement and field of the devices given: the few devices with no
+// Temperature point (a device writing only CO2 and TVOC). A device that never wrote has no series, so the index
+// answers for it without reading data.
+var anyFieldFlux = `from(bucket: bucket)
+  |> range(start: start, stop: stop)
+  |> filter(fn: (r) => r.` + schema.TagClientID + ` =~ devices and ` + schema.RealFilter + `)
+  |> last()
+  |> keep(columns: ["clientId", "_time"])`
+
 // recentFlux reads every Temperature point of the recent window as one table (filter |> group() is pushed down:
 // no per-series table), about lateAfter rows per device writing on schedule; the newest of a device's rows is its
 // last point.
-var recentFlux = schema.PresenceFlux(`!= ""`) + `
+var recentFlux = schema.RealPresenceFlux(`!= ""`) + `
   |> group()
   |> keep(columns: ["clientId", "_time"])`
 
@@ -130,6 +139,72 @@ func (h *Health) Rest(ctx context.Context, now time.Time, recent map[string]time
 		}
 	}
 	return seen, nil
+}
+
+// Others completes seen (the devices' last Temperature points) with the last point of any other field, for the
+// devices of registered that seen lacks: by id, LookupMax ids a query. Temperature stands for a point in every
+// other query (one series per device instead of one per field); a device without it is found here. A device that
+// sent Temperature within Lookback and since then only other fields is judged by its last Temperature point.
+func (h *Health) Others(ctx context.Context, now time.Time, seen map[string]time.Time, registered []string) error {
+	var missing []string
+	for _, id := range registered {
+		if _, ok := seen[id]; !ok {
+			missing = append(missing, id)
+		}
+	}
+	if len(missing) > othersDirect {
+		// many, as in a fleet that mostly never wrote: only the devices with a series in the bucket can have a point
+		have, err := h.withSeries(ctx, now)
+		if err != nil {
+			return err
+		}
+		kept := missing[:0]
+		for _, id := range missing {
+			if have[id] {
+				kept = append(kept, id)
+			}
+		}
+		missing = kept
+	}
+	for len(missing) > 0 {
+		n := min(len(missing), h.lookupMax())
+		ext := influx.Extern{"bucket": h.Bucket, "start": now.Add(-Lookback), "stop": now.Add(time.Minute),
+			"devices": influx.OneOf(missing[:n])}
+		got, err := h.read(ctx, anyFieldFlux, ext)
+		if err != nil {
+			return err
+		}
+		for id, t := range got {
+			seen[id] = t
+		}
+		missing = missing[n:]
+	}
+	return nil
+}
+
+// othersDirect is how many devices Others looks up by id without asking the index first which have series (a
+// variable for the tests).
+var othersDirect = 50
+
+// seriesFlux lists the device ids with a series in the bucket within the window: the index answers (no point is
+// read), so its cost follows the number of devices, not of points.
+const seriesFlux = `import "influxdata/influxdb/schema"
+
+schema.tagValues(bucket: bucket, tag: "` + schema.TagClientID + `", start: start, stop: stop)`
+
+// withSeries returns the ids seriesFlux lists.
+func (h *Health) withSeries(ctx context.Context, now time.Time) (map[string]bool, error) {
+	rc, err := h.Influx.QueryRaw(ctx, seriesFlux, influx.Extern{"bucket": h.Bucket, "start": now.Add(-Lookback), "stop": now.Add(time.Minute)})
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	out := map[string]bool{}
+	err = influx.EachRow(rc, []string{"_value"}, func(row []string) error {
+		out[row[0]] = true
+		return nil
+	})
+	return out, err
 }
 
 // read runs a last-point query and keeps each device's newest time.

@@ -124,6 +124,16 @@ func (s *Service) devices(ctx context.Context, page func(ctx context.Context) ([
 		ch <- seenResult{m: m, err: err}
 	}
 	seen := <-ch
+	if seen.err == nil {
+		ids := make([]string, len(devs))
+		for i, d := range devs {
+			ids[i] = d.ID
+		}
+		if seen.m == nil {
+			seen.m = map[string]time.Time{}
+		}
+		seen.err = s.Health.Others(ctx, now, seen.m, ids)
+	}
 	if seen.err != nil {
 		return nil, api.Wrap(api.Unavailable, seen.err, "reading the devices' last points")
 	}

@@ -15,11 +15,13 @@ import (
 
 // Windows of an hour or more are computed from the downsampled bucket (written by the setup function's hourly
 // task and by backfills): measurement environment_1h, the source's tags plus tag agg in count|mean|min|max|last,
-// one float point per series, field and hour, _time = the hour's start. The hours just before now (rawTail), hours
-// the bucket does not hold (after its latest hour for the device) and the partial hours at the edges of the range
-// are aggregated hourly from the raw data instead, in the same shape, and Go merges the hourly rows into the asked
-// windows: the answer's windows are exactly those of the raw path (same `every`, same epoch alignment, same
-// first-window clipping).
+// one float point per series, field and hour, _time = the hour's start. An aggregate is used only where it is exact:
+// beside it, the raw points are counted per hour and field (a pushed-down count that moves no points), and every
+// hour whose aggregated count differs from a non-zero raw count (points that arrived after the task ran, hours the
+// task never covered: before its first run or while it failed) is aggregated from the raw data instead,
+// as are the hours just before now (rawTail) and the partial hours at the range's edges. Go merges the hourly rows
+// into the asked windows: the answer's windows are exactly those of the raw path (same `every`, same epoch
+// alignment, same first-window clipping).
 //
 // Known limit: when a device's sensor tags change inside an hour, that hour holds one `last` per series and the
 // schema does not say which of them came later, so fn=last for that hour takes the row read last.
@@ -54,6 +56,16 @@ union(tables: [c, v])
   |> keep(columns: ["_time", "_field", "count", "{{AGG}}"])
 `
 
+// hourlyCountFlux counts the raw points per hour, series and field: range |> filter |> aggregateWindow(count) is
+// pushed down to the storage engine, which answers one row per series and hour.
+const hourlyCountFlux = `from(bucket: qBucket)
+  |> range(start: qStart, stop: qStop)
+  |> filter(fn: (r) => ` + sourceFilter + `)
+  |> filter(fn: (r) => {{FIELDS}})
+  |> aggregateWindow(every: 1h, fn: count, createEmpty: false, timeSrc: "_start")
+  |> keep(columns: ["_time", "_field", "_value"])
+`
+
 // useDownsampled reports whether a request can be answered from hourly aggregates.
 func (h *Handler) useDownsampled(q Request) bool {
 	return h.bucketDs != "" && !q.Raw() && q.Every >= time.Hour && q.Every%time.Hour == 0
@@ -71,7 +83,7 @@ func renderFlux(text string, q Request) string {
 	// {{AGG}} is the aggregate's name (the agg tag of the downsampled schema), {{FN}} its Flux function
 	text = strings.ReplaceAll(text, "{{AGG}}", string(q.agg()))
 	text = fnDefs + strings.ReplaceAll(text, "{{FN}}", q.fluxFn())
-	return strings.Replace(text, "{{FIELDS}}", fieldPredicate(q.Fields), 1)
+	return withOrigin(strings.Replace(text, "{{FIELDS}}", fieldPredicate(q.Fields), 1), q.Origin)
 }
 
 // readHourRows collects hourly rows (columns _time, _field, count, <fn>) from an annotated CSV.
@@ -130,8 +142,8 @@ func (h *Handler) hourRows(ctx context.Context, text string, bucket string, q Re
 	return readHourRows(rc, q, rows)
 }
 
-// downsampledTable answers a window of >= 1h from the downsampled bucket, completed with hourly aggregates of
-// the raw data for the edge hours and the hours not downsampled yet.
+// downsampledTable answers a window of >= 1h from the downsampled bucket where its aggregates are exact, and from
+// hourly aggregates of the raw data everywhere else (see the comment at the top of the file).
 func (h *Handler) downsampledTable(ctx context.Context, q Request) (*Table, error) {
 	// whole hours inside the range
 	dsStart := q.Start.Truncate(time.Hour)
@@ -149,7 +161,8 @@ func (h *Handler) downsampledTable(ctx context.Context, q Request) (*Table, erro
 	}
 	// The most recent hours always come from the raw data: the task may not have reached them, and an hour a
 	// backfill downsampled while it was still running holds a partial aggregate until the task's next run. The
-	// aggregates (older hours), the partial first hour and those recent hours are read at once.
+	// aggregates (older hours) with the raw counts of their hours, the partial first hour and those recent hours
+	// are read at once.
 	tailFrom := h.now().UTC().Truncate(time.Hour).Add(-rawTail)
 	if tailFrom.After(dsStop) {
 		tailFrom = dsStop
@@ -157,23 +170,116 @@ func (h *Handler) downsampledTable(ctx context.Context, q Request) (*Table, erro
 	if tailFrom.Before(dsStart) {
 		tailFrom = dsStart
 	}
-	parts := []struct {
-		text, bucket string
-		start, stop  time.Time
-	}{
-		{dsFlux, h.bucketDs, dsStart, tailFrom},
-		{hourlyRawFlux, h.bucket, q.Start, dsStart},
-		{hourlyRawFlux, h.bucket, tailFrom, q.Stop},
+	var counts map[hourField]float64
+	parts := []func() ([]hourRow, error){
+		func() ([]hourRow, error) { return h.hourRows(ctx, dsFlux, h.bucketDs, q, dsStart, tailFrom, nil) },
+		func() ([]hourRow, error) {
+			var err error
+			counts, err = h.rawCounts(ctx, q, dsStart, tailFrom)
+			return nil, err
+		},
+		func() ([]hourRow, error) { return h.hourRows(ctx, hourlyRawFlux, h.bucket, q, q.Start, dsStart, nil) },
+		func() ([]hourRow, error) { return h.hourRows(ctx, hourlyRawFlux, h.bucket, q, tailFrom, q.Stop, nil) },
 	}
-	results := make([][]hourRow, len(parts))
-	errs := make([]error, len(parts))
+	results, err := h.parallel(parts)
+	if err != nil {
+		return nil, err
+	}
+	// an hour is exact when, for every field the raw data holds, the aggregates count as many points; an hour
+	// without raw points keeps its aggregates (the raw bucket's retention is shorter than the downsampled one's)
+	aggCounts := map[hourField]float64{}
+	for _, r := range results[0] {
+		if !math.IsNaN(r.count) {
+			aggCounts[hourField{r.t.Unix(), r.field}] += r.count
+		}
+	}
+	stale := map[int64]bool{}
+	for k, n := range counts {
+		if aggCounts[k] != n {
+			stale[k.hour] = true
+		}
+	}
+	spans := staleSpans(stale, maxRawSpans)
+	rows := append(results[2], results[3]...)
+	for _, r := range results[0] {
+		if !inSpans(r.t, spans) {
+			rows = append(rows, r)
+		}
+	}
+	recompute := make([]func() ([]hourRow, error), len(spans))
+	for i, sp := range spans {
+		recompute[i] = func() ([]hourRow, error) { return h.hourRows(ctx, hourlyRawFlux, h.bucket, q, sp.From, sp.To, nil) }
+	}
+	more, err := h.parallel(recompute)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range more {
+		rows = append(rows, m...)
+	}
+	return mergeWindows(q, rows), nil
+}
+
+// hourField keys an hour (Unix seconds of its start) and a field (its index in the request).
+type hourField struct {
+	hour  int64
+	field int
+}
+
+// rawCounts counts the raw points of [start, stop) per hour and field, summed over the device's series.
+func (h *Handler) rawCounts(ctx context.Context, q Request, start, stop time.Time) (map[hourField]float64, error) {
+	out := map[hourField]float64{}
+	if !start.Before(stop) {
+		return out, nil
+	}
+	idx := map[string]int{}
+	for i, f := range q.Fields {
+		idx[string(f)] = i
+	}
+	text := withOrigin(strings.Replace(hourlyCountFlux, "{{FIELDS}}", fieldPredicate(q.Fields), 1), q.Origin)
+	rc, err := h.q.QueryRaw(ctx, text, influx.Extern{"qBucket": h.bucket, "qDevice": q.DeviceID, "qStart": start, "qStop": stop})
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	err = readAnnotatedCSV(rc, func(hd *csvHeader) (func([]string) error, error) {
+		ti, fi, vi := hd.Index("_time"), hd.Index("_field"), hd.Index("_value")
+		if ti < 0 || fi < 0 || vi < 0 {
+			return nil, fmt.Errorf("influx: hourly count without _time, _field or _value")
+		}
+		return func(rec []string) error {
+			f, ok := idx[hd.Value(rec, fi)]
+			if !ok {
+				return nil
+			}
+			ts, err := time.Parse(time.RFC3339Nano, hd.Value(rec, ti))
+			if err != nil {
+				return fmt.Errorf("influx: bad _time cell: %w", err)
+			}
+			n, err := parseValue(hd.Value(rec, vi))
+			if err != nil {
+				return err
+			}
+			if !math.IsNaN(n) {
+				out[hourField{ts.Unix(), f}] += n
+			}
+			return nil
+		}, nil
+	})
+	return out, err
+}
+
+// parallel runs fns at once and returns their rows in order, or the first error.
+func (h *Handler) parallel(fns []func() ([]hourRow, error)) ([][]hourRow, error) {
+	results := make([][]hourRow, len(fns))
+	errs := make([]error, len(fns))
 	var wg sync.WaitGroup
-	for i, p := range parts {
+	for i, fn := range fns {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer recoverTo(&errs[i])
-			results[i], errs[i] = h.hourRows(ctx, p.text, p.bucket, q, p.start, p.stop, nil)
+			results[i], errs[i] = fn()
 		}()
 	}
 	wg.Wait()
@@ -182,22 +288,58 @@ func (h *Handler) downsampledTable(ctx context.Context, q Request) (*Table, erro
 			return nil, err
 		}
 	}
-	// the aggregates answer up to their latest hour for this device
-	covered := dsStart
-	for _, r := range results[0] {
-		if end := r.t.Add(time.Hour); end.After(covered) {
-			covered = end
+	return results, nil
+}
+
+// maxRawSpans bounds the raw queries one answer makes for stale hours: past it the nearest spans are joined (their
+// hours in between are read from the raw data too, exact either way).
+const maxRawSpans = 4
+
+// staleSpans turns a set of hours (Unix seconds) into at most max ascending spans covering them.
+func staleSpans(hours map[int64]bool, max int) []Window {
+	if len(hours) == 0 {
+		return nil
+	}
+	hs := make([]int64, 0, len(hours))
+	for hr := range hours {
+		hs = append(hs, hr)
+	}
+	sort.Slice(hs, func(i, j int) bool { return hs[i] < hs[j] })
+	var spans [][2]int64
+	for _, hr := range hs {
+		if n := len(spans); n > 0 && spans[n-1][1] == hr {
+			spans[n-1][1] = hr + 3600
+			continue
+		}
+		spans = append(spans, [2]int64{hr, hr + 3600})
+	}
+	for len(spans) > max {
+		best := 1
+		for i := 2; i < len(spans); i++ {
+			if spans[i][0]-spans[i-1][1] < spans[best][0]-spans[best-1][1] {
+				best = i
+			}
+		}
+		spans[best-1][1] = spans[best][1]
+		spans = append(spans[:best], spans[best+1:]...)
+	}
+	out := make([]Window, len(spans))
+	for i, sp := range spans {
+		out[i] = Window{From: time.Unix(sp[0], 0).UTC(), To: time.Unix(sp[1], 0).UTC()}
+	}
+	return out
+}
+
+// Window is a half-open interval of time.
+type Window struct{ From, To time.Time }
+
+func inSpans(t time.Time, spans []Window) bool {
+	for _, sp := range spans {
+		if !t.Before(sp.From) && t.Before(sp.To) {
+			return true
 		}
 	}
-	rows := append(append(results[0], results[1]...), results[2]...)
-	if covered.Before(tailFrom) {
-		// the aggregates stop earlier (task late or failing, or no data lately): the gap comes from the raw data
-		var err error
-		if rows, err = h.hourRows(ctx, hourlyRawFlux, h.bucket, q, covered, tailFrom, rows); err != nil {
-			return nil, err
-		}
-	}
-	return mergeWindows(q, rows), nil
+	return false
 }
 
 // rawTail is how many hours before now are always read from the raw data: more than the hourly task's normal

@@ -207,3 +207,99 @@ func TestDownsampledBucketMissing(t *testing.T) {
 	path := "/api/devices/edge/measurements?start=-6h&every=2h&fields=Temperature,CO2"
 	sameTable(t, "no downsampled bucket", fetch(t, h, path), fetch(t, f.rawH, path))
 }
+
+// TestDownsampledLateAndOld: the 30-day view (hourly aggregates where exact) holds every hour that has raw data,
+// with the raw path's exact values: hours before the task's first run (10 days ago), 2 h uploaded 72 h ago after the
+// task had aggregated those hours (one of them held a few points then, the other none), next to hours the task
+// aggregated in full. origin=device and origin=generated split the device's points from write-missing's, on both
+// paths.
+func TestDownsampledLateAndOld(t *testing.T) {
+	srv := influxtest.Shared(t)
+	c := srv.Client(t)
+	raw, ds, auth := srv.NewBucket(t, "lateraw"), srv.NewBucket(t, "late1h"), srv.NewBucket(t, "lateauth")
+	now := time.Date(2026, 3, 20, 12, 30, 0, 0, time.UTC)
+	hour := now.Truncate(time.Hour)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	line := func(w *bytes.Buffer, at time.Time, m int, generated bool) {
+		tag := ""
+		if generated {
+			tag = ",generated=true"
+		}
+		fmt.Fprintf(w, "environment,clientId=late%s Temperature=%g,CO2=%di %d\n", tag, float64((m*37)%101)/8, 400+(m*13)%250, at.UnixNano())
+	}
+	minutes := func(w *bytes.Buffer, from time.Time, n int, generated bool) {
+		for m := 0; m < n; m++ {
+			line(w, from.Add(time.Duration(m)*time.Minute), m, generated)
+		}
+	}
+	late := hour.Add(-72 * time.Hour)
+	var before, after bytes.Buffer
+	minutes(&before, hour.Add(-5*24*time.Hour), 180, false) // aggregated in full
+	minutes(&before, hour.Add(-4*24*time.Hour), 120, true)  // write-missing's, aggregated in full
+	minutes(&before, late, 10, false)                       // the first 10 minutes of the late hours
+	if err := c.WriteLines(ctx, raw, before.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	// the task's runs cover the last 7 days only (it started then): nothing older is aggregated
+	if err := setup.Downsample(ctx, c, raw, ds, hour.Add(-7*24*time.Hour), hour.Add(-3*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	minutes(&after, hour.Add(-10*24*time.Hour), 120, false) // older than the task's first run
+	minutes(&after, late.Add(10*time.Minute), 110, false)   // uploaded late: the rest of 72 h ago and the hour after
+	if err := c.WriteLines(ctx, raw, after.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	cfg := srv.Config(raw, auth)
+	reg := registry.New(c, cfg)
+	if _, _, err := reg.Register(ctx, "late"); err != nil {
+		t.Fatal(err)
+	}
+	clock := measurements.WithClock(func() time.Time { return now })
+	rawH := authztest.Operator(measurements.New(c, reg, raw, 10*time.Second, clock).Routes())
+	dsH := authztest.Operator(measurements.New(c, reg, raw, 10*time.Second, clock, measurements.WithDownsampled(ds)).Routes())
+	for _, origin := range []string{"", "device", "generated", "all"} {
+		for _, fn := range []string{"mean", "min", "max", "last"} {
+			q := url.Values{"start": {"-30d"}, "fields": {"Temperature,CO2"}, "fn": {fn}}
+			if origin != "" {
+				q.Set("origin", origin)
+			}
+			path := "/api/devices/late/measurements?" + q.Encode()
+			want := fetch(t, rawH, path)
+			got := fetch(t, dsH, path)
+			sameTable(t, "origin="+origin+" fn="+fn, got, want)
+			if got.Every != "1h" {
+				t.Fatalf("%s: every %s, want 1h (the downsampled path)", path, got.Every)
+			}
+			hours := map[string]bool{}
+			for _, ts := range got.Time {
+				hours[ts] = true
+			}
+			wantHours := map[string][]time.Time{
+				"device":    {hour.Add(-10 * 24 * time.Hour), hour.Add(-5 * 24 * time.Hour), late, late.Add(time.Hour)},
+				"generated": {hour.Add(-4 * 24 * time.Hour), hour.Add(-4*24*time.Hour + time.Hour)},
+			}
+			for kind, hs := range wantHours {
+				for _, h := range hs {
+					present := hours[h.Format(time.RFC3339)]
+					if want := origin != "device" && origin != "generated" || origin == kind; present != want {
+						t.Errorf("%s: hour %s present %v, want %v", path, h.Format(time.RFC3339), present, want)
+					}
+				}
+			}
+		}
+	}
+	// the late hour's mean is of all its 60 points, not of the 10 aggregated before the rest arrived
+	got := fetch(t, dsH, "/api/devices/late/measurements?start="+late.Format(time.RFC3339)+"&stop="+late.Add(time.Hour).Format(time.RFC3339)+"&every=1h&fields=Temperature&fn=mean&origin=device")
+	var sum float64
+	for m := 0; m < 60; m++ {
+		k := m // the first 10 minutes are their batch's minutes 0..9, the rest the late batch's 0..49
+		if m >= 10 {
+			k = m - 10
+		}
+		sum += float64((k*37)%101) / 8
+	}
+	if len(got.Time) != 1 || got.Values["Temperature"][0] == nil || math.Abs(*got.Values["Temperature"][0]-sum/60) > 1e-9 {
+		t.Errorf("the late hour: %v %v, want one mean %v", got.Time, deref(got.Values["Temperature"][0]), sum/60)
+	}
+}

@@ -7,11 +7,39 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/schema"
 )
 
-// sourceFilter and dsFilter select the device's points of the source measurement and of its hourly aggregates.
+// sourceFilter and dsFilter select the device's points of the source measurement and of its hourly aggregates;
+// {{ORIGIN}} is the request's origin predicate (originFilter).
 const (
-	sourceFilter = `r._measurement == "` + schema.Measurement + `" and r.` + schema.TagClientID + ` == qDevice`
-	dsFilter     = `r._measurement == "` + schema.DownsampledMeasurement + `" and r.` + schema.TagClientID + ` == qDevice`
+	sourceFilter = `r._measurement == "` + schema.Measurement + `" and r.` + schema.TagClientID + ` == qDevice{{ORIGIN}}`
+	dsFilter     = `r._measurement == "` + schema.DownsampledMeasurement + `" and r.` + schema.TagClientID + ` == qDevice{{ORIGIN}}`
 )
+
+// Origin selects points by who wrote them: the device itself, write-missing (tagged schema.TagGenerated), or both.
+type Origin string
+
+// The origins a caller may ask for.
+const (
+	OriginAll       Origin = "all"
+	OriginDevice    Origin = "device"
+	OriginGenerated Origin = "generated"
+)
+
+// originFilter is the allow-list of origin predicates rendered into the filters.
+var originFilter = map[Origin]string{
+	OriginAll: "", OriginDevice: " and " + schema.RealFilter, OriginGenerated: " and " + schema.GeneratedFilter,
+}
+
+// withOrigin renders o's predicate (an allow-list entry; an unknown origin reads nothing) into text.
+func withOrigin(text string, o Origin) string {
+	f, ok := originFilter[o]
+	if o == "" {
+		f, ok = "", true
+	}
+	if !ok {
+		f = " and false"
+	}
+	return strings.ReplaceAll(text, "{{ORIGIN}}", f)
+}
 
 // The queries below are fixed text. The only parts rendered per request are the field predicate and the
 // aggregate name, both taken from this package's allow-lists (Field constants, fluxFn values), never from the
@@ -121,11 +149,11 @@ func measurementsQuery(bucket string, q Request) (string, influx.Extern) {
 		text = fnDefs + strings.Replace(windowedFlux, "{{FN}}", q.fluxFn(), 1)
 		ext["qEvery"] = q.Every
 	}
-	return strings.Replace(text, "{{FIELDS}}", fieldPredicate(q.Fields), 1), ext
+	return withOrigin(strings.Replace(text, "{{FIELDS}}", fieldPredicate(q.Fields), 1), q.Origin), ext
 }
 
 // summaryQuery returns the Flux text and extern values for a validated summary request.
 func summaryQuery(bucket string, q SummaryRequest) (string, influx.Extern) {
 	ext := influx.Extern{"qBucket": bucket, "qDevice": q.DeviceID, "qStart": q.Start, "qStop": q.Stop}
-	return strings.Replace(summaryFlux, "{{FIELDS}}", fieldPredicate(q.Fields), 1), ext
+	return withOrigin(strings.Replace(summaryFlux, "{{FIELDS}}", fieldPredicate(q.Fields), 1), q.Origin), ext
 }

@@ -85,6 +85,7 @@ type Request struct {
 	Auto      bool          // Every was chosen by auto
 	Fn        Fn
 	MaxPoints int
+	Origin    Origin // whose points: the device's, generated ones, or all (the default)
 }
 
 // Raw reports whether the request reads the points unaggregated.
@@ -137,10 +138,14 @@ func safeName(s string) string {
 
 // ParseRequest validates the measurements query string. now is the request time (stop's default).
 func ParseRequest(deviceID string, v url.Values, now time.Time) (Request, error) {
-	if err := checkKnown(v, "start", "stop", "fields", "every", "fn", "maxPoints"); err != nil {
+	if err := checkKnown(v, "start", "stop", "fields", "every", "fn", "maxPoints", "origin"); err != nil {
 		return Request{}, err
 	}
 	q := Request{DeviceID: deviceID, Fn: "mean", MaxPoints: DefaultMaxPoints}
+	var err error
+	if q.Origin, err = parseOrigin(v); err != nil {
+		return q, err
+	}
 	now = now.UTC().Truncate(time.Second)
 
 	s, err := single(v, "stop")
@@ -232,6 +237,20 @@ func ParseRequest(deviceID string, v url.Values, now time.Time) (Request, error)
 	return q, nil
 }
 
+// parseOrigin reads origin: device, generated or all (the default).
+func parseOrigin(v url.Values) (Origin, error) {
+	s, err := single(v, "origin")
+	if err != nil || s == "" {
+		return OriginAll, err
+	}
+	for o := range originFilter {
+		if string(o) == s {
+			return o, nil
+		}
+	}
+	return "", api.InvalidParam("origin", "origin must be device, generated or all")
+}
+
 // estimatedRows is the number of rows a range holds at one point per minute.
 func estimatedRows(rng time.Duration) int64 { return int64((rng + time.Minute - 1) / time.Minute) }
 
@@ -297,14 +316,19 @@ type SummaryRequest struct {
 	Start    time.Time
 	Stop     time.Time
 	Fields   []Field
+	Origin   Origin
 }
 
 // ParseSummaryRequest validates the summary query string: range (1h..30d, default 30d) and fields (default all).
 func ParseSummaryRequest(deviceID string, v url.Values, now time.Time) (SummaryRequest, error) {
-	if err := checkKnown(v, "range", "fields"); err != nil {
+	if err := checkKnown(v, "range", "fields", "origin"); err != nil {
 		return SummaryRequest{}, err
 	}
 	q := SummaryRequest{DeviceID: deviceID, Range: DefaultSummaryRange, Stop: now.UTC().Truncate(time.Second)}
+	var err error
+	if q.Origin, err = parseOrigin(v); err != nil {
+		return q, err
+	}
 	s, err := single(v, "range")
 	if err != nil {
 		return q, err

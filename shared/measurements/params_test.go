@@ -98,6 +98,8 @@ func TestParseRequestInvalid(t *testing.T) {
 		{"every=-1h", "every"},
 		{"every=AUTO", "every"},
 		{"fn=Mean", "fn"},
+		{"origin=Device", "origin"},
+		{"origin=device&origin=all", "origin"},
 		{"maxPoints=1e3", "maxPoints"},
 		{"maxPoints=-1", "maxPoints"},
 		{"fields=Temperature,,CO2", "fields"},

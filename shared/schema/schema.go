@@ -24,6 +24,17 @@ const (
 	TagClientID = "clientId"
 	// TagAgg is the downsampled points' aggregate tag (one of Aggregates).
 	TagAgg = "agg"
+	// TagGenerated marks the points write-missing generated (value GeneratedValue) and their hourly aggregates. No
+	// schema may declare it, so the write gateway refuses it from devices: a point without it is a device's write.
+	TagGenerated   = "generated"
+	GeneratedValue = "true"
+)
+
+// Flux predicates (on a row r) that keep the devices' own points, or only the generated ones. Both are pushed down
+// to the storage engine (`not exists` is; `== ""` is not, and is false for a missing tag in Flux).
+const (
+	RealFilter      = `not exists r.` + TagGenerated
+	GeneratedFilter = `r.` + TagGenerated + ` == "` + GeneratedValue + `"`
 )
 
 // Field names of the built-in measurement.
@@ -51,7 +62,8 @@ var SensorTags = [][2]string{
 	{"TemperatureSensor", "virtual_TemperatureSensor"},
 }
 
-// PresenceFlux is how every query that asks whether devices wrote in a window begins: the Temperature points (every
+// PresenceFlux is how every query that asks whether points exist in a window begins (generated points included:
+// RealPresenceFlux is the devices' own writes): the Temperature points (every
 // point of the built-in measurement carries one, so one field stands for the point and the storage engine's
 // pushed-down count, last and aggregateWindow read one series per device and sensor set) of the extern bucket in
 // [start, stop), of the devices whose TagClientID satisfies the Flux comparison devices (`== deviceId`,
@@ -60,6 +72,11 @@ func PresenceFlux(devices string) string {
 	return `from(bucket: bucket)
   |> range(start: start, stop: stop)
   |> filter(fn: (r) => r._measurement == "` + Measurement + `" and r._field == "` + Temperature + `" and r.` + TagClientID + ` ` + devices + `)`
+}
+
+// RealPresenceFlux is PresenceFlux without the generated points: what the devices wrote themselves.
+func RealPresenceFlux(devices string) string {
+	return PresenceFlux(devices + ` and ` + RealFilter)
 }
 
 // Downsampled names the measurement holding m's hourly aggregates. The downsampled fields are all Float whatever
@@ -200,7 +217,7 @@ func (s *Schema) Validate() error {
 		if len(m.Fields) == 0 {
 			return fmt.Errorf("schema: measurement %q has no field", m.Name)
 		}
-		keys := map[string]bool{TagClientID: true, TagAgg: true}
+		keys := map[string]bool{TagClientID: true, TagAgg: true, TagGenerated: true}
 		for _, t := range m.Tags {
 			if !nameRE.MatchString(t.Name) || keys[t.Name] {
 				return fmt.Errorf("schema: measurement %q: invalid or repeated tag %q", m.Name, t.Name)

@@ -158,6 +158,16 @@ func (g Generator) position(tMs int64) (lat, lon int64) {
 // LinePrefix renders "measurement,<sensor tags>[,agg=<agg>],clientId=<deviceID> " (tags in line-protocol order;
 // agg is omitted when empty). deviceID is a validated id: the device-id alphabet needs no escaping.
 func LinePrefix(measurement, agg, deviceID string) []byte {
+	return linePrefix(measurement, agg, deviceID, false)
+}
+
+// GeneratedLinePrefix is LinePrefix with the generated tag (schema.TagGenerated, sorting after clientId): the
+// prefix of write-missing's points and of their hourly aggregates.
+func GeneratedLinePrefix(measurement, agg, deviceID string) []byte {
+	return linePrefix(measurement, agg, deviceID, true)
+}
+
+func linePrefix(measurement, agg, deviceID string, generated bool) []byte {
 	p := []byte(measurement)
 	for _, t := range schema.SensorTags {
 		p = append(p, ',')
@@ -171,6 +181,9 @@ func LinePrefix(measurement, agg, deviceID string) []byte {
 	}
 	p = append(p, ","+schema.TagClientID+"="...)
 	p = append(p, deviceID...)
+	if generated {
+		p = append(p, ","+schema.TagGenerated+"="+schema.GeneratedValue...)
+	}
 	return append(p, ' ')
 }
 
@@ -185,6 +198,11 @@ type Line struct {
 // NewLine prepares line rendering for deviceID (a validated id: the device-id alphabet needs no escaping).
 func NewLine(g Generator, deviceID string) *Line {
 	return &Line{prefix: LinePrefix(schema.Measurement, "", deviceID), seed: SeedOf(deviceID), gen: g}
+}
+
+// NewGeneratedLine is NewLine for generated points (tagged schema.TagGenerated): write-missing's.
+func NewGeneratedLine(g Generator, deviceID string) *Line {
+	return &Line{prefix: GeneratedLinePrefix(schema.Measurement, "", deviceID), seed: SeedOf(deviceID), gen: g}
 }
 
 // Append renders the point at tMs (Unix milliseconds) with a nanosecond timestamp, without allocating or
