@@ -318,3 +318,157 @@ func TestProvisioningKeyFlow(t *testing.T) {
 		want(t, "cleanup", call(t, l, "DELETE", "/api/devices/"+id, l.OperatorKey, nil), http.StatusNoContent, http.StatusOK)
 	}
 }
+
+// listed is one device of GET /api/devices as the test compares it.
+type listed struct {
+	Status   string     `json:"status"`
+	LastSeen *time.Time `json:"lastSeen"`
+}
+
+// statusAt is the status the API gives a device last seen at seen (nil: never) at now: online within 2 measurement
+// intervals (60 s), late within 10, silent beyond.
+func statusAt(seen *time.Time, now time.Time) string {
+	switch {
+	case seen == nil || now.Sub(*seen) > 10*time.Minute:
+		return "silent"
+	case now.Sub(*seen) > 2*time.Minute:
+		return "late"
+	}
+	return "online"
+}
+
+// listOf reads GET /api/devices and keeps the devices of ids. Each status must be the one its lastSeen gives at the
+// time of the call (checked when that is the same at the call's start and end).
+func listOf(t *testing.T, l *localAPI, ids []string) map[string]listed {
+	t.Helper()
+	t1 := time.Now()
+	r := call(t, l, "GET", "/api/devices", l.OperatorKey, nil)
+	t2 := time.Now()
+	want(t, "list", r, http.StatusOK)
+	var devs []struct {
+		DeviceID string `json:"deviceId"`
+		listed
+	}
+	r.json(t, &devs)
+	out := map[string]listed{}
+	for _, d := range devs {
+		for _, id := range ids {
+			if d.DeviceID == id {
+				out[id] = d.listed
+			}
+		}
+	}
+	if len(out) != len(ids) {
+		t.Fatalf("the list holds %d of the devices %v: %s", len(out), ids, r.Body)
+	}
+	for id, d := range out {
+		if s := statusAt(d.LastSeen, t1); s == statusAt(d.LastSeen, t2) && d.Status != s {
+			t.Errorf("%s: status %s with lastSeen %v, want %s", id, d.Status, d.LastSeen, s)
+		}
+	}
+	return out
+}
+
+// waitJob starts a write-missing job with POST path and polls it until it is done (bounded: 180 polls, 1 s apart).
+func waitJob(t *testing.T, l *localAPI, path string) {
+	t.Helper()
+	r := call(t, l, "POST", path, l.OperatorKey, map[string]int{"days": 1})
+	want(t, "POST "+path, r, http.StatusAccepted, http.StatusOK)
+	loc := r.Header.Get("Location")
+	if !strings.HasPrefix(loc, "/api/write-missing/jobs/") {
+		t.Fatalf("POST %s: Location %q", path, loc)
+	}
+	var job struct {
+		State         string `json:"state"`
+		PointsPlanned int64  `json:"pointsPlanned"`
+		PointsWritten int64  `json:"pointsWritten"`
+	}
+	for i := 0; i < 180 && job.State != "done" && job.State != "failed"; i++ {
+		time.Sleep(time.Second)
+		r = call(t, l, "GET", loc, l.OperatorKey, nil)
+		want(t, "GET "+loc, r, http.StatusOK)
+		r.json(t, &job)
+	}
+	if job.State != "done" || job.PointsWritten == 0 || job.PointsWritten > job.PointsPlanned {
+		t.Fatalf("job of POST %s: %+v, want done with 0 < points written <= planned", path, job)
+	}
+}
+
+// TestBackfillKeepsStatus: write-missing for a silent device, then for the whole fleet, leaves every device's
+// lastSeen as it was, and so its status (listOf checks each status against its lastSeen and the clock: an online
+// device ages into late by itself while the jobs run): a device that never wrote stays silent with no lastSeen, one
+// that wrote 3 hours ago stays silent with that time (generated minutes after it would have made it online), online
+// ones keep their points' times; a device writing only CO2 and TVOC is online. The generated points are readable
+// apart (origin=generated) and never as the device's (origin=device).
+func TestBackfillKeepsStatus(t *testing.T) {
+	l := shared(t)
+	sfx := influxtest.RandomID(3)
+	never, online, co2, old := "e2e-never-"+sfx, "e2e-online-"+sfx, "e2e-co2-"+sfx, "e2e-old-"+sfx
+	ids := []string{never, online, co2, old}
+	cfgs := map[string]envConfig{}
+	for _, id := range ids {
+		r := call(t, l, "POST", "/api/devices/"+id, l.OperatorKey, nil)
+		want(t, "register "+id, r, http.StatusOK, http.StatusCreated)
+		var c envConfig
+		r.json(t, &c)
+		cfgs[id] = c
+	}
+	defer func() {
+		for _, id := range ids {
+			call(t, l, "DELETE", "/api/devices/"+id+"?data=true", l.OperatorKey, nil)
+		}
+	}()
+	now := time.Now().Unix()
+	for id, lp := range map[string]string{
+		online: fmt.Sprintf("environment,clientId=%s Temperature=21.5 %d\n", online, now-5),
+		co2:    fmt.Sprintf("environment,clientId=%s CO2=600i,TVOC=300i %d\n", co2, now-5),
+		old:    fmt.Sprintf("environment,clientId=%s Temperature=20 %d\n", old, now-3*3600),
+	} {
+		if got := writeAsDevice(t, cfgs[id], lp); got != http.StatusNoContent {
+			t.Fatalf("write as %s = %d, want 204", id, got)
+		}
+	}
+	before := listOf(t, l, ids)
+	wantStatus := map[string]string{never: "silent", online: "online", co2: "online", old: "silent"}
+	for id, s := range wantStatus {
+		if before[id].Status != s || (before[id].LastSeen == nil) != (id == never) {
+			t.Fatalf("before any backfill: %s %+v, want %s (lastSeen null only for the device that never wrote)", id, before[id], s)
+		}
+	}
+	same := func(when string) {
+		t.Helper()
+		after := listOf(t, l, ids)
+		for _, id := range ids {
+			b, a := before[id], after[id]
+			if (a.LastSeen == nil) != (b.LastSeen == nil) || (a.LastSeen != nil && !a.LastSeen.Equal(*b.LastSeen)) {
+				t.Errorf("%s: %s is %s (lastSeen %v), was %s (lastSeen %v)", when, id, a.Status, a.LastSeen, b.Status, b.LastSeen)
+			}
+		}
+	}
+	waitJob(t, l, "/api/devices/"+never+"/write-missing")
+	same("after backfilling the silent device")
+	waitJob(t, l, "/api/write-missing")
+	same("after backfilling the fleet")
+
+	count := func(id, origin string) int {
+		r := call(t, l, "GET", "/api/devices/"+id+"/measurements?start=-1d&fields=Temperature&origin="+origin, l.OperatorKey, nil)
+		want(t, "measurements origin="+origin, r, http.StatusOK)
+		var m struct {
+			Values map[string][]*float64 `json:"values"`
+		}
+		r.json(t, &m)
+		n := 0
+		for _, v := range m.Values["Temperature"] {
+			if v != nil {
+				n++
+			}
+		}
+		return n
+	}
+	if n := count(never, "generated"); n == 0 {
+		t.Errorf("the silent device's generated points: none readable with origin=generated")
+	}
+	if n := count(never, "device"); n != 0 {
+		t.Errorf("the silent device's own points (origin=device): %d windows, want none", n)
+	}
+}
