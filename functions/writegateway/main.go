@@ -25,6 +25,9 @@ func handler(d lambdaapp.Deps) *api.Mux {
 		AuthCacheTTL: env.Duration("WRITE_AUTH_CACHE_TTL", 30*time.Second, time.Second, gateway.MaxAuthCacheTTL),
 		Rate:         env.Float("WRITE_RATE", 10, -1, 1e6),
 		Burst:        env.Int("WRITE_BURST", 50, 1, 1e6),
+		MaxPoints:    env.Int("WRITE_MAX_POINTS", gateway.DefaultMaxPoints, 1, 100_000),
+		PointRate:    env.Float("WRITE_POINT_RATE", gateway.DefaultPointRate, -1, 1e7),
+		PointBurst:   env.Int("WRITE_POINT_BURST", 3*gateway.DefaultMaxPoints, 1, 1e8),
 		Metrics:      metrics.Stdout,
 	}
 	lambdaapp.Check(env)

@@ -111,7 +111,7 @@ func BenchmarkGatewayVsDirect(b *testing.B) {
 			}
 			// through the gateway
 			bucket = srv.NewBucket(b, "gateway")
-			g, err := New(creds, admin, Options{Org: srv.Org, Bucket: bucket, Rate: -1})
+			g, err := New(creds, admin, Options{Org: srv.Org, Bucket: bucket, Rate: -1, PointRate: -1})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -147,7 +147,7 @@ func BenchmarkCheck(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		c := checker{rules: rs, b: batch{device: bt.device, precision: 0, now: now, newest: now.Add(maxFuture)}}
+		c := checker{rules: rs, maxPoints: DefaultMaxPoints, b: batch{device: bt.device, precision: 0, now: now, newest: now.Add(maxFuture)}}
 		if _, n, err := c.check(body); err != nil || n != 5000 {
 			b.Fatalf("check: %d points, %v", n, err)
 		}

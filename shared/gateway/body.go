@@ -31,6 +31,9 @@ func readBody(r *http.Request, maxBody, maxDecoded int64) ([]byte, error) {
 	}
 	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
 	case "", "identity":
+		if int64(len(raw)) > maxDecoded {
+			return nil, api.Errorf(api.TooLarge, "request body is larger than %d bytes", maxDecoded)
+		}
 		return raw, nil
 	case "gzip":
 		zr, err := gzip.NewReader(bytes.NewReader(raw))

@@ -89,7 +89,7 @@ func countOf(t *testing.T, c *influx.Client, bucket, device string) int64 {
 // TestClientLibrariesWriteThroughGateway: the npm client and influxdb-client-go, configured from an /api/env answer
 // that points at the gateway, write 12,000 points each (5,000-point gzip batches) unchanged.
 func TestClientLibrariesWriteThroughGateway(t *testing.T) {
-	f := newFixture(t, Options{Rate: -1})
+	f := newFixture(t, Options{Rate: -1, PointRate: -1})
 	hs := httptest.NewServer(f.h)
 	t.Cleanup(hs.Close)
 	f.creds.set("cred-go-0123456789abcdef0123456789abcdef", "dev-go")

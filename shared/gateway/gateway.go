@@ -53,7 +53,14 @@ type Options struct {
 	// Rate (writes per second per device, per instance; < 0 disables) and Burst; defaults 10 and 50.
 	Rate  float64
 	Burst int
-	// MaxBody and MaxDecodedBody cap the body as sent and decompressed (defaults MaxBody, MaxDecodedBody).
+	// PointRate (points per second per device, per instance; < 0 disables) and PointBurst (raised to MaxPoints
+	// at least, so one full request can pass); defaults DefaultPointRate and 3 × MaxPoints (a reconnecting device flushes a few full batches).
+	PointRate  float64
+	PointBurst int
+	// MaxPoints caps the points of one request (default DefaultMaxPoints).
+	MaxPoints int
+	// MaxBody and MaxDecodedBody cap the body as sent and decompressed (defaults MaxBody, and MaxPoints times the
+	// longest line the schema allows, at most MaxDecodedBody).
 	MaxBody, MaxDecodedBody int64
 	// Metrics receives EMF lines (metrics.Stdout in the function; nil: none).
 	Metrics io.Writer
@@ -62,12 +69,13 @@ type Options struct {
 
 // Gateway serves Route.
 type Gateway struct {
-	auth  Authenticator
-	store Store
-	o     Options
-	rules rules
-	cache *authCache
-	limit *limiter
+	auth   Authenticator
+	store  Store
+	o      Options
+	rules  rules
+	cache  *authCache
+	limit  *limiter // requests per device
+	points *limiter // points per device
 
 	retMu     sync.Mutex
 	retention *time.Duration // read once, then cached
@@ -91,15 +99,30 @@ func New(auth Authenticator, store Store, o Options) (*Gateway, error) {
 	if o.Rate == 0 {
 		o.Rate, o.Burst = 10, 50
 	}
+	if o.MaxPoints <= 0 {
+		o.MaxPoints = DefaultMaxPoints
+	}
+	if o.PointRate == 0 {
+		o.PointRate, o.PointBurst = DefaultPointRate, 3*o.MaxPoints
+	}
+	o.PointBurst = max(o.PointBurst, o.MaxPoints)
 	if o.MaxBody <= 0 {
 		o.MaxBody = MaxBody
 	}
 	if o.MaxDecodedBody <= 0 {
-		o.MaxDecodedBody = MaxDecodedBody
+		o.MaxDecodedBody = min(MaxDecodedBody, int64(o.MaxPoints)*int64(r.maxLine))
 	}
 	return &Gateway{auth: auth, store: store, o: o, rules: r,
-		cache: newAuthCache(o.AuthCacheTTL, 100_000, o.Now), limit: newLimiter(o.Rate, o.Burst, 100_000, o.Now)}, nil
+		cache:  newAuthCache(o.AuthCacheTTL, 100_000, o.Now),
+		limit:  newLimiter(o.Rate, o.Burst, 100_000, o.Now),
+		points: newLimiter(o.PointRate, o.PointBurst, 100_000, o.Now)}, nil
 }
+
+// Per-request and per-device point limits (the InfluxDB client libraries write batches of 5,000 by default).
+const (
+	DefaultMaxPoints = 5000
+	DefaultPointRate = 1000
+)
 
 // Routes serves Route; anything else is InfluxDB's 404.
 func (g *Gateway) Routes() *api.Mux {
@@ -141,12 +164,16 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) (*http.Request, 
 		return r, 0, err
 	}
 	r = api.WithDevice(r, dev)
-	if ok, wait := g.limit.allow(dev); !ok {
-		w.Header().Set("Retry-After", strconv.Itoa(int(max(1, (wait+time.Second-1)/time.Second))))
+	if ok, wait := g.limit.take(dev, 1); !ok {
+		retryAfter(w, wait)
 		return r, 0, api.Errorf(api.TooMany, "write rate limit of %g writes per second reached for device %s", g.o.Rate, dev)
 	}
-	n, err := g.write(r, dev, now)
+	n, err := g.write(w, r, dev, now)
 	return r, n, err
+}
+
+func retryAfter(w http.ResponseWriter, wait time.Duration) {
+	w.Header().Set("Retry-After", strconv.Itoa(int(max(1, (wait+time.Second-1)/time.Second))))
 }
 
 // emit writes one EMF metric by answer status (never by device: a dimension per device would be a metric each).
@@ -165,7 +192,7 @@ func (g *Gateway) authenticate(r *http.Request) (string, error) {
 }
 
 // write checks the request's target and every line, then writes all of its points or none.
-func (g *Gateway) write(r *http.Request, dev string, now time.Time) (int, error) {
+func (g *Gateway) write(w http.ResponseWriter, r *http.Request, dev string, now time.Time) (int, error) {
 	ctx := r.Context()
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
@@ -190,13 +217,19 @@ func (g *Gateway) write(r *http.Request, dev string, now time.Time) (int, error)
 	if ret > 0 {
 		b.oldest = now.Add(-ret)
 	}
-	c := checker{rules: g.rules, b: b}
+	c := checker{rules: g.rules, b: b, maxPoints: g.o.MaxPoints}
 	lp, n, err := c.check(body)
 	if err != nil {
 		return 0, err
 	}
 	if n == 0 {
 		return 0, api.Errorf(api.Invalid, "writing requires points")
+	}
+	// counted once the points are known to be valid: a refused body costs the device nothing
+	if ok, wait := g.points.take(dev, float64(n)); !ok {
+		retryAfter(w, wait)
+		return 0, api.Errorf(api.TooMany, "write rate limit of %g points per second reached for device %s (this request has %d points)",
+			g.o.PointRate, dev, n)
 	}
 	if err := g.store.WritePlain(ctx, g.o.Bucket, lp); err != nil {
 		return 0, classify(err, "writing points")

@@ -319,15 +319,15 @@ func TestLimiterForgetsIdleDevicesWhenFull(t *testing.T) {
 	c := &clock{t: time.Now()}
 	l := newLimiter(1, 1, 3, c.now)
 	for i := 0; i < 3; i++ {
-		if ok, _ := l.allow(strconv.Itoa(i)); !ok {
+		if ok, _ := l.take(strconv.Itoa(i), 1); !ok {
 			t.Fatalf("device %d refused its first write", i)
 		}
 	}
 	c.t = c.t.Add(2 * time.Second) // every bucket refilled: all idle
-	if ok, _ := l.allow("new"); !ok || len(l.m) != 1 {
+	if ok, _ := l.take("new", 1); !ok || len(l.m) != 1 {
 		t.Errorf("after the idle ones were forgotten: ok %v, tracked %d, want true, 1", ok, len(l.m))
 	}
-	if ok, wait := l.allow("new"); ok || wait <= 0 || wait > time.Second {
+	if ok, wait := l.take("new", 1); ok || wait <= 0 || wait > time.Second {
 		t.Errorf("second write within the second: ok %v wait %s, want refused with 0 < wait <= 1s", ok, wait)
 	}
 }

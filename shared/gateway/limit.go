@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// limiter is a token bucket per device: rate writes per second, bursts up to burst. It lives in one function
+// limiter is a token bucket per device: rate tokens (requests or points) per second, bursts up to burst. It lives in one function
 // instance's memory (Lambda runs several instances, each with its own buckets), so the fleet-wide limit is the
 // per-instance one times the number of warm instances. At most max devices are tracked; when full, the devices
 // whose bucket has refilled completely (idle ones) are forgotten, and if none has, all are.
@@ -29,8 +29,8 @@ func newLimiter(rate float64, burst, max int, now func() time.Time) *limiter {
 	return &limiter{rate: rate, burst: math.Max(1, float64(burst)), max: max, now: now, m: map[string]*tokens{}}
 }
 
-// allow takes one token for device; when there is none it answers how long until there is.
-func (l *limiter) allow(device string) (bool, time.Duration) {
+// take takes n tokens for device; when there are fewer it takes none and answers how long until there are.
+func (l *limiter) take(device string, n float64) (bool, time.Duration) {
 	if l.rate <= 0 {
 		return true, 0
 	}
@@ -47,11 +47,11 @@ func (l *limiter) allow(device string) (bool, time.Duration) {
 	}
 	t.n = math.Min(l.burst, t.n+now.Sub(t.last).Seconds()*l.rate)
 	t.last = now
-	if t.n >= 1 {
-		t.n--
+	if t.n >= n {
+		t.n -= n
 		return true, 0
 	}
-	return false, time.Duration((1 - t.n) / l.rate * float64(time.Second))
+	return false, time.Duration((n - t.n) / l.rate * float64(time.Second))
 }
 
 func (l *limiter) forgetIdle(now time.Time) {

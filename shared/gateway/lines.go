@@ -45,8 +45,38 @@ type field struct {
 
 // rules is the schema as the gateway checks it.
 type rules struct {
-	m     map[string]*measurementRules
-	slots int // tag rules in all measurements
+	m       map[string]*measurementRules
+	slots   int // tag rules in all measurements
+	maxLine int // bytes of the longest line the schema accepts (see lineBound)
+}
+
+// Bounds of a line's parts that the schema does not fix, for lineBound: a number as clients write it, a string
+// field's value (counted, not enforced: a body is capped as a whole), the timestamp and line end.
+const (
+	numberBytes = 32
+	stringBytes = 256
+	endBytes    = 1 + 20 + 2
+)
+
+// lineBound is the longest line of measurement m: every tag at its longest value, escaped (each byte may take
+// two), every field once, a timestamp.
+func lineBound(m schema.MeasurementDef, rs []schema.TagRule) int {
+	n := len(m.Name) + 1 + len(schema.TagClientID) + 1 + 64 + endBytes
+	for i, t := range m.Tags {
+		n += 1 + len(t.Name) + 1 + 2*rs[i].MaxLen()
+	}
+	for _, f := range m.Fields {
+		n += 1 + len(f.Name) + 1
+		switch f.Type {
+		case schema.String:
+			n += 2 + 2*stringBytes
+		case schema.Boolean:
+			n += len("false")
+		default:
+			n += numberBytes
+		}
+	}
+	return n
 }
 
 func compile(s *schema.Schema) (rules, error) {
@@ -57,14 +87,17 @@ func compile(s *schema.Schema) (rules, error) {
 	for _, m := range s.Measurements {
 		mr := &measurementRules{name: m.Name, fields: map[string]field{},
 			tags: map[string]*tagRule{schema.TagClientID: {key: []byte(schema.TagClientID), client: true, slot: -1}}}
-		for _, t := range m.Tags {
+		rs := make([]schema.TagRule, len(m.Tags))
+		for i, t := range m.Tags {
 			rule, err := t.Rule()
 			if err != nil {
 				return rules{}, err
 			}
+			rs[i] = rule
 			mr.tags[t.Name] = &tagRule{key: []byte(t.Name), rule: rule, slot: out.slots}
 			out.slots++
 		}
+		out.maxLine = max(out.maxLine, lineBound(m, rs))
 		for _, f := range m.Fields {
 			mr.fields[f.Name] = field{name: f.Name, typ: f.Type, kind: kindOf[f.Type]}
 		}
@@ -87,13 +120,14 @@ type tag struct{ key, value []byte }
 
 // checker re-encodes checked lines; build one per request.
 type checker struct {
-	rules  rules
-	b      batch
-	enc    lineprotocol.Encoder
-	tags   []tag
-	seen   []string // field names of the current line
-	arena  []byte   // copies of the current line's tag values (the decoder's slices do not outlive the next call)
-	device []byte   // b.device as bytes, made once
+	rules     rules
+	b         batch
+	maxPoints int // more points refuse the request
+	enc       lineprotocol.Encoder
+	tags      []tag
+	seen      []string // field names of the current line
+	arena     []byte   // copies of the current line's tag values (the decoder's slices do not outlive the next call)
+	device    []byte   // b.device as bytes, made once
 	// lastOK is each tag's last accepted value: a device repeats its tag values on every line, so most lines
 	// compare bytes instead of matching the pattern again.
 	lastOK [][]byte
@@ -111,6 +145,9 @@ func (c *checker) check(body []byte) (out []byte, points int, err error) {
 	dec := lineprotocol.NewDecoderWithBytes(body)
 	for dec.Next() {
 		points++
+		if points > c.maxPoints {
+			return nil, 0, api.Errorf(api.TooLarge, "request has more than %d points (the gateway's limit per request; split it)", c.maxPoints)
+		}
 		if err := c.line(dec); err != nil {
 			return nil, 0, c.locate(body, points, err)
 		}

@@ -16,7 +16,7 @@ import (
 // medians compared.
 func BenchmarkGatewayLatencyLocalAPI(b *testing.B) {
 	srv := influxtest.Shared(b)
-	l := localapitest.Start(b, srv, localapitest.Options{Params: "DeviceWrites=gateway"})
+	l := localapitest.Start(b, srv, localapitest.Options{Params: "DeviceWrites=gateway WritePointRate=-1"})
 	id := "gwlat-" + influxtest.RandomID(4)
 	env := register(b, l, id)
 	gen := sensors.Generator{Lat: 50.0873254, Lon: 14.4071543}
