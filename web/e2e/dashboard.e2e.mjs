@@ -382,10 +382,19 @@ async function main() {
       return last;
     };
 
-    await step(`write missing data for ${deviceX}: progress in a panel, a repeated start follows the same job`, async () => {
+    await step(`write missing data for ${deviceX}: asks with its own window, progress in a panel, a repeated start follows the same job`, async () => {
       await search(page, deviceX);
       let menu = await openMenu(page, deviceX);
       await menu.locator("button.write-missing").click();
+      const ask = page.locator("dialog.confirm[open]");
+      await inViewport(page, ask, "the backfill confirmation");
+      await page.selectOption("#row-days", "1");
+      assert(/Window: .* to .*at most 1,440 points/.test(await page.textContent("#backfill-plan")), `the row's window: ${await page.textContent("#backfill-plan")}`);
+      await page.selectOption("#row-days", "7");
+      assert(/at most 10,080 points/.test(await page.textContent("#backfill-plan")), `the row's window: ${await page.textContent("#backfill-plan")}`);
+      assert(/generated/.test(await ask.textContent()), "the confirmation does not say the values are generated");
+      assert(posts.length === 0, `${posts.length} POSTs before the confirmation`);
+      await page.click("#confirm-ok");
       const panel = page.locator("dialog.panel[open]");
       await inViewport(page, panel, "the backfill panel");
       assert(await focusInside(page, "dialog.panel"), "focus did not move into the backfill panel");
@@ -394,6 +403,12 @@ async function main() {
       const running = await page.evaluate(() => sessionStorage.getItem("iot-center.jobs"));
       menu = await openMenu(page, deviceX);
       await menu.locator("button.write-missing").click();
+      // a finished job is not followed: the second start then asks again, for a new one
+      await page.waitForSelector("dialog.confirm[open], dialog.panel[open]");
+      if (await ask.count()) {
+        assert(!running || !(await page.evaluate(() => sessionStorage.getItem("iot-center.jobs"))), "a running job was not followed");
+        await page.click("#confirm-ok");
+      }
       await inViewport(page, panel, "the backfill panel (second start)");
       if (running) assert(/already running|has finished/.test(await panel.textContent()), "a second start does not say it follows the running job");
       const last = await watch(`dialog.panel[open] .progress`, deviceX);
@@ -411,6 +426,19 @@ async function main() {
       posts.length = 0;
       await page.selectOption("#days", "1");
       await page.click("#write-missing-all");
+      // it asks first: how many devices, at most how many points, which window; Cancel starts nothing
+      const ask = page.locator("dialog.confirm[open]");
+      await inViewport(page, ask, "the all-devices confirmation");
+      const total = Number(await page.getAttribute("main", "data-loaded"));
+      const plan = await page.textContent("#backfill-plan");
+      assert(new RegExp(`all ${total.toLocaleString("en-US")} devices`).test(await ask.textContent()), `the confirmation does not count the devices: ${await ask.textContent()}`);
+      assert(new RegExp(`last 1 day, .* to .*at most ${(total * 1440).toLocaleString("en-US")} points`).test(plan), `plan: ${plan}`);
+      await page.click("#confirm-cancel");
+      await ask.waitFor({ state: "detached" });
+      await page.waitForTimeout(500);
+      assert(posts.length === 0, `${posts.length} POSTs after Cancel`);
+      await page.click("#write-missing-all");
+      await page.click("#confirm-ok");
       const panel = page.locator("dialog.panel[open]");
       await inViewport(page, panel, "the all-devices backfill panel");
       await page.waitForFunction(() => {
@@ -450,6 +478,65 @@ async function main() {
       await axe(page, "devices (full)");
     });
 
+    await step("the list refreshes itself and says as of when; a disabled pager button looks disabled", async () => {
+      const first = await page.getAttribute("#list-as-of", "data-as-of");
+      assert(first && /^as of \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC/.test(await page.textContent("#list-as-of")), `as of: ${await page.textContent("#list-as-of")}`);
+      await page.waitForFunction((t) => document.querySelector("#list-as-of")?.dataset.asOf > t, first, { timeout: 45_000 });
+      console.log(`     as of ${first} → ${await page.getAttribute("#list-as-of", "data-as-of")} without a click`);
+      const bg = (sel) => page.$eval(sel, (b) => `${b.disabled} ${getComputedStyle(b).backgroundColor} ${getComputedStyle(b).borderStyle}`);
+      const [prev, next] = [await bg("#page-prev"), await bg("#page-next")];
+      assert(prev.startsWith("true") && next.startsWith("false") && prev.slice(5) !== next.slice(5), `disabled and enabled pager buttons look alike: ${prev} / ${next}`);
+    });
+
+    const gapId = `${run}-gap`;
+    created.push(gapId);
+    await step("a device's own data with a two-day gap: the line breaks there, the 7-day axis spans 7 days, the exact last seen is on the row", async () => {
+      const r = await api("POST", `/api/devices/${gapId}`);
+      assert(r.status === 201, `register ${gapId}: ${r.status}`);
+      const cfg = r.data;
+      const now = Math.floor(Date.now() / 1000);
+      const lines = [];
+      for (const start of [now - 4 * 86400, now - 86400]) {
+        for (let m = 0; m < 120; m++) lines.push(`environment Temperature=${20 + (m % 10)},Humidity=40,Pressure=1011.5,CO2=600i,TVOC=300i ${start + m * 60}`);
+      }
+      const q = new URLSearchParams({ org: cfg.influx_org, bucket: cfg.influx_bucket, precision: "s" });
+      const w = await fetch(`${cfg.influx_url.replace(/\/$/, "")}/api/v2/write?${q}`, { method: "POST", headers: { Authorization: `Token ${cfg.influx_token}` }, body: lines.join("\n") });
+      assert(w.status === 204, `the device's write: ${w.status} ${await w.text()}`);
+      await page.click("#refresh");
+      await search(page, gapId);
+      const exact = page.locator(`tr[data-device="${gapId}"] time.seen .exact`);
+      await exact.waitFor();
+      assert((await exact.isVisible()) && /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/.test(await exact.textContent()), `exact last seen: ${await exact.textContent()}`);
+      await search(page, "");
+      await page.goto(`${BASE_URL}/#/dashboard/${gapId}?range=7d`);
+      await page.waitForSelector('main[data-page=dashboard][data-range="7d"][data-ready]');
+      const plot = page.locator('.plot[data-field="Temperature"]');
+      const [pts, gen, breaks] = await Promise.all(["data-points", "data-generated", "data-breaks"].map((a) => plot.getAttribute(a)));
+      assert(Number(pts) > 0 && Number(gen) === 0 && Number(breaks) >= 1, `points ${pts}, generated ${gen}, line breaks ${breaks}: want the line broken across the gap`);
+      const span = Number(await plot.getAttribute("data-x-max")) - Number(await plot.getAttribute("data-x-min"));
+      assert(Math.abs(span - 7 * 86400) <= 1, `the 7-day x axis spans ${span} s`);
+      assert((await drawnPixels(plot, COLORS.Temperature)) > 20, "the device's line is not drawn");
+    });
+
+    await step("a stale key: one clear message, what needs the key disabled", async () => {
+      await page.click("#nav-devices");
+      await page.waitForSelector("main[data-page=devices][data-loaded]:not([data-loaded=''])");
+      await page.evaluate(() => sessionStorage.setItem("iot-center.operatorKey", "stale-key-e2e"));
+      await page.click("#refresh");
+      await page.waitForSelector("main[data-key-refused]");
+      assert(/refused the operator key/.test(await page.textContent("#list-banner")), `banner: ${await page.textContent("#list-banner")}`);
+      for (const sel of ["#register", "#write-missing-all"]) assert(await page.locator(sel).isDisabled(), `${sel} is enabled with a refused key`);
+      assert((await page.locator("button.menu-button:not([disabled])").count()) === 0, "row actions are enabled with a refused key");
+      await page.goto(`${BASE_URL}/#/dashboard/${fleet[0]}?range=1d`);
+      await page.waitForSelector('main[data-page=dashboard][data-ready="refused"]');
+      const text = await page.textContent("main");
+      assert((text.match(/refused|403|401/g) ?? []).length === 1, `want one message: ${text}`);
+      await page.evaluate((k) => sessionStorage.setItem("iot-center.operatorKey", k), key);
+      await page.goto(`${BASE_URL}/#/devices`);
+      await page.waitForFunction(() => !document.querySelector("main").hasAttribute("data-key-refused") && document.querySelector("main").dataset.loaded);
+      assert(!(await page.locator("#register").isDisabled()), "Register stays disabled with a valid key");
+    });
+
     await step("dashboard: the combobox opens a device on choice, not on each key", async () => {
       await page.click("#nav-dashboard");
       // The bare Dashboard link opens the first device.
@@ -480,9 +567,11 @@ async function main() {
       assert((await page.textContent('a[data-range="7d"]')).includes("✓"), "the chosen range is shown by colour alone");
       assert(/times in UTC/.test(status), `status names no zone: ${status}`);
       assert((await page.title()).startsWith(`${deviceX}, last 7 days`), `title ${await page.title()}`);
+      // deviceX never wrote: every point is generated, drawn dashed, and can be hidden
       for (const f of FIVE) {
         const plot = page.locator(`.plot[data-field="${f}"]`);
-        assert(Number(await plot.getAttribute("data-points")) > 0, `${f}: no points`);
+        assert(Number(await plot.getAttribute("data-generated")) > 0, `${f}: no generated points`);
+        assert(Number(await plot.getAttribute("data-points")) === 0, `${f}: generated points counted as the device's`);
         const px = await drawnPixels(plot, COLORS[f]);
         assert(px > 50, `${f}: only ${px} pixels of its series color on the canvas`);
         const last = await page.getAttribute(`.gauge[data-field="${f}"]`, "data-last");
@@ -496,19 +585,36 @@ async function main() {
         const labels = ticks.split("|").filter(Boolean);
         assert(labels.length > 1 && new Set(labels).size === labels.length, `Lat/Lon tick labels repeat: ${ticks}`);
       }
+      assert(/generated/.test(await page.textContent("#generated-note")) && /generated points \(dashed\)/.test(status), `the dashboard does not say which points are generated: ${status}`);
+      await page.uncheck("#show-generated");
+      const hidden = await drawnPixels(page.locator('.plot[data-field="Temperature"]'), COLORS.Temperature);
+      assert(hidden < 5, `hidden generated points still draw ${hidden} pixels`);
+      await page.check("#show-generated");
+      assert((await drawnPixels(page.locator('.plot[data-field="Temperature"]'), COLORS.Temperature)) > 50, "generated points not drawn again");
       console.log(`     ${status}; Lon ticks ${await page.getAttribute("#trace", "data-ticks-0")}`);
       await axe(page, "dashboard (full)");
       await shot("dashboard", true);
     });
 
-    await step("range picker: 1h says one point per minute, 30d shows data", async () => {
-      for (const r of ["1h", "30d"]) {
+    await step("range picker: 1h says one point per minute, 30d shows data, the x axis spans the range", async () => {
+      const spans = { "1h": 3600, "1d": 86400, "30d": 30 * 86400 };
+      for (const r of ["1h", "1d", "30d"]) {
         await page.click(`a[data-range="${r}"]`);
         await page.waitForSelector(`main[data-page=dashboard][data-range="${r}"][data-ready]`);
         const status = await page.textContent("#dashboard-status");
         assert((await page.getAttribute("main", "data-ready")) === "ok", `${r}: ${status}`);
         if (r === "1h") assert(/one per minute/.test(status) && !/5s|5 s/.test(status), `1h status: ${status}`);
-        for (const f of FIVE) assert(Number(await page.getAttribute(`.plot[data-field="${f}"]`, "data-points")) > 0, `${r}: ${f} has no points (${status})`);
+        const plot = page.locator('.plot[data-field="Temperature"]');
+        const span = Number(await plot.getAttribute("data-x-max")) - Number(await plot.getAttribute("data-x-min"));
+        assert(Math.abs(span - spans[r]) <= 1, `${r}: the x axis spans ${span} s, want ${spans[r]}`);
+        for (const f of FIVE) {
+          const plot = page.locator(`.plot[data-field="${f}"]`);
+          assert(Number(await plot.getAttribute("data-points")) + Number(await plot.getAttribute("data-generated")) > 0, `${r}: ${f} has no points (${status})`);
+        }
+        const labels = ((await page.getAttribute('.plot[data-field="Temperature"]', "data-ticks-0")) ?? "").split("|").filter(Boolean);
+        assert(labels.length > 1 && new Set(labels).size === labels.length, `${r}: time tick labels repeat: ${labels.join(", ")}`);
+        const pressure = ((await page.getAttribute('.plot[data-field="Pressure"]', "data-ticks-1")) ?? "").split("|").filter(Boolean);
+        assert(pressure.every((l) => /^\d{1,3}(,\d{3})*(\.\d+)?$/.test(l)), `${r}: Pressure tick labels ${pressure.join(", ")}`);
         console.log(`     ${status}`);
       }
     });
@@ -583,6 +689,9 @@ async function main() {
       await useKey(phone);
       await noHorizontalScroll(phone, "devices");
       const first = rows(phone).first();
+      await phone.evaluate(() => window.scrollTo(0, 0));
+      const top = await first.locator("th").boundingBox();
+      assert(top && top.y + top.height <= PHONE.height, `the first device card starts below the fold: y=${top?.y}`);
       const id = await first.getAttribute("data-device");
       assert((await first.evaluate((tr) => getComputedStyle(tr).display)) === "block", "rows are not cards");
       await first.scrollIntoViewIfNeeded();

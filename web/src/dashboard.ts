@@ -3,7 +3,7 @@
 import type uPlot from "uplot";
 import { call, enc, ApiError, type Measurements, type Summary, type FieldSummary } from "./api";
 import { h, svg, announce } from "./dom";
-import { fmtNumber, fmtTime, ZONE, medianGap, durationMs, everyText } from "./format";
+import { fmtNumber, fmtTime, ZONE, medianGap, durationMs, everyText, withGaps } from "./format";
 import { FIELDS, linePlot, tracePlot, type FieldInfo } from "./plots";
 import { devicePicker } from "./picker";
 
@@ -13,6 +13,10 @@ const RANGE_NAMES: Record<Range, string> = { "1h": "last hour", "1d": "last day"
 
 let plots: uPlot[] = [];
 let resizeBound = false;
+// Whether generated points (write-missing's) are drawn; kept while the page lives.
+let showGenerated = true;
+// A line breaks where two points are further apart than GAP_INTERVALS times the data's interval.
+const GAP_INTERVALS = 3;
 // generation identifies the current render: a load that finishes after the page moved on must not touch it.
 let generation = 0;
 
@@ -67,13 +71,14 @@ export function dashboardPage(root: HTMLElement, deviceId: string, range: Range)
 async function load(gen: number, root: HTMLElement, id: string, range: Range, status: HTMLElement, body: HTMLElement): Promise<void> {
   status.textContent = "Loading…";
   const base = `/api/devices/${enc(id)}`;
-  const [m, s, t] = await Promise.allSettled([
-    call<Measurements>("GET", `${base}/measurements?start=-${range}`),
+  const [m, g, s, t] = await Promise.allSettled([
+    call<Measurements>("GET", `${base}/measurements?start=-${range}&origin=device`),
+    call<Measurements>("GET", `${base}/measurements?start=-${range}&origin=generated`),
     call<Summary>("GET", `${base}/summary?range=${range}`),
     call<Measurements>("GET", `${base}/measurements?start=-${range}&fields=Lat,Lon`),
   ]);
   if (gen !== generation) return; // the page changed while loading
-  const failures = [m, s, t].filter((r): r is PromiseRejectedResult => r.status === "rejected").map((r) => r.reason as Error);
+  const failures = [m, g, s, t].filter((r): r is PromiseRejectedResult => r.status === "rejected").map((r) => r.reason as Error);
   if (failures.some((e) => e instanceof ApiError && e.status === 404)) {
     status.textContent = "";
     body.replaceChildren(h("section", { class: "card notice", id: "unknown-device", role: "alert" },
@@ -83,17 +88,33 @@ async function load(gen: number, root: HTMLElement, id: string, range: Range, st
     announce(`No device ${id}`);
     return;
   }
+  if (failures.length && failures.every((e) => e instanceof ApiError && (e.status === 401 || e.status === 403))) {
+    // one message for a refused key, not one per plot
+    status.textContent = "";
+    body.replaceChildren(h("section", { class: "card notice", id: "key-refused", role: "alert" },
+      h("h2", {}, "The operator key was refused"),
+      h("p", {}, "The API no longer accepts the key of this tab (it was changed or revoked). Enter a valid operator key above to see this device.")));
+    root.setAttribute("data-ready", "refused");
+    announce("The operator key was refused");
+    return;
+  }
 
   const gauges = h("div", { class: "gauges", id: "gauges" });
   const grid = h("div", { class: "plots", id: "plots" });
-  body.replaceChildren(gauges, grid);
-  const problems = failures.map((e) => e.message);
+  const toggle = h("input", { type: "checkbox", id: "show-generated", checked: showGenerated });
+  const legend = h("p", { class: "generated-note", id: "generated-note" });
+  body.replaceChildren(gauges, legend, grid);
+  const problems = [...new Set(failures.map((e) => e.message))];
 
   if (s.status === "fulfilled") {
     const fields = s.value.data?.fields ?? {};
     for (const f of FIELDS) gauges.append(gauge(f, fields[f.name]));
     const last = s.value.data?.lastEntry ?? null;
-    gauges.append(h("p", { class: "gauge-note" }, last ? `Last entry: ${fmtTime(last)}` : `No entry in the ${RANGE_NAMES[range]}.`));
+    const note = h("p", { class: "gauge-note", id: "gauge-note" }, last ? `Last entry: ${fmtTime(last)}` : `No entry in the ${RANGE_NAMES[range]}.`);
+    gauges.append(note);
+    // the gauges summarize every point; say so when some are generated
+    const anyGenerated = g.status === "fulfilled" && Object.values(g.value.data?.values ?? {}).some((vs) => vs?.some((v) => v != null));
+    if (anyGenerated) note.append(" Gauges include generated points.");
   } else {
     gauges.append(h("p", { class: "gauge-note error" }, `Gauges unavailable: ${s.reason.message}`));
   }
@@ -102,27 +123,63 @@ async function load(gen: number, root: HTMLElement, id: string, range: Range, st
   const draw: (() => void)[] = []; // plots are drawn once their boxes are in the page (their width is known then)
   if (m.status === "fulfilled") {
     const data = m.value.data;
-    const xs = data.time.map((t) => Date.parse(t) / 1000);
+    const gdata = g.status === "fulfilled" ? g.value.data : null;
+    const secs = (ts: string[]) => ts.map((x) => Date.parse(x) / 1000);
+    const xs = secs(data.time);
+    const gxs = gdata ? secs(gdata.time) : [];
+    const rangeSec: [number, number] = [Date.parse(data.start) / 1000, Date.parse(data.stop) / 1000];
+    // the data's interval: the window, or the typical spacing of the device's and the generated points together
+    const all = [...data.time, ...(gdata?.time ?? [])].sort();
+    const gap = medianGap(all, { all: all.map(() => 0) });
+    const win = durationMs(data.every);
+    const maxGap = (GAP_INTERVALS * Math.max(win ?? 0, gap ?? 0, 60_000)) / 1000;
     let total = 0;
+    let generated = 0;
     for (const f of FIELDS) {
       const ys = data.values?.[f.name] ?? [];
+      const gys = gdata?.values?.[f.name] ?? [];
       const n = ys.filter((v) => v != null).length;
+      const ng = gys.filter((v) => v != null).length;
       total += n;
-      const box = h("div", { class: "plot", "data-field": f.name, "data-points": n, role: "img", "aria-label": `${f.name} over the ${RANGE_NAMES[range]}: ${n ? `${n} points` : "no data"}` });
+      generated += ng;
+      const box = h("div", {
+        class: "plot", "data-field": f.name, "data-points": n, "data-generated": ng, role: "img",
+        "aria-label": `${f.name} over the ${RANGE_NAMES[range]}: ${n ? `${n} points` : "no data"}${ng ? `, ${ng} generated points (dashed)` : ""}`,
+      });
       cells.push(h("section", { class: "card plot-card", "aria-label": f.name }, h("h2", { class: "plot-title" }, `${f.name} `, h("small", {}, f.unit)), box));
-      if (n) draw.push(() => plots.push(linePlot(box, f, xs, ys)));
-      else box.append(empty());
+      if (n || ng) {
+        const merged = withGaps([{ xs, ys }, { xs: gxs, ys: gys }], maxGap);
+        box.setAttribute("data-breaks", String(merged.ys[0].filter((v) => v === null).length));
+        draw.push(() => plots.push(linePlot(box, f, { xs: merged.xs, real: merged.ys[0], generated: ng ? merged.ys[1] : null, range: rangeSec }, showGenerated)));
+      } else box.append(empty());
     }
-    const gap = medianGap(data.time, data.values ?? {});
-    const win = durationMs(data.every);
-    const rows = Math.max(...FIELDS.map((f) => (data.values?.[f.name] ?? []).filter((v) => v != null).length));
-    status.textContent = total === 0
+    // rows with a value, and their typical spacing: the device's, then the generated ones
+    const spacing = (d: Measurements | null, what: string) => {
+      if (!d) return "";
+      const n = Math.max(0, ...FIELDS.map((f) => (d.values?.[f.name] ?? []).filter((v) => v != null).length));
+      const step = medianGap(d.time, d.values ?? {});
+      return `${fmtNumber(n, 0)} ${what}` + (step ? `, one per ${everyText(step)}` : "") +
+        (win && step && win >= step * 0.9 ? ` (means of each ${everyText(win)})` : "");
+    };
+    status.textContent = total === 0 && generated === 0
       ? `${id} · ${RANGE_NAMES[range]} · no data in this range · times in ${ZONE}`
-      : `${id} · ${RANGE_NAMES[range]} · ${fmtNumber(rows, 0)} points` +
-        (gap ? `, one per ${everyText(gap)}` : "") +
-        (win && gap && win >= gap * 0.9 ? ` (means of each ${everyText(win)})` : "") +
+      : `${id} · ${RANGE_NAMES[range]} · ${spacing(data, "points from the device")}` +
+        (generated ? ` · ${spacing(gdata, "generated points (dashed)")}` : "") +
         ` · times in ${ZONE}`;
+    if (generated) {
+      legend.replaceChildren(
+        h("span", {}, h("span", { class: "dash-sample", "aria-hidden": "true" }), " Dashed lines are generated points (Write missing data), not the device's measurements. "),
+        h("label", { class: "check", for: "show-generated" }, toggle, " Show generated points"));
+      toggle.addEventListener("change", () => {
+        showGenerated = toggle.checked;
+        for (const p of plots) if (p.series.length > 2) p.setSeries(2, { show: showGenerated });
+        grid.setAttribute("data-generated-shown", String(showGenerated));
+      });
+      grid.setAttribute("data-generated-shown", String(showGenerated));
+    } else legend.remove();
+    if (g.status === "rejected") problems.push(`generated points: ${g.reason.message}`);
   } else {
+    legend.remove();
     for (const f of FIELDS) cells.push(h("section", { class: "card plot-card" }, h("h2", { class: "plot-title" }, f.name), h("div", { class: "plot", "data-field": f.name, "data-points": 0 }, empty(`Could not load: ${m.reason.message}`))));
     status.textContent = `${id} · ${RANGE_NAMES[range]}`;
   }
@@ -144,7 +201,7 @@ async function load(gen: number, root: HTMLElement, id: string, range: Range, st
   }
   for (const d of draw) d();
 
-  if (problems.length) status.textContent = `${status.textContent} · problems: ${problems.join("; ")}`;
+  if (problems.length) status.textContent = `${status.textContent} · problems: ${[...new Set(problems)].join("; ")}`;
   root.setAttribute("data-ready", problems.length ? "error" : "ok");
 }
 

@@ -1,8 +1,8 @@
 // The Devices page, sized for a fleet: search, status filter, natural sort, paging, a count and a last-seen column.
 // Each row shows its primary action (Dashboard); the others are in a per-row menu. Results open in the side panel.
-import { call, enc, DEVICE_ID, listDevices, type Device, type DeviceConfig, type Status } from "./api";
+import { call, enc, ApiError, DEVICE_ID, listDevices, type Device, type DeviceConfig, type Status } from "./api";
 import { h, announce } from "./dom";
-import { fmtTime, fmtAgo, naturalCompare } from "./format";
+import { fmtTime, fmtAgo, fmtNumber, naturalCompare } from "./format";
 import { openPanel, confirmAction } from "./panel";
 import { startBackfill, running, backfills, onBackfillsChanged, progressView, targetName, type Backfill, type Target } from "./progress";
 import { toast } from "./toast";
@@ -16,6 +16,10 @@ type Sort = "id" | "seen-old" | "seen-new";
 let list: Device[] | null = null;
 let listError = "";
 let loadedAt = 0;
+// keyRefused: the API answered 401/403 to the last read; what needs the key is disabled until a key is accepted.
+let keyRefused = false;
+// The list reads itself again this often while the page is shown (and the tab visible).
+const AUTO_REFRESH_MS = 30_000;
 const view = { q: "", filter: "all" as Filter, sort: "id" as Sort, page: 0, days: 7 };
 
 let loads = 0;
@@ -30,9 +34,13 @@ export async function loadDevices(): Promise<Device[]> {
       list = got;
       listError = "";
       loadedAt = Date.now();
+      keyRefused = false;
     }
   } catch (e) {
-    if (seq === loads) listError = (e as Error).message;
+    if (seq === loads) {
+      listError = (e as Error).message;
+      keyRefused = e instanceof ApiError && (e.status === 401 || e.status === 403);
+    }
     if (list === null) throw e;
   }
   return list ?? [];
@@ -78,6 +86,7 @@ export function devicesPage(root: HTMLElement): void {
   document.title = "Devices · IoT Center";
   const tbody = h("tbody");
   const count = h("p", { class: "count", id: "device-count", "aria-live": "polite" });
+  const asOf = h("p", { class: "count as-of", id: "list-as-of" });
   const banner = h("div", { class: "banner", id: "list-banner", role: "alert", hidden: true });
   const pager = h("nav", { class: "pager", "aria-label": "Device list pages" });
   const jobs = h("div", { class: "jobs", id: "jobs" });
@@ -90,7 +99,8 @@ export function devicesPage(root: HTMLElement): void {
     h("option", { value: "seen-old", selected: view.sort === "seen-old" }, "Last seen, oldest first"),
     h("option", { value: "seen-new", selected: view.sort === "seen-new" }, "Last seen, newest first"));
   const daysSelect = h("select", { id: "days" }, ...[1, 7, 14, 30].map((d) => h("option", { value: d, selected: d === view.days }, `last ${d} day${d > 1 ? "s" : ""}`)));
-  const allButton = h("button", { type: "button", id: "write-missing-all" }, "Write missing data (all devices)");
+  const allButton = h("button", { type: "button", id: "write-missing-all" }, "Write missing data (all devices)…");
+  const registerButton = h("button", { type: "submit", id: "register" }, "Register");
   const refresh = h("button", { type: "button", class: "secondary", id: "refresh" }, "Refresh");
 
   const render = () => {
@@ -123,7 +133,16 @@ export function devicesPage(root: HTMLElement): void {
       h("span", { class: "page-of", "aria-current": "page" }, `Page ${view.page + 1} of ${pages}`),
       h("button", { type: "button", class: "secondary", id: "page-next", disabled: view.page >= pages - 1, onclick: go(view.page + 1) }, "Next ›"));
     banner.hidden = !listError;
-    banner.textContent = !listError ? "" : list === null ? `Loading the devices failed (${listError}). Try Refresh.` : `Refresh failed (${listError}). Showing the list as last loaded.`;
+    banner.textContent = !listError ? ""
+      : keyRefused ? "The API refused the operator key (it was changed or revoked): registering, writing missing data and the row actions are disabled until a valid key is entered above." + (list === null ? "" : " Showing the list as last loaded.")
+      : list === null ? `Loading the devices failed (${listError}). Try Refresh.` : `Refresh failed (${listError}). Showing the list as last loaded.`;
+    if (loadedAt) {
+      const iso = new Date(loadedAt).toISOString();
+      asOf.setAttribute("data-as-of", iso);
+      asOf.textContent = `as of ${fmtTime(iso)}; refreshes every ${AUTO_REFRESH_MS / 1000} s`;
+    }
+    for (const b of [registerButton, allButton]) b.disabled = keyRefused;
+    root.toggleAttribute("data-key-refused", keyRefused);
     renderJobs();
   };
 
@@ -137,7 +156,7 @@ export function devicesPage(root: HTMLElement): void {
         h("button", { type: "button", class: "secondary", "aria-label": `Show backfill of ${targetName(b.target)}`, onclick: (ev: Event) => showBackfill(b, ev.currentTarget as Element) }, "Show"));
     }));
     const all = running({ days: view.days });
-    allButton.textContent = all ? "Backfill running: show progress" : "Write missing data (all devices)";
+    allButton.textContent = all ? "Backfill running: show progress" : "Write missing data (all devices)…";
   };
 
   const reload = async () => {
@@ -179,13 +198,15 @@ export function devicesPage(root: HTMLElement): void {
     const tr = h("tr", { "data-device": id, "data-status": st ?? "" },
       h("th", { scope: "row", "data-label": "Device" }, h("span", { class: "device-id" }, id)),
       h("td", { "data-label": "Status" }, st ? h("span", { class: `status-badge ${st}` }, h("span", { "aria-hidden": "true" }, STATUS_ICON[st]), ` ${STATUS_TEXT[st]}`) : h("span", { class: "muted" }, "unknown")),
-      h("td", { "data-label": "Last seen" }, d.lastSeen ? h("time", { datetime: d.lastSeen, title: fmtTime(d.lastSeen) }, fmtAgo(d.lastSeen)) : d.lastSeen === null ? "never" : "—"),
+      h("td", { "data-label": "Last seen" }, d.lastSeen
+        ? h("time", { datetime: d.lastSeen, class: "seen" }, fmtAgo(d.lastSeen), h("small", { class: "exact" }, fmtTime(d.lastSeen)))
+        : d.lastSeen === null ? "never" : "—"),
       h("td", { "data-label": "Registered" }, fmtTime(d.createdAt, false)),
       h("td", { class: "actions", "data-label": "Actions" },
         h("a", { class: "button primary-action", href: `#/dashboard/${enc(id)}`, "aria-label": `Dashboard of ${id}` }, "Dashboard"),
-        rowMenu(id, [
+        keyRefused ? h("button", { type: "button", class: "secondary menu-button", disabled: true, title: "The operator key was refused" }, "More ▾") : rowMenu(id, [
           { label: "Configuration", name: "config", run: (o) => void showConfig(id, o) },
-          { label: "Write missing data", name: "write-missing", run: (o) => backfill({ deviceId: id, days: view.days }, o) },
+          { label: "Write missing data…", name: "write-missing", run: (o) => void backfillDevice(d, o) },
           { label: "Rotate token…", name: "rotate", danger: true, run: (o) => void rotate(id, o) },
           { label: "Delete…", name: "delete", danger: true, run: () => void remove(id, reload) },
         ])));
@@ -206,7 +227,7 @@ export function devicesPage(root: HTMLElement): void {
     view.days = Number(daysSelect.value) || 7;
     renderJobs();
   });
-  allButton.addEventListener("click", () => backfill({ days: view.days }, allButton));
+  allButton.addEventListener("click", () => void backfillAll(list ?? [], view.days, allButton));
   refresh.addEventListener("click", () => void reload());
 
   root.replaceChildren(
@@ -214,14 +235,14 @@ export function devicesPage(root: HTMLElement): void {
     h("section", { class: "card", "aria-labelledby": "register-title" },
       h("h2", { id: "register-title" }, "Register a device"),
       h("form", { class: "inline", id: "register-form", onsubmit: (ev: Event) => void register(ev) },
-        h("label", { for: "new-device-id" }, "Device id"), idInput, h("button", { type: "submit", id: "register" }, "Register"),
+        h("label", { for: "new-device-id" }, "Device id"), idInput, registerButton,
         h("span", { id: "new-device-hint", class: "hint" }, "1–64 letters, digits, _ . - (e.g. virtual_device_1)"))),
     h("section", { class: "card", "aria-labelledby": "backfill-title" },
       h("h2", { id: "backfill-title" }, "Write missing data"),
       h("div", { class: "inline" }, h("label", { for: "days" }, "Window"), daysSelect, allButton),
       jobs),
     h("section", { class: "card", "aria-labelledby": "list-title" },
-      h("div", { class: "card-head" }, h("h2", { id: "list-title", tabindex: -1 }, "Registered devices"), count),
+      h("div", { class: "card-head" }, h("h2", { id: "list-title", tabindex: -1 }, "Registered devices"), count, asOf),
       h("div", { class: "toolbar" },
         h("div", { class: "field" }, h("label", { for: "device-search" }, "Search"), search),
         h("div", { class: "field" }, h("label", { for: "device-sort" }, "Sort by"), sort),
@@ -243,12 +264,77 @@ export function devicesPage(root: HTMLElement): void {
   });
   render();
   void reload();
+  // The list reads itself again while it is shown. A tick is skipped while the tab is hidden, a read is running, or
+  // the operator is inside the list or a menu or dialog (redrawing the rows would take the focus or the menu away).
+  const timer = window.setInterval(() => {
+    if (!tbody.isConnected) return window.clearInterval(timer);
+    const busy = refresh.getAttribute("aria-busy") === "true" || document.querySelector(".menu, dialog[open]") !== null ||
+      tbody.contains(document.activeElement);
+    if (document.visibilityState === "visible" && !busy) void reload();
+  }, AUTO_REFRESH_MS);
 }
 
 // backfill starts one unless the same devices and window already have one running, which is shown instead.
 function backfill(t: Target, opener: Element | null): void {
   const existing = running(t);
   showBackfill(existing ?? startBackfill(t), opener, !existing);
+}
+
+const DAY_CHOICES = [1, 7, 14, 30];
+
+// windowText is the window a backfill of `days` days started now covers, in UTC.
+function windowText(days: number): string {
+  const to = new Date(Math.floor(Date.now() / 60_000) * 60_000);
+  const from = new Date(to.getTime() - days * 86_400_000);
+  return `${fmtTime(from.toISOString(), false)} to ${fmtTime(to.toISOString(), false)}`;
+}
+
+const GENERATED_NOTE = "The values are generated (the seed's virtual sensors), not measured: they are tagged as generated, drawn dashed on the dashboard, and never change a device's status or last seen.";
+
+// backfillAll asks first, as rotate and delete do: how many devices, at most how many points, which window.
+async function backfillAll(devs: Device[], days: number, opener: Element): Promise<void> {
+  const existing = running({ days });
+  if (existing) return showBackfill(existing, opener);
+  const n = devs.length;
+  const real = devs.filter((d) => d.lastSeen).length;
+  const ok = await confirmAction({
+    title: `Write missing data for all ${fmtNumber(n, 0)} devices?`,
+    body: [
+      h("p", { id: "backfill-plan" }, `Window: the last ${days} day${days > 1 ? "s" : ""}, ${windowText(days)}. Every minute of it without a point is filled, for every registered device: at most ${fmtNumber(n * days * 1440, 0)} points (${fmtNumber(n, 0)} devices × ${fmtNumber(days * 1440, 0)} minutes).`),
+      real ? `${fmtNumber(real, 0)} of these devices have written data of their own; their missing minutes are filled around it.` : "",
+      GENERATED_NOTE,
+      "The job can be cancelled while it runs; what was written by then stays.",
+    ].filter(Boolean),
+    confirm: "Write missing data",
+  });
+  if (ok) backfill({ days }, opener);
+}
+
+// backfillDevice asks with the row's own window (not the one chosen for all devices), and says what happens to a
+// device that has written data of its own.
+async function backfillDevice(d: Device, opener: Element | null): Promise<void> {
+  const id = d.deviceId;
+  const already = DAY_CHOICES.map((n) => running({ deviceId: id, days: n })).find(Boolean);
+  if (already) return showBackfill(already, opener);
+  const days = h("select", { id: "row-days" }, ...DAY_CHOICES.map((n) => h("option", { value: n, selected: n === 7 }, `last ${n} day${n > 1 ? "s" : ""}`)));
+  const plan = h("p", { id: "backfill-plan" });
+  const say = () => {
+    const n = Number(days.value) || 7;
+    plan.textContent = `Window: ${windowText(n)}. Every minute of it without a point of ${id} is filled: at most ${fmtNumber(n * 1440, 0)} points.`;
+  };
+  days.addEventListener("change", say);
+  say();
+  const ok = await confirmAction({
+    title: `Write missing data for ${id}?`,
+    body: [
+      plan,
+      d.lastSeen ? `${id} has written data of its own (last seen ${fmtTime(d.lastSeen)}): its minutes with a point are left as they are, the others get generated values.` : "",
+      GENERATED_NOTE,
+    ].filter(Boolean),
+    extra: h("label", { class: "check", for: "row-days" }, "Window ", days),
+    confirm: "Write missing data",
+  });
+  if (ok) backfill({ deviceId: id, days: Number(days.value) || 7 }, opener);
 }
 
 function showBackfill(b: Backfill, opener: Element | null, fresh = false): void {

@@ -77,3 +77,38 @@ export function everyText(ms: number): string {
   return fmtDuration(ms);
 }
 
+
+// A value of a plotted series: a number, null where the line must break (a gap), undefined where the series has no
+// point at that time (another series has; the line is drawn across it).
+export type Value = number | null | undefined;
+
+// withGaps merges series given as (times, values) pairs on one time axis. Inside a series, two points further apart
+// than maxGap seconds get a null between them, so its line breaks there; where a series has no point at a time of
+// another, its value is undefined and its line goes on.
+export function withGaps(parts: { xs: number[]; ys: (number | null)[] }[], maxGap: number): { xs: number[]; ys: Value[][] } {
+  const rows = new Map<number, Value[]>();
+  const at = (x: number) => {
+    let r = rows.get(x);
+    if (!r) {
+      r = new Array(parts.length).fill(undefined);
+      rows.set(x, r);
+    }
+    return r;
+  };
+  parts.forEach((p, k) => {
+    let prev: number | null = null;
+    for (let i = 0; i < p.xs.length; i++) {
+      const y = p.ys[i];
+      if (y == null) continue;
+      const x = p.xs[i];
+      if (prev !== null && x - prev > maxGap) {
+        const r = at(prev + maxGap / 2);
+        r[k] = null;
+      }
+      at(x)[k] = y;
+      prev = x;
+    }
+  });
+  const xs = [...rows.keys()].sort((a, b) => a - b);
+  return { xs, ys: parts.map((_, k) => xs.map((x) => rows.get(x)![k])) };
+}

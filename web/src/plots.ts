@@ -1,7 +1,7 @@
 // uPlot wrappers: one time-series line plot per field, and a Lat/Lon trace drawn in time order (uPlot's xy mode).
 // Times are drawn in UTC (the page's one zone), 24-hour; tick labels carry as many decimals as their spacing needs.
 import uPlot from "uplot";
-import { decimals } from "./format";
+import { decimals, type Value } from "./format";
 
 export interface FieldInfo {
   name: string;
@@ -32,24 +32,39 @@ function width(el: HTMLElement): number {
 const ticks = (u: uPlot, vals: number[], axisIdx: number) => {
   const step = vals.length > 1 ? Math.abs(vals[1] - vals[0]) : 0;
   const d = decimals(step);
-  const out = vals.map((v) => (v == null ? "" : v.toFixed(d)));
+  const out = vals.map((v) => (v == null ? "" : v.toLocaleString("en-US", { minimumFractionDigits: d, maximumFractionDigits: d })));
   u.root.parentElement?.setAttribute(`data-ticks-${axisIdx}`, out.join("|"));
   return out;
 };
 
+// labelWidth sizes a value axis to its longest label (a fixed width cut "1,011.00" to ".011.00").
+const labelWidth = (_u: uPlot, values: string[]) => {
+  const longest = Math.max(3, ...(values ?? []).map((v) => String(v ?? "").length));
+  return Math.ceil(longest * 7.5) + 22;
+};
+
 const pad = (n: number) => String(n).padStart(2, "0");
 
-// timeTicks labels the time axis in UTC, 24-hour: hours and minutes, with the date under the first tick and under
-// each midnight; dates only when ticks are a day or more apart.
-const timeTicks = (_u: uPlot, vals: number[], _axis: number, _space: number, incr: number) =>
-  vals.map((v, i) => {
+// timeTicks labels the time axis in UTC, 24-hour, so that no two labels are alike: seconds when ticks are less than
+// a minute apart; the date under the first tick and under each one on a new day, and under every tick when the axis
+// spans more than a day (12:00 on two days); dates only when ticks are a day or more apart.
+const timeTicks = (u: uPlot, vals: number[], axisIdx: number, _space: number, incr: number) => {
+  const span = (u.scales.x.max ?? 0) - (u.scales.x.min ?? 0);
+  let prevDay = "";
+  const out = vals.map((v, i) => {
     if (v == null) return "";
     const d = new Date(v * 1000);
     const md = `${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}`;
     if (incr >= 86400) return md;
-    const hm = `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}`;
-    return i === 0 || (d.getUTCHours() === 0 && d.getUTCMinutes() === 0) ? `${hm}\n${md}` : hm;
+    let hm = `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}`;
+    if (incr < 60) hm += `:${pad(d.getUTCSeconds())}`;
+    const newDay = md !== prevDay;
+    prevDay = md;
+    return i === 0 || newDay || span > 86400 ? `${hm}\n${md}` : hm;
   });
+  u.root.parentElement?.setAttribute(`data-ticks-${axisIdx}`, out.map((l) => l.replace("\n", " ")).join("|"));
+  return out;
+};
 
 const legendTime = (_u: uPlot, v: number) => {
   if (v == null) return "—";
@@ -57,17 +72,45 @@ const legendTime = (_u: uPlot, v: number) => {
   return `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())} ${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}`;
 };
 
-export function linePlot(el: HTMLElement, f: FieldInfo, xs: number[], ys: (number | null)[]): uPlot {
+export interface LineData {
+  xs: number[]; // Unix seconds, ascending
+  real: Value[]; // what the device wrote
+  generated: Value[] | null; // write-missing's points (null: none in the range)
+  range: [number, number]; // the chosen range, in Unix seconds: the x axis spans it whatever the data
+}
+
+// GENERATED_DASH draws generated points as a dashed line: told apart without colour.
+const GENERATED_DASH = [5, 4];
+
+export function linePlot(el: HTMLElement, f: FieldInfo, d: LineData, showGenerated: boolean): uPlot {
+  const series: uPlot.Series[] = [
+    { label: "Time (UTC)", value: legendTime },
+    { label: `${f.name} (${f.unit})`, stroke: f.color, width: 1.5, fill: f.color + "22", spanGaps: false, points: { show: false } },
+  ];
+  const data: Value[][] = [d.xs, d.real];
+  if (d.generated) {
+    series.push({ label: "generated", stroke: f.color, width: 1.25, dash: GENERATED_DASH, spanGaps: false, show: showGenerated, points: { show: false } });
+    data.push(d.generated);
+  }
   const opts: uPlot.Options = {
     width: width(el),
     height: HEIGHT,
     legend: { show: true, live: true },
     cursor: { drag: { x: true, y: false } },
-    scales: { x: { time: true } },
-    axes: [{ ...AXIS, values: timeTicks }, { ...AXIS, size: 60, values: ticks }],
-    series: [{ label: "Time (UTC)", value: legendTime }, { label: `${f.name} (${f.unit})`, stroke: f.color, width: 1.5, fill: f.color + "22", spanGaps: false, points: { show: false } }],
+    scales: { x: { time: true, range: () => d.range } },
+    axes: [{ ...AXIS, values: timeTicks, space: 70 }, { ...AXIS, size: labelWidth, values: ticks }],
+    series,
+    hooks: {
+      // the drawn x range, for the tests
+      setScale: [(u, key) => {
+        if (key === "x") {
+          el.setAttribute("data-x-min", String(u.scales.x.min));
+          el.setAttribute("data-x-max", String(u.scales.x.max));
+        }
+      }],
+    },
   };
-  return new uPlot(opts, [xs, ys] as uPlot.AlignedData, el);
+  return new uPlot(opts, data as uPlot.AlignedData, el);
 }
 
 // tracePath draws the points in the order they were measured (uPlot's own builders assume x sorted).

@@ -109,7 +109,8 @@ export class Backfill {
 
   private fromJob(j: Job): void {
     const planned = j.pointsPlanned ?? 0;
-    const written = j.pointsWritten ?? 0;
+    // a count past the plan (a chunk task delivered twice counts its points twice) is shown as the plan
+    const written = planned > 0 ? Math.min(j.pointsWritten ?? 0, planned) : j.pointsWritten ?? 0;
     const state: State = j.state === "done" || j.state === "failed" || j.state === "planning" ? j.state : "running";
     let percent: number | null = null;
     if (state === "done") percent = 100;

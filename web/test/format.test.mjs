@@ -60,3 +60,21 @@ test("nextLink follows only an API path with rel=next", () => {
   assert.equal(u.nextLink('<https://evil.example/api/devices>; rel="next"'), null);
   assert.equal(u.nextLink(null), null);
 });
+
+test("withGaps breaks a series where its points are further apart than the limit, and only there", () => {
+  // a device every 60 s with a two-day hole; generated points in between (another series)
+  const day = 86400;
+  const real = { xs: [0, 60, 120, 2 * day + 120, 2 * day + 180], ys: [1, 2, 3, 4, 5] };
+  const gen = { xs: [30, 90], ys: [7, 8] };
+  const { xs, ys } = u.withGaps([real, gen], 180);
+  assert.deepEqual(xs, [...xs].sort((a, b) => a - b), "times ascending");
+  assert.equal(ys[0].filter((v) => v === null).length, 1, "one break in the device's series");
+  const brk = xs[ys[0].indexOf(null)];
+  assert.ok(brk > 120 && brk < 2 * day + 120, `the break lies inside the hole: ${brk}`);
+  assert.equal(ys[1].filter((v) => v === null).length, 0, "no break in the generated series (30 → 90)");
+  assert.equal(ys[0][xs.indexOf(30)], undefined, "the device's series goes on across a generated point");
+  assert.equal(ys[1][xs.indexOf(60)], undefined);
+  assert.deepEqual(ys[0].filter((v) => typeof v === "number"), [1, 2, 3, 4, 5]);
+  const none = u.withGaps([{ xs: [0, 60], ys: [null, 2] }], 100);
+  assert.deepEqual(none, { xs: [60], ys: [[2]] }, "null values are not points");
+});
