@@ -13,7 +13,7 @@ GO_BUILD = GOOS=linux GOARCH=$(LAMBDA_GOARCH) CGO_ENABLED=0 go build -tags lambd
 # Every AWS::Serverless::Function logical id in template.yaml (a test checks both lists agree).
 FUNCTIONS := AuthorizerFunction EnvConfigFunction RegisterFunction DevicesFunction DeleteFunction \
 	WriteMissingFunction BackfillWorkerFunction QueryFunction HealthFunction UiFunction SetupFunction FleetHealthFunction \
-	WriteGatewayFunction
+	WriteGatewayFunction OverviewFunction
 
 INFLUXD = bash scripts/influxd/build-influxd.sh
 TEST_TIMEOUT ?= 45m
@@ -49,6 +49,8 @@ build-QueryFunction:
 	$(GO_BUILD) ./functions/query
 build-WriteGatewayFunction:
 	$(GO_BUILD) ./functions/writegateway
+build-OverviewFunction:
+	$(GO_BUILD) ./functions/overview
 build-HealthFunction:
 	$(GO_BUILD) ./functions/health
 build-SetupFunction:

@@ -72,6 +72,7 @@ var FunctionRoles = map[string]string{
 	"AuthorizerFunction":     "registry-read",
 	"DevicesFunction":        "registry-read",
 	"QueryFunction":          "query",
+	"OverviewFunction":       "query",
 	"WriteMissingFunction":   "planner",
 	"BackfillWorkerFunction": "worker",
 	"WriteGatewayFunction":   "gateway",

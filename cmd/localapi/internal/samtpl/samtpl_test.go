@@ -23,7 +23,7 @@ func TestLoadRealTemplate(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantFns := []string{"AuthorizerFunction", "BackfillWorkerFunction", "DeleteFunction", "DevicesFunction", "EnvConfigFunction",
-		"FleetHealthFunction", "HealthFunction", "QueryFunction", "RegisterFunction", "SetupFunction", "UiFunction",
+		"FleetHealthFunction", "HealthFunction", "OverviewFunction", "QueryFunction", "RegisterFunction", "SetupFunction", "UiFunction",
 		"WriteGatewayFunction", "WriteMissingFunction"}
 	if got := tpl.IDs(); len(got) != len(wantFns) {
 		t.Fatalf("functions = %v, want %v", got, wantFns)
@@ -117,8 +117,8 @@ func TestLoadRealTemplate(t *testing.T) {
 			}
 		}
 	}
-	if len(tpl.Routes) != 16 {
-		t.Errorf("got %d routes, want 16", len(tpl.Routes))
+	if len(tpl.Routes) != 19 {
+		t.Errorf("got %d routes, want 19", len(tpl.Routes))
 	}
 }
 

@@ -1,0 +1,11 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/iot-center/iot-center-serverless/internal/routetest"
+)
+
+func TestRoutesMatchTemplate(t *testing.T) {
+	routetest.Check(t, "OverviewFunction", handler(routetest.Deps(nil), nil))
+}

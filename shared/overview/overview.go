@@ -1,0 +1,111 @@
+// Package overview is the fleet overview's API (the dashboard's home page): the status counts now and over a
+// range (measurement `fleet`, written by each fleet-health run), the silent devices longest-silent first, and
+// every device's position as one compact gzipped columnar answer (the positions snapshot in the control-plane
+// table, shared/positions). Every answer is bounded or paged except the positions, which are compact instead.
+package overview
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/iot-center/iot-center-serverless/shared/api"
+	"github.com/iot-center/iot-center-serverless/shared/influx"
+	"github.com/iot-center/iot-center-serverless/shared/positions"
+	"github.com/iot-center/iot-center-serverless/shared/store"
+)
+
+// Routes (template.yaml's OverviewFunction events).
+const (
+	RouteCounts    = "GET /api/overview"
+	RouteSilent    = "GET /api/overview/silent"
+	RoutePositions = "GET /api/overview/positions"
+)
+
+// Measurement is what each fleet-health run writes to the data bucket: one point, no tags, the fields Fields.
+const Measurement = "fleet"
+
+// Fields of Measurement: the counts by status, the registered devices, and the points the fleet wrote per minute.
+var Fields = []string{"online", "late", "silent", "registered", "pointsPerMinute"}
+
+// Snapshots reads the positions snapshot (positions.Read over the table; a test may count or slow it).
+type Snapshots func(ctx context.Context) (positions.Snapshot, error)
+
+// Service serves the overview routes.
+type Service struct {
+	Influx influx.Querier
+	Bucket string // the data bucket, where Measurement is
+	Read   Snapshots
+	Now    func() time.Time
+}
+
+// New is the overview of the fleet whose counts are in bucket (read through q) and positions in t.
+func New(q influx.Querier, bucket string, t *store.Table) *Service {
+	return &Service{Influx: q, Bucket: bucket, Read: func(ctx context.Context) (positions.Snapshot, error) {
+		return positions.Read(ctx, t)
+	}}
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+// Routes serves the overview; every route is the operator's.
+func (s *Service) Routes() *api.Mux {
+	mux := api.NewMux()
+	mux.HandleFunc(RouteCounts, operatorOnly(s.counts))
+	mux.HandleFunc(RouteSilent, operatorOnly(s.silent))
+	mux.HandleFunc(RoutePositions, operatorOnly(s.positions))
+	return mux
+}
+
+// operatorOnly answers 403 before h runs unless the authorizer's decision is the operator's.
+func operatorOnly(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := api.RequireRole(api.CallerOf(r.Context()), api.RoleOperator); err != nil {
+			api.WriteError(w, r, err)
+			return
+		}
+		h(w, r)
+	}
+}
+
+// failure classifies an error from InfluxDB or the store: the project's own errors pass through, a deadline is a
+// 504, an InfluxDB failure classified by influx.Classify.
+func failure(ctx context.Context, err error, doing string) error {
+	var ae *api.Error
+	switch {
+	case errors.As(err, &ae):
+		return err
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return api.Wrap(api.Timeout, err, "%s timed out", doing)
+	}
+	return api.Wrap(influx.Classify(err), err, "%s", doing)
+}
+
+// cursor is a silent-page position: the last device's lastSeen (epoch seconds, 0: never) and id.
+type cursor struct {
+	seen int64
+	id   string
+}
+
+func (c cursor) String() string { return strconv.FormatInt(c.seen, 10) + ":" + c.id }
+
+func parseCursor(v string) (cursor, error) {
+	bad := api.InvalidParam("after", "after must be a cursor from a previous page's next")
+	secs, id, ok := strings.Cut(v, ":")
+	if !ok || len(secs) == 0 || len(secs) > 10 || !api.ValidDeviceID(id) {
+		return cursor{}, bad
+	}
+	n, err := strconv.ParseInt(secs, 10, 64)
+	if err != nil || n < 0 || n > 1<<32 {
+		return cursor{}, bad
+	}
+	return cursor{n, id}, nil
+}
