@@ -16,7 +16,6 @@ import (
 	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/lambdarun"
 	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/samtpl"
 	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/testfn"
-	"github.com/iot-center/iot-center-serverless/internal/testenv"
 )
 
 // makefileTargets returns build-<LogicalId> -> package path of its go build, and the FUNCTIONS list.
@@ -132,33 +131,29 @@ func TestPairs(t *testing.T) {
 	}
 }
 
-// BenchmarkColdStart reports, per function, the cold start under the emulator (emulator process start to the
+// BenchmarkColdStart reports, per function, the cold start under the local runner (bootstrap process start to the
 // first response, host build) and the init share of it (cold minus a warm invocation), plus the size of the arm64
 // bootstrap built with the exact Makefile target. The goals (initGoalMs, bootstrapGoalMB) are reported beside the
 // figures; a bootstrap over the goal fails (its size does not vary between runs, the init time does).
 func BenchmarkColdStart(b *testing.B) {
 	tpl := loadTemplate(b)
 	root := testfn.Root()
-	rie, err := testenv.RIE(root, os.Getenv)
-	if err != nil {
-		b.Fatal(err)
-	}
 	dir := b.TempDir()
 	ctx := context.Background()
 	ids := tpl.IDs()
 	host := lambdarun.Build(ctx, root, filepath.Join(dir, runtime.GOARCH), runtime.GOARCH, ids, 2)
 	arm := lambdarun.Build(ctx, root, filepath.Join(dir, "arm64"), "arm64", ids, 2)
-	// The emulator's own share: the same measurement with the test-only echo function (a bare aws-lambda-go
+	// The runner's own share: the same measurement with the test-only echo function (a bare aws-lambda-go
 	// bootstrap); a function's init beyond this figure is its own.
 	echo, err := testfn.BuildEcho(dir)
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Run("EmulatorBaselineEcho", func(b *testing.B) {
+	b.Run("RunnerBaselineEcho", func(b *testing.B) {
 		var colds, inits []float64
 		for i := 0; i < b.N; i++ {
 			for s := 0; s < 5; s++ {
-				cold, warm := coldStart(b, rie, "Echo", echo, []string{"PATH=/usr/bin:/bin", "AWS_LAMBDA_FUNCTION_TIMEOUT=10"}, []byte(`{}`))
+				cold, warm := coldStart(b, "Echo", echo, []string{"PATH=/usr/bin:/bin", "AWS_LAMBDA_FUNCTION_TIMEOUT=10"}, []byte(`{}`))
 				colds = append(colds, ms(cold))
 				inits = append(inits, ms(cold-warm))
 			}
@@ -186,13 +181,13 @@ func BenchmarkColdStart(b *testing.B) {
 				env = append(env, k+"="+v)
 			}
 			// A request the function answers without I/O (an unrouted path, or an empty event), so the figures are
-			// the emulator's and the bootstrap's start-up, not InfluxDB round trips.
+			// the runner's and the bootstrap's start-up, not InfluxDB round trips.
 			payload := benchEvent(tpl, id)
 			const samples = 5
 			var colds, inits []float64
 			for i := 0; i < b.N; i++ {
 				for s := 0; s < samples; s++ {
-					cold, warm := coldStart(b, rie, id, host[id].Bootstrap, env, payload)
+					cold, warm := coldStart(b, id, host[id].Bootstrap, env, payload)
 					colds = append(colds, ms(cold))
 					inits = append(inits, ms(cold-warm))
 				}
@@ -215,12 +210,12 @@ const (
 	bootstrapGoalMB = 15
 )
 
-// coldStart starts a fresh emulator process and returns the first invocation's time (process start to response)
+// coldStart starts a fresh bootstrap process and returns the first invocation's time (process start to response)
 // and a second, warm one's.
-func coldStart(b *testing.B, rie, id, bootstrap string, env []string, payload []byte) (cold, warm time.Duration) {
+func coldStart(b *testing.B, id, bootstrap string, env []string, payload []byte) (cold, warm time.Duration) {
 	b.Helper()
 	ctx := context.Background()
-	p := lambdarun.NewPool(rie, lambdarun.Spec{Name: id, Bootstrap: bootstrap, PoolSize: 1, Timeout: 10 * time.Second, Env: env})
+	p := lambdarun.NewPool(lambdarun.Spec{Name: id, Bootstrap: bootstrap, PoolSize: 1, Timeout: 10 * time.Second, Env: env})
 	defer func() {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()

@@ -130,10 +130,6 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	rie, err := testenv.RIE(o.Root, getenv)
-	if err != nil {
-		return err
-	}
 
 	// The functions' AWS credentials, fresh per run: the Invoke API accepts only calls signed with them, so a web
 	// page (or anything else that cannot read a function's environment) cannot invoke a function directly.
@@ -146,7 +142,7 @@ func Run(ctx context.Context, o Options) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	runner := lambdarun.NewRunner(rie, specs)
+	runner := lambdarun.NewRunner(specs)
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

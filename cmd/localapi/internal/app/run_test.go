@@ -81,21 +81,6 @@ func TestRunServesAndStopsCleanly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rie, err := testenv.RIE(testfn.Root(), os.Getenv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(filepath.Join(root, "bin"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	// A copy, so the emulator's command line names this test's folder (checked for leftovers below).
-	rb, err := os.ReadFile(rie)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(root, "bin", "aws-lambda-rie"), rb, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	mk := fmt.Sprintf("build-EchoFunction:\n\tmkdir -p $(ARTIFACTS_DIR) && cp %s $(ARTIFACTS_DIR)/bootstrap\n"+
 		"build-BrokenFunction:\n\t@echo 'broken on purpose' && exit 1\n", echo)
 	for name, body := range map[string]string{"Makefile": mk, "template.yaml": runTemplate} {
@@ -112,7 +97,7 @@ func TestRunServesAndStopsCleanly(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
-	environ := []string{"INFLUX_URL=" + srv.URL, "INFLUX_TOKEN=" + srv.Token, "INFLUX_ORG=" + srv.Org, "RIE_BIN="}
+	environ := []string{"INFLUX_URL=" + srv.URL, "INFLUX_TOKEN=" + srv.Token, "INFLUX_ORG=" + srv.Org}
 	go func() {
 		done <- Run(ctx, Options{Root: root, Addr: fmt.Sprintf("127.0.0.1:%d", port), State: filepath.Join(root, ".local"),
 			Pool: 2, GOARCH: "amd64", SkipSetup: true, Environ: environ, Stdout: &stdout, Stderr: &stderr, Ready: ready})

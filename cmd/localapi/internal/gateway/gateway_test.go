@@ -30,9 +30,9 @@ import (
 	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/testfn"
 )
 
-var echoBin, rieBin string
+var echoBin string
 
-func TestMain(m *testing.M) { os.Exit(testfn.Main(m, &echoBin, &rieBin)) }
+func TestMain(m *testing.M) { os.Exit(testfn.Main(m, &echoBin)) }
 
 // testTemplate exercises what the local API reads: an HTTP API with a default Lambda authorizer, public routes,
 // a greedy path, an async target with EventInvokeConfig, and a function whose build "failed".
@@ -167,7 +167,7 @@ func newFixture(t *testing.T, mod func(*Config)) *fixture {
 		}
 		specs = append(specs, s)
 	}
-	runner := lambdarun.NewRunner(rieBin, specs)
+	runner := lambdarun.NewRunner(specs)
 	f := &fixture{runner: runner, dlq: filepath.Join(t.TempDir(), "dead-letter"), logs: &lockedWriter{w: &bytes.Buffer{}}}
 	cfg := Config{Routes: tpl.Routes, Functions: tpl.Functions, Invoker: runner, DeadLetterDir: f.dlq,
 		RetryDelay: 20 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(f.logs, nil)), Credentials: testCreds}

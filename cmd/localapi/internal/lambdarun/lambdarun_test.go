@@ -18,13 +18,12 @@ import (
 
 var (
 	echoBin string // the test-only echo bootstrap, built once
-	rieBin  string
 	root    string
 )
 
 func TestMain(m *testing.M) {
 	root = testfn.Root()
-	os.Exit(testfn.Main(m, &echoBin, &rieBin))
+	os.Exit(testfn.Main(m, &echoBin))
 }
 
 func echoSpec(t *testing.T, name string, size int) Spec {
@@ -35,7 +34,7 @@ func echoSpec(t *testing.T, name string, size int) Spec {
 
 func newPool(t *testing.T, spec Spec) *Pool {
 	t.Helper()
-	p := NewPool(rieBin, spec)
+	p := NewPool(spec)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -44,7 +43,7 @@ func newPool(t *testing.T, spec Spec) *Pool {
 	return p
 }
 
-func TestPoolNeverSendsTwoInvocationsToOneEmulator(t *testing.T) {
+func TestPoolNeverSendsTwoInvocationsToOneProcess(t *testing.T) {
 	p := newPool(t, echoSpec(t, "Echo", 2))
 	const n = 8
 	var wg sync.WaitGroup
@@ -91,10 +90,10 @@ func TestPoolNeverSendsTwoInvocationsToOneEmulator(t *testing.T) {
 	}
 	st := p.Stats()
 	if st.MaxConcurrent != 1 {
-		t.Errorf("max concurrent invocations on one emulator = %d, want 1", st.MaxConcurrent)
+		t.Errorf("max concurrent invocations on one process = %d, want 1", st.MaxConcurrent)
 	}
 	if st.Starts < 1 || st.Starts > 2 {
-		t.Errorf("emulator starts = %d, want 1..2 (pool of 2)", st.Starts)
+		t.Errorf("process starts = %d, want 1..2 (pool of 2)", st.Starts)
 	}
 	if len(distinct) < 1 || len(distinct) > 2 {
 		t.Errorf("distinct bootstrap processes = %d, want 1..2", len(distinct))
@@ -120,7 +119,7 @@ func TestPoolFunctionErrorAndRestart(t *testing.T) {
 	if got := p.Stats().Starts; got != 1 {
 		t.Fatalf("starts after a function error = %d, want 1", got)
 	}
-	// Kill the emulator behind the pool's back: the next invocation restarts it.
+	// Kill the bootstrap behind the pool's back: the next invocation restarts it.
 	in := p.all[0]
 	if err := in.proc.Kill(); err != nil {
 		t.Fatal(err)
@@ -128,7 +127,7 @@ func TestPoolFunctionErrorAndRestart(t *testing.T) {
 	select {
 	case <-in.proc.Done():
 	case <-time.After(5 * time.Second):
-		t.Fatal("emulator did not die")
+		t.Fatal("the bootstrap did not die")
 	}
 	res, err = p.Invoke(ctx, []byte(`{}`))
 	if err != nil || res.FunctionError != "" {
@@ -140,7 +139,7 @@ func TestPoolFunctionErrorAndRestart(t *testing.T) {
 }
 
 func TestPoolUnbuiltFunction(t *testing.T) {
-	p := NewPool(rieBin, Spec{Name: "Broken", BuildErr: errors.New("compile error")})
+	p := NewPool(Spec{Name: "Broken", BuildErr: errors.New("compile error")})
 	_, err := p.Invoke(context.Background(), []byte(`{}`))
 	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "compile error") {
 		t.Errorf("err = %v, want ErrUnavailable naming the build error", err)
@@ -198,8 +197,8 @@ func TestPrefixWriter(t *testing.T) {
 	}
 }
 
-// TestPoolTimeout: the emulator enforces AWS_LAMBDA_FUNCTION_TIMEOUT; the overrun is a function error and the
-// pool keeps serving.
+// TestPoolTimeout: the runner enforces the function's timeout; the overrun is a function error, the process is
+// replaced and the pool keeps serving.
 func TestPoolTimeout(t *testing.T) {
 	spec := echoSpec(t, "Slow", 1)
 	spec.Timeout = time.Second

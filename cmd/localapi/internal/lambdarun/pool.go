@@ -1,18 +1,19 @@
-// Package lambdarun runs function bootstraps the way Lambda does, under the AWS Lambda Runtime Interface Emulator
-// (RIE): a small pool of emulator processes per function, each serving one invocation at a time (the emulator
-// panics on concurrent ones), started lazily and restarted when they die.
+// Package lambdarun runs function bootstraps the way Lambda does: a small pool of bootstrap processes per function,
+// each serving one invocation at a time, started lazily (a cold start) and restarted when they die or time out.
+// Each process reads its events from a Lambda Runtime API this package serves to it alone (runtimeapi.go); an
+// invocation reaches it only through Pool.Invoke, in the local API's own process.
 package lambdarun
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
+	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -23,14 +24,14 @@ import (
 // MaxResponseBytes caps a function's reply (Lambda's synchronous payload limit is 6 MB).
 const MaxResponseBytes = 6 << 20
 
-// Result is one invocation's outcome. FunctionError is "Unhandled" when the function failed (the emulator replied
-// with an errorMessage), as Lambda's X-Amz-Function-Error header says.
+// Result is one invocation's outcome. FunctionError is "Unhandled" when the function failed (it posted an error,
+// exited, timed out or answered too much), as Lambda's X-Amz-Function-Error header says.
 type Result struct {
 	Payload       []byte
 	FunctionError string
 }
 
-// ErrUnavailable wraps failures to run the function at all (no bootstrap, emulator would not start).
+// ErrUnavailable wraps failures to run the function at all (no bootstrap, the process would not start).
 var ErrUnavailable = errors.New("function unavailable")
 
 // Spec describes one function to run.
@@ -41,13 +42,12 @@ type Spec struct {
 	Env       []string // KEY=VALUE, the complete environment of the function
 	Timeout   time.Duration
 	PoolSize  int
-	Output    io.Writer // function and emulator output (already prefixed by the caller)
+	Output    io.Writer // the function's output and the START/END/REPORT lines (already prefixed by the caller)
 }
 
-// Pool serialises invocations per emulator process.
+// Pool serialises invocations per bootstrap process.
 type Pool struct {
 	spec  Spec
-	rie   string
 	slots chan *instance
 
 	mu            sync.Mutex
@@ -58,7 +58,7 @@ type Pool struct {
 }
 
 // NewPool prepares a pool; no process starts before the first invocation.
-func NewPool(rie string, spec Spec) *Pool {
+func NewPool(spec Spec) *Pool {
 	if spec.PoolSize < 1 {
 		spec.PoolSize = 1
 	}
@@ -68,7 +68,7 @@ func NewPool(rie string, spec Spec) *Pool {
 	if spec.Output == nil {
 		spec.Output = io.Discard
 	}
-	p := &Pool{spec: spec, rie: rie, slots: make(chan *instance, spec.PoolSize)}
+	p := &Pool{spec: spec, slots: make(chan *instance, spec.PoolSize)}
 	for i := 0; i < spec.PoolSize; i++ {
 		in := &instance{pool: p, index: i}
 		p.all = append(p.all, in)
@@ -80,14 +80,13 @@ func NewPool(rie string, spec Spec) *Pool {
 // Name is the function's logical id.
 func (p *Pool) Name() string { return p.spec.Name }
 
-// instance is one emulator process; it is out of the slots channel while it serves an invocation, which is what
-// guarantees one invocation at a time per process.
+// instance is one bootstrap process with its Runtime API; it is out of the slots channel while it serves an
+// invocation, which is what guarantees one invocation at a time per process.
 type instance struct {
 	pool      *Pool
 	index     int
 	proc      *testenv.Proc
-	addr      string // emulator invoke address
-	client    *http.Client
+	rt        *runtimeAPI
 	inFlight  int32 // for tests: must never exceed 1
 	startedAt time.Time
 }
@@ -100,7 +99,7 @@ type Stats struct {
 
 var statsMu sync.Mutex
 
-// Invoke runs one invocation on a free emulator process, waiting for one if all are busy.
+// Invoke runs one invocation on a free process, waiting for one if all are busy.
 func (p *Pool) Invoke(ctx context.Context, payload []byte) (Result, error) {
 	if p.spec.Bootstrap == "" {
 		return Result{}, fmt.Errorf("%w: %s was not built: %v", ErrUnavailable, p.spec.Name, p.spec.BuildErr)
@@ -119,8 +118,11 @@ func (p *Pool) Invoke(ctx context.Context, payload []byte) (Result, error) {
 		return Result{}, fmt.Errorf("%w: %s: shutting down", ErrUnavailable, p.spec.Name)
 	}
 	if !in.alive() {
-		if err := in.start(ctx); err != nil {
-			return Result{}, fmt.Errorf("%w: %s: starting the emulator: %v", ErrUnavailable, p.spec.Name, err)
+		if res, err := in.start(ctx); err != nil || res != nil {
+			if err != nil {
+				return Result{}, fmt.Errorf("%w: %s: starting the bootstrap: %v", ErrUnavailable, p.spec.Name, err)
+			}
+			return *res, nil // its init failed: a function error, as Lambda reports it
 		}
 	}
 	in.enter()
@@ -155,95 +157,150 @@ func (in *instance) alive() bool {
 	}
 }
 
-// startAttempts bounds start's tries: a port FreePort found free can be taken before the emulator binds it (an
-// outgoing connection's ephemeral port), and the emulator then exits at once; new ports fix that.
-const startAttempts = 3
+// initLimit is Lambda's limit on a function's init phase: the bootstrap must ask for its first event by then.
+const initLimit = 10 * time.Second
 
-func (in *instance) start(ctx context.Context) error {
-	var err error
-	for range startAttempts {
-		if err = in.startOnce(ctx); err == nil || ctx.Err() != nil {
-			return err
-		}
-	}
-	return err
-}
-
-func (in *instance) startOnce(ctx context.Context) error {
+// start runs the bootstrap with its Runtime API and waits until it asks for its first event. A bootstrap that
+// exits or gives up before that is an init failure, returned as the function error Lambda would answer.
+func (in *instance) start(ctx context.Context) (*Result, error) {
 	p := in.pool
-	apiPort, err := testenv.FreePort()
+	rt, err := newRuntimeAPI()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	rtPort, err := testenv.FreePort()
-	if err != nil {
-		return err
-	}
-	in.addr = "127.0.0.1:" + strconv.Itoa(apiPort)
-	cmd := exec.Command(p.rie, "--runtime-interface-emulator-address", in.addr,
-		"--runtime-api-address", "127.0.0.1:"+strconv.Itoa(rtPort), p.spec.Bootstrap)
-	cmd.Env = p.spec.Env
+	cmd := exec.Command(p.spec.Bootstrap)
+	cmd.Env = append(withoutVar(p.spec.Env, "AWS_LAMBDA_RUNTIME_API"), "AWS_LAMBDA_RUNTIME_API="+rt.Address())
 	cmd.Stdout, cmd.Stderr = p.spec.Output, p.spec.Output
-	// Own process group, so stopping kills the emulator and the bootstrap it forked; SIGKILL takes the emulator
-	// down if this process dies without cleaning up.
+	// Own process group, so stopping kills what the bootstrap forked too; SIGKILL takes it down if this process
+	// dies without cleaning up.
 	proc, err := testenv.Start(cmd, syscall.SIGKILL)
 	if err != nil {
-		return err
+		rt.close()
+		return nil, err
 	}
-	in.proc, in.startedAt = proc, time.Now()
-	in.client = &http.Client{Timeout: p.spec.Timeout + 5*time.Second}
+	in.proc, in.rt, in.startedAt = proc, rt, time.Now()
 	p.mu.Lock()
 	p.starts++
 	p.mu.Unlock()
-	// The emulator listens within milliseconds; bounded wait.
-	if err := testenv.WaitListen(ctx, in.addr, proc.Done(), 10*time.Second); err != nil {
+	timer := time.NewTimer(initLimit)
+	defer timer.Stop()
+	select {
+	case <-rt.ready:
+		return nil, nil
+	case <-proc.Done():
+		res := &Result{Payload: initErrorPayload(rt.initError(), "Runtime exited during init: "+exitStatus(proc)), FunctionError: "Unhandled"}
 		in.kill()
-		return fmt.Errorf("the emulator: %w", err)
+		return res, nil
+	case <-timer.C:
+		in.kill()
+		return &Result{Payload: errorPayload("Sandbox.Timedout", errInitTimeout.Error()), FunctionError: "Unhandled"}, nil
+	case <-ctx.Done():
+		in.kill()
+		return nil, ctx.Err()
 	}
-	return nil
 }
 
+func exitStatus(p *testenv.Proc) string {
+	if st := p.Cmd.ProcessState; st != nil {
+		return st.String()
+	}
+	return "exited"
+}
+
+// withoutVar is env without any KEY=... entry for key.
+func withoutVar(env []string, key string) []string {
+	out := make([]string, 0, len(env)+1)
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, key+"=") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// invoke hands the event to the bootstrap and waits for its answer, its exit, the function's timeout or ctx. A
+// timeout or a half-finished invocation replaces the process (Lambda resets the sandbox after a timeout).
 func (in *instance) invoke(ctx context.Context, payload []byte) (Result, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+in.addr+"/2015-03-31/functions/function/invocations", bytes.NewReader(payload))
-	if err != nil {
-		return Result{}, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := in.client.Do(req)
-	if err != nil {
-		// A half-finished invocation leaves the emulator in an unknown state: replace the process.
+	p := in.pool
+	begin := time.Now()
+	inv := &invocation{id: requestID(), payload: payload, deadline: begin.Add(p.spec.Timeout),
+		arn: functionARN(p.spec), done: make(chan Result, 1)}
+	fmt.Fprintf(p.spec.Output, "START RequestId: %s Version: $LATEST\n", inv.id)
+	in.rt.events <- inv // buffered 1, and empty: one invocation at a time per process
+	timer := time.NewTimer(p.spec.Timeout)
+	defer timer.Stop()
+	var res Result
+	select {
+	case res = <-inv.done:
+	case <-in.proc.Done():
+		select {
+		case res = <-inv.done: // answered, then exited (aws-lambda-go exits after reporting a panic)
+		default:
+			res = Result{Payload: errorPayload("Runtime.ExitError", fmt.Sprintf("RequestId: %s Error: Runtime exited with error: %s", inv.id, exitStatus(in.proc))),
+				FunctionError: "Unhandled"}
+			in.kill()
+		}
+	case <-timer.C:
+		in.report(inv.id, begin)
 		in.kill()
-		if ctx.Err() != nil {
-			return Result{}, ctx.Err()
-		}
-		return Result{}, fmt.Errorf("%w: %s: invoking: %v", ErrUnavailable, in.pool.spec.Name, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
-	if err != nil {
+		return Result{Payload: errorPayload("Sandbox.Timedout", fmt.Sprintf("RequestId: %s Error: Task timed out after %.2f seconds", inv.id, p.spec.Timeout.Seconds())),
+			FunctionError: "Unhandled"}, nil
+	case <-ctx.Done():
 		in.kill()
-		return Result{}, fmt.Errorf("%w: %s: reading the reply: %v", ErrUnavailable, in.pool.spec.Name, err)
+		return Result{}, ctx.Err()
 	}
-	if len(body) > MaxResponseBytes {
-		return Result{Payload: errorPayload("Function.ResponseSizeTooLarge", "response larger than 6 MB"), FunctionError: "Unhandled"}, nil
-	}
-	res := Result{Payload: body}
-	if len(body) > 0 && !json.Valid(body) {
-		// The emulator answers a timeout (and some runtime failures) in plain text; Lambda reports those as a
-		// function error with a JSON error document.
-		typ := "Runtime.Unknown"
-		if bytes.Contains(body, []byte("timed out")) {
-			typ = "Sandbox.Timedout"
-		}
-		return Result{Payload: errorPayload(typ, string(bytes.TrimSpace(body))), FunctionError: "Unhandled"}, nil
-	}
-	if resp.StatusCode != http.StatusOK || IsErrorPayload(body) {
-		res.FunctionError = "Unhandled"
-		if !IsErrorPayload(body) {
-			res.Payload = errorPayload("Runtime.Unknown", fmt.Sprintf("emulator answered %d", resp.StatusCode))
-		}
-	}
+	in.report(inv.id, begin)
 	return res, nil
+}
+
+// report writes Lambda's END and REPORT lines: the invocation's duration, and the process's peak resident memory
+// (VmHWM) where Lambda reports Max Memory Used.
+func (in *instance) report(id string, begin time.Time) {
+	d := time.Since(begin)
+	mem := envValue(in.pool.spec.Env, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+	fmt.Fprintf(in.pool.spec.Output, "END RequestId: %s\nREPORT RequestId: %s\tDuration: %.2f ms\tBilled Duration: %d ms\tMemory Size: %s MB\tMax Memory Used: %d MB\t\n",
+		id, id, float64(d.Microseconds())/1000, (d+time.Millisecond-1)/time.Millisecond, mem, peakRSSMB(in.proc))
+}
+
+// peakRSSMB reads the process's peak resident set size from /proc (0 when it cannot).
+func peakRSSMB(p *testenv.Proc) int {
+	if p == nil || p.Cmd.Process == nil {
+		return 0
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(p.Cmd.Process.Pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+			return (kb + 1023) / 1024
+		}
+	}
+	return 0
+}
+
+func envValue(env []string, key string) string {
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, key+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// requestID is a random UUID-shaped id, as Lambda's request ids are.
+func requestID() string {
+	h := testenv.RandomHex(16)
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
+func functionARN(s Spec) string {
+	region := envValue(s.Env, "AWS_REGION")
+	if region == "" {
+		region = "us-east-1"
+	}
+	return "arn:aws:lambda:" + region + ":000000000000:function:" + s.Name
 }
 
 // IsErrorPayload reports whether a reply is a Lambda error document ({"errorMessage": ..., "errorType": ...}),
@@ -264,14 +321,17 @@ func errorPayload(typ, msg string) []byte {
 	return b
 }
 
-// kill stops the instance's process group (emulator and bootstrap) and waits for it.
+// kill stops the instance's process group (the bootstrap and what it forked), waits for it, and closes its
+// Runtime API.
 func (in *instance) kill() {
-	if in.proc == nil {
-		return
+	if in.proc != nil {
+		in.proc.Stop(syscall.SIGTERM, 2*time.Second)
+		in.proc = nil
 	}
-	// Stop also kills what is left of the group: the bootstrap may outlive the emulator.
-	in.proc.Stop(syscall.SIGTERM, 2*time.Second)
-	in.proc = nil
+	if in.rt != nil {
+		in.rt.close()
+		in.rt = nil
+	}
 }
 
 // Close stops every process of the pool, waiting for in-flight invocations up to ctx.
@@ -289,6 +349,9 @@ func (p *Pool) Close(ctx context.Context) {
 			for _, in := range p.all {
 				if in.proc != nil {
 					_ = in.proc.Kill()
+				}
+				if in.rt != nil {
+					in.rt.close()
 				}
 			}
 			p.mu.Unlock()

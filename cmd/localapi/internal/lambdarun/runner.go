@@ -20,10 +20,10 @@ type Runner struct {
 }
 
 // NewRunner builds a pool for each spec.
-func NewRunner(rie string, specs []Spec) *Runner {
+func NewRunner(specs []Spec) *Runner {
 	r := &Runner{pools: map[string]*Pool{}}
 	for _, s := range specs {
-		r.pools[s.Name] = NewPool(rie, s)
+		r.pools[s.Name] = NewPool(s)
 	}
 	return r
 }
@@ -43,7 +43,7 @@ func (r *Runner) Invoke(ctx context.Context, name string, payload []byte) (Resul
 	return p.Invoke(ctx, payload)
 }
 
-// Close stops every emulator process.
+// Close stops every bootstrap process.
 func (r *Runner) Close(ctx context.Context) {
 	var wg sync.WaitGroup
 	for _, p := range r.pools {

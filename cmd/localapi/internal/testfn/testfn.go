@@ -32,9 +32,9 @@ func BuildEcho(dir string) (string, error) {
 	return out, nil
 }
 
-// Main builds the echo function into a temporary folder and finds the emulator, setting *echo and *rie, then runs
-// the tests (use it from TestMain: os.Exit(testfn.Main(m, &echoBin, &rieBin))).
-func Main(m *testing.M, echo, rie *string) int {
+// Main builds the echo function into a temporary folder, setting *echo, then runs the tests (use it from TestMain:
+// os.Exit(testfn.Main(m, &echoBin))).
+func Main(m *testing.M, echo *string) int {
 	dir, err := os.MkdirTemp("", "localapi-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -42,10 +42,6 @@ func Main(m *testing.M, echo, rie *string) int {
 	}
 	defer os.RemoveAll(dir)
 	if *echo, err = BuildEcho(dir); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	if *rie, err = testenv.RIE(Root(), os.Getenv); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
