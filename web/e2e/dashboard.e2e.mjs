@@ -307,7 +307,7 @@ async function main() {
       await menu.locator("button.rotate").click();
       const dlg = page.locator("dialog.confirm[open]");
       await inViewport(page, dlg, "the rotate confirmation");
-      assert(/stops working at once/.test(await dlg.textContent()), "the confirmation does not say what rotate does");
+      assert(/stops working within 60 s/.test(await dlg.textContent()), "the confirmation does not say what rotate does");
       await page.click("#confirm-ok");
       const panel = page.locator("dialog.panel[open]");
       await page.waitForFunction((id) => document.querySelector("dialog.panel[open] h2")?.textContent === `New token for ${id}`, deviceX);

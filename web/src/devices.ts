@@ -412,7 +412,7 @@ function mask(token: string): string {
 async function rotate(id: string, opener: Element | null): Promise<void> {
   const ok = await confirmAction({
     title: `Rotate the token of ${id}?`,
-    body: [`${id} gets a new token and its current token stops working at once. The device writes nothing until it has the new token.`],
+    body: [`${id} gets a new token and its current token stops working within 60 s (the write gateway's credential cache; a direct-mode InfluxDB token at once). The device writes nothing until it has the new token.`],
     confirm: "Rotate token",
     danger: true,
   });
@@ -435,7 +435,7 @@ async function remove(id: string, reload: () => Promise<void>): Promise<void> {
   say();
   const ok = await confirmAction({
     title: `Delete ${id}?`,
-    body: [`Its token is revoked at once and ${id} leaves the registry.`, what],
+    body: [`Its token is revoked and stops working within 60 s (the write gateway's credential cache; a direct-mode InfluxDB token at once), and ${id} leaves the registry.`, what],
     extra: h("label", { class: "check" }, withData, " Also delete its measurements"),
     confirm: "Delete device",
     danger: true,
