@@ -14,6 +14,7 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/lambdaapp"
 	"github.com/iot-center/iot-center-serverless/shared/metrics"
 	"github.com/iot-center/iot-center-serverless/shared/sensors"
+	"github.com/iot-center/iot-center-serverless/shared/store"
 )
 
 func main() {
@@ -21,10 +22,14 @@ func main() {
 	cfg := d.Config
 	env := d.Env()
 	queueURL := env.String("CHUNK_QUEUE_URL", "")
-	chunk := env.Int("CHUNK_MINUTES", 1440, 1, backfill.MaxChunkMinutes)
+	chunk := env.Int("CHUNK_MINUTES", 1440, 60, backfill.MaxChunkMinutes)
 	batch := env.Int("BATCH_DEVICES", 0, 0, backfill.MaxBatchDevices) // 0: sized to the window (backfill.BatchSize)
 	lambdaapp.Check(env)
 	queue, err := backfill.ChunkQueue(context.Background(), queueURL)
+	if err != nil {
+		api.Exit("invalid configuration", err)
+	}
+	table, err := store.FromEnv(context.Background(), d.Getenv)
 	if err != nil {
 		api.Exit("invalid configuration", err)
 	}
@@ -37,7 +42,7 @@ func main() {
 			DownsampledBucket: cfg.BucketDownsampled,
 		},
 		Planner:      &backfill.Planner{Influx: d.Influx, Bucket: cfg.Bucket},
-		Jobs:         &backfill.JobStore{Influx: d.Influx, Bucket: cfg.BucketAuth},
+		Jobs:         &backfill.JobStore{Table: table},
 		Queue:        queue,
 		Devices:      backfill.RegistryDevices{R: d.Registry()},
 		ChunkMinutes: chunk,

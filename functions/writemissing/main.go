@@ -9,6 +9,7 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/backfill"
 	"github.com/iot-center/iot-center-serverless/shared/lambdaapp"
+	"github.com/iot-center/iot-center-serverless/shared/store"
 )
 
 func main() { lambdaapp.StartHTTP(handler(lambdaapp.Init())) }
@@ -23,10 +24,14 @@ func handler(d lambdaapp.Deps) *api.Mux {
 	if err != nil {
 		api.Exit("invalid configuration", err)
 	}
+	table, err := store.FromEnv(context.Background(), d.Getenv)
+	if err != nil {
+		api.Exit("invalid configuration", err)
+	}
 	svc := &backfill.Service{
 		Devices:    backfill.RegistryDevices{R: d.Registry()},
 		Planner:    &backfill.Planner{Influx: d.Influx, Bucket: d.Config.Bucket},
-		Jobs:       &backfill.JobStore{Influx: d.Influx, Bucket: d.Config.BucketAuth},
+		Jobs:       &backfill.JobStore{Table: table},
 		Queue:      queue,
 		MaxDevices: d.Config.MaxDevices,
 		JobTimeout: time.Duration(timeout) * time.Minute,

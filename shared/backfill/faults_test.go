@@ -84,36 +84,37 @@ func TestBackfillThrough503(t *testing.T) {
 	}
 }
 
-// TestBackfillAcrossInfluxRestart restarts a dedicated influxd while a backfill runs: the chunk in flight retries
-// (connection refused, then success after the restart), later chunks follow, and the result is complete and
+// TestBackfillAcrossInfluxRestart restarts a dedicated influxd while a backfill runs: the chunk task in flight
+// retries (connection refused, then success after the restart), later ones follow, and the result is complete and
 // without duplicates.
 func TestBackfillAcrossInfluxRestart(t *testing.T) {
 	srv := influxtest.Start(t)
 	f := newFixture(t, srv, fixtureOpts{instances: 1, chunkMinutes: 360})
-	id := f.register(t, "restart")
+	ids := []string{f.register(t, "restart"), f.register(t, "restart")}
+	id := ids[1]
 	win := LastDays(fixedNow, 7)
 	stopped := make(chan struct{})
 	var once sync.Once
-	// the fourth invocation finds InfluxDB stopped; the test goroutine brings it back a second later
+	// the second chunk task (one per device) finds InfluxDB stopped; the test goroutine brings it back a second later
 	f.before = func(n int64) {
-		if n == 4 {
+		if n == 2 {
 			once.Do(func() { srv.Stop(t); close(stopped) })
 		}
 	}
-	status, job, _ := f.post(t, "/api/devices/"+id+"/write-missing", "")
+	status, job, _ := f.post(t, "/api/write-missing", `{"devices": ["`+ids[0]+`", "`+ids[1]+`"]}`)
 	if status != http.StatusAccepted {
 		t.Fatalf("plan %d %+v, want 202", status, job)
 	}
 	select {
 	case <-stopped:
 	case <-time.After(time.Minute):
-		t.Fatal("the fourth invocation never ran")
+		t.Fatal("the second chunk task never ran")
 	}
 	time.Sleep(time.Second)
 	srv.Restart(t)
-	// the tasks that met InfluxDB down failed, came back after their backoff and succeeded
-	if job = f.wait(t, job.ID); job.Chunks != 28 || job.PointsWritten != 10080 {
-		t.Errorf("job %+v, want 10,080 points in 28 chunks", job)
+	// the task that met InfluxDB down failed, came back after its backoff and succeeded
+	if job = f.wait(t, job.ID); job.Chunks != 2*28 || job.PointsWritten != 2*10080 || job.DevicesDone != 2 {
+		t.Errorf("job %+v, want 2 devices, 20,160 points in 56 chunks", job)
 	}
 	status, cov := f.do(t, "GET", "/api/devices/"+id+"/write-missing", "")
 	if status != 200 || num(t, cov["percent"]) != 100 || num(t, cov["present"]) != 10080 {

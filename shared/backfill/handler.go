@@ -2,7 +2,6 @@ package backfill
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net/http"
 	"time"
@@ -27,10 +26,6 @@ const DefaultDays = 7
 
 // DefaultJobTimeout bounds a job: what is unwritten then is reported as failed (asking again resumes).
 const DefaultJobTimeout = 30 * time.Minute
-
-// staleClaim is the age after which a claim without a job record is a crashed caller's leftover (longer than the
-// function's timeout).
-const staleClaim = time.Minute
 
 // JobsPath is the job route's prefix; the Location of a new job is JobsPath + id.
 const JobsPath = "/api/write-missing/jobs/"
@@ -192,79 +187,55 @@ func (s *Service) startJob(w http.ResponseWriter, r *http.Request, ids []string,
 	api.WriteJSON(w, status, j)
 }
 
-// claimRounds bounds how often ensureJob replaces a finished or stale claim before giving up (503, try again).
+// claimRounds bounds how often ensureJob tries to take a request's claim before giving up (503, try again).
 const claimRounds = 3
 
-// ensureJob returns the active job for the request, or creates one. Concurrent callers agree through the claim
-// label (jobs.go): exactly one creates it; the others read it and answer the same job.
+// ensureJob returns the active job for the request, or creates one. Concurrent callers agree through the request's
+// claim (jobs.go): the job is written first, then one conditional put makes it the claim's job; the callers that
+// lose read the winner's job and answer it.
 func (s *Service) ensureJob(ctx context.Context, ids []string, days int) (Job, bool, error) {
-	key := requestKey(s.Jobs.Bucket, ids, days)
+	key := requestKey(s.Planner.Bucket, ids, days)
 	timeout := s.JobTimeout
 	if timeout <= 0 {
 		timeout = DefaultJobTimeout
 	}
 	for round := 0; round < claimRounds; round++ {
 		now := s.now()
-		c, found, err := s.Jobs.findClaim(ctx, key)
+		held, err := s.Jobs.claimed(ctx, key)
 		if err != nil {
-			return Job{}, false, influxErr(err)
+			return Job{}, false, err
 		}
-		if found {
-			if j, ok, err := s.current(ctx, c, now); err != nil || ok {
-				return j, false, err
+		if held != "" {
+			j, err := s.Jobs.Get(ctx, held, now)
+			if err == nil && j.active() {
+				return j, false, nil
 			}
-			// finished, past its deadline, or a crashed caller's leftover: replace it
-			if err := s.Jobs.deleteClaim(ctx, c.LabelID); err != nil {
-				return Job{}, false, influxErr(err)
+			if err != nil && !api.IsCode(err, api.NotFound) {
+				return Job{}, false, err
 			}
+			// ended, past its deadline or expired: replaced below, unless another caller replaces it first
 		}
 		j := newJob(key, ids, LastDays(now, days), now, timeout)
-		labelID, err := s.Jobs.createClaim(ctx, key, j)
-		if errors.Is(err, errClaimed) {
-			continue // a concurrent caller won: read its claim
-		}
-		if err != nil {
-			return Job{}, false, influxErr(err)
-		}
-		if err := s.launch(ctx, j, ids); err != nil {
-			// release the claim so that asking again starts afresh; best effort (it goes stale otherwise)
-			_ = s.Jobs.deleteClaim(ctx, labelID)
+		if err := s.Jobs.create(ctx, j); err != nil {
 			return Job{}, false, err
+		}
+		if winner, err := s.Jobs.claim(ctx, key, j, held); err != nil || winner != "" {
+			if err != nil {
+				return Job{}, false, err
+			}
+			continue // a concurrent caller won: read its job (the one written here is never referred to)
+		}
+		t := Task{Kind: KindPlan, Job: j.ref(), All: ids == nil, Devices: ids}
+		if err := s.Queue.Send(ctx, []Task{t}); err != nil {
+			// end the job so that asking again starts afresh (it reads failed; its claim is then replaced)
+			if eerr := s.Jobs.end(ctx, j.ID, now); eerr != nil {
+				api.Logger(ctx).WarnContext(ctx, "ending an unqueued job", slog.String("jobId", j.ID), slog.String("error", eerr.Error()))
+			}
+			return Job{}, false, api.Wrap(api.Unavailable, err, "queueing the job")
 		}
 		return j, true, nil
 	}
 	return Job{}, false, api.Errorf(api.Unavailable, "the write-missing request changed concurrently, try again")
-}
-
-// current returns the claim's job when it is still active (or being created by a concurrent caller).
-func (s *Service) current(ctx context.Context, c claim, now time.Time) (Job, bool, error) {
-	if c.Job.ID == "" {
-		return Job{}, false, nil // a damaged claim
-	}
-	j, err := s.Jobs.Get(ctx, c.Job.ID, now)
-	if api.IsCode(err, api.NotFound) {
-		// the winner has not written the record yet (or crashed before it)
-		if now.Sub(c.Job.CreatedAt) < staleClaim && now.Before(c.Job.Deadline) {
-			return c.Job, true, nil
-		}
-		return Job{}, false, nil
-	}
-	if err != nil {
-		return Job{}, false, err
-	}
-	return j, j.active(), nil
-}
-
-// launch records the job and queues its plan task.
-func (s *Service) launch(ctx context.Context, j Job, ids []string) error {
-	if err := s.Jobs.writeJob(ctx, j); err != nil {
-		return influxErr(err)
-	}
-	t := Task{Kind: KindPlan, Job: j.ref(), All: ids == nil, Devices: ids}
-	if err := s.Queue.Send(ctx, []Task{t}); err != nil {
-		return api.Wrap(api.Unavailable, err, "queueing the job")
-	}
-	return nil
 }
 
 // getJob is GET /api/write-missing/jobs/{jobId}.

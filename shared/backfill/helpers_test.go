@@ -8,7 +8,10 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,6 +33,7 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/influx"
 	"github.com/iot-center/iot-center-serverless/shared/registry"
 	"github.com/iot-center/iot-center-serverless/shared/sensors"
+	"github.com/iot-center/iot-center-serverless/shared/store"
 )
 
 func TestMain(m *testing.M) {
@@ -37,8 +41,10 @@ func TestMain(m *testing.M) {
 		os.Exit(rssChild())
 	}
 	code := influxtest.Main(m)
-	if moto.m != nil {
-		moto.m.Stop()
+	for _, m := range []*testenv.Moto{moto.m, dynamo.m} {
+		if m != nil {
+			m.Stop()
+		}
 	}
 	os.Exit(code)
 }
@@ -69,6 +75,58 @@ func motoURL(t testing.TB) string {
 	return moto.m.URL
 }
 
+// dynamo is moto's server as the stand-in for DynamoDB (a process of its own, not the SQS one); each fixture creates
+// its own table there from template.yaml's StateTable.
+var dynamo struct {
+	once sync.Once
+	m    *testenv.Moto
+	spec testenv.TableSpec
+	err  error
+}
+
+// newTable creates a fresh state table on the DynamoDB stand-in; with a switch, the table is reached through a
+// proxy that drops every connection while the switch is on (the endpoint stopped).
+func newTable(t testing.TB, down *atomic.Bool) *store.Table {
+	t.Helper()
+	dynamo.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		root, err := testenv.ModuleRoot()
+		if err == nil {
+			dynamo.spec, err = testenv.ReadTableSpec(filepath.Join(root, "template.yaml"), testenv.StateTableID)
+		}
+		if err == nil {
+			dynamo.m, err = testenv.LaunchMoto(ctx, io.Discard)
+		}
+		dynamo.err = err
+	})
+	if dynamo.err != nil {
+		t.Fatalf("DynamoDB stand-in: %v", dynamo.err)
+	}
+	table := &store.Table{DB: testenv.DynamoClient(dynamo.m.URL, "eu-west-1"), Name: "state-" + influxtest.RandomID(6)}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := testenv.CreateTable(ctx, table.DB, table.Name, dynamo.spec); err != nil {
+		t.Fatal(err)
+	}
+	if down != nil {
+		u, _ := url.Parse(dynamo.m.URL)
+		rp := httputil.NewSingleHostReverseProxy(u)
+		proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if down.Load() {
+				if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+					conn.Close()
+				}
+				return
+			}
+			rp.ServeHTTP(w, r)
+		}))
+		t.Cleanup(proxy.Close)
+		table.DB = testenv.DynamoClient(proxy.URL, "eu-west-1")
+	}
+	return table
+}
+
 // fixture is a data bucket and a registry bucket on a real InfluxDB, the real registry, the write-missing HTTP
 // handler, a chunk queue and its dead-letter queue on moto's SQS, and a local event source mapping (the part of the
 // Lambda service that cannot run here) running the real Runner in-process, at most `instances` at once.
@@ -92,6 +150,8 @@ type fixture struct {
 	ran      chan struct{}
 	poll     time.Duration
 	inFlight atomic.Int64
+	// storeDown, while true, drops every connection to the state table (the DynamoDB endpoint stopped).
+	storeDown atomic.Bool
 }
 
 type syncErrs struct {
@@ -158,7 +218,7 @@ func newFixture(t testing.TB, srv *influxtest.Server, o fixtureOpts) *fixture {
 	}
 	f := &fixture{srv: srv, cfg: cfg, admin: srv.Client(t), ran: make(chan struct{}, 1), poll: o.poll}
 	f.reg = registry.New(f.admin, cfg)
-	f.jobs = &JobStore{Influx: f.admin, Bucket: cfg.BucketAuth}
+	f.jobs = &JobStore{Table: newTable(t, &f.storeDown)}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	sqsClient := sqsesm.NewSQSClient(motoURL(t))
@@ -262,8 +322,8 @@ func (f *fixture) waitEnd(t testing.TB, jobID string) Job {
 		if err == nil && !j.active() {
 			return j
 		}
-		if err != nil && !api.IsCode(err, api.Unavailable) {
-			t.Fatalf("reading job %s: %v", jobID, err) // InfluxDB down (a test restarts it) is waited out
+		if err != nil && !api.IsCode(err, api.Unavailable) && !api.IsCode(err, api.StoreUnavailable) {
+			t.Fatalf("reading job %s: %v", jobID, err) // a store down (a test stops it) is waited out
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("job %s did not end within 4 minutes: %+v; task errors: %v", jobID, j, f.errs.get())

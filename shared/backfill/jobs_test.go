@@ -1,9 +1,8 @@
 package backfill
 
 import (
-	"context"
-	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"strings"
 	"sync"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/iot-center/iot-center-serverless/internal/influxtest"
 	"github.com/iot-center/iot-center-serverless/internal/testenv"
-	"github.com/iot-center/iot-center-serverless/shared/api"
 )
 
 func TestPlanFromCounts(t *testing.T) {
@@ -56,7 +54,6 @@ func TestPlanFromCounts(t *testing.T) {
 }
 
 func TestJobIDAndKey(t *testing.T) {
-	created := time.Date(2026, 11, 20, 12, 0, 30, 123e6, time.UTC)
 	key := requestKey("reg", []string{"b", "a"}, 7)
 	if key != requestKey("reg", []string{"a", "b"}, 7) {
 		t.Error("the key depends on the order of the devices")
@@ -67,18 +64,15 @@ func TestJobIDAndKey(t *testing.T) {
 			t.Errorf("different requests share the key %s", key)
 		}
 	}
-	id := newJobID(key, created)
-	if err := CheckJobID(id); err != nil {
-		t.Fatalf("CheckJobID(%s): %v", id, err)
+	j := newJob(key, nil, LastDays(fixedNow, 7), fixedNow, time.Minute)
+	if err := CheckJobID(j.ID); err != nil {
+		t.Fatalf("CheckJobID(%s): %v", j.ID, err)
 	}
-	if got, _ := jobCreated(id); !got.Equal(created) {
-		t.Errorf("creation time from %s = %v, want %v", id, got, created)
+	if other := newJob(key, nil, LastDays(fixedNow, 7), fixedNow, time.Minute); other.ID == j.ID {
+		t.Errorf("two jobs created in the same millisecond share the id %s", j.ID)
 	}
-	if other := newJobID(key, created); other == id {
-		t.Errorf("two jobs created in the same millisecond share the id %s", id)
-	}
-	for _, bad := range []string{"", "x", strings.Repeat("a", 16), "0123456789abcdef-", "0123456789ABCDEF-1-abcd", "0123456789abcdef-zzzzzzzzzzzz-abcd",
-		"0123456789abcdef-1-", "../../etc", "0123456789abcdef-1-abcd\n", "0123456789abcdef-1-abcd-1", "0123456789abcdef-1"} {
+	for _, bad := range []string{"", "x", strings.Repeat("a", 16), "0123456789abcdef-", "0123456789ABCDEF-0123456789ab",
+		"0123456789abcdef-0123456789a", "../../etc", "0123456789abcdef-0123456789ab\n", "0123456789abcdef-0123456789ab-1"} {
 		if CheckJobID(bad) == nil {
 			t.Errorf("CheckJobID(%q) accepted it", bad)
 		}
@@ -117,9 +111,8 @@ func TestJobState(t *testing.T) {
 
 func TestTaskValidate(t *testing.T) {
 	created := time.Date(2026, 11, 20, 12, 0, 30, 0, time.UTC)
-	job := JobRef{ID: newJobID(strings.Repeat("ab", 32), created), Created: created,
-		Window:   Window{From: created.Add(-24 * time.Hour).Truncate(time.Minute), To: created.Truncate(time.Minute)},
-		Deadline: created.Add(time.Hour)}
+	job := newJob(strings.Repeat("ab", 32), nil, Window{From: created.Add(-24 * time.Hour).Truncate(time.Minute),
+		To: created.Truncate(time.Minute)}, created, time.Hour).ref()
 	win := Range{job.From.Unix() / 60, job.To.Unix() / 60}
 	tests := []struct {
 		name string
@@ -131,10 +124,10 @@ func TestTaskValidate(t *testing.T) {
 		{"batch", Task{Kind: KindBatch, Job: job, Devices: []string{"a"}, Batch: 2, First: 200}, true},
 		{"chunk", Task{Kind: KindChunk, Job: job, Chunks: []ChunkRef{{DeviceID: "a", Window: win, Seq: 5, Of: 2}}}, true},
 		{"unknown kind", Task{Kind: "drop", Job: job}, false},
-		{"bad job id", Task{Kind: KindPlan, Job: JobRef{ID: "x", Created: created, Window: job.Window, Deadline: job.Deadline}, All: true}, false},
-		{"created differs from the id", Task{Kind: KindPlan, Job: JobRef{ID: job.ID, Created: created.Add(time.Second), Window: job.Window,
-			Deadline: job.Deadline}, All: true}, false},
-		{"window over 30 days", Task{Kind: KindPlan, Job: JobRef{ID: job.ID, Created: created,
+		{"bad job id", Task{Kind: KindPlan, Job: JobRef{ID: "x", Window: job.Window, Deadline: job.Deadline}, All: true}, false},
+		{"deadline before the window's end", Task{Kind: KindPlan, Job: JobRef{ID: job.ID, Window: job.Window,
+			Deadline: job.To.Add(-time.Second)}, All: true}, false},
+		{"window over 30 days", Task{Kind: KindPlan, Job: JobRef{ID: job.ID,
 			Window: Window{From: job.To.Add(-31 * 24 * time.Hour), To: job.To}, Deadline: job.Deadline}, All: true}, false},
 		{"all and a list", Task{Kind: KindPlan, Job: job, All: true, Devices: []string{"a"}}, false},
 		{"empty batch", Task{Kind: KindBatch, Job: job}, false},
@@ -197,9 +190,10 @@ func TestConcurrentPostsMakeOneJob(t *testing.T) {
 	if job.Devices != 2 || job.DevicesDone != 2 || job.PointsWritten != 2*2*1440 {
 		t.Errorf("job %+v, want 2 devices done and 5,760 points", job)
 	}
-	// the work ran once: one plan task, one batch task (3 devices per batch here), one chunk per device and UTC day
-	if n, _ := f.mapping.Stats(); n != int64(2+job.Chunks) {
-		t.Errorf("%d tasks ran, want %d (plan, batch and %d chunks): duplicated work", n, 2+job.Chunks, job.Chunks)
+	// the work ran once: one plan task, one batch task (3 devices per batch here), one chunk task per device (a task
+	// of one minute's budget here: each device's chunks in a task of their own)
+	if n, _ := f.mapping.Stats(); n != int64(2+job.Devices) {
+		t.Errorf("%d tasks ran, want %d (plan, batch and one chunk task per device): duplicated work", n, 2+job.Devices)
 	}
 	if got := f.countFields(t, a, LastDays(fixedNow, 2))["CO2"]; got != 2*1440 {
 		t.Errorf("device %s has %d CO2 points, want %d", a, got, 2*1440)
@@ -229,35 +223,136 @@ func TestSecondPostJoinsRunningJob(t *testing.T) {
 	}
 }
 
-// TestPostJoinsAPartlyVisibleJob: InfluxDB keeps each of a point's fields as a series of its own, so a POST racing
-// the creator's job write can read only some of the job's fields (seen as "2 jobs created" in
-// TestConcurrentPostsMakeOneJob under load). Such a record is the claim's job being created: the POST joins it
-// (200, the claim's job id) and neither replaces the claim nor queues anything. The partial record is written here
-// as the racing reader sees it: from and to, no deadline.
-func TestPostJoinsAPartlyVisibleJob(t *testing.T) {
+// TestExpiredJobReplacedOnce: the request's claim names a job past its deadline; 12 racing POSTs replace it with
+// exactly one new job (one conditional write wins), which every POST answers.
+func TestExpiredJobReplacedOnce(t *testing.T) {
 	f := newFixture(t, influxtest.Shared(t), fixtureOpts{paused: true})
-	id := f.register(t, "partial")
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	key := requestKey(f.jobs.Bucket, []string{id}, 2)
-	j := newJob(key, []string{id}, LastDays(fixedNow, 2), fixedNow, DefaultJobTimeout)
-	if _, err := f.jobs.createClaim(ctx, key, j); err != nil {
+	id := f.register(t, "expired")
+	ctx := t.Context()
+	key := requestKey(f.cfg.Bucket, []string{id}, 2)
+	old := newJob(key, []string{id}, LastDays(fixedNow, 2), fixedNow.Add(-time.Hour), time.Minute)
+	if err := f.jobs.create(ctx, old); err != nil {
 		t.Fatal(err)
 	}
-	line := fmt.Sprintf("%s,jobId=%s from=%q,to=%q %d\n", jobMeasurement, j.ID, rfc(j.From), rfc(j.To), j.CreatedAt.UnixNano())
-	if err := f.admin.WriteLines(ctx, f.jobs.Bucket, []byte(line)); err != nil {
+	if winner, err := f.jobs.claim(ctx, key, old, ""); err != nil || winner != "" {
+		t.Fatalf("claiming for the old job: winner %q, %v", winner, err)
+	}
+	const callers = 12
+	statuses, ids := make([]int, callers), make([]string, callers)
+	testenv.Together(callers, func(i int) {
+		var j Job
+		statuses[i], j, _ = f.post(t, "/api/write-missing", `{"devices": ["`+id+`"], "days": 2}`)
+		ids[i] = j.ID
+	})
+	created := 0
+	for i := range statuses {
+		if statuses[i] == http.StatusAccepted {
+			created++
+		}
+		if ids[i] != ids[0] || ids[i] == old.ID || (statuses[i] != http.StatusOK && statuses[i] != http.StatusAccepted) {
+			t.Errorf("POST %d answered %d job %q; want 200/202 and one new job (all: %v %v)", i, statuses[i], ids[i], statuses, ids)
+		}
+	}
+	if created != 1 {
+		t.Errorf("%d POSTs created a job, want exactly 1", created)
+	}
+	if n := f.queueDepth(t); n != 1 {
+		t.Errorf("%d tasks queued, want the new job's plan task only", n)
+	}
+}
+
+// TestTaskCountedTwiceCountsOnce: SQS delivers at least once; a plan, batch or chunk task counted again changes
+// nothing, and no counter passes the plan's. Against the DynamoDB stand-in alone.
+func TestTaskCountedTwiceCountsOnce(t *testing.T) {
+	jobs := &JobStore{Table: newTable(t, nil)}
+	ctx := t.Context()
+	j := newJob(strings.Repeat("cd", 32), nil, LastDays(fixedNow, 2), fixedNow, time.Hour)
+	if err := jobs.create(ctx, j); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.jobs.Get(ctx, j.ID, fixedNow); !api.IsCode(err, api.NotFound) {
-		t.Errorf("Get of a partly visible job: %v, want not found (not written yet)", err)
+	steps := []struct {
+		name string
+		run  func() error
+	}{
+		{"plan: 3 devices, 2 batches", func() error { return jobs.recordPlan(ctx, j.ref(), 3, 2, fixedNow) }},
+		{"plan again (another list)", func() error { return jobs.recordPlan(ctx, j.ref(), 5, 3, fixedNow) }},
+		{"batch 0: device 0 complete, device 1 with 2 chunks", func() error {
+			return jobs.count(ctx, j.ref(), tally{batch: 0, chunks: 2, points: 100, devices: map[int64]outcome{0: {}}}, fixedNow)
+		}},
+		{"batch 1: device 2 with 1 chunk", func() error {
+			return jobs.count(ctx, j.ref(), tally{batch: 1, chunks: 1, points: 50}, fixedNow)
+		}},
+		{"batch 1 again", func() error {
+			return jobs.count(ctx, j.ref(), tally{batch: 1, chunks: 1, points: 50}, fixedNow)
+		}},
+		{"batch 5 (not this job's)", func() error {
+			return jobs.count(ctx, j.ref(), tally{batch: 5, chunks: 9, points: 9}, fixedNow)
+		}},
+		{"device 1 written", func() error {
+			return jobs.count(ctx, j.ref(), tally{batch: -1, devices: map[int64]outcome{1: {done: 2, points: 100}}}, fixedNow)
+		}},
+		{"device 1 again", func() error {
+			return jobs.count(ctx, j.ref(), tally{batch: -1, devices: map[int64]outcome{1: {done: 2, points: 100}}}, fixedNow)
+		}},
+		{"device 2 from a replanned batch: more than planned", func() error {
+			return jobs.count(ctx, j.ref(), tally{batch: -1, devices: map[int64]outcome{2: {done: 3, points: 80}}}, fixedNow)
+		}},
+		{"device 7 (no such index)", func() error {
+			return jobs.count(ctx, j.ref(), tally{batch: -1, devices: map[int64]outcome{7: {done: 1, points: 1}}}, fixedNow)
+		}},
 	}
-	depth := f.queueDepth(t)
-	status, got, _ := f.post(t, "/api/write-missing", `{"devices": ["`+id+`"], "days": 2}`)
-	if status != http.StatusOK || got.ID != j.ID {
-		t.Errorf("POST %d job %q, want 200 and the claim's job %q", status, got.ID, j.ID)
+	for _, st := range steps {
+		if err := st.run(); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
 	}
-	if d := f.queueDepth(t); d != depth {
-		t.Errorf("the POST queued %d tasks, want none", d-depth)
+	got, err := jobs.Get(ctx, j.ID, fixedNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Job{State: StateDone, Devices: 3, DevicesDone: 3, Chunks: 3, ChunksDone: 3, PointsPlanned: 150, PointsWritten: 150}
+	if got.State != want.State || got.Devices != want.Devices || got.DevicesDone != want.DevicesDone || got.Chunks != want.Chunks ||
+		got.ChunksDone != want.ChunksDone || got.ChunksFailed != 0 || got.PointsPlanned != want.PointsPlanned ||
+		got.PointsWritten != want.PointsWritten {
+		t.Errorf("job %+v, want %+v", got, want)
+	}
+}
+
+// TestStoreDownMidRun stops the state table's endpoint: a POST answers 503 JSON with Retry-After and records
+// nothing; stopped again while the job's chunks run, the tasks fail, are retried after their backoff, and the job
+// completes once the endpoint is back, every point written once.
+func TestStoreDownMidRun(t *testing.T) {
+	f := newFixture(t, influxtest.Shared(t), fixtureOpts{instances: 2})
+	id := f.register(t, "storedown")
+	f.storeDown.Store(true)
+	req := httptest.NewRequest("POST", "/api/devices/"+id+"/write-missing", strings.NewReader(`{"days": 2}`))
+	rec := httptest.NewRecorder()
+	f.h.ServeHTTP(rec, req.WithContext(t.Context()))
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" ||
+		!strings.Contains(rec.Body.String(), `"error"`) {
+		t.Errorf("POST with the store down: %d %v %q, want 503 JSON with Retry-After", rec.Code, rec.Header(), rec.Body.String())
+	}
+	if n := f.queueDepth(t); n != 0 {
+		t.Errorf("%d tasks queued with the store down, want none", n)
+	}
+	f.storeDown.Store(false)
+	var once sync.Once
+	f.before = func(int64) { // the first chunk task finds the store gone; it comes back 2 s later
+		once.Do(func() {
+			f.storeDown.Store(true)
+			time.AfterFunc(2*time.Second, func() { f.storeDown.Store(false) })
+		})
+	}
+	status, job, _ := f.post(t, "/api/devices/"+id+"/write-missing", `{"days": 2}`)
+	if status != http.StatusAccepted {
+		t.Fatalf("POST with the store back: %d", status)
+	}
+	job = f.wait(t, job.ID)
+	if job.PointsWritten != 2*1440 || job.DevicesDone != 1 || len(f.errs.get()) == 0 {
+		t.Errorf("job %+v, task errors %v; want 2,880 points written after failed attempts", job, f.errs.get())
+	}
+	if got := f.countFields(t, id, LastDays(fixedNow, 2))["CO2"]; got != 2*1440 {
+		t.Errorf("%d CO2 points, want 2,880", got)
 	}
 }
 
@@ -265,8 +360,11 @@ func TestPostJoinsAPartlyVisibleJob(t *testing.T) {
 // enough chunks it reaches that bound.
 func TestInFlightBound(t *testing.T) {
 	f := newFixture(t, influxtest.Shared(t), fixtureOpts{instances: 2, chunkMinutes: 120})
-	id := f.register(t, "bound")
-	status, job, _ := f.post(t, "/api/devices/"+id+"/write-missing", `{"days": 1}`)
+	var ids []string
+	for i := 0; i < 4; i++ {
+		ids = append(ids, `"`+f.register(t, "bound")+`"`)
+	}
+	status, job, _ := f.post(t, "/api/write-missing", `{"days": 1, "devices": [`+strings.Join(ids, ",")+`]}`)
 	if status != http.StatusAccepted {
 		t.Fatalf("POST %d", status)
 	}
@@ -275,8 +373,8 @@ func TestInFlightBound(t *testing.T) {
 	if most != 2 {
 		t.Errorf("at most %d tasks ran at once, want exactly the bound 2 (%d tasks, %d chunks)", most, n, job.Chunks)
 	}
-	if job.Chunks < 12 {
-		t.Errorf("%d chunks, want at least 12 (2-hour chunks over a day)", job.Chunks)
+	if job.Chunks < 4*12 {
+		t.Errorf("%d chunks, want at least 48 (2-hour chunks over a day, 4 devices)", job.Chunks)
 	}
 }
 

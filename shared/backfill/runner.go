@@ -3,7 +3,6 @@ package backfill
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"strconv"
 	"time"
@@ -146,8 +145,8 @@ func (r *Runner) plan(ctx context.Context, t Task) error {
 		part := ids[b*size : min(len(ids), (b+1)*size)]
 		tasks = append(tasks, Task{Kind: KindBatch, Job: t.Job, Devices: part, Batch: b, First: b * size})
 	}
-	if err := r.Jobs.recordDevices(ctx, t.Job, len(ids), len(tasks)); err != nil {
-		return influxErr(err)
+	if err := r.Jobs.recordPlan(ctx, t.Job, len(ids), len(tasks), r.now()); err != nil {
+		return err
 	}
 	if err := r.Queue.Send(ctx, tasks); err != nil {
 		return err
@@ -157,108 +156,91 @@ func (r *Runner) plan(ctx context.Context, t Task) error {
 	return nil
 }
 
-// batch plans its devices with one query and fans the chunks out.
+// batch plans its devices with one query, counts the plan, then fans the chunks out (counted first: a chunk never
+// counts before the plan it belongs to). A device's chunks travel in one task, which counts the device once.
 func (r *Runner) batch(ctx context.Context, t Task) error {
-	now := r.now()
-	var plans []DevicePlan
-	if now.Before(t.Job.Deadline) {
-		var err error
-		plans, err = r.Planner.PlanDevices(ctx, t.Devices, t.Job.Window, r.ChunkMinutes)
-		if err != nil {
-			return influxErr(err)
-		}
+	if !r.now().Before(t.Job.Deadline) {
+		return nil // the job has failed: leave the batch uncounted
 	}
-	budget := r.TaskMinutes
+	plans, err := r.Planner.PlanDevices(ctx, t.Devices, t.Job.Window, r.ChunkMinutes)
+	if err != nil {
+		return influxErr(err)
+	}
+	budget := int64(r.TaskMinutes)
 	if budget <= 0 {
 		budget = DefaultTaskMinutes
 	}
 	var tasks []Task
-	var points, taskMinutes int64
-	complete, chunks := 0, 0
+	var taskMinutes int64
+	tl := tally{batch: int64(t.Batch), devices: map[int64]outcome{}}
 	for i, p := range plans {
+		dev := int64(t.First + i)
+		tl.points += p.Missing
+		tl.chunks += int64(len(p.Windows))
 		if len(p.Windows) == 0 {
-			complete++
-		}
-		points += p.Missing
-		for c, w := range p.Windows {
-			n := len(tasks)
-			if n == 0 || taskMinutes >= int64(budget) || len(tasks[n-1].Chunks) == MaxBatchDevices {
-				tasks = append(tasks, Task{Kind: KindChunk, Job: t.Job})
-				n, taskMinutes = n+1, 0
-			}
-			tasks[n-1].Chunks = append(tasks[n-1].Chunks, ChunkRef{DeviceID: p.DeviceID, Window: w,
-				Seq: int64(t.First+i)*seqPerDevice + int64(c), Of: len(p.Windows)})
-			taskMinutes += w.Minutes()
-			chunks++
-		}
-	}
-	if err := r.Queue.Send(ctx, tasks); err != nil {
-		return err
-	}
-	if err := r.Jobs.recordBatch(ctx, t.Job, t.Batch, len(t.Devices), complete, chunks, points, r.now()); err != nil {
-		return influxErr(err)
-	}
-	return nil
-}
-
-// chunk writes its chunks' gaps, or records a chunk as failed when the job's deadline has passed (what is still
-// missing stays missing: asking again plans it). One query finds every chunk's exact gaps and the worker writes them
-// all in shared batches (Worker.HandleAll). The outcomes are recorded in one write, also when the writes fail (the
-// task then runs again; writes are idempotent).
-func (r *Runner) chunk(ctx context.Context, t Task) error {
-	var outs []chunkOutcome
-	var todo []ChunkRef
-	for _, ref := range t.Chunks {
-		if !r.now().Before(t.Job.Deadline) {
-			api.Logger(ctx).WarnContext(ctx, "chunk past its job's deadline: recorded as failed", slog.String("jobId", t.Job.ID),
-				slog.String("deviceId", ref.DeviceID))
-			outs = append(outs, chunkOutcome{ref: ref, failed: true})
+			tl.devices[dev] = outcome{} // nothing missing: done
 			continue
 		}
-		todo = append(todo, ref)
-	}
-	written, failure := r.writeChunks(ctx, todo)
-	for i, ref := range todo {
-		switch {
-		case api.IsCode(failure, api.Invalid):
-			outs = append(outs, chunkOutcome{ref: ref, failed: true}) // cannot succeed on a retry
-		case failure == nil:
-			outs = append(outs, chunkOutcome{ref: ref, points: written[i]})
+		if n := len(tasks); n == 0 || taskMinutes >= budget || len(tasks[n-1].Chunks)+len(p.Windows) > MaxBatchDevices {
+			tasks, taskMinutes = append(tasks, Task{Kind: KindChunk, Job: t.Job}), 0
+		}
+		for c, w := range p.Windows {
+			ref := ChunkRef{DeviceID: p.DeviceID, Window: w, Seq: dev*seqPerDevice + int64(c), Of: len(p.Windows)}
+			if c == 0 {
+				ref.Missing = p.Missing
+			}
+			tasks[len(tasks)-1].Chunks = append(tasks[len(tasks)-1].Chunks, ref)
+			taskMinutes += w.Minutes()
 		}
 	}
-	if api.IsCode(failure, api.Invalid) {
-		failure = nil
+	if err := r.Jobs.count(ctx, t.Job, tl, r.now()); err != nil {
+		return err
 	}
-	if err := r.Jobs.recordChunks(ctx, t.Job, outs, r.now()); err != nil {
-		return errors.Join(failure, influxErr(err))
-	}
-	return failure
+	return r.Queue.Send(ctx, tasks)
 }
 
-// writeChunks finds the exact gaps of the chunks' windows (one query) and writes them; it returns the points
-// written per chunk.
-func (r *Runner) writeChunks(ctx context.Context, refs []ChunkRef) ([]int64, error) {
-	if len(refs) == 0 {
-		return nil, nil
+// chunk writes its chunks' gaps, or counts them failed when the job's deadline has passed (what is still missing
+// stays missing: asking again plans it). One query finds every chunk's exact gaps and the worker writes them all in
+// shared batches (Worker.HandleAll). A transient failure counts nothing: the task runs again (writes are
+// idempotent); one that cannot succeed (invalid) counts the chunks failed. A device written counts the points its
+// plan found missing (an attempt after a partial one finds fewer gaps, its own points among them).
+func (r *Runner) chunk(ctx context.Context, t Task) error {
+	var err error = api.Errorf(api.Invalid, "past the job's deadline")
+	if r.now().Before(t.Job.Deadline) {
+		err = r.writeChunks(ctx, t.Chunks)
+	} else {
+		api.Logger(ctx).WarnContext(ctx, "chunks past their job's deadline: counted failed", slog.String("jobId", t.Job.ID),
+			slog.String("deviceId", t.Chunks[0].DeviceID))
 	}
+	if err != nil && !api.IsCode(err, api.Invalid) {
+		return err
+	}
+	tl := tally{batch: -1, devices: map[int64]outcome{}}
+	for _, ref := range t.Chunks {
+		o := tl.devices[ref.device()]
+		if err != nil {
+			o.failed++
+		} else {
+			o.done, o.points = o.done+1, o.points+ref.Missing
+		}
+		tl.devices[ref.device()] = o
+	}
+	return r.Jobs.count(ctx, t.Job, tl, r.now())
+}
+
+// writeChunks finds the exact gaps of the chunks' windows (one query) and writes them.
+func (r *Runner) writeChunks(ctx context.Context, refs []ChunkRef) error {
 	spans := make([]span, len(refs))
 	for i, ref := range refs {
 		spans[i] = span{ref.DeviceID, ref.window()}
 	}
 	planned, err := r.Planner.chunksOf(ctx, spans, r.ChunkMinutes)
 	if err != nil {
-		return nil, influxErr(err)
+		return influxErr(err)
 	}
-	points := make([]int64, len(refs))
 	var all []Chunk
-	for i, cs := range planned {
-		for _, c := range cs {
-			points[i] += c.Minutes()
-		}
+	for _, cs := range planned {
 		all = append(all, cs...)
 	}
-	if err := r.Worker.HandleAll(ctx, all); err != nil {
-		return nil, err
-	}
-	return points, nil
+	return r.Worker.HandleAll(ctx, all)
 }

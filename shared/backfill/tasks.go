@@ -17,15 +17,12 @@ const (
 
 // JobRef is what every task of a job carries about it.
 type JobRef struct {
-	ID      string    `json:"id"`
-	Created time.Time `json:"created"`
+	ID string `json:"id"`
 	Window
 	Deadline time.Time `json:"deadline"`
 }
 
-func (j Job) ref() JobRef {
-	return JobRef{ID: j.ID, Created: j.CreatedAt, Window: j.Window, Deadline: j.Deadline}
-}
+func (j Job) ref() JobRef { return JobRef{ID: j.ID, Window: j.Window, Deadline: j.Deadline} }
 
 // Task is one SQS message body.
 type Task struct {
@@ -35,7 +32,7 @@ type Task struct {
 	All     bool     `json:"all,omitempty"`
 	Devices []string `json:"devices,omitempty"`
 	Batch   int      `json:"batch,omitempty"`
-	// First is the job-wide index of the batch's first device (chunk record times derive from it).
+	// First is the job-wide index of the batch's first device (a device's index numbers its chunks).
 	First int `json:"first,omitempty"`
 	// chunk: the chunks the task writes, one after the other (several devices' chunks share a task, so a fleet's
 	// backfill is a few hundred messages and invocations, not one per device and day).
@@ -43,13 +40,18 @@ type Task struct {
 }
 
 // ChunkRef is one chunk of a chunk task: the device, the window (Unix minutes, inside the job's window), its
-// number among the job's records and how many chunks the device has.
+// number in the job (device index × seqPerDevice + the chunk's number) and how many chunks the device has.
 type ChunkRef struct {
 	DeviceID string `json:"deviceId"`
 	Window   Range  `json:"window"`
 	Seq      int64  `json:"seq"`
 	Of       int    `json:"of"`
+	// Missing is the points the plan found missing for the device (on its first chunk only).
+	Missing int64 `json:"missing,omitempty"`
 }
+
+// device is the index of the chunk's device in the job's device list (the job counts each device once).
+func (c ChunkRef) device() int64 { return c.Seq / seqPerDevice }
 
 func (c ChunkRef) window() Window {
 	return Window{From: time.Unix(c.Window[0]*60, 0).UTC(), To: time.Unix(c.Window[1]*60, 0).UTC()}
@@ -68,10 +70,8 @@ func (t Task) Validate() error {
 	if err := CheckJobID(t.Job.ID); err != nil {
 		return err
 	}
-	created, _ := jobCreated(t.Job.ID)
 	j := t.Job
-	if !created.Equal(j.Created) || !j.From.Before(j.To) || j.Minutes() > MaxChunkMinutes ||
-		j.Deadline.Before(j.Created) {
+	if !j.From.Before(j.To) || j.Minutes() > MaxChunkMinutes || j.Deadline.Before(j.To) {
 		return api.InvalidParam("job", "task carries an inconsistent job")
 	}
 	switch t.Kind {
@@ -99,7 +99,8 @@ func (t Task) Validate() error {
 			if c.Window[0] < from || c.Window[1] > to || c.Window[1] <= c.Window[0] {
 				return api.InvalidParam("window", "chunk window outside its job's window")
 			}
-			if c.Of < 1 || c.Of > seqPerDevice || c.Seq < 0 || c.Seq > int64(1<<31)*seqPerDevice {
+			if c.Of < 1 || c.Of > seqPerDevice || c.Seq < 0 || c.Seq > int64(1<<31)*seqPerDevice || c.Missing < 0 ||
+				c.Missing > MaxChunkMinutes {
 				return api.InvalidParam("seq", "bad chunk numbering")
 			}
 		}
