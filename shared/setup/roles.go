@@ -22,8 +22,6 @@ const (
 	DataBucket        = "data"
 	RegistryBucket    = "registry"
 	DownsampledBucket = "downsampled"
-	// Labels is not a bucket: the organization's labels (write-missing job claims, shared/backfill).
-	Labels = "labels"
 )
 
 // Grant is one action on one bucket kind.
@@ -50,13 +48,12 @@ var Roles = []Role{
 	{"registry-read", []Grant{read(RegistryBucket), read(DataBucket)}},
 	// dashboard data and gauges: raw and hourly data, and the registry to know the device
 	{"query", []Grant{read(DataBucket), read(DownsampledBucket), read(RegistryBucket)}},
-	// write-missing jobs and coverage: the data's gaps, the registry's devices, the job records (registry bucket)
-	// and the job claims (labels)
-	{"planner", []Grant{read(DataBucket), read(RegistryBucket), write(RegistryBucket), read(Labels), write(Labels)}},
+	// write-missing jobs and coverage: the data's gaps and the registry's devices (jobs live in the state table)
+	{"planner", []Grant{read(DataBucket), read(RegistryBucket)}},
 	// the backfill worker: plans jobs (the registry's devices, the data's hourly counts), writes minutes and their
-	// hourly aggregates (and reads back partly written hours), and records progress (registry bucket)
+	// hourly aggregates (and reads back partly written hours); progress goes to the state table
 	{"worker", []Grant{read(DataBucket), write(DataBucket), read(DownsampledBucket), write(DownsampledBucket),
-		read(RegistryBucket), write(RegistryBucket)}},
+		read(RegistryBucket)}},
 	// the write gateway: devices' points into the data bucket, credentials checked against the registry
 	{"gateway", []Grant{write(DataBucket), read(RegistryBucket)}},
 }
@@ -132,11 +129,6 @@ func wantGrants(r Role, orgID string, ids map[string]string) ([]string, []map[st
 	perms := []map[string]any{{"action": "read", "resource": map[string]string{"type": "orgs", "id": orgID}}}
 	keys := []string{"read orgs " + orgID}
 	for _, g := range r.Grants {
-		if g.Bucket == Labels {
-			perms = append(perms, map[string]any{"action": g.Action, "resource": map[string]string{"type": "labels", "orgID": orgID}})
-			keys = append(keys, g.Action+" labels ")
-			continue
-		}
 		id := ids[g.Bucket]
 		if id == "" {
 			return nil, nil, fmt.Errorf("setup: role %s: no %s bucket", r.Name, g.Bucket)
