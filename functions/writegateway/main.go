@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"time"
 
 	"github.com/iot-center/iot-center-serverless/shared/api"
@@ -11,24 +12,37 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/lambdaapp"
 	"github.com/iot-center/iot-center-serverless/shared/metrics"
 	"github.com/iot-center/iot-center-serverless/shared/schema"
+	"github.com/iot-center/iot-center-serverless/shared/store"
 )
 
-func main() { lambdaapp.StartHTTP(handler(lambdaapp.Init())) }
+func main() {
+	d := lambdaapp.Init()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	t, err := store.FromEnv(ctx, d.Getenv)
+	if err != nil {
+		api.Exit("invalid configuration", err)
+	}
+	lambdaapp.StartHTTP(handler(d, t))
+}
 
-// handler is the function's routes (wiring_test.go compares them with template.yaml).
-func handler(d lambdaapp.Deps) *api.Mux {
+// handler is the function's routes (wiring_test.go compares them with template.yaml); t holds the series budgets.
+func handler(d lambdaapp.Deps, t *store.Table) *api.Mux {
 	env := d.Env()
 	o := gateway.Options{
-		Org:          d.Config.Org,
-		Bucket:       d.Config.Bucket,
-		Retention:    time.Duration(env.Int("DATA_RETENTION_DAYS", 30, 1, 100_000)) * 24 * time.Hour,
-		AuthCacheTTL: env.Duration("WRITE_AUTH_CACHE_TTL", 30*time.Second, time.Second, gateway.MaxAuthCacheTTL),
-		Rate:         env.Float("WRITE_RATE", 10, -1, 1e6),
-		Burst:        env.Int("WRITE_BURST", 50, 1, 1e6),
-		MaxPoints:    env.Int("WRITE_MAX_POINTS", gateway.DefaultMaxPoints, 1, 100_000),
-		PointRate:    env.Float("WRITE_POINT_RATE", gateway.DefaultPointRate, -1, 1e7),
-		PointBurst:   env.Int("WRITE_POINT_BURST", 3*gateway.DefaultMaxPoints, 1, 1e8),
-		Metrics:      metrics.Stdout,
+		Org:               d.Config.Org,
+		Bucket:            d.Config.Bucket,
+		Retention:         time.Duration(env.Int("DATA_RETENTION_DAYS", 30, 1, 100_000)) * 24 * time.Hour,
+		AuthCacheTTL:      env.Duration("WRITE_AUTH_CACHE_TTL", 30*time.Second, time.Second, gateway.MaxAuthCacheTTL),
+		Rate:              env.Float("WRITE_RATE", 10, -1, 1e6),
+		Burst:             env.Int("WRITE_BURST", 50, 1, 1e6),
+		MaxPoints:         env.Int("WRITE_MAX_POINTS", gateway.DefaultMaxPoints, 1, 100_000),
+		PointRate:         env.Float("WRITE_POINT_RATE", gateway.DefaultPointRate, -1, 1e7),
+		PointBurst:        env.Int("WRITE_POINT_BURST", 3*gateway.DefaultMaxPoints, 1, 1e8),
+		Metrics:           metrics.Stdout,
+		Series:            t,
+		SeriesBudget:      env.Int("WRITE_SERIES_BUDGET", gateway.DefaultSeriesBudget, 1, 100_000),
+		FleetSeriesBudget: int64(env.Int("WRITE_FLEET_SERIES_BUDGET", gateway.DefaultFleetSeriesBudget, 1, 1_000_000_000)),
 	}
 	lambdaapp.Check(env)
 	s, err := schema.Load(d.Getenv(schema.EnvExtension))

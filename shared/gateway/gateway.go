@@ -22,6 +22,7 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/influx"
 	"github.com/iot-center/iot-center-serverless/shared/metrics"
 	"github.com/iot-center/iot-center-serverless/shared/schema"
+	"github.com/iot-center/iot-center-serverless/shared/store"
 )
 
 // Route is the gateway's route, as declared in template.yaml.
@@ -59,6 +60,12 @@ type Options struct {
 	PointBurst int
 	// MaxPoints caps the points of one request (default DefaultMaxPoints).
 	MaxPoints int
+	// Series is the state table holding each device's tag sets; nil: no series budgets. SeriesBudget is the
+	// budget of tag sets per device and measurement (default DefaultSeriesBudget; a device's own item may set
+	// another), FleetSeriesBudget that of every device together (default DefaultFleetSeriesBudget).
+	Series            *store.Table
+	SeriesBudget      int
+	FleetSeriesBudget int64
 	// MaxBody and MaxDecodedBody cap the body as sent and decompressed (defaults MaxBody, and MaxPoints times the
 	// longest line the schema allows, at most MaxDecodedBody).
 	MaxBody, MaxDecodedBody int64
@@ -76,6 +83,7 @@ type Gateway struct {
 	cache  *authCache
 	limit  *limiter // requests per device
 	points *limiter // points per device
+	book   *book    // series budgets (nil: none)
 
 	retMu     sync.Mutex
 	retention *time.Duration // read once, then cached
@@ -112,10 +120,21 @@ func New(auth Authenticator, store Store, o Options) (*Gateway, error) {
 	if o.MaxDecodedBody <= 0 {
 		o.MaxDecodedBody = min(MaxDecodedBody, int64(o.MaxPoints)*int64(r.maxLine))
 	}
-	return &Gateway{auth: auth, store: store, o: o, rules: r,
+	g := &Gateway{auth: auth, store: store, o: o, rules: r,
 		cache:  newAuthCache(o.AuthCacheTTL, 100_000, o.Now),
 		limit:  newLimiter(o.Rate, o.Burst, 100_000, o.Now),
-		points: newLimiter(o.PointRate, o.PointBurst, 100_000, o.Now)}, nil
+		points: newLimiter(o.PointRate, o.PointBurst, 100_000, o.Now)}
+	if o.Series != nil {
+		if o.SeriesBudget <= 0 {
+			o.SeriesBudget = DefaultSeriesBudget
+		}
+		if o.FleetSeriesBudget <= 0 {
+			o.FleetSeriesBudget = DefaultFleetSeriesBudget
+		}
+		g.o = o
+		g.book = newBook(o.Series, o.SeriesBudget, o.FleetSeriesBudget, o.AuthCacheTTL, o.Now)
+	}
+	return g, nil
 }
 
 // Per-request and per-device point limits (the InfluxDB client libraries write batches of 5,000 by default).
@@ -217,13 +236,20 @@ func (g *Gateway) write(w http.ResponseWriter, r *http.Request, dev string, now 
 	if ret > 0 {
 		b.oldest = now.Add(-ret)
 	}
-	c := checker{rules: g.rules, b: b, maxPoints: g.o.MaxPoints}
+	c := checker{rules: g.rules, b: b, maxPoints: g.o.MaxPoints, countSeries: g.book != nil}
 	lp, n, err := c.check(body)
 	if err != nil {
 		return 0, err
 	}
 	if n == 0 {
 		return 0, api.Errorf(api.Invalid, "writing requires points")
+	}
+	if g.book != nil {
+		// before the write: a tag set beyond a budget refuses the request whole. Tag sets recorded for a request
+		// that then fails still count (the device sends the same points again).
+		if err := g.book.admit(ctx, dev, c.seriesIDs()); err != nil {
+			return 0, err
+		}
 	}
 	// counted once the points are known to be valid: a refused body costs the device nothing
 	if ok, wait := g.points.take(dev, float64(n)); !ok {

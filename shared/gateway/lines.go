@@ -131,6 +131,32 @@ type checker struct {
 	// lastOK is each tag's last accepted value: a device repeats its tag values on every line, so most lines
 	// compare bytes instead of matching the pattern again.
 	lastOK [][]byte
+	// series collects the request's distinct tag sets when countSeries is set (the series budget reads them).
+	countSeries bool
+	series      map[seriesID]struct{}
+	last        seriesID
+}
+
+// seriesIDs returns the request's distinct tag sets.
+func (c *checker) seriesIDs() []seriesID {
+	out := make([]seriesID, 0, len(c.series))
+	for id := range c.series {
+		out = append(out, id)
+	}
+	return out
+}
+
+// addSeries records the current line's tag set (most lines repeat the previous one's).
+func (c *checker) addSeries(mr *measurementRules) {
+	id := seriesID{m: mr, hash: tagSetHash(c.tags)}
+	if id == c.last && c.series != nil {
+		return
+	}
+	if c.series == nil {
+		c.series = map[seriesID]struct{}{}
+	}
+	c.series[id] = struct{}{}
+	c.last = id
 }
 
 // check parses every line of body, refuses the whole body at the first line that breaks the schema, and returns the
@@ -205,6 +231,9 @@ func (c *checker) line(dec *lineprotocol.Decoder) error {
 	}
 	if err := c.readTags(dec, mr); err != nil {
 		return err
+	}
+	if c.countSeries {
+		c.addSeries(mr)
 	}
 	c.enc.StartLine(mr.name)
 	for _, t := range c.tags {
