@@ -18,6 +18,7 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/config"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
 	"github.com/iot-center/iot-center-serverless/shared/registry"
+	"github.com/iot-center/iot-center-serverless/shared/store"
 )
 
 func TestMain(m *testing.M) { os.Exit(influxtest.Main(m)) }
@@ -27,6 +28,7 @@ type apiServer struct {
 	*httptest.Server
 	cfg     config.Config
 	admin   *influx.Client
+	table   *store.Table
 	mu      sync.Mutex
 	bearers []string
 }
@@ -34,12 +36,12 @@ type apiServer struct {
 func newAPI(t *testing.T) *apiServer {
 	t.Helper()
 	srv := influxtest.Shared(t)
-	a := &apiServer{admin: srv.Client(t)}
+	a := &apiServer{admin: srv.Client(t), table: influxtest.StateTable(t)}
 	a.cfg = srv.Config(srv.NewBucket(t, "vddata"), srv.NewBucket(t, "vdreg"))
 	a.cfg.MaxDevices = 100
 	// the operator's decision for every request: these tests are about the device client, not the authorizer
 	// (shared/authz tests the decisions; localapi_test runs the client against the real one)
-	h := api.Handler(authztest.Operator(registry.NewHandlers(registry.New(a.admin, a.cfg)).Mux()))
+	h := api.Handler(authztest.Operator(registry.NewHandlers(registry.New(a.admin, a.cfg, a.table)).Mux()))
 	a.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/api/env/") {
 			a.mu.Lock()
@@ -92,7 +94,7 @@ func TestVirtualDeviceWritesWithItsOwnToken(t *testing.T) {
 	if len(bearers) < 2 {
 		t.Fatalf("configuration read %d times, want the first read and at least one refresh", len(bearers))
 	}
-	reg := registry.New(a.admin, a.cfg)
+	reg := registry.New(a.admin, a.cfg, a.table)
 	dev, err := reg.Get(ctx, id)
 	if err != nil {
 		t.Fatal(err)
@@ -122,7 +124,7 @@ func TestVirtualDevicePicksUpRotatedToken(t *testing.T) {
 		written, err = run(ctx, options{API: a.URL, ID: id, Interval: 50 * time.Millisecond, Refresh: time.Hour, Count: 20}, quiet())
 		done <- err
 	}()
-	reg := registry.New(a.admin, a.cfg)
+	reg := registry.New(a.admin, a.cfg, a.table)
 	var before registry.Device
 	for i := 0; i < 200; i++ { // wait (bounded) for the registration
 		d, err := reg.Get(ctx, id)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/iot-center/iot-center-serverless/internal/influxtest"
 	"github.com/iot-center/iot-center-serverless/internal/lambdatest"
+	"github.com/iot-center/iot-center-serverless/internal/testenv"
 	"github.com/iot-center/iot-center-serverless/shared/registry"
 )
 
@@ -59,6 +60,7 @@ func TestAuthorizerBootstrap(t *testing.T) {
 	env := []string{"INFLUX_URL=" + srv.URL, "INFLUX_ORG=" + srv.Org, "INFLUX_TOKEN=" + srv.Token,
 		"INFLUX_BUCKET=" + data, "INFLUX_BUCKET_AUTH=" + reg, "IOT_OPERATOR_KEY=" + op, "IOT_DEVICE_KEY=" + prov,
 		"DEVICE_AUTH=key", "METRICS_NAMESPACE=IoTCenterTest", "AWS_LAMBDA_LOG_FORMAT=JSON"}
+	env = append(env, testenv.StartDynamo(t).Env()...)
 	e := start(t, ".", env)
 	newID := "boot-" + influxtest.RandomID(4)
 	tests := []struct {

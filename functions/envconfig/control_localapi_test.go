@@ -11,7 +11,6 @@ import (
 	"github.com/iot-center/iot-center-serverless/internal/influxtest"
 	"github.com/iot-center/iot-center-serverless/internal/localapitest"
 	"github.com/iot-center/iot-center-serverless/internal/testenv"
-	"github.com/iot-center/iot-center-serverless/shared/config"
 	"github.com/iot-center/iot-center-serverless/shared/registry"
 )
 
@@ -43,7 +42,8 @@ func revokeAtEnd(t *testing.T, srv *influxtest.Server, ids ...string) {
 
 // The control plane through the local API (`make run`: the template's routes, the real authorizer and function
 // bootstraps under the emulator): 3 ids × 20 racing provisioning calls give exactly one credential per id and no
-// 5xx; a key in the URL is refused; a removed registry bucket gives 5xx on list and env and revokes nothing.
+// 5xx; a key in the URL is refused; with the state table's endpoint stopped, list, env and delete answer 503 JSON
+// with Retry-After and nothing is created or revoked in InfluxDB.
 func TestControlPlaneThroughLocalAPI(t *testing.T) {
 	srv := influxtest.Shared(t)
 	l := localapitest.Start(t, srv, localapitest.Options{PoolFor: "EnvConfigFunction=3,AuthorizerFunction=3"})
@@ -74,8 +74,9 @@ func TestControlPlaneThroughLocalAPI(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if tokens != 1 || len(as) != 1 {
-			t.Errorf("%s: %d callers got a credential, %d authorizations; want 1 and 1", id, tokens, len(as))
+		// gateway mode (the template's default): the credential is no InfluxDB authorization
+		if tokens != 1 || len(as) != 0 {
+			t.Errorf("%s: %d callers got a credential, %d authorizations; want 1 and 0", id, tokens, len(as))
 		}
 	}
 	t.Logf("local API: %d ids × %d provisioning calls: answers %v in %s", len(ids), perID, codes, took.Round(time.Millisecond))
@@ -92,17 +93,14 @@ func TestControlPlaneThroughLocalAPI(t *testing.T) {
 		t.Errorf("?key= registered the device: %d authorizations", len(as))
 	}
 
-	// the registry bucket removed: 5xx, nothing registered or revoked (recreated afterwards for later tests)
-	t.Cleanup(func() { _, _, _ = admin.EnsureBucket(context.Background(), config.DefaultBucketAuth, 0) })
+	// the state table's endpoint stopped: 503 with Retry-After, nothing registered or revoked
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	before, err := admin.ListAuthorizations(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := admin.DeleteBucket(ctx, config.DefaultBucketAuth); err != nil {
-		t.Fatal(err)
-	}
+	l.Dynamo.Stop()
 	fresh := "lfc-" + influxtest.RandomID(3)
 	revokeAtEnd(t, srv, fresh)
 	for _, c := range []struct{ method, path, key string }{
@@ -112,8 +110,13 @@ func TestControlPlaneThroughLocalAPI(t *testing.T) {
 		{"GET", "/api/env/" + fresh, l.OperatorKey},
 		{"DELETE", "/api/devices/" + ids[1], l.OperatorKey},
 	} {
-		if a := lapiCall(t, l, c.method, c.path, c.key); a.code < 500 || strings.Contains(a.body, "influx_token") {
-			t.Errorf("%s %s with the registry bucket gone: got %d %s, want 5xx", c.method, c.path, a.code, a.body)
+		ans, err := l.Send(c.method, c.path, c.key, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ans.Status != http.StatusServiceUnavailable || ans.Header.Get("Retry-After") == "" || !json.Valid(ans.Body) ||
+			strings.Contains(string(ans.Body), "influx_token") {
+			t.Errorf("%s %s with the store stopped: got %d %s, want 503 JSON with Retry-After", c.method, c.path, ans.Status, ans.Body)
 		}
 	}
 	after, err := admin.ListAuthorizations(ctx)
@@ -121,6 +124,6 @@ func TestControlPlaneThroughLocalAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(after) != len(before) {
-		t.Errorf("authorizations: %d before, %d after the registry bucket went missing; want nothing revoked or created", len(before), len(after))
+		t.Errorf("authorizations: %d before, %d after the store stopped; want nothing revoked or created", len(before), len(after))
 	}
 }

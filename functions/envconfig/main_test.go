@@ -78,6 +78,7 @@ func TestEnvThroughEmulatorsRegistersOnce(t *testing.T) {
 		// direct mode: every operator caller gets the one token (gateway credentials go to their creator only,
 		// tested in shared/authz)
 		"DEVICE_WRITES=direct"}
+	env = append(env, testenv.StartDynamo(t).Env()...)
 	const instances, rounds = 4, 3
 	ems := startEmulators(t, instances, env)
 	admin := srv.Client(t)

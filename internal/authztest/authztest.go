@@ -20,7 +20,7 @@ func As(c api.Caller, h http.Handler) http.Handler {
 
 // Operator serves h as the operator (no deletion count: registrations skip that check).
 func Operator(h http.Handler) http.Handler {
-	return As(api.Caller{Role: api.RoleOperator, Deletions: -1}, h)
+	return As(api.Caller{Role: api.RoleOperator, Generation: -1}, h)
 }
 
 // Routes are the template's routes with a {deviceId} (what Front matches requests against).

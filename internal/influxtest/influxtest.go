@@ -47,6 +47,7 @@ var (
 // Use it from TestMain: os.Exit(influxtest.Main(m)).
 func Main(m *testing.M) int {
 	code := m.Run()
+	stopDynamo()
 	if shared != nil && !shared.external {
 		shared.stop()
 		_ = os.RemoveAll(shared.dir)

@@ -18,6 +18,7 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/config"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
 	"github.com/iot-center/iot-center-serverless/shared/lambdaapp"
+	"github.com/iot-center/iot-center-serverless/shared/store"
 )
 
 // Patterned is a handler that can list its mux patterns (api.Mux, ui.Handler).
@@ -162,5 +163,10 @@ func Deps(env map[string]string) lambdaapp.Deps {
 	cfg := config.Config{InfluxURL: "http://127.0.0.1:9", Org: "org", Bucket: "iot_center", BucketAuth: "iot_center_auth",
 		BucketDownsampled: "iot_center_1h", MaxDevices: 1000}
 	return lambdaapp.Deps{Config: cfg, Influx: influx.New(cfg.InfluxURL, "", cfg.Org, influx.Options{}),
-		Getenv: func(k string) string { return env[k] }}
+		Getenv: func(k string) string {
+			if v, ok := env[k]; ok || k != store.EnvTable {
+				return v
+			}
+			return "state" // a table name: wiring builds its client, never calls it
+		}}
 }

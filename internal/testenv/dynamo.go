@@ -131,6 +131,12 @@ type Dynamo struct {
 	Table *store.Table
 }
 
+// Env is what a function process needs to use the table: its endpoint and name, a region and fake credentials.
+func (d *Dynamo) Env() []string {
+	return []string{"AWS_ENDPOINT_URL_DYNAMODB=" + d.URL, store.EnvTable + "=" + d.Table.Name, "AWS_REGION=eu-west-1",
+		"AWS_ACCESS_KEY_ID=testing", "AWS_SECRET_ACCESS_KEY=testing", "AWS_EC2_METADATA_DISABLED=true"}
+}
+
 // StartDynamo launches the DynamoDB stand-in with the template's state table for this test (stopped at its end),
 // and points the test's environment at it (AWS_ENDPOINT_URL_DYNAMODB, STATE_TABLE, fake credentials, a region),
 // so functions started by the test find it too.

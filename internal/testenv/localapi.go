@@ -24,6 +24,7 @@ type LocalAPIOptions struct {
 	InfluxURL, InfluxToken, InfluxOrg string
 	OperatorKey, DeviceKey            string   // default: random keys
 	Args                              []string // more flags (-pool, -pool-for, -parameter-overrides, ...)
+	Env                               []string // more environment variables (KEY=value), after the process's
 	ReadyWithin                       time.Duration
 }
 
@@ -83,6 +84,7 @@ func StartLocalAPI(o LocalAPIOptions) (*LocalAPI, error) {
 	}
 	cmd.Env = append(cmd.Env, "INFLUX_URL="+o.InfluxURL, "INFLUX_TOKEN="+o.InfluxToken, "INFLUX_ORG="+o.InfluxOrg,
 		"IOT_OPERATOR_KEY="+a.OperatorKey, "IOT_DEVICE_KEY="+a.DeviceKey)
+	cmd.Env = append(cmd.Env, o.Env...)
 	cmd.Stdout, cmd.Stderr = a.Logs, a.Logs
 	// SIGTERM if the test binary dies: the local API then stops the emulators it started
 	if a.proc, err = Start(cmd, syscall.SIGTERM); err != nil {

@@ -27,20 +27,20 @@ const (
 
 // Caller is the authorizer's decision as a function receives it. Functions act on it and never decide again: the
 // role says what the caller may do, CredentialID which registry record (credential) a device was matched
-// against, Deletions how many times the device had been deleted when the request was authorized (a registration
-// checks it so no request authorized before a delete registers the device again). It never holds a secret.
+// against, Generation the device item's generation when the request was authorized (a registration checks it so
+// no request authorized before a delete registers the device again). It never holds a secret.
 type Caller struct {
 	Role         string
 	DeviceID     string
 	CredentialID string
-	Deletions    int // -1: not read by the authorizer (routes that cannot register)
+	Generation   int64 // -1: not read by the authorizer (routes that cannot register)
 	Refuse       string
 }
 
 // Context is the caller as the authorizer's simple-response context (strings only: API Gateway passes strings,
 // numbers and booleans, and a number would come back as a float).
 func (c Caller) Context() map[string]any {
-	m := map[string]any{"role": c.Role, "deletions": strconv.Itoa(c.Deletions)}
+	m := map[string]any{"role": c.Role, "generation": strconv.FormatInt(c.Generation, 10)}
 	if c.DeviceID != "" {
 		m["deviceId"] = c.DeviceID
 	}
@@ -60,9 +60,9 @@ func CallerFromContext(m map[string]any) Caller {
 		v, _ := m[k].(string)
 		return v
 	}
-	c := Caller{Role: s("role"), DeviceID: s("deviceId"), CredentialID: s("credentialId"), Refuse: s("refuse"), Deletions: -1}
-	if n, err := strconv.Atoi(s("deletions")); err == nil && n >= 0 {
-		c.Deletions = n
+	c := Caller{Role: s("role"), DeviceID: s("deviceId"), CredentialID: s("credentialId"), Refuse: s("refuse"), Generation: -1}
+	if n, err := strconv.ParseInt(s("generation"), 10, 64); err == nil && n >= 0 {
+		c.Generation = n
 	}
 	return c
 }
@@ -79,7 +79,7 @@ func CallerOf(ctx context.Context) Caller {
 	if c, ok := ctx.Value(callerKey{}).(Caller); ok {
 		return c
 	}
-	return Caller{Deletions: -1}
+	return Caller{Generation: -1}
 }
 
 // withCaller puts the authorizer's decision from the API Gateway event into the request's context, unless one is
@@ -104,7 +104,7 @@ func refusal(c Caller) error {
 	case RefuseKeyInQuery:
 		return InvalidParam("key", "keys are accepted only in the Authorization header (Bearer <key>), never in the URL; nothing was done")
 	case RefuseRegistryUnavailable:
-		return Errorf(Unavailable, "the device registry could not be read")
+		return Errorf(StoreUnavailable, "the device registry could not be read")
 	}
 	return Wrap(Internal, fmt.Errorf("unknown authorizer refusal %q", c.Refuse), "authorizer refusal")
 }

@@ -1,6 +1,6 @@
 // Package authz is the HTTP API Lambda authorizer (payload 2.0, simple responses). It decides once per request,
 // from the route and the caller's key, and hands its decision to the function in the simple response's context
-// (api.Caller: role, device id, the credential it matched, the device's deletion count); functions act on that
+// (api.Caller: role, device id, the credential it matched, the device item's generation); functions act on that
 // decision and never decide again:
 //
 //   - the operator key allows every route;
@@ -57,7 +57,7 @@ var (
 		"GET /api/devices/{deviceId}/measurements": true,
 		"GET /api/devices/{deviceId}/summary":      true,
 	}
-	// registering routes get the device's deletion count in the decision (see api.Caller).
+	// registering routes get the device item's generation in the decision (see api.Caller).
 	registering = map[string]bool{
 		EnvRouteKey:                           true,
 		"POST /api/devices/{deviceId}":        true,
@@ -65,7 +65,7 @@ var (
 	}
 )
 
-// Registry is what the authorizer reads: Get for a device's deletion count (an unregistered id is an *api.Error
+// Registry is what the authorizer reads: Get for a device's generation (an unregistered id is an *api.Error
 // NotFound carrying it), Verify for a device's credential (*api.Error Unauthorized when it is not the current one).
 // Any other error means the registry could not be read.
 type Registry interface {
@@ -125,14 +125,14 @@ type Decision struct {
 	Role         string
 	DeviceID     string
 	CredentialID string
-	Deletions    int
+	Generation   int64
 	Refuse       string
 	Reason       string
 }
 
 // Caller is the decision as the function receives it.
 func (d Decision) Caller() api.Caller {
-	return api.Caller{Role: d.Role, DeviceID: d.DeviceID, CredentialID: d.CredentialID, Deletions: d.Deletions, Refuse: d.Refuse}
+	return api.Caller{Role: d.Role, DeviceID: d.DeviceID, CredentialID: d.CredentialID, Generation: d.Generation, Refuse: d.Refuse}
 }
 
 // Authorizer decides requests; it is safe for concurrent use.
@@ -156,18 +156,18 @@ type Request struct {
 	KeyInQuery bool   // the URL carries a key parameter: refused whatever else it carries
 }
 
-func deny(id, reason string) Decision { return Decision{DeviceID: id, Deletions: -1, Reason: reason} }
+func deny(id, reason string) Decision { return Decision{DeviceID: id, Generation: -1, Reason: reason} }
 
 // Decide applies the rules in the package comment. An error means the authorizer is misconfigured: the caller
 // fails the invocation (API Gateway answers 500) rather than guessing.
 func (a *Authorizer) Decide(ctx context.Context, r Request) (Decision, error) {
 	id := r.DeviceID
 	if r.KeyInQuery {
-		return Decision{Allow: true, Deletions: -1, Refuse: api.RefuseKeyInQuery, Reason: "key in the query string"}, nil
+		return Decision{Allow: true, Generation: -1, Refuse: api.RefuseKeyInQuery, Reason: "key in the query string"}, nil
 	}
 	env := r.RouteKey == EnvRouteKey
 	if env && a.keys.OpenEnv {
-		return a.withDeletions(ctx, Decision{Allow: true, Role: RoleOpen, DeviceID: id, Reason: "DEVICE_AUTH=none"})
+		return a.withGeneration(ctx, Decision{Allow: true, Role: RoleOpen, DeviceID: id, Reason: "DEVICE_AUTH=none"})
 	}
 	if r.Key == "" {
 		return deny(id, "no key"), nil
@@ -177,9 +177,9 @@ func (a *Authorizer) Decide(ctx context.Context, r Request) (Decision, error) {
 	}
 	sum := sha256.Sum256([]byte(r.Key))
 	if equal(sum, a.keys.operator) {
-		d := Decision{Allow: true, Role: RoleOperator, DeviceID: id, Deletions: -1, Reason: "operator key"}
+		d := Decision{Allow: true, Role: RoleOperator, DeviceID: id, Generation: -1, Reason: "operator key"}
 		if registering[r.RouteKey] && api.ValidDeviceID(id) {
-			return a.withDeletions(ctx, d)
+			return a.withGeneration(ctx, d)
 		}
 		return d, nil
 	}
@@ -198,7 +198,7 @@ func (a *Authorizer) Decide(ctx context.Context, r Request) (Decision, error) {
 			return deny(id, "provisioning key outside the env route"), nil
 		}
 		// create-only, whether or not the id exists: the function registers and answers only the creator
-		return a.withDeletions(ctx, Decision{Allow: true, Role: RoleProvisioning, DeviceID: id, Reason: "provisioning key"})
+		return a.withGeneration(ctx, Decision{Allow: true, Role: RoleProvisioning, DeviceID: id, Reason: "provisioning key"})
 	}
 	dev, err := a.devices.Verify(ctx, id, r.Key)
 	switch {
@@ -207,12 +207,12 @@ func (a *Authorizer) Decide(ctx context.Context, r Request) (Decision, error) {
 	case err != nil:
 		return unavailable(ctx, id, err), nil
 	}
-	return Decision{Allow: true, Role: RoleDevice, DeviceID: id, CredentialID: dev.AuthorizationID, Deletions: dev.Deletions,
+	return Decision{Allow: true, Role: RoleDevice, DeviceID: id, CredentialID: dev.AuthorizationID, Generation: dev.Generation,
 		Reason: "device's own credential"}, nil
 }
 
-// withDeletions adds the device's deletion count to an allowing decision (a registration compares it).
-func (a *Authorizer) withDeletions(ctx context.Context, d Decision) (Decision, error) {
+// withGeneration adds the device item's generation to an allowing decision (a registration compares it).
+func (a *Authorizer) withGeneration(ctx context.Context, d Decision) (Decision, error) {
 	if a.devices == nil {
 		return Decision{}, errors.New("authz: no device registry configured")
 	}
@@ -220,14 +220,14 @@ func (a *Authorizer) withDeletions(ctx context.Context, d Decision) (Decision, e
 	if err != nil && !api.IsCode(err, api.NotFound) {
 		return unavailable(ctx, d.DeviceID, err), nil
 	}
-	d.Deletions = dev.Deletions
+	d.Generation = dev.Generation
 	return d, nil
 }
 
 // unavailable lets the request through flagged: the function answers 503 JSON and does nothing else.
 func unavailable(ctx context.Context, id string, err error) Decision {
 	api.Logger(ctx).ErrorContext(ctx, "authorizer could not read the registry", slog.String("error", err.Error()))
-	return Decision{Allow: true, DeviceID: id, Deletions: -1, Refuse: api.RefuseRegistryUnavailable, Reason: "registry unavailable"}
+	return Decision{Allow: true, DeviceID: id, Generation: -1, Refuse: api.RefuseRegistryUnavailable, Reason: "registry unavailable"}
 }
 
 func equal(a, b [sha256.Size]byte) bool { return subtle.ConstantTimeCompare(a[:], b[:]) == 1 }

@@ -45,7 +45,7 @@ func newWorld(t *testing.T, maxDevices int) *world {
 	cfg := srv.Config(srv.NewBucket(t, "authz_data"), srv.NewBucket(t, "authz_reg"))
 	cfg.BucketDownsampled, cfg.MaxDevices = "unused_1h", maxDevices
 	admin := srv.Client(t)
-	w := &world{cfg: cfg, reg: registry.New(admin, cfg)}
+	w := &world{cfg: cfg, reg: registry.New(admin, cfg, influxtest.StateTable(t))}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	register := func(prefix string) (string, string) {
@@ -211,16 +211,19 @@ func TestDeviceCapAnswers429(t *testing.T) {
 	}
 }
 
-// A registry the authorizer cannot read is not a guess either way: the request goes on flagged, and the function
-// answers 503 JSON without doing anything (API Gateway would answer a failed authorizer with a bare 500).
+// A registry the authorizer cannot read (the state table's endpoint stopped, InfluxDB unreachable) is not a guess
+// either way: the request goes on flagged, and the function answers 503 JSON without doing anything (API Gateway
+// would answer a failed authorizer with a bare 500).
 func TestRegistryDownIsFlaggedForTheFunction(t *testing.T) {
 	port, err := testenv.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
 	url := "http://127.0.0.1:" + strconv.Itoa(port)
-	cfg := config.Config{InfluxURL: url, Org: "o", Bucket: "d", BucketAuth: "r", Token: "t", MaxDevices: 10}
-	reg := registry.New(influx.New(url, "t", "o", influx.Options{HTTPTimeout: 2 * time.Second}), cfg)
+	cfg := config.Config{InfluxURL: url, Org: "o", Bucket: "d", Token: "t", MaxDevices: 10}
+	d := testenv.StartDynamo(t)
+	d.Stop()
+	reg := registry.New(influx.New(url, "t", "o", influx.Options{HTTPTimeout: 2 * time.Second}), cfg, d.Table)
 	a := New(mustKeys(t, false), reg)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -301,7 +304,7 @@ func BenchmarkAuthorizerDeviceToken(b *testing.B) {
 	srv := influxtest.Shared(b)
 	cfg := srv.Config(srv.NewBucket(b, "authz_bench_data"), srv.NewBucket(b, "authz_bench_reg"))
 	cfg.BucketDownsampled = "unused"
-	reg := registry.New(srv.Client(b), cfg)
+	reg := registry.New(srv.Client(b), cfg, influxtest.StateTable(b))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	id := "bench-" + influxtest.RandomID(4)

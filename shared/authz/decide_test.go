@@ -51,10 +51,11 @@ func newStack(t *testing.T, gateway bool, instances int) *stack {
 		t.Fatal(err)
 	}
 	s := &stack{t: t, srv: srv, cfg: cfg, admin: srv.Client(t)}
+	table := influxtest.StateTable(t)
 	for i := 0; i < instances; i++ {
 		c := influx.New(cfg.InfluxURL, cfg.Token.Reveal(), cfg.Org, influx.Options{})
 		t.Cleanup(c.Close)
-		reg := registry.New(c, cfg)
+		reg := registry.New(c, cfg, table)
 		q := measurements.New(c, reg, cfg.Bucket, 20*time.Second, measurements.WithDownsampled(cfg.BucketDownsampled)).Routes()
 		mux := http.NewServeMux()
 		mux.Handle("/", registry.NewHandlers(reg).Mux())
@@ -157,8 +158,13 @@ func TestProvisioningRaceOneCredentialPerID(t *testing.T) {
 			}
 			as := s.auths(id)
 			d, err := s.reg.Get(context.Background(), id)
-			if len(as) != 1 || err != nil || d.AuthorizationID != as[0].ID {
-				t.Fatalf("%s: %d authorizations, record %v (%v): want one, named by the record", id, len(as), d.AuthorizationID, err)
+			switch {
+			case err != nil:
+				t.Fatalf("%s: record: %v", id, err)
+			case gateway && len(as) != 0:
+				t.Fatalf("%s: %d InfluxDB authorizations, want none (gateway credentials are not InfluxDB's)", id, len(as))
+			case !gateway && (len(as) != 1 || d.AuthorizationID != as[0].ID):
+				t.Fatalf("%s: %d authorizations, record %v: want one, named by the record", id, len(as), d.AuthorizationID)
 			}
 			if gateway {
 				if dd, err := s.reg.Authenticate(context.Background(), tokens[0]); err != nil || dd.ID != id {
@@ -407,8 +413,8 @@ func TestFunctionsActOnTheDecision(t *testing.T) {
 		want   int
 	}{
 		{"rotated out in between", d.Caller(), "/api/devices/" + a + "/summary?range=1h", http.StatusUnauthorized},
-		{"no decision", api.Caller{Deletions: -1}, "/api/devices/" + a + "/summary?range=1h", http.StatusForbidden},
-		{"provisioning role", api.Caller{Role: authz.RoleProvisioning, DeviceID: a, Deletions: -1}, "/api/devices/" + a + "/summary?range=1h", http.StatusForbidden},
+		{"no decision", api.Caller{Generation: -1}, "/api/devices/" + a + "/summary?range=1h", http.StatusForbidden},
+		{"provisioning role", api.Caller{Role: authz.RoleProvisioning, DeviceID: a, Generation: -1}, "/api/devices/" + a + "/summary?range=1h", http.StatusForbidden},
 	} {
 		r := httptest.NewRequest("GET", tc.target, nil)
 		w := httptest.NewRecorder()

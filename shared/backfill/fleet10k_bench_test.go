@@ -50,7 +50,7 @@ func BenchmarkFleet10000(b *testing.B) {
 	srv := influxtest.Shared(b)
 	f := newFixture(b, srv, fixtureOpts{paused: true, now: time.Now})
 	ids := fleettest.IDs("fl", n)
-	fleettest.Register(b, f.admin, f.cfg.BucketAuth, ids)
+	fleettest.Register(b, f.table, ids)
 	now := time.Now().Unix() / 60
 	fleettest.WriteMinutes(b, f.admin, f.cfg.Bucket, home, ids, now-10, now)
 

@@ -31,7 +31,7 @@ func BenchmarkFleetLocalAPI(b *testing.B) {
 		"InfluxBucket=%s InfluxBucketAuth=%s InfluxBucketDownsampled=fleet_1h_%s", data, reg, sfx)})
 	admin := srv.Client(b)
 	ids := fleettest.IDs("fleet", 10000)
-	fleettest.Register(b, admin, reg, ids[:1000])
+	fleettest.Register(b, api.Table, ids[:1000])
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		report := func(n int, name string, d time.Duration) {
@@ -70,7 +70,7 @@ func BenchmarkFleetLocalAPI(b *testing.B) {
 		report(1000, "device_list_with_data", median(b, 5, func() time.Duration { return timedGet(b, api, "/api/devices", 1000) }))
 
 		// 10,000 devices
-		fleettest.Register(b, admin, reg, ids[1000:])
+		fleettest.Register(b, api.Table, ids[1000:])
 		report(10000, "device_list", median(b, 5, func() time.Duration { return timedGet(b, api, "/api/devices", 10000) }))
 		report(10000, "device_list_page", median(b, 5, func() time.Duration { return timedGet(b, api, "/api/devices?limit=100&after=fleet-05000", 100) }))
 		report(10000, "coverage_poll", median(b, 5, func() time.Duration { return timedGet(b, api, q, -1) }))

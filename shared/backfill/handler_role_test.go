@@ -39,7 +39,7 @@ func TestHandlerRequiresOperator(t *testing.T) {
 		for _, rl := range roles {
 			t.Run(rt.method+" "+rt.path+" as "+rl.role, func(t *testing.T) {
 				req := httptest.NewRequest(rt.method, rt.path, strings.NewReader(rt.body))
-				ctx := api.WithCaller(context.Background(), api.Caller{Role: rl.role, DeviceID: "dev-1", Deletions: -1})
+				ctx := api.WithCaller(context.Background(), api.Caller{Role: rl.role, DeviceID: "dev-1", Generation: -1})
 				rec := httptest.NewRecorder()
 				h.ServeHTTP(rec, req.WithContext(ctx))
 				if rec.Code != rl.want {

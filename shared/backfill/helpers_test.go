@@ -135,6 +135,7 @@ type fixture struct {
 	cfg     config.Config
 	admin   *influx.Client
 	reg     *registry.Registry
+	table   *store.Table
 	queue   *SQSQueue
 	dlq     sqsesm.Queue
 	mapping *sqsesm.Mapping
@@ -217,7 +218,8 @@ func newFixture(t testing.TB, srv *influxtest.Server, o fixtureOpts) *fixture {
 		o.poll = 100 * time.Millisecond
 	}
 	f := &fixture{srv: srv, cfg: cfg, admin: srv.Client(t), ran: make(chan struct{}, 1), poll: o.poll}
-	f.reg = registry.New(f.admin, cfg)
+	f.table = newTable(t, nil) // the registry's; the job store's own table can be taken down
+	f.reg = registry.New(f.admin, cfg, f.table)
 	f.jobs = &JobStore{Table: newTable(t, &f.storeDown)}
 
 	ctx, cancel := context.WithCancel(context.Background())

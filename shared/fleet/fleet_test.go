@@ -19,6 +19,7 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/config"
 	"github.com/iot-center/iot-center-serverless/shared/registry"
 	"github.com/iot-center/iot-center-serverless/shared/sensors"
+	"github.com/iot-center/iot-center-serverless/shared/store"
 )
 
 func TestMain(m *testing.M) { os.Exit(influxtest.Main(m)) }
@@ -29,6 +30,7 @@ type fixture struct {
 	h       http.Handler
 	metrics *bytes.Buffer
 	cfg     config.Config
+	table   *store.Table
 }
 
 func newFixture(t testing.TB, now time.Time) *fixture {
@@ -37,8 +39,8 @@ func newFixture(t testing.TB, now time.Time) *fixture {
 	admin := srv.Client(t)
 	cfg := srv.Config(srv.NewBucket(t, "fleetdata"), srv.NewBucket(t, "fleetreg"))
 	cfg.MaxDevices = 10000
-	f := &fixture{metrics: &bytes.Buffer{}, cfg: cfg}
-	f.svc = NewService(registry.New(admin, cfg), admin, cfg)
+	f := &fixture{metrics: &bytes.Buffer{}, cfg: cfg, table: influxtest.StateTable(t)}
+	f.svc = NewService(registry.New(admin, cfg, f.table), admin, cfg)
 	f.svc.Metrics, f.svc.Now = f.metrics, func() time.Time { return now }
 	f.h = api.Handler(authztest.Operator(f.svc.Routes())) // the operator's decision, as the authorizer hands it over
 	return f
@@ -67,7 +69,7 @@ func TestHealthStatuses(t *testing.T) {
 	srv := influxtest.Shared(t)
 	admin := srv.Client(t)
 	ids := []string{"h-late", "h-never", "h-online", "h-silent"}
-	fleettest.Register(t, admin, f.cfg.BucketAuth, ids)
+	fleettest.Register(t, f.table, ids)
 	gen := sensors.Generator{Lat: 50, Lon: 14}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -167,9 +169,8 @@ func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 // TestListPaging follows the Link chain: every device once, in order; bad parameters are refused.
 func TestListPaging(t *testing.T) {
 	f := newFixture(t, time.Now())
-	admin := influxtest.Shared(t).Client(t)
 	ids := fleettest.IDs("p", 5)
-	fleettest.Register(t, admin, f.cfg.BucketAuth, ids)
+	fleettest.Register(t, f.table, ids)
 	var got []string
 	path := "/api/devices?limit=2"
 	for pages := 0; path != ""; pages++ {

@@ -50,12 +50,23 @@ func (c *Client) CreateBucketAuthorization(ctx context.Context, description, buc
 		domain.PermissionActionRead, domain.PermissionActionWrite)
 }
 
-// CreateTicket creates an inactive authorization that could at most read bucketID: an entry in InfluxDB's
-// authorization list, the one linearizable shared state, used to order concurrent callers. Its token opens
-// nothing (InfluxDB refuses inactive tokens) and is never stored.
-func (c *Client) CreateTicket(ctx context.Context, description, bucketID string) (Authorization, error) {
+// CreateInactiveAuthorization creates an inactive authorization with read and write on bucketID: its token opens
+// nothing until ActivateAuthorization, so a caller that loses a race (or crashes) before activating leaves no
+// working credential behind.
+func (c *Client) CreateInactiveAuthorization(ctx context.Context, description, bucketID string) (Authorization, error) {
 	return c.createAuthorization(ctx, description, bucketID, domain.AuthorizationUpdateRequestStatusInactive,
-		domain.PermissionActionRead)
+		domain.PermissionActionRead, domain.PermissionActionWrite)
+}
+
+// ActivateAuthorization sets an authorization active (again); activating an active one changes nothing.
+func (c *Client) ActivateAuthorization(ctx context.Context, id string) error {
+	if _, err := c.c.AuthorizationsAPI().UpdateAuthorizationStatusWithID(ctx, id, domain.AuthorizationUpdateRequestStatusActive); err != nil {
+		if StatusOf(err) == http.StatusNotFound {
+			return fmt.Errorf("influx: authorization %s: %w", id, ErrNotFound)
+		}
+		return fmt.Errorf("influx: activating authorization %s: %w", id, err)
+	}
+	return nil
 }
 
 func (c *Client) createAuthorization(ctx context.Context, description, bucketID string, status domain.AuthorizationUpdateRequestStatus, actions ...domain.PermissionAction) (Authorization, error) {
@@ -77,15 +88,6 @@ func (c *Client) createAuthorization(ctx context.Context, description, bucketID 
 		return Authorization{}, fmt.Errorf("influx: creating authorization: %w", err)
 	}
 	return fromDomain(a), nil
-}
-
-// IsTicket reports whether the authorization is a ticket for bucketID (CreateTicket's shape: inactive, read only).
-func (a Authorization) IsTicket(bucketID string) bool {
-	if a.Active || len(a.Permissions) != 1 {
-		return false
-	}
-	p := a.Permissions[0]
-	return p.Type == string(domain.ResourceTypeBuckets) && p.BucketID == bucketID && p.Action == string(domain.PermissionActionRead)
 }
 
 // FindAuthorizations lists the organization's authorizations with exactly this description, oldest first

@@ -15,6 +15,7 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/config"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
 	"github.com/iot-center/iot-center-serverless/shared/registry"
+	"github.com/iot-center/iot-center-serverless/shared/store"
 )
 
 // Deps is what a function builds its handler from.
@@ -44,8 +45,21 @@ func StartHTTP(h http.Handler) {
 	lambda.Start(httpadapter.NewV2(api.Handler(h)).ProxyWithContext)
 }
 
-// Registry is the device registry over the function's client and configuration (most functions read it).
-func (d Deps) Registry() *registry.Registry { return registry.New(d.Influx, d.Config) }
+// Registry is the device registry over the function's client, configuration and state table (most functions read
+// it).
+func (d Deps) Registry() *registry.Registry { return registry.New(d.Influx, d.Config, d.Table()) }
+
+// Table is the control-plane table (STATE_TABLE), built once per process; a function without it exits at cold
+// start (a deployment fault).
+func (d Deps) Table() *store.Table {
+	ctx, cancel := context.WithTimeout(context.Background(), coldStartTimeout)
+	defer cancel()
+	t, err := store.FromEnv(ctx, d.Getenv)
+	if err != nil {
+		api.Exit("invalid configuration", err)
+	}
+	return t
+}
 
 // Env is a typed reader of function-specific variables; call Check after reading them.
 func (d Deps) Env() *config.Env { return &config.Env{Get: d.Getenv} }

@@ -72,7 +72,7 @@ func benchData(b *testing.B, downsample bool) (c *influx.Client, bucket string, 
 	}
 	cfg := srv.Config(bucket, auth)
 	cfg.BucketDownsampled = ds
-	reg := registry.New(c, cfg)
+	reg := registry.New(c, cfg, influxtest.StateTable(b))
 	if _, _, err := reg.Register(ctx, "bench"); err != nil {
 		b.Fatal(err)
 	}

@@ -78,7 +78,7 @@ func newDSFixture(t *testing.T) *dsFixture {
 	}
 	cfg := srv.Config(f.raw, auth)
 	cfg.BucketDownsampled = f.ds
-	reg := registry.New(f.c, cfg)
+	reg := registry.New(f.c, cfg, influxtest.StateTable(t))
 	f.reg = reg
 	for _, id := range []string{"mid", "edge", "lag", "stale"} {
 		if _, _, err := reg.Register(ctx, id); err != nil {

@@ -112,7 +112,7 @@ func newFixture(t *testing.T) *fixture {
 
 	cfg := srv.Config(f.bucket, auth)
 	cfg.InfluxURL, cfg.InfluxPublicURL, cfg.BucketDownsampled = proxy.URL, proxy.URL, f.bucket+"_1h"
-	f.c, f.reg = c, registry.New(c, cfg)
+	f.c, f.reg = c, registry.New(c, cfg, influxtest.StateTable(t))
 	for _, id := range []string{"dev1", "dev2"} {
 		if _, _, err := f.reg.Register(ctx, id); err != nil {
 			t.Fatalf("registering %s: %v", id, err)

@@ -20,7 +20,7 @@ const benchSamples = 40
 func benchRegistry(b *testing.B) (*Registry, http.Handler, func(id string)) {
 	b.Helper()
 	srv := influxtest.Shared(b)
-	reg := New(srv.Client(b), srv.Config(srv.NewBucket(b, "bdata"), srv.NewBucket(b, "breg")))
+	reg := New(srv.Client(b), srv.Config(srv.NewBucket(b, "bdata"), srv.NewBucket(b, "breg")), influxtest.StateTable(b))
 	cleanup := func(id string) { srv.RevokeAtCleanup(b, Description(id)) }
 	return reg, asOperator(NewHandlers(reg).Mux()), cleanup
 }
@@ -89,7 +89,7 @@ func BenchmarkConcurrentFirstRegistration(b *testing.B) {
 		for i := range regs {
 			c := influx.New(srv.URL, srv.Token, srv.Org, influx.Options{})
 			b.Cleanup(c.Close)
-			regs[i] = New(c, reg.Config())
+			regs[i] = New(c, reg.Config(), reg.table)
 		}
 		var wg sync.WaitGroup
 		tokens := make([]string, 50)

@@ -67,43 +67,40 @@ func (r *Registry) matches(d Device, presented string) bool {
 
 // Verify returns the device's record when presented is its current credential (gateway mode) or InfluxDB token
 // (direct mode): *api.Error Unauthorized for an unknown device or any other secret, the read's error (503/504/500)
-// when the registry cannot be read. The record's AuthorizationID identifies the credential that matched.
+// when the registry cannot be read. An eventually consistent read comes first; only a mismatch reads again
+// consistently (a credential issued in the last second). The record's AuthorizationID identifies the credential.
 func (r *Registry) Verify(ctx context.Context, id, presented string) (Device, error) {
 	if cid, ok := CredentialDeviceID(presented); r.cfg.Gateway() && (!ok || cid != id) {
 		// not this device's credential by its shape: no registry read for it
 		return Device{}, api.Errorf(api.Unauthorized, "not a credential of device %s", id)
 	}
-	d, err := r.Get(ctx, id)
-	if api.IsCode(err, api.NotFound) || (err == nil && !r.matches(d, presented)) {
-		return Device{}, &api.Error{Code: api.Unauthorized, Message: "the credential is not the device's current one", Err: err}
+	var d Device
+	var err error
+	for _, consistent := range []bool{false, true} {
+		d, err = r.Lookup(ctx, id, consistent)
+		if err == nil && r.matches(d, presented) {
+			return d, nil
+		}
+		if err != nil && !api.IsCode(err, api.NotFound) {
+			return Device{}, err
+		}
 	}
-	if err != nil {
-		return Device{}, err
-	}
-	return d, nil
+	return Device{}, &api.Error{Code: api.Unauthorized, Message: "the credential is not the device's current one", Err: err}
 }
 
-// Authenticate is how the write gateway checks a device credential, with one registry read: the credential names
-// its device (iotc_<deviceId>_<random>), whose record holds the hash of the current credential. It returns the
+// Authenticate is how the write gateway checks a device credential: the credential names its device
+// (iotc_<deviceId>_<random>), whose item holds the hash of the current credential (Verify's reads). It returns the
 // device's record (Token empty) or an *api.Error: Unauthorized for anything that is not a current credential
-// (malformed, unknown device, rotated out, deleted), Unavailable when the registry cannot be read (missing
-// bucket, InfluxDB down, deadline). It never logs or returns the credential.
+// (malformed, unknown device, rotated out, deleted), StoreUnavailable or Timeout when the table cannot be read. It
+// never logs or returns the credential.
 func (r *Registry) Authenticate(ctx context.Context, credential string) (Device, error) {
 	id, ok := CredentialDeviceID(credential)
-	if !ok {
+	if !ok || !r.cfg.Gateway() {
 		return Device{}, api.Errorf(api.Unauthorized, "not a device credential")
 	}
-	d, err := r.Get(ctx, id)
-	switch {
-	case api.IsCode(err, api.NotFound):
-		return Device{}, api.Errorf(api.Unauthorized, "not a current device credential")
-	case err != nil:
-		return Device{}, api.Wrap(api.Unavailable, err, "the device registry could not be read")
-	}
-	want, herr := hex.DecodeString(d.CredentialHash)
-	got := sha256.Sum256([]byte(credential))
-	if herr != nil || len(want) != sha256.Size || subtle.ConstantTimeCompare(got[:], want) != 1 {
-		return Device{}, api.Errorf(api.Unauthorized, "not a current device credential")
+	d, err := r.Verify(ctx, id, credential)
+	if err != nil {
+		return Device{}, err
 	}
 	d.Token = ""
 	return d, nil
@@ -113,7 +110,7 @@ func (r *Registry) Authenticate(ctx context.Context, credential string) (Device,
 // authorizer matched (credentialID), so a credential rotated out between the two never receives the new one. In
 // gateway mode the answer echoes the presented credential (only its hash is stored); in direct mode a broken
 // InfluxDB authorization is replaced, and only a replacement this call won is handed out.
-func (r *Registry) ForDevice(ctx context.Context, id, presented, credentialID string, deletions int) (Device, error) {
+func (r *Registry) ForDevice(ctx context.Context, id, presented, credentialID string) (Device, error) {
 	d, err := r.Verify(ctx, id, presented)
 	if err != nil {
 		return Device{}, err
@@ -125,17 +122,11 @@ func (r *Registry) ForDevice(ctx context.Context, id, presented, credentialID st
 		d.Token = config.Secret(presented)
 		return d, nil
 	}
-	ok, err := r.works(ctx, d.AuthorizationID)
-	if err != nil || ok {
-		return d, err
-	}
-	api.Logger(ctx).WarnContext(ctx, "device authorization missing or no longer valid: replacing it",
-		"authorizationId", d.AuthorizationID)
-	nd, won, err := r.replace(ctx, id, &d, Intent{Register: true, Deletions: deletions})
+	nd, mine, err := r.heal(ctx, d)
 	switch {
 	case err != nil:
 		return Device{}, err
-	case !won:
+	case !mine:
 		return Device{}, api.Errorf(api.Unauthorized, "the credential was replaced concurrently")
 	}
 	return nd, nil

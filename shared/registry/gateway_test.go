@@ -1,13 +1,16 @@
 package registry
 
 import (
-	"context"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/iot-center/iot-center-serverless/internal/testenv"
 	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/config"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
@@ -25,20 +28,20 @@ func newGatewayFixture(t *testing.T) *fixture {
 	return f
 }
 
-// registryText is every string value stored in the registry bucket (what a reader of the bucket would see).
-func (f *fixture) registryText() string {
+// tableText is every string value stored in the state table (what a reader of the table would see).
+func (f *fixture) tableText() string {
 	f.t.Helper()
+	out, err := f.table.DB.Scan(ctxT(f.t), &dynamodb.ScanInput{TableName: &f.table.Name})
+	if err != nil {
+		f.t.Fatalf("scanning the state table: %v", err)
+	}
 	var b strings.Builder
-	err := f.admin.QueryRows(ctxT(f.t), `from(bucket: b) |> range(start: 0)`, influx.Extern{"b": f.cfg.BucketAuth}, func(v map[string]any) error {
-		for _, x := range v {
-			if s, ok := x.(string); ok {
-				b.WriteString(s + "\n")
+	for _, it := range out.Items {
+		for _, v := range it {
+			if s, ok := v.(*types.AttributeValueMemberS); ok {
+				b.WriteString(s.Value + "\n")
 			}
 		}
-		return nil
-	})
-	if err != nil {
-		f.t.Fatalf("reading the registry bucket: %v", err)
 	}
 	return b.String()
 }
@@ -85,11 +88,11 @@ func TestGatewayCredentialLifecycle(t *testing.T) {
 	if c.InfluxURL != "https://example.com" || c.WriteEndpoint != "https://example.com" {
 		t.Errorf("influx_url %q write_endpoint %q, want the API's base URL", c.InfluxURL, c.WriteEndpoint)
 	}
-	if strings.Contains(f.registryText(), cred) {
-		t.Error("the registry bucket holds the credential itself")
+	if strings.Contains(f.tableText(), cred) {
+		t.Error("the state table holds the credential itself")
 	}
-	if !strings.Contains(f.registryText(), hashCredential(cred)) {
-		t.Error("the registry bucket lacks the credential's hash")
+	if !strings.Contains(f.tableText(), hashCredential(cred)) {
+		t.Error("the state table lacks the credential's hash")
 	}
 	// InfluxDB refuses it: write, query and delete
 	if s := f.writeAs(cred, f.cfg.Bucket, id, 1); s != http.StatusUnauthorized {
@@ -114,7 +117,7 @@ func TestGatewayCredentialLifecycle(t *testing.T) {
 		t.Errorf("operator re-register: got %d %s, want 200 without a credential", w.Code, w.Body.String())
 	}
 	// the device's own env call echoes what it presented, after checking it
-	dev := asCaller(api.Caller{Role: api.RoleDevice, DeviceID: id, CredentialID: d.AuthorizationID, Deletions: d.Deletions}, NewHandlers(f.reg).Mux())
+	dev := asCaller(api.Caller{Role: api.RoleDevice, DeviceID: id, CredentialID: d.AuthorizationID, Generation: d.Generation}, NewHandlers(f.reg).Mux())
 	if w := do(t, dev, "GET", "/api/env/"+id, "", "Authorization", "Bearer "+cred); w.Code != http.StatusOK || decode[EnvConfig](t, w).InfluxToken != cred {
 		t.Errorf("device env: got %d %s, want 200 with its credential", w.Code, w.Body.String())
 	}
@@ -137,8 +140,8 @@ func TestGatewayCredentialLifecycle(t *testing.T) {
 	if w := do(t, dev, "GET", "/api/env/"+id, "", "Authorization", "Bearer "+cred); w.Code != http.StatusUnauthorized || strings.Contains(w.Body.String(), cred2) {
 		t.Errorf("device env with the rotated-out credential: got %d %s, want 401", w.Code, w.Body.String())
 	}
-	if as := f.auths(id); len(as) != 1 || as[0].Active {
-		t.Errorf("after rotate: %d authorizations (want one inactive ticket)", len(as))
+	if as := f.auths(id); len(as) != 0 {
+		t.Errorf("after rotate: %d InfluxDB authorizations, want none (gateway credentials are not InfluxDB's)", len(as))
 	}
 	// delete: nothing authenticates any more
 	if w := do(t, f.h, "DELETE", "/api/devices/"+id, ""); w.Code != http.StatusNoContent {
@@ -152,8 +155,9 @@ func TestGatewayCredentialLifecycle(t *testing.T) {
 	}
 }
 
-// A missing registry bucket is not "nothing registered": no registration, no revocation, 503.
-func TestRegistryBucketMissingFailsClosed(t *testing.T) {
+// With the state table's endpoint stopped, every registry route answers 503 JSON with Retry-After and changes
+// nothing: no InfluxDB authorization is created or revoked; the gateway's check is StoreUnavailable.
+func TestStoreDownAnswers503(t *testing.T) {
 	for _, gateway := range []bool{false, true} {
 		name := "direct"
 		if gateway {
@@ -161,39 +165,39 @@ func TestRegistryBucketMissingFailsClosed(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			f := newFixture(t)
+			d := testenv.StartDynamo(t)
+			f.table = d.Table
 			if gateway {
-				f = newGatewayFixture(t)
+				f.cfg.DeviceWrites = config.WritesGateway
 			}
-			id := f.newID("fc")
+			f.reg, f.h = f.instance()
+			id := f.newID("down")
 			cred := f.expect(f.h, "POST", "/api/devices/"+id, http.StatusCreated).InfluxToken
 			before := f.auths(id)
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			if err := f.admin.DeleteBucket(ctx, f.cfg.BucketAuth); err != nil {
-				t.Fatal(err)
-			}
-			_, h := f.instance() // a fresh instance: no cached bucket ids
-			newID := f.newID("fc-new")
+			d.Stop()
+			newID := f.newID("down-new")
 			for _, rq := range [][3]string{
 				{"GET", "/api/devices", ""}, {"GET", "/api/env/" + id, ""}, {"GET", "/api/env/" + newID, ""},
 				{"POST", "/api/devices/" + newID, ""}, {"POST", "/api/devices/" + id + "/rotate", ""},
 				{"DELETE", "/api/devices/" + id, ""}, {"DELETE", "/api/devices/" + newID, "data=true"},
 			} {
-				if w := do(t, h, rq[0], rq[1], rq[2]); w.Code != http.StatusServiceUnavailable {
-					t.Errorf("%s %s: got %d %s, want 503", rq[0], rq[1], w.Code, w.Body.String())
+				w := do(t, f.h, rq[0], rq[1], rq[2])
+				if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" ||
+					!strings.HasPrefix(w.Header().Get("Content-Type"), "application/json") {
+					t.Errorf("%s %s: got %d %q %s, want 503 JSON with Retry-After", rq[0], rq[1], w.Code, w.Header(), w.Body.String())
 				}
 			}
 			if gateway {
-				if _, err := f.reg.Authenticate(ctxT(t), cred); !api.IsCode(err, api.Unavailable) {
-					t.Errorf("Authenticate with the bucket gone: got %v, want unavailable", err)
+				if _, err := f.reg.Authenticate(ctxT(t), cred); !api.IsCode(err, api.StoreUnavailable) {
+					t.Errorf("Authenticate with the store down: got %v, want store_unavailable", err)
 				}
 			}
 			after := f.auths(id)
-			if len(after) != len(before) || len(after) != 1 || after[0].ID != before[0].ID {
+			if len(after) != len(before) || (len(after) == 1 && after[0].ID != before[0].ID) {
 				t.Errorf("authorizations changed: before %d, after %d", len(before), len(after))
 			}
 			if n := len(f.auths(newID)); n != 0 {
-				t.Errorf("new id: %d authorizations created, want 0", n)
+				t.Errorf("new id: %d authorizations left, want 0", n)
 			}
 		})
 	}

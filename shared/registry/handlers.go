@@ -13,8 +13,8 @@ import (
 // devices is what the HTTP handlers need from the registry.
 type devices interface {
 	Ensure(ctx context.Context, id string, in Intent) (Device, bool, error)
-	ForDevice(ctx context.Context, id, presented, credentialID string, deletions int) (Device, error)
-	Rotate(ctx context.Context, id string, deletions int) (Device, bool, error)
+	ForDevice(ctx context.Context, id, presented, credentialID string) (Device, error)
+	Rotate(ctx context.Context, id string) (Device, bool, error)
 	List(ctx context.Context) ([]Device, error)
 	Delete(ctx context.Context, id string, withData bool) error
 }
@@ -100,12 +100,12 @@ func (h *Handlers) env(r *http.Request, c api.Caller, id string, register bool) 
 	}
 	switch c.Role {
 	case api.RoleOperator, api.RoleOpen:
-		return h.reg.Ensure(ctx, id, Intent{Register: register, Deletions: c.Deletions})
+		return h.reg.Ensure(ctx, id, Intent{Register: register, Generation: c.Generation})
 	case api.RoleProvisioning:
 		if !register {
 			return Device{}, false, notRegistered(id, nil)
 		}
-		d, created, err := h.reg.Ensure(ctx, id, Intent{Register: true, CreateOnly: true, Deletions: c.Deletions})
+		d, created, err := h.reg.Ensure(ctx, id, Intent{Register: true, CreateOnly: true, Generation: c.Generation})
 		if err == nil && !created {
 			err = api.Errorf(api.Forbidden, "device %s is already registered", id)
 		}
@@ -115,7 +115,7 @@ func (h *Handlers) env(r *http.Request, c api.Caller, id string, register bool) 
 		}
 		return d, created, err
 	case api.RoleDevice:
-		d, err := h.reg.ForDevice(ctx, id, api.BearerKey(r.Header.Get("Authorization")), c.CredentialID, c.Deletions)
+		d, err := h.reg.ForDevice(ctx, id, api.BearerKey(r.Header.Get("Authorization")), c.CredentialID)
 		return d, false, err
 	}
 	return Device{}, false, api.Errorf(api.Forbidden, "this route is not allowed for this caller")
@@ -129,7 +129,7 @@ func (h *Handlers) Register(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, r, err)
 		return
 	}
-	d, created, err := h.reg.Ensure(r.Context(), id, Intent{Register: true, Deletions: c.Deletions})
+	d, created, err := h.reg.Ensure(r.Context(), id, Intent{Register: true, Generation: c.Generation})
 	if err != nil {
 		api.WriteError(w, r, err)
 		return
@@ -145,12 +145,12 @@ func (h *Handlers) Register(w http.ResponseWriter, r *http.Request) {
 // Rotate is POST /api/devices/{deviceId}/rotate (operator): a new credential; the old one stops working. In gateway
 // mode the losers of concurrent rotations get 409 (the new credential went to the winner only).
 func (h *Handlers) Rotate(w http.ResponseWriter, r *http.Request) {
-	r, id, text, c, err := h.operatorInput(r)
+	r, id, text, _, err := h.operatorInput(r)
 	if err != nil {
 		api.WriteError(w, r, err)
 		return
 	}
-	d, won, err := h.reg.Rotate(r.Context(), id, c.Deletions)
+	d, won, err := h.reg.Rotate(r.Context(), id)
 	if err == nil && !won && h.cfg.Gateway() {
 		err = api.Errorf(api.Conflict, "a concurrent rotation of %s won and holds the new credential; rotate again", id)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/config"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
+	"github.com/iot-center/iot-center-serverless/shared/store"
 )
 
 func TestMain(m *testing.M) { os.Exit(influxtest.Main(m)) }
@@ -28,6 +29,7 @@ type fixture struct {
 	admin *influx.Client
 	reg   *Registry
 	h     http.Handler
+	table *store.Table
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -35,7 +37,7 @@ func newFixture(t *testing.T) *fixture {
 	srv := influxtest.Shared(t)
 	cfg := srv.Config(srv.NewBucket(t, "data"), srv.NewBucket(t, "registry"))
 	cfg.InfluxPublicURL = "http://influx.example.test:8086"
-	f := &fixture{t: t, srv: srv, cfg: cfg, admin: srv.Client(t)}
+	f := &fixture{t: t, srv: srv, cfg: cfg, admin: srv.Client(t), table: influxtest.StateTable(t)}
 	f.reg, f.h = f.instance()
 	return f
 }
@@ -45,13 +47,13 @@ func (f *fixture) instance() (*Registry, http.Handler) {
 	f.t.Helper()
 	c := influx.New(f.cfg.InfluxURL, f.cfg.Token.Reveal(), f.cfg.Org, influx.Options{})
 	f.t.Cleanup(c.Close)
-	reg := New(c, f.cfg)
+	reg := New(c, f.cfg, f.table)
 	return reg, asOperator(NewHandlers(reg).Mux())
 }
 
-// asOperator serves h with the operator's authorizer decision (without a deletion count), through api.Handler.
+// asOperator serves h with the operator's authorizer decision (without a generation), through api.Handler.
 func asOperator(h http.Handler) http.Handler {
-	return asCaller(api.Caller{Role: api.RoleOperator, Deletions: -1}, h)
+	return asCaller(api.Caller{Role: api.RoleOperator, Generation: -1}, h)
 }
 
 // asCaller serves h with the authorizer decision c, through api.Handler.

@@ -114,7 +114,6 @@ func TestDeviceTokenIsLeastPrivilege(t *testing.T) {
 		wantRead  int
 	}{
 		{"data bucket", f.cfg.Bucket, http.StatusNoContent, http.StatusOK},
-		{"registry bucket", f.cfg.BucketAuth, http.StatusForbidden, http.StatusNotFound},
 		{"other bucket", other, http.StatusForbidden, http.StatusNotFound},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -342,6 +341,7 @@ func TestListDevices(t *testing.T) {
 
 func TestSelfHealing(t *testing.T) {
 	f := newFixture(t)
+	f.reg.StaleAfter = 0 // an inactive authorization is an operator's deactivation, not a winner about to activate
 	for _, tc := range []struct {
 		name   string
 		break_ func(t *testing.T, a influx.Authorization)
@@ -366,7 +366,7 @@ func TestSelfHealing(t *testing.T) {
 			t.Cleanup(func() { _ = f.admin.DeleteAuthorization(ctxT(t), na.ID) })
 			d, _ := f.reg.Get(ctxT(t), strings.TrimPrefix(a.Description, "IoT Center: "))
 			d.AuthorizationID, d.Token = na.ID, "t"
-			if err := f.reg.write(ctxT(t), d, time.Now()); err != nil {
+			if err := f.reg.put(ctxT(t), d, "attribute_exists(pk)", nil); err != nil {
 				t.Fatal(err)
 			}
 		}},
@@ -397,7 +397,7 @@ func TestSelfHealing(t *testing.T) {
 func TestDeviceCap(t *testing.T) {
 	f := newFixture(t)
 	f.cfg.MaxDevices = 2
-	reg := New(f.admin, f.cfg)
+	reg := New(f.admin, f.cfg, f.table)
 	h := asOperator(NewHandlers(reg).Mux())
 	a, b, c := f.newID("cap"), f.newID("cap"), f.newID("cap")
 	f.envOK(h, a)
@@ -421,82 +421,85 @@ func TestDeviceCap(t *testing.T) {
 	f.envOK(h, c)
 }
 
-// TestOrphanAuthorizationIsRevoked: an authorization left by a crashed caller is revoked by the next registration
-// when its caller had claimed the registration (the claim names it), else by the device's next rotation (a first
-// registration does not list the organization's authorizations).
-func TestOrphanAuthorizationIsRevoked(t *testing.T) {
-	for _, tc := range []struct {
-		name    string
-		claimed bool
-	}{{"crashed after claiming", true}, {"crashed before claiming", false}} {
-		t.Run(tc.name, func(t *testing.T) {
-			f := newFixture(t)
-			id := f.newID("orphan")
-			dataID, _ := f.admin.BucketID(ctxT(t), f.cfg.Bucket)
-			// a crashed caller's authorization: described for the device, no record
-			orphan, err := f.admin.CreateBucketAuthorization(ctxT(t), Description(id), dataID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if tc.claimed {
-				if _, err := f.admin.CreateLabel(ctxT(t), claimName(dataID, id, nil, 0), map[string]string{"ticket": orphan.ID}); err != nil {
-					t.Fatal(err)
-				}
-			}
-			reg, _ := f.instance()
-			reg.StaleAfter = 0 // every record-less winner counts as stale here
-			d, created, err := reg.Register(ctxT(t), id)
-			if err != nil || !created {
-				t.Fatalf("register: created=%v err=%v", created, err)
-			}
-			if !tc.claimed {
-				if got := len(f.auths(id)); got != 2 {
-					t.Fatalf("authorizations after registering: got %d, want 2 (the orphan and the device's)", got)
-				}
-				if d, _, err = reg.Rotate(ctxT(t), id, -1); err != nil {
-					t.Fatalf("rotate: %v", err)
-				}
-			}
-			as := f.auths(id)
-			if len(as) != 1 || as[0].ID != d.AuthorizationID || as[0].ID == orphan.ID {
-				t.Errorf("authorizations: got %d (orphan kept: %v), want only the device's", len(as), len(as) > 0 && as[0].ID == orphan.ID)
-			}
-		})
+// TestCrashLeftovers: a caller that crashed after winning left the current authorization inactive (the next env
+// call activates it); one that crashed before writing left an inactive orphan, which opens nothing and which the
+// device's next rotation revokes.
+func TestCrashLeftovers(t *testing.T) {
+	f := newFixture(t)
+	id := f.newID("crash")
+	dataID, _ := f.admin.BucketID(ctxT(t), f.cfg.Bucket)
+	c := f.envOK(f.h, id)
+	d, err := f.reg.Get(ctxT(t), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// crashed after winning: the item names an authorization still inactive
+	if _, err := f.admin.Raw().AuthorizationsAPI().UpdateAuthorizationStatusWithID(ctxT(t), d.AuthorizationID, "inactive"); err != nil {
+		t.Fatal(err)
+	}
+	if s := f.writeAs(c.InfluxToken, f.cfg.Bucket, id, 1); s == http.StatusNoContent {
+		t.Fatalf("inactive token write: got %d, want a refusal", s)
+	}
+	if again := f.envOK(f.h, id); again.InfluxToken != c.InfluxToken {
+		t.Errorf("env after a crashed winner: another token, want the recorded one activated")
+	}
+	if s := f.writeAs(c.InfluxToken, f.cfg.Bucket, id, 2); s != http.StatusNoContent {
+		t.Errorf("activated token write: got %d, want 204", s)
+	}
+	// crashed before writing: an inactive orphan
+	orphan, err := f.admin.CreateInactiveAuthorization(ctxT(t), Description(id), dataID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := f.writeAs(orphan.Token, f.cfg.Bucket, id, 3); s == http.StatusNoContent {
+		t.Errorf("orphan token write: got %d, want a refusal", s)
+	}
+	reg, _ := f.instance()
+	reg.StaleAfter = 0 // the orphan counts as a crashed caller's at once
+	nd, won, err := reg.Rotate(ctxT(t), id)
+	if err != nil || !won {
+		t.Fatalf("rotate: won=%v err=%v", won, err)
+	}
+	as := f.auths(id)
+	if len(as) != 1 || as[0].ID != nd.AuthorizationID || !as[0].Active {
+		t.Errorf("authorizations after rotate: %+v, want only the device's new one, active", as)
 	}
 }
 
-// TestListTakesEachDevicesNewestRecord: List reads every record point in one pass and keeps, per device, the
-// point with the latest time across its series (a rotation's new record next to the old one not yet removed),
-// never mixing two records' fields; a tie goes to the greater authorization id, whatever the read order.
-func TestListTakesEachDevicesNewestRecord(t *testing.T) {
+// putDevices writes device items directly (as the migration does), and tombstones for the deleted ids.
+func (f *fixture) putDevices(ds []Device, deleted ...string) {
+	f.t.Helper()
+	for _, d := range ds {
+		if err := f.reg.put(ctxT(f.t), d, "attribute_not_exists(pk)", nil); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+	for _, id := range deleted {
+		if err := f.reg.put(ctxT(f.t), Device{ID: id, Generation: 2, deleted: true}, "attribute_exists(pk)", nil); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+}
+
+// TestListAndListOf: List reads every live device item, sorted, without secrets; tombstones are not devices;
+// ListOf reads only the listed devices (an unknown id is simply absent).
+func TestListAndListOf(t *testing.T) {
 	f := newFixture(t)
 	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	rec := func(id, auth string, created, at time.Time) []byte {
-		return RecordLine(Device{ID: id, AuthorizationID: auth, Token: config.Secret("tok-" + auth), CreatedAt: created,
-			UpdatedAt: at}, at)
+	dev := func(id, auth string) Device {
+		return Device{ID: id, AuthorizationID: auth, Token: config.Secret("tok-" + auth), CreatedAt: t0, UpdatedAt: t0.Add(time.Hour), Generation: 1}
 	}
-	var lp []byte
-	lp = append(lp, rec("one", "a1", t0, t0)...)
-	lp = append(lp, rec("rotated", "b1", t0, t0)...)
-	lp = append(lp, rec("rotated", "b3", t0, t0.Add(2*time.Hour))...) // newest, written before an older series
-	lp = append(lp, rec("rotated", "b2", t0, t0.Add(time.Hour))...)
-	lp = append(lp, rec("tie", "c2", t0, t0.Add(time.Minute))...)
-	lp = append(lp, rec("tie", "c1", t0.Add(time.Second), t0.Add(time.Minute))...)
-	if err := f.admin.WriteLines(ctxT(t), f.cfg.BucketAuth, lp); err != nil {
-		t.Fatal(err)
-	}
+	f.putDevices([]Device{dev("rotated", "b3"), dev("one", "a1"), dev("tie", "c2"), dev("gone", "d1")}, "gone")
 	got, err := f.reg.List(ctxT(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []Device{
-		{ID: "one", AuthorizationID: "a1", CreatedAt: t0, UpdatedAt: t0},
-		{ID: "rotated", AuthorizationID: "b3", CreatedAt: t0, UpdatedAt: t0.Add(2 * time.Hour)},
-		{ID: "tie", AuthorizationID: "c2", CreatedAt: t0, UpdatedAt: t0.Add(time.Minute)},
+	want := []Device{dev("one", "a1"), dev("rotated", "b3"), dev("tie", "c2")}
+	for i := range want {
+		want[i].Token = ""
 	}
 	sameDevices(t, "List", got, want)
-	// ListOf reads only the listed devices (an unknown id is simply absent), with the same fold
-	some, err := f.reg.ListOf(ctxT(t), []string{"tie", "nobody", "rotated", "rot"})
+	some, err := f.reg.ListOf(ctxT(t), []string{"tie", "nobody", "rotated", "rot", "gone", "tie"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -523,27 +526,16 @@ func sameDevices(t *testing.T, what string, got, want []Device) {
 }
 
 // TestPage: pages of registered devices in id order, with more = another page follows, equal to cutting List;
-// deleted devices (whose ids the index may still name) and unknown `after` ids are handled.
+// deleted devices and unknown `after` ids are handled.
 func TestPage(t *testing.T) {
 	f := newFixture(t)
 	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	var lp []byte
-	var ids []string
+	var ds []Device
 	for i := 0; i < 12; i++ {
-		id := fmt.Sprintf("pg-%02d", i)
-		ids = append(ids, id)
-		lp = append(lp, RecordLine(Device{ID: id, AuthorizationID: fmt.Sprintf("a%02d", i), Token: config.Secret("t"),
-			CreatedAt: t0, UpdatedAt: t0}, t0.Add(time.Duration(i)*time.Second))...)
+		ds = append(ds, Device{ID: fmt.Sprintf("pg-%02d", i), AuthorizationID: fmt.Sprintf("a%02d", i), Token: config.Secret("t"),
+			CreatedAt: t0, UpdatedAt: t0, Generation: 1})
 	}
-	if err := f.admin.WriteLines(ctxT(t), f.cfg.BucketAuth, lp); err != nil {
-		t.Fatal(err)
-	}
-	// delete a run of records in the middle and the last one: their ids may stay in the index
-	for _, id := range []string{"pg-03", "pg-04", "pg-05", "pg-06", "pg-11"} {
-		if err := f.reg.deleteRecord(ctxT(t), id, ""); err != nil {
-			t.Fatal(err)
-		}
-	}
+	f.putDevices(ds, "pg-03", "pg-04", "pg-05", "pg-06", "pg-11")
 	all, err := f.reg.List(ctxT(t))
 	if err != nil || len(all) != 7 {
 		t.Fatalf("List: %d devices, %v; want 7", len(all), err)
