@@ -221,7 +221,7 @@ func TestRealWritesOnly(t *testing.T) {
 	f := newFixture(t, now)
 	admin := influxtest.Shared(t).Client(t)
 	ids := []string{"r-co2only", "r-generated", "r-old-then-generated", "r-online"}
-	fleettest.Register(t, admin, f.cfg.BucketAuth, ids)
+	fleettest.Register(t, f.table, ids)
 	gen := sensors.Generator{Lat: 50, Lon: 14}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -251,7 +251,7 @@ func TestDownsampledLateAndOld(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := srv.Config(raw, auth)
-	reg := registry.New(c, cfg)
+	reg := registry.New(c, cfg, influxtest.StateTable(t))
 	if _, _, err := reg.Register(ctx, "late"); err != nil {
 		t.Fatal(err)
 	}

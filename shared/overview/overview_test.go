@@ -53,7 +53,7 @@ func (f *fixture) get(t *testing.T, role, target string, hdr ...string) *httptes
 	for i := 0; i+1 < len(hdr); i += 2 {
 		r.Header.Set(hdr[i], hdr[i+1])
 	}
-	r = r.WithContext(api.WithCaller(r.Context(), api.Caller{Role: role, Deletions: -1}))
+	r = r.WithContext(api.WithCaller(r.Context(), api.Caller{Role: role, Generation: -1}))
 	w := httptest.NewRecorder()
 	f.h.ServeHTTP(w, r)
 	return w
