@@ -46,6 +46,7 @@ func (s *Service) Handler() *api.Mux {
 	mux.HandleFunc("GET /api/devices/{deviceId}/write-missing", operatorOnly(s.coverageDevice))
 	mux.HandleFunc("GET /api/write-missing", operatorOnly(s.coverageAll))
 	mux.HandleFunc("GET "+JobsPath+"{jobId}", operatorOnly(s.getJob))
+	mux.HandleFunc("POST "+JobsPath+"{jobId}/cancel", operatorOnly(s.cancelJob))
 	return mux
 }
 
@@ -254,5 +255,27 @@ func (s *Service) getJob(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, r, err)
 		return
 	}
+	api.WriteJSON(w, http.StatusOK, j)
+}
+
+// cancelJob is POST /api/write-missing/jobs/{jobId}/cancel: the job stops (its queued tasks write nothing), what it
+// wrote stays; the answer is the job (state cancelled), 409 when it had ended already.
+func (s *Service) cancelJob(w http.ResponseWriter, r *http.Request) {
+	if _, err := api.Query(r); err != nil {
+		api.WriteError(w, r, err)
+		return
+	}
+	id := r.PathValue("jobId")
+	if err := CheckJobID(id); err != nil {
+		api.WriteError(w, r, err)
+		return
+	}
+	j, err := s.Jobs.Cancel(r.Context(), id, s.now())
+	if err != nil {
+		api.WriteError(w, r, err)
+		return
+	}
+	api.Logger(r.Context()).InfoContext(r.Context(), "write-missing job cancelled", slog.String("jobId", id),
+		slog.Int64("pointsWritten", j.PointsWritten))
 	api.WriteJSON(w, http.StatusOK, j)
 }

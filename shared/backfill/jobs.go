@@ -25,6 +25,9 @@ const (
 	StateRunning  = "running"
 	StateDone     = "done"
 	StateFailed   = "failed"
+	// StateCancelled: the operator cancelled the job; tasks still queued then write nothing, and what was written
+	// before stays (pointsWritten says how much).
+	StateCancelled = "cancelled"
 )
 
 // Job is one write-missing request and its progress, read from the job's one item.
@@ -32,17 +35,18 @@ type Job struct {
 	ID    string `json:"jobId"`
 	State string `json:"state"`
 	Window
-	Devices       int       `json:"devices"`
-	DevicesDone   int       `json:"devicesDone"`
-	Chunks        int       `json:"chunks"`
-	ChunksDone    int       `json:"chunksDone"`
-	ChunksFailed  int       `json:"chunksFailed"`
-	PointsPlanned int64     `json:"pointsPlanned"`
-	PointsWritten int64     `json:"pointsWritten"`
-	CreatedAt     time.Time `json:"createdAt"`
-	UpdatedAt     time.Time `json:"updatedAt"`
-	Deadline      time.Time `json:"deadline"`
-	AllDevices    bool      `json:"allDevices"` // every registered device (no device list was given)
+	Devices       int        `json:"devices"`
+	DevicesDone   int        `json:"devicesDone"`
+	Chunks        int        `json:"chunks"`
+	ChunksDone    int        `json:"chunksDone"`
+	ChunksFailed  int        `json:"chunksFailed"`
+	PointsPlanned int64      `json:"pointsPlanned"`
+	PointsWritten int64      `json:"pointsWritten"`
+	CreatedAt     time.Time  `json:"createdAt"`
+	UpdatedAt     time.Time  `json:"updatedAt"`
+	Deadline      time.Time  `json:"deadline"`
+	AllDevices    bool       `json:"allDevices"` // every registered device (no device list was given)
+	CancelledAt   *time.Time `json:"cancelledAt,omitempty"`
 
 	batches int // planning batches, known once the device list is read (-1 before)
 	planned int // planning batches recorded
@@ -170,6 +174,10 @@ func (s *JobStore) Get(ctx context.Context, id string, now time.Time) (Job, erro
 	if _, ok := it["batches"]; ok {
 		j.Devices, j.batches = n("devices"), n("batches")
 	}
+	if _, ok := it["cancelled"]; ok {
+		at := msOf(it, "cancelled")
+		j.CancelledAt = &at
+	}
 	j.State = state(&j, now)
 	return j, nil
 }
@@ -227,6 +235,38 @@ func (s *JobStore) update(ctx context.Context, id string, at time.Time, fn func(
 		}
 	}
 	return api.Errorf(api.StoreUnavailable, "job %s changed concurrently %d times", id, updateRounds)
+}
+
+// Cancel marks a running job cancelled (once: a repeated cancel answers the same job). The tasks still queued read
+// the mark and write nothing; a task already writing finishes its own points. A job that has ended is a Conflict.
+func (s *JobStore) Cancel(ctx context.Context, id string, now time.Time) (Job, error) {
+	j, err := s.Get(ctx, id, now)
+	if err != nil || j.State == StateCancelled {
+		return j, err
+	}
+	if !j.active() {
+		return j, &api.Error{Code: api.Conflict, Message: "job " + id + " has ended (" + j.State + ")", Param: "jobId"}
+	}
+	err = s.update(ctx, id, now, func(it store.Item) *change {
+		if _, ok := it["cancelled"]; ok {
+			return nil
+		}
+		return &change{set: map[string]types.AttributeValue{"cancelled": ms(now)}}
+	})
+	if err != nil {
+		return Job{}, err
+	}
+	return s.Get(ctx, id, now)
+}
+
+// cancelled reports whether a job was cancelled (a job gone from the table is not).
+func (s *JobStore) cancelled(ctx context.Context, id string) (bool, error) {
+	it, err := s.Table.Get(ctx, jobKey(id), true)
+	if err != nil {
+		return false, err
+	}
+	_, ok := it["cancelled"]
+	return ok, nil
 }
 
 // recordPlan records the job's device count and planning batches (a repeated plan task changes nothing).
@@ -300,6 +340,8 @@ func state(j *Job, now time.Time) string {
 	switch {
 	case planned && j.ChunksDone >= j.Chunks && j.ChunksFailed == 0:
 		return StateDone
+	case j.CancelledAt != nil:
+		return StateCancelled
 	case planned && j.ChunksDone+j.ChunksFailed >= j.Chunks:
 		return StateFailed
 	case !now.Before(j.Deadline):

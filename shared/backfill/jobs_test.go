@@ -1,11 +1,13 @@
 package backfill
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -442,6 +444,78 @@ func TestBatchSize(t *testing.T) {
 	} {
 		if got := BatchSize(tt.configured, tt.w); got != tt.want {
 			t.Errorf("%s: BatchSize(%d, %v) = %d, want %d", tt.name, tt.configured, tt.w.To.Sub(tt.w.From), got, tt.want)
+		}
+	}
+}
+
+// TestCancelStopsJob: POST …/cancel while a job runs stops it: the chunk tasks still queued write nothing, what
+// was written before stays and is reported (pointsWritten equals the points in InfluxDB), the job reads cancelled;
+// a second cancel answers the same job; asking again starts a new job, which writes the rest. Cancelling an ended
+// job is a 409, an unknown one a 404, a malformed id a 400.
+func TestCancelStopsJob(t *testing.T) {
+	f := newFixture(t, influxtest.Shared(t), fixtureOpts{instances: 1})
+	ids := []string{f.register(t, "cancel-a"), f.register(t, "cancel-b"), f.register(t, "cancel-c")}
+	var jobID atomic.Value
+	// a device's chunks travel in one task: the second device's task arrives after the cancel
+	f.before = func(n int64) {
+		if n != 2 {
+			return
+		}
+		status, body := f.do(t, "POST", JobsPath+jobID.Load().(string)+"/cancel", "")
+		if status != http.StatusOK || body["state"] != StateCancelled {
+			f.errs.add(fmt.Errorf("cancel: %d %v, want 200 and state cancelled", status, body))
+		}
+	}
+	body := `{"days": 1, "devices": ["` + strings.Join(ids, `", "`) + `"]}`
+	status, job, _ := f.post(t, "/api/write-missing", body)
+	if status != http.StatusAccepted {
+		t.Fatalf("POST %d", status)
+	}
+	jobID.Store(job.ID)
+	job = f.waitEnd(t, job.ID)
+	for k := 0; k < 300 && (f.queueDepth(t) > 0 || f.inFlight.Load() > 0); k++ { // bounded: the queue drains
+		time.Sleep(100 * time.Millisecond)
+	}
+	if errs := f.errs.get(); len(errs) > 0 {
+		t.Fatalf("task or cancel errors: %v", errs)
+	}
+	job = f.waitEnd(t, job.ID)
+	w := LastDays(fixedNow, 1)
+	var points int64
+	written := 0
+	for _, id := range ids {
+		if n := f.countFields(t, id, w)["Temperature"]; n > 0 {
+			points += n
+			written++
+		}
+	}
+	if job.State != StateCancelled || job.CancelledAt == nil || job.DevicesDone != 1 || written != 1 || job.PointsWritten != 1440 {
+		t.Errorf("job %+v (%d devices with points), want cancelled with one device's 1,440 points written", job, written)
+	}
+	if points != job.PointsWritten {
+		t.Errorf("InfluxDB holds %d points of the devices, the job reports %d written", points, job.PointsWritten)
+	}
+	if status, body := f.do(t, "POST", JobsPath+job.ID+"/cancel", ""); status != http.StatusOK || body["state"] != StateCancelled {
+		t.Errorf("second cancel: %d %v, want 200 cancelled", status, body)
+	}
+	f.before = nil
+	status, again, _ := f.post(t, "/api/write-missing", body)
+	if status != http.StatusAccepted || again.ID == job.ID {
+		t.Fatalf("POST after the cancel: %d %+v, want a new job", status, again)
+	}
+	if again = f.wait(t, again.ID); again.PointsWritten != 2*1440 {
+		t.Errorf("the new job %+v, want the other two devices' 2,880 minutes written", again)
+	}
+	for _, tc := range []struct {
+		path   string
+		status int
+	}{
+		{JobsPath + again.ID + "/cancel", http.StatusConflict},
+		{JobsPath + "0123456789abcdef-0123456789ab/cancel", http.StatusNotFound},
+		{JobsPath + "not-a-job/cancel", http.StatusBadRequest},
+	} {
+		if status, body := f.do(t, "POST", tc.path, ""); status != tc.status {
+			t.Errorf("POST %s: %d %v, want %d", tc.path, status, body, tc.status)
 		}
 	}
 }

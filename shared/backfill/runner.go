@@ -116,6 +116,13 @@ func (r *Runner) handleMessage(ctx context.Context, m events.SQSMessage) error {
 // Run runs one task. A returned error leaves the task for another attempt; writes are idempotent, so a task run
 // twice (SQS delivers at least once) changes nothing more than once.
 func (r *Runner) Run(ctx context.Context, t Task) error {
+	// a cancelled job's tasks do nothing (one read of the job's item per task; the points of tasks that ran stay)
+	if stop, err := r.Jobs.cancelled(ctx, t.Job.ID); err != nil {
+		return err
+	} else if stop {
+		api.Logger(ctx).InfoContext(ctx, "task of a cancelled job: skipped", slog.String("jobId", t.Job.ID), slog.String("kind", t.Kind))
+		return nil
+	}
 	switch t.Kind {
 	case KindPlan:
 		return r.plan(ctx, t)

@@ -463,6 +463,37 @@ async function main() {
       await page.selectOption("#days", "7");
     });
 
+    await step("a fleet backfill can be cancelled: the job stops, what was written stays and is reported", async () => {
+      await page.selectOption("#days", "14");
+      await page.click("#write-missing-all");
+      await page.click("#confirm-ok");
+      const progress = page.locator("dialog.panel[open] .progress");
+      await progress.waitFor();
+      await page.waitForSelector("dialog.panel[open] #cancel-job:not([disabled])");
+      await page.click("dialog.panel[open] #cancel-job");
+      const ask = page.locator("dialog.confirm[open]");
+      await inViewport(page, ask, "the cancel confirmation");
+      await page.click("#confirm-ok");
+      await page.waitForSelector('dialog.panel[open] .progress[data-state="cancelled"]', { timeout: BACKFILL_TIMEOUT_MS });
+      const written = await progress.locator('[data-fact="Points written"]').textContent();
+      const [w, p] = (/([\d,]+) of ([\d,]+)/.exec(written) ?? []).slice(1).map((v) => Number(v.replaceAll(",", "")));
+      assert(w <= p, `points written ${written}: more than planned`);
+      assert(/Cancelled/.test(await progress.locator(".bar-label").textContent()) && /stay/.test(await progress.locator(".progress-note").textContent()), "the cancelled job does not say so");
+      assert(await page.locator("dialog.panel[open] #cancel-job").isHidden(), "Cancel is still offered for a cancelled job");
+      const saved = JSON.parse((await page.evaluate(() => sessionStorage.getItem("iot-center.jobs"))) ?? "[]");
+      assert(!saved.some((j) => j.key === "all:14"), "the cancelled job is still kept as running");
+      const jobs = await page.evaluate(() => [...document.querySelectorAll('.job[data-key="all:14"] strong')].map((e) => e.textContent));
+      assert(jobs.every((t) => /Cancelled/.test(t)), `the jobs list shows ${jobs.join(", ")}`);
+      // the API agrees: the job reads cancelled, and its count of written points is the one shown
+      const path = await page.evaluate(() => performance.getEntriesByType("resource").map((e) => new URL(e.name).pathname).filter((p) => /\/api\/write-missing\/jobs\/[^/]+\/cancel$/.test(p)).pop());
+      assert(path, "no cancel request was sent");
+      const job = await api("GET", path.replace(/\/cancel$/, ""));
+      assert(job.data.state === "cancelled" && job.data.pointsWritten <= job.data.pointsPlanned, `the job after the cancel: ${JSON.stringify(job.data)}`);
+      console.log(`     cancelled: ${written} shown; the API says ${job.data.pointsWritten} of ${job.data.pointsPlanned}`);
+      await page.keyboard.press("Escape");
+      await page.selectOption("#days", "7");
+    });
+
     await step("the failed refresh keeps the last list, with a banner", async () => {
       const before = await rows(page).count();
       await page.route("**/api/devices?*", (r) => r.abort("connectionrefused"));

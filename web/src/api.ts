@@ -129,7 +129,8 @@ export interface DeviceConfig {
 // Job is the answer of the write-missing routes and of the job route.
 export interface Job {
   jobId: string;
-  state: "planning" | "running" | "done" | "failed";
+  state: "planning" | "running" | "done" | "failed" | "cancelled";
+  cancelledAt?: string;
   from?: string;
   to?: string;
   devices?: number;

@@ -152,7 +152,7 @@ export function devicesPage(root: HTMLElement): void {
       const s = b.snap;
       const pct = s.percent === null ? (s.state === "planning" ? "Planning…" : "Running") : `${s.percent.toFixed(1)} %`;
       return h("div", { class: `job ${s.state}`, "data-key": b.saved.key },
-        h("span", {}, `Write missing data: ${targetName(b.target)}. `, h("strong", {}, `${s.state === "done" ? "Done ✓" : s.state === "failed" ? "Failed ✕" : pct}`)),
+        h("span", {}, `Write missing data: ${targetName(b.target)}. `, h("strong", {}, `${s.state === "done" ? "Done ✓" : s.state === "failed" ? "Failed ✕" : s.state === "cancelled" ? "Cancelled ■" : pct}`)),
         h("button", { type: "button", class: "secondary", "aria-label": `Show backfill of ${targetName(b.target)}`, onclick: (ev: Event) => showBackfill(b, ev.currentTarget as Element) }, "Show"));
     }));
     const all = running({ days: view.days });

@@ -3,6 +3,7 @@
 // Running jobs are kept in sessionStorage, so a reload picks them up again.
 import { call, enc, ApiError, type Job } from "./api";
 import { h } from "./dom";
+import { confirmAction } from "./panel";
 import { fmtDuration, fmtNumber, fmtTime } from "./format";
 
 const POLL_MS = 1000;
@@ -16,7 +17,7 @@ export interface Target {
   days: number;
 }
 
-export type State = "planning" | "running" | "done" | "failed";
+export type State = "planning" | "running" | "done" | "failed" | "cancelled";
 
 // Saved is what sessionStorage keeps of a running backfill.
 interface Saved {
@@ -58,7 +59,21 @@ export class Backfill {
   }
 
   get finished(): boolean {
-    return this.snap.state === "done" || this.snap.state === "failed";
+    return this.snap.state === "done" || this.snap.state === "failed" || this.snap.state === "cancelled";
+  }
+
+  // cancel asks the API to stop the job: its queued tasks write nothing, what was written stays (and is shown).
+  async cancel(): Promise<void> {
+    if (!this.saved.jobPath || this.finished) return;
+    try {
+      this.fromJob((await call<Job>("POST", `${this.saved.jobPath}/cancel`)).data);
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 409) {
+        this.update({ note: "The job had already ended." });
+        return;
+      }
+      this.update({ note: `Cancelling failed: ${(e as Error).message}` });
+    }
   }
 
   subscribe(fn: () => void): () => void {
@@ -111,7 +126,7 @@ export class Backfill {
     const planned = j.pointsPlanned ?? 0;
     // a count past the plan (a chunk task delivered twice counts its points twice) is shown as the plan
     const written = planned > 0 ? Math.min(j.pointsWritten ?? 0, planned) : j.pointsWritten ?? 0;
-    const state: State = j.state === "done" || j.state === "failed" || j.state === "planning" ? j.state : "running";
+    const state: State = j.state === "done" || j.state === "failed" || j.state === "planning" || j.state === "cancelled" ? j.state : "running";
     let percent: number | null = null;
     if (state === "done") percent = 100;
     else if (state !== "planning" && planned > 0) percent = (100 * written) / planned;
@@ -120,12 +135,13 @@ export class Backfill {
       state === "planning" ? "planning: finding the missing minutes…"
       : state === "failed" ? (j.error ?? "The backfill failed.")
       : state === "done" && planned === 0 ? "Nothing was missing in this window."
+      : state === "cancelled" ? `Cancelled: the ${fmtNumber(written, 0)} points written by then stay; asking again fills what is still missing.`
       : "";
     this.update({
       state, percent, planned, written, note,
       devices: j.devices, devicesDone: j.devicesDone, chunks: j.chunks, chunksDone: j.chunksDone, chunksFailed: j.chunksFailed,
       from: j.from, to: j.to,
-      etaMs: state === "running" ? this.eta(written, planned) : state === "done" ? 0 : null,
+      etaMs: state === "running" ? this.eta(written, planned) : state === "done" || state === "cancelled" ? 0 : null,
     });
   }
 
@@ -232,8 +248,18 @@ export function progressView(b: Backfill): HTMLElement {
   const bar = h("div", { class: "bar", role: "progressbar", "aria-valuemin": 0, "aria-valuemax": 100, "aria-label": `Backfill of ${targetName(b.target)}` }, fill);
   const facts = h("dl", { class: "facts" });
   const note = h("p", { class: "progress-note", role: "status" });
+  const cancel = h("button", { type: "button", class: "danger", id: "cancel-job" }, "Cancel job…");
+  cancel.addEventListener("click", async () => {
+    const ok = await confirmAction({
+      title: `Cancel the backfill of ${targetName(b.target)}?`,
+      body: ["It stops: the work still queued writes nothing. The points written by then stay (and are shown); asking again fills what is still missing."],
+      confirm: "Cancel job",
+      danger: true,
+    });
+    if (ok) await b.cancel();
+  });
   const el = h("div", { class: "progress", "data-key": b.saved.key, "data-device": b.target.deviceId ?? "" },
-    h("div", { class: "progress-head" }, label), bar, facts, note);
+    h("div", { class: "progress-head" }, label, cancel), bar, facts, note);
   const render = () => {
     if (!el.isConnected && el.dataset.rendered) {
       stop();
@@ -253,13 +279,15 @@ export function progressView(b: Backfill): HTMLElement {
       bar.setAttribute("aria-valuetext", `${fmtNumber(p, 1)} %`);
     }
     bar.setAttribute("data-percent", p === null ? "" : String(p));
-    const stateText = { planning: "Planning…", running: "Running", done: "Done ✓", failed: "Failed ✕" }[s.state];
+    const stateText = { planning: "Planning…", running: "Running", done: "Done ✓", failed: "Failed ✕", cancelled: "Cancelled ■" }[s.state];
+    cancel.hidden = b.finished;
+    cancel.disabled = !b.saved.jobPath;
     label.textContent = p === null ? stateText : `${stateText} · ${fmtNumber(p, 1)} %`;
     const rows: [string, string][] = [];
     if (s.planned !== undefined) rows.push(["Points written", `${fmtNumber(s.written ?? 0, 0)} of ${fmtNumber(s.planned, 0)}`]);
     if (s.devices !== undefined) rows.push(["Devices done", s.devicesDone !== undefined ? `${fmtNumber(s.devicesDone, 0)} of ${fmtNumber(s.devices, 0)}` : `${fmtNumber(s.devices, 0)} devices`]);
     if (s.chunks !== undefined) rows.push(["Chunks", `${s.chunksDone !== undefined ? `${fmtNumber(s.chunksDone, 0)} of ` : ""}${fmtNumber(s.chunks, 0)}${s.chunksFailed !== undefined ? `, ${fmtNumber(s.chunksFailed, 0)} failed` : ""}`]);
-    rows.push(["Time left", s.state === "done" ? "none" : s.state === "failed" ? "—" : s.etaMs == null ? "estimating…" : `about ${fmtDuration(s.etaMs)}`]);
+    rows.push(["Time left", s.state === "done" || s.state === "cancelled" ? "none" : s.state === "failed" ? "—" : s.etaMs == null ? "estimating…" : `about ${fmtDuration(s.etaMs)}`]);
     rows.push(["Elapsed", fmtDuration(Date.now() - b.saved.started)]);
     if (s.from && s.to) rows.push(["Window", `${fmtTime(s.from, false)} to ${fmtTime(s.to, false)}`]);
     facts.replaceChildren(...rows.flatMap(([k, v]) => [h("dt", {}, k), h("dd", { "data-fact": k }, v)]));
