@@ -135,6 +135,8 @@ type checker struct {
 	countSeries bool
 	series      map[seriesID]struct{}
 	last        seriesID
+	prevArena   []byte   // the last hashed line's tag values as read, and its keys: a line repeating them is
+	prevKeys    [][]byte // the same tag set, found by comparing bytes instead of hashing them again
 }
 
 // seriesIDs returns the request's distinct tag sets.
@@ -146,17 +148,36 @@ func (c *checker) seriesIDs() []seriesID {
 	return out
 }
 
-// addSeries records the current line's tag set (most lines repeat the previous one's).
+// addSeries records the current line's tag set. Most lines repeat the previous one's tags byte for byte: those
+// are compared, not hashed.
 func (c *checker) addSeries(mr *measurementRules) {
-	id := seriesID{m: mr, hash: tagSetHash(c.tags)}
-	if id == c.last && c.series != nil {
+	if c.series != nil && mr == c.last.m && bytes.Equal(c.arena, c.prevArena) && sameKeys(c.tags, c.prevKeys) {
 		return
 	}
+	id := seriesID{m: mr, hash: tagSetHash(c.tags)}
 	if c.series == nil {
 		c.series = map[seriesID]struct{}{}
 	}
 	c.series[id] = struct{}{}
 	c.last = id
+	c.prevArena = append(c.prevArena[:0], c.arena...)
+	c.prevKeys = c.prevKeys[:0]
+	for _, t := range c.tags {
+		c.prevKeys = append(c.prevKeys, t.key)
+	}
+}
+
+// sameKeys reports whether tags has exactly keys, in order (keys are the rules' own slices: compared by identity).
+func sameKeys(tags []tag, keys [][]byte) bool {
+	if len(tags) != len(keys) {
+		return false
+	}
+	for i, t := range tags {
+		if &t.key[0] != &keys[i][0] || len(t.key) != len(keys[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // check parses every line of body, refuses the whole body at the first line that breaks the schema, and returns the
