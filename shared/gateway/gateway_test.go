@@ -128,6 +128,9 @@ func TestWriteRefusedWritesNothing(t *testing.T) {
 		{"unknown tag", func(*fixture) req {
 			return req{body: []byte(fmt.Sprintf("environment,room=1 Temperature=1 %d", t0.UnixNano()))}
 		}, 400, "invalid", `line 1: tag "room" is not in the schema of measurement environment`},
+		{"the generated tag (write-missing's mark)", func(*fixture) req {
+			return req{body: []byte(fmt.Sprintf("environment,generated=true Temperature=1 %d", t0.UnixNano()))}
+		}, 400, "invalid", `line 1: tag "generated" is not in the schema of measurement environment`},
 		{"tag value longer than the schema allows", func(*fixture) req {
 			return req{body: []byte(fmt.Sprintf("environment,TemperatureSensor=%s Temperature=1 %d", strings.Repeat("a", 33), t0.UnixNano()))}
 		}, 400, "invalid", `line 1: tag TemperatureSensor value "aaaa`},
