@@ -167,6 +167,7 @@ async function main() {
       await page.fill("#operator-key", key);
       await page.click("#save-key");
       await page.waitForSelector("#key-note.ok");
+      await page.click("#nav-devices"); // the home page is the fleet overview (overview.e2e.mjs)
       await page.waitForSelector("main[data-page=devices][data-loaded]:not([data-loaded=''])");
     };
     const rows = (page) => page.locator("table.devices tbody tr[data-device]");

@@ -42,7 +42,7 @@ trap cleanup EXIT INT TERM
 # Its own process group, so cleanup reaches the API, its emulators and influxd, and nothing else.
 # Its own InfluxDB too: INFLUX_URL/INFLUX_TOKEN from the caller's environment would point it elsewhere.
 env -u INFLUX_URL -u INFLUX_TOKEN IOT_OPERATOR_KEY="$operator_key" IOT_DEVICE_KEY="$device_key" \
-	setsid make --no-print-directory run LOCALAPI_FLAGS="-state $state -addr 127.0.0.1:$port -influx-addr 127.0.0.1:$influx_port" \
+	setsid make --no-print-directory run LOCALAPI_FLAGS="-state $state -addr 127.0.0.1:$port -influx-addr 127.0.0.1:$influx_port -parameter-overrides MaxDevices=200000" \
 	>"$log" 2>&1 &
 pgid=$!
 echo "e2e: local API pid $pgid on 127.0.0.1:$port, state $state, log $log"
@@ -56,3 +56,13 @@ done
 
 BASE_URL="http://127.0.0.1:$port" OPERATOR_KEY="$operator_key" ARTIFACTS="$artifacts" CHROMIUM="$CHROMIUM" \
 	node web/e2e/dashboard.e2e.mjs
+
+# The fleet overview with 10,000 devices: it seeds the local API's InfluxDB and DynamoDB stand-in directly.
+dynamodb_url=$(grep -o 'moto DynamoDB server running[^}]*url=[^ ]*' "$log" | head -n1 | sed 's/.*url=//')
+set -a
+# shellcheck disable=SC1091
+. "$state/influx.env"
+set +a
+BASE_URL="http://127.0.0.1:$port" OPERATOR_KEY="$operator_key" ARTIFACTS="$artifacts" CHROMIUM="$CHROMIUM" \
+	DYNAMODB_URL="$dynamodb_url" INFLUX_URL="http://127.0.0.1:$influx_port" INFLUX_TOKEN="$INFLUX_TOKEN" INFLUX_ORG="$INFLUX_ORG" \
+	node web/e2e/overview.e2e.mjs

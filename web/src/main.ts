@@ -1,4 +1,5 @@
-// IoT Center dashboard: a hash-routed single page (#/devices, #/dashboard/{id}?range=7d) over the operator API.
+// IoT Center dashboard: a hash-routed single page (#/overview, the home; #/devices; #/dashboard/{id}?range=7d) over the
+// operator API.
 import "uplot/dist/uPlot.min.css";
 import "./style.css";
 import { getKey, setKey, checkKey } from "./api";
@@ -6,6 +7,7 @@ import { h, announce } from "./dom";
 import { devicesPage } from "./devices";
 import { dashboardPage, RANGES, type Range } from "./dashboard";
 import { resumeBackfills } from "./progress";
+import { overviewPage, OVERVIEW_RANGES, type OverviewRange } from "./overview";
 
 const main = h("main", { id: "view", tabindex: -1 });
 const keyNote = h("p", { id: "key-note", class: "key-note", role: "status" });
@@ -44,19 +46,20 @@ function header(): HTMLElement {
   };
   return h("header", {},
     h("a", { class: "skip", href: "#view", onclick: (ev: Event) => { ev.preventDefault(); main.focus(); } }, "Skip to content"),
-    h("p", { class: "brand" }, h("a", { href: "#/devices" }, "IoT Center")),
-    h("nav", { "aria-label": "Views" }, h("a", { href: "#/devices", id: "nav-devices" }, "Devices"), h("a", { href: "#/dashboard/", id: "nav-dashboard" }, "Dashboard")),
+    h("p", { class: "brand" }, h("a", { href: "#/overview" }, "IoT Center")),
+    h("nav", { "aria-label": "Views" }, h("a", { href: "#/overview", id: "nav-overview" }, "Overview"), h("a", { href: "#/devices", id: "nav-devices" }, "Devices"), h("a", { href: "#/dashboard/", id: "nav-dashboard" }, "Dashboard")),
     h("form", { class: "key", onsubmit: (ev: Event) => void submit(ev) },
       h("label", { for: "operator-key" }, "Operator key"), key, save, keyNote));
 }
 
 function route(): void {
-  const hash = location.hash || "#/devices";
+  const hash = location.hash || "#/overview";
   const [path, query] = hash.slice(1).split("?", 2);
   const params = new URLSearchParams(query ?? "");
   const dash = /^\/dashboard\/?(.*)$/.exec(path);
+  const home = !dash && path !== "/devices";
   for (const a of document.querySelectorAll("nav a")) {
-    const on = a.id === (dash ? "nav-dashboard" : "nav-devices");
+    const on = a.id === (dash ? "nav-dashboard" : home ? "nav-overview" : "nav-devices");
     a.classList.toggle("active", on);
     if (on) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
@@ -79,6 +82,10 @@ function route(): void {
     const range: Range = (RANGES as readonly string[]).includes(r ?? "") ? (r as Range) : "1d";
     main.setAttribute("data-page", "dashboard");
     dashboardPage(main, id, range);
+  } else if (home) {
+    const r = params.get("range");
+    main.setAttribute("data-page", "overview");
+    overviewPage(main, (OVERVIEW_RANGES as readonly string[]).includes(r ?? "") ? (r as OverviewRange) : "1d");
   } else {
     main.setAttribute("data-page", "devices");
     devicesPage(main);
