@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
 	"github.com/iot-center/iot-center-serverless/internal/influxtest"
 	"github.com/iot-center/iot-center-serverless/internal/testenv"
 )
@@ -516,6 +518,42 @@ func TestCancelStopsJob(t *testing.T) {
 	} {
 		if status, body := f.do(t, "POST", tc.path, ""); status != tc.status {
 			t.Errorf("POST %s: %d %v, want %d", tc.path, status, body, tc.status)
+		}
+	}
+}
+
+// TestRecentJobs: the index lists the newest jobs first, at most n, skipping a job whose item is gone.
+func TestRecentJobs(t *testing.T) {
+	jobs := &JobStore{Table: newTable(t, nil)}
+	ctx := t.Context()
+	if got, err := jobs.Recent(ctx, 5, fixedNow); err != nil || len(got) != 0 {
+		t.Fatalf("no jobs: Recent = %v, %v; want none", got, err)
+	}
+	var ids []string
+	for i := 0; i < 4; i++ {
+		j := newJob(strings.Repeat(fmt.Sprintf("%02d", i), 32), nil, LastDays(fixedNow, 1), fixedNow.Add(time.Duration(i)*time.Minute), time.Hour)
+		if err := jobs.create(ctx, j); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, j.ID)
+	}
+	if _, err := jobs.Table.DB.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: &jobs.Table.Name, Key: jobKey(ids[2])}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		n    int
+		want []string
+	}{{2, []string{ids[3], ids[1]}}, {10, []string{ids[3], ids[1], ids[0]}}, {0, []string{ids[3]}}} {
+		got, err := jobs.Recent(ctx, tc.n, fixedNow)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var gotIDs []string
+		for _, j := range got {
+			gotIDs = append(gotIDs, j.ID)
+		}
+		if fmt.Sprint(gotIDs) != fmt.Sprint(tc.want) {
+			t.Errorf("Recent(%d) = %v, want %v", tc.n, gotIDs, tc.want)
 		}
 	}
 }

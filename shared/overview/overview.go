@@ -1,6 +1,6 @@
 // Package overview is the fleet overview's API (the dashboard's home page): the status counts now and over a
-// range (measurement `fleet`, written by each fleet-health run), the silent devices longest-silent first, and
-// every device's position as one compact gzipped columnar answer (the positions snapshot in the control-plane
+// range (measurement `fleet`, written by each fleet-health run), the silent devices longest-silent first, the
+// newest write-missing jobs, and every device's position as one compact gzipped columnar answer (the positions snapshot in the control-plane
 // table, shared/positions). Every answer is bounded or paged except the positions, which are compact instead.
 package overview
 
@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/iot-center/iot-center-serverless/shared/api"
+	"github.com/iot-center/iot-center-serverless/shared/backfill"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
 	"github.com/iot-center/iot-center-serverless/shared/positions"
 	"github.com/iot-center/iot-center-serverless/shared/store"
@@ -23,6 +24,7 @@ const (
 	RouteCounts    = "GET /api/overview"
 	RouteSilent    = "GET /api/overview/silent"
 	RoutePositions = "GET /api/overview/positions"
+	RouteJobs      = "GET /api/overview/jobs"
 )
 
 // Measurement is what each fleet-health run writes to the data bucket: one point, no tags, the fields Fields.
@@ -39,6 +41,7 @@ type Service struct {
 	Influx influx.Querier
 	Bucket string // the data bucket, where Measurement is
 	Read   Snapshots
+	Jobs   *backfill.JobStore
 	Now    func() time.Time
 }
 
@@ -46,7 +49,7 @@ type Service struct {
 func New(q influx.Querier, bucket string, t *store.Table) *Service {
 	return &Service{Influx: q, Bucket: bucket, Read: func(ctx context.Context) (positions.Snapshot, error) {
 		return positions.Read(ctx, t)
-	}}
+	}, Jobs: &backfill.JobStore{Table: t}}
 }
 
 func (s *Service) now() time.Time {
@@ -62,6 +65,7 @@ func (s *Service) Routes() *api.Mux {
 	mux.HandleFunc(RouteCounts, operatorOnly(s.counts))
 	mux.HandleFunc(RouteSilent, operatorOnly(s.silent))
 	mux.HandleFunc(RoutePositions, operatorOnly(s.positions))
+	mux.HandleFunc(RouteJobs, operatorOnly(s.jobs))
 	return mux
 }
 

@@ -162,6 +162,14 @@ func TestOverview(t *testing.T) {
 		}
 	})
 
+	t.Run("jobs", func(t *testing.T) {
+		// no job yet (the index and Recent are tested in shared/backfill): an empty list, not null
+		w := f.get(t, api.RoleOperator, "/api/overview/jobs?limit=5")
+		if w.Code != http.StatusOK || w.Body.String() != `{"jobs":[]}`+"\n" {
+			t.Errorf("jobs: %d %q, want 200 {\"jobs\":[]}", w.Code, w.Body)
+		}
+	})
+
 	t.Run("refusals", func(t *testing.T) {
 		for _, tc := range []struct {
 			role, target string
@@ -180,6 +188,9 @@ func TestOverview(t *testing.T) {
 			{api.RoleOperator, "/api/overview/silent?after=99999999999:dev", http.StatusBadRequest},
 			{api.RoleOperator, "/api/overview/silent?after=1:%22)%20or%20true", http.StatusBadRequest},
 			{api.RoleOperator, "/api/overview/positions?x=1", http.StatusBadRequest},
+			{api.RoleDevice, "/api/overview/jobs", http.StatusForbidden},
+			{api.RoleOperator, "/api/overview/jobs?limit=51", http.StatusBadRequest},
+			{api.RoleOperator, "/api/overview/jobs?limit=-1", http.StatusBadRequest},
 		} {
 			w := f.get(t, tc.role, tc.target)
 			var body map[string]any

@@ -229,9 +229,15 @@ async function main() {
     console.log(`     ${REGISTER} registrations in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   });
 
-  await step("positions over six continents, last points and a day of fleet counts seeded", async () => {
+  let jobId = "";
+  await step("positions over six continents, last points and a day of fleet counts seeded; a write-missing job", async () => {
     await seedData(devs, now);
     await seedSnapshot(devs, now);
+    const res = await fetch(`${BASE_URL}/api/devices/${devs[0].id}/write-missing`, {
+      method: "POST", headers: { Authorization: `Bearer ${key}`, "Content-Type": "application/json" }, body: JSON.stringify({ days: 1 }) });
+    const job = await res.json();
+    assert(res.status === 202 || res.status === 200, `write-missing: ${res.status} ${JSON.stringify(job)}`);
+    jobId = job.jobId;
   });
 
   let browser;
@@ -335,6 +341,9 @@ async function main() {
         const count = await page.textContent("#map-list-count");
         const total = /^[\d,]+ of ([\d,]+) devices/.exec(count);
         assert(total && Number(total[1].replace(/,/g, "")) >= FLEET, `list count: ${count}`);
+        await page.waitForSelector("main[data-jobs-ready]");
+        const jobRow = page.locator(`#recent-jobs tr[data-job="${jobId}"]`);
+        assert((await jobRow.count()) === 1, `job ${jobId} is not among the recent jobs`);
         const silent = await page.locator("#silent-list a").count();
         const note = await page.textContent("#silent-note");
         assert(silent > 0 && /silent device/.test(note), `silent list: ${silent} links, note ${note}`);

@@ -1,8 +1,8 @@
 // The fleet overview, the dashboard's home: status counts now and over a range, every device on a world map (a
-// canvas, with the same devices in a keyboard list beside it), the silent devices longest-silent first, and the
-// fleet's points per minute. Reads GET /api/overview, /api/overview/positions and /api/overview/silent.
+// canvas, with the same devices in a keyboard list beside it), the silent devices longest-silent first, the newest
+// write-missing jobs and the fleet's points per minute. Reads GET /api/overview and its /positions, /silent, /jobs.
 import uPlot from "uplot";
-import { call, enc, getKey, ApiError } from "./api";
+import { call, enc, getKey, ApiError, type Job } from "./api";
 import { h, announce } from "./dom";
 import { fmtAgo, fmtTime, fmtNumber } from "./format";
 import { decodePositions, type Positions } from "./positions";
@@ -57,7 +57,7 @@ const isoOf = (secs: number) => (secs ? new Date(secs * 1000).toISOString() : nu
 export function overviewPage(root: HTMLElement, range: OverviewRange): void {
   document.title = "Fleet overview · IoT Center";
   const started = performance.now();
-  for (const part of ["counts-ready", "map-ready", "silent-ready"]) {
+  for (const part of ["counts-ready", "map-ready", "silent-ready", "jobs-ready"]) {
     root.removeAttribute(`data-${part}`);
     root.removeAttribute(`data-${part}-view`);
   }
@@ -91,6 +91,8 @@ export function overviewPage(root: HTMLElement, range: OverviewRange): void {
   const silentList = h("ul", { class: "silent-list", id: "silent-list" });
   const silentNote = h("p", { class: "hint", id: "silent-note" }, "Loading the silent devices…");
   const silentMore = h("button", { type: "button", class: "secondary", id: "silent-more", hidden: true }, "More silent devices");
+  const jobsBody = h("tbody");
+  const jobsNote = h("p", { class: "hint", id: "jobs-note" }, "Loading the recent jobs…");
   let silentNext: string | null = null;
 
   root.replaceChildren(
@@ -106,6 +108,11 @@ export function overviewPage(root: HTMLElement, range: OverviewRange): void {
       listCount, list, h("nav", { class: "pager", "aria-label": "Map device list pages" }, prev, next)),
     h("section", { class: "card", "aria-labelledby": "silent-h" },
       h("h2", { id: "silent-h" }, "Silent devices, longest silent first"), silentNote, silentList, silentMore),
+    h("section", { class: "card", "aria-labelledby": "jobs-h" },
+      h("h2", { id: "jobs-h" }, "Recent write-missing jobs"), jobsNote,
+      h("div", { class: "table-scroll" }, h("table", { class: "jobs-table", id: "recent-jobs" },
+        h("thead", {}, h("tr", {}, ...["Created", "State", "Devices", "Window", "Points planned", "Points written", "Chunks failed"].map((c) => h("th", { scope: "col" }, c)))),
+        jobsBody))),
   );
 
   let positions: Positions | null = null;
@@ -197,6 +204,19 @@ export function overviewPage(root: HTMLElement, range: OverviewRange): void {
       silentMore.disabled = false;
     }
   };
+  void call<{ jobs: Job[] }>("GET", "/api/overview/jobs?limit=10").then(({ data }) => {
+    const jobs = data.jobs ?? [];
+    jobsNote.textContent = jobs.length ? `The ${jobs.length} newest jobs, newest first.` : "No write-missing job in the last days.";
+    jobsBody.replaceChildren(...jobs.map((j) => h("tr", { "data-job": j.jobId, "data-state": j.state },
+      h("td", {}, fmtTime(j.createdAt, false)), h("td", { class: `job-state ${j.state}` }, j.state),
+      h("td", {}, fmtNumber(j.devices ?? null, 0)), h("td", {}, `${fmtTime(j.from, false)} – ${fmtTime(j.to, false)}`),
+      h("td", {}, fmtNumber(j.pointsPlanned ?? null, 0)), h("td", {}, fmtNumber(j.pointsWritten ?? null, 0)),
+      h("td", {}, fmtNumber(j.chunksFailed ?? null, 0)))));
+    ready("jobs-ready");
+  }).catch((e) => {
+    jobsNote.textContent = `The recent jobs could not be loaded (${(e as Error).message}).`;
+    jobsNote.className = "error";
+  });
   silentMore.addEventListener("click", () => void loadSilent(true));
   void loadSilent(false);
   announce("Fleet overview");

@@ -117,8 +117,8 @@ func TestLoadRealTemplate(t *testing.T) {
 			}
 		}
 	}
-	if len(tpl.Routes) != 19 {
-		t.Errorf("got %d routes, want 19", len(tpl.Routes))
+	if len(tpl.Routes) != 21 {
+		t.Errorf("got %d routes, want 21", len(tpl.Routes))
 	}
 }
 
