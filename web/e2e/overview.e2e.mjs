@@ -315,7 +315,9 @@ async function main() {
           shots.push(shot);
         }
         await page.mouse.click(box.x + at.x, box.y + at.y);
-        await page.waitForFunction((id) => location.hash.startsWith(`#/dashboard/${id}`), named[1]);
+        await page.waitForFunction((id) => location.hash.startsWith(`#/dashboard/${id}`), named[1], { timeout: 10_000 }).catch(async () => {
+          throw new Error(`after clicking ${named[1]} at ${JSON.stringify(at)} of ${JSON.stringify(box)}: ${await page.evaluate(() => location.hash)}`);
+        });
         await page.waitForSelector("main[data-page=dashboard][data-ready]");
         const state = await page.getAttribute("main", "data-ready");
         if (REGISTER === FLEET || devs.findIndex((d) => d.id === named[1]) < REGISTER) {

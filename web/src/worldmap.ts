@@ -52,7 +52,8 @@ export class WorldMap {
     this.canvas.addEventListener("pointermove", (ev) => this.pointer(ev));
     this.canvas.addEventListener("pointerleave", () => this.setHot(-1, 0, 0));
     this.canvas.addEventListener("click", (ev) => {
-      const i = this.nearest(ev.offsetX, ev.offsetY);
+      // the device the tooltip names, when there is one (a click's coordinates may round to a neighbour's)
+      const i = this.hot >= 0 ? this.hot : this.nearest(ev.offsetX, ev.offsetY);
       if (i >= 0) this.handlers.open(i);
     });
     new ResizeObserver(() => this.schedule()).observe(this.el);
