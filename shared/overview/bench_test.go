@@ -45,7 +45,7 @@ func BenchmarkOverview(b *testing.B) {
 			call := func(target string) (time.Duration, int) {
 				r := httptest.NewRequest(http.MethodGet, target, nil)
 				r.Header.Set("Accept-Encoding", "gzip")
-				r = r.WithContext(api.WithCaller(r.Context(), api.Caller{Role: api.RoleOperator, Deletions: -1}))
+				r = r.WithContext(api.WithCaller(r.Context(), api.Caller{Role: api.RoleOperator}))
 				w := httptest.NewRecorder()
 				t0 := time.Now()
 				h.ServeHTTP(w, r)
