@@ -296,7 +296,7 @@ func (h *Handler) parallel(fns []func() ([]hourRow, error)) ([][]hourRow, error)
 const maxRawSpans = 4
 
 // staleSpans turns a set of hours (Unix seconds) into at most max ascending spans covering them.
-func staleSpans(hours map[int64]bool, max int) []Window {
+func staleSpans(hours map[int64]bool, max int) []timeSpan {
 	if len(hours) == 0 {
 		return nil
 	}
@@ -323,17 +323,17 @@ func staleSpans(hours map[int64]bool, max int) []Window {
 		spans[best-1][1] = spans[best][1]
 		spans = append(spans[:best], spans[best+1:]...)
 	}
-	out := make([]Window, len(spans))
+	out := make([]timeSpan, len(spans))
 	for i, sp := range spans {
-		out[i] = Window{From: time.Unix(sp[0], 0).UTC(), To: time.Unix(sp[1], 0).UTC()}
+		out[i] = timeSpan{From: time.Unix(sp[0], 0).UTC(), To: time.Unix(sp[1], 0).UTC()}
 	}
 	return out
 }
 
-// Window is a half-open interval of time.
-type Window struct{ From, To time.Time }
+// timeSpan is a half-open interval of time.
+type timeSpan struct{ From, To time.Time }
 
-func inSpans(t time.Time, spans []Window) bool {
+func inSpans(t time.Time, spans []timeSpan) bool {
 	for _, sp := range spans {
 		if !t.Before(sp.From) && t.Before(sp.To) {
 			return true
