@@ -52,8 +52,7 @@ func handler(d lambdaapp.Deps, t *store.Table) *api.Mux {
 	o.Schema = s
 	// One attempt per request: a device's client library retries on the 503 + Retry-After the gateway answers, so
 	// the function never waits out an outage on the device's behalf.
-	store := influx.New(d.Config.InfluxURL, d.Config.Token.Reveal(), d.Config.Org,
-		influx.Options{HTTPTimeout: 8 * time.Second, Retry: influx.RetryPolicy{MaxAttempts: 1}})
+	store := d.NewInflux(influx.Options{HTTPTimeout: 8 * time.Second, Retry: influx.RetryPolicy{MaxAttempts: 1}})
 	g, err := gateway.New(authenticator(d), store, o)
 	if err != nil {
 		api.Exit("invalid configuration", err)

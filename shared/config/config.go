@@ -185,6 +185,18 @@ func LoadSecret(ctx context.Context, getenv Getenv, store ParameterStore, valueV
 	return Secret(aws.ToString(out.Parameter.Value)), nil
 }
 
+// TokenSource re-reads the function's InfluxDB token from its SSM parameter (influx.Options.Refresh), or is nil when
+// the token is not read from SSM (INFLUX_TOKEN set: local runs) and cannot change under the function.
+func TokenSource(getenv Getenv, store ParameterStore) func(ctx context.Context) (string, error) {
+	if getenv("INFLUX_TOKEN") != "" || getenv("INFLUX_TOKEN_PARAMETER") == "" {
+		return nil
+	}
+	return func(ctx context.Context) (string, error) {
+		s, err := LoadSecret(ctx, getenv, store, "INFLUX_TOKEN", "INFLUX_TOKEN_PARAMETER")
+		return s.Reveal(), err
+	}
+}
+
 var (
 	ssmOnce   sync.Once
 	ssmClient *ssm.Client

@@ -24,7 +24,7 @@ type Client struct {
 	c     influxdb2.Client
 	http  *http.Client
 	url   string
-	token string
+	auth  *tokenTransport
 	org   string
 	Retry RetryPolicy
 
@@ -37,9 +37,13 @@ type Client struct {
 type Options struct {
 	HTTPTimeout time.Duration // per request; default 60s (queries are bounded by the ctx deadline anyway)
 	Retry       RetryPolicy
+	// Refresh, when set, re-reads the token after InfluxDB answers 401 (at most once per RefreshEvery, default
+	// DefaultRefreshEvery), and the request is sent once more with a changed token.
+	Refresh      TokenSource
+	RefreshEvery time.Duration
 }
 
-// New builds a Client. token is the admin token; it is only ever sent in the Authorization header.
+// New builds a Client. token is the function's token; it is only ever sent in the Authorization header.
 func New(url, token, org string, opts Options) *Client {
 	if opts.HTTPTimeout == 0 {
 		opts.HTTPTimeout = 60 * time.Second
@@ -48,19 +52,18 @@ func New(url, token, org string, opts Options) *Client {
 		opts.Retry = DefaultRetry
 	}
 	url = strings.TrimRight(url, "/")
-	hc := &http.Client{
-		Timeout: opts.HTTPTimeout,
-		Transport: &http.Transport{
-			Proxy:               http.ProxyFromEnvironment,
-			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			MaxIdleConns:        64,
-			MaxIdleConnsPerHost: 64,
-			IdleConnTimeout:     90 * time.Second,
-			TLSHandshakeTimeout: 10 * time.Second,
-		},
-	}
+	// every request, influxdb-client-go's included, goes through auth, which sets the current token
+	auth := newTokenTransport(&http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        64,
+		MaxIdleConnsPerHost: 64,
+		IdleConnTimeout:     90 * time.Second,
+		TLSHandshakeTimeout: 10 * time.Second,
+	}, token, opts.Refresh, opts.RefreshEvery)
+	hc := &http.Client{Timeout: opts.HTTPTimeout, Transport: auth}
 	c := influxdb2.NewClientWithOptions(url, token, influxdb2.DefaultOptions().SetHTTPClient(hc))
-	return &Client{c: c, http: hc, url: url, token: token, org: org, Retry: opts.Retry, buckets: map[string]string{}}
+	return &Client{c: c, http: hc, url: url, auth: auth, org: org, Retry: opts.Retry, buckets: map[string]string{}}
 }
 
 // Close releases idle connections.

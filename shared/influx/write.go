@@ -123,7 +123,6 @@ func (c *Client) do(ctx context.Context, method, u, contentType, encoding string
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Authorization", "Token "+c.token)
 	req.Header.Set("Content-Type", contentType)
 	if encoding != "" {
 		req.Header.Set("Content-Encoding", encoding)

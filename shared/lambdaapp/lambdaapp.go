@@ -23,6 +23,8 @@ type Deps struct {
 	Config config.Config
 	Influx *influx.Client
 	Getenv config.Getenv
+	// Refresh re-reads the token from SSM after a 401 (nil for a token given in INFLUX_TOKEN).
+	Refresh influx.TokenSource
 }
 
 // coldStartTimeout bounds configuration loading (an SSM call) at init.
@@ -33,11 +35,28 @@ const coldStartTimeout = 10 * time.Second
 func Init() Deps {
 	ctx, cancel := context.WithTimeout(context.Background(), coldStartTimeout)
 	defer cancel()
-	cfg, err := config.Load(ctx, os.Getenv, nil)
+	d, err := New(ctx, os.Getenv, nil)
 	if err != nil {
 		api.Exit("invalid configuration", err)
 	}
-	return Deps{Config: cfg, Influx: influx.New(cfg.InfluxURL, cfg.Token.Reveal(), cfg.Org, influx.Options{}), Getenv: os.Getenv}
+	return d
+}
+
+// New is Init's work, for tests with their own environment and SSM (store nil: the default SSM client).
+func New(ctx context.Context, getenv config.Getenv, store config.ParameterStore) (Deps, error) {
+	cfg, err := config.Load(ctx, getenv, store)
+	if err != nil {
+		return Deps{}, err
+	}
+	d := Deps{Config: cfg, Getenv: getenv, Refresh: config.TokenSource(getenv, store)}
+	d.Influx = d.NewInflux(influx.Options{})
+	return d, nil
+}
+
+// NewInflux is a client with the function's token that re-reads it after a 401 (a deploy replaced it).
+func (d Deps) NewInflux(o influx.Options) *influx.Client {
+	o.Refresh = d.Refresh
+	return influx.New(d.Config.InfluxURL, d.Config.Token.Reveal(), d.Config.Org, o)
 }
 
 // StartHTTP serves h as an API Gateway HTTP API (payload 2.0) function.

@@ -3,6 +3,8 @@ package setup
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-lambda-go/cfn"
@@ -20,13 +23,66 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/influx"
 )
 
-// PhysicalID names the one InfluxDB setup of a stack; it never changes, so an Update is never a replacement (which
-// would make CloudFormation send a Delete for the old id).
-const PhysicalID = "iot-center-influxdb-setup"
+// Physical ids name one generation of the stack's role tokens: "iot-center-influxdb-setup-<generation>". An Update
+// that would replace the tokens (see tokenProperties) answers a new id, so CloudFormation treats it as a
+// replacement: it sends a Delete for the old id, with the old properties, only once the whole update succeeded, and
+// that Delete revokes the old generation alone. Until then the old tokens keep working for functions that still
+// hold them. LegacyPhysicalID is the fixed id of stacks set up before generations (untagged, generation "").
+const (
+	LegacyPhysicalID = "iot-center-influxdb-setup"
+	physicalPrefix   = LegacyPhysicalID + "-"
+)
 
-// Loader builds the InfluxDB client and the options from the function's configuration. It runs per event, so a
-// configuration error is answered to CloudFormation as FAILED instead of an init crash that nobody answers.
-type Loader func(ctx context.Context) (*influx.Client, Options, error)
+// PhysicalID is the physical id of a generation.
+func PhysicalID(gen string) string { return physicalPrefix + gen }
+
+// generationOf reads the generation from a physical id; ok is false for an id this resource never answered with
+// (a failed Create answers with the request id).
+func generationOf(physical string) (gen string, ok bool) {
+	if physical == LegacyPhysicalID {
+		return "", true
+	}
+	gen, ok = strings.CutPrefix(physical, physicalPrefix)
+	if !ok || len(gen) != 2*generationBytes || strings.Trim(gen, "0123456789abcdef") != "" {
+		return "", false
+	}
+	return gen, true
+}
+
+const generationBytes = 6
+
+func newGeneration() string {
+	b := make([]byte, generationBytes)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// tokenProperties are the properties a role token depends on (server, organization, admin token, buckets, where
+// the tokens are kept, the role definitions): a change to any of them starts a new generation.
+var tokenProperties = []string{"InfluxUrl", "InfluxOrg", "InfluxTokenParameter", "Buckets", "RoleTokenPrefix", "RolesVersion"}
+
+func tokenPropertiesChanged(old, cur map[string]any) bool {
+	for _, k := range tokenProperties {
+		if fmt.Sprint(old[k]) != fmt.Sprint(cur[k]) {
+			return true
+		}
+	}
+	return false
+}
+
+// Target is what one event is about: its resource properties (the old ones for the Delete of a replaced
+// resource), the token generation and the stack.
+type Target struct {
+	Properties map[string]any
+	Generation string
+	StackID    string
+}
+
+// Loader builds the InfluxDB client and the options for one event. It runs per event, so a configuration error is
+// answered to CloudFormation as FAILED instead of an init crash that nobody answers. The properties win over the
+// environment: a Delete after a replacement carries the old server, organization and RoleTokenPrefix, which the
+// function's environment no longer holds.
+type Loader func(ctx context.Context, t Target) (*influx.Client, Options, error)
 
 // CustomResource handles the AWS::CloudFormation::CustomResource events of InfluxSetup.
 type CustomResource struct {
@@ -112,14 +168,20 @@ func (h *CustomResource) Handle(ctx context.Context, ev cfn.Event) (err error) {
 	switch ev.RequestType {
 	case cfn.RequestDelete:
 		resp.Reason = "InfluxDB buckets, task and dashboard are left in place"
+		gen, ours := generationOf(ev.PhysicalResourceID)
+		if !ours {
+			resp.Reason += "; no role tokens were created under this id"
+			return nil
+		}
 		runCtx, cancel := h.runContext(ctx)
 		defer cancel()
-		if err := h.revokeRoles(runCtx); err != nil {
-			// a stack delete is never held up by InfluxDB: the leftover is logged (names, never tokens)
-			log.ErrorContext(ctx, "revoking the role tokens failed", slog.String("error", err.Error()))
-			resp.Reason += "; revoking the role tokens failed (see the log)"
+		if err := h.revoke(runCtx, ev, gen); err != nil {
+			// a stack delete or an update's clean-up is never held up by InfluxDB: the leftover is logged (names,
+			// never tokens)
+			log.ErrorContext(ctx, "revoking the role tokens failed", slog.String("generation", gen), slog.String("error", err.Error()))
+			resp.Reason += "; revoking the role tokens of generation " + strconv.Quote(gen) + " failed (see the log)"
 		} else {
-			resp.Reason += "; role tokens revoked and their SSM parameters deleted"
+			resp.Reason += "; role tokens of generation " + strconv.Quote(gen) + " revoked and their SSM parameters deleted"
 		}
 		return nil
 	case cfn.RequestCreate, cfn.RequestUpdate:
@@ -127,15 +189,32 @@ func (h *CustomResource) Handle(ctx context.Context, ev cfn.Event) (err error) {
 		resp.Status, resp.Reason = cfn.StatusFailed, "unknown request type "+strconv.Quote(string(ev.RequestType))
 		return nil
 	}
+	gen, ours := generationOf(ev.PhysicalResourceID)
+	fresh := ev.RequestType == cfn.RequestCreate || !ours || gen == "" ||
+		tokenPropertiesChanged(ev.OldResourceProperties, ev.ResourceProperties)
+	if fresh {
+		gen = newGeneration()
+	}
 	runCtx, cancel := h.runContext(ctx)
 	defer cancel()
-	data, runErr := h.run(runCtx, ev)
+	data, runErr := h.run(runCtx, ev, gen)
 	if runErr != nil {
 		log.ErrorContext(ctx, "influxdb setup failed", slog.String("error", runErr.Error()))
 		resp.Status, resp.Reason = cfn.StatusFailed, truncate(runErr.Error(), maxReason)
+		if fresh {
+			// CloudFormation keeps the old id after a failed Create or Update and never deletes this generation
+			if err := h.revoke(runCtx, ev, gen); err != nil {
+				log.ErrorContext(ctx, "revoking the failed generation's role tokens failed", slog.String("generation", gen),
+					slog.String("error", err.Error()))
+			}
+		}
 		return nil
 	}
-	resp.PhysicalResourceID, resp.Data = PhysicalID, data
+	resp.PhysicalResourceID, resp.Data = PhysicalID(gen), data
+	if fresh && ours && ev.RequestType == cfn.RequestUpdate {
+		log.InfoContext(ctx, "new role token generation; the old one is revoked by CloudFormation's Delete after the update",
+			slog.String("generation", gen), slog.String("replaces", ev.PhysicalResourceID))
+	}
 	return nil
 }
 
@@ -147,26 +226,30 @@ func (h *CustomResource) runContext(ctx context.Context) (context.Context, conte
 	return context.WithCancel(ctx)
 }
 
-// revokeRoles revokes the stack's role authorizations and deletes their parameters.
-func (h *CustomResource) revokeRoles(ctx context.Context) error {
+// revoke revokes one generation's role authorizations and deletes its parameters, on the server and under the
+// prefix of the event's properties.
+func (h *CustomResource) revoke(ctx context.Context, ev cfn.Event, gen string) error {
 	if h.Load == nil {
 		return nil
 	}
-	c, o, err := h.Load(ctx)
+	c, o, err := h.Load(ctx, Target{Properties: ev.ResourceProperties, Generation: gen, StackID: ev.StackID})
 	if err != nil {
 		return err
 	}
+	defer c.Close()
 	if o.Roles == nil {
 		return nil
 	}
-	return RevokeRoles(ctx, c, o.Roles, o.Owner)
+	return RevokeGeneration(ctx, c, o.Roles, o.Owner, gen)
 }
 
-func (h *CustomResource) run(ctx context.Context, ev cfn.Event) (map[string]any, error) {
-	c, o, err := h.Load(ctx)
+func (h *CustomResource) run(ctx context.Context, ev cfn.Event, gen string) (map[string]any, error) {
+	c, o, err := h.Load(ctx, Target{Properties: ev.ResourceProperties, Generation: gen, StackID: ev.StackID})
 	if err != nil {
 		return nil, err
 	}
+	defer c.Close()
+	o.Generation = gen
 	if o.DataRetention, err = days(ev.ResourceProperties, "DataRetentionDays", o.DataRetention); err != nil {
 		return nil, err
 	}
@@ -296,23 +379,61 @@ func truncate(s string, n int) string {
 }
 
 // EnvLoader is the deployed function's Loader: the functions' configuration (admin token from INFLUX_TOKEN or SSM),
-// and with ROLE_TOKEN_PREFIX the role tokens kept as SSM SecureStrings under that prefix.
-// store may be nil (the default SSM client).
+// with the event's properties in place of their variables (InfluxUrl, InfluxOrg, InfluxTokenParameter, Buckets,
+// RoleTokenPrefix), and with a role token prefix the role tokens kept as SSM SecureStrings under it. When the
+// properties name an admin token parameter that cannot be read (the function's policy names the current one only),
+// the current one is used. store may be nil (the default SSM client).
 func EnvLoader(getenv config.Getenv, store config.ParameterStore) Loader {
-	return func(ctx context.Context) (*influx.Client, Options, error) {
-		cfg, err := config.Load(ctx, getenv, store)
+	return func(ctx context.Context, t Target) (*influx.Client, Options, error) {
+		get := withProperties(getenv, t.Properties)
+		cfg, err := config.Load(ctx, get, store)
+		if err != nil && get("INFLUX_TOKEN_PARAMETER") != getenv("INFLUX_TOKEN_PARAMETER") {
+			cfg, err = config.Load(ctx, func(k string) string {
+				if k == "INFLUX_TOKEN_PARAMETER" {
+					return getenv(k)
+				}
+				return get(k)
+			}, store)
+		}
 		if err != nil {
 			return nil, Options{}, err
 		}
 		o := OptionsFrom(cfg)
-		if prefix := getenv("ROLE_TOKEN_PREFIX"); prefix != "" {
+		o.Generation = t.Generation
+		if prefix := get("ROLE_TOKEN_PREFIX"); prefix != "" {
 			sc, err := roleSSM(ctx, store)
 			if err != nil {
 				return nil, Options{}, err
 			}
-			o.Roles, o.Owner = &SSMStore{Client: sc, Prefix: prefix}, prefix
+			o.Roles, o.Owner = &SSMStore{Client: sc, Prefix: prefix, Generation: t.Generation, Stack: t.StackID}, prefix
 		}
 		return influx.New(cfg.InfluxURL, cfg.Token.Reveal(), cfg.Org, influx.Options{}), o, nil
+	}
+}
+
+// propertyVars maps InfluxSetup's properties (template.yaml) to the variables they stand for.
+var propertyVars = map[string]string{"InfluxUrl": "INFLUX_URL", "InfluxOrg": "INFLUX_ORG",
+	"InfluxTokenParameter": "INFLUX_TOKEN_PARAMETER", "RoleTokenPrefix": "ROLE_TOKEN_PREFIX"}
+
+// withProperties reads a variable from the properties when they carry it, else from getenv. Buckets is
+// "<data>,<registry>,<downsampled>".
+func withProperties(getenv config.Getenv, props map[string]any) config.Getenv {
+	vars := map[string]string{}
+	for p, v := range propertyVars {
+		if s, ok := props[p].(string); ok && s != "" {
+			vars[v] = s
+		}
+	}
+	if s, ok := props["Buckets"].(string); ok {
+		if b := strings.Split(s, ","); len(b) == 3 {
+			vars["INFLUX_BUCKET"], vars["INFLUX_BUCKET_AUTH"], vars["INFLUX_BUCKET_DOWNSAMPLED"] = b[0], b[1], b[2]
+		}
+	}
+	return func(k string) string {
+		if v, ok := vars[k]; ok {
+			return v
+		}
+		return getenv(k)
 	}
 }
 

@@ -72,7 +72,7 @@ func event(e *cfnEndpoint, typ cfn.RequestType, physical string, props map[strin
 }
 
 func loaderFor(srv *influxtest.Server, token string, o Options) Loader {
-	return func(ctx context.Context) (*influx.Client, Options, error) {
+	return func(ctx context.Context, _ Target) (*influx.Client, Options, error) {
 		return influx.New(srv.URL, token, srv.Org, influx.Options{}), o, nil
 	}
 }
@@ -92,7 +92,8 @@ func TestCustomResourceLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := ep.only(t)
-	if r.Status != cfn.StatusSuccess || r.PhysicalResourceID != PhysicalID || r.RequestID != create.RequestID ||
+	physical := r.PhysicalResourceID
+	if gen, ok := generationOf(physical); r.Status != cfn.StatusSuccess || !ok || gen == "" || r.RequestID != create.RequestID ||
 		r.LogicalResourceID != "InfluxSetup" || r.StackID != create.StackID {
 		t.Fatalf("create: got %+v, want SUCCESS echoing the event", r)
 	}
@@ -103,11 +104,11 @@ func TestCustomResourceLifecycle(t *testing.T) {
 
 	// Update with a new retention: same physical id (no replacement), retention applied
 	props["DataRetentionDays"] = "14"
-	if err := h.Handle(ctx, event(ep, cfn.RequestUpdate, PhysicalID, props)); err != nil {
+	if err := h.Handle(ctx, event(ep, cfn.RequestUpdate, physical, props)); err != nil {
 		t.Fatal(err)
 	}
 	r = ep.only(t)
-	if r.Status != cfn.StatusSuccess || r.PhysicalResourceID != PhysicalID || r.Data["TaskId"] != taskID {
+	if r.Status != cfn.StatusSuccess || r.PhysicalResourceID != physical || r.Data["TaskId"] != taskID {
 		t.Fatalf("update: got %+v, want SUCCESS with the same id and task", r)
 	}
 	if got := retentionOf(t, admin, r.Data["DataBucketId"].(string)); got != 14*86400 {
@@ -115,7 +116,7 @@ func TestCustomResourceLifecycle(t *testing.T) {
 	}
 
 	// Delete leaves the data alone
-	if err := h.Handle(ctx, event(ep, cfn.RequestDelete, PhysicalID, props)); err != nil {
+	if err := h.Handle(ctx, event(ep, cfn.RequestDelete, physical, props)); err != nil {
 		t.Fatal(err)
 	}
 	if r = ep.only(t); r.Status != cfn.StatusSuccess {
@@ -169,14 +170,14 @@ func TestCustomResourceAlwaysAnswers(t *testing.T) {
 		typ        cfn.RequestType
 		wantReason string
 	}{
-		{"config error", func(context.Context) (*influx.Client, Options, error) {
+		{"config error", func(context.Context, Target) (*influx.Client, Options, error) {
 			return nil, Options{}, errors.New("config: INFLUX_ORG is required")
 		}, nil, cfn.RequestCreate, "INFLUX_ORG is required"},
-		{"panic", func(context.Context) (*influx.Client, Options, error) { panic("boom") }, nil, cfn.RequestCreate, "internal error"},
+		{"panic", func(context.Context, Target) (*influx.Client, Options, error) { panic("boom") }, nil, cfn.RequestCreate, "internal error"},
 		{"bad retention", loaderFor(srv, srv.Token, o), map[string]any{"DataRetentionDays": "thirty"}, cfn.RequestUpdate, "DataRetentionDays"},
 		{"zero retention", loaderFor(srv, srv.Token, o), map[string]any{"DownsampledRetentionDays": "0"}, cfn.RequestCreate, "DownsampledRetentionDays"},
 		{"unknown type", loaderFor(srv, srv.Token, o), nil, cfn.RequestType("Dance"), "unknown request type"},
-		{"influxdb hangs", func(ctx context.Context) (*influx.Client, Options, error) {
+		{"influxdb hangs", func(ctx context.Context, _ Target) (*influx.Client, Options, error) {
 			<-ctx.Done() // a dependency that never answers: the run's deadline must still leave time to answer
 			return nil, Options{}, ctx.Err()
 		}, nil, cfn.RequestCreate, "deadline"},
@@ -203,7 +204,7 @@ func TestCustomResourceDeliveryFailure(t *testing.T) {
 	ep := newCFNEndpoint(t)
 	ep.status = http.StatusForbidden
 	h := NewCustomResource(nil)
-	err := h.Handle(context.Background(), event(ep, cfn.RequestDelete, PhysicalID, nil))
+	err := h.Handle(context.Background(), event(ep, cfn.RequestDelete, LegacyPhysicalID, nil))
 	if err == nil || !strings.Contains(err.Error(), "403") {
 		t.Errorf("got %v, want the 403 reported", err)
 	}
@@ -241,7 +242,7 @@ func TestCustomResourceSlowResponseURL(t *testing.T) {
 		mu.Unlock()
 	}))
 	defer ep.Close()
-	h := NewCustomResource(func(ctx context.Context) (*influx.Client, Options, error) {
+	h := NewCustomResource(func(ctx context.Context, _ Target) (*influx.Client, Options, error) {
 		<-ctx.Done()
 		return nil, Options{}, ctx.Err()
 	})
@@ -289,7 +290,7 @@ func TestCustomResourceRefusesPlainHTTPResponseURL(t *testing.T) {
 func TestEnvLoader(t *testing.T) {
 	env := map[string]string{"INFLUX_URL": "http://127.0.0.1:8086", "INFLUX_ORG": "o", "INFLUX_TOKEN": "t",
 		"INFLUX_BUCKET": "d", "INFLUX_BUCKET_AUTH": "a", "INFLUX_BUCKET_DOWNSAMPLED": "h"}
-	c, o, err := EnvLoader(func(k string) string { return env[k] }, nil)(context.Background())
+	c, o, err := EnvLoader(func(k string) string { return env[k] }, nil)(context.Background(), Target{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,7 +299,7 @@ func TestEnvLoader(t *testing.T) {
 		t.Errorf("got %+v org %s", o, c.Org())
 	}
 	delete(env, "INFLUX_ORG")
-	if _, _, err := EnvLoader(func(k string) string { return env[k] }, nil)(context.Background()); err == nil {
+	if _, _, err := EnvLoader(func(k string) string { return env[k] }, nil)(context.Background(), Target{}); err == nil {
 		t.Errorf("without INFLUX_ORG: got nil, want an error")
 	}
 }

@@ -96,9 +96,14 @@ type TokenStore interface {
 	Delete(ctx context.Context, role string) error
 }
 
-// roleDescription names a role's authorization; owner tells stacks (and local state folders) on one InfluxDB apart.
-func roleDescription(role, owner string) string {
-	return "IoT Center role " + role + " (" + owner + ")"
+// roleDescription names a role's authorization; owner tells stacks (and local state folders) on one InfluxDB apart,
+// gen one generation of a stack's tokens from the next ("" before generations, and for local runs).
+func roleDescription(role, owner, gen string) string {
+	d := "IoT Center role " + role + " (" + owner + ")"
+	if gen != "" {
+		d += " generation " + gen
+	}
+	return d
 }
 
 type authJSON struct {
@@ -140,11 +145,12 @@ func wantGrants(r Role, orgID string, ids map[string]string) ([]string, []map[st
 	return keys, perms, nil
 }
 
-// ensureRoles keeps exactly one live authorization per role with the wanted permissions, its token in the store.
-// A stored token whose authorization is the only one of its role, has the wanted permissions and still opens its
-// bucket is kept (a rerun changes nothing, so warm functions keep working); otherwise a new authorization is
-// created, stored, and every older one of that role and owner revoked (none is left behind).
-func ensureRoles(ctx context.Context, c *influx.Client, orgID string, store TokenStore, owner string, only []string, ids map[string]string, created *[]string) error {
+// ensureRoles keeps exactly one live authorization per role of this generation with the wanted permissions, its
+// token in the store. A stored token whose authorization is the only one of its role, has the wanted permissions
+// and still opens its bucket is kept (a rerun changes nothing, so warm functions keep working); otherwise a new
+// authorization is created, stored, and every older one of that role, owner and generation revoked. Other
+// generations' authorizations are not touched: each is revoked by its own Delete (RevokeGeneration).
+func ensureRoles(ctx context.Context, c *influx.Client, orgID string, store TokenStore, owner, gen string, only []string, ids map[string]string, created *[]string) error {
 	if owner == "" {
 		return errors.New("setup: role tokens need an owner (the stack's parameter prefix or the local state folder)")
 	}
@@ -162,7 +168,7 @@ func ensureRoles(ctx context.Context, c *influx.Client, orgID string, store Toke
 		if err != nil {
 			return err
 		}
-		desc := roleDescription(r.Name, owner)
+		desc := roleDescription(r.Name, owner, gen)
 		var existing []authJSON
 		for _, a := range list.Authorizations {
 			if a.Description == desc {
@@ -211,18 +217,24 @@ func opens(ctx context.Context, c *influx.Client, token string, r Role, ids map[
 	return true
 }
 
-// RevokeRoles revokes every role authorization of owner and deletes the stored tokens (stack delete).
-func RevokeRoles(ctx context.Context, c *influx.Client, store TokenStore, owner string) error {
+// RevokeGeneration revokes the role authorizations of one generation of owner's tokens and deletes the stored
+// tokens of that generation (a store keeping generations leaves a newer one's alone): the Delete CloudFormation
+// sends for a replaced setup resource, after the update succeeded, and the stack's deletion.
+func RevokeGeneration(ctx context.Context, c *influx.Client, store TokenStore, owner, gen string) error {
+	all, err := c.ListAuthorizations(ctx)
+	if err != nil {
+		return err
+	}
 	var errs []error
 	for _, r := range Roles {
-		as, err := c.FindAuthorizations(ctx, roleDescription(r.Name, owner))
-		if err != nil {
-			return err
-		}
-		for _, a := range as {
-			errs = append(errs, c.DeleteAuthorization(ctx, a.ID))
-		}
+		// the parameter first: revoking first would leave a parameter naming a dead token if this run stops midway
 		errs = append(errs, store.Delete(ctx, r.Name))
+		desc := roleDescription(r.Name, owner, gen)
+		for _, a := range all {
+			if a.Description == desc {
+				errs = append(errs, c.DeleteAuthorization(ctx, a.ID))
+			}
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -19,7 +19,7 @@ func roleAuths(t *testing.T, c *influx.Client, owner string) map[string]int {
 	t.Helper()
 	out := map[string]int{}
 	for _, r := range Roles {
-		as, err := c.FindAuthorizations(testCtx(t, 30*time.Second), roleDescription(r.Name, owner))
+		as, err := c.FindAuthorizations(testCtx(t, 30*time.Second), roleDescription(r.Name, owner, ""))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -63,7 +63,7 @@ func TestRoleTokens(t *testing.T) {
 	o := testOptions(t, srv)
 	store := &FileStore{Path: filepath.Join(t.TempDir(), "tokens.env")}
 	o.Roles, o.Owner = store, "test "+influxtest.RandomID(4)
-	t.Cleanup(func() { _ = RevokeRoles(context.Background(), c, store, o.Owner) })
+	t.Cleanup(func() { _ = RevokeGeneration(context.Background(), c, store, o.Owner, "") })
 	ctx := testCtx(t, 2*time.Minute)
 	if _, err := Run(ctx, c, o); err != nil {
 		t.Fatal(err)
@@ -118,7 +118,7 @@ func TestRoleTokens(t *testing.T) {
 	}
 
 	// a revoked authorization, a lost and a stale stored token are replaced; the old authorization is revoked
-	as, _ := c.FindAuthorizations(ctx, roleDescription("query", o.Owner))
+	as, _ := c.FindAuthorizations(ctx, roleDescription("query", o.Owner, ""))
 	if err := c.DeleteAuthorization(ctx, as[0].ID); err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +153,7 @@ func TestRoleTokens(t *testing.T) {
 	}
 
 	// stack delete: every role authorization revoked, every stored token gone
-	if err := RevokeRoles(ctx, c, store, o.Owner); err != nil {
+	if err := RevokeGeneration(ctx, c, store, o.Owner, ""); err != nil {
 		t.Fatal(err)
 	}
 	for role, n := range roleAuths(t, c, o.Owner) {

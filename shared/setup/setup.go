@@ -49,6 +49,9 @@ type Options struct {
 	// authorizations from others' on the same InfluxDB (the stack's SSM prefix, the local state folder).
 	Roles TokenStore
 	Owner string
+	// Generation tells one generation of the role tokens from the next (the custom resource's physical id); ""
+	// for local runs, which replace a token in place.
+	Generation string
 	// RoleNames, when set, limits the roles to these (a local run keeps only the roles its template's functions
 	// use; the custom resource keeps them all).
 	RoleNames []string
@@ -128,7 +131,7 @@ func Run(ctx context.Context, c *influx.Client, o Options) (Result, error) {
 	if o.Roles != nil {
 		ids := map[string]string{DataBucket: res.BucketIDs[o.Bucket], RegistryBucket: res.BucketIDs[o.BucketAuth],
 			DownsampledBucket: res.BucketIDs[o.BucketDownsampled]}
-		if err := ensureRoles(ctx, c, orgID, o.Roles, o.Owner, o.RoleNames, ids, &res.Created); err != nil {
+		if err := ensureRoles(ctx, c, orgID, o.Roles, o.Owner, o.Generation, o.RoleNames, ids, &res.Created); err != nil {
 			return res, err
 		}
 	}

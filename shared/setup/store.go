@@ -105,15 +105,29 @@ type SSMClient interface {
 	GetParameter(ctx context.Context, in *ssm.GetParameterInput, opts ...func(*ssm.Options)) (*ssm.GetParameterOutput, error)
 	PutParameter(ctx context.Context, in *ssm.PutParameterInput, opts ...func(*ssm.Options)) (*ssm.PutParameterOutput, error)
 	DeleteParameter(ctx context.Context, in *ssm.DeleteParameterInput, opts ...func(*ssm.Options)) (*ssm.DeleteParameterOutput, error)
+	AddTagsToResource(ctx context.Context, in *ssm.AddTagsToResourceInput, opts ...func(*ssm.Options)) (*ssm.AddTagsToResourceOutput, error)
+	ListTagsForResource(ctx context.Context, in *ssm.ListTagsForResourceInput, opts ...func(*ssm.Options)) (*ssm.ListTagsForResourceOutput, error)
 }
 
 var _ SSMClient = (*ssm.Client)(nil)
 
+// Tags on every role-token parameter: the token generation that wrote it (a Delete for another generation leaves
+// it alone) and the stack (template.yaml lets the setup function delete a tagged parameter under an earlier
+// RoleTokenPrefix, which its other statements no longer name).
+const (
+	TagGeneration = "iot-center:generation"
+	TagStack      = "iot-center:stack"
+)
+
 // SSMStore keeps role tokens as SecureString parameters <Prefix>/<role> (the functions read theirs through
-// INFLUX_TOKEN_PARAMETER).
+// INFLUX_TOKEN_PARAMETER). With a Generation, Put tags each parameter with it and Delete removes only parameters
+// so tagged: the parameter names stay the same across generations, so the newer generation's token must survive
+// the older generation's clean-up. Generation "" is a stack deployed before generations (untagged parameters).
 type SSMStore struct {
-	Client SSMClient
-	Prefix string // e.g. /iot-center/roles
+	Client     SSMClient
+	Prefix     string // e.g. /iot-center/roles
+	Generation string
+	Stack      string // the stack id (TagStack); "" writes no stack tag
 }
 
 var _ TokenStore = (*SSMStore)(nil)
@@ -140,12 +154,47 @@ func (s *SSMStore) Put(ctx context.Context, role, token string) error {
 	if err != nil {
 		return fmt.Errorf("writing SSM parameter %s: %w", s.Name(role), err)
 	}
+	// PutParameter cannot tag an existing parameter (Tags and Overwrite exclude each other): tag it separately
+	var tags []types.Tag
+	if s.Generation != "" {
+		tags = append(tags, types.Tag{Key: aws.String(TagGeneration), Value: aws.String(s.Generation)})
+	}
+	if s.Stack != "" {
+		tags = append(tags, types.Tag{Key: aws.String(TagStack), Value: aws.String(s.Stack)})
+	}
+	if len(tags) == 0 {
+		return nil
+	}
+	if _, err := s.Client.AddTagsToResource(ctx, &ssm.AddTagsToResourceInput{ResourceType: types.ResourceTypeForTaggingParameter,
+		ResourceId: aws.String(s.Name(role)), Tags: tags}); err != nil {
+		return fmt.Errorf("tagging SSM parameter %s: %w", s.Name(role), err)
+	}
 	return nil
 }
 
+// Delete removes the parameter when its token belongs to this store's generation: another generation's (a newer
+// deploy that wrote the same name) is left in place.
 func (s *SSMStore) Delete(ctx context.Context, role string) error {
-	_, err := s.Client.DeleteParameter(ctx, &ssm.DeleteParameterInput{Name: aws.String(s.Name(role))})
+	out, err := s.Client.ListTagsForResource(ctx, &ssm.ListTagsForResourceInput{ResourceType: types.ResourceTypeForTaggingParameter,
+		ResourceId: aws.String(s.Name(role))})
+	var invalid *types.InvalidResourceId
 	var nf *types.ParameterNotFound
+	if errors.As(err, &invalid) || errors.As(err, &nf) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading the tags of SSM parameter %s: %w", s.Name(role), err)
+	}
+	gen := "" // untagged: written before generations
+	for _, t := range out.TagList {
+		if aws.ToString(t.Key) == TagGeneration {
+			gen = aws.ToString(t.Value)
+		}
+	}
+	if gen != s.Generation {
+		return nil
+	}
+	_, err = s.Client.DeleteParameter(ctx, &ssm.DeleteParameterInput{Name: aws.String(s.Name(role))})
 	if err != nil && !errors.As(err, &nf) {
 		return fmt.Errorf("deleting SSM parameter %s: %w", s.Name(role), err)
 	}
