@@ -3,10 +3,15 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 # SAM's `BuildMethod: makefile` calls build-<LogicalId> with ARTIFACTS_DIR set, in the caller's environment. The
-# functions' architecture is template.yaml's (Architectures: [arm64]) whatever GOARCH the shell exports: a plain
-# assignment, which only a command-line LAMBDA_GOARCH=... overrides (cmd/localapi passes its host's for the emulator;
-# a test holds this value equal to the template's).
-LAMBDA_GOARCH = arm64
+# functions' architecture is template.yaml's Architectures parameter: LAMBDA_ARCHITECTURE holds the same value
+# (default arm64, the deployed one; `make sam-local` sets x86_64 on an x86 host for both). The shell's GOARCH is never
+# read; a command-line LAMBDA_GOARCH=... still wins (cmd/localapi passes its host's for the emulator). A test holds
+# the default equal to the template's.
+LAMBDA_ARCHITECTURE ?= arm64
+ifeq ($(filter $(LAMBDA_ARCHITECTURE),arm64 x86_64),)
+$(error LAMBDA_ARCHITECTURE must be arm64 or x86_64 (template.yaml's Architectures), got "$(LAMBDA_ARCHITECTURE)")
+endif
+LAMBDA_GOARCH = $(if $(filter x86_64,$(LAMBDA_ARCHITECTURE)),amd64,arm64)
 ARTIFACTS_DIR ?= build/$(LAMBDA_GOARCH)/$@
 GO_BUILD = GOOS=linux GOARCH=$(LAMBDA_GOARCH) CGO_ENABLED=0 go build -tags lambda.norpc -trimpath -ldflags "-s -w" -o $(ARTIFACTS_DIR)/bootstrap
 
@@ -18,11 +23,12 @@ FUNCTIONS := AuthorizerFunction EnvConfigFunction RegisterFunction DevicesFuncti
 INFLUXD = bash scripts/influxd/build-influxd.sh
 TEST_TIMEOUT ?= 45m
 
-.PHONY: help build test lint vet fmt run sam-env check-deploy bench influxd ui tools clean chromium e2e $(addprefix build-,$(FUNCTIONS))
+.PHONY: help build test lint vet fmt run sam-env sam-local check-deploy bench influxd ui tools clean chromium e2e $(addprefix build-,$(FUNCTIONS))
 
 help:
 	@echo "make run    - local API on http://127.0.0.1:3000 over a real InfluxDB (builds what it needs)"
 	@echo "make sam-env - one-time setup for sam local: prepares INFLUX_URL's InfluxDB, writes env.json"
+	@echo "make sam-local - sam build + sam local start-api for this machine's architecture (README \"SAM CLI\")"
 	@echo "make check-deploy PARAMS='InfluxUrl=... InfluxOrg=...' - check parameters, SSM and InfluxDB before sam deploy"
 	@echo "make test   - lint + all tests against a real InfluxDB (builds influxd on first run)"
 	@echo "make bench  - benchmarks, printed as a table"
@@ -125,6 +131,17 @@ run: tools ui
 # resource's code and writes env.json (each function's own token). See README "SAM CLI".
 sam-env:
 	@go run ./cmd/localapi -sam-env env.json
+
+# `sam local start-api` on this machine: Docker runs the host's architecture only (arm64 images on an x86 host need
+# QEMU), so build and run the functions for it (Architectures parameter and LAMBDA_ARCHITECTURE together; deploys
+# keep arm64). samconfig.toml adds host.docker.internal:host-gateway; SAM_LOCAL_FLAGS adds flags, e.g. --port 3001.
+HOST_ARCHITECTURE := $(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x86_64)
+SAM ?= sam
+SAM_LOCAL_FLAGS ?=
+sam-local:
+	@test -f env.json || { echo 'env.json is missing: run make sam-env first (README "SAM CLI")'; exit 1; }
+	LAMBDA_ARCHITECTURE=$(HOST_ARCHITECTURE) $(SAM) build --parameter-overrides Architectures=$(HOST_ARCHITECTURE)
+	$(SAM) local start-api --env-vars env.json --parameter-overrides Architectures=$(HOST_ARCHITECTURE) $(SAM_LOCAL_FLAGS)
 
 # Before `sam deploy`: parameter values as CloudFormation checks them, the SSM SecureStrings, the token against
 # InfluxUrl. PARAMS='InfluxUrl=https://… InfluxOrg=…' (later samconfig.toml's parameter_overrides).

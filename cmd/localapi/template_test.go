@@ -98,14 +98,20 @@ func TestSetupRerunsOnInfluxChange(t *testing.T) {
 	}
 }
 
-// TestMakefileArchitecture: build-<LogicalId> builds for template.yaml's architecture even when the shell exports
-// another GOARCH (SAM runs make in the caller's environment); only LAMBDA_GOARCH on the command line changes it.
+// TestMakefileArchitecture: build-<LogicalId> builds for template.yaml's architecture (its Architectures
+// parameter's default) even when the shell exports another GOARCH (SAM runs make in the caller's environment);
+// LAMBDA_ARCHITECTURE (the parameter's value) or LAMBDA_GOARCH on the command line change it.
 func TestMakefileArchitecture(t *testing.T) {
-	arch := node(templateRoot(t), "Globals", "Function", "Architectures")
-	if arch == nil || len(arch.Content) != 1 {
-		t.Fatalf("Globals.Function.Architectures = %v, want one architecture", arch)
+	root := templateRoot(t)
+	arch := node(root, "Globals", "Function", "Architectures")
+	if arch == nil || len(arch.Content) != 1 || arch.Content[0].Tag != "!Ref" {
+		t.Fatalf("Globals.Function.Architectures = %v, want [!Ref Architectures]", arch)
 	}
-	want := "GOARCH=" + map[string]string{"arm64": "arm64", "x86_64": "amd64"}[arch.Content[0].Value]
+	def := node(root, "Parameters", arch.Content[0].Value, "Default")
+	if def == nil || def.Value != "arm64" {
+		t.Fatalf("the Architectures parameter's default is %v, want arm64 (the deployed functions')", def)
+	}
+	want := "GOARCH=arm64"
 	dryRun := func(env []string, args ...string) string {
 		t.Helper()
 		cmd := exec.Command("make", append([]string{"-n", "--no-print-directory", "build-HealthFunction"}, args...)...)
@@ -124,5 +130,15 @@ func TestMakefileArchitecture(t *testing.T) {
 	}
 	if out := dryRun(nil, "LAMBDA_GOARCH=amd64"); !strings.Contains(out, "GOARCH=amd64 ") {
 		t.Errorf("with LAMBDA_GOARCH=amd64, make builds %q, want GOARCH=amd64", out)
+	}
+	for env, want := range map[string]string{"x86_64": "GOARCH=amd64 ", "arm64": "GOARCH=arm64 "} {
+		if out := dryRun([]string{"LAMBDA_ARCHITECTURE=" + env}); !strings.Contains(out, want) {
+			t.Errorf("with LAMBDA_ARCHITECTURE=%s, make builds %q, want %s", env, out, want)
+		}
+	}
+	cmd := exec.Command("make", "-n", "build-HealthFunction", "LAMBDA_ARCHITECTURE=amd64")
+	cmd.Dir = testfn.Root()
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "must be arm64 or x86_64") {
+		t.Errorf("LAMBDA_ARCHITECTURE=amd64: %v %s, want make to refuse it", err, out)
 	}
 }

@@ -4,6 +4,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"time"
 
 	"github.com/iot-center/iot-center-serverless/shared/api"
@@ -20,9 +22,14 @@ func handler(d lambdaapp.Deps) *api.Mux {
 	queueURL := env.String("CHUNK_QUEUE_URL", "")
 	timeout := env.Int("JOB_TIMEOUT_MINUTES", int(backfill.DefaultJobTimeout/time.Minute), 1, 1440)
 	lambdaapp.Check(env)
-	queue, err := backfill.ChunkQueue(context.Background(), queueURL)
-	if err != nil {
+	var queue backfill.Queue // nil without a queue (sam local): the POST routes answer 501, the others work
+	switch q, err := backfill.ChunkQueue(context.Background(), queueURL); {
+	case errors.Is(err, backfill.ErrNoQueue):
+		api.BaseLogger().Warn("no chunk queue: write-missing requests are answered 501", slog.String("CHUNK_QUEUE_URL", queueURL))
+	case err != nil:
 		api.Exit("invalid configuration", err)
+	default:
+		queue = q
 	}
 	table, err := store.FromEnv(context.Background(), d.Getenv)
 	if err != nil {

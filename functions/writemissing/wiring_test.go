@@ -1,6 +1,10 @@
 package main
 
 import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/iot-center/iot-center-serverless/internal/routetest"
@@ -10,4 +14,22 @@ func TestRoutesMatchTemplate(t *testing.T) {
 	env := map[string]string{"CHUNK_QUEUE_URL": "http://127.0.0.1:1/123456789012/ChunkQueue", "AWS_REGION": "us-east-1",
 		"STATE_TABLE": "state"}
 	routetest.Check(t, "WriteMissingFunction", handler(routetest.Deps(env)))
+}
+
+// TestWithoutQueue: under `sam local start-api` CHUNK_QUEUE_URL is the bare logical id (no queue runs): a
+// write-missing request is answered 501 with a JSON message saying so, before anything is recorded.
+func TestWithoutQueue(t *testing.T) {
+	env := map[string]string{"CHUNK_QUEUE_URL": "ChunkQueue", "AWS_REGION": "us-east-1"}
+	h := handler(routetest.Deps(env))
+	for _, path := range []string{"/api/write-missing", "/api/devices/dev1/write-missing"} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, path, nil))
+		var body map[string]any
+		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+			t.Fatalf("POST %s: %d %q is not JSON: %v", path, rec.Code, rec.Body, err)
+		}
+		if path == "/api/write-missing" && (rec.Code != http.StatusNotImplemented || !strings.Contains(rec.Body.String(), "sam local")) {
+			t.Errorf("POST %s: %d %s, want 501 naming sam local", path, rec.Code, rec.Body)
+		}
+	}
 }

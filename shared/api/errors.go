@@ -25,6 +25,9 @@ const (
 	Timeout          Code = "timeout"     // the dependency did not answer within the deadline
 	Internal         Code = "internal"    // a bug or unexpected failure; details are logged, never answered
 	NotAllowed       Code = "not_allowed" // method not supported by this handler
+	// NotImplemented: this deployment lacks what the request needs (a local run without the chunk queue); asking
+	// again does not help, unlike Unavailable
+	NotImplemented Code = "not_implemented"
 )
 
 // statusOf is the single table mapping error codes to HTTP statuses.
@@ -41,6 +44,7 @@ var statusOf = map[Code]int{
 	Timeout:          http.StatusGatewayTimeout,
 	Internal:         http.StatusInternalServerError,
 	NotAllowed:       http.StatusNotFound, // API Gateway HTTP APIs answer 404 for an undeclared method
+	NotImplemented:   http.StatusNotImplemented,
 }
 
 // Status returns the HTTP status for a code (500 for an unknown one).

@@ -51,6 +51,8 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 			msg = "InfluxDB is unavailable, try again later"
 		case StoreUnavailable:
 			msg = "the device store is unavailable, try again later"
+		case NotImplemented:
+			msg = e.Message // what the deployment lacks: written by this code, never a cause
 		}
 		body["error"] = msg
 	default:

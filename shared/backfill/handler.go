@@ -173,6 +173,10 @@ func (s *Service) checkDevices(ctx context.Context, list []string) ([]string, er
 // same request. Either way Location names the job route.
 func (s *Service) startJob(w http.ResponseWriter, r *http.Request, ids []string, days int) {
 	ctx := r.Context()
+	if s.Queue == nil {
+		api.WriteError(w, r, errNoQueue) // nothing recorded: no job would ever run
+		return
+	}
 	j, created, err := s.ensureJob(ctx, ids, days)
 	if err != nil {
 		api.WriteError(w, r, err)
@@ -187,6 +191,9 @@ func (s *Service) startJob(w http.ResponseWriter, r *http.Request, ids []string,
 	w.Header().Set("Location", JobsPath+j.ID)
 	api.WriteJSON(w, status, j)
 }
+
+var errNoQueue = api.Errorf(api.NotImplemented, "write-missing needs the chunk queue (SQS), which this deployment "+
+	"does not have: sam local start-api runs no queue (use make run, or deploy); coverage and job routes still work")
 
 // claimRounds bounds how often ensureJob tries to take a request's claim before giving up (503, try again).
 const claimRounds = 3

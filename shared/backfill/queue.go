@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -40,11 +41,18 @@ type SQSQueue struct {
 	URL    string
 }
 
+// ErrNoQueue: CHUNK_QUEUE_URL is not a queue URL. `sam local start-api` resolves `!Ref ChunkQueue` to the bare
+// logical id "ChunkQueue" and runs no queue; the planner then answers write-missing requests 501 (Service.Queue nil).
+var ErrNoQueue = errors.New("CHUNK_QUEUE_URL is not an SQS queue URL (sam local creates no queue)")
+
 // ChunkQueue is the SQS queue at url (CHUNK_QUEUE_URL, required) through the default AWS configuration, which
 // honours AWS_ENDPOINT_URL_SQS (moto's server locally): the planner's and the worker's one way to build it.
 func ChunkQueue(ctx context.Context, url string) (*SQSQueue, error) {
 	if url == "" {
 		return nil, errors.New("CHUNK_QUEUE_URL is required (the chunk queue's URL)")
+	}
+	if !strings.HasPrefix(url, "https://") && !strings.HasPrefix(url, "http://") {
+		return nil, fmt.Errorf("%w: %q", ErrNoQueue, url)
 	}
 	cfg, err := awsconfig.LoadDefaultConfig(ctx)
 	if err != nil {

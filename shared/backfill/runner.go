@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/iot-center/iot-center-serverless/shared/api"
+	"github.com/iot-center/iot-center-serverless/shared/metrics"
 )
 
 // Runner is BackfillWorkerFunction's handler: it runs the tasks the chunk queue delivers (plan, batch, chunk).
@@ -75,7 +76,17 @@ func (r *Runner) HandleSQS(ctx context.Context, ev events.SQSEvent) (events.SQSE
 			resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: m.MessageId})
 		}
 	}
+	// the invocation itself succeeds (Lambda's Errors metric stays 0): this metric is what BackfillFailuresAlarm sees
+	r.emit(ctx, "TasksRetried", len(resp.BatchItemFailures))
 	return resp, nil
+}
+
+// emit counts backfill work that did not succeed (TasksRetried, ChunksFailed), as EMF in the worker's metrics.
+func (r *Runner) emit(ctx context.Context, name string, n int) {
+	if n == 0 || r.Worker == nil || r.Worker.Metrics == nil {
+		return
+	}
+	metrics.Emit(ctx, r.Worker.Metrics, name, float64(n), metrics.Count, metrics.Dim{Name: "Function", Value: "BackfillWorker"})
 }
 
 func (r *Runner) handleMessage(ctx context.Context, m events.SQSMessage) error {
@@ -221,6 +232,9 @@ func (r *Runner) chunk(ctx context.Context, t Task) error {
 	}
 	if err != nil && !api.IsCode(err, api.Invalid) {
 		return err
+	}
+	if err != nil {
+		r.emit(ctx, "ChunksFailed", len(t.Chunks))
 	}
 	tl := tally{batch: -1, devices: map[int64]outcome{}}
 	for _, ref := range t.Chunks {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	"gopkg.in/yaml.v3"
@@ -27,8 +28,11 @@ type CheckOptions struct {
 	Template  string
 	Samconfig string            // samconfig.toml: its deploy parameter_overrides, when present
 	Params    map[string]string // overrides (win over samconfig.toml)
-	SSM       config.ParameterStore
-	Stdout    io.Writer
+	// Region is the one `sam deploy` uses: samconfig.toml's region ([default.deploy.parameters], else
+	// [default.global.parameters]), else Region, else AWS_REGION / the profile's. The SSM checks run there.
+	Region string
+	SSM    config.ParameterStore
+	Stdout io.Writer
 }
 
 // templateParam is what CloudFormation checks of a parameter value when it creates the change set.
@@ -88,11 +92,24 @@ func CheckDeploy(ctx context.Context, o CheckOptions) error {
 		}
 		return *tpl.Parameters[name].Default
 	}
+	fallback := o.Region
+	if fallback == "" {
+		if cfg, err := awsconfig.LoadDefaultConfig(ctx); err == nil {
+			fallback = cfg.Region
+		}
+	}
+	region, from, err := deployRegion(o.Samconfig, fallback)
+	report("region "+region+" ("+from+")", err)
+	if err != nil {
+		return fmt.Errorf("%d check(s) failed: %s", len(failed), strings.Join(failed, ", "))
+	}
 	store := o.SSM
 	if store == nil {
-		if store, err = config.DefaultSSM(ctx); err != nil {
-			return err
+		cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(region))
+		if err != nil {
+			return fmt.Errorf("loading AWS configuration: %w", err)
 		}
+		store = ssm.NewFromConfig(cfg)
 	}
 	secrets := map[string]string{}
 	for _, name := range []string{"InfluxTokenParameter", "OperatorKeyParameter", "DeviceKeyParameter"} {
@@ -171,35 +188,66 @@ func ParseOverrides(s string) map[string]string {
 	return out
 }
 
+// deployRegion is the region `sam deploy` deploys to: samconfig.toml's (deploy section first, then global), else
+// fallback (the AWS configuration's). from says where it came from.
+func deployRegion(samconfig, fallback string) (region, from string, err error) {
+	for _, section := range []string{"[default.deploy.parameters]", "[default.global.parameters]"} {
+		v, err := samconfigValue(samconfig, section, "region")
+		if err != nil {
+			return "", "", err
+		}
+		if v != "" {
+			from = "samconfig.toml " + section
+			if fallback != "" && fallback != v {
+				from += "; sam deploy ignores AWS_REGION/the profile's " + fallback
+			}
+			return v, from, nil
+		}
+	}
+	if fallback == "" {
+		return "(none)", "", errors.New("no region: set region in samconfig.toml or AWS_REGION")
+	}
+	return fallback, "AWS_REGION or the profile; samconfig.toml names none", nil
+}
+
 // samconfigOverrides reads parameter_overrides of [default.deploy.parameters] in samconfig.toml (what `sam deploy
 // --guided` saves); a missing file or key is empty.
 func samconfigOverrides(path string) (map[string]string, error) {
 	out := map[string]string{}
+	v, err := samconfigValue(path, "[default.deploy.parameters]", "parameter_overrides")
+	if err != nil || v == "" {
+		return out, err
+	}
+	return ParseOverrides(v), nil
+}
+
+// samconfigValue reads one string key of one section of samconfig.toml; a missing file or key is "".
+func samconfigValue(path, section, key string) (string, error) {
 	if path == "" {
-		return out, nil
+		return "", nil
 	}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return out, nil
+		return "", nil
 	}
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	section := ""
+	current := ""
 	for _, line := range strings.Split(string(b), "\n") {
 		line = strings.TrimSpace(line)
 		if strings.HasPrefix(line, "[") {
-			section = line
+			current = line
 			continue
 		}
 		k, v, ok := strings.Cut(line, "=")
-		if !ok || section != "[default.deploy.parameters]" || strings.TrimSpace(k) != "parameter_overrides" {
+		if !ok || current != section || strings.TrimSpace(k) != key {
 			continue
 		}
 		if v = strings.TrimSpace(v); len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
 			v = strings.ReplaceAll(v[1:len(v)-1], `\"`, `"`) // a TOML basic string
 		}
-		return ParseOverrides(v), nil
+		return v, nil
 	}
-	return out, nil
+	return "", nil
 }

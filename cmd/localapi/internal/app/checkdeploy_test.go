@@ -2,7 +2,9 @@ package app
 
 import (
 	"context"
+	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -52,7 +54,8 @@ func TestCheckDeploy(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out syncbuf.Buffer
-			err := CheckDeploy(ctx, CheckOptions{Template: filepath.Join(testfn.Root(), "template.yaml"), Params: tc.params, SSM: sc, Stdout: &out})
+			err := CheckDeploy(ctx, CheckOptions{Template: filepath.Join(testfn.Root(), "template.yaml"), Params: tc.params,
+				Region: "eu-west-1", SSM: sc, Stdout: &out})
 			if (err == nil) != (tc.wantFail == "") || (tc.wantFail != "" && !strings.Contains(out.String(), tc.wantFail)) {
 				t.Errorf("got %v, want failure %q:\n%s", err, tc.wantFail, out.String())
 			}
@@ -60,6 +63,54 @@ func TestCheckDeploy(t *testing.T) {
 				t.Errorf("the output holds the admin token")
 			}
 		})
+	}
+}
+
+// TestDeployRegion: check-deploy checks the region sam deploy uses: samconfig.toml's, which wins over AWS_REGION.
+func TestDeployRegion(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for _, tc := range []struct {
+		name, samconfig, fallback, want, wantFrom string
+		wantErr                                   bool
+	}{
+		{"global", "[default.global.parameters]\nregion = \"eu-central-1\"\n", "", "eu-central-1", "[default.global.parameters]", false},
+		{"deploy wins", "[default.global.parameters]\nregion = \"eu-central-1\"\n[default.deploy.parameters]\nregion = \"us-east-2\"\n", "", "us-east-2", "[default.deploy.parameters]", false},
+		{"samconfig over AWS_REGION", "[default.global.parameters]\nregion = \"eu-central-1\"\n", "us-west-2", "eu-central-1", "ignores AWS_REGION/the profile's us-west-2", false},
+		{"AWS_REGION", "[default.deploy.parameters]\ncapabilities = \"CAPABILITY_IAM\"\n", "us-west-2", "us-west-2", "AWS_REGION", false},
+		{"none", "", "", "(none)", "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, from, err := deployRegion(write(strings.ReplaceAll(tc.name, " ", "_")+".toml", tc.samconfig), tc.fallback)
+			if got != tc.want || !strings.Contains(from, tc.wantFrom) || (err != nil) != tc.wantErr {
+				t.Errorf("got %q from %q (%v), want %q from %q (error %v)", got, from, err, tc.want, tc.wantFrom, tc.wantErr)
+			}
+		})
+	}
+	// the shipped samconfig.toml names one region for every command
+	got, _, err := deployRegion(filepath.Join(testfn.Root(), "samconfig.toml"), "")
+	if err != nil || got != "eu-central-1" {
+		t.Errorf("samconfig.toml: region %q (%v), want eu-central-1", got, err)
+	}
+	readme, err := os.ReadFile(filepath.Join(testfn.Root(), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	regions := regexp.MustCompile(`(?:AWS_REGION=|--region )([a-z0-9-]+)`).FindAllStringSubmatch(string(readme), -1)
+	if len(regions) == 0 {
+		t.Errorf("README names no region for its aws commands")
+	}
+	for _, m := range regions {
+		if m[1] != got {
+			t.Errorf("README uses region %s, samconfig.toml %s", m[1], got)
+		}
 	}
 }
 
