@@ -7,7 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/iot-center/iot-center-serverless/internal/authztest"
 	"github.com/iot-center/iot-center-serverless/internal/routetest"
+	"github.com/iot-center/iot-center-serverless/shared/api"
 )
 
 func TestRoutesMatchTemplate(t *testing.T) {
@@ -20,7 +22,7 @@ func TestRoutesMatchTemplate(t *testing.T) {
 // write-missing request is answered 501 with a JSON message saying so, before anything is recorded.
 func TestWithoutQueue(t *testing.T) {
 	env := map[string]string{"CHUNK_QUEUE_URL": "ChunkQueue", "AWS_REGION": "us-east-1"}
-	h := handler(routetest.Deps(env))
+	h := api.Handler(authztest.Operator(handler(routetest.Deps(env)))) // every write-missing route is the operator's
 	for _, path := range []string{"/api/write-missing", "/api/devices/dev1/write-missing"} {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, path, nil))
@@ -28,7 +30,7 @@ func TestWithoutQueue(t *testing.T) {
 		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
 			t.Fatalf("POST %s: %d %q is not JSON: %v", path, rec.Code, rec.Body, err)
 		}
-		if path == "/api/write-missing" && (rec.Code != http.StatusNotImplemented || !strings.Contains(rec.Body.String(), "sam local")) {
+		if rec.Code != http.StatusNotImplemented || !strings.Contains(rec.Body.String(), "sam local") {
 			t.Errorf("POST %s: %d %s, want 501 naming sam local", path, rec.Code, rec.Body)
 		}
 	}

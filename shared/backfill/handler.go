@@ -87,6 +87,9 @@ func (s *Service) planDevice(w http.ResponseWriter, r *http.Request) {
 	if err == nil && body.Devices != nil {
 		err = api.InvalidParam("devices", "devices is only accepted by POST /api/write-missing")
 	}
+	if err == nil && s.Queue == nil {
+		err = errNoQueue // before the device lookup: the answer is the same whatever the device
+	}
 	if err != nil {
 		api.WriteError(w, r, err)
 		return
