@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -140,5 +141,83 @@ func TestMakefileArchitecture(t *testing.T) {
 	cmd.Dir = testfn.Root()
 	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "must be arm64 or x86_64") {
 		t.Errorf("LAMBDA_ARCHITECTURE=amd64: %v %s, want make to refuse it", err, out)
+	}
+}
+
+// TestRouteFunctionsAnswerBeforeTheIntegrationLimit: HTTP API gives an integration 30 s, then answers 503 itself;
+// every function behind a route has a timeout below that, so its own deadline handling answers first.
+func TestRouteFunctionsAnswerBeforeTheIntegrationLimit(t *testing.T) {
+	root := templateRoot(t)
+	global, err := strconv.Atoi(node(root, "Globals", "Function", "Timeout").Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := node(root, "Resources")
+	routed := 0
+	for i := 0; i+1 < len(res.Content); i += 2 {
+		id, r := res.Content[i].Value, res.Content[i+1]
+		if node(r, "Type").Value != "AWS::Serverless::Function" {
+			continue
+		}
+		events := node(r, "Properties", "Events")
+		http := false
+		for j := 0; events != nil && j+1 < len(events.Content); j += 2 {
+			http = http || node(events.Content[j+1], "Type").Value == "HttpApi"
+		}
+		if !http {
+			continue
+		}
+		routed++
+		timeout := global
+		if v := node(r, "Properties", "Timeout"); v != nil {
+			if timeout, err = strconv.Atoi(v.Value); err != nil {
+				t.Fatalf("%s: Timeout %q", id, v.Value)
+			}
+		}
+		if timeout >= 30 {
+			t.Errorf("%s: Timeout %d s, want under HTTP API's 30 s integration limit", id, timeout)
+		}
+	}
+	if routed == 0 {
+		t.Errorf("no function with an HttpApi event found")
+	}
+}
+
+// TestAlarmsWatchTheStacksMetrics: the alarms on the functions' own (EMF) metrics watch the namespace the functions
+// write (Globals' METRICS_NAMESPACE, one per stack), so two stacks never share a metric or an alarm's data.
+func TestAlarmsWatchTheStacksMetrics(t *testing.T) {
+	root := templateRoot(t)
+	want := node(root, "Globals", "Function", "Environment", "Variables", "METRICS_NAMESPACE")
+	if want == nil || want.Tag != "!Sub" || !strings.Contains(want.Value, "${AWS::StackName}") {
+		t.Fatalf("METRICS_NAMESPACE = %v, want a !Sub naming the stack", want)
+	}
+	res := node(root, "Resources")
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(res.Content); i += 2 {
+		id, r := res.Content[i].Value, res.Content[i+1]
+		if node(r, "Type").Value != "AWS::CloudWatch::Alarm" {
+			continue
+		}
+		check := func(ns, metric *yaml.Node) {
+			if ns == nil || strings.HasPrefix(ns.Value, "AWS/") {
+				return
+			}
+			if ns.Tag != want.Tag || ns.Value != want.Value {
+				t.Errorf("%s watches namespace %s %q, want the functions' %s %q", id, ns.Tag, ns.Value, want.Tag, want.Value)
+			}
+			seen[metric.Value] = true
+		}
+		p := node(r, "Properties")
+		check(node(p, "Namespace"), node(p, "MetricName"))
+		metrics := node(p, "Metrics")
+		for j := 0; metrics != nil && j < len(metrics.Content); j++ {
+			m := node(metrics.Content[j], "MetricStat", "Metric")
+			check(node(m, "Namespace"), node(m, "MetricName"))
+		}
+	}
+	for _, m := range []string{"SilentDevices", "TasksRetried", "ChunksFailed"} {
+		if !seen[m] {
+			t.Errorf("no alarm watches %s", m)
+		}
 	}
 }
