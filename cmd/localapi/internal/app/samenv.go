@@ -168,7 +168,7 @@ func WriteSAMEnv(ctx context.Context, o SAMEnvOptions) error {
 	}
 	if o.Stdout != nil {
 		fmt.Fprintf(o.Stdout, "InfluxDB %s (org %s) prepared; %s written (mode 0600): each function's own token, the keys in AuthorizerFunction's section.\n"+
-			"Next: sam build && sam local start-api --env-vars %s\n", o.InfluxURL, o.Org, o.Path, o.Path)
+			"Next: make sam-local (sam build and sam local start-api --env-vars %s for this machine's architecture)\n", o.InfluxURL, o.Org, o.Path, o.Path)
 	}
 	return nil
 }
