@@ -110,7 +110,7 @@ export function overviewPage(root: HTMLElement, range: OverviewRange): void {
       h("h2", { id: "silent-h" }, "Silent devices, longest silent first"), silentNote, silentList, silentMore),
     h("section", { class: "card", "aria-labelledby": "jobs-h" },
       h("h2", { id: "jobs-h" }, "Recent write-missing jobs"), jobsNote,
-      h("div", { class: "table-scroll", tabindex: 0, role: "region", "aria-labelledby": "jobs-h" }, h("table", { class: "jobs-table", id: "recent-jobs" },
+      h("div", { class: "table-scroll", tabindex: 0, role: "region", "aria-label": "Recent jobs table (scrolls sideways)" }, h("table", { class: "jobs-table", id: "recent-jobs" },
         h("thead", {}, h("tr", {}, ...["Created", "State", "Devices", "Window", "Points planned", "Points written", "Chunks failed"].map((c) => h("th", { scope: "col" }, c)))),
         jobsBody))),
   );
