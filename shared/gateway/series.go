@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/iot-center/iot-center-serverless/shared/api"
+	"github.com/iot-center/iot-center-serverless/shared/registry"
 	"github.com/iot-center/iot-center-serverless/shared/store"
 )
 
@@ -24,22 +25,20 @@ const (
 	DefaultFleetSeriesBudget = 100_000
 )
 
-// Items of the state table (shared/store's key design) the budgets live in:
-//   - pk DEVICE#<id>, sk SERIES: `s` (SS) the device's tag sets, each "<measurement>#<16 hex digits of the
-//     tag set's FNV-1a hash>"; `budget` (N, optional) the device's own budget per measurement, set by an operator.
-//   - pk COUNTER, sk SERIES: `n` (N) the tag sets of every device.
+// Items of the state table (shared/store's key design; the keys are registry's, whose Delete removes a device's):
+//   - DEVICE#<id>/SERIES: `s` (SS) the device's tag sets, each "<measurement>#<16 hex digits of the tag set's
+//     FNV-1a hash>"; `budget` (N, optional) the device's own budget per measurement, set by an operator.
+//   - COUNTER/SERIES: `n` (N) the tag sets of every device.
 const (
-	seriesSK      = "SERIES"
-	attrSeries    = "s"
-	attrBudget    = "budget"
-	fleetSeriesPK = "COUNTER"
+	attrSeries = registry.AttrSeries
+	attrBudget = "budget"
 )
 
 // SeriesKey is the key of a device's series item.
-func SeriesKey(device string) store.Item { return store.Key("DEVICE#"+device, seriesSK) }
+func SeriesKey(device string) store.Item { return registry.SeriesKey(device) }
 
 // FleetSeriesKey is the key of the fleet's tag-set counter.
-func FleetSeriesKey() store.Item { return store.Key(fleetSeriesPK, seriesSK) }
+func FleetSeriesKey() store.Item { return registry.FleetSeriesKey() }
 
 // seriesID is one tag set of a request: its measurement and the hash of its tags (clientId left out: it is the
 // device's on every point).

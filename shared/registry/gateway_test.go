@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -204,7 +205,8 @@ func TestStoreDownAnswers503(t *testing.T) {
 }
 
 // DELETE ?data=true removes the device's raw points and its hourly aggregates (which would otherwise come back
-// on the dashboard after a re-registration), and nothing of another device.
+// on the dashboard after a re-registration), in every measurement (a SchemaExtension one's too), and nothing of
+// another device.
 func TestDeleteWithDataRemovesHourlyAggregates(t *testing.T) {
 	f := newGatewayFixture(t)
 	drop, keep := f.newID("drop"), f.newID("keep")
@@ -217,6 +219,7 @@ func TestDeleteWithDataRemovesHourlyAggregates(t *testing.T) {
 		}
 		for m := start; m.Before(stop); m = m.Add(10 * time.Minute) {
 			lp.WriteString(schema.Measurement + ",clientId=" + id + " Temperature=21.5,CO2=400i " + strconv.FormatInt(m.UnixNano(), 10) + "\n")
+			lp.WriteString("power,Room=lab,clientId=" + id + " Watts=12.5 " + strconv.FormatInt(m.UnixNano(), 10) + "\n")
 		}
 	}
 	if err := f.admin.WriteLines(ctxT(t), f.cfg.Bucket, []byte(lp.String())); err != nil {
@@ -234,6 +237,10 @@ func TestDeleteWithDataRemovesHourlyAggregates(t *testing.T) {
 			t.Fatal(err)
 		}
 		return n
+	}
+	ext := fmt.Sprintf("power_1h,agg=mean,clientId=%s Watts=12.5 %d\n", drop, start.UnixNano())
+	if err := f.admin.WriteLines(ctxT(t), f.cfg.BucketDownsampled, []byte(ext)); err != nil {
+		t.Fatal(err)
 	}
 	if count(f.cfg.BucketDownsampled, drop) == 0 || count(f.cfg.Bucket, drop) == 0 {
 		t.Fatal("no data or hourly aggregates to delete")

@@ -72,6 +72,19 @@ const (
 // Key is the device item's key.
 func Key(id string) store.Item { return store.Key(devicePrefix+id, "DEVICE") }
 
+// The write gateway's series items (shared/gateway keeps them; Delete removes a device's): the device's tag sets
+// (AttrSeries, a string set) and the fleet's count of them (AttrFleetSeries).
+const (
+	AttrSeries      = "s"
+	AttrFleetSeries = "n"
+)
+
+// SeriesKey is the key of a device's series item.
+func SeriesKey(id string) store.Item { return store.Key(devicePrefix+id, "SERIES") }
+
+// FleetSeriesKey is the key of the fleet's tag-set counter.
+func FleetSeriesKey() store.Item { return store.Key("COUNTER", "SERIES") }
+
 // Item renders d as its device item (the migration writes items with it).
 func Item(d Device) store.Item {
 	it := Key(d.ID)

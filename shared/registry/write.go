@@ -185,10 +185,32 @@ func (r *Registry) Delete(ctx context.Context, id string, withData bool) error {
 	if serr := r.sweep(ctx, id); serr != nil {
 		return serr
 	}
+	if serr := r.forgetSeries(ctx, id); serr != nil {
+		return serr
+	}
 	if derr := r.deleteData(ctx, id, withData); derr != nil {
 		return derr
 	}
 	return err
+}
+
+// forgetSeries removes the device's tag sets the write gateway's series budget keeps (a device registered again
+// under the id starts with none) and gives their number back to the fleet's count.
+func (r *Registry) forgetSeries(ctx context.Context, id string) error {
+	out, err := r.table.DB.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: &r.table.Name, Key: SeriesKey(id),
+		ReturnValues: types.ReturnValueAllOld})
+	if err != nil {
+		return store.Classify(err)
+	}
+	ss, ok := out.Attributes[AttrSeries].(*types.AttributeValueMemberSS)
+	if !ok || len(ss.Value) == 0 {
+		return nil
+	}
+	_, err = r.table.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{TableName: &r.table.Name, Key: FleetSeriesKey(),
+		UpdateExpression:          aws.String("ADD #n :k"),
+		ExpressionAttributeNames:  map[string]string{"#n": AttrFleetSeries},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":k": store.N(-int64(len(ss.Value)))}})
+	return store.Classify(err)
 }
 
 // put writes d's item under cond (#gen and #del name the generation and deleted attributes); a lost condition is
@@ -348,25 +370,22 @@ func (r *Registry) dataBucketID(ctx context.Context) (string, error) {
 	return id, nil
 }
 
-// deleteData removes the device's measurements (clientId=<id>) when asked to: the raw points, then the hourly
-// aggregates the downsampling task made of them (in that order, so a task run between the two deletes finds no raw
-// points left to aggregate again).
+// deleteData removes every point tagged clientId=<id> when asked to, in every measurement (SchemaExtension's
+// included: the predicate names no _measurement): the raw points, then the hourly aggregates the downsampling task
+// made of them (in that order, so a task run between the two deletes finds no raw points left to aggregate again).
 func (r *Registry) deleteData(ctx context.Context, id string, withData bool) error {
 	if !withData {
 		return nil
 	}
-	for _, t := range []struct{ bucket, measurement string }{
-		{r.cfg.Bucket, schema.Measurement},
-		{r.cfg.BucketDownsampled, schema.DownsampledMeasurement},
-	} {
-		if t.bucket == "" {
+	pred, err := influx.Predicate(schema.TagClientID, id)
+	if err != nil {
+		return api.Wrap(api.Internal, err, "building the data predicate")
+	}
+	for _, bucket := range []string{r.cfg.Bucket, r.cfg.BucketDownsampled} {
+		if bucket == "" {
 			continue
 		}
-		pred, err := influx.Predicate("_measurement", t.measurement, schema.TagClientID, id)
-		if err != nil {
-			return api.Wrap(api.Internal, err, "building the data predicate")
-		}
-		if err := r.c.Delete(ctx, t.bucket, influx.AllTimeStart, influx.AllTimeStop, pred); err != nil {
+		if err := r.c.Delete(ctx, bucket, influx.AllTimeStart, influx.AllTimeStop, pred); err != nil {
 			return api.Wrap(influx.Classify(err), err, "deleting the device's measurements")
 		}
 	}
