@@ -103,6 +103,16 @@ export function devicesPage(root: HTMLElement): void {
   const registerButton = h("button", { type: "submit", id: "register" }, "Register");
   const refresh = h("button", { type: "button", class: "secondary", id: "refresh" }, "Refresh");
 
+  // A list read that arrives while the operator is inside the rows (focus on a row's control, its menu open) does
+  // not redraw them under the operator: the rows are redrawn when the focus leaves them.
+  let rowsPending = false;
+  let rowsAsOf = 0; // when the list the rows show was read
+  tbody.addEventListener("focusout", (ev) => {
+    if (rowsPending && !tbody.contains((ev as FocusEvent).relatedTarget as Node | null)) {
+      rowsPending = false;
+      window.setTimeout(render, 0);
+    }
+  });
   const render = () => {
     const all = list ?? [];
     const rows = visible(all);
@@ -110,7 +120,12 @@ export function devicesPage(root: HTMLElement): void {
     view.page = Math.min(view.page, pages - 1);
     const first = view.page * PAGE_SIZE;
     const shown = rows.slice(first, first + PAGE_SIZE);
-    tbody.replaceChildren(...shown.map(row));
+    const inside = tbody.contains(document.activeElement) && document.activeElement !== document.body;
+    if (inside && tbody.childElementCount > 0) rowsPending = true;
+    else {
+      tbody.replaceChildren(...shown.map(row));
+      rowsAsOf = loadedAt;
+    }
     if (list !== null && rows.length === 0) {
       tbody.append(h("tr", { class: "empty-row" }, h("td", { colspan: 5, class: "empty" },
         all.length === 0 ? "No devices registered yet. Register one above." : "No device matches this search or filter.")));
@@ -136,8 +151,8 @@ export function devicesPage(root: HTMLElement): void {
     banner.textContent = !listError ? ""
       : keyRefused ? "The API refused the operator key (it was changed or revoked): registering, writing missing data and the row actions are disabled until a valid key is entered above." + (list === null ? "" : " Showing the list as last loaded.")
       : list === null ? `Loading the devices failed (${listError}). Try Refresh.` : `Refresh failed (${listError}). Showing the list as last loaded.`;
-    if (loadedAt) {
-      const iso = new Date(loadedAt).toISOString();
+    if (rowsAsOf) {
+      const iso = new Date(rowsAsOf).toISOString();
       asOf.setAttribute("data-as-of", iso);
       asOf.textContent = `as of ${fmtTime(iso)}; refreshes every ${AUTO_REFRESH_MS / 1000} s`;
     }
