@@ -128,13 +128,6 @@ func Run(ctx context.Context, c *influx.Client, o Options) (Result, error) {
 	if err := checkCanCreateAuthorizations(ctx, c, res.BucketIDs[o.Bucket]); err != nil {
 		return res, err
 	}
-	if o.Roles != nil {
-		ids := map[string]string{DataBucket: res.BucketIDs[o.Bucket], RegistryBucket: res.BucketIDs[o.BucketAuth],
-			DownsampledBucket: res.BucketIDs[o.BucketDownsampled]}
-		if err := ensureRoles(ctx, c, orgID, o.Roles, o.Owner, o.Generation, o.RoleNames, ids, &res.Created); err != nil {
-			return res, err
-		}
-	}
 	res.TaskID, err = ensureTask(ctx, c, orgID, o, &res.Created)
 	if err != nil {
 		return res, err
@@ -142,6 +135,15 @@ func Run(ctx context.Context, c *influx.Client, o Options) (Result, error) {
 	res.DashboardID, err = ensureDashboard(ctx, c, orgID, o, &res.Created)
 	if err != nil {
 		return res, err
+	}
+	// the role tokens last: a run failing before them has not yet replaced a stored token (a failed update's
+	// new generation is revoked, and the stored tokens are what functions read)
+	if o.Roles != nil {
+		ids := map[string]string{DataBucket: res.BucketIDs[o.Bucket], RegistryBucket: res.BucketIDs[o.BucketAuth],
+			DownsampledBucket: res.BucketIDs[o.BucketDownsampled]}
+		if err := ensureRoles(ctx, c, orgID, o.Roles, o.Owner, o.Generation, o.RoleNames, ids, &res.Created); err != nil {
+			return res, err
+		}
 	}
 	api.Logger(ctx).InfoContext(ctx, "influxdb setup done", slog.Any("created", res.Created),
 		slog.String("taskId", res.TaskID), slog.String("dashboardId", res.DashboardID))

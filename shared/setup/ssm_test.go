@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -328,4 +329,58 @@ func TestRetentionUpdateKeepsTheGeneration(t *testing.T) {
 	}
 	s.send(ctx, cfn.RequestDelete, next, s.props, nil)
 	wantAuths(t, "after the stack's deletion", auths(t, srv.Client(t), prefix, gen(t, first)), 0)
+}
+
+// TestFailedReplacementKeepsTheOldGeneration: an update that would start a new generation but fails answers FAILED
+// with the old id (CloudFormation keeps it and rolls back) and leaves the old tokens, parameters and
+// authorizations as they were, with no authorization of the failed generation left.
+func TestFailedReplacementKeepsTheOldGeneration(t *testing.T) {
+	srv := influxtest.Shared(t)
+	moto := testenv.MotoSSM(t)
+	prefix := "/iot-test/" + influxtest.RandomID(4) + "/roles"
+	s := newStack(t, srv, moto, map[string]string{"INFLUX_URL": srv.URL, "INFLUX_TOKEN": srv.Token, "ROLE_TOKEN_PREFIX": prefix})
+	ctx := testCtx(t, 3*time.Minute)
+	admin := srv.Client(t)
+	first := s.send(ctx, cfn.RequestCreate, "", s.props, nil).PhysicalResourceID
+	store := &SSMStore{Prefix: prefix}
+	before, _ := s.param(ctx, store.Name("worker"))
+	countAll := func() int {
+		t.Helper()
+		all, err := admin.ListAuthorizations(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, a := range all {
+			if strings.Contains(a.Description, "("+prefix+")") {
+				n++
+			}
+		}
+		return n
+	}
+	want := countAll()
+
+	old := map[string]any{}
+	for k, v := range s.props {
+		old[k] = v
+	}
+	s.props["RolesVersion"], s.props["DownsampledRetentionDays"] = "2", "0"
+	ev := event(s.ep, cfn.RequestUpdate, first, s.props)
+	ev.OldResourceProperties = old
+	if err := s.h.Handle(ctx, ev); err != nil {
+		t.Fatal(err)
+	}
+	if r := s.ep.only(t); r.Status != cfn.StatusFailed || r.PhysicalResourceID != first {
+		t.Fatalf("got %s with id %s, want FAILED with the old id %s", r.Status, r.PhysicalResourceID, first)
+	}
+	if after, _ := s.param(ctx, store.Name("worker")); after != before {
+		t.Errorf("the failed update replaced the worker token")
+	}
+	if got := countAll(); got != want {
+		t.Errorf("%d role authorizations after the failed update, want %d (the old generation's only)", got, want)
+	}
+	if got := readAs(t, srv, before, s.o.Bucket); got != http.StatusOK {
+		t.Errorf("the old worker token after the failed update: %d, want 200", got)
+	}
+	s.send(ctx, cfn.RequestDelete, first, old, nil)
 }
