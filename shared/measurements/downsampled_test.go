@@ -289,6 +289,18 @@ func TestDownsampledLateAndOld(t *testing.T) {
 			}
 		}
 	}
+	// the summary splits the points the same way: 420 of the device's own, 120 generated
+	for origin, want := range map[string]int64{"device": 420, "generated": 120, "all": 540, "": 540} {
+		rec := httptest.NewRecorder()
+		dsH.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/devices/late/summary?range=30d&fields=Temperature&origin="+origin, nil))
+		var sum measurements.Summary
+		if err := json.Unmarshal(rec.Body.Bytes(), &sum); rec.Code != http.StatusOK || err != nil || sum.Fields["Temperature"] == nil {
+			t.Fatalf("summary origin=%s: %d %s", origin, rec.Code, rec.Body.String())
+		}
+		if got := sum.Fields["Temperature"].Count; got != want {
+			t.Errorf("summary origin=%s: %d Temperature points, want %d", origin, got, want)
+		}
+	}
 	// the late hour's mean is of all its 60 points, not of the 10 aggregated before the rest arrived
 	got := fetch(t, dsH, "/api/devices/late/measurements?start="+late.Format(time.RFC3339)+"&stop="+late.Add(time.Hour).Format(time.RFC3339)+"&every=1h&fields=Temperature&fn=mean&origin=device")
 	var sum float64
