@@ -21,7 +21,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
-	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/gateway"
+	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/httpapi"
 	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/lambdarun"
 	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/samtpl"
 	"github.com/iot-center/iot-center-serverless/internal/testenv"
@@ -148,7 +148,7 @@ func Run(ctx context.Context, o Options) error {
 		defer cancel()
 		runner.Close(cctx)
 	}()
-	gw := gateway.New(gateway.Config{Routes: tpl.Routes, Functions: tpl.Functions, Invoker: runner, Logger: log,
+	gw := httpapi.New(httpapi.Config{Routes: tpl.Routes, Functions: tpl.Functions, Invoker: runner, Logger: log,
 		DeadLetterDir: filepath.Join(state, "dead-letter"), Credentials: creds, AllowHosts: o.AllowHosts})
 	gctx, gcancel := context.WithCancel(ctx)
 	gw.Start(gctx)

@@ -1,6 +1,6 @@
-// Package gateway is the local stand-in for API Gateway (HTTP API, payload 2.0, Lambda authorizer) and for the
+// Package httpapi is the local stand-in for API Gateway (HTTP API, payload 2.0, Lambda authorizer) and for the
 // Lambda Invoke API, in front of functions run by an Invoker.
-package gateway
+package httpapi
 
 import (
 	"context"
