@@ -51,12 +51,17 @@ async function fetchPositions(): Promise<Positions> {
   }
 }
 
+let views = 0;
+
 const dashboardHref = (id: string) => `#/dashboard/${enc(id)}`;
 const isoOf = (secs: number) => (secs ? new Date(secs * 1000).toISOString() : null);
 
 export function overviewPage(root: HTMLElement, range: OverviewRange): void {
   document.title = "Fleet overview · IoT Center";
   const started = performance.now();
+  const view = String(++views);
+  root.dataset.overviewView = view;
+  const current = () => root.dataset.overviewView === view && root.getAttribute("data-page") === "overview";
   for (const part of ["counts-ready", "map-ready", "silent-ready", "jobs-ready"]) {
     root.removeAttribute(`data-${part}`);
     root.removeAttribute(`data-${part}-view`);
@@ -148,6 +153,7 @@ export function overviewPage(root: HTMLElement, range: OverviewRange): void {
 
   // each part marks the page when shown: ms since the document's navigation started, and since this view started
   const ready = (part: string) => {
+    if (!current()) return; // a request of a view left since (its answer came late) marks nothing
     root.setAttribute(`data-${part}`, String(Math.round(performance.now())));
     root.setAttribute(`data-${part}-view`, String(Math.round(performance.now() - started)));
   };
