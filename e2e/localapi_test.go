@@ -62,7 +62,7 @@ func start(srv *influxtest.Server) (*localAPI, error) {
 	l.LocalAPI, err = testenv.StartLocalAPI(testenv.LocalAPIOptions{Dir: dir, InfluxURL: srv.URL, InfluxToken: srv.Token,
 		InfluxOrg: srv.Org, OperatorKey: "op-e2e-" + influxtest.RandomID(12), DeviceKey: "dev-e2e-" + influxtest.RandomID(12),
 		Args: []string{"-pool", "2", "-pool-for", "EnvConfigFunction=4", "-parameter-overrides",
-			fmt.Sprintf("DeviceWrites=direct InfluxBucket=%s InfluxBucketAuth=e2e_auth_%s InfluxBucketDownsampled=e2e_1h_%s", l.Bucket, suffix, suffix)}})
+			fmt.Sprintf("DeviceWrites=direct InfluxBucket=%s InfluxBucketDownsampled=e2e_1h_%s", l.Bucket, suffix)}})
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, err

@@ -214,12 +214,12 @@ func TestSAMEnvSetup(t *testing.T) {
 	srv := influxtest.Shared(t)
 	admin := srv.Client(t)
 	id := influxtest.RandomID(4)
-	buckets := map[string]string{setup.DataBucket: "samdata_" + id, setup.RegistryBucket: "samreg_" + id, setup.DownsampledBucket: "samds_" + id}
+	buckets := map[string]string{setup.DataBucket: "samdata_" + id, setup.DownsampledBucket: "samds_" + id}
 	path := filepath.Join(t.TempDir(), "env.json")
 	dyn := testenv.StartDynamo(t) // stands in for DynamoDB Local
 	o := app.SAMEnvOptions{Path: path, DynamoEndpoint: dyn.URL, StateTable: "sam-state", Template: filepath.Join(testfn.Root(), "template.yaml"), InfluxURL: srv.URL, Org: srv.Org,
 		Token: srv.Token, Params: map[string]string{"InfluxBucket": buckets[setup.DataBucket],
-			"InfluxBucketAuth": buckets[setup.RegistryBucket], "InfluxBucketDownsampled": buckets[setup.DownsampledBucket]}}
+			"InfluxBucketDownsampled": buckets[setup.DownsampledBucket]}}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()

@@ -37,7 +37,7 @@ func newAPI(t *testing.T) *apiServer {
 	t.Helper()
 	srv := influxtest.Shared(t)
 	a := &apiServer{admin: srv.Client(t), table: influxtest.StateTable(t)}
-	a.cfg = srv.Config(srv.NewBucket(t, "vddata"), srv.NewBucket(t, "vdreg"))
+	a.cfg = srv.Config(srv.NewBucket(t, "vddata"))
 	a.cfg.MaxDevices = 100
 	// the operator's decision for every request: these tests are about the device client, not the authorizer
 	// (shared/authz tests the decisions; localapi_test runs the client against the real one)

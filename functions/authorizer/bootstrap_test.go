@@ -55,10 +55,10 @@ func authEvent(routeKey, path, deviceID, key string) map[string]any {
 
 func TestAuthorizerBootstrap(t *testing.T) {
 	srv := influxtest.Shared(t)
-	data, reg := srv.NewBucket(t, "data"), srv.NewBucket(t, "registry")
+	data := srv.NewBucket(t, "data")
 	const op, prov = "operator-key-bootstrap-test-1234", "provisioning-key-bootstrap-test-5678"
 	env := []string{"INFLUX_URL=" + srv.URL, "INFLUX_ORG=" + srv.Org, "INFLUX_TOKEN=" + srv.Token,
-		"INFLUX_BUCKET=" + data, "INFLUX_BUCKET_AUTH=" + reg, "IOT_OPERATOR_KEY=" + op, "IOT_DEVICE_KEY=" + prov,
+		"INFLUX_BUCKET=" + data, "IOT_OPERATOR_KEY=" + op, "IOT_DEVICE_KEY=" + prov,
 		"DEVICE_AUTH=key", "METRICS_NAMESPACE=IoTCenterTest", "AWS_LAMBDA_LOG_FORMAT=JSON"}
 	env = append(env, testenv.StartDynamo(t).Env()...)
 	e := start(t, ".", env)
@@ -160,7 +160,7 @@ func TestHealthBootstrap(t *testing.T) {
 func TestSetupBootstrap(t *testing.T) {
 	srv := influxtest.Shared(t)
 	id := influxtest.RandomID(4)
-	data, auth, ds := "bdata_"+id, "bauth_"+id, "bds_"+id
+	data, ds := "bdata_"+id, "bds_"+id
 	admin := srv.Client(t)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -172,7 +172,7 @@ func TestSetupBootstrap(t *testing.T) {
 		for _, tk := range tasks.Tasks {
 			_ = admin.JSON(ctx, "DELETE", "/api/v2/tasks/"+tk.ID, nil, nil, nil)
 		}
-		for _, b := range []string{data, auth, ds} {
+		for _, b := range []string{data, ds} {
 			_ = admin.DeleteBucket(ctx, b)
 		}
 	})
@@ -184,7 +184,7 @@ func TestSetupBootstrap(t *testing.T) {
 	}))
 	defer cfn.Close()
 	e := start(t, "../setup", []string{"INFLUX_URL=" + srv.URL, "INFLUX_ORG=" + srv.Org, "INFLUX_TOKEN=" + srv.Token,
-		"INFLUX_BUCKET=" + data, "INFLUX_BUCKET_AUTH=" + auth, "INFLUX_BUCKET_DOWNSAMPLED=" + ds})
+		"INFLUX_BUCKET=" + data, "INFLUX_BUCKET_DOWNSAMPLED=" + ds})
 	for _, typ := range []string{"Create", "Delete"} {
 		e.Invoke(t, map[string]any{"RequestType": typ, "RequestId": "req-" + typ, "ResponseURL": cfn.URL + "/signed",
 			"ResourceType": "AWS::CloudFormation::CustomResource", "LogicalResourceId": "InfluxSetup",

@@ -72,9 +72,9 @@ func invokeEnv(t *testing.T, e *lambdatest.Emulator, id, query string) gwRespons
 // each new id to all of them at once: every id ends with one authorization and every caller got its token.
 func TestEnvThroughEmulatorsRegistersOnce(t *testing.T) {
 	srv := influxtest.Shared(t)
-	data, regBucket := srv.NewBucket(t, "data"), srv.NewBucket(t, "registry")
+	data := srv.NewBucket(t, "data")
 	env := []string{"INFLUX_URL=" + srv.URL, "INFLUX_ORG=" + srv.Org, "INFLUX_TOKEN=" + srv.Token,
-		"INFLUX_BUCKET=" + data, "INFLUX_BUCKET_AUTH=" + regBucket, "PATH=" + os.Getenv("PATH"),
+		"INFLUX_BUCKET=" + data, "PATH=" + os.Getenv("PATH"),
 		// direct mode: every operator caller gets the one token (gateway credentials go to their creator only,
 		// tested in shared/authz)
 		"DEVICE_WRITES=direct"}

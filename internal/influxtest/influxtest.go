@@ -114,11 +114,11 @@ func (s *Server) NewBucket(t testing.TB, prefix string) string {
 	return name
 }
 
-// Config is the functions' configuration for this server: its admin token, the given data and registry buckets,
-// and the deployed defaults for the rest. Tests set what they exercise on top.
-func (s *Server) Config(bucket, authBucket string) config.Config {
+// Config is the functions' configuration for this server: its admin token, the given data bucket, and the
+// deployed defaults for the rest. Tests set what they exercise on top.
+func (s *Server) Config(bucket string) config.Config {
 	return config.Config{InfluxURL: s.URL, InfluxPublicURL: s.URL, Org: s.Org, Token: config.Secret(s.Token),
-		Bucket: bucket, BucketAuth: authBucket, DefaultLat: config.DefaultLat, DefaultLon: config.DefaultLon,
+		Bucket: bucket, DefaultLat: config.DefaultLat, DefaultLon: config.DefaultLon,
 		MeasurementInterval: 60, ConfigurationRefresh: 3600, MaxDevices: 1000}
 }
 

@@ -160,7 +160,7 @@ func compare(function string, patterns []string, routes map[string][]string) err
 // Deps are what a function's handler is built from, for a test that only lists its routes: a configuration with
 // the bucket names, a client of an address nothing answers on (never called), and env as the environment.
 func Deps(env map[string]string) lambdaapp.Deps {
-	cfg := config.Config{InfluxURL: "http://127.0.0.1:9", Org: "org", Bucket: "iot_center", BucketAuth: "iot_center_auth",
+	cfg := config.Config{InfluxURL: "http://127.0.0.1:9", Org: "org", Bucket: "iot_center",
 		BucketDownsampled: "iot_center_1h", MaxDevices: 1000}
 	return lambdaapp.Deps{Config: cfg, Influx: influx.New(cfg.InfluxURL, "", cfg.Org, influx.Options{}),
 		Getenv: func(k string) string {

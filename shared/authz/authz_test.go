@@ -42,7 +42,7 @@ type world struct {
 func newWorld(t *testing.T, maxDevices int) *world {
 	t.Helper()
 	srv := influxtest.Shared(t)
-	cfg := srv.Config(srv.NewBucket(t, "authz_data"), srv.NewBucket(t, "authz_reg"))
+	cfg := srv.Config(srv.NewBucket(t, "authz_data"))
 	cfg.BucketDownsampled, cfg.MaxDevices = "unused_1h", maxDevices
 	admin := srv.Client(t)
 	w := &world{cfg: cfg, reg: registry.New(admin, cfg, influxtest.StateTable(t))}
@@ -302,7 +302,7 @@ func TestLoadKeys(t *testing.T) {
 // on the real InfluxDB, then the hash comparison.
 func BenchmarkAuthorizerDeviceToken(b *testing.B) {
 	srv := influxtest.Shared(b)
-	cfg := srv.Config(srv.NewBucket(b, "authz_bench_data"), srv.NewBucket(b, "authz_bench_reg"))
+	cfg := srv.Config(srv.NewBucket(b, "authz_bench_data"))
 	cfg.BucketDownsampled = "unused"
 	reg := registry.New(srv.Client(b), cfg, influxtest.StateTable(b))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

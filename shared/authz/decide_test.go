@@ -41,7 +41,7 @@ type stack struct {
 func newStack(t *testing.T, gateway bool, instances int) *stack {
 	t.Helper()
 	srv := influxtest.Shared(t)
-	cfg := srv.Config(srv.NewBucket(t, "dec_data"), srv.NewBucket(t, "dec_reg"))
+	cfg := srv.Config(srv.NewBucket(t, "dec_data"))
 	cfg.BucketDownsampled, cfg.DeviceWrites = srv.NewBucket(t, "dec_1h"), config.WritesDirect
 	if gateway {
 		cfg.DeviceWrites = config.WritesGateway

@@ -142,3 +142,98 @@ func TestTemplateLeastPrivilege(t *testing.T) {
 		t.Errorf("template.yaml has %d functions, this test knows %d", seen, len(wantSSM))
 	}
 }
+
+// tableAccess is each function's access to the state table: what it may read (any item) and what it may write,
+// and the partition keys its writes are confined to (dynamodb:LeadingKeys). Only register, delete and envconfig
+// write device items; the worker writes job items only; the gateway and the authorizer only read.
+var tableAccess = map[string]struct {
+	read, write []string
+	keys        []string
+	attrs       []string // the attributes its writes may touch (dynamodb:Attributes); nil: any of its items'
+}{
+	"AuthorizerFunction": {read: []string{"GetItem"}},
+	// the series budgets share the DEVICE#<id> partition with the credential item: their attributes only
+	"WriteGatewayFunction": {read: []string{"GetItem"}, write: []string{"UpdateItem"}, keys: []string{"DEVICE#*", "COUNTER"},
+		attrs: []string{"pk", "sk", "s", "n"}},
+	"QueryFunction":          {read: []string{"GetItem"}},
+	"DevicesFunction":        {read: []string{"Scan"}},
+	"FleetHealthFunction":    {read: []string{"Scan"}},
+	"OverviewFunction":       {read: []string{"Query"}},
+	"EnvConfigFunction":      {read: []string{"GetItem"}, write: []string{"PutItem", "UpdateItem"}, keys: []string{"DEVICE#*", "COUNTER", "REVOKED#*"}},
+	"RegisterFunction":       {read: []string{"GetItem"}, write: []string{"PutItem", "UpdateItem"}, keys: []string{"DEVICE#*", "COUNTER", "REVOKED#*"}},
+	"DeleteFunction":         {read: []string{"GetItem"}, write: []string{"PutItem", "UpdateItem", "DeleteItem"}, keys: []string{"DEVICE#*", "COUNTER", "REVOKED#*"}},
+	"WriteMissingFunction":   {read: []string{"GetItem", "BatchGetItem", "Scan"}, write: []string{"PutItem", "UpdateItem"}, keys: []string{"JOB#*", "JOBREQ#*"}},
+	"BackfillWorkerFunction": {read: []string{"GetItem", "BatchGetItem", "Scan"}, write: []string{"UpdateItem"}, keys: []string{"JOB#*"}},
+	"HealthFunction":         {},
+	"UiFunction":             {},
+	"SetupFunction":          {},
+}
+
+// Each function's policy names exactly the table actions it uses, on the table only, its writes confined to its
+// own items' partition keys; a function with table actions gets STATE_TABLE, one without does not.
+func TestTemplateTableActions(t *testing.T) {
+	var tpl samFunctions
+	readYAML(t, "template.yaml", &tpl)
+	for name, res := range tpl.Resources {
+		if res.Type != "AWS::Serverless::Function" {
+			continue
+		}
+		want, known := tableAccess[name]
+		if !known {
+			t.Errorf("%s: not in tableAccess; decide what it may do on the state table", name)
+			continue
+		}
+		stmts, templates := statements(res.Properties.Policies)
+		for _, tp := range templates {
+			if strings.Contains(tp, "DynamoDB") {
+				t.Errorf("%s: policy template %s (broader than the actions it uses)", name, tp)
+			}
+		}
+		var reads, writes, keys, attrs []string
+		for _, st := range stmts {
+			var table []string
+			for _, a := range asList(st["Action"]) {
+				if strings.HasPrefix(a, "dynamodb:") {
+					table = append(table, strings.TrimPrefix(a, "dynamodb:"))
+				}
+			}
+			if len(table) == 0 {
+				continue
+			}
+			if r := asList(st["Resource"]); len(r) != 1 || r[0] != "StateTable.Arn" {
+				t.Errorf("%s: table actions %v on %v, want the state table only", name, table, r)
+			}
+			cond, _ := st["Condition"].(map[string]any)
+			like, _ := cond["ForAllValues:StringLike"].(map[string]any)
+			if like == nil {
+				reads = append(reads, table...)
+				continue
+			}
+			writes = append(writes, table...)
+			keys = append(keys, asList(like["dynamodb:LeadingKeys"])...)
+			if eq, _ := cond["ForAllValues:StringEquals"].(map[string]any); eq != nil {
+				attrs = append(attrs, asList(eq["dynamodb:Attributes"])...)
+			}
+		}
+		for _, c := range []struct {
+			what      string
+			got, want []string
+		}{{"read actions", reads, want.read}, {"write actions", writes, want.write}, {"write keys", keys, want.keys},
+			{"written attributes", attrs, want.attrs}} {
+			slices.Sort(c.got)
+			w := slices.Sorted(slices.Values(c.want))
+			if !slices.Equal(c.got, w) {
+				t.Errorf("%s: %s %v, want %v", name, c.what, c.got, w)
+			}
+		}
+		for _, a := range reads {
+			if a == "PutItem" || a == "UpdateItem" || a == "DeleteItem" || a == "BatchWriteItem" {
+				t.Errorf("%s: %s without a partition-key condition", name, a)
+			}
+		}
+		_, hasEnv := res.Properties.Environment.Variables["STATE_TABLE"]
+		if uses := len(reads)+len(writes) > 0; uses != hasEnv {
+			t.Errorf("%s: table actions %v but STATE_TABLE set %v", name, uses, hasEnv)
+		}
+	}
+}

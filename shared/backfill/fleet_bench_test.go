@@ -26,9 +26,9 @@ import (
 func BenchmarkFleetLocalAPI(b *testing.B) {
 	srv := influxtest.Shared(b)
 	sfx := influxtest.RandomID(3)
-	data, reg := "fleet_data_"+sfx, "fleet_auth_"+sfx
+	data := "fleet_data_" + sfx
 	api := localapitest.Start(b, srv, localapitest.Options{Params: fmt.Sprintf(
-		"InfluxBucket=%s InfluxBucketAuth=%s InfluxBucketDownsampled=fleet_1h_%s", data, reg, sfx)})
+		"InfluxBucket=%s InfluxBucketDownsampled=fleet_1h_%s", data, sfx)})
 	admin := srv.Client(b)
 	ids := fleettest.IDs("fleet", 10000)
 	fleettest.Register(b, api.Table, ids[:1000])

@@ -209,7 +209,7 @@ func newFixture(t testing.TB, srv *influxtest.Server, o fixtureOpts) *fixture {
 	if o.batchDevices == 0 {
 		o.batchDevices = 3
 	}
-	cfg := srv.Config(srv.NewBucket(t, "bfdata"), srv.NewBucket(t, "bfreg"))
+	cfg := srv.Config(srv.NewBucket(t, "bfdata"))
 	cfg.MaxDevices = 10000
 	if o.downsample {
 		cfg.BucketDownsampled = srv.NewBucket(t, "bfdown")

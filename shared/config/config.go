@@ -33,7 +33,6 @@ func (s Secret) Format(f fmt.State, verb rune) { _, _ = f.Write([]byte("[redacte
 // Defaults of the iot-center-v2 contract.
 const (
 	DefaultBucket               = "iot_center"
-	DefaultBucketAuth           = "iot_center_auth"
 	DefaultBucketDownsampled    = "iot_center_1h"
 	DefaultLat                  = 50.0873254
 	DefaultLon                  = 14.4071543
@@ -48,7 +47,6 @@ type Config struct {
 	InfluxPublicURL      string // the URL handed to devices
 	Org                  string
 	Bucket               string // measurements; devices get read+write here only
-	BucketAuth           string // the device registry; devices cannot read it
 	BucketDownsampled    string // hourly aggregates written by the downsampling task
 	Token                Secret // the admin token
 	DefaultLat           float64
@@ -87,7 +85,6 @@ func Load(ctx context.Context, getenv Getenv, store ParameterStore) (Config, err
 		InfluxURL:            e.String("INFLUX_URL", ""),
 		Org:                  e.String("INFLUX_ORG", ""),
 		Bucket:               e.String("INFLUX_BUCKET", DefaultBucket),
-		BucketAuth:           e.String("INFLUX_BUCKET_AUTH", DefaultBucketAuth),
 		BucketDownsampled:    e.String("INFLUX_BUCKET_DOWNSAMPLED", DefaultBucketDownsampled),
 		DefaultLat:           e.Float("DEFAULT_LAT", DefaultLat, -90, 90),
 		DefaultLon:           e.Float("DEFAULT_LON", DefaultLon, -180, 180),
@@ -102,11 +99,8 @@ func Load(ctx context.Context, getenv Getenv, store ParameterStore) (Config, err
 	if c.Org == "" {
 		e.fail("INFLUX_ORG is required")
 	}
-	if c.Bucket == c.BucketAuth {
-		e.fail("INFLUX_BUCKET_AUTH must differ from INFLUX_BUCKET: devices can read their data bucket")
-	}
-	if c.BucketDownsampled == c.Bucket || c.BucketDownsampled == c.BucketAuth {
-		e.fail("INFLUX_BUCKET_DOWNSAMPLED must differ from INFLUX_BUCKET and INFLUX_BUCKET_AUTH")
+	if c.BucketDownsampled == c.Bucket {
+		e.fail("INFLUX_BUCKET_DOWNSAMPLED must differ from INFLUX_BUCKET")
 	}
 	if err := e.Err(); err != nil {
 		return Config{}, err

@@ -24,7 +24,7 @@ func TestLoadDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := config.Config{InfluxURL: "http://127.0.0.1:8086", InfluxPublicURL: "http://127.0.0.1:8086", Org: "org",
-		Bucket: "iot_center", BucketAuth: "iot_center_auth", BucketDownsampled: "iot_center_1h", Token: "tok-SECRET",
+		Bucket: "iot_center", BucketDownsampled: "iot_center_1h", Token: "tok-SECRET",
 		DefaultLat: 50.0873254, DefaultLon: 14.4071543, MeasurementInterval: 60, ConfigurationRefresh: 3600, MaxDevices: 10000,
 		DeviceWrites: config.WritesGateway}
 	if c != want {
@@ -38,7 +38,7 @@ func TestLoadRejectsBadConfiguration(t *testing.T) {
 		set     map[string]string
 		wantErr string
 	}{
-		{"same buckets", map[string]string{"INFLUX_BUCKET_AUTH": "iot_center"}, "INFLUX_BUCKET_AUTH must differ"},
+		{"same buckets", map[string]string{"INFLUX_BUCKET_DOWNSAMPLED": "iot_center"}, "INFLUX_BUCKET_DOWNSAMPLED must differ"},
 		{"no url", map[string]string{"INFLUX_URL": ""}, "INFLUX_URL is required"},
 		{"bad url", map[string]string{"INFLUX_URL": "ftp://x"}, "INFLUX_URL must be an http(s) URL"},
 		{"no org", map[string]string{"INFLUX_ORG": ""}, "INFLUX_ORG is required"},

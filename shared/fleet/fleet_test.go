@@ -37,7 +37,7 @@ func newFixture(t testing.TB, now time.Time) *fixture {
 	t.Helper()
 	srv := influxtest.Shared(t)
 	admin := srv.Client(t)
-	cfg := srv.Config(srv.NewBucket(t, "fleetdata"), srv.NewBucket(t, "fleetreg"))
+	cfg := srv.Config(srv.NewBucket(t, "fleetdata"))
 	cfg.MaxDevices = 10000
 	f := &fixture{metrics: &bytes.Buffer{}, cfg: cfg, table: influxtest.StateTable(t)}
 	f.svc = NewService(registry.New(admin, cfg, f.table), admin, cfg)

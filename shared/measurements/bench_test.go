@@ -40,7 +40,6 @@ func benchData(b *testing.B, downsample bool) (c *influx.Client, bucket string, 
 	c = srv.Client(b)
 	bucket = srv.NewBucket(b, "bench")
 	ds := srv.NewBucket(b, "bench1h")
-	auth := srv.NewBucket(b, "benchauth")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	line := sensors.NewLine(sensors.Generator{Lat: config.DefaultLat, Lon: config.DefaultLon}, "bench")
@@ -70,7 +69,7 @@ func benchData(b *testing.B, downsample bool) (c *influx.Client, bucket string, 
 	if downsample {
 		b.Logf("downsampled 30 days in %s", time.Since(t))
 	}
-	cfg := srv.Config(bucket, auth)
+	cfg := srv.Config(bucket)
 	cfg.BucketDownsampled = ds
 	reg := registry.New(c, cfg, influxtest.StateTable(b))
 	if _, _, err := reg.Register(ctx, "bench"); err != nil {

@@ -44,7 +44,6 @@ func newDSFixture(t *testing.T) *dsFixture {
 	srv := influxtest.Shared(t)
 	f := &dsFixture{c: srv.Client(t)}
 	f.raw, f.ds = srv.NewBucket(t, "dsraw"), srv.NewBucket(t, "ds1h")
-	auth := srv.NewBucket(t, "dsauth")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	var b, late bytes.Buffer
@@ -76,7 +75,7 @@ func newDSFixture(t *testing.T) *dsFixture {
 	if err := f.c.WriteLines(ctx, f.raw, late.Bytes()); err != nil {
 		t.Fatal(err)
 	}
-	cfg := srv.Config(f.raw, auth)
+	cfg := srv.Config(f.raw)
 	cfg.BucketDownsampled = f.ds
 	reg := registry.New(f.c, cfg, influxtest.StateTable(t))
 	f.reg = reg
@@ -216,7 +215,7 @@ func TestDownsampledBucketMissing(t *testing.T) {
 func TestDownsampledLateAndOld(t *testing.T) {
 	srv := influxtest.Shared(t)
 	c := srv.Client(t)
-	raw, ds, auth := srv.NewBucket(t, "lateraw"), srv.NewBucket(t, "late1h"), srv.NewBucket(t, "lateauth")
+	raw, ds := srv.NewBucket(t, "lateraw"), srv.NewBucket(t, "late1h")
 	now := time.Date(2026, 3, 20, 12, 30, 0, 0, time.UTC)
 	hour := now.Truncate(time.Hour)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -250,7 +249,7 @@ func TestDownsampledLateAndOld(t *testing.T) {
 	if err := c.WriteLines(ctx, raw, after.Bytes()); err != nil {
 		t.Fatal(err)
 	}
-	cfg := srv.Config(raw, auth)
+	cfg := srv.Config(raw)
 	reg := registry.New(c, cfg, influxtest.StateTable(t))
 	if _, _, err := reg.Register(ctx, "late"); err != nil {
 		t.Fatal(err)

@@ -82,7 +82,6 @@ func newFixture(t *testing.T) *fixture {
 	srv := influxtest.Shared(t)
 	f := &fixture{direct: srv.Client(t)}
 	f.bucket = srv.NewBucket(t, "meas")
-	auth := srv.NewBucket(t, "auth")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if err := f.direct.WriteLines(ctx, f.bucket, knownLines()); err != nil {
@@ -110,7 +109,7 @@ func newFixture(t *testing.T) *fixture {
 	c := influx.New(proxy.URL, srv.Token, srv.Org, influx.Options{})
 	t.Cleanup(c.Close)
 
-	cfg := srv.Config(f.bucket, auth)
+	cfg := srv.Config(f.bucket)
 	cfg.InfluxURL, cfg.InfluxPublicURL, cfg.BucketDownsampled = proxy.URL, proxy.URL, f.bucket+"_1h"
 	f.c, f.reg = c, registry.New(c, cfg, influxtest.StateTable(t))
 	for _, id := range []string{"dev1", "dev2"} {

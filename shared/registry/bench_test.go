@@ -20,7 +20,7 @@ const benchSamples = 40
 func benchRegistry(b *testing.B) (*Registry, http.Handler, func(id string)) {
 	b.Helper()
 	srv := influxtest.Shared(b)
-	reg := New(srv.Client(b), srv.Config(srv.NewBucket(b, "bdata"), srv.NewBucket(b, "breg")), influxtest.StateTable(b))
+	reg := New(srv.Client(b), srv.Config(srv.NewBucket(b, "bdata")), influxtest.StateTable(b))
 	cleanup := func(id string) { srv.RevokeAtCleanup(b, Description(id)) }
 	return reg, asOperator(NewHandlers(reg).Mux()), cleanup
 }

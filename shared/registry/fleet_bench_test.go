@@ -66,7 +66,7 @@ func benchRegistration(b *testing.B, mode string) {
 	target, _ := url.Parse(srv.URL)
 	p := &timingProxy{total: map[string]time.Duration{}, count: map[string]int{}}
 	proxy := p.start(b, target)
-	cfg := srv.Config(srv.NewBucket(b, "rdata"), srv.NewBucket(b, "rreg"))
+	cfg := srv.Config(srv.NewBucket(b, "rdata"))
 	cfg.InfluxURL, cfg.MaxDevices, cfg.DeviceWrites = proxy.URL, 10000, mode
 	c := influx.New(proxy.URL, srv.Token, srv.Org, influx.Options{})
 	b.Cleanup(c.Close)

@@ -35,7 +35,7 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	srv := influxtest.Shared(t)
-	cfg := srv.Config(srv.NewBucket(t, "data"), srv.NewBucket(t, "registry"))
+	cfg := srv.Config(srv.NewBucket(t, "data"))
 	cfg.InfluxPublicURL = "http://influx.example.test:8086"
 	f := &fixture{t: t, srv: srv, cfg: cfg, admin: srv.Client(t), table: influxtest.StateTable(t)}
 	f.reg, f.h = f.instance()

@@ -71,7 +71,7 @@ func BenchmarkDownsampleDay(b *testing.B) {
 func benchOptions(b *testing.B, srv *influxtest.Server) Options {
 	b.Helper()
 	id := influxtest.RandomID(4)
-	o := Options{Bucket: "bdata_" + id, BucketAuth: "bauth_" + id, BucketDownsampled: "bds_" + id}
+	o := Options{Bucket: "bdata_" + id, BucketDownsampled: "bds_" + id}
 	b.Cleanup(func() {
 		c := srv.Client(b)
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -85,7 +85,7 @@ func benchOptions(b *testing.B, srv *influxtest.Server) Options {
 		if d, err := findDashboard(ctx, c, srv.OrgID, full.DashboardName); err == nil && d != "" {
 			_ = c.JSON(ctx, "DELETE", "/api/v2/dashboards/"+d, nil, nil, nil)
 		}
-		for _, name := range []string{o.Bucket, o.BucketAuth, o.BucketDownsampled} {
+		for _, name := range []string{o.Bucket, o.BucketDownsampled} {
 			_ = c.DeleteBucket(ctx, name)
 		}
 	})

@@ -262,7 +262,6 @@ func (h *CustomResource) run(ctx context.Context, ev cfn.Event, gen string) (map
 	}
 	return map[string]any{
 		"DataBucketId":        res.BucketIDs[o.Bucket],
-		"RegistryBucketId":    res.BucketIDs[o.BucketAuth],
 		"DownsampledBucketId": res.BucketIDs[o.BucketDownsampled],
 		"TaskId":              res.TaskID,
 		"DashboardId":         res.DashboardID,
@@ -416,7 +415,8 @@ var propertyVars = map[string]string{"InfluxUrl": "INFLUX_URL", "InfluxOrg": "IN
 	"InfluxTokenParameter": "INFLUX_TOKEN_PARAMETER", "RoleTokenPrefix": "ROLE_TOKEN_PREFIX"}
 
 // withProperties reads a variable from the properties when they carry it, else from getenv. Buckets is
-// "<data>,<registry>,<downsampled>".
+// "<data>,<downsampled>" ("<data>,<registry>,<downsampled>" in the properties of a stack deployed before the state
+// table: its registry bucket is left alone).
 func withProperties(getenv config.Getenv, props map[string]any) config.Getenv {
 	vars := map[string]string{}
 	for p, v := range propertyVars {
@@ -425,8 +425,11 @@ func withProperties(getenv config.Getenv, props map[string]any) config.Getenv {
 		}
 	}
 	if s, ok := props["Buckets"].(string); ok {
-		if b := strings.Split(s, ","); len(b) == 3 {
-			vars["INFLUX_BUCKET"], vars["INFLUX_BUCKET_AUTH"], vars["INFLUX_BUCKET_DOWNSAMPLED"] = b[0], b[1], b[2]
+		switch b := strings.Split(s, ","); len(b) {
+		case 2:
+			vars["INFLUX_BUCKET"], vars["INFLUX_BUCKET_DOWNSAMPLED"] = b[0], b[1]
+		case 3:
+			vars["INFLUX_BUCKET"], vars["INFLUX_BUCKET_DOWNSAMPLED"] = b[0], b[2]
 		}
 	}
 	return func(k string) string {

@@ -122,7 +122,7 @@ func TestCustomResourceLifecycle(t *testing.T) {
 	if r = ep.only(t); r.Status != cfn.StatusSuccess {
 		t.Fatalf("delete: got %+v, want SUCCESS", r)
 	}
-	for _, b := range []string{o.Bucket, o.BucketAuth, o.BucketDownsampled} {
+	for _, b := range []string{o.Bucket, o.BucketDownsampled} {
 		if _, err := admin.BucketID(ctx, b); err != nil {
 			t.Errorf("delete removed bucket %s: %v", b, err)
 		}
@@ -289,13 +289,13 @@ func TestCustomResourceRefusesPlainHTTPResponseURL(t *testing.T) {
 
 func TestEnvLoader(t *testing.T) {
 	env := map[string]string{"INFLUX_URL": "http://127.0.0.1:8086", "INFLUX_ORG": "o", "INFLUX_TOKEN": "t",
-		"INFLUX_BUCKET": "d", "INFLUX_BUCKET_AUTH": "a", "INFLUX_BUCKET_DOWNSAMPLED": "h"}
+		"INFLUX_BUCKET": "d", "INFLUX_BUCKET_DOWNSAMPLED": "h"}
 	c, o, err := EnvLoader(func(k string) string { return env[k] }, nil)(context.Background(), Target{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if o.Bucket != "d" || o.BucketAuth != "a" || o.BucketDownsampled != "h" || c.Org() != "o" {
+	if o.Bucket != "d" || o.BucketDownsampled != "h" || c.Org() != "o" {
 		t.Errorf("got %+v org %s", o, c.Org())
 	}
 	delete(env, "INFLUX_ORG")

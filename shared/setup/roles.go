@@ -20,14 +20,13 @@ import (
 // Bucket kinds a role permission names; Run resolves them to the configured buckets' ids.
 const (
 	DataBucket        = "data"
-	RegistryBucket    = "registry"
 	DownsampledBucket = "downsampled"
 )
 
 // Grant is one action on one bucket kind.
 type Grant struct {
 	Action string // "read" or "write"
-	Bucket string // DataBucket, RegistryBucket or DownsampledBucket
+	Bucket string // DataBucket or DownsampledBucket
 }
 
 // Role is a named set of grants. Every role token can also read its organization (clients resolve names through it).
@@ -44,18 +43,18 @@ func write(b string) Grant { return Grant{"write", b} }
 
 // Roles are the scoped tokens setup keeps.
 var Roles = []Role{
-	// the authorizer and GET /api/devices: the registry, and the data for a device's last write
-	{"registry-read", []Grant{read(RegistryBucket), read(DataBucket)}},
-	// dashboard data and gauges: raw and hourly data, and the registry to know the device
-	{"query", []Grant{read(DataBucket), read(DownsampledBucket), read(RegistryBucket)}},
-	// write-missing jobs and coverage: the data's gaps and the registry's devices (jobs live in the state table)
-	{"planner", []Grant{read(DataBucket), read(RegistryBucket)}},
-	// the backfill worker: plans jobs (the registry's devices, the data's hourly counts), writes minutes and their
-	// hourly aggregates (and reads back partly written hours); progress goes to the state table
-	{"worker", []Grant{read(DataBucket), write(DataBucket), read(DownsampledBucket), write(DownsampledBucket),
-		read(RegistryBucket)}},
-	// the write gateway: devices' points into the data bucket, credentials checked against the registry
-	{"gateway", []Grant{write(DataBucket), read(RegistryBucket)}},
+	// the authorizer, GET /api/devices and fleet health: the data for a device's last write (devices, credentials
+	// and jobs live in the state table, not in InfluxDB)
+	{"data-read", []Grant{read(DataBucket)}},
+	// dashboard data and gauges: raw and hourly data
+	{"query", []Grant{read(DataBucket), read(DownsampledBucket)}},
+	// write-missing coverage: the data's gaps
+	{"planner", []Grant{read(DataBucket)}},
+	// the backfill worker: the data's hourly counts, writes minutes and their hourly aggregates (and reads back
+	// partly written hours)
+	{"worker", []Grant{read(DataBucket), write(DataBucket), read(DownsampledBucket), write(DownsampledBucket)}},
+	// the write gateway: devices' points into the data bucket (credentials are checked against the state table)
+	{"gateway", []Grant{write(DataBucket)}},
 }
 
 // FunctionRoles says which token each function gets (template.yaml's INFLUX_TOKEN_PARAMETER agrees; a test checks).
@@ -66,14 +65,14 @@ var FunctionRoles = map[string]string{
 	"EnvConfigFunction":      AdminRole,
 	"RegisterFunction":       AdminRole,
 	"DeleteFunction":         AdminRole,
-	"AuthorizerFunction":     "registry-read",
-	"DevicesFunction":        "registry-read",
+	"AuthorizerFunction":     "data-read",
+	"DevicesFunction":        "data-read",
 	"QueryFunction":          "query",
 	"OverviewFunction":       "query",
 	"WriteMissingFunction":   "planner",
 	"BackfillWorkerFunction": "worker",
 	"WriteGatewayFunction":   "gateway",
-	"FleetHealthFunction":    "registry-read",
+	"FleetHealthFunction":    "data-read",
 	"HealthFunction":         "",
 	"UiFunction":             "",
 }

@@ -79,7 +79,7 @@ func TestRoleTokens(t *testing.T) {
 	}
 
 	// each token can do what its role needs and nothing else: 204/200 where granted, 401/403/404 elsewhere
-	buckets := map[string]string{DataBucket: o.Bucket, RegistryBucket: o.BucketAuth, DownsampledBucket: o.BucketDownsampled}
+	buckets := map[string]string{DataBucket: o.Bucket, DownsampledBucket: o.BucketDownsampled}
 	for _, r := range Roles {
 		for kind, bucket := range buckets {
 			granted := map[string]bool{}
@@ -143,7 +143,7 @@ func TestRoleTokens(t *testing.T) {
 	if got := readAs(t, srv, first["worker"], o.Bucket); got != http.StatusUnauthorized {
 		t.Errorf("the replaced worker token still reads: %d, want 401", got)
 	}
-	if third["registry-read"] != first["registry-read"] {
+	if third["data-read"] != first["data-read"] {
 		t.Errorf("an untouched role's token changed")
 	}
 	for role, n := range roleAuths(t, c, o.Owner) {

@@ -38,7 +38,6 @@ var DefaultFields = []string{schema.Temperature, schema.Humidity, schema.Pressur
 // Options say what Run creates. The zero value of a retention means its default; names are required.
 type Options struct {
 	Bucket               string
-	BucketAuth           string
 	BucketDownsampled    string
 	DataRetention        time.Duration
 	DownsampledRetention time.Duration
@@ -59,15 +58,15 @@ type Options struct {
 
 // OptionsFrom takes the bucket names from the functions' configuration.
 func OptionsFrom(cfg config.Config) Options {
-	return Options{Bucket: cfg.Bucket, BucketAuth: cfg.BucketAuth, BucketDownsampled: cfg.BucketDownsampled}
+	return Options{Bucket: cfg.Bucket, BucketDownsampled: cfg.BucketDownsampled}
 }
 
 func (o Options) withDefaults() (Options, error) {
-	if o.Bucket == "" || o.BucketAuth == "" || o.BucketDownsampled == "" {
-		return o, errors.New("setup: the three bucket names are required")
+	if o.Bucket == "" || o.BucketDownsampled == "" {
+		return o, errors.New("setup: the two bucket names are required")
 	}
-	if o.Bucket == o.BucketAuth || o.Bucket == o.BucketDownsampled || o.BucketAuth == o.BucketDownsampled {
-		return o, errors.New("setup: the data, registry and downsampled buckets must be three different buckets")
+	if o.Bucket == o.BucketDownsampled {
+		return o, errors.New("setup: the data and downsampled buckets must be two different buckets")
 	}
 	if o.DataRetention == 0 {
 		o.DataRetention = DefaultDataRetention
@@ -115,7 +114,7 @@ func Run(ctx context.Context, c *influx.Client, o Options) (Result, error) {
 	for _, b := range []struct {
 		name      string
 		retention time.Duration
-	}{{o.Bucket, o.DataRetention}, {o.BucketAuth, 0}, {o.BucketDownsampled, o.DownsampledRetention}} {
+	}{{o.Bucket, o.DataRetention}, {o.BucketDownsampled, o.DownsampledRetention}} {
 		id, changed, err := ensureBucket(ctx, c, b.name, b.retention)
 		if err != nil {
 			return res, err
@@ -139,8 +138,7 @@ func Run(ctx context.Context, c *influx.Client, o Options) (Result, error) {
 	// the role tokens last: a run failing before them has not yet replaced a stored token (a failed update's
 	// new generation is revoked, and the stored tokens are what functions read)
 	if o.Roles != nil {
-		ids := map[string]string{DataBucket: res.BucketIDs[o.Bucket], RegistryBucket: res.BucketIDs[o.BucketAuth],
-			DownsampledBucket: res.BucketIDs[o.BucketDownsampled]}
+		ids := map[string]string{DataBucket: res.BucketIDs[o.Bucket], DownsampledBucket: res.BucketIDs[o.BucketDownsampled]}
 		if err := ensureRoles(ctx, c, orgID, o.Roles, o.Owner, o.Generation, o.RoleNames, ids, &res.Created); err != nil {
 			return res, err
 		}

@@ -42,7 +42,7 @@ func ranOnce(t *testing.T, d time.Duration) (*influxtest.Server, *influx.Client,
 func testOptions(t *testing.T, srv *influxtest.Server) Options {
 	t.Helper()
 	id := influxtest.RandomID(4)
-	o := Options{Bucket: "data_" + id, BucketAuth: "auth_" + id, BucketDownsampled: "ds_" + id}
+	o := Options{Bucket: "data_" + id, BucketDownsampled: "ds_" + id}
 	t.Cleanup(func() {
 		c := influx.New(srv.URL, srv.Token, srv.Org, influx.Options{})
 		defer c.Close()
@@ -57,7 +57,7 @@ func testOptions(t *testing.T, srv *influxtest.Server) Options {
 		if d, err := findDashboard(ctx, c, srv.OrgID, full.DashboardName); err == nil && d != "" {
 			_ = c.JSON(ctx, http.MethodDelete, "/api/v2/dashboards/"+d, nil, nil, nil)
 		}
-		for _, b := range []string{o.Bucket, o.BucketAuth, o.BucketDownsampled} {
+		for _, b := range []string{o.Bucket, o.BucketDownsampled} {
 			_ = c.DeleteBucket(ctx, b)
 		}
 	})
@@ -81,8 +81,8 @@ func retentionOf(t *testing.T, c *influx.Client, id string) int64 {
 
 func TestRunTwiceIsIdempotent(t *testing.T) {
 	srv, c, ctx, o, first := ranOnce(t, 2*time.Minute)
-	if len(first.Created) == 0 || first.TaskID == "" || first.DashboardID == "" || len(first.BucketIDs) != 3 {
-		t.Fatalf("first run: got %+v, want 3 buckets, a task, a dashboard", first)
+	if len(first.Created) == 0 || first.TaskID == "" || first.DashboardID == "" || len(first.BucketIDs) != 2 {
+		t.Fatalf("first run: got %+v, want 2 buckets, a task, a dashboard", first)
 	}
 	// a fresh client (a new Lambda instance) must find, not create
 	second, err := Run(ctx, srv.Client(t), o)
@@ -112,7 +112,7 @@ func TestRunTwiceIsIdempotent(t *testing.T) {
 	for _, tc := range []struct {
 		bucket string
 		want   int64
-	}{{o.Bucket, 30 * 86400}, {o.BucketAuth, 0}, {o.BucketDownsampled, 400 * 86400}} {
+	}{{o.Bucket, 30 * 86400}, {o.BucketDownsampled, 400 * 86400}} {
 		if got := retentionOf(t, c, first.BucketIDs[tc.bucket]); got != tc.want {
 			t.Errorf("retention of %s: got %ds, want %ds", tc.bucket, got, tc.want)
 		}
@@ -130,11 +130,6 @@ func TestRunUpdatesRetentionAndRepairsTask(t *testing.T) {
 	if err := c.JSON(ctx, http.MethodPost, "/api/v2/tasks", nil, dup, nil); err != nil {
 		t.Fatal(err)
 	}
-	// and someone gave the registry bucket a retention: registrations must never expire
-	expire := map[string]any{"retentionRules": []map[string]any{{"type": "expire", "everySeconds": 48 * 3600, "shardGroupDurationSeconds": 3600}}}
-	if err := c.JSON(ctx, http.MethodPatch, "/api/v2/buckets/"+first.BucketIDs[o.BucketAuth], nil, expire, nil); err != nil {
-		t.Fatal(err)
-	}
 	o.DataRetention = 7 * 24 * time.Hour
 	o.DownsampledRetention = 3 * time.Hour // from 400 days (7-day shard groups) to less than one shard group
 	second, err := Run(ctx, c, o)
@@ -146,9 +141,6 @@ func TestRunUpdatesRetentionAndRepairsTask(t *testing.T) {
 	}
 	if got := retentionOf(t, c, second.BucketIDs[o.BucketDownsampled]); got != 3*3600 {
 		t.Errorf("downsampled retention: got %ds, want %ds", got, 3*3600)
-	}
-	if got := retentionOf(t, c, second.BucketIDs[o.BucketAuth]); got != 0 {
-		t.Errorf("registry retention: got %ds, want infinite", got)
 	}
 	tasks, err := findTasks(ctx, c, srv.OrgID, full.TaskName)
 	if err != nil || len(tasks) != 1 || tasks[0].ID != first.TaskID || tasks[0].Status != "active" {
@@ -377,11 +369,10 @@ func TestOptionsValidation(t *testing.T) {
 		name string
 		o    Options
 	}{
-		{"missing name", Options{Bucket: "a", BucketAuth: "b"}},
-		{"same buckets", Options{Bucket: "a", BucketAuth: "a", BucketDownsampled: "c"}},
-		{"same downsampled", Options{Bucket: "a", BucketAuth: "b", BucketDownsampled: "a"}},
-		{"short retention", Options{Bucket: "a", BucketAuth: "b", BucketDownsampled: "c", DataRetention: time.Minute}},
-		{"huge retention", Options{Bucket: "a", BucketAuth: "b", BucketDownsampled: "c", DownsampledRetention: 2 * MaxRetention}},
+		{"missing name", Options{Bucket: "a"}},
+		{"same downsampled", Options{Bucket: "a", BucketDownsampled: "a"}},
+		{"short retention", Options{Bucket: "a", BucketDownsampled: "c", DataRetention: time.Minute}},
+		{"huge retention", Options{Bucket: "a", BucketDownsampled: "c", DownsampledRetention: 2 * MaxRetention}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := tc.o.withDefaults(); err == nil {
@@ -389,7 +380,7 @@ func TestOptionsValidation(t *testing.T) {
 			}
 		})
 	}
-	o, err := Options{Bucket: "a", BucketAuth: "b", BucketDownsampled: "c"}.withDefaults()
+	o, err := Options{Bucket: "a", BucketDownsampled: "c"}.withDefaults()
 	if err != nil || o.DataRetention != DefaultDataRetention || o.DownsampledRetention != DefaultDownsampledRetention {
 		t.Errorf("defaults: got %+v %v", o, err)
 	}

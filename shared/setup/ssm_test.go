@@ -45,13 +45,13 @@ type stack struct {
 func newStack(t *testing.T, srv *influxtest.Server, sc *ssm.Client, env map[string]string) *stack {
 	t.Helper()
 	o := testOptions(t, srv)
-	for k, v := range map[string]string{"INFLUX_ORG": srv.Org, "INFLUX_BUCKET": o.Bucket, "INFLUX_BUCKET_AUTH": o.BucketAuth,
+	for k, v := range map[string]string{"INFLUX_ORG": srv.Org, "INFLUX_BUCKET": o.Bucket,
 		"INFLUX_BUCKET_DOWNSAMPLED": o.BucketDownsampled} {
 		env[k] = v
 	}
 	props := map[string]any{"ServiceToken": "arn:aws:lambda:eu-west-1:123456789012:function:setup", "InfluxUrl": env["INFLUX_URL"],
 		"InfluxOrg": srv.Org, "InfluxTokenParameter": env["INFLUX_TOKEN_PARAMETER"], "RoleTokenPrefix": env["ROLE_TOKEN_PREFIX"],
-		"Buckets": o.Bucket + "," + o.BucketAuth + "," + o.BucketDownsampled, "RolesVersion": "1", "DataRetentionDays": "30"}
+		"Buckets": o.Bucket + "," + o.BucketDownsampled, "RolesVersion": "1", "DataRetentionDays": "30"}
 	return &stack{t: t, h: NewCustomResource(EnvLoader(func(k string) string { return env[k] }, sc)), ep: newCFNEndpoint(t),
 		sc: sc, o: o, props: props}
 }
@@ -153,7 +153,7 @@ func TestRoleTokenReplacementKeepsFunctionsWorking(t *testing.T) {
 	// a warm worker function: its token read once at cold start, from SSM
 	fnSSM := &countingSSM{Client: moto}
 	fnEnv := map[string]string{"INFLUX_URL": srv.URL, "INFLUX_ORG": srv.Org, "INFLUX_TOKEN_PARAMETER": store.Name("worker"),
-		"INFLUX_BUCKET": s.o.Bucket, "INFLUX_BUCKET_AUTH": s.o.BucketAuth, "INFLUX_BUCKET_DOWNSAMPLED": s.o.BucketDownsampled}
+		"INFLUX_BUCKET": s.o.Bucket, "INFLUX_BUCKET_DOWNSAMPLED": s.o.BucketDownsampled}
 	fn, err := lambdaapp.New(ctx, func(k string) string { return fnEnv[k] }, fnSSM)
 	if err != nil {
 		t.Fatal(err)

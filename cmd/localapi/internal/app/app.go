@@ -315,7 +315,6 @@ func setupOptions(tpl *samtpl.Template, getenv func(string) string, roles setup.
 	}
 	return setup.Options{
 		Bucket:               firstNonEmpty(getenv("INFLUX_BUCKET"), tpl.Parameters["InfluxBucket"]),
-		BucketAuth:           firstNonEmpty(getenv("INFLUX_BUCKET_AUTH"), tpl.Parameters["InfluxBucketAuth"]),
 		BucketDownsampled:    firstNonEmpty(getenv("INFLUX_BUCKET_DOWNSAMPLED"), tpl.Parameters["InfluxBucketDownsampled"]),
 		DataRetention:        days("DataRetentionDays"),
 		DownsampledRetention: days("DownsampledRetentionDays"),

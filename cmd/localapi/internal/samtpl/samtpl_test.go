@@ -44,7 +44,7 @@ func TestLoadRealTemplate(t *testing.T) {
 		{"BackfillWorkerFunction", "CHUNK_MINUTES", "1440"},       // number default
 		{"BackfillWorkerFunction", "DEFAULT_LAT", "50.0873254"},   // function's own variable
 		{"AuthorizerFunction", "DEVICE_AUTH", "key"},
-		{"AuthorizerFunction", "INFLUX_TOKEN_PARAMETER", "/iot-center/roles/registry-read"}, // !Sub of a parameter
+		{"AuthorizerFunction", "INFLUX_TOKEN_PARAMETER", "/iot-center/roles/data-read"}, // !Sub of a parameter
 		{"EnvConfigFunction", "INFLUX_TOKEN_PARAMETER", "/iot-center/influx-token"},
 		{"QueryFunction", "INFLUX_TOKEN", ""}, // declared empty (sam local --env-vars sets it)
 		{"QueryFunction", "QUERY_TIMEOUT", "12s"},
