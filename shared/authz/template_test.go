@@ -158,7 +158,7 @@ var tableAccess = map[string]struct {
 	"QueryFunction":          {read: []string{"GetItem"}},
 	"DevicesFunction":        {read: []string{"Scan"}},
 	"FleetHealthFunction":    {read: []string{"Scan"}},
-	"OverviewFunction":       {read: []string{"Query"}},
+	"OverviewFunction":       {read: []string{"GetItem", "Query"}},
 	"EnvConfigFunction":      {read: []string{"GetItem"}, write: []string{"PutItem", "UpdateItem"}, keys: []string{"DEVICE#*", "COUNTER", "REVOKED#*"}},
 	"RegisterFunction":       {read: []string{"GetItem"}, write: []string{"PutItem", "UpdateItem"}, keys: []string{"DEVICE#*", "COUNTER", "REVOKED#*"}},
 	"DeleteFunction":         {read: []string{"GetItem"}, write: []string{"PutItem", "UpdateItem", "DeleteItem"}, keys: []string{"DEVICE#*", "COUNTER", "REVOKED#*"}},
