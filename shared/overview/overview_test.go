@@ -162,6 +162,20 @@ func TestOverview(t *testing.T) {
 		}
 	})
 
+	t.Run("positions too large for one answer", func(t *testing.T) {
+		defer func(v int) { overview.MaxAnswerBytes = v }(overview.MaxAnswerBytes)
+		overview.MaxAnswerBytes = 1000
+		for _, tc := range []struct {
+			enc  string
+			want int
+		}{{"", http.StatusBadRequest}, {"gzip", http.StatusServiceUnavailable}} {
+			w := f.get(t, api.RoleOperator, "/api/overview/positions", "Accept-Encoding", tc.enc)
+			if w.Code != tc.want || w.Header().Get("Content-Encoding") != "" {
+				t.Errorf("Accept-Encoding %q: %d (encoding %q), want %d JSON", tc.enc, w.Code, w.Header().Get("Content-Encoding"), tc.want)
+			}
+		}
+	})
+
 	t.Run("jobs", func(t *testing.T) {
 		// no job yet (the index and Recent are tested in shared/backfill): an empty list, not null
 		w := f.get(t, api.RoleOperator, "/api/overview/jobs?limit=5")

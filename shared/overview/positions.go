@@ -8,6 +8,10 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/positions"
 )
 
+// MaxAnswerBytes keeps the answer within Lambda's 6 MB response once API Gateway's path base64-encodes it (4/3),
+// with room for the headers (a variable for the tests).
+var MaxAnswerBytes = 4 << 20
+
 // PositionsType is the media type of GET /api/overview/positions: positions.Encode's columnar layout.
 const PositionsType = "application/vnd.iot-center.positions"
 
@@ -34,8 +38,19 @@ func (s *Service) positions(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("Vary", "Accept-Encoding")
 	h.Set("X-Devices", strconv.Itoa(len(snap.Devices)))
-	if api.AcceptsEncoding(r.Header, "gzip") {
+	gz := api.AcceptsEncoding(r.Header, "gzip")
+	if gz {
 		body = positions.Gzip(body)
+	}
+	if len(body) > MaxAnswerBytes {
+		if !gz {
+			api.WriteError(w, r, api.InvalidParam("Accept-Encoding", "the positions of %d devices fit one answer only gzip-encoded: send Accept-Encoding: gzip", len(snap.Devices)))
+			return
+		}
+		api.WriteError(w, r, api.Errorf(api.Unavailable, "the positions of %d devices do not fit one answer", len(snap.Devices)))
+		return
+	}
+	if gz {
 		h.Set("Content-Encoding", "gzip")
 	}
 	h.Set("Content-Length", strconv.Itoa(len(body)))
