@@ -360,7 +360,7 @@ async function main() {
         const count = await page.textContent("#map-list-count");
         const total = /^[\d,]+ of ([\d,]+) devices/.exec(count);
         assert(total && Number(total[1].replace(/,/g, "")) >= FLEET, `list count: ${count}`);
-        await page.waitForSelector("main[data-jobs-ready]");
+        await page.waitForSelector("main[data-jobs-ready][data-silent-ready]");
         const jobRow = page.locator(`#recent-jobs tr[data-job="${jobId}"]`);
         assert((await jobRow.count()) === 1, `job ${jobId} is not among the recent jobs`);
         const silent = await page.locator("#silent-list a").count();
