@@ -26,14 +26,17 @@ func main() {
 	lambdaapp.StartHTTP(handler(d, t))
 }
 
-// handler is the function's routes (wiring_test.go compares them with template.yaml); t holds the series budgets.
+// handler is the function's routes (wiring_test.go compares them with template.yaml); t holds the series budgets
+// and the registry's revocation items.
 func handler(d lambdaapp.Deps, t *store.Table) *api.Mux {
 	env := d.Env()
 	o := gateway.Options{
-		Org:               d.Config.Org,
-		Bucket:            d.Config.Bucket,
-		Retention:         time.Duration(env.Int("DATA_RETENTION_DAYS", 30, 1, 100_000)) * 24 * time.Hour,
-		AuthCacheTTL:      env.Duration("WRITE_AUTH_CACHE_TTL", 30*time.Second, time.Second, gateway.MaxAuthCacheTTL),
+		Org:          d.Config.Org,
+		Bucket:       d.Config.Bucket,
+		Retention:    time.Duration(env.Int("DATA_RETENTION_DAYS", 30, 1, 100_000)) * 24 * time.Hour,
+		AuthCacheTTL: env.Duration("WRITE_AUTH_CACHE_TTL", gateway.DefaultAuthCacheTTL, time.Second, gateway.MaxAuthCacheTTL),
+		RevocationCheck: env.Duration("WRITE_REVOCATION_CHECK", gateway.DefaultRevocationCheck, 100*time.Millisecond,
+			gateway.RevocationWindow),
 		Rate:              env.Float("WRITE_RATE", 10, -1, 1e6),
 		Burst:             env.Int("WRITE_BURST", 50, 1, 1e6),
 		MaxPoints:         env.Int("WRITE_MAX_POINTS", gateway.DefaultMaxPoints, 1, 100_000),
@@ -52,15 +55,12 @@ func handler(d lambdaapp.Deps, t *store.Table) *api.Mux {
 	o.Schema = s
 	// One attempt per request: a device's client library retries on the 503 + Retry-After the gateway answers, so
 	// the function never waits out an outage on the device's behalf.
-	store := d.NewInflux(influx.Options{HTTPTimeout: 8 * time.Second, Retry: influx.RetryPolicy{MaxAttempts: 1}})
-	g, err := gateway.New(authenticator(d), store, o)
+	influxdb := d.NewInflux(influx.Options{HTTPTimeout: 8 * time.Second, Retry: influx.RetryPolicy{MaxAttempts: 1}})
+	// credentials are checked against the registry's device items; rotations and deletions learned from its
+	// revocation items
+	g, err := gateway.New(d.Registry(), t, influxdb, o)
 	if err != nil {
 		api.Exit("invalid configuration", err)
 	}
 	return g.Routes()
-}
-
-// authenticator checks device credentials against the registry (read with the gateway role's token).
-func authenticator(d lambdaapp.Deps) gateway.Authenticator {
-	return gateway.RegistryAuthenticator(d.Registry())
 }

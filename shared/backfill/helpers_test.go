@@ -8,10 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,11 +38,10 @@ func TestMain(m *testing.M) {
 		os.Exit(rssChild())
 	}
 	code := influxtest.Main(m)
-	for _, m := range []*testenv.Moto{moto.m, dynamo.m} {
-		if m != nil {
-			m.Stop()
-		}
+	if moto.m != nil {
+		moto.m.Stop()
 	}
+	testenv.StopStateTables()
 	os.Exit(code)
 }
 
@@ -73,58 +69,6 @@ func motoURL(t testing.TB) string {
 		t.Fatalf("moto: %v", moto.err)
 	}
 	return moto.m.URL
-}
-
-// dynamo is moto's server as the stand-in for DynamoDB (a process of its own, not the SQS one); each fixture creates
-// its own table there from template.yaml's StateTable.
-var dynamo struct {
-	once sync.Once
-	m    *testenv.Moto
-	spec testenv.TableSpec
-	err  error
-}
-
-// newTable creates a fresh state table on the DynamoDB stand-in; with a switch, the table is reached through a
-// proxy that drops every connection while the switch is on (the endpoint stopped).
-func newTable(t testing.TB, down *atomic.Bool) *store.Table {
-	t.Helper()
-	dynamo.once.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		root, err := testenv.ModuleRoot()
-		if err == nil {
-			dynamo.spec, err = testenv.ReadTableSpec(filepath.Join(root, "template.yaml"), testenv.StateTableID)
-		}
-		if err == nil {
-			dynamo.m, err = testenv.LaunchMoto(ctx, io.Discard)
-		}
-		dynamo.err = err
-	})
-	if dynamo.err != nil {
-		t.Fatalf("DynamoDB stand-in: %v", dynamo.err)
-	}
-	table := &store.Table{DB: testenv.DynamoClient(dynamo.m.URL, "eu-west-1"), Name: "state-" + influxtest.RandomID(6)}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := testenv.CreateTable(ctx, table.DB, table.Name, dynamo.spec); err != nil {
-		t.Fatal(err)
-	}
-	if down != nil {
-		u, _ := url.Parse(dynamo.m.URL)
-		rp := httputil.NewSingleHostReverseProxy(u)
-		proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if down.Load() {
-				if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
-					conn.Close()
-				}
-				return
-			}
-			rp.ServeHTTP(w, r)
-		}))
-		t.Cleanup(proxy.Close)
-		table.DB = testenv.DynamoClient(proxy.URL, "eu-west-1")
-	}
-	return table
 }
 
 // fixture is a data bucket and a registry bucket on a real InfluxDB, the real registry, the write-missing HTTP
@@ -218,9 +162,9 @@ func newFixture(t testing.TB, srv *influxtest.Server, o fixtureOpts) *fixture {
 		o.poll = 100 * time.Millisecond
 	}
 	f := &fixture{srv: srv, cfg: cfg, admin: srv.Client(t), ran: make(chan struct{}, 1), poll: o.poll}
-	f.table = newTable(t, nil) // the registry's; the job store's own table can be taken down
+	f.table = testenv.StateTable(t, nil) // the registry's; the job store's own table can be taken down
 	f.reg = registry.New(f.admin, cfg, f.table)
-	f.jobs = &JobStore{Table: newTable(t, &f.storeDown)}
+	f.jobs = &JobStore{Table: testenv.StateTable(t, &f.storeDown)}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	sqsClient := sqsesm.NewSQSClient(motoURL(t))

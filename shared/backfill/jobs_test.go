@@ -268,7 +268,7 @@ func TestExpiredJobReplacedOnce(t *testing.T) {
 // TestTaskCountedTwiceCountsOnce: SQS delivers at least once; a plan, batch or chunk task counted again changes
 // nothing, and no counter passes the plan's. Against the DynamoDB stand-in alone.
 func TestTaskCountedTwiceCountsOnce(t *testing.T) {
-	jobs := &JobStore{Table: newTable(t, nil)}
+	jobs := &JobStore{Table: testenv.StateTable(t, nil)}
 	ctx := t.Context()
 	j := newJob(strings.Repeat("cd", 32), nil, LastDays(fixedNow, 2), fixedNow, time.Hour)
 	if err := jobs.create(ctx, j); err != nil {
@@ -524,7 +524,7 @@ func TestCancelStopsJob(t *testing.T) {
 
 // TestRecentJobs: the index lists the newest jobs first, at most n, skipping a job whose item is gone.
 func TestRecentJobs(t *testing.T) {
-	jobs := &JobStore{Table: newTable(t, nil)}
+	jobs := &JobStore{Table: testenv.StateTable(t, nil)}
 	ctx := t.Context()
 	if got, err := jobs.Recent(ctx, 5, fixedNow); err != nil || len(got) != 0 {
 		t.Fatalf("no jobs: Recent = %v, %v; want none", got, err)

@@ -88,6 +88,11 @@ func median(d []time.Duration) time.Duration {
 // BenchmarkGatewayVsDirect writes the same 5,000-line gzip batches (20 devices, 100,000 points) once straight to
 // InfluxDB with the admin token and once through the gateway (in-process HTTP server, each batch with its device's
 // credential), into fresh buckets, interleaved at 1, 2 and 4 concurrent writers; the best of each is compared.
+// Then influxd's CPU time per device write: 1,000 devices registered in the state table (DynamoDB stand-in), one
+// single-point write each through a new gateway instance (no credential cached: each write checks its credential
+// with the registry) and straight to InfluxDB, in interleaved rounds at 4 writers. influxd spends more CPU per write
+// when writes arrive spaced out, and the stand-in's reads space the gateway's out, so the direct writes run twice:
+// back to back, and paced to the gateway round's rate (as in production, where the devices set the rate).
 func BenchmarkGatewayVsDirect(b *testing.B) {
 	const devices = 20
 	srv := influxtest.Shared(b)
@@ -111,7 +116,7 @@ func BenchmarkGatewayVsDirect(b *testing.B) {
 			}
 			// through the gateway
 			bucket = srv.NewBucket(b, "gateway")
-			g, err := New(creds, admin, Options{Org: srv.Org, Bucket: bucket, Rate: -1, PointRate: -1})
+			g, err := New(creds, nil, admin, Options{Org: srv.Org, Bucket: bucket, Rate: -1, PointRate: -1})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -123,6 +128,31 @@ func BenchmarkGatewayVsDirect(b *testing.B) {
 			}
 		}
 	}
+	fl := newFleet(b, srv, 1000, nil)
+	points := onePointEach(fl.ids)
+	var cpu [3]time.Duration // direct back to back, gateway, direct at the gateway's pace
+	const cpuRounds, cpuWriters = 3, 4
+	direct := func(string) string { return srv.Token }
+	for r := 0; r < cpuRounds; r++ {
+		d, _ := cpuPerWrite(b, srv, srv.URL, srv.Org, srv.NewBucket(b, "cpudirect"), points, cpuWriters, 0, direct)
+		bucket := srv.NewBucket(b, "cpugw")
+		g, err := New(fl.reg, fl.table, admin, Options{Org: srv.Org, Bucket: bucket, Rate: -1, PointRate: -1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		hs := httptest.NewServer(api.Handler(g.Routes()))
+		gw, wall := cpuPerWrite(b, srv, hs.URL, srv.Org, bucket, points, cpuWriters, 0, func(d string) string { return fl.creds[d] })
+		hs.Close()
+		paced, _ := cpuPerWrite(b, srv, srv.URL, srv.Org, srv.NewBucket(b, "cpupaced"), points, cpuWriters,
+			wall/time.Duration(len(points)), direct)
+		cpu[0], cpu[1], cpu[2] = cpu[0]+d, cpu[1]+gw, cpu[2]+paced
+	}
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / cpuRounds }
+	b.ReportMetric(ms(cpu[0]), "direct_influxd_cpu_ms/write")
+	b.ReportMetric(ms(cpu[1]), "gateway_influxd_cpu_ms/write")
+	b.ReportMetric(ms(cpu[2]), "direct_at_gateway_pace_influxd_cpu_ms/write")
+	b.ReportMetric(float64(cpu[1])/float64(cpu[2]), "x_influxd_cpu_of_direct_same_pace")
+	b.ReportMetric(float64(cpu[1])/float64(cpu[0]), "x_influxd_cpu_of_direct_back_to_back")
 	b.ReportMetric(best[0], "direct_points/s")
 	b.ReportMetric(best[1], "gateway_points/s")
 	b.ReportMetric(best[1]/best[0], "x_of_direct")

@@ -1,6 +1,7 @@
 // Package gateway is the device write gateway: `POST /api/v2/write`, InfluxDB's own write API as every client
-// library calls it, in front of InfluxDB. It authenticates the device credential itself (one registry lookup per
-// write at most, cached for a bounded time), checks every line against the schema before anything is written (all
+// library calls it, in front of InfluxDB. It authenticates the device credential itself (one read of the device's
+// item in the state table, then cached; rotations and deletions learned from the registry's revocation items,
+// auth.go), checks every line against the schema before anything is written (all
 // or nothing per request), sets the clientId tag to the authenticated device, and writes with a token of its own.
 // Answers are InfluxDB's: 204, or {"code": …, "message": …} with the status the client libraries expect.
 package gateway
@@ -49,8 +50,10 @@ type Options struct {
 	Schema      *schema.Schema // default schema.Default()
 	// Retention is used when the gateway's token may not read the bucket's retention (a write-only token).
 	Retention time.Duration
-	// AuthCacheTTL is how long a registry answer is reused (default 30 s, at most MaxAuthCacheTTL).
-	AuthCacheTTL time.Duration
+	// AuthCacheTTL is how long an accepted credential is reused while no revocation names its device (default
+	// DefaultAuthCacheTTL, at most MaxAuthCacheTTL); RevocationCheck is how often the revocation items are read
+	// (default DefaultRevocationCheck, at most RevocationWindow).
+	AuthCacheTTL, RevocationCheck time.Duration
 	// Rate (writes per second per device, per instance; < 0 disables) and Burst; defaults 10 and 50.
 	Rate  float64
 	Burst int
@@ -76,7 +79,7 @@ type Options struct {
 
 // Gateway serves Route.
 type Gateway struct {
-	auth   Authenticator
+	creds  Credentials
 	store  Store
 	o      Options
 	rules  rules
@@ -89,8 +92,10 @@ type Gateway struct {
 	retention *time.Duration // read once, then cached
 }
 
-// New builds a Gateway; an invalid schema is an error (a cold-start failure).
-func New(auth Authenticator, store Store, o Options) (*Gateway, error) {
+// New builds a Gateway: credentials checked with creds, revocations read from the state table (nil: none are
+// read, and an accepted credential is reused for RevocationWindow only); an invalid schema is an error (a
+// cold-start failure).
+func New(creds Credentials, revocations *store.Table, st Store, o Options) (*Gateway, error) {
 	if o.Schema == nil {
 		o.Schema = schema.Default()
 	}
@@ -102,7 +107,10 @@ func New(auth Authenticator, store Store, o Options) (*Gateway, error) {
 		o.Now = time.Now
 	}
 	if o.AuthCacheTTL == 0 {
-		o.AuthCacheTTL = 30 * time.Second
+		o.AuthCacheTTL = DefaultAuthCacheTTL
+	}
+	if o.RevocationCheck <= 0 {
+		o.RevocationCheck = DefaultRevocationCheck
 	}
 	if o.Rate == 0 {
 		o.Rate, o.Burst = 10, 50
@@ -120,8 +128,8 @@ func New(auth Authenticator, store Store, o Options) (*Gateway, error) {
 	if o.MaxDecodedBody <= 0 {
 		o.MaxDecodedBody = min(MaxDecodedBody, int64(o.MaxPoints)*int64(r.maxLine))
 	}
-	g := &Gateway{auth: auth, store: store, o: o, rules: r,
-		cache:  newAuthCache(o.AuthCacheTTL, 100_000, o.Now),
+	g := &Gateway{creds: creds, store: st, o: o, rules: r,
+		cache:  newAuthCache(revocations, o.AuthCacheTTL, min(o.RevocationCheck, RevocationWindow), 100_000, o.Now),
 		limit:  newLimiter(o.Rate, o.Burst, 100_000, o.Now),
 		points: newLimiter(o.PointRate, o.PointBurst, 100_000, o.Now)}
 	if o.Series != nil {
@@ -207,7 +215,7 @@ func (g *Gateway) authenticate(r *http.Request) (string, error) {
 	if !ok {
 		return "", unauthorized()
 	}
-	return g.cache.authenticate(r.Context(), g.auth, cred)
+	return g.cache.authenticate(r.Context(), g.creds, cred)
 }
 
 // write checks the request's target and every line, then writes all of its points or none.

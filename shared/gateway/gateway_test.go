@@ -7,17 +7,33 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
 	"github.com/iot-center/iot-center-serverless/internal/influxtest"
+	"github.com/iot-center/iot-center-serverless/internal/testenv"
 	"github.com/iot-center/iot-center-serverless/shared/api"
+	"github.com/iot-center/iot-center-serverless/shared/registry"
+	"github.com/iot-center/iot-center-serverless/shared/store"
 )
 
 // clock is a settable time for Options.Now.
-type clock struct{ t time.Time }
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
 
-func (c *clock) now() time.Time { return c.t }
+func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+
+func (c *clock) add(d time.Duration) { c.mu.Lock(); defer c.mu.Unlock(); c.t = c.t.Add(d) }
+
+func (c *clock) set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.t = t }
 
 // at is the tests' point time: a whole second an hour ago (inside every bucket's retention, not in the future).
 func at() time.Time { return time.Now().Add(-time.Hour).Truncate(time.Second).UTC() }
@@ -255,46 +271,123 @@ func TestRateLimitPerDevice(t *testing.T) {
 	}
 }
 
-// TestCredentialCache: one registry lookup per credential per TTL; a credential removed from the registry stops
-// working once the TTL has passed; a registry outage is a 503 with Retry-After and is not cached.
+// revoke records a credential change of the device at t as the registry does (the minute's revocation item).
+func revoke(t *testing.T, table *store.Table, id string, at time.Time) {
+	t.Helper()
+	_, err := table.DB.UpdateItem(t.Context(), &dynamodb.UpdateItemInput{TableName: &table.Name,
+		Key: registry.RevocationKey(at), UpdateExpression: aws.String("ADD ids :id"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":id": &types.AttributeValueMemberSS{Value: []string{id}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCredentialCache: an accepted credential costs one registry lookup for the cache's TTL, minutes of writes
+// included; a rotation or deletion (the registry's revocation item, then the change) is refused at the first
+// write after the next revocation check, and the new credential works; a registry outage is a 503 with Retry-After
+// and is not cached; after a gap longer than the revocation items are read for, the cache starts afresh.
 func TestCredentialCache(t *testing.T) {
 	c := &clock{t: time.Now()}
-	f := newFixture(t, Options{AuthCacheTTL: 30 * time.Second, Rate: -1, Now: c.now})
-	body := []byte("environment Temperature=1")
-	for i := 0; i < 3; i++ {
-		if status, _, b := f.post(req{body: body}); status != 204 {
-			t.Fatalf("write %d: %d %v", i, status, b)
+	table := testenv.StateTable(t, nil)
+	f := newFixtureWith(t, table, Options{Rate: -1, PointRate: -1, Now: c.now})
+	write := func(cred string) int {
+		t.Helper()
+		status, _, _ := f.post(req{auth: "Token " + cred, body: []byte("environment Temperature=1")})
+		return status
+	}
+	for i := 0; i < 10; i++ { // a device writing once a minute
+		if status := write(credA); status != 204 {
+			t.Fatalf("write %d: %d", i, status)
 		}
+		c.add(time.Minute)
+	}
+	if status := write(credA); status != 204 { // reads the revocations of the last minute: none
+		t.Fatalf("write after 10 minutes: %d", status)
 	}
 	if got := f.creds.lookups(); got != 1 {
-		t.Errorf("registry lookups for 3 writes = %d, want 1", got)
+		t.Errorf("registry lookups for 11 writes over 10 minutes = %d, want 1", got)
 	}
-	f.creds.set(credA, "") // rotated or deleted
-	c.t = c.t.Add(29 * time.Second)
-	if status, _, _ := f.post(req{body: body}); status != 204 {
-		t.Errorf("within the TTL: %d, want 204 (cached)", status)
+	// a rotation: the revocation item first, then the device's new credential
+	revoke(t, table, devA, c.now())
+	f.creds.set(credA, "")
+	f.creds.set("cred-a-new", devA)
+	if status := write(credA); status != 204 {
+		t.Errorf("right after the rotation: %d, want 204 (revocations read every %s)", status, DefaultRevocationCheck)
 	}
-	c.t = c.t.Add(2 * time.Second)
-	if status, _, b := f.post(req{body: body}); status != 401 {
-		t.Errorf("after the TTL: %d %v, want 401", status, b)
+	c.add(DefaultRevocationCheck)
+	if status := write(credA); status != 401 {
+		t.Errorf("after the revocation check: %d, want 401", status)
 	}
-	f.creds.set(credA, devA)
+	if status := write("cred-a-new"); status != 204 {
+		t.Errorf("the new credential: %d, want 204", status)
+	}
+	// registry down: not cached
 	f.creds.err = apiUnavailable()
-	c.t = c.t.Add(time.Minute)
-	status, h, b := f.post(req{body: body})
+	status, h, b := f.post(req{auth: "Token cred-other", body: []byte("environment Temperature=1")})
 	if status != 503 || h.Get("Retry-After") == "" || b["code"] != "unavailable" {
 		t.Errorf("registry down: %d Retry-After %q %v, want 503 with Retry-After", status, h.Get("Retry-After"), b)
 	}
 	f.creds.err = nil
-	if status, _, b := f.post(req{body: body}); status != 204 {
-		t.Errorf("registry back: %d %v, want 204 (outages are not cached)", status, b)
+	f.creds.set("cred-other", "dev-other")
+	if status := write("cred-other"); status != 204 {
+		t.Errorf("registry back: %d, want 204 (outages are not cached)", status)
+	}
+	// a long freeze: the revocation items of the gap are not read, the cache is dropped
+	before := f.creds.lookups()
+	c.add(maxRevocationGap + time.Minute)
+	if status := write("cred-a-new"); status != 204 || f.creds.lookups() != before+1 {
+		t.Errorf("after a long gap: %d, %d lookups, want 204 and one more lookup", status, f.creds.lookups()-before)
+	}
+}
+
+// TestCredentialCacheStoreDown: with the state table unreachable, a credential verified within the revocation
+// window is still accepted; one verified earlier is checked again (503 when the registry cannot be read either).
+func TestCredentialCacheStoreDown(t *testing.T) {
+	c := &clock{t: time.Now()}
+	var down atomic.Bool
+	f := newFixtureWith(t, testenv.StateTable(t, &down), Options{Rate: -1, PointRate: -1, Now: c.now})
+	write := func() int {
+		t.Helper()
+		status, _, _ := f.post(req{body: []byte("environment Temperature=1")})
+		return status
+	}
+	if status := write(); status != 204 {
+		t.Fatalf("first write: %d", status)
+	}
+	down.Store(true)
+	f.creds.err = apiUnavailable() // the registry reads the same table
+	c.add(RevocationWindow - time.Second)
+	if status := write(); status != 204 {
+		t.Errorf("store down, verified %s ago: %d, want 204", RevocationWindow-time.Second, status)
+	}
+	c.add(2 * time.Second)
+	if status := write(); status != 503 {
+		t.Errorf("store down, verified %s ago: %d, want 503", RevocationWindow+time.Second, status)
+	}
+	down.Store(false)
+	f.creds.err = nil
+	if status := write(); status != 204 {
+		t.Errorf("store back: %d, want 204", status)
 	}
 }
 
 func TestTTLBound(t *testing.T) {
-	c := newAuthCache(5*time.Minute, 10, time.Now)
+	c := newAuthCache(nil, 5*time.Hour, time.Second, 10, time.Now)
 	if c.ttl != MaxAuthCacheTTL {
 		t.Errorf("ttl = %s, want it capped at %s", c.ttl, MaxAuthCacheTTL)
+	}
+	// without revocation items, an accepted credential is reused for the revocation window only
+	clk := &clock{t: time.Now()}
+	creds := &staticCredentials{ids: map[string]string{credA: devA}}
+	c = newAuthCache(nil, time.Hour, time.Second, 10, clk.now)
+	for _, step := range []time.Duration{0, RevocationWindow - time.Second, 2 * time.Second} {
+		clk.add(step)
+		if _, err := c.authenticate(t.Context(), creds, credA); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := creds.lookups(); got != 2 {
+		t.Errorf("%d lookups, want 2 (the second past the window)", got)
 	}
 }
 
@@ -341,7 +434,7 @@ func TestInfluxDBDownIs503(t *testing.T) {
 	srv := influxtest.Start(t)
 	admin := srv.Client(t)
 	bucket := srv.NewBucket(t, "down")
-	g, err := New(&staticCredentials{ids: map[string]string{credA: devA}}, admin, Options{Org: srv.Org, Bucket: bucket})
+	g, err := New(&staticCredentials{ids: map[string]string{credA: devA}}, nil, admin, Options{Org: srv.Org, Bucket: bucket})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,14 +16,21 @@ import (
 	"time"
 
 	"github.com/iot-center/iot-center-serverless/internal/influxtest"
+	"github.com/iot-center/iot-center-serverless/internal/testenv"
 	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
+	"github.com/iot-center/iot-center-serverless/shared/registry"
+	"github.com/iot-center/iot-center-serverless/shared/store"
 )
 
-func TestMain(m *testing.M) { os.Exit(influxtest.Main(m)) }
+func TestMain(m *testing.M) {
+	code := influxtest.Main(m)
+	testenv.StopStateTables()
+	os.Exit(code)
+}
 
 // staticCredentials stands in for the device registry in this package's tests: credential -> device id. The
-// registry's own Authenticate is tested in shared/registry against InfluxDB.
+// registry's own Authenticate is tested in shared/registry; the gateway with the real registry in localapi_test.go.
 type staticCredentials struct {
 	mu    sync.Mutex
 	ids   map[string]string
@@ -31,18 +38,18 @@ type staticCredentials struct {
 	err   error // when set, every lookup fails with it
 }
 
-func (s *staticCredentials) Authenticate(_ context.Context, cred string) (string, error) {
+func (s *staticCredentials) Authenticate(_ context.Context, cred string) (registry.Device, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls++
 	if s.err != nil {
-		return "", s.err
+		return registry.Device{}, s.err
 	}
 	id, ok := s.ids[cred]
 	if !ok {
-		return "", api.Errorf(api.Unauthorized, "unknown credential")
+		return registry.Device{}, api.Errorf(api.Unauthorized, "unknown credential")
 	}
-	return id, nil
+	return registry.Device{ID: id}, nil
 }
 
 func (s *staticCredentials) set(cred, id string) {
@@ -61,7 +68,7 @@ func (s *staticCredentials) lookups() int {
 	return s.calls
 }
 
-var _ Authenticator = (*staticCredentials)(nil)
+var _ Credentials = (*staticCredentials)(nil)
 
 // fixture is a gateway over a fresh data bucket of the shared real InfluxDB, served in-process.
 type fixture struct {
@@ -79,7 +86,10 @@ const (
 	credA = "cred-a-0123456789abcdef0123456789abcdef"
 )
 
-func newFixture(t *testing.T, o Options) *fixture {
+func newFixture(t *testing.T, o Options) *fixture { return newFixtureWith(t, nil, o) }
+
+// newFixtureWith is newFixture reading revocations from table.
+func newFixtureWith(t *testing.T, table *store.Table, o Options) *fixture {
 	t.Helper()
 	srv := influxtest.Shared(t)
 	f := &fixture{t: t, srv: srv, admin: srv.Client(t), creds: &staticCredentials{ids: map[string]string{credA: devA}}}
@@ -90,7 +100,7 @@ func newFixture(t *testing.T, o Options) *fixture {
 	if o.Org == "" {
 		o.Org = srv.Org
 	}
-	g, err := New(f.creds, f.admin, o)
+	g, err := New(f.creds, table, f.admin, o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -56,7 +56,7 @@ func BenchmarkSeriesBudgetCost(b *testing.B) {
 	creds := &staticCredentials{ids: map[string]string{credA: devA}}
 	mk := func(o Options) *Gateway {
 		o.Org, o.Bucket, o.Rate, o.PointRate = srv.Org, bucket, -1, -1
-		g, err := New(creds, admin, o)
+		g, err := New(creds, nil, admin, o)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -137,6 +137,9 @@ func New(c *influx.Client, cfg config.Config, table *store.Table) *Registry {
 	return &Registry{c: c, cfg: cfg, table: table, StaleAfter: time.Minute, now: time.Now}
 }
 
+// SetClock replaces the registry's clock (a benchmark simulating minutes shares one with the write gateway).
+func (r *Registry) SetClock(now func() time.Time) { r.now = now }
+
 // Config is the configuration the registry was built with.
 func (r *Registry) Config() config.Config { return r.cfg }
 
