@@ -152,8 +152,9 @@ var tableAccess = map[string]struct {
 	attrs       []string // the attributes its writes may touch (dynamodb:Attributes); nil: any of its items'
 }{
 	"AuthorizerFunction": {read: []string{"GetItem"}},
-	// the series budgets share the DEVICE#<id> partition with the credential item: their attributes only
-	"WriteGatewayFunction": {read: []string{"GetItem"}, write: []string{"UpdateItem"}, keys: []string{"DEVICE#*", "COUNTER"},
+	// BatchGetItem: the revocation items; the series budgets share the DEVICE#<id> partition with the credential
+	// item: their attributes only
+	"WriteGatewayFunction": {read: []string{"GetItem", "BatchGetItem"}, write: []string{"UpdateItem"}, keys: []string{"DEVICE#*", "COUNTER"},
 		attrs: []string{"pk", "sk", "s", "n"}},
 	"QueryFunction":          {read: []string{"GetItem"}},
 	"DevicesFunction":        {read: []string{"Scan"}},

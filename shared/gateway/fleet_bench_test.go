@@ -35,7 +35,7 @@ type fleet struct {
 
 func newFleet(b *testing.B, srv *influxtest.Server, n int, now func() time.Time) *fleet {
 	b.Helper()
-	cfg := srv.Config(srv.NewBucket(b, "gwfleet"), "")
+	cfg := srv.Config(srv.NewBucket(b, "gwfleet"))
 	cfg.DeviceWrites, cfg.MaxDevices = config.WritesGateway, n
 	f := &fleet{table: testenv.StateTable(b, nil), cfg: cfg, creds: map[string]string{}}
 	f.reg = registry.New(srv.Client(b), cfg, f.table)
