@@ -309,38 +309,3 @@ func TestOneOfMatchesExactlyTheValues(t *testing.T) {
 		}
 	}
 }
-
-// Labels are create-if-absent by name; FindLabel reads exactly the named one (not one it is a prefix of),
-// FindLabels every one with the prefix; deleting twice is fine.
-func TestLabels(t *testing.T) {
-	_, c, ctx := shared(t)
-	name := "test-label-" + influxtest.RandomID(4)
-	a, err := c.CreateLabel(ctx, name, map[string]string{"k": "v"})
-	if err != nil || a.ID == "" {
-		t.Fatalf("CreateLabel = %+v %v, want an id", a, err)
-	}
-	t.Cleanup(func() { _ = c.DeleteLabel(context.Background(), a.ID) })
-	if _, err := c.CreateLabel(ctx, name, nil); !errors.Is(err, influx.ErrConflict) {
-		t.Errorf("creating %s again = %v, want ErrConflict", name, err)
-	}
-	longer, err := c.CreateLabel(ctx, name+"-x", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.DeleteLabel(context.Background(), longer.ID) })
-	got, ok, err := c.FindLabel(ctx, name)
-	if err != nil || !ok || got.ID != a.ID || got.Properties["k"] != "v" {
-		t.Errorf("FindLabel(%s) = %+v %v %v, want %s with k=v", name, got, ok, err, a.ID)
-	}
-	if _, ok, err := c.FindLabel(ctx, name+"-none"); ok || err != nil {
-		t.Errorf("FindLabel(absent) = %v %v, want not found", ok, err)
-	}
-	if ls, err := c.FindLabels(ctx, name); err != nil || len(ls) != 2 {
-		t.Errorf("FindLabels(%s) = %d labels %v, want 2", name, len(ls), err)
-	}
-	for range 2 {
-		if err := c.DeleteLabel(ctx, longer.ID); err != nil {
-			t.Errorf("DeleteLabel = %v, want nil (twice)", err)
-		}
-	}
-}
