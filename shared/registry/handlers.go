@@ -1,7 +1,6 @@
 package registry
 
 import (
-	"context"
 	"net/http"
 	"net/url"
 	"time"
@@ -9,17 +8,6 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/config"
 )
-
-// devices is what the HTTP handlers need from the registry.
-type devices interface {
-	Ensure(ctx context.Context, id string, in Intent) (Device, bool, error)
-	ForDevice(ctx context.Context, id, presented, credentialID string) (Device, error)
-	Rotate(ctx context.Context, id string) (Device, bool, error)
-	List(ctx context.Context) ([]Device, error)
-	Delete(ctx context.Context, id string, withData bool) error
-}
-
-var _ devices = (*Registry)(nil)
 
 // Routes, exactly as declared in template.yaml.
 const (
@@ -32,7 +20,7 @@ const (
 
 // Handlers serves the registry routes.
 type Handlers struct {
-	reg devices
+	reg *Registry
 	cfg config.Config
 	now func() time.Time
 }

@@ -1,26 +1,8 @@
-// Package registry is the device registry: which devices exist and the credential each one writes with. Each
-// device is one item of the control-plane table (shared/store, key design in its README): pk DEVICE#<id>.
-//
-// # Races
-//
-// Several Lambda instances may register, rotate or delete the same device at once. Each change is one conditional
-// write on the device item, and the loser gets the winner's item back (ReturnValuesOnConditionCheckFailure), so
-// every caller answers the same state:
-//   - first registration: put under attribute_not_exists(pk), or, after a deletion, under "generation is the one
-//     the caller read and the item is a tombstone". The device cap is the COUNTER item, incremented under n < max
-//     before the put and decremented again when the put loses or fails (a crash in between over-counts by one:
-//     the cap errs on the safe side).
-//   - rotation and deletion: written under "generation is the one the caller acted on"; the generation grows by
-//     one with every change, so of two concurrent changes of one generation only the first lands. Before either,
-//     the id goes into the minute's revocation item, which the write gateway's credential cache polls.
-//   - a deletion leaves a tombstone (deleted, generation), never a hole: a registration authorized before the
-//     deletion (api.Caller.Generation) cannot bring the device back.
-//
-// Direct mode (devices write to InfluxDB with their own token): the caller creates the device's InfluxDB
-// authorization inactive, activates it only after its write won, and revokes it when the write lost or failed. A
-// caller that crashed after winning leaves an inactive current authorization, which the next env call activates;
-// one that crashed before writing leaves an inactive orphan that opens nothing, revoked by the device's next
-// rotation or deletion.
+// Package registry is the device registry: which devices exist and the credential each one writes with, one item
+// per device in the control-plane table (shared/store). Registration, rotation and deletion are each one
+// conditional write whose loser gets the winner's item back; the device cap is a counter updated under a condition;
+// a deletion leaves a tombstone with the next generation. In direct mode the device's InfluxDB authorization is
+// created inactive and activated only by the winner. README.md has the details and the crash cases.
 package registry
 
 import (
@@ -269,20 +251,18 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// revocationKey is the key of the revocation item of the minute t falls in (shared/store/README.md).
-func revocationKey(t time.Time) store.Item {
+// RevocationKey is the key of the revocation item of the minute t falls in (shared/store/README.md): the write
+// gateway's cache reads it.
+func RevocationKey(t time.Time) store.Item {
 	return store.Key("REVOKED#"+strconv.FormatInt(t.Unix()/60, 10), "REVOKED")
 }
-
-// RevocationKey is the revocation item's key for the minute t falls in: the write gateway's cache reads it.
-func RevocationKey(t time.Time) store.Item { return revocationKey(t) }
 
 // revoked records that id's credential changes now: the minute's revocation item gains the id. Written before the
 // change, so whoever sees the new device item can see the revocation too.
 func (r *Registry) revoked(ctx context.Context, id string) error {
 	now := r.now()
 	end := (now.Unix()/60 + 1) * 60
-	_, err := r.table.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{TableName: &r.table.Name, Key: revocationKey(now),
+	_, err := r.table.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{TableName: &r.table.Name, Key: RevocationKey(now),
 		UpdateExpression:         aws.String("ADD #ids :id SET #e = :e"),
 		ExpressionAttributeNames: map[string]string{"#ids": "ids", "#e": store.ExpiresAt},
 		ExpressionAttributeValues: map[string]types.AttributeValue{":id": &types.AttributeValueMemberSS{Value: []string{id}},
