@@ -43,13 +43,14 @@ type Service struct {
 	Read   Snapshots
 	Jobs   *backfill.JobStore
 	Now    func() time.Time
+
+	answers answers
 }
 
 // New is the overview of the fleet whose counts are in bucket (read through q) and positions in t.
 func New(q influx.Querier, bucket string, t *store.Table) *Service {
-	return &Service{Influx: q, Bucket: bucket, Read: func(ctx context.Context) (positions.Snapshot, error) {
-		return positions.Read(ctx, t)
-	}, Jobs: &backfill.JobStore{Table: t}}
+	c := &snapshots{t: t}
+	return &Service{Influx: q, Bucket: bucket, Read: c.read, Jobs: &backfill.JobStore{Table: t}}
 }
 
 func (s *Service) now() time.Time {

@@ -18,16 +18,18 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/overview"
 	"github.com/iot-center/iot-center-serverless/shared/positions"
+	"github.com/iot-center/iot-center-serverless/shared/store"
 )
 
 func TestMain(m *testing.M) { os.Exit(influxtest.Main(m)) }
 
 // fixture is the overview over a real InfluxDB bucket and the DynamoDB stand-in, with n seeded devices.
 type fixture struct {
-	svc  *overview.Service
-	h    http.Handler
-	devs []positions.Device
-	now  time.Time
+	table *store.Table
+	svc   *overview.Service
+	h     http.Handler
+	devs  []positions.Device
+	now   time.Time
 }
 
 func newFixture(t *testing.T, n int) *fixture {
@@ -43,7 +45,7 @@ func newFixture(t *testing.T, n int) *fixture {
 	}
 	svc := overview.New(c, bucket, d.Table)
 	svc.Now = func() time.Time { return now }
-	return &fixture{svc: svc, h: api.Handler(svc.Routes()), devs: devs, now: now}
+	return &fixture{table: d.Table, svc: svc, h: api.Handler(svc.Routes()), devs: devs, now: now}
 }
 
 // get serves one request as the given role.
@@ -159,6 +161,34 @@ func TestOverview(t *testing.T) {
 		if plain.Header().Get("Content-Encoding") != "" || !equalBytes(plain.Body.Bytes(), raw) {
 			t.Errorf("without Accept-Encoding: encoding %q, %d bytes; want the %d plain bytes", plain.Header().Get("Content-Encoding"),
 				plain.Body.Len(), len(raw))
+		}
+	})
+
+	t.Run("a new snapshot replaces the one kept in memory", func(t *testing.T) {
+		decoded := func() positions.Snapshot {
+			t.Helper()
+			s, err := positions.Decode(f.get(t, api.RoleOperator, "/api/overview/positions").Body.Bytes())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}
+		if n := len(decoded().Devices); n != len(f.devs) {
+			t.Fatalf("%d devices, want %d", n, len(f.devs))
+		}
+		later := f.now.Add(time.Second)
+		if err := positions.Write(context.Background(), f.table, positions.Snapshot{UpdatedAt: later, Devices: f.devs[:5]}); err != nil {
+			t.Fatal(err)
+		}
+		if s := decoded(); len(s.Devices) != 5 || !s.UpdatedAt.Equal(later) {
+			t.Errorf("after a new snapshot: %d devices at %v, want 5 at %v", len(s.Devices), s.UpdatedAt, later)
+		}
+		if p := decode[overview.SilentPage](t, f.get(t, api.RoleOperator, "/api/overview/silent")); p.UpdatedAt == nil || !p.UpdatedAt.Equal(later) {
+			t.Errorf("silent page of snapshot %v, want %v", p.UpdatedAt, later)
+		}
+		// back to the fixture's fleet for the other subtests
+		if err := positions.Write(context.Background(), f.table, positions.Snapshot{UpdatedAt: later.Add(time.Second), Devices: f.devs}); err != nil {
+			t.Fatal(err)
 		}
 	})
 

@@ -5,7 +5,6 @@ import (
 	"strconv"
 
 	"github.com/iot-center/iot-center-serverless/shared/api"
-	"github.com/iot-center/iot-center-serverless/shared/positions"
 )
 
 // MaxAnswerBytes keeps the answer within Lambda's 6 MB response once API Gateway's path base64-encodes it (4/3),
@@ -28,7 +27,8 @@ func (s *Service) positions(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, r, failure(r.Context(), err, "reading the positions snapshot"))
 		return
 	}
-	body, err := positions.Encode(snap)
+	gz := api.AcceptsEncoding(r.Header, "gzip")
+	body, err := s.answers.get(snap, gz)
 	if err != nil {
 		api.WriteError(w, r, api.Wrap(api.Internal, err, "encoding the positions"))
 		return
@@ -38,10 +38,6 @@ func (s *Service) positions(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("Vary", "Accept-Encoding")
 	h.Set("X-Devices", strconv.Itoa(len(snap.Devices)))
-	gz := api.AcceptsEncoding(r.Header, "gzip")
-	if gz {
-		body = positions.Gzip(body)
-	}
 	if len(body) > MaxAnswerBytes {
 		if !gz {
 			api.WriteError(w, r, api.InvalidParam("Accept-Encoding", "the positions of %d devices fit one answer only gzip-encoded: send Accept-Encoding: gzip", len(snap.Devices)))

@@ -103,3 +103,13 @@ func Read(ctx context.Context, t *store.Table) (Snapshot, error) {
 	}
 	return s, nil
 }
+
+// Updated reads only the META item: when the stored snapshot was written (false before the first Write). A reader
+// that keeps the last snapshot it read needs nothing more while this stays the same.
+func Updated(ctx context.Context, t *store.Table) (time.Time, bool, error) {
+	it, err := t.Get(ctx, store.Key(PK, MetaSK), false)
+	if err != nil || it == nil {
+		return time.Time{}, false, err
+	}
+	return time.UnixMilli(store.Num(it, "updatedAt")).UTC(), true, nil
+}

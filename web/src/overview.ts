@@ -158,7 +158,8 @@ export function overviewPage(root: HTMLElement, range: OverviewRange): void {
     root.setAttribute(`data-${part}-view`, String(Math.round(performance.now() - started)));
   };
 
-  void call<Counts>("GET", `/api/overview?range=${range}`).then(({ data }) => {
+  // the counts and the map first; the lists below the fold once both are in (or failed)
+  const counts = call<Counts>("GET", `/api/overview?range=${range}`).then(({ data }) => {
     renderCounts(data, tiles, asOf, plot, rate);
     ready("counts-ready");
   }).catch((e) => {
@@ -167,7 +168,7 @@ export function overviewPage(root: HTMLElement, range: OverviewRange): void {
     asOf.className = "error";
   });
 
-  void fetchPositions().then((p) => {
+  const located = fetchPositions().then((p) => {
     positions = p;
     const n = [0, 0, 0, 0];
     let placed = 0;
@@ -210,7 +211,7 @@ export function overviewPage(root: HTMLElement, range: OverviewRange): void {
       silentMore.disabled = false;
     }
   };
-  void call<{ jobs: Job[] }>("GET", "/api/overview/jobs?limit=10").then(({ data }) => {
+  const loadJobs = () => call<{ jobs: Job[] }>("GET", "/api/overview/jobs?limit=10").then(({ data }) => {
     const jobs = data.jobs ?? [];
     jobsNote.textContent = jobs.length ? `The ${jobs.length} newest jobs, newest first.` : "No write-missing job in the last days.";
     jobsBody.replaceChildren(...jobs.map((j) => h("tr", { "data-job": j.jobId, "data-state": j.state },
@@ -224,7 +225,11 @@ export function overviewPage(root: HTMLElement, range: OverviewRange): void {
     jobsNote.className = "error";
   });
   silentMore.addEventListener("click", () => void loadSilent(true));
-  void loadSilent(false);
+  void Promise.allSettled([counts, located]).then(() => {
+    if (!current()) return;
+    void loadSilent(false);
+    void loadJobs();
+  });
   announce("Fleet overview");
 }
 
