@@ -1,4 +1,4 @@
-// Command register is the RegisterFunction: explicit device registration and token rotation.
+// Command register is the RegisterFunction: explicit device registration (one id or up to 1,000 at once) and token rotation.
 package main
 
 import (
@@ -11,5 +11,5 @@ func main() { lambdaapp.StartHTTP(handler(lambdaapp.Init())) }
 
 // handler is the function's routes (wiring_test.go compares them with template.yaml).
 func handler(d lambdaapp.Deps) *api.Mux {
-	return registry.NewHandlers(d.Registry()).Mux(registry.RouteRegister, registry.RouteRotate)
+	return registry.NewHandlers(d.Registry()).Mux(registry.RouteRegister, registry.RouteRotate, registry.RouteBulk)
 }

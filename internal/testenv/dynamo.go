@@ -23,7 +23,7 @@ import (
 // StateTableID is the control-plane table's logical id in template.yaml.
 const StateTableID = "StateTable"
 
-// TableSpec is the part of an AWS::DynamoDB::Table definition a local table is created from.
+// TableSpec is the part of an AWS::DynamoDB::Table definition a local table is created from (keys, indexes, TTL).
 type TableSpec struct {
 	AttributeDefinitions []struct {
 		AttributeName string `yaml:"AttributeName"`
@@ -33,6 +33,17 @@ type TableSpec struct {
 		AttributeName string `yaml:"AttributeName"`
 		KeyType       string `yaml:"KeyType"`
 	} `yaml:"KeySchema"`
+	GlobalSecondaryIndexes []struct {
+		IndexName string `yaml:"IndexName"`
+		KeySchema []struct {
+			AttributeName string `yaml:"AttributeName"`
+			KeyType       string `yaml:"KeyType"`
+		} `yaml:"KeySchema"`
+		Projection struct {
+			ProjectionType   string   `yaml:"ProjectionType"`
+			NonKeyAttributes []string `yaml:"NonKeyAttributes"`
+		} `yaml:"Projection"`
+	} `yaml:"GlobalSecondaryIndexes"`
 	TimeToLiveSpecification *struct {
 		AttributeName string `yaml:"AttributeName"`
 		Enabled       bool   `yaml:"Enabled"`
@@ -81,6 +92,14 @@ func CreateTable(ctx context.Context, db *dynamodb.Client, name string, spec Tab
 	}
 	for _, k := range spec.KeySchema {
 		in.KeySchema = append(in.KeySchema, types.KeySchemaElement{AttributeName: aws.String(k.AttributeName), KeyType: types.KeyType(k.KeyType)})
+	}
+	for _, g := range spec.GlobalSecondaryIndexes {
+		gsi := types.GlobalSecondaryIndex{IndexName: aws.String(g.IndexName), Projection: &types.Projection{
+			ProjectionType: types.ProjectionType(g.Projection.ProjectionType), NonKeyAttributes: g.Projection.NonKeyAttributes}}
+		for _, k := range g.KeySchema {
+			gsi.KeySchema = append(gsi.KeySchema, types.KeySchemaElement{AttributeName: aws.String(k.AttributeName), KeyType: types.KeyType(k.KeyType)})
+		}
+		in.GlobalSecondaryIndexes = append(in.GlobalSecondaryIndexes, gsi)
 	}
 	if _, err := db.CreateTable(ctx, in); err != nil {
 		var inUse *types.ResourceInUseException

@@ -34,9 +34,10 @@ func NewHandlers(reg *Registry) *Handlers {
 func (h *Handlers) Mux(routes ...string) *api.Mux {
 	all := map[string]http.HandlerFunc{
 		RouteEnv: h.Env, RouteRegister: h.Register, RouteRotate: h.Rotate, RouteList: h.List, RouteDelete: h.Delete,
+		RouteBulk: h.Bulk,
 	}
 	if len(routes) == 0 {
-		routes = []string{RouteEnv, RouteRegister, RouteRotate, RouteList, RouteDelete}
+		routes = []string{RouteEnv, RouteRegister, RouteRotate, RouteList, RouteDelete, RouteBulk}
 	}
 	mux := api.NewMux()
 	for _, rt := range routes {

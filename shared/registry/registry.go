@@ -67,7 +67,8 @@ func SeriesKey(id string) store.Item { return store.Key(devicePrefix+id, "SERIES
 // FleetSeriesKey is the key of the fleet's tag-set counter.
 func FleetSeriesKey() store.Item { return store.Key("COUNTER", "SERIES") }
 
-// Item renders d as its device item (the migration writes items with it).
+// Item renders d as a new device item (the migration writes items with it): a live device starts silent, in the
+// device list's indexes (health.go).
 func Item(d Device) store.Item {
 	it := Key(d.ID)
 	it[attrID] = store.S(d.ID)
@@ -78,6 +79,7 @@ func Item(d Device) store.Item {
 		it[attrDeleted] = &types.AttributeValueMemberBOOL{Value: true}
 		return it
 	}
+	newHealth(it, d.ID)
 	it[attrCred] = store.S(d.AuthorizationID)
 	if d.CredentialHash != "" {
 		it[attrHash] = store.S(d.CredentialHash)

@@ -78,6 +78,7 @@ func (r *Registry) create(ctx context.Context, prev Device, in Intent) (Device, 
 	}
 	err = r.put(ctx, d, cond, vals)
 	if err == nil {
+		r.feed(ctx, []string{id})
 		return d, true, r.activate(ctx, d)
 	}
 	r.release(ctx)
@@ -118,7 +119,7 @@ func (r *Registry) replace(ctx context.Context, cur Device) (Device, bool, error
 		_ = r.revoke(ctx, d)
 		return Device{}, false, err
 	}
-	err = r.put(ctx, d, "#gen = :g AND attribute_not_exists(#del)", map[string]types.AttributeValue{":g": store.N(cur.Generation)})
+	err = r.update(ctx, d, "#gen = :g AND attribute_not_exists(#del)", map[string]types.AttributeValue{":g": store.N(cur.Generation)})
 	if err == nil {
 		if err := r.activate(ctx, d); err != nil {
 			return Device{}, false, err
@@ -223,6 +224,29 @@ func (r *Registry) put(ctx context.Context, d Device, cond string, vals map[stri
 		in.ExpressionAttributeValues = vals
 	}
 	_, err := r.table.DB.PutItem(ctx, in)
+	return store.Classify(err)
+}
+
+// update writes d's generation, credential and updatedAt onto the existing item under cond (#gen and #del name the
+// generation and deleted attributes), keeping what it does not name: the device's health, which the fleet-health run
+// keeps. A lost condition is *store.ConditionFailed holding the item that won.
+func (r *Registry) update(ctx context.Context, d Device, cond string, vals map[string]types.AttributeValue) error {
+	names := map[string]string{"#gen": attrGen, "#del": attrDeleted, "#cred": attrCred, "#u": attrUpdated, "#hash": attrHash, "#token": attrToken}
+	v := map[string]types.AttributeValue{":ng": store.N(d.Generation), ":cred": store.S(d.AuthorizationID), ":u": store.S(rfc3339(d.UpdatedAt))}
+	for k, x := range vals {
+		v[k] = x
+	}
+	expr := "SET #gen = :ng, #cred = :cred, #u = :u"
+	if d.CredentialHash != "" {
+		expr += ", #hash = :secret REMOVE #token"
+		v[":secret"] = store.S(d.CredentialHash)
+	} else {
+		expr += ", #token = :secret REMOVE #hash"
+		v[":secret"] = store.S(d.Token.Reveal())
+	}
+	_, err := r.table.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{TableName: &r.table.Name, Key: Key(d.ID),
+		UpdateExpression: aws.String(expr), ConditionExpression: aws.String(cond), ExpressionAttributeNames: names,
+		ExpressionAttributeValues: v, ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld})
 	return store.Classify(err)
 }
 
