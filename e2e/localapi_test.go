@@ -342,7 +342,7 @@ func statusAt(seen *time.Time, now time.Time) string {
 func listOf(t *testing.T, l *localAPI, ids []string) map[string]listed {
 	t.Helper()
 	t1 := time.Now()
-	r := call(t, l, "GET", "/api/devices", l.OperatorKey, nil)
+	r := call(t, l, "GET", "/api/devices?limit=1000", l.OperatorKey, nil)
 	t2 := time.Now()
 	want(t, "list", r, http.StatusOK)
 	var devs []struct {

@@ -1,5 +1,6 @@
-// Command devices is the DevicesFunction: GET /api/devices, the registered devices (never tokens) with each one's
-// lastSeen and status, paged with ?limit=&after=.
+// Command devices is the DevicesFunction: GET /api/devices, the registered devices (never credentials) a page at a
+// time with each one's lastSeen and status (filtered by status, searched by id prefix, sorted by id or lastSeen),
+// and GET /api/devices/counts.
 package main
 
 import (
@@ -12,5 +13,5 @@ func main() { lambdaapp.StartHTTP(handler(lambdaapp.Init())) }
 
 // handler is the function's routes (wiring_test.go compares them with template.yaml).
 func handler(d lambdaapp.Deps) *api.Mux {
-	return fleet.NewService(d.Registry(), d.Influx, d.Config).Routes()
+	return fleet.NewService(d.Table(), d.Influx, d.Config).Routes()
 }

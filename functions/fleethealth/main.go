@@ -1,5 +1,6 @@
-// Command fleethealth is the FleetHealthFunction: on a schedule (EventBridge) it counts the registered devices by
-// status (online, late, silent) and emits them as CloudWatch EMF metrics; the SilentDevices alarm watches them.
+// Command fleethealth is the FleetHealthFunction: on a schedule (EventBridge) it keeps the devices' status, lastSeen
+// and position in the state table (writing only what changed), the counts per status and the positions snapshot,
+// and writes the counts to InfluxDB (measurement fleet) and as CloudWatch EMF metrics (the SilentDevices alarm).
 package main
 
 import (
@@ -15,7 +16,7 @@ import (
 
 func main() {
 	d := lambdaapp.Init()
-	svc := fleet.NewService(d.Registry(), d.Influx, d.Config)
+	svc := fleet.NewService(d.Table(), d.Influx, d.Config)
 	svc.Metrics = metrics.Stdout
 	lambda.Start(func(ctx context.Context, _ events.CloudWatchEvent) (fleet.Counts, error) {
 		return svc.Check(ctx)

@@ -10,11 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/iot-center/iot-center-serverless/internal/authztest"
 	"github.com/iot-center/iot-center-serverless/internal/fleettest"
 	"github.com/iot-center/iot-center-serverless/internal/influxtest"
-	"github.com/iot-center/iot-center-serverless/shared/api"
-	"github.com/iot-center/iot-center-serverless/shared/fleet"
 )
 
 // taskSink is a Queue that keeps what is sent (the benchmark runs the tasks itself, without SQS).
@@ -42,7 +39,7 @@ func (q *taskSink) take() []Task {
 
 // BenchmarkFleet10000 times the fleet paths in-process (the real handlers and the real InfluxDB, no emulator or
 // SQS) at 10,000 registered devices (registry records written directly), each with the last 10 minutes of data:
-// the registry's list, the device list with health (all of it for a silent fleet and for one writing on schedule, a page of 100 and one of 1,000, as the dashboard reads it), the fleet coverage poll, the
+// the registry's list, the fleet coverage poll (the device list has its own benchmark, shared/fleet), the
 // write-missing answer (a new job, the same job again, and a job for 1,000 listed devices), and the planning of every device for one day (the plan
 // task and its batch tasks run here at the template's 4 at a time; the chunk tasks are only counted).
 func BenchmarkFleet10000(b *testing.B) {
@@ -54,8 +51,6 @@ func BenchmarkFleet10000(b *testing.B) {
 	now := time.Now().Unix() / 60
 	fleettest.WriteMinutes(b, f.admin, f.cfg.Bucket, home, ids, now-10, now)
 
-	svc := fleet.NewService(f.reg, f.admin, f.cfg)
-	devices := api.Handler(authztest.Operator(svc.Routes()))
 	fetch := func(h http.Handler, path string, out any) time.Duration {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
@@ -74,18 +69,8 @@ func BenchmarkFleet10000(b *testing.B) {
 		return el
 	}
 	get := func(h http.Handler, path string) time.Duration { return fetch(h, path, nil) }
-	// the answers are right at this size: every device last seen at its newest minute, 10 minutes present each
-	lastMinute := time.Unix((now-1)*60, 0)
-	var devs []fleet.Device
-	fetch(devices, "/api/devices", &devs)
-	if len(devs) != n {
-		b.Fatalf("device list: %d devices, want %d", len(devs), n)
-	}
-	for _, d := range devs {
-		if d.LastSeen == nil || !d.LastSeen.Equal(lastMinute) {
-			b.Fatalf("device %s last seen %v, want %v", d.DeviceID, d.LastSeen, lastMinute)
-		}
-	}
+	// the answer is right at this size: 10 minutes present for each device (the device list and the fleet's health
+	// have their own benchmark: shared/fleet's BenchmarkFleet)
 	var cov struct {
 		Present int64
 		Devices []Coverage
@@ -111,16 +96,6 @@ func BenchmarkFleet10000(b *testing.B) {
 			}
 			return time.Since(start)
 		}))
-		// a silent fleet (seen from an hour later: nobody wrote recently), then one writing on schedule (a point
-		// each this minute): the list reads the recent points, and every device's last point only for the former
-		svc.Now = func() time.Time { return time.Now().Add(time.Hour) }
-		report("device_list_silent", median(b, 5, func() time.Duration { return get(devices, "/api/devices") }))
-		svc.Now = nil
-		cur := time.Now().Unix() / 60
-		fleettest.WriteMinutes(b, f.admin, f.cfg.Bucket, home, ids, cur, cur+1)
-		report("device_list", median(b, 5, func() time.Duration { return get(devices, "/api/devices") }))
-		report("device_list_page", median(b, 5, func() time.Duration { return get(devices, "/api/devices?limit=100&after=fl-05000") }))
-		report("device_list_page1000", median(b, 5, func() time.Duration { return get(devices, "/api/devices?limit=1000&after=fl-05000") }))
 		report("coverage_poll", median(b, 5, func() time.Duration { return get(f.h, "/api/write-missing") }))
 
 		start := time.Now()

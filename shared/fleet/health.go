@@ -6,6 +6,10 @@ package fleet
 import (
 	"context"
 	"fmt"
+	"math"
+	"regexp"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/iot-center/iot-center-serverless/shared/influx"
@@ -15,9 +19,9 @@ import (
 
 // Statuses of a device.
 const (
-	Online = "online" // wrote within 2 measurement intervals
-	Late   = "late"   // wrote within 10 intervals, not within 2
-	Silent = "silent" // nothing for 10 intervals or more, or never (within the lookback)
+	Online = registry.StatusOnline // wrote within 2 measurement intervals
+	Late   = registry.StatusLate   // wrote within 10 intervals, not within 2
+	Silent = registry.StatusSilent // nothing for 10 intervals or more, or never (within the lookback)
 )
 
 // Multiples of the measurement interval that bound the statuses.
@@ -28,17 +32,6 @@ const (
 
 // Lookback bounds how far back lastSeen is looked for (the data bucket's default retention).
 const Lookback = 30 * 24 * time.Hour
-
-// Lister is the part of the registry the fleet needs.
-type Lister interface {
-	List(ctx context.Context) ([]registry.Device, error)
-	// Page is up to limit devices after the id after, sorted, and whether more follow.
-	Page(ctx context.Context, after string, limit int) ([]registry.Device, bool, error)
-}
-
-var (
-	_ Lister = (*registry.Registry)(nil)
-)
 
 // lastSeenFlux reads each series' latest Temperature point written by the device itself (never a generated one): a bare last() after the filter is pushed down to the
 // storage engine (it reads the newest block of each series), so the answer is one row per series. The devices
@@ -60,13 +53,6 @@ var anyFieldFlux = `from(bucket: bucket)
   |> range(start: start, stop: stop)
   |> filter(fn: (r) => r.` + schema.TagClientID + ` =~ devices and ` + schema.RealFilter + `)
   |> last()
-  |> keep(columns: ["clientId", "_time"])`
-
-// recentFlux reads every Temperature point of the recent window as one table (filter |> group() is pushed down:
-// no per-series table), about lateAfter rows per device writing on schedule; the newest of a device's rows is its
-// last point.
-var recentFlux = schema.RealPresenceFlux(`!= ""`) + `
-  |> group()
   |> keep(columns: ["clientId", "_time"])`
 
 // Health reads devices' last points.
@@ -106,107 +92,6 @@ func (h *Health) LastSeen(ctx context.Context, now time.Time, ids []string) (map
 	return h.read(ctx, lastSeenFlux(ids != nil), ext)
 }
 
-// Recent returns the latest point time of each device that wrote within the last lateAfter intervals (an online
-// device): one table of a few rows per device, far cheaper than a last() per series of the fleet.
-func (h *Health) Recent(ctx context.Context, now time.Time) (map[string]time.Time, error) {
-	return h.read(ctx, recentFlux, influx.Extern{"bucket": h.Bucket, "start": now.Add(-lateAfter * h.interval()),
-		"stop": now.Add(time.Minute)})
-}
-
-// Rest completes recent (Recent's answer) into every registered device's LastSeen: the devices not seen recently
-// are looked up by id when they are at most LookupMax, else with every device's series. A fleet writing on schedule
-// then costs Recent's one table; a silent one about a whole-fleet LastSeen.
-func (h *Health) Rest(ctx context.Context, now time.Time, recent map[string]time.Time, registered []string) (map[string]time.Time, error) {
-	var missing []string
-	for _, id := range registered {
-		if _, ok := recent[id]; !ok {
-			missing = append(missing, id)
-		}
-	}
-	if len(missing) == 0 {
-		return recent, nil
-	}
-	if len(missing) > h.lookupMax() {
-		missing = nil // every device
-	}
-	seen, err := h.LastSeen(ctx, now, missing)
-	if err != nil {
-		return nil, err
-	}
-	for id, t := range recent {
-		if t.After(seen[id]) {
-			seen[id] = t
-		}
-	}
-	return seen, nil
-}
-
-// Others completes seen (the devices' last Temperature points) with the last point of any other field, for the
-// devices of registered that seen lacks: by id, LookupMax ids a query. Temperature stands for a point in every
-// other query (one series per device instead of one per field); a device without it is found here. A device that
-// sent Temperature within Lookback and since then only other fields is judged by its last Temperature point.
-func (h *Health) Others(ctx context.Context, now time.Time, seen map[string]time.Time, registered []string) error {
-	var missing []string
-	for _, id := range registered {
-		if _, ok := seen[id]; !ok {
-			missing = append(missing, id)
-		}
-	}
-	if len(missing) > othersDirect {
-		// many, as in a fleet that mostly never wrote: only the devices with a series in the bucket can have a point
-		have, err := h.withSeries(ctx, now)
-		if err != nil {
-			return err
-		}
-		kept := missing[:0]
-		for _, id := range missing {
-			if have[id] {
-				kept = append(kept, id)
-			}
-		}
-		missing = kept
-	}
-	for len(missing) > 0 {
-		n := min(len(missing), h.lookupMax())
-		ext := influx.Extern{"bucket": h.Bucket, "start": now.Add(-Lookback), "stop": now.Add(time.Minute),
-			"devices": influx.OneOf(missing[:n])}
-		got, err := h.read(ctx, anyFieldFlux, ext)
-		if err != nil {
-			return err
-		}
-		for id, t := range got {
-			seen[id] = t
-		}
-		missing = missing[n:]
-	}
-	return nil
-}
-
-// othersDirect is how many devices Others looks up by id without asking the index first which have series (a
-// variable for the tests).
-var othersDirect = 50
-
-// seriesFlux lists the device ids with a series in the bucket within the window: the index answers (no point is
-// read), so its cost follows the number of devices, not of points.
-const seriesFlux = `import "influxdata/influxdb/schema"
-
-schema.tagValues(bucket: bucket, tag: "` + schema.TagClientID + `", start: start, stop: stop)`
-
-// withSeries returns the ids seriesFlux lists.
-func (h *Health) withSeries(ctx context.Context, now time.Time) (map[string]bool, error) {
-	rc, err := h.Influx.QueryRaw(ctx, seriesFlux, influx.Extern{"bucket": h.Bucket, "start": now.Add(-Lookback), "stop": now.Add(time.Minute)})
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
-	out := map[string]bool{}
-	err = influx.EachRow(rc, []string{"_value"}, func(row []string) error {
-		out[row[0]] = true
-		return nil
-	})
-	return out, err
-}
-
 // read runs a last-point query and keeps each device's newest time.
 func (h *Health) read(ctx context.Context, flux string, ext influx.Extern) (map[string]time.Time, error) {
 	rc, err := h.Influx.QueryRaw(ctx, flux, ext)
@@ -243,4 +128,169 @@ func (h *Health) Status(seen, now time.Time) string {
 	default:
 		return Silent
 	}
+}
+
+// Seen is what the run reads of a device: its last real point and its last position.
+type Seen struct {
+	At       time.Time
+	Lat, Lon float64 // NaN: no position read
+}
+
+// recentFlux reads every Temperature point of the window as one table (filter |> group() is pushed down: no table per
+// series, whose per-table cost dominates at a fleet's size), about lateAfter rows per device writing on schedule.
+var recentFlux = schema.RealPresenceFlux(`!= ""`) + `
+  |> group()
+  |> keep(columns: ["clientId", "_time"])`
+
+// Recent returns the devices that wrote (themselves: generated points never count) within the last lateAfter
+// intervals (the online ones; with wide, within silentAfter intervals: the online and late ones), with their last
+// point, and the fleet's points per minute over that window.
+func (h *Health) Recent(ctx context.Context, now time.Time, wide bool) (map[string]time.Time, float64, error) {
+	window := lateAfter * h.interval()
+	if wide {
+		window = silentAfter * h.interval()
+	}
+	rc, err := h.Influx.QueryRaw(ctx, recentFlux, influx.Extern{"bucket": h.Bucket, "start": now.Add(-window),
+		"stop": now.Add(time.Minute)})
+	if err != nil {
+		return nil, 0, err
+	}
+	defer rc.Close()
+	out := map[string]time.Time{}
+	points := 0
+	err = influx.EachRow(rc, []string{"clientId", "_time"}, func(row []string) error {
+		t, err := time.Parse(time.RFC3339Nano, row[1])
+		if err != nil {
+			return fmt.Errorf("fleet: bad time in query answer: %w", err)
+		}
+		if !t.After(now) {
+			points++
+		}
+		if t.After(out[row[0]]) {
+			out[row[0]] = t
+		}
+		return nil
+	})
+	return out, float64(points) / window.Minutes(), err
+}
+
+// positionsFlux reads the Lat and Lon points of the window as one table, of the devices whose id matches `devices`.
+var positionsFlux = `from(bucket: bucket)
+  |> range(start: start, stop: stop)
+  |> filter(fn: (r) => r._measurement == "` + schema.Measurement + `" and (r._field == "` + schema.Lat + `" or r._field == "` +
+	schema.Lon + `") and r.` + schema.TagClientID + ` =~ devices and ` + schema.RealFilter + `)
+  |> group()
+  |> keep(columns: ["clientId", "_field", "_time", "_value"])`
+
+// positionSlices is how many runs it takes to read every online device's position once.
+const positionSlices = 6
+
+// idAlphabet is every character a device id may end with, in order.
+const idAlphabet = "-.0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
+
+// sliceOf is the regular expression of the ids in position slice k: those whose last character's place in
+// idAlphabet is k modulo positionSlices (an id suffix is matched in the index, no point is read).
+func sliceOf(k int) *regexp.Regexp {
+	var b strings.Builder
+	for i, c := range idAlphabet {
+		if i%positionSlices == k {
+			b.WriteRune(c)
+		}
+	}
+	return regexp.MustCompile("[" + regexp.QuoteMeta(b.String()) + "]$")
+}
+
+// Positions returns the last position within the last interval of the devices of slice k (0..positionSlices-1):
+// each run reads one slice, so a moving fleet's positions are read in positionSlices runs at a sixth of the cost.
+func (h *Health) Positions(ctx context.Context, now time.Time, k int) (map[string]*Seen, error) {
+	return h.positions(ctx, influx.Extern{"bucket": h.Bucket, "start": now.Add(-h.interval()),
+		"stop": now.Add(time.Minute), "devices": sliceOf(k)})
+}
+
+// PositionsOf returns the last position within Lookback of the devices of ids (the ones coming online), LookupMax
+// ids a query.
+func (h *Health) PositionsOf(ctx context.Context, now time.Time, ids []string) (map[string]*Seen, error) {
+	out := map[string]*Seen{}
+	for len(ids) > 0 {
+		n := min(len(ids), h.lookupMax())
+		got, err := h.positions(ctx, influx.Extern{"bucket": h.Bucket, "start": now.Add(-Lookback),
+			"stop": now.Add(time.Minute), "devices": influx.OneOf(ids[:n])}, "last")
+		if err != nil {
+			return nil, err
+		}
+		for id, s := range got {
+			out[id] = s
+		}
+		ids = ids[n:]
+	}
+	return out, nil
+}
+
+func (h *Health) positions(ctx context.Context, ext influx.Extern, last ...string) (map[string]*Seen, error) {
+	flux := positionsFlux
+	if len(last) > 0 {
+		// over Lookback, only each series' last point (pushed down) before the table is formed
+		flux = strings.Replace(flux, "  |> group()", "  |> last()\n  |> group()", 1)
+	}
+	rc, err := h.Influx.QueryRaw(ctx, flux, ext)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	out := map[string]*Seen{}
+	at := map[string]time.Time{}
+	err = influx.EachRow(rc, []string{"clientId", "_field", "_time", "_value"}, func(row []string) error {
+		t, err := time.Parse(time.RFC3339Nano, row[2])
+		if err != nil {
+			return fmt.Errorf("fleet: bad time in query answer: %w", err)
+		}
+		v, err := strconv.ParseFloat(row[3], 64)
+		if err != nil {
+			return fmt.Errorf("fleet: bad position in query answer: %w", err)
+		}
+		s := out[row[0]]
+		if s == nil {
+			s = &Seen{Lat: math.NaN(), Lon: math.NaN()}
+			out[row[0]] = s
+		}
+		key := row[0] + "/" + row[1]
+		if t.Before(at[key]) {
+			return nil
+		}
+		at[key] = t
+		if t.After(s.At) {
+			s.At = t
+		}
+		if row[1] == schema.Lat {
+			s.Lat = v
+		} else {
+			s.Lon = v
+		}
+		return nil
+	})
+	return out, err
+}
+
+// LastSeenAny returns the last real point of any field of each device of ids within Lookback, LookupMax ids a query:
+// the devices about to be judged late or silent, whose last point may be of a field the window does not read.
+func (h *Health) LastSeenAny(ctx context.Context, now time.Time, ids []string) (map[string]time.Time, error) {
+	out := map[string]time.Time{}
+	for len(ids) > 0 {
+		n := min(len(ids), h.lookupMax())
+		got, err := h.read(ctx, anyFieldFlux, influx.Extern{"bucket": h.Bucket, "start": now.Add(-Lookback),
+			"stop": now.Add(time.Minute), "devices": influx.OneOf(ids[:n])})
+		if err != nil {
+			return nil, err
+		}
+		for id, t := range got {
+			out[id] = t
+		}
+		ids = ids[n:]
+	}
+	return out, nil
+}
+
+// sliceIndex is the position slice of id (see sliceOf).
+func sliceIndex(id string) int {
+	return strings.IndexByte(idAlphabet, id[len(id)-1]) % positionSlices
 }

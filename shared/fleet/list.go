@@ -2,53 +2,74 @@ package fleet
 
 import (
 	"context"
-	"io"
 	"net/http"
 	"net/url"
-	"sort"
 	"strconv"
 	"time"
 
 	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/config"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
-	"github.com/iot-center/iot-center-serverless/shared/metrics"
 	"github.com/iot-center/iot-center-serverless/shared/registry"
+	"github.com/iot-center/iot-center-serverless/shared/store"
+	"io"
 )
 
-// MaxLimit caps one page of GET /api/devices.
-const MaxLimit = 1000
+// MaxLimit caps one page of GET /api/devices; DefaultLimit is a page's size when limit is not given.
+const (
+	MaxLimit     = 1000
+	DefaultLimit = 100
+)
 
-// Device is one entry of GET /api/devices: the registry record (never a token) and its health.
+// Routes of the device list, exactly as declared in template.yaml.
+const (
+	RouteList   = registry.RouteList
+	RouteCounts = "GET /api/devices/counts"
+)
+
+// Device is one entry of GET /api/devices: the device item (never a credential) and its health.
 type Device struct {
 	DeviceID        string     `json:"deviceId"`
 	CreatedAt       string     `json:"createdAt"`
 	UpdatedAt       string     `json:"updatedAt"`
 	AuthorizationID string     `json:"authorizationId"`
-	LastSeen        *time.Time `json:"lastSeen"` // null: no point within Lookback
+	LastSeen        *time.Time `json:"lastSeen"` // null: never seen
 	Status          string     `json:"status"`
+	Lat             *float64   `json:"lat,omitempty"`
+	Lon             *float64   `json:"lon,omitempty"`
 }
 
-// Service serves the device list and the scheduled health metric.
+// Writer writes line protocol (the run's counts) into a bucket.
+type Writer interface {
+	WriteLines(ctx context.Context, bucket string, lp []byte) error
+}
+
+// Service serves the device list and runs the scheduled fleet health.
 type Service struct {
-	Registry Lister
-	Health   *Health
-	// Metrics receives the CloudWatch EMF line of the scheduled check (metrics.Stdout in the function).
+	Table  *store.Table
+	Health *Health
+	Writer Writer // the run's counts go to Health.Bucket; nil: not written
+	// Metrics receives the CloudWatch EMF line of the scheduled run (metrics.Stdout in the function).
 	Metrics io.Writer
 	Now     func() time.Time
 }
 
-// NewService is the fleet of the deployment cfg describes: the devices in reg, their last points in cfg's data
-// bucket read through q, judged against cfg's measurement interval.
-func NewService(reg Lister, q influx.Querier, cfg config.Config) *Service {
-	return &Service{Registry: reg, Health: &Health{Influx: q, Bucket: cfg.Bucket,
+// NewService is the fleet of the deployment cfg describes: the devices in table, their points in cfg's data bucket
+// read (and the run's counts written) through c, judged against cfg's measurement interval.
+func NewService(table *store.Table, c *influx.Client, cfg config.Config) *Service {
+	s := &Service{Table: table, Health: &Health{Influx: c, Bucket: cfg.Bucket,
 		Interval: time.Duration(cfg.MeasurementInterval) * time.Second}}
+	if c != nil {
+		s.Writer = c
+	}
+	return s
 }
 
-// Routes serves the device list (GET /api/devices).
+// Routes serves the device list (GET /api/devices) and the counts (GET /api/devices/counts).
 func (s *Service) Routes() *api.Mux {
 	mux := api.NewMux()
-	mux.HandleFunc(registry.RouteList, s.List)
+	mux.HandleFunc(RouteList, s.List)
+	mux.HandleFunc(RouteCounts, s.Counts)
 	return mux
 }
 
@@ -59,200 +80,189 @@ func (s *Service) now() time.Time {
 	return time.Now()
 }
 
-// Devices lists every registered device with its health, whatever the fleet size: the registry's list and, at the
-// same time, the recent points (one table); when many devices wrote recently, the last points of the others only
-// (by id when they are few), else every device's last point, also beside the list.
-func (s *Service) Devices(ctx context.Context) ([]Device, error) {
-	return s.devices(ctx, nil)
-}
-
-// devices lists the registered devices sorted by id with their health. page, when given, reads the devices of a
-// page instead of the whole registry, and only the page's devices are looked up (a page of 100 reads 100 series,
-// not the fleet's: at 10,000 devices that is most of the answer's time); the two queries then run one after the
-// other.
-func (s *Service) devices(ctx context.Context, page func(ctx context.Context) ([]registry.Device, error)) ([]Device, error) {
-	now := s.now()
-	type seenResult struct {
-		m        map[string]time.Time
-		complete bool // every device's last point, not only the recent ones
-		err      error
-	}
-	ch := make(chan seenResult, 1)
-	list := page
-	if page == nil {
-		go func() {
-			recent, err := s.Health.Recent(ctx, now)
-			if err != nil || len(recent) >= s.Health.lookupMax() {
-				ch <- seenResult{m: recent, err: err} // many wrote recently: the rest is looked up after the list
-				return
-			}
-			// few wrote recently: a small fleet or a silent one, whose every last point is read now, beside the
-			// registry's list (cheap for a small fleet, needed for a silent one)
-			all, err := s.Health.LastSeen(ctx, now, nil)
-			ch <- seenResult{m: all, complete: true, err: err}
-		}()
-		list = s.Registry.List
-	}
-	devs, err := list(ctx)
-	if err != nil {
-		if page == nil {
-			<-ch
-		}
-		return nil, err
-	}
-	sort.Slice(devs, func(i, j int) bool { return devs[i].ID < devs[j].ID })
-	if page == nil {
-		if r := <-ch; r.err != nil || r.complete {
-			ch <- r
-		} else {
-			ids := make([]string, len(devs))
-			for i, d := range devs {
-				ids[i] = d.ID
-			}
-			m, err := s.Health.Rest(ctx, now, r.m, ids)
-			ch <- seenResult{m: m, err: err}
-		}
-	} else {
-		var ids []string // nil: every device (a page longer than MaxLimit, i.e. `after` without limit)
-		if len(devs) <= MaxLimit {
-			ids = make([]string, len(devs))
-			for i, d := range devs {
-				ids[i] = d.ID
-			}
-		}
-		m, err := s.Health.LastSeen(ctx, now, ids)
-		ch <- seenResult{m: m, err: err}
-	}
-	seen := <-ch
-	if seen.err == nil {
-		ids := make([]string, len(devs))
-		for i, d := range devs {
-			ids[i] = d.ID
-		}
-		if seen.m == nil {
-			seen.m = map[string]time.Time{}
-		}
-		seen.err = s.Health.Others(ctx, now, seen.m, ids)
-	}
-	if seen.err != nil {
-		return nil, api.Wrap(api.Unavailable, seen.err, "reading the devices' last points")
-	}
-	out := make([]Device, len(devs))
-	for i, d := range devs {
-		out[i] = device(d, seen.m[d.ID], s.Health.Status(seen.m[d.ID], now))
-	}
-	return out, nil
-}
-
-func device(d registry.Device, seen time.Time, status string) Device {
-	out := Device{DeviceID: d.ID, CreatedAt: rfc3339(d.CreatedAt), UpdatedAt: rfc3339(d.UpdatedAt),
-		AuthorizationID: d.AuthorizationID, Status: status}
-	if !seen.IsZero() {
-		t := seen.UTC()
-		out.LastSeen = &t
-	}
-	return out
-}
-
-func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
-
-// List is GET /api/devices[?limit=N&after=ID]: the devices sorted by id, with lastSeen and status. Without limit
-// it answers every device (as before paging existed); with it, at most limit devices after the id `after`, and a
-// Link header (rel="next") to the next page while there is one. The body stays an array.
+// List is GET /api/devices[?limit=N&after=CURSOR&status=S&q=PREFIX&sort=id|lastSeen|-lastSeen]: one page of devices
+// read from the table's indexes (its cost follows limit, not the fleet's size), and a Link header (rel="next") to the
+// next page while there is one. The filter, the order and the positions are the last fleet-health run's; the page's
+// devices' lastSeen is read from InfluxDB for just them, and their status judged from it now. The body is an array.
 func (s *Service) List(w http.ResponseWriter, r *http.Request) {
 	// the authorizer's decision, acted on (shared/authz): the operator's route
 	if err := api.RequireRole(api.CallerOf(r.Context()), api.RoleOperator); err != nil {
 		api.WriteError(w, r, err)
 		return
 	}
-	limit, after, err := pageParams(r)
+	q, err := pageParams(r)
 	if err != nil {
 		api.WriteError(w, r, err)
 		return
 	}
-	more := false
-	var page func(ctx context.Context) ([]registry.Device, error)
-	switch {
-	case limit > 0:
-		// the registry's page: its cost follows limit, not the fleet's size
-		page = func(ctx context.Context) ([]registry.Device, error) {
-			devs, m, err := s.Registry.Page(ctx, after, limit)
-			more = m
-			return devs, err
-		}
-	case after != "":
-		page = func(ctx context.Context) ([]registry.Device, error) {
-			devs, err := s.Registry.List(ctx)
-			return devs[sort.Search(len(devs), func(i int) bool { return devs[i].ID > after }):], err
-		}
-	}
-	devs, err := s.devices(r.Context(), page)
+	ctx := r.Context()
+	entries, next, err := (&Pager{Table: s.Table}).Page(ctx, q)
 	if err != nil {
 		api.WriteError(w, r, err)
 		return
 	}
-	if more {
-		next := url.Values{"limit": {strconv.Itoa(limit)}, "after": {devs[len(devs)-1].DeviceID}}
-		w.Header().Set("Link", "</api/devices?"+next.Encode()+`>; rel="next"`)
+	now := s.now()
+	fresh, err := s.pageSeen(ctx, now, entries)
+	if err != nil {
+		// the page stands on the last run's view: the items' lastSeen and status
+		api.Logger(ctx).WarnContext(ctx, "reading the page's last points failed", "error", err.Error())
 	}
-	api.WriteJSON(w, http.StatusOK, devs)
+	out := make([]Device, len(entries))
+	for i, e := range entries {
+		d := Device{DeviceID: e.ID, CreatedAt: rfc3339(e.CreatedAt), UpdatedAt: rfc3339(e.UpdatedAt),
+			AuthorizationID: e.AuthorizationID, Status: e.Status, Lat: e.Lat, Lon: e.Lon}
+		at := e.LastSeen
+		if t, ok := fresh[e.ID]; ok && t.After(at) {
+			at = t
+		}
+		if fresh != nil {
+			d.Status = s.Health.Status(at, now)
+		}
+		if !at.IsZero() {
+			t := at.UTC()
+			d.LastSeen = &t
+		}
+		out[i] = d
+	}
+	if next != nil {
+		v := url.Values{"limit": {strconv.Itoa(q.Limit)}, "after": {next.String()}}
+		if q.Status != "" {
+			v.Set("status", q.Status)
+		}
+		if q.Prefix != "" {
+			v.Set("q", q.Prefix)
+		}
+		if q.Sort != SortID {
+			v.Set("sort", q.Sort)
+		}
+		w.Header().Set("Link", "</api/devices?"+v.Encode()+`>; rel="next"`)
+	}
+	api.WriteJSON(w, http.StatusOK, out)
 }
 
-// pageParams reads limit (1..MaxLimit) and after (a device id); other parameters (`key` included: keys travel only
-// in the Authorization header) and repeated ones are refused.
-func pageParams(r *http.Request) (int, string, error) {
-	q, err := api.Query(r, "limit", "after")
-	if err != nil {
-		return 0, "", err
+// pageSeen reads the last real point of the page's devices: Temperature first (one series per device), then any
+// field for the devices without one (a device writing only CO2; a device that never wrote has no series, which the
+// index answers without reading data).
+func (s *Service) pageSeen(ctx context.Context, now time.Time, entries []Entry) (map[string]time.Time, error) {
+	if len(entries) == 0 {
+		return map[string]time.Time{}, nil
 	}
-	limit := 0
-	if v, ok := q["limit"]; ok {
-		n, err := strconv.Atoi(v[0])
+	ids := make([]string, len(entries))
+	for i, e := range entries {
+		ids[i] = e.ID
+	}
+	seen, err := s.Health.LastSeen(ctx, now, ids)
+	if err != nil {
+		return nil, err
+	}
+	var missing []string
+	for _, id := range ids {
+		if _, ok := seen[id]; !ok {
+			missing = append(missing, id)
+		}
+	}
+	others, err := s.Health.LastSeenAny(ctx, now, missing)
+	if err != nil {
+		return nil, err
+	}
+	for id, t := range others {
+		seen[id] = t
+	}
+	return seen, nil
+}
+
+func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+// pageParams reads limit (1..MaxLimit, DefaultLimit), status, q (an id prefix), sort and after (the cursor the
+// previous page's Link carries); other parameters (`key` included: keys travel only in the Authorization header)
+// and repeated ones are refused.
+func pageParams(r *http.Request) (PageQuery, error) {
+	v, err := api.Query(r, "limit", "after", "status", "q", "sort")
+	if err != nil {
+		return PageQuery{}, err
+	}
+	q := PageQuery{Limit: DefaultLimit, Sort: SortID, Status: v.Get("status"), Prefix: v.Get("q")}
+	if l, ok := v["limit"]; ok {
+		n, err := strconv.Atoi(l[0])
 		if err != nil || n < 1 || n > MaxLimit {
-			return 0, "", api.InvalidParam("limit", "limit must be an integer in [1, %d]", MaxLimit)
+			return q, api.InvalidParam("limit", "limit must be an integer in [1, %d]", MaxLimit)
 		}
-		limit = n
+		q.Limit = n
 	}
-	after := q.Get("after")
-	if _, ok := q["after"]; ok {
-		if err := api.CheckDeviceID(after); err != nil {
-			return 0, "", api.InvalidParam("after", "after must be a device id")
+	if _, ok := v["status"]; ok && !validStatus(q.Status) {
+		return q, api.InvalidParam("status", "status must be online, late or silent")
+	}
+	if _, ok := v["q"]; ok && (q.Prefix == "" || !api.ValidDeviceID(q.Prefix)) {
+		return q, api.InvalidParam("q", "q must be the start of a device id")
+	}
+	if s, ok := v["sort"]; ok {
+		if s[0] != SortID && s[0] != SortLastSeen && s[0] != SortLastSeenDesc {
+			return q, api.InvalidParam("sort", "sort must be id, lastSeen or -lastSeen")
 		}
+		q.Sort = s[0]
 	}
-	return limit, after, nil
+	if a, ok := v["after"]; ok {
+		c, ok := ParseCursor(q.Sort, a[0])
+		if !ok || (q.Status != "" && c.Status != "" && c.Status != q.Status) {
+			return q, api.InvalidParam("after", "after must be the cursor of the previous page's Link")
+		}
+		q.After = c
+	}
+	return q, nil
 }
 
-// Counts is the fleet's health in numbers.
-type Counts struct {
-	Registered, Online, Late, Silent int
+// CountsAnswer is GET /api/devices/counts.
+type CountsAnswer struct {
+	Registered int `json:"registered"`
+	Online     int `json:"online"`
+	Late       int `json:"late"`
+	// Silent is every registered device neither online nor late, those registered since the last run included.
+	Silent int `json:"silent"`
+	// AsOf is the last fleet-health run's time (null: none ran yet).
+	AsOf *time.Time `json:"asOf"`
 }
 
-// Check counts the devices by status and emits them as CloudWatch EMF metrics (SilentDevices is the one the
-// alarm watches). The scheduled function runs it.
-func (s *Service) Check(ctx context.Context) (Counts, error) {
-	devs, err := s.Devices(ctx)
+// ReadCounts reads the counter items (one request): the registry's device count and the last run's statuses.
+func ReadCounts(ctx context.Context, t *store.Table) (CountsAnswer, error) {
+	items, err := batchGet(ctx, t, []store.Item{store.Key(counterPK, devicesSK), store.Key(counterPK, runSK),
+		store.Key(counterPK, StatusKey(Online)), store.Key(counterPK, StatusKey(Late))}, false)
 	if err != nil {
-		return Counts{}, err
+		return CountsAnswer{}, err
 	}
-	c := Counts{Registered: len(devs)}
-	for _, d := range devs {
-		switch d.Status {
-		case Online:
-			c.Online++
-		case Late:
-			c.Late++
-		default:
-			c.Silent++
+	var c CountsAnswer
+	for _, it := range items {
+		n := int(store.Num(it, "n"))
+		switch store.Str(it, store.SK) {
+		case devicesSK:
+			c.Registered = n
+		case StatusKey(Online):
+			c.Online = n
+		case StatusKey(Late):
+			c.Late = n
+		case runSK:
+			if at, err := time.Parse(time.RFC3339Nano, store.Str(it, "at")); err == nil {
+				c.AsOf = &at
+			}
 		}
 	}
-	if s.Metrics != nil {
-		metrics.EmitAll(ctx, s.Metrics, nil,
-			metrics.Metric{Name: "SilentDevices", Value: float64(c.Silent), Unit: metrics.Count},
-			metrics.Metric{Name: "LateDevices", Value: float64(c.Late), Unit: metrics.Count},
-			metrics.Metric{Name: "OnlineDevices", Value: float64(c.Online), Unit: metrics.Count},
-			metrics.Metric{Name: "RegisteredDevices", Value: float64(c.Registered), Unit: metrics.Count})
-	}
-	api.Logger(ctx).InfoContext(ctx, "fleet health", "registered", c.Registered, "online", c.Online, "late", c.Late,
-		"silent", c.Silent)
+	c.Silent = max(0, c.Registered-c.Online-c.Late)
 	return c, nil
+}
+
+// Counts is GET /api/devices/counts (operator): the devices per status, from the counter items.
+func (s *Service) Counts(w http.ResponseWriter, r *http.Request) {
+	if err := api.RequireRole(api.CallerOf(r.Context()), api.RoleOperator); err != nil {
+		api.WriteError(w, r, err)
+		return
+	}
+	if _, err := api.Query(r); err != nil {
+		api.WriteError(w, r, err)
+		return
+	}
+	c, err := ReadCounts(r.Context(), s.Table)
+	if err != nil {
+		api.WriteError(w, r, err)
+		return
+	}
+	api.WriteJSON(w, http.StatusOK, c)
 }

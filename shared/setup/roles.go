@@ -53,6 +53,8 @@ var Roles = []Role{
 	// the backfill worker: the data's hourly counts, writes minutes and their hourly aggregates (and reads back
 	// partly written hours)
 	{"worker", []Grant{read(DataBucket), write(DataBucket), read(DownsampledBucket), write(DownsampledBucket)}},
+	// the fleet-health run: the devices' recent points, and its counts written back (measurement "fleet")
+	{"fleet", []Grant{read(DataBucket), write(DataBucket)}},
 	// the write gateway: devices' points into the data bucket (credentials are checked against the state table)
 	{"gateway", []Grant{write(DataBucket)}},
 }
@@ -72,7 +74,7 @@ var FunctionRoles = map[string]string{
 	"WriteMissingFunction":   "planner",
 	"BackfillWorkerFunction": "worker",
 	"WriteGatewayFunction":   "gateway",
-	"FleetHealthFunction":    "data-read",
+	"FleetHealthFunction":    "fleet",
 	"HealthFunction":         "",
 	"UiFunction":             "",
 }

@@ -100,6 +100,8 @@ func TestLoadRealTemplate(t *testing.T) {
 		{"GET /assets/{proxy+}", "UiFunction", false},
 		{"DELETE /api/devices/{deviceId}", "DeleteFunction", true},
 		{"POST /api/v2/write", "WriteGatewayFunction", false}, // authenticates the device credential itself
+		{"POST /api/devices", "RegisterFunction", true},
+		{"GET /api/devices/counts", "DevicesFunction", true},
 	}
 	for _, tc := range routeTests {
 		r, ok := routes[tc.key]
@@ -117,8 +119,8 @@ func TestLoadRealTemplate(t *testing.T) {
 			}
 		}
 	}
-	if len(tpl.Routes) != 21 {
-		t.Errorf("got %d routes, want 21", len(tpl.Routes))
+	if len(tpl.Routes) != 23 {
+		t.Errorf("got %d routes, want 23", len(tpl.Routes))
 	}
 }
 
