@@ -18,7 +18,7 @@ GO_BUILD = GOOS=linux GOARCH=$(LAMBDA_GOARCH) CGO_ENABLED=0 go build -tags lambd
 # Every AWS::Serverless::Function logical id in template.yaml (a test checks both lists agree).
 FUNCTIONS := AuthorizerFunction EnvConfigFunction RegisterFunction DevicesFunction DeleteFunction \
 	WriteMissingFunction BackfillWorkerFunction QueryFunction HealthFunction UiFunction SetupFunction FleetHealthFunction \
-	WriteGatewayFunction OverviewFunction
+	WriteGatewayFunction OverviewFunction PurgeFunction
 
 INFLUXD = bash scripts/influxd/build-influxd.sh
 TEST_TIMEOUT ?= 45m
@@ -45,6 +45,8 @@ build-DevicesFunction:
 	$(GO_BUILD) ./functions/devices
 build-DeleteFunction:
 	$(GO_BUILD) ./functions/delete
+build-PurgeFunction:
+	$(GO_BUILD) ./functions/purge
 build-WriteMissingFunction:
 	$(GO_BUILD) ./functions/writemissing
 build-BackfillWorkerFunction:

@@ -42,12 +42,14 @@ type Device struct {
 	Generation int64
 
 	deleted bool
+	purgeAt int64 // a tombstone's second data pass is due then (epoch seconds; 0: none pending)
 }
 
 // Attribute names of the device item.
 const (
 	attrID, attrGen, attrCred, attrHash, attrToken = "id", "generation", "credId", "hash", "token"
 	attrCreated, attrUpdated, attrDeleted          = "createdAt", "updatedAt", "deleted"
+	attrPurgeAt                                    = "purgeAt"
 	devicePrefix                                   = "DEVICE#"
 )
 
@@ -77,6 +79,9 @@ func Item(d Device) store.Item {
 	it[attrUpdated] = store.S(rfc3339(d.UpdatedAt))
 	if d.deleted {
 		it[attrDeleted] = &types.AttributeValueMemberBOOL{Value: true}
+		if d.purgeAt > 0 {
+			it[attrPurgeAt] = store.N(d.purgeAt)
+		}
 		return it
 	}
 	newHealth(it, d.ID)
@@ -96,6 +101,7 @@ func fromItem(it store.Item) Device {
 	d.UpdatedAt, _ = time.Parse(time.RFC3339Nano, store.Str(it, attrUpdated))
 	if b, ok := it[attrDeleted].(*types.AttributeValueMemberBOOL); ok && b.Value {
 		d.deleted = true
+		d.purgeAt = store.Num(it, attrPurgeAt)
 	}
 	return d
 }
@@ -109,6 +115,11 @@ type Registry struct {
 	c     *influx.Client // direct mode's authorizations and Delete's data; nil is fine in gateway mode without data
 	cfg   config.Config
 	table *store.Table
+
+	// SchedulePurge queues the second data pass of a delete with data (see PurgeLate), due PurgeDelay later; nil:
+	// none (the first pass only).
+	SchedulePurge func(ctx context.Context, id string, generation int64) error
+	PurgeDelay    time.Duration
 
 	// StaleAfter is the age after which an inactive authorization that is no device's current one is a crashed
 	// caller's orphan (direct mode).
@@ -128,11 +139,11 @@ func (r *Registry) SetClock(now func() time.Time) { r.now = now }
 func (r *Registry) Config() config.Config { return r.cfg }
 
 func notFound(d Device) (Device, error) {
-	return Device{ID: d.ID, Generation: d.Generation}, &api.Error{Code: api.NotFound, Message: "device " + d.ID + " is not registered"}
+	return Device{ID: d.ID, Generation: d.Generation, purgeAt: d.purgeAt}, &api.Error{Code: api.NotFound, Message: "device " + d.ID + " is not registered"}
 }
 
 // Get reads the device's item with a consistent read; an unregistered (or deleted) id is *api.Error NotFound,
-// with the returned Device carrying only ID and Generation.
+// with the returned Device carrying only ID and Generation (and a pending second data pass).
 func (r *Registry) Get(ctx context.Context, id string) (Device, error) {
 	return r.Lookup(ctx, id, true)
 }

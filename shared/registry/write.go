@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -54,6 +55,9 @@ func (r *Registry) Ensure(ctx context.Context, id string, in Intent) (Device, bo
 		return Device{}, false, err
 	case in.Generation >= 0 && cur.Generation != in.Generation:
 		return Device{}, false, deletedSince(id)
+	case cur.purgeAt > 0 && r.now().Before(time.Unix(cur.purgeAt, 0).Add(purgeGrace)):
+		return Device{}, false, api.Errorf(api.Conflict, "device %s was deleted with its data; what its old credential wrote late is removed at %s: register it again after that",
+			id, time.Unix(cur.purgeAt, 0).UTC().Format(time.RFC3339))
 	}
 	return r.create(ctx, cur, in)
 }
@@ -160,6 +164,14 @@ func (r *Registry) Delete(ctx context.Context, id string, withData bool) error {
 			return err
 		}
 		tomb := Device{ID: id, Generation: cur.Generation + 1, CreatedAt: cur.CreatedAt, UpdatedAt: r.now(), deleted: true}
+		if withData && r.SchedulePurge != nil {
+			// queued before the tombstone exists: a pass whose tombstone was never written finds another
+			// generation and does nothing
+			tomb.purgeAt = r.now().Add(r.PurgeDelay).Unix()
+			if err := r.SchedulePurge(ctx, id, tomb.Generation); err != nil {
+				return api.Wrap(api.Unavailable, err, "queueing the second data pass")
+			}
+		}
 		werr := r.put(ctx, tomb, "#gen = :g AND attribute_not_exists(#del)", map[string]types.AttributeValue{":g": store.N(cur.Generation)})
 		if werr == nil {
 			r.release(ctx)
@@ -212,6 +224,41 @@ func (r *Registry) forgetSeries(ctx context.Context, id string) error {
 		ExpressionAttributeNames:  map[string]string{"#n": AttrFleetSeries},
 		ExpressionAttributeValues: map[string]types.AttributeValue{":k": store.N(-int64(len(ss.Value)))}})
 	return store.Classify(err)
+}
+
+// purgeGrace is how long past its due time a pending second pass keeps the id from being registered again. Past it
+// (a pass lost or dead-lettered) the id may be registered: a pass arriving later finds another generation and
+// deletes nothing.
+const purgeGrace = 15 * time.Minute
+
+// PurgeLate is a delete's second data pass, run once the longest credential-cache lifetime has passed: a gateway
+// instance that still had the credential cached may have written points after the first pass. It deletes the
+// device's points again (every measurement, both buckets) only while the item is still the tombstone of that
+// delete (generation), so it never touches the data of a device registered again under the id, then clears the
+// pending mark (which lets the id be registered again).
+func (r *Registry) PurgeLate(ctx context.Context, id string, generation int64) error {
+	it, err := r.table.Get(ctx, Key(id), true)
+	if err != nil {
+		return err
+	}
+	d := fromItem(it)
+	if it == nil || !d.deleted || d.Generation != generation {
+		api.Logger(ctx).InfoContext(ctx, "second data pass skipped: the id changed since its delete", "deviceId", id,
+			"generation", generation, "now", d.Generation)
+		return nil
+	}
+	if err := r.deleteData(ctx, id, true); err != nil {
+		return err
+	}
+	_, err = r.table.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{TableName: &r.table.Name, Key: Key(id),
+		UpdateExpression:          aws.String("REMOVE #p"),
+		ConditionExpression:       aws.String("#gen = :g"),
+		ExpressionAttributeNames:  map[string]string{"#p": attrPurgeAt, "#gen": attrGen},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":g": store.N(generation)}})
+	if err = store.Classify(err); err != nil && store.IsConditionFailed(err) == nil {
+		return err
+	}
+	return nil
 }
 
 // put writes d's item under cond (#gen and #del name the generation and deleted attributes); a lost condition is

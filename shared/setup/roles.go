@@ -67,6 +67,7 @@ var FunctionRoles = map[string]string{
 	"EnvConfigFunction":      AdminRole,
 	"RegisterFunction":       AdminRole,
 	"DeleteFunction":         AdminRole,
+	"PurgeFunction":          AdminRole, // a delete's second data pass: deletes points as DeleteFunction does
 	"AuthorizerFunction":     "data-read",
 	"DevicesFunction":        "data-read",
 	"QueryFunction":          "query",

@@ -23,7 +23,7 @@ func TestLoadRealTemplate(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantFns := []string{"AuthorizerFunction", "BackfillWorkerFunction", "DeleteFunction", "DevicesFunction", "EnvConfigFunction",
-		"FleetHealthFunction", "HealthFunction", "OverviewFunction", "QueryFunction", "RegisterFunction", "SetupFunction", "UiFunction",
+		"FleetHealthFunction", "HealthFunction", "OverviewFunction", "PurgeFunction", "QueryFunction", "RegisterFunction", "SetupFunction", "UiFunction",
 		"WriteGatewayFunction", "WriteMissingFunction"}
 	if got := tpl.IDs(); len(got) != len(wantFns) {
 		t.Fatalf("functions = %v, want %v", got, wantFns)
