@@ -12,8 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/influxdata/influxdb-client-go/v2/api"
 )
 
 // Extern holds the values a Flux script reads as options. InfluxDB OSS rejects Flux `params` (only Cloud TSM has
@@ -130,29 +128,28 @@ func (c *Client) QueryRaw(ctx context.Context, flux string, extern Extern) (io.R
 	return resp.Body, nil
 }
 
-// Query runs a fixed Flux script with extern values and returns a table reader (influxdb-client-go's parser).
-func (c *Client) Query(ctx context.Context, flux string, extern Extern) (*api.QueryTableResult, error) {
-	rc, err := c.QueryRaw(ctx, flux, extern)
-	if err != nil {
-		return nil, err
-	}
-	return api.NewQueryTableResult(rc), nil
-}
-
-// QueryRows runs a query and calls fn for each record; it stops at the first error.
+// QueryRows runs a query and calls fn with each row's cells typed by their #datatype (Header.Typed), keyed by
+// column name; it stops at the first error.
 func (c *Client) QueryRows(ctx context.Context, flux string, extern Extern, fn func(values map[string]any) error) error {
-	res, err := c.Query(ctx, flux, extern)
+	rc, err := c.QueryRaw(ctx, flux, extern)
 	if err != nil {
 		return err
 	}
-	defer res.Close()
-	for res.Next() {
-		if err := fn(res.Record().Values()); err != nil {
-			return err
-		}
-	}
-	if err := res.Err(); err != nil {
-		return fmt.Errorf("influx: reading query result: %w", err)
-	}
-	return nil
+	defer rc.Close()
+	return ReadTables(rc, func(h *Header) (func([]string) error, error) {
+		return func(rec []string) error {
+			values := make(map[string]any, len(h.Columns))
+			for i, name := range h.Columns {
+				if name == "" {
+					continue // the annotations' column
+				}
+				v, err := h.Typed(rec, i)
+				if err != nil {
+					return err
+				}
+				values[name] = v
+			}
+			return fn(values)
+		}, nil
+	})
 }

@@ -1,96 +1,15 @@
 package measurements
 
 import (
-	"encoding/csv"
-	"errors"
 	"fmt"
 	"io"
 	"math"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
+
+	"github.com/iot-center/iot-center-serverless/shared/influx"
 )
-
-// csvHeader is the header of one table block of InfluxDB's annotated CSV.
-type csvHeader struct {
-	Columns  []string
-	Defaults []string // from the #default annotation; "" when absent
-}
-
-// Index returns the position of a column, -1 when absent.
-func (h *csvHeader) Index(name string) int {
-	for i, c := range h.Columns {
-		if c == name {
-			return i
-		}
-	}
-	return -1
-}
-
-// Value returns the cell at column i, or the column's default when the cell is empty.
-func (h *csvHeader) Value(rec []string, i int) string {
-	if i < 0 || i >= len(rec) {
-		return ""
-	}
-	if rec[i] == "" && i < len(h.Defaults) {
-		return h.Defaults[i]
-	}
-	return rec[i]
-}
-
-// errQueryFailed is InfluxDB reporting an error inside a 200 response (an error table); its message is logged only.
-var errQueryFailed = errors.New("influx: query failed mid-stream")
-
-// readAnnotatedCSV streams an annotated CSV body (header + datatype/group/default annotations) without holding it
-// in memory: onHeader is called for each table header and returns the function that receives that table's rows.
-// Records passed to the row function are reused: copy what must outlive the call.
-func readAnnotatedCSV(r io.Reader, onHeader func(h *csvHeader) (func(rec []string) error, error)) error {
-	cr := csv.NewReader(r)
-	cr.FieldsPerRecord = -1
-	cr.ReuseRecord = true
-	var defaults []string
-	var row func([]string) error
-	var hdr *csvHeader
-	expectHeader := true
-	for {
-		rec, err := cr.Read()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("influx: reading query result: %w", err)
-		}
-		if len(rec) > 0 && strings.HasPrefix(rec[0], "#") {
-			if rec[0] == "#default" {
-				defaults = append(defaults[:0], rec...)
-			}
-			expectHeader = true
-			continue
-		}
-		if expectHeader {
-			expectHeader = false
-			hdr = &csvHeader{Columns: append([]string(nil), rec...), Defaults: append([]string(nil), defaults...)}
-			defaults = defaults[:0]
-			if hdr.Index("error") >= 0 && hdr.Index("reference") >= 0 {
-				msg := ""
-				if next, err := cr.Read(); err == nil {
-					msg = hdr.Value(next, hdr.Index("error"))
-				}
-				return fmt.Errorf("%w: %s", errQueryFailed, msg)
-			}
-			if row, err = onHeader(hdr); err != nil {
-				return err
-			}
-			continue
-		}
-		if row != nil {
-			if err := row(rec); err != nil {
-				return err
-			}
-		}
-	}
-}
 
 // parseValue reads a numeric cell; empty (null) and non-finite values are NaN, which the writers answer as null.
 func parseValue(s string) (float64, error) {
@@ -117,7 +36,7 @@ type Table struct {
 // readTable fills a Table from the pivoted annotated CSV of measurementsQuery.
 func readTable(r io.Reader, fields []Field) (*Table, error) {
 	t := &Table{Fields: fields, Values: make([][]float64, len(fields))}
-	err := readAnnotatedCSV(r, func(h *csvHeader) (func([]string) error, error) {
+	err := influx.ReadTables(r, func(h *influx.Header) (func([]string) error, error) {
 		ti := h.Index("_time")
 		if ti < 0 {
 			return nil, fmt.Errorf("influx: query result without _time column")
@@ -203,7 +122,7 @@ func readSummary(r io.Reader, q SummaryRequest) (*Summary, error) {
 	for _, f := range q.Fields {
 		s.Fields[f] = &FieldSummary{}
 	}
-	err := readAnnotatedCSV(r, func(h *csvHeader) (func([]string) error, error) {
+	err := influx.ReadTables(r, func(h *influx.Header) (func([]string) error, error) {
 		ri, fi, vi, ti := h.Index("result"), h.Index("_field"), h.Index("_value"), h.Index("_time")
 		return func(rec []string) error {
 			result := h.Value(rec, ri)

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/iot-center/iot-center-serverless/shared/influx"
 )
 
 // Annotated CSV as InfluxDB writes it: the result name only in #default, a second table block with another
@@ -62,8 +64,8 @@ func TestReadTable(t *testing.T) {
 func TestReadErrorTable(t *testing.T) {
 	body := "#datatype,string,string\r\n#group,true,true\r\n#default,,\r\n,error,reference\r\n,\"runtime error: boom\",\r\n"
 	_, err := readTable(strings.NewReader(body), DefaultFields)
-	if !errors.Is(err, errQueryFailed) || !strings.Contains(err.Error(), "boom") {
-		t.Errorf("err = %v, want errQueryFailed with the message", err)
+	if !errors.Is(err, influx.ErrQueryFailed) || !strings.Contains(err.Error(), "boom") {
+		t.Errorf("err = %v, want influx.ErrQueryFailed with the message", err)
 	}
 	if _, err := readTable(strings.NewReader("#datatype,string\r\n,result,table,Temperature\r\n,,0,1\r\n"), DefaultFields); err == nil {
 		t.Error("a table without _time was accepted")

@@ -92,7 +92,7 @@ func readHourRows(r io.Reader, q Request, rows []hourRow) ([]hourRow, error) {
 	for i, f := range q.Fields {
 		idx[string(f)] = i
 	}
-	err := readAnnotatedCSV(r, func(h *csvHeader) (func([]string) error, error) {
+	err := influx.ReadTables(r, func(h *influx.Header) (func([]string) error, error) {
 		ti, fi, ci, vi := h.Index("_time"), h.Index("_field"), h.Index("count"), h.Index(string(q.agg()))
 		if ti < 0 || fi < 0 {
 			return nil, fmt.Errorf("influx: hourly result without _time or _field")
@@ -242,7 +242,7 @@ func (h *Handler) rawCounts(ctx context.Context, q Request, start, stop time.Tim
 		return nil, err
 	}
 	defer rc.Close()
-	err = readAnnotatedCSV(rc, func(hd *csvHeader) (func([]string) error, error) {
+	err = influx.ReadTables(rc, func(hd *influx.Header) (func([]string) error, error) {
 		ti, fi, vi := hd.Index("_time"), hd.Index("_field"), hd.Index("_value")
 		if ti < 0 || fi < 0 || vi < 0 {
 			return nil, fmt.Errorf("influx: hourly count without _time, _field or _value")
