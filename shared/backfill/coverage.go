@@ -83,7 +83,7 @@ func (s *Service) coverageDevice(w http.ResponseWriter, r *http.Request) {
 	}
 	present, err := s.Planner.Present(ctx, id, win)
 	if err != nil {
-		api.WriteError(w, r, influxErr(err))
+		api.WriteError(w, r, influx.Fail(r.Context(), err, "querying InfluxDB"))
 		return
 	}
 	var n int64
@@ -121,7 +121,7 @@ func (s *Service) coverageAll(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if res.err != nil {
-		api.WriteError(w, r, influxErr(res.err))
+		api.WriteError(w, r, influx.Fail(r.Context(), res.err, "querying InfluxDB"))
 		return
 	}
 	expected := win.Minutes()

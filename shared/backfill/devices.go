@@ -2,11 +2,8 @@ package backfill
 
 import (
 	"context"
-	"errors"
 	"sync"
 
-	"github.com/iot-center/iot-center-serverless/shared/api"
-	"github.com/iot-center/iot-center-serverless/shared/influx"
 	"github.com/iot-center/iot-center-serverless/shared/registry"
 )
 
@@ -57,19 +54,6 @@ func (d RegistryDevices) IDs(ctx context.Context, only []string) ([]string, erro
 		ids[i] = dev.ID
 	}
 	return ids, nil
-}
-
-// influxErr classifies a failed InfluxDB call for the caller (influx.Classify); an *api.Error passes unchanged,
-// nil stays nil.
-func influxErr(err error) error {
-	if err == nil {
-		return nil
-	}
-	var e *api.Error
-	if errors.As(err, &e) {
-		return err
-	}
-	return api.Wrap(influx.Classify(err), err, "querying InfluxDB")
 }
 
 // forEach runs fn(i) for i in [0, n), parallel at a time, stopping at the first error.

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/iot-center/iot-center-serverless/shared/api"
+	"github.com/iot-center/iot-center-serverless/shared/influx"
 	"github.com/iot-center/iot-center-serverless/shared/metrics"
 )
 
@@ -182,7 +183,7 @@ func (r *Runner) batch(ctx context.Context, t Task) error {
 	}
 	plans, err := r.Planner.PlanDevices(ctx, t.Devices, t.Job.Window, r.ChunkMinutes)
 	if err != nil {
-		return influxErr(err)
+		return influx.Fail(ctx, err, "querying InfluxDB")
 	}
 	budget := int64(r.TaskMinutes)
 	if budget <= 0 {
@@ -257,7 +258,7 @@ func (r *Runner) writeChunks(ctx context.Context, refs []ChunkRef) error {
 	}
 	planned, err := r.Planner.chunksOf(ctx, spans, r.ChunkMinutes)
 	if err != nil {
-		return influxErr(err)
+		return influx.Fail(ctx, err, "querying InfluxDB")
 	}
 	var all []Chunk
 	for _, cs := range planned {

@@ -57,3 +57,19 @@ func Classify(err error) api.Code {
 	}
 	return api.Internal
 }
+
+// Fail is the one wrapper of a failed call for the caller: nil stays nil, an *api.Error other than Internal passes
+// unchanged, the caller's passed deadline is Timeout, anything else gets Classify's code with doing as message.
+func Fail(ctx context.Context, err error, doing string) error {
+	if err == nil {
+		return nil
+	}
+	var ae *api.Error
+	if errors.As(err, &ae) && ae.Code != api.Internal {
+		return err
+	}
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return api.Wrap(api.Timeout, err, "%s timed out", doing)
+	}
+	return api.Wrap(Classify(err), err, "%s", doing)
+}

@@ -2,7 +2,6 @@ package measurements
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -190,11 +189,11 @@ func whileLookingUp[T any](ctx context.Context, h *Handler, id, doing string, qu
 		cancel()
 		<-done
 		var zero T
-		return zero, h.failure(ctx, err, "looking the device up")
+		return zero, influx.Fail(ctx, err, "looking the device up")
 	}
 	<-done
 	if qerr != nil {
-		return res, h.failure(ctx, qerr, doing)
+		return res, influx.Fail(ctx, qerr, doing)
 	}
 	return res, nil
 }
@@ -213,19 +212,6 @@ func (h *Handler) queryContext(ctx context.Context) (context.Context, context.Ca
 		d = min(d, time.Until(dl)-deadlineMargin)
 	}
 	return context.WithTimeout(ctx, max(d, 0))
-}
-
-// failure classifies an error from the registry or InfluxDB: the caller's own errors pass through, a deadline
-// is a 504, an overloaded or unreachable InfluxDB a 503, anything else a logged 500.
-func (h *Handler) failure(ctx context.Context, err error, doing string) error {
-	var ae *api.Error
-	switch {
-	case errors.As(err, &ae) && ae.Code != api.Internal:
-		return err
-	case errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded):
-		return api.Wrap(api.Timeout, err, "%s timed out", doing)
-	}
-	return api.Wrap(influx.Classify(err), err, "%s", doing)
 }
 
 // wantsCSV reports whether content negotiation (every Accept value, q-values included) picks text/csv over the

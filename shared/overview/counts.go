@@ -101,7 +101,7 @@ func (s *Service) counts(w http.ResponseWriter, r *http.Request) {
 	}
 	c, err := s.Counts(r.Context(), name, rg.Span, rg.Every)
 	if err != nil {
-		api.WriteError(w, r, failure(r.Context(), err, "reading the fleet counts"))
+		api.WriteError(w, r, influx.Fail(r.Context(), err, "reading the fleet counts"))
 		return
 	}
 	api.WriteJSON(w, http.StatusOK, c)

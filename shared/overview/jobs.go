@@ -6,6 +6,7 @@ import (
 
 	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/backfill"
+	"github.com/iot-center/iot-center-serverless/shared/influx"
 )
 
 // DefaultJobs is how many jobs GET /api/overview/jobs answers without a limit (at most backfill.MaxRecent).
@@ -32,7 +33,7 @@ func (s *Service) jobs(w http.ResponseWriter, r *http.Request) {
 	}
 	jobs, err := s.Jobs.Recent(r.Context(), n, s.now())
 	if err != nil {
-		api.WriteError(w, r, failure(r.Context(), err, "reading the recent jobs"))
+		api.WriteError(w, r, influx.Fail(r.Context(), err, "reading the recent jobs"))
 		return
 	}
 	api.WriteJSON(w, http.StatusOK, RecentJobs{Jobs: jobs})

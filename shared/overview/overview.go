@@ -6,7 +6,6 @@ package overview
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -79,19 +78,6 @@ func operatorOnly(h http.HandlerFunc) http.HandlerFunc {
 		}
 		h(w, r)
 	}
-}
-
-// failure classifies an error from InfluxDB or the store: the project's own errors pass through, a deadline is a
-// 504, an InfluxDB failure classified by influx.Classify.
-func failure(ctx context.Context, err error, doing string) error {
-	var ae *api.Error
-	switch {
-	case errors.As(err, &ae):
-		return err
-	case errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded):
-		return api.Wrap(api.Timeout, err, "%s timed out", doing)
-	}
-	return api.Wrap(influx.Classify(err), err, "%s", doing)
 }
 
 // cursor is a silent-page position: the last device's lastSeen (epoch seconds, 0: never) and id.

@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"github.com/iot-center/iot-center-serverless/shared/api"
+	"github.com/iot-center/iot-center-serverless/shared/influx"
 )
 
 // MaxAnswerBytes keeps the answer within Lambda's 6 MB response once API Gateway's path base64-encodes it (4/3),
@@ -24,7 +25,7 @@ func (s *Service) positions(w http.ResponseWriter, r *http.Request) {
 	}
 	snap, err := s.Read(r.Context())
 	if err != nil {
-		api.WriteError(w, r, failure(r.Context(), err, "reading the positions snapshot"))
+		api.WriteError(w, r, influx.Fail(r.Context(), err, "reading the positions snapshot"))
 		return
 	}
 	gz := api.AcceptsEncoding(r.Header, "gzip")

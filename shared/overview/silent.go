@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/iot-center/iot-center-serverless/shared/api"
+	"github.com/iot-center/iot-center-serverless/shared/influx"
 	"github.com/iot-center/iot-center-serverless/shared/positions"
 )
 
@@ -61,7 +62,7 @@ func (s *Service) silent(w http.ResponseWriter, r *http.Request) {
 	}
 	snap, err := s.Read(r.Context())
 	if err != nil {
-		api.WriteError(w, r, failure(r.Context(), err, "reading the positions snapshot"))
+		api.WriteError(w, r, influx.Fail(r.Context(), err, "reading the positions snapshot"))
 		return
 	}
 	api.WriteJSON(w, http.StatusOK, SilentOf(snap, after, limit))
