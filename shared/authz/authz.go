@@ -1,19 +1,6 @@
 // Package authz is the HTTP API Lambda authorizer (payload 2.0, simple responses). It decides once per request,
 // from the route and the caller's key, and hands its decision to the function in the simple response's context
-// (api.Caller: role, device id, the credential it matched, the device item's generation); functions act on that
-// decision and never decide again:
-//
-//   - the operator key allows every route;
-//   - the provisioning key allows GET /api/env/{deviceId} as create-only (the function registers the device and
-//     answers its configuration only to the caller whose registration created it; any other caller gets 403);
-//   - a device's current credential (gateway mode: its hashed device credential; direct mode: its InfluxDB token)
-//     allows that device's own GET /api/env/{id}, /measurements and /summary, nothing else;
-//   - DEVICE_AUTH=none leaves GET /api/env/{deviceId} open (unmodified iot-center-v2 clients send no key).
-//
-// The key comes only from `Authorization: Bearer <key>`; a `key` query parameter is let through flagged, so the
-// function answers 400 JSON (a denial would be API Gateway's bare 403). A registry the authorizer cannot read is
-// flagged the same way (the function answers 503 JSON instead of API Gateway's 500). Keys are compared in constant
-// time on their SHA-256 hashes and are never logged.
+// (api.Caller). Who may call what, and the refusals it lets through flagged, are in README.md.
 package authz
 
 import (

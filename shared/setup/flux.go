@@ -24,7 +24,7 @@ import "experimental"
 `
 
 // downsampleBody reads the options sourceBucket, targetBucket, downsampleStart and downsampleStop. Each aggregate
-// reads the source itself (range |> filter |> aggregateWindow is pushed down into InfluxDB's storage: ~5x faster than
+// reads the source itself (range |> filter |> aggregateWindow is pushed down into InfluxDB's storage, unlike
 // aggregating one shared stream in Flux). Every aggregate is written as float: count is an integer, and InfluxDB
 // refuses a field whose type differs between series of one measurement (inside to() the write fails silently).
 var downsampleBody = `
