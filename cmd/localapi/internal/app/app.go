@@ -110,7 +110,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	defer evs.stop()
-	tables, err := prepareTables(ctx, tpl, o.Template, getenv, log, io.Discard)
+	tables, err := prepareTables(ctx, tpl, o.Template, state, getenv, log, io.Discard)
 	if err != nil {
 		return err
 	}

@@ -190,6 +190,9 @@ func TestRunServesAndStopsCleanly(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("Run did not return within 30s of cancel")
 	}
+	if _, err := os.Stat(filepath.Join(root, ".local", "dynamodb-StateTable.json")); err != nil {
+		t.Errorf("the state table was not saved at stop: %v", err)
+	}
 	if left := processesMentioning(t, root); len(left) > 0 {
 		t.Errorf("processes left after stop: %v", left)
 	}
