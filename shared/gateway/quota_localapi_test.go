@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -295,4 +296,100 @@ func manyLines(n int, next func() int64) string {
 		fmt.Fprintf(&b, "environment,TemperatureSensor=m%06d Temperature=1 %d\n", i, next())
 	}
 	return b.String()
+}
+
+// TestDeleteWhileWritingThroughLocalAPI: a device keeps writing with its credential while it is deleted with
+// ?data=true (a gateway instance may still accept the credential from its cache). Registering the id again is
+// refused until the second data pass has run; then no point of the device is left in any measurement, and the
+// device registered again shows no history.
+func TestDeleteWhileWritingThroughLocalAPI(t *testing.T) {
+	srv := influxtest.Shared(t)
+	l := localapitest.Start(t, srv, localapitest.Options{Params: "DeviceWrites=gateway PurgeDelaySeconds=35 WritePointRate=-1"})
+	admin := srv.Client(t)
+	id := "purgee2e-" + influxtest.RandomID(4)
+	env := register(t, l, id)
+	count := func() int {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		n := 0
+		err := admin.QueryRows(ctx, `from(bucket: b) |> range(start: 0) |> filter(fn: (r) => r.clientId == id)`,
+			influx.Extern{"b": env.InfluxBucket, "id": id}, func(map[string]any) error { n++; return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	client := &http.Client{Timeout: 30 * time.Second}
+	write := func(i int) int {
+		body := fmt.Sprintf("environment,TemperatureSensor=BME280 Temperature=%d,CO2=%di %d", i, i, time.Now().Add(-time.Duration(i)*time.Millisecond).UnixNano())
+		req, _ := http.NewRequest("POST", l.URL+"/api/v2/write?org="+env.InfluxOrg+"&bucket="+env.InfluxBucket, strings.NewReader(body))
+		req.Header.Set("Authorization", "Token "+env.InfluxToken)
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for i := range 5 {
+		if s := write(i); s != http.StatusNoContent {
+			t.Fatalf("write %d before the delete: %d", i, s)
+		}
+	}
+	stop := make(chan struct{})
+	done := make(chan map[int]int, 1)
+	go func() { // the device keeps writing with its old credential, 10 writes a second at most, bounded
+		answers := map[int]int{}
+		for i := 5; i < 5+1200; i++ {
+			select {
+			case <-stop:
+				done <- answers
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			answers[write(i)]++
+		}
+		done <- answers
+	}()
+	if status, body := call(t, l, "DELETE", "/api/devices/"+id+"?data=true"); status != http.StatusNoContent {
+		t.Fatalf("delete: %d %s", status, body)
+	}
+	if status, body := call(t, l, "POST", "/api/devices/"+id); status != http.StatusConflict {
+		t.Errorf("registering again at once: %d %.200s, want 409 until the second pass", status, body)
+	}
+	// wait for the second pass (35 s after the delete): registration is refused until it has run
+	var again registry.EnvConfig
+	for attempt := 0; ; attempt++ {
+		if attempt == 60 {
+			t.Fatal("the id could not be registered again within 120 s of the delete")
+		}
+		time.Sleep(2 * time.Second)
+		status, body := call(t, l, "POST", "/api/devices/"+id)
+		if status == http.StatusCreated {
+			if err := json.Unmarshal(body, &again); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+		if status != http.StatusConflict {
+			t.Fatalf("registering again: %d %.200s, want 409 then 201", status, body)
+		}
+	}
+	close(stop)
+	answers := <-done
+	t.Logf("old credential's writes during and after the delete: %v", answers)
+	if answers[http.StatusUnauthorized] == 0 {
+		t.Errorf("the old credential was never refused: %v", answers)
+	}
+	if n := count(); n != 0 {
+		t.Errorf("%d rows of %s left after the second pass, want 0", n, id)
+	}
+	status, body := call(t, l, "GET", "/api/devices/"+id+"/measurements")
+	var m struct {
+		Time []any `json:"time"`
+	}
+	if err := json.Unmarshal(body, &m); status != http.StatusOK || err != nil || len(m.Time) != 0 {
+		t.Errorf("the device registered again: measurements %d %.300s, want no history (no time)", status, body)
+	}
 }
