@@ -52,16 +52,6 @@ var (
 	}
 )
 
-// Registry is what the authorizer reads: Get for a device's generation (an unregistered id is an *api.Error
-// NotFound carrying it), Verify for a device's credential (*api.Error Unauthorized when it is not the current one).
-// Any other error means the registry could not be read.
-type Registry interface {
-	Get(ctx context.Context, id string) (registry.Device, error)
-	Verify(ctx context.Context, id, presented string) (registry.Device, error)
-}
-
-var _ Registry = (*registry.Registry)(nil)
-
 // Keys are the secrets the authorizer checks against, kept only as hashes.
 type Keys struct {
 	operator     [sha256.Size]byte
@@ -125,13 +115,13 @@ func (d Decision) Caller() api.Caller {
 // Authorizer decides requests; it is safe for concurrent use.
 type Authorizer struct {
 	keys    Keys
-	devices Registry
+	devices *registry.Registry
 	// Metrics receives the EMF lines of the decisions (metrics.Stdout by default).
 	Metrics io.Writer
 }
 
 // New builds an Authorizer. devices may be nil only when the env route is open (nothing then needs the registry).
-func New(keys Keys, devices Registry) *Authorizer {
+func New(keys Keys, devices *registry.Registry) *Authorizer {
 	return &Authorizer{keys: keys, devices: devices, Metrics: metrics.Stdout}
 }
 

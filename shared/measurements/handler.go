@@ -13,13 +13,6 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/registry"
 )
 
-// Devices looks a device up: an unregistered id is an *api.Error with code NotFound.
-type Devices interface {
-	Get(ctx context.Context, id string) (registry.Device, error)
-}
-
-var _ Devices = (*registry.Registry)(nil)
-
 // DefaultTimeout caps a query when QUERY_TIMEOUT is not set.
 const DefaultTimeout = 12 * time.Second
 
@@ -33,7 +26,7 @@ const deadlineMargin = 500 * time.Millisecond
 // Handler serves the query function's routes.
 type Handler struct {
 	q        influx.Querier
-	devices  Devices
+	devices  *registry.Registry
 	bucket   string
 	bucketDs string // hourly aggregates; "" reads raw data only
 	timeout  time.Duration
@@ -50,7 +43,7 @@ func WithClock(now func() time.Time) Option { return func(h *Handler) { h.now = 
 func WithDownsampled(bucket string) Option { return func(h *Handler) { h.bucketDs = bucket } }
 
 // New builds the handler. bucket is the measurements bucket; timeout caps every query (0 = DefaultTimeout).
-func New(q influx.Querier, devices Devices, bucket string, timeout time.Duration, opts ...Option) *Handler {
+func New(q influx.Querier, devices *registry.Registry, bucket string, timeout time.Duration, opts ...Option) *Handler {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}

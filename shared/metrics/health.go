@@ -9,13 +9,6 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/influx"
 )
 
-// HealthChecker reports InfluxDB's health (GET /health needs no token).
-type HealthChecker interface {
-	Health(ctx context.Context) (status, version string, err error)
-}
-
-var _ HealthChecker = (*influx.Client)(nil)
-
 // HealthTimeout bounds the check: a hung InfluxDB must turn into a 503, not a Lambda timeout.
 const HealthTimeout = 3 * time.Second
 
@@ -33,7 +26,7 @@ type InfluxHealth struct {
 
 // HealthHandler serves GET /api/health: 200 with InfluxDB's status and version when reachable and passing, 503 JSON
 // when not.
-func HealthHandler(hc HealthChecker) *api.Mux {
+func HealthHandler(hc *influx.Client) *api.Mux {
 	mux := api.NewMux()
 	mux.HandleFunc("GET /api/health", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), HealthTimeout)
