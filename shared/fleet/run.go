@@ -6,6 +6,7 @@ import (
 	"math"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -347,8 +348,14 @@ func (s *Service) reconcileFeed(ctx context.Context, since, now time.Time, prev 
 	}
 	ids := map[string]bool{}
 	for _, it := range items {
-		if ss, ok := it["ids"].(*types.AttributeValueMemberSS); ok {
-			for _, id := range ss.Value {
+		ss, ok := it["ids"].(*types.AttributeValueMemberSS)
+		if !ok {
+			continue
+		}
+		fed := strings.HasPrefix(store.Str(it, store.PK), "REGISTERED#")
+		for _, id := range ss.Value {
+			// a registration the snapshot holds already needs no read; a revocation (deleted? registered again?) does
+			if _, known := prev[id]; !fed || !known {
 				ids[id] = true
 			}
 		}
