@@ -25,12 +25,12 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/store"
 )
 
-// benchSizes are the fleet sizes BenchmarkFleet runs: FLEET_BENCH_SIZES (comma-separated), 10,000 and 100,000 by
-// default.
+// benchSizes are the fleet sizes BenchmarkFleet runs: FLEET_BENCH_SIZES (comma-separated, e.g. "10000,100000"),
+// 10,000 by default (the stand-in's status writes at 100,000 take most of an hour on a loaded 2-core machine).
 func benchSizes(b *testing.B) []int {
 	v := os.Getenv("FLEET_BENCH_SIZES")
 	if v == "" {
-		v = "10000,100000"
+		v = "10000"
 	}
 	var out []int
 	for _, s := range strings.Split(v, ",") {
