@@ -152,9 +152,9 @@ var tableAccess = map[string]struct {
 	attrs       []string // the attributes its writes may touch (dynamodb:Attributes); nil: any of its items'
 }{
 	"AuthorizerFunction": {read: []string{"GetItem"}},
-	// BatchGetItem: the revocation items; the series budgets share the DEVICE#<id> partition with the credential
-	// item: their attributes only
-	"WriteGatewayFunction": {read: []string{"GetItem", "BatchGetItem"}, write: []string{"UpdateItem"}, keys: []string{"DEVICE#*", "COUNTER"},
+	// Query: a device's credential and series items together; BatchGetItem: the revocation items; the series
+	// budgets share the DEVICE#<id> partition with the credential item: their attributes only
+	"WriteGatewayFunction": {read: []string{"GetItem", "BatchGetItem", "Query"}, write: []string{"UpdateItem"}, keys: []string{"DEVICE#*", "COUNTER"},
 		attrs: []string{"pk", "sk", "s", "n"}},
 	"QueryFunction": {read: []string{"GetItem"}},
 	// the device list: the counter items and the device indexes

@@ -66,6 +66,8 @@ type authCache struct {
 	max                int
 	now                func() time.Time
 	table              *store.Table
+	// verified, when set, receives every device the registry accepted (the series book primes itself from it).
+	verified func(registry.Device)
 
 	reading   sync.Mutex // held while the revocation items are read
 	mu        sync.Mutex // guards what follows
@@ -110,6 +112,9 @@ func (c *authCache) authenticate(ctx context.Context, creds Credentials, cred st
 	switch {
 	case err == nil && api.ValidDeviceID(d.ID):
 		c.put(key, authEntry{device: d.ID, verified: now})
+		if c.verified != nil {
+			c.verified(d)
+		}
 		return d.ID, nil
 	case err == nil:
 		return "", api.Errorf(api.Internal, "the registry answered an invalid device id")

@@ -114,6 +114,11 @@ func (c *dynamoCount) add(params any) {
 				read(k, ka.ConsistentRead)
 			}
 		}
+	case *dynamodb.QueryInput:
+		// a device's partition (its item and its series item, under 4 KB together): one read's capacity
+		c.requests["Query"]++
+		c.rcu += units(p.ConsistentRead)
+		c.rcuOf["DEVICE"] += units(p.ConsistentRead)
 	default:
 		c.requests[strings.TrimPrefix(fmt.Sprintf("%T", params), "*dynamodb.")]++
 	}

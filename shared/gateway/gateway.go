@@ -141,6 +141,7 @@ func New(creds Credentials, revocations *store.Table, st Store, o Options) (*Gat
 		}
 		g.o = o
 		g.book = newBook(o.Series, o.SeriesBudget, o.FleetSeriesBudget, o.AuthCacheTTL, o.Now)
+		g.cache.verified = g.book.prime
 	}
 	return g, nil
 }

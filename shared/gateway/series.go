@@ -79,6 +79,7 @@ type known struct {
 	set     map[string]struct{}
 	perM    map[string]int // tag sets per measurement
 	budget  int            // per measurement
+	read    time.Time      // when the series item was read
 	expires time.Time
 }
 
@@ -96,6 +97,9 @@ func (b *book) admit(ctx context.Context, device string, ids []seriesID) error {
 	if len(unknown(k, ids)) == 0 {
 		return nil
 	}
+	// a view read within the last second (the registry's read of this very request, see prime) is as good as a
+	// new read: a tag set it misses makes the conditional update fail and read again
+	fresh = fresh || b.now().Sub(k.read) < time.Second
 	for attempt := 0; ; attempt++ {
 		if !fresh {
 			// a cached view may be behind another instance's additions or an operator's new budget
@@ -195,7 +199,7 @@ func (b *book) record(ctx context.Context, device string, k *known, add []series
 		return err
 	}
 	// a cached known is never changed (requests read it unlocked): the extended one replaces it
-	nk := &known{set: maps.Clone(k.set), perM: maps.Clone(k.perM), budget: k.budget, expires: k.expires}
+	nk := &known{set: maps.Clone(k.set), perM: maps.Clone(k.perM), budget: k.budget, read: k.read, expires: k.expires}
 	for _, e := range entries {
 		nk.set[e] = struct{}{}
 		nk.perM[e[:lastHash(e)]]++
@@ -225,17 +229,34 @@ func (b *book) load(ctx context.Context, device string) (*known, error) {
 	if err != nil {
 		return nil, err
 	}
-	k := &known{set: map[string]struct{}{}, perM: map[string]int{}, budget: b.device, expires: b.now().Add(b.ttl)}
+	var set []string
 	if ss, ok := it[attrSeries].(*types.AttributeValueMemberSS); ok {
-		for _, e := range ss.Value {
-			k.set[e] = struct{}{}
-			if i := lastHash(e); i > 0 {
-				k.perM[e[:i]]++
-			}
+		set = ss.Value
+	}
+	return b.keep(device, set, store.Num(it, attrBudget)), nil
+}
+
+// prime keeps the series item the registry read with the device's credential (registry.Device.Series), so a
+// device's first write costs no read of its own. It may be an eventually consistent read: a tag set it misses
+// only makes admit read again before the conditional update.
+func (b *book) prime(d registry.Device) {
+	if d.Series != nil {
+		b.keep(d.ID, d.Series.Set, d.Series.Budget)
+	}
+}
+
+// keep caches the device's tag-set entries and its own budget (0: the default).
+func (b *book) keep(device string, set []string, budget int64) *known {
+	now := b.now()
+	k := &known{set: make(map[string]struct{}, len(set)), perM: map[string]int{}, budget: b.device, read: now, expires: now.Add(b.ttl)}
+	for _, e := range set {
+		k.set[e] = struct{}{}
+		if i := lastHash(e); i > 0 {
+			k.perM[e[:i]]++
 		}
 	}
-	if n := store.Num(it, attrBudget); n > 0 {
-		k.budget = int(n)
+	if budget > 0 {
+		k.budget = int(budget)
 	}
 	b.mu.Lock()
 	if len(b.m) >= b.max {
@@ -243,7 +264,7 @@ func (b *book) load(ctx context.Context, device string) (*known, error) {
 	}
 	b.m[device] = k
 	b.mu.Unlock()
-	return k, nil
+	return k
 }
 
 // lastHash is the index of the '#' before an entry's hash (-1 when there is none).

@@ -70,6 +70,10 @@ func (r *Registry) matches(d Device, presented string) bool {
 // when the registry cannot be read. An eventually consistent read comes first; only a mismatch reads again
 // consistently (a credential issued in the last second). The record's AuthorizationID identifies the credential.
 func (r *Registry) Verify(ctx context.Context, id, presented string) (Device, error) {
+	return r.verify(ctx, id, presented, r.Lookup)
+}
+
+func (r *Registry) verify(ctx context.Context, id, presented string, lookup func(context.Context, string, bool) (Device, error)) (Device, error) {
 	if cid, ok := CredentialDeviceID(presented); r.cfg.Gateway() && (!ok || cid != id) {
 		// not this device's credential by its shape: no registry read for it
 		return Device{}, api.Errorf(api.Unauthorized, "not a credential of device %s", id)
@@ -77,7 +81,7 @@ func (r *Registry) Verify(ctx context.Context, id, presented string) (Device, er
 	var d Device
 	var err error
 	for _, consistent := range []bool{false, true} {
-		d, err = r.Lookup(ctx, id, consistent)
+		d, err = lookup(ctx, id, consistent)
 		if err == nil && r.matches(d, presented) {
 			return d, nil
 		}
@@ -98,7 +102,7 @@ func (r *Registry) Authenticate(ctx context.Context, credential string) (Device,
 	if !ok || !r.cfg.Gateway() {
 		return Device{}, api.Errorf(api.Unauthorized, "not a device credential")
 	}
-	d, err := r.Verify(ctx, id, credential)
+	d, err := r.verify(ctx, id, credential, r.lookupWithSeries) // the series budget's item comes with it
 	if err != nil {
 		return Device{}, err
 	}

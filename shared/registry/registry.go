@@ -40,9 +40,18 @@ type Device struct {
 	// Generation grows by one with every registration, rotation and deletion of the id; 0: never registered. It is
 	// set also when Get answers NotFound (a deleted device's tombstone keeps it).
 	Generation int64
+	// Series is the write gateway's series item, when it was read together with the device (Verify): one read
+	// primes both the credential and the series budget.
+	Series *Series
 
 	deleted bool
 	purgeAt int64 // a tombstone's second data pass is due then (epoch seconds; 0: none pending)
+}
+
+// Series is a device's series item: its tag-set entries and its own budget per measurement (0: the default).
+type Series struct {
+	Set    []string
+	Budget int64
 }
 
 // Attribute names of the device item.
@@ -162,6 +171,27 @@ func (r *Registry) Lookup(ctx context.Context, id string, consistent bool) (Devi
 	d.ID = id
 	if !d.live() {
 		return notFound(d)
+	}
+	return d, nil
+}
+
+// lookupWithSeries reads the device's item and its series item in one Query (see Lookup for consistent).
+func (r *Registry) lookupWithSeries(ctx context.Context, id string, consistent bool) (Device, error) {
+	if err := api.CheckDeviceID(id); err != nil {
+		return Device{}, err
+	}
+	items, err := r.table.Partition(ctx, devicePrefix+id, consistent)
+	if err != nil {
+		return Device{}, err
+	}
+	d := fromItem(items["DEVICE"])
+	d.ID = id
+	if !d.live() {
+		return notFound(d)
+	}
+	d.Series = &Series{Budget: store.Num(items["SERIES"], "budget")}
+	if ss, ok := items["SERIES"][AttrSeries].(*types.AttributeValueMemberSS); ok {
+		d.Series.Set = ss.Value
 	}
 	return d, nil
 }

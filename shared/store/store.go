@@ -127,6 +127,25 @@ func (t *Table) Get(ctx context.Context, key Item, consistent bool) (Item, error
 	return out.Item, nil
 }
 
+// Partition reads every live item under pk, keyed by sort key: one Query, whose capacity is that of the items' total
+// size, so items read together cost no more than the largest alone while they stay under 4 KB.
+func (t *Table) Partition(ctx context.Context, pk string, consistent bool) (map[string]Item, error) {
+	out, err := t.DB.Query(ctx, &dynamodb.QueryInput{TableName: &t.Name, ConsistentRead: aws.Bool(consistent),
+		KeyConditionExpression:    aws.String("pk = :pk"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": S(pk)}})
+	if err != nil {
+		return nil, Classify(err)
+	}
+	items := make(map[string]Item, len(out.Items))
+	now := time.Now()
+	for _, it := range out.Items {
+		if !Expired(it, now) {
+			items[Str(it, SK)] = it
+		}
+	}
+	return items, nil
+}
+
 // ConditionFailed is a conditional write that lost: Item is the item as it was (ReturnValuesOnConditionCheckFailure
 // ALL_OLD; nil when there was none), so the loser can answer with the winner's state without reading again.
 type ConditionFailed struct {
