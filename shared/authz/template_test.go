@@ -168,9 +168,11 @@ var tableAccess = map[string]struct {
 	"DeleteFunction":         {read: []string{"GetItem"}, write: []string{"PutItem", "UpdateItem", "DeleteItem"}, keys: []string{"DEVICE#*", "COUNTER", "REVOKED#*"}},
 	"WriteMissingFunction":   {read: []string{"GetItem", "BatchGetItem", "Scan"}, write: []string{"PutItem", "UpdateItem"}, keys: []string{"JOB#*", "JOBREQ#*"}},
 	"BackfillWorkerFunction": {read: []string{"GetItem", "BatchGetItem", "Scan"}, write: []string{"UpdateItem"}, keys: []string{"JOB#*"}},
-	"HealthFunction":         {},
-	"UiFunction":             {},
-	"SetupFunction":          {},
+	// the delete's second pass: reads the tombstone, clears its pending mark under a generation condition
+	"PurgeFunction":  {read: []string{"GetItem"}, write: []string{"UpdateItem"}, keys: []string{"DEVICE#*"}, attrs: []string{"pk", "sk", "purgeAt", "generation"}},
+	"HealthFunction": {},
+	"UiFunction":     {},
+	"SetupFunction":  {},
 }
 
 // Each function's policy names exactly the table actions it uses, on the table only, its writes confined to its

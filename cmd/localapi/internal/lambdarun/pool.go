@@ -117,18 +117,31 @@ func (p *Pool) Invoke(ctx context.Context, payload []byte) (Result, error) {
 	if closed {
 		return Result{}, fmt.Errorf("%w: %s: shutting down", ErrUnavailable, p.spec.Name)
 	}
-	if !in.alive() {
-		if res, err := in.start(ctx); err != nil || res != nil {
-			if err != nil {
-				return Result{}, fmt.Errorf("%w: %s: starting the bootstrap: %v", ErrUnavailable, p.spec.Name, err)
+	for attempt := 0; ; attempt++ {
+		if !in.alive() {
+			if res, err := in.start(ctx); err != nil || res != nil {
+				if err != nil {
+					return Result{}, fmt.Errorf("%w: %s: starting the bootstrap: %v", ErrUnavailable, p.spec.Name, err)
+				}
+				return *res, nil // its init failed: a function error, as Lambda reports it
 			}
-			return *res, nil // its init failed: a function error, as Lambda reports it
 		}
+		in.enter()
+		res, err := in.invoke(ctx, payload)
+		in.leave()
+		if errors.Is(err, errNotStarted) && attempt == 0 {
+			continue // the event was never taken: it runs on a fresh process, as Lambda's next invocation would
+		}
+		if errors.Is(err, errNotStarted) {
+			return Result{Payload: errorPayload("Runtime.ExitError", "Runtime exited before taking the event"), FunctionError: "Unhandled"}, nil
+		}
+		return res, err
 	}
-	in.enter()
-	defer in.leave()
-	return in.invoke(ctx, payload)
 }
+
+// errNotStarted: the process exited before it took the event (aws-lambda-go exits just after reporting a panic, so
+// a process can look alive when it is handed the next event).
+var errNotStarted = errors.New("lambdarun: the process exited before taking the event")
 
 func (in *instance) enter() {
 	statsMu.Lock()
@@ -235,6 +248,9 @@ func (in *instance) invoke(ctx context.Context, payload []byte) (Result, error) 
 	case <-in.proc.Done():
 		select {
 		case res = <-inv.done: // answered, then exited (aws-lambda-go exits after reporting a panic)
+		case <-in.rt.events:
+			in.kill()
+			return Result{}, errNotStarted
 		default:
 			res = Result{Payload: errorPayload("Runtime.ExitError", fmt.Sprintf("RequestId: %s Error: Runtime exited with error: %s", inv.id, exitStatus(in.proc))),
 				FunctionError: "Unhandled"}
