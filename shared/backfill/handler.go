@@ -249,14 +249,19 @@ func (s *Service) ensureJob(ctx context.Context, ids []string, days int) (Job, b
 	return Job{}, false, api.Errorf(api.Unavailable, "the write-missing request changed concurrently, try again")
 }
 
-// getJob is GET /api/write-missing/jobs/{jobId}.
-func (s *Service) getJob(w http.ResponseWriter, r *http.Request) {
+// jobInput is a job route's input: no query parameters, a well-formed job id.
+func jobInput(r *http.Request) (string, error) {
 	if _, err := api.Query(r); err != nil {
-		api.WriteError(w, r, err)
-		return
+		return "", err
 	}
 	id := r.PathValue("jobId")
-	if err := CheckJobID(id); err != nil {
+	return id, CheckJobID(id)
+}
+
+// getJob is GET /api/write-missing/jobs/{jobId}.
+func (s *Service) getJob(w http.ResponseWriter, r *http.Request) {
+	id, err := jobInput(r)
+	if err != nil {
 		api.WriteError(w, r, err)
 		return
 	}
@@ -271,12 +276,8 @@ func (s *Service) getJob(w http.ResponseWriter, r *http.Request) {
 // cancelJob is POST /api/write-missing/jobs/{jobId}/cancel: the job stops (its queued tasks write nothing), what it
 // wrote stays; the answer is the job (state cancelled), 409 when it had ended already.
 func (s *Service) cancelJob(w http.ResponseWriter, r *http.Request) {
-	if _, err := api.Query(r); err != nil {
-		api.WriteError(w, r, err)
-		return
-	}
-	id := r.PathValue("jobId")
-	if err := CheckJobID(id); err != nil {
+	id, err := jobInput(r)
+	if err != nil {
 		api.WriteError(w, r, err)
 		return
 	}
