@@ -97,22 +97,28 @@ func (b *book) admit(ctx context.Context, device string, ids []seriesID) error {
 	if len(unknown(k, ids)) == 0 {
 		return nil
 	}
-	// a view read within the last second (the registry's read of this very request, see prime) is as good as a
-	// new read: a tag set it misses makes the conditional update fail and read again
-	fresh = fresh || b.now().Sub(k.read) < time.Second
+	// a view read within the last second (the registry's read of this very request, see prime) is good enough to
+	// try the conditional update on: a tag set it misses makes the update fail and read again. A refusal rests only
+	// on a read of this call (an operator may have raised the budget since).
+	loaded := fresh
+	recent := fresh || b.now().Sub(k.read) < time.Second
 	for attempt := 0; ; attempt++ {
-		if !fresh {
-			// a cached view may be behind another instance's additions or an operator's new budget
+		if !recent {
 			if k, err = b.load(ctx, device); err != nil {
 				return err
 			}
+			loaded = true
 		}
 		add := unknown(k, ids)
 		if len(add) == 0 {
 			return nil
 		}
 		if err := b.withinDevice(device, k, add); err != nil {
-			return err
+			if loaded {
+				return err
+			}
+			recent = false
+			continue
 		}
 		err := b.record(ctx, device, k, add)
 		if err == nil {
@@ -124,7 +130,7 @@ func (b *book) admit(ctx context.Context, device string, ids []seriesID) error {
 			}
 			return err
 		}
-		fresh = false // another write extended the set since it was read: read again
+		recent = false // another write extended the set since it was read: read again
 	}
 }
 
