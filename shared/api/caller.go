@@ -109,8 +109,20 @@ func refusal(c Caller) error {
 	return Wrap(Internal, fmt.Errorf("unknown authorizer refusal %q", c.Refuse), "authorizer refusal")
 }
 
-// RequireRole refuses (403) a caller whose role is not one of roles: functions check the decision they act on.
-func RequireRole(c Caller, roles ...string) error {
+// Require is how a route states the role it needs, where it is mounted: h runs only for a caller the authorizer
+// decided has that role; any other caller gets 403 and h never runs.
+func Require(role string, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := requireRole(CallerOf(r.Context()), role); err != nil {
+			WriteError(w, r, err)
+			return
+		}
+		h(w, r)
+	}
+}
+
+// requireRole refuses (403) a caller whose role is not one of roles: functions check the decision they act on.
+func requireRole(c Caller, roles ...string) error {
 	for _, r := range roles {
 		if c.Role != "" && c.Role == r {
 			return nil

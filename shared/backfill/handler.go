@@ -41,24 +41,13 @@ func (s *Service) now() time.Time {
 // act on the authorizer's decision instead of trusting that only it stands in front of them.
 func (s *Service) Handler() *api.Mux {
 	mux := api.NewMux()
-	mux.HandleFunc("POST /api/devices/{deviceId}/write-missing", operatorOnly(s.planDevice))
-	mux.HandleFunc("POST /api/write-missing", operatorOnly(s.planAll))
-	mux.HandleFunc("GET /api/devices/{deviceId}/write-missing", operatorOnly(s.coverageDevice))
-	mux.HandleFunc("GET /api/write-missing", operatorOnly(s.coverageAll))
-	mux.HandleFunc("GET "+JobsPath+"{jobId}", operatorOnly(s.getJob))
-	mux.HandleFunc("POST "+JobsPath+"{jobId}/cancel", operatorOnly(s.cancelJob))
+	mux.HandleFunc("POST /api/devices/{deviceId}/write-missing", api.Require(api.RoleOperator, s.planDevice))
+	mux.HandleFunc("POST /api/write-missing", api.Require(api.RoleOperator, s.planAll))
+	mux.HandleFunc("GET /api/devices/{deviceId}/write-missing", api.Require(api.RoleOperator, s.coverageDevice))
+	mux.HandleFunc("GET /api/write-missing", api.Require(api.RoleOperator, s.coverageAll))
+	mux.HandleFunc("GET "+JobsPath+"{jobId}", api.Require(api.RoleOperator, s.getJob))
+	mux.HandleFunc("POST "+JobsPath+"{jobId}/cancel", api.Require(api.RoleOperator, s.cancelJob))
 	return mux
-}
-
-// operatorOnly answers 403 before h runs unless the caller's role is operator.
-func operatorOnly(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if err := api.RequireRole(api.CallerOf(r.Context()), api.RoleOperator); err != nil {
-			api.WriteError(w, r, err)
-			return
-		}
-		h(w, r)
-	}
 }
 
 // planBody is the optional body of the plan routes.

@@ -6,7 +6,6 @@ package overview
 
 import (
 	"context"
-	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -62,22 +61,11 @@ func (s *Service) now() time.Time {
 // Routes serves the overview; every route is the operator's.
 func (s *Service) Routes() *api.Mux {
 	mux := api.NewMux()
-	mux.HandleFunc(RouteCounts, operatorOnly(s.counts))
-	mux.HandleFunc(RouteSilent, operatorOnly(s.silent))
-	mux.HandleFunc(RoutePositions, operatorOnly(s.positions))
-	mux.HandleFunc(RouteJobs, operatorOnly(s.jobs))
+	mux.HandleFunc(RouteCounts, api.Require(api.RoleOperator, s.counts))
+	mux.HandleFunc(RouteSilent, api.Require(api.RoleOperator, s.silent))
+	mux.HandleFunc(RoutePositions, api.Require(api.RoleOperator, s.positions))
+	mux.HandleFunc(RouteJobs, api.Require(api.RoleOperator, s.jobs))
 	return mux
-}
-
-// operatorOnly answers 403 before h runs unless the authorizer's decision is the operator's.
-func operatorOnly(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if err := api.RequireRole(api.CallerOf(r.Context()), api.RoleOperator); err != nil {
-			api.WriteError(w, r, err)
-			return
-		}
-		h(w, r)
-	}
 }
 
 // cursor is a silent-page position: the last device's lastSeen (epoch seconds, 0: never) and id.

@@ -33,8 +33,13 @@ func NewHandlers(reg *Registry) *Handlers {
 // Mux serves the given routes (all of them when none is named); each function wires only its own.
 func (h *Handlers) Mux(routes ...string) *api.Mux {
 	all := map[string]http.HandlerFunc{
-		RouteEnv: h.Env, RouteRegister: h.Register, RouteRotate: h.Rotate, RouteList: h.List, RouteDelete: h.Delete,
-		RouteBulk: h.Bulk,
+		// Env decides by the caller's role itself (operator, provisioning or the device: see Env)
+		RouteEnv:      h.Env,
+		RouteRegister: api.Require(api.RoleOperator, h.Register),
+		RouteRotate:   api.Require(api.RoleOperator, h.Rotate),
+		RouteList:     api.Require(api.RoleOperator, h.List),
+		RouteDelete:   api.Require(api.RoleOperator, h.Delete),
+		RouteBulk:     api.Require(api.RoleOperator, h.Bulk),
 	}
 	if len(routes) == 0 {
 		routes = []string{RouteEnv, RouteRegister, RouteRotate, RouteList, RouteDelete, RouteBulk}
@@ -151,12 +156,9 @@ func (h *Handlers) Rotate(w http.ResponseWriter, r *http.Request) {
 	writeConfig(w, http.StatusOK, h.envConfig(r, d, false), text)
 }
 
-// operatorInput checks the caller is the operator and reads the id and ?accept of register and rotate.
+// operatorInput reads the caller (the operator: Mux requires it) and the id and ?accept of register and rotate.
 func (h *Handlers) operatorInput(r *http.Request) (*http.Request, string, bool, api.Caller, error) {
 	c := api.CallerOf(r.Context())
-	if err := api.RequireRole(c, api.RoleOperator); err != nil {
-		return r, "", false, c, err
-	}
 	r, id, _, text, err := h.configInput(r)
 	return r, id, text, c, err
 }
@@ -171,10 +173,6 @@ type DeviceInfo struct {
 
 // List is GET /api/devices.
 func (h *Handlers) List(w http.ResponseWriter, r *http.Request) {
-	if err := api.RequireRole(api.CallerOf(r.Context()), api.RoleOperator); err != nil {
-		api.WriteError(w, r, err)
-		return
-	}
 	if _, err := api.Query(r); err != nil {
 		api.WriteError(w, r, err)
 		return
@@ -194,10 +192,6 @@ func (h *Handlers) List(w http.ResponseWriter, r *http.Request) {
 
 // Delete is DELETE /api/devices/{deviceId}[?data=true]: 204, or 404 for an unknown device.
 func (h *Handlers) Delete(w http.ResponseWriter, r *http.Request) {
-	if err := api.RequireRole(api.CallerOf(r.Context()), api.RoleOperator); err != nil {
-		api.WriteError(w, r, err)
-		return
-	}
 	r, id, q, err := h.input(r, "data")
 	if err != nil {
 		api.WriteError(w, r, err)
