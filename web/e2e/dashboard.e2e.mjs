@@ -703,8 +703,16 @@ async function main() {
       await page.locator(`tr[data-device="${deviceX}"]`).waitFor({ state: "detached" });
       const r = await api("GET", `/api/devices/${deviceX}/summary`);
       assert(r.status === 404, `${deviceX} still known: ${r.status}`);
-      // What the confirmation promised: registered again, the id starts with no data.
-      assert((await api("POST", `/api/devices/${deviceX}`)).status === 201, `re-registering ${deviceX}`);
+      // What the confirmation promised: registered again once the second data pass is done (PurgeDelaySeconds,
+      // 35 s here), the id starts with no data. Before that, registering it again is refused and says when.
+      const early = await api("POST", `/api/devices/${deviceX}`);
+      assert(early.status === 409 && /register it again after/.test(early.data.error), `re-registering ${deviceX} at once: ${early.status} ${JSON.stringify(early.data)}`);
+      let again = early;
+      for (let i = 0; i < 60 && again.status === 409; i++) {
+        await new Promise((r) => setTimeout(r, 2000));
+        again = await api("POST", `/api/devices/${deviceX}`);
+      }
+      assert(again.status === 201, `re-registering ${deviceX} after the second pass: ${again.status}`);
       // 30 days: the hourly aggregates of its backfilled week are gone too, not only the raw points.
       const m = await api("GET", `/api/devices/${deviceX}/measurements?start=-30d`);
       const points = Object.values(m.data.values ?? {}).flat().filter((v) => v !== null).length;

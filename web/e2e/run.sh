@@ -42,7 +42,7 @@ trap cleanup EXIT INT TERM
 # Its own process group, so cleanup reaches the API, its emulators and influxd, and nothing else.
 # Its own InfluxDB too: INFLUX_URL/INFLUX_TOKEN from the caller's environment would point it elsewhere.
 env -u INFLUX_URL -u INFLUX_TOKEN IOT_OPERATOR_KEY="$operator_key" IOT_DEVICE_KEY="$device_key" \
-	setsid make --no-print-directory run LOCALAPI_FLAGS="-state $state -addr 127.0.0.1:$port -influx-addr 127.0.0.1:$influx_port -parameter-overrides MaxDevices=200000" \
+	setsid make --no-print-directory run LOCALAPI_FLAGS="-state $state -addr 127.0.0.1:$port -influx-addr 127.0.0.1:$influx_port -parameter-overrides MaxDevices=200000,PurgeDelaySeconds=35" \
 	>"$log" 2>&1 &
 pgid=$!
 echo "e2e: local API pid $pgid on 127.0.0.1:$port, state $state, log $log"

@@ -444,7 +444,7 @@ async function remove(id: string, reload: () => Promise<void>): Promise<void> {
   const withData = h("input", { type: "checkbox", id: "delete-data" });
   const what = h("p", { id: "delete-effect" });
   const say = () => (what.textContent = withData.checked
-    ? `Its measurements (raw and hourly) are deleted too: if ${id} is registered again, it starts with no data.`
+    ? `Its measurements (raw and hourly) are deleted too, now and once more a little later (what its old token wrote meanwhile): if ${id} is registered again after that, it starts with no data.`
     : `Its measurements are kept: if ${id} is registered again, it gets a new token and its dashboard shows the old data again.`);
   withData.addEventListener("change", say);
   say();
