@@ -130,7 +130,7 @@ run: tools ui
 	@go build -o bin/localapi ./cmd/localapi && exec bin/localapi -state .local $(if $(ENV_JSON),-env-vars $(ENV_JSON)) $(LOCALAPI_FLAGS)
 
 # `sam local`'s one-time setup: prepares the InfluxDB in INFLUX_URL/INFLUX_ORG/INFLUX_TOKEN (admin) with the custom
-# resource's code and writes env.json (each function's own token). See README "SAM CLI".
+# resource's code and writes env.json (each function's own token). See docs/sam-local.md.
 sam-env:
 	@go run ./cmd/localapi -sam-env env.json
 
@@ -141,7 +141,7 @@ HOST_ARCHITECTURE := $(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x86_64
 SAM ?= sam
 SAM_LOCAL_FLAGS ?=
 sam-local:
-	@test -f env.json || { echo 'env.json is missing: run make sam-env first (README "SAM CLI")'; exit 1; }
+	@test -f env.json || { echo 'env.json is missing: run make sam-env first (docs/sam-local.md)'; exit 1; }
 	LAMBDA_ARCHITECTURE=$(HOST_ARCHITECTURE) $(SAM) build --parameter-overrides Architectures=$(HOST_ARCHITECTURE)
 	$(SAM) local start-api --env-vars env.json --parameter-overrides Architectures=$(HOST_ARCHITECTURE) $(SAM_LOCAL_FLAGS)
 
