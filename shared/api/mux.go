@@ -1,12 +1,16 @@
 package api
 
-import "net/http"
+import (
+	"fmt"
+	"net/http"
+)
 
-// Mux is an http.ServeMux that remembers its patterns, so a function's routes can be compared with its events in
-// template.yaml (internal/routetest) instead of with a copy of the wiring.
+// Mux is an http.ServeMux that remembers its routes, so a function's routes can be compared with its events in
+// template.yaml (internal/routetest) and a function serving some of a package's routes can narrow to them (Only).
 type Mux struct {
 	mux      http.ServeMux
 	patterns []string
+	handlers map[string]http.Handler
 }
 
 // NewMux returns an empty Mux.
@@ -14,14 +18,32 @@ func NewMux() *Mux { return &Mux{} }
 
 // HandleFunc registers h for pattern (http.ServeMux syntax).
 func (m *Mux) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request)) {
-	m.patterns = append(m.patterns, pattern)
-	m.mux.HandleFunc(pattern, h)
+	m.Handle(pattern, http.HandlerFunc(h))
 }
 
 // Handle registers h for pattern (http.ServeMux syntax).
 func (m *Mux) Handle(pattern string, h http.Handler) {
+	m.mux.Handle(pattern, h) // panics on a duplicate, before the pattern is recorded
+	if m.handlers == nil {
+		m.handlers = map[string]http.Handler{}
+	}
 	m.patterns = append(m.patterns, pattern)
-	m.mux.Handle(pattern, h)
+	m.handlers[pattern] = h
+}
+
+// Only is a new Mux with just the given patterns of m and their handlers (roles included), in the given order: a
+// function serving some of a package's routes narrows its Routes() with it. A pattern m lacks is a wiring mistake
+// and panics at cold start.
+func (m *Mux) Only(patterns ...string) *Mux {
+	n := NewMux()
+	for _, p := range patterns {
+		h, ok := m.handlers[p]
+		if !ok {
+			panic(fmt.Sprintf("api.Mux.Only: no route %q among %q", p, m.patterns))
+		}
+		n.Handle(p, h)
+	}
+	return n
 }
 
 // Patterns returns the registered patterns in registration order.
