@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iot-center/iot-center-serverless/internal/devstack"
 	"github.com/iot-center/iot-center-serverless/internal/influxtest"
-	"github.com/iot-center/iot-center-serverless/internal/testenv"
 	"github.com/iot-center/iot-center-serverless/shared/registry"
 )
 
@@ -27,7 +27,7 @@ func TestMain(m *testing.M) {
 
 // localAPI is one cmd/localapi process shared by the tests of this binary (it builds every function once).
 type localAPI struct {
-	*testenv.LocalAPI
+	*devstack.LocalAPI
 	Influx *influxtest.Server
 	Bucket string
 	dir    string
@@ -59,7 +59,7 @@ func start(srv *influxtest.Server) (*localAPI, error) {
 	}
 	suffix := influxtest.RandomID(4)
 	l := &localAPI{Influx: srv, Bucket: "e2e_data_" + suffix, dir: dir}
-	l.LocalAPI, err = testenv.StartLocalAPI(testenv.LocalAPIOptions{Dir: dir, InfluxURL: srv.URL, InfluxToken: srv.Token,
+	l.LocalAPI, err = devstack.StartLocalAPI(devstack.LocalAPIOptions{Dir: dir, InfluxURL: srv.URL, InfluxToken: srv.Token,
 		InfluxOrg: srv.Org, OperatorKey: "op-e2e-" + influxtest.RandomID(12), DeviceKey: "dev-e2e-" + influxtest.RandomID(12),
 		Args: []string{"-pool", "2", "-pool-for", "EnvConfigFunction=4", "-parameter-overrides",
 			fmt.Sprintf("DeviceWrites=direct InfluxBucket=%s InfluxBucketDownsampled=e2e_1h_%s", l.Bucket, suffix)}})
@@ -78,7 +78,7 @@ func stopLocalAPI() {
 }
 
 // response is an answer of the local API.
-type response struct{ testenv.Answer }
+type response struct{ devstack.Answer }
 
 func (r response) json(t *testing.T, v any) {
 	t.Helper()

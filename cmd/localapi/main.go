@@ -16,7 +16,7 @@ import (
 	"syscall"
 
 	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/app"
-	"github.com/iot-center/iot-center-serverless/internal/testenv"
+	"github.com/iot-center/iot-center-serverless/internal/devstack"
 )
 
 func main() {
@@ -64,7 +64,7 @@ func main() {
 		fail(fmt.Errorf("-pool %d: want 1..64", o.Pool))
 	}
 	if o.Root == "" {
-		if o.Root, err = testenv.ModuleRoot(); err != nil {
+		if o.Root, err = devstack.ModuleRoot(); err != nil {
 			fail(err)
 		}
 	}

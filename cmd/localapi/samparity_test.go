@@ -22,6 +22,7 @@ import (
 	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/app"
 	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/samtpl"
 	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/testfn"
+	"github.com/iot-center/iot-center-serverless/internal/devstack"
 	"github.com/iot-center/iot-center-serverless/internal/influxtest"
 	"github.com/iot-center/iot-center-serverless/internal/testenv"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
@@ -268,7 +269,7 @@ func TestSAMEnvSetup(t *testing.T) {
 	if got := env["Parameters"]["AWS_ENDPOINT_URL_DYNAMODB"]; got != wantDynamo || env["Parameters"]["STATE_TABLE"] != "sam-state" {
 		t.Errorf("Parameters: AWS_ENDPOINT_URL_DYNAMODB %v, STATE_TABLE %v; want %s, sam-state", got, env["Parameters"]["STATE_TABLE"], wantDynamo)
 	}
-	tables, err := testenv.DynamoClient(dyn.URL, os.Getenv("AWS_REGION")).ListTables(ctx, &dynamodb.ListTablesInput{})
+	tables, err := devstack.DynamoClient(dyn.URL, os.Getenv("AWS_REGION")).ListTables(ctx, &dynamodb.ListTablesInput{})
 	if err != nil || !slices.Contains(tables.TableNames, "sam-state") {
 		t.Errorf("tables at the endpoint %v (%v), want sam-state created from the template", tables, err)
 	}

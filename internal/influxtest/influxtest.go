@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/iot-center/iot-center-serverless/internal/testenv"
+	"github.com/iot-center/iot-center-serverless/internal/devstack"
 	"github.com/iot-center/iot-center-serverless/shared/config"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
 )
@@ -33,7 +33,7 @@ type Server struct {
 	port     int
 	dir      string
 	bin      string
-	proc     *testenv.Influxd
+	proc     *devstack.Influxd
 	mu       sync.Mutex
 }
 
@@ -138,7 +138,7 @@ func (s *Server) RevokeAtCleanup(t testing.TB, desc string) {
 }
 
 // RandomID returns n random bytes as hex, for unique names.
-func RandomID(n int) string { return testenv.RandomHex(n) }
+func RandomID(n int) string { return devstack.RandomHex(n) }
 
 // Stop stops a dedicated server (its data stays, so Restart brings it back with the same state).
 func (s *Server) Stop(t testing.TB) {
@@ -164,11 +164,11 @@ func (s *Server) Port() int { return s.port }
 // Binary returns the path of influxd: $INFLUXD_BIN, or the project's recipe (scripts/influxd), which builds it on
 // first use and prints the cached path afterwards.
 func Binary() (string, error) {
-	root, err := testenv.ModuleRoot()
+	root, err := devstack.ModuleRoot()
 	if err != nil {
 		return "", err
 	}
-	return testenv.InfluxdBinary(context.Background(), root, os.Getenv, nil)
+	return devstack.InfluxdBinary(context.Background(), root, os.Getenv, nil)
 }
 
 func start() (*Server, error) {
@@ -180,7 +180,7 @@ func start() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	port, err := testenv.FreePort()
+	port, err := devstack.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -192,7 +192,7 @@ func start() (*Server, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if s.OrgID, err = testenv.Onboard(ctx, s.URL, s.Org, s.Bucket, s.Token); err != nil {
+	if s.OrgID, err = devstack.Onboard(ctx, s.URL, s.Org, s.Bucket, s.Token); err != nil {
 		s.stop()
 		_ = os.RemoveAll(dir)
 		return nil, err
@@ -211,10 +211,10 @@ func (s *Server) launch() error {
 	defer logf.Close() // the child holds its own descriptor
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	d, err := testenv.StartInfluxd(ctx, s.bin, s.dir, fmt.Sprintf("127.0.0.1:%d", s.port), "error", logf)
+	d, err := devstack.StartInfluxd(ctx, s.bin, s.dir, fmt.Sprintf("127.0.0.1:%d", s.port), "error", logf)
 	if err != nil {
 		log, _ := os.ReadFile(filepath.Join(s.dir, "influxd.log"))
-		return fmt.Errorf("%v: %s", err, testenv.Tail(string(log), 2000))
+		return fmt.Errorf("%v: %s", err, devstack.Tail(string(log), 2000))
 	}
 	s.proc = d
 	return nil

@@ -7,14 +7,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iot-center/iot-center-serverless/internal/devstack"
 	"github.com/iot-center/iot-center-serverless/internal/syncbuf"
-	"github.com/iot-center/iot-center-serverless/internal/testenv"
 	"github.com/iot-center/iot-center-serverless/shared/store"
 )
 
 var (
 	dynamoOnce sync.Once
-	dynamo     *testenv.Moto
+	dynamo     *devstack.Moto
 	dynamoOut  syncbuf.Buffer
 	dynamoErr  error
 )
@@ -23,26 +23,26 @@ var (
 // binary's shared DynamoDB stand-in (moto's server in its own process, started on first use, stopped by Main).
 func StateTable(t testing.TB) *store.Table {
 	t.Helper()
-	root, err := testenv.ModuleRoot()
+	root, err := devstack.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
 	tpl := filepath.Join(root, "template.yaml")
 	dynamoOnce.Do(func() {
-		dynamo, dynamoErr = testenv.LaunchMoto(context.Background(), &dynamoOut)
+		dynamo, dynamoErr = devstack.LaunchMoto(context.Background(), &dynamoOut)
 	})
 	if dynamoErr != nil {
-		t.Fatalf("DynamoDB stand-in: %v: %s", dynamoErr, testenv.Tail(dynamoOut.String(), 2000))
+		t.Fatalf("DynamoDB stand-in: %v: %s", dynamoErr, devstack.Tail(dynamoOut.String(), 2000))
 	}
-	spec, err := testenv.ReadTableSpec(tpl, testenv.StateTableID)
+	spec, err := devstack.ReadTableSpec(tpl, devstack.StateTableID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	name := "state-" + RandomID(6)
-	db := testenv.DynamoClient(dynamo.URL, "eu-west-1")
+	db := devstack.DynamoClient(dynamo.URL, "eu-west-1")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := testenv.CreateTable(ctx, db, name, spec); err != nil {
+	if err := devstack.CreateTable(ctx, db, name, spec); err != nil {
 		t.Fatal(err)
 	}
 	return &store.Table{DB: db, Name: name}

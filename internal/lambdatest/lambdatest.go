@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iot-center/iot-center-serverless/internal/devstack"
 	"github.com/iot-center/iot-center-serverless/internal/syncbuf"
-	"github.com/iot-center/iot-center-serverless/internal/testenv"
 )
 
 // Emulator is one running emulator with its bootstrap.
@@ -26,14 +26,14 @@ type Emulator struct {
 	Logs *syncbuf.Buffer // the emulator's and the function's output
 }
 
-// RIE returns the emulator binary (testenv.RIE: $RIE_BIN, bin/aws-lambda-rie, the go.mod tool).
+// RIE returns the emulator binary (devstack.RIE: $RIE_BIN, bin/aws-lambda-rie, the go.mod tool).
 func RIE(t testing.TB) string {
 	t.Helper()
-	root, err := testenv.ModuleRoot()
+	root, err := devstack.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	rie, err := testenv.RIE(root, os.Getenv)
+	rie, err := devstack.RIE(root, os.Getenv)
 	if err != nil {
 		t.Fatalf("the Lambda emulator is missing (run `make tools` or set RIE_BIN): %v", err)
 	}
@@ -56,11 +56,11 @@ func Build(t testing.TB, dir string) string {
 // group, so the bootstrap too); its output is logged if the test failed.
 func Start(t testing.TB, bootstrap string, env []string) *Emulator {
 	t.Helper()
-	port, err := testenv.FreePort()
+	port, err := devstack.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt, err := testenv.FreePort()
+	rt, err := devstack.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func Start(t testing.TB, bootstrap string, env []string) *Emulator {
 		"--runtime-api-address", "127.0.0.1:"+strconv.Itoa(rt), bootstrap)
 	cmd.Env = append(env, "PATH="+os.Getenv("PATH"))
 	cmd.Stdout, cmd.Stderr = e.Logs, e.Logs
-	p, err := testenv.Start(cmd, syscall.SIGKILL)
+	p, err := devstack.Start(cmd, syscall.SIGKILL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +79,7 @@ func Start(t testing.TB, bootstrap string, env []string) *Emulator {
 			t.Logf("emulator %s output:\n%.4000s", e.Addr, e.Logs.String())
 		}
 	})
-	if err := testenv.WaitListen(context.Background(), e.Addr, p.Done(), 10*time.Second); err != nil {
+	if err := devstack.WaitListen(context.Background(), e.Addr, p.Done(), 10*time.Second); err != nil {
 		t.Fatalf("emulator for %s: %v", bootstrap, err)
 	}
 	return e

@@ -8,20 +8,20 @@ import (
 	"encoding/json"
 	"testing"
 
+	"github.com/iot-center/iot-center-serverless/internal/devstack"
 	"github.com/iot-center/iot-center-serverless/internal/influxtest"
 	"github.com/iot-center/iot-center-serverless/internal/syncbuf"
-	"github.com/iot-center/iot-center-serverless/internal/testenv"
 	"github.com/iot-center/iot-center-serverless/shared/store"
 )
 
 // API is a running local API.
 type API struct {
-	*testenv.LocalAPI
+	*devstack.LocalAPI
 	Influx *influxtest.Server
 	// Table is the local API's state table, on a DynamoDB stand-in of its own (tests write items into it directly,
 	// or stop Dynamo to see the API answer without it).
 	Table  *store.Table
-	Dynamo *testenv.Moto
+	Dynamo *devstack.Moto
 }
 
 // Options tune Start.
@@ -44,13 +44,13 @@ func Start(t testing.TB, srv *influxtest.Server, o Options) *API {
 		args = append(args, "-parameter-overrides", o.Params)
 	}
 	var dynOut syncbuf.Buffer
-	dyn, err := testenv.LaunchMoto(context.Background(), &dynOut)
+	dyn, err := devstack.LaunchMoto(context.Background(), &dynOut)
 	if err != nil {
 		t.Fatalf("DynamoDB stand-in: %v: %s", err, dynOut.String())
 	}
 	t.Cleanup(dyn.Stop) // after the local API's stop (cleanups run last first)
 	// the local API creates its tables there, named by logical id, in the functions' region
-	la, err := testenv.StartLocalAPI(testenv.LocalAPIOptions{Dir: t.TempDir(), InfluxURL: srv.URL,
+	la, err := devstack.StartLocalAPI(devstack.LocalAPIOptions{Dir: t.TempDir(), InfluxURL: srv.URL,
 		InfluxToken: srv.Token, InfluxOrg: srv.Org, Args: args, Env: []string{"AWS_ENDPOINT_URL_DYNAMODB=" + dyn.URL, "AWS_REGION=us-east-1"}})
 	if err != nil {
 		t.Fatal(err)
@@ -63,7 +63,7 @@ func Start(t testing.TB, srv *influxtest.Server, o Options) *API {
 			t.Logf("local API output:\n%s", la.Logs.Tail(4000))
 		}
 	})
-	return &API{LocalAPI: la, Influx: srv, Dynamo: dyn, Table: &store.Table{DB: testenv.DynamoClient(dyn.URL, "us-east-1"), Name: testenv.StateTableID}}
+	return &API{LocalAPI: la, Influx: srv, Dynamo: dyn, Table: &store.Table{DB: devstack.DynamoClient(dyn.URL, "us-east-1"), Name: devstack.StateTableID}}
 }
 
 // Call sends a request with the operator key and decodes the JSON object it answers.

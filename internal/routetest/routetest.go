@@ -14,7 +14,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/iot-center/iot-center-serverless/internal/testenv"
+	"github.com/iot-center/iot-center-serverless/internal/devstack"
 	"github.com/iot-center/iot-center-serverless/shared/config"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
 	"github.com/iot-center/iot-center-serverless/shared/lambdaapp"
@@ -44,7 +44,7 @@ type template struct {
 // ReadTemplate decodes the module's template.yaml into v.
 func ReadTemplate(t testing.TB, v any) {
 	t.Helper()
-	root, err := testenv.ModuleRoot()
+	root, err := devstack.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}

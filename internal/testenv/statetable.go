@@ -1,6 +1,8 @@
 package testenv
 
 import (
+	"github.com/iot-center/iot-center-serverless/internal/devstack"
+
 	"context"
 	"io"
 	"net/http"
@@ -19,8 +21,8 @@ import (
 // shared is one DynamoDB stand-in (moto's server, a process of its own) per test binary, for StateTable.
 var shared struct {
 	once sync.Once
-	m    *Moto
-	spec TableSpec
+	m    *devstack.Moto
+	spec devstack.TableSpec
 	err  error
 }
 
@@ -32,22 +34,22 @@ func StateTable(t testing.TB, down *atomic.Bool) *store.Table {
 	shared.once.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		root, err := ModuleRoot()
+		root, err := devstack.ModuleRoot()
 		if err == nil {
-			shared.spec, err = ReadTableSpec(filepath.Join(root, "template.yaml"), StateTableID)
+			shared.spec, err = devstack.ReadTableSpec(filepath.Join(root, "template.yaml"), devstack.StateTableID)
 		}
 		if err == nil {
-			shared.m, err = LaunchMoto(ctx, io.Discard)
+			shared.m, err = devstack.LaunchMoto(ctx, io.Discard)
 		}
 		shared.err = err
 	})
 	if shared.err != nil {
 		t.Fatalf("DynamoDB stand-in: %v", shared.err)
 	}
-	table := &store.Table{DB: DynamoClient(shared.m.URL, "eu-west-1"), Name: "state-" + RandomHex(6)}
+	table := &store.Table{DB: devstack.DynamoClient(shared.m.URL, "eu-west-1"), Name: "state-" + devstack.RandomHex(6)}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := CreateTable(ctx, table.DB, table.Name, shared.spec); err != nil {
+	if err := devstack.CreateTable(ctx, table.DB, table.Name, shared.spec); err != nil {
 		t.Fatal(err)
 	}
 	if down != nil {
@@ -63,7 +65,7 @@ func StateTable(t testing.TB, down *atomic.Bool) *store.Table {
 			rp.ServeHTTP(w, r)
 		}))
 		t.Cleanup(proxy.Close)
-		table.DB = DynamoClient(proxy.URL, "eu-west-1")
+		table.DB = devstack.DynamoClient(proxy.URL, "eu-west-1")
 	}
 	return table
 }

@@ -1,3 +1,5 @@
+// Package testenv holds test-only helpers built on internal/devstack: a DynamoDB or SSM stand-in per test, the
+// shared state table, and running work concurrently.
 package testenv
 
 import (

@@ -16,6 +16,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/iot-center/iot-center-serverless/internal/devstack"
 	"github.com/iot-center/iot-center-serverless/internal/influxtest"
 	"github.com/iot-center/iot-center-serverless/internal/testenv"
 	"github.com/iot-center/iot-center-serverless/shared/api"
@@ -215,7 +216,7 @@ func TestDeviceCapAnswers429(t *testing.T) {
 // either way: the request goes on flagged, and the function answers 503 JSON without doing anything (API Gateway
 // would answer a failed authorizer with a bare 500).
 func TestRegistryDownIsFlaggedForTheFunction(t *testing.T) {
-	port, err := testenv.FreePort()
+	port, err := devstack.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}

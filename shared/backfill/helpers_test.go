@@ -22,6 +22,7 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/iot-center/iot-center-serverless/internal/authztest"
+	"github.com/iot-center/iot-center-serverless/internal/devstack"
 	"github.com/iot-center/iot-center-serverless/internal/influxtest"
 	"github.com/iot-center/iot-center-serverless/internal/sqsesm"
 	"github.com/iot-center/iot-center-serverless/internal/testenv"
@@ -54,7 +55,7 @@ var fixedNow = time.Date(2026, 11, 20, 12, 0, 30, 0, time.UTC)
 // own queues on it.
 var moto struct {
 	once sync.Once
-	m    *testenv.Moto
+	m    *devstack.Moto
 	err  error
 }
 
@@ -63,7 +64,7 @@ func motoURL(t testing.TB) string {
 	moto.once.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		moto.m, moto.err = testenv.LaunchMoto(ctx, io.Discard)
+		moto.m, moto.err = devstack.LaunchMoto(ctx, io.Discard)
 	})
 	if moto.err != nil {
 		t.Fatalf("moto: %v", moto.err)

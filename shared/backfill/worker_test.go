@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iot-center/iot-center-serverless/internal/devstack"
 	"github.com/iot-center/iot-center-serverless/internal/influxtest"
-	"github.com/iot-center/iot-center-serverless/internal/testenv"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
 	"github.com/iot-center/iot-center-serverless/shared/schema"
 	"github.com/iot-center/iot-center-serverless/shared/sensors"
@@ -96,7 +96,7 @@ func TestWorkerGivesUpBounded(t *testing.T) {
 // recorded in the state table and its plan task waits for InfluxDB on the queue).
 func TestCoverageWhenInfluxDown(t *testing.T) {
 	f := newFixture(t, influxtest.Shared(t), fixtureOpts{paused: true})
-	port, err := testenv.FreePort()
+	port, err := devstack.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}

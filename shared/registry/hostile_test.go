@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/iot-center/iot-center-serverless/internal/devstack"
 	"github.com/iot-center/iot-center-serverless/internal/syncbuf"
-	"github.com/iot-center/iot-center-serverless/internal/testenv"
 	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/config"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
@@ -156,7 +156,7 @@ func TestSecretsNeverInResponsesOrLogs(t *testing.T) {
 	send(f.h, "DELETE", "/api/devices/"+id, "data=true")
 
 	// failures: InfluxDB unreachable (503) and an admin token InfluxDB refuses (500); both are logged with causes
-	port, err := testenv.FreePort()
+	port, err := devstack.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,7 @@ import (
 	"testing/fstest"
 	"time"
 
-	"github.com/iot-center/iot-center-serverless/internal/testenv"
+	"github.com/iot-center/iot-center-serverless/internal/devstack"
 	"github.com/iot-center/iot-center-serverless/shared/ui"
 )
 
@@ -289,7 +289,7 @@ func TestTooLargeFileRefused(t *testing.T) {
 // script swaps the new files in with renames, so a concurrent go build embedding dist never sees half of it).
 func builtDist(t testing.TB) string {
 	t.Helper()
-	root, err := testenv.ModuleRoot()
+	root, err := devstack.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,7 +24,7 @@ import (
 	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/httpapi"
 	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/lambdarun"
 	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/samtpl"
-	"github.com/iot-center/iot-center-serverless/internal/testenv"
+	"github.com/iot-center/iot-center-serverless/internal/devstack"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
 	"github.com/iot-center/iot-center-serverless/shared/setup"
 )
@@ -133,8 +133,8 @@ func Run(ctx context.Context, o Options) error {
 
 	// The functions' AWS credentials, fresh per run: the Invoke API accepts only calls signed with them, so a web
 	// page (or anything else that cannot read a function's environment) cannot invoke a function directly.
-	creds := aws.Credentials{AccessKeyID: "ASIALOCAL" + strings.ToUpper(testenv.RandomHex(6)), SecretAccessKey: testenv.RandomHex(20),
-		SessionToken: testenv.RandomHex(24), Source: "localapi"}
+	creds := aws.Credentials{AccessKeyID: "ASIALOCAL" + strings.ToUpper(devstack.RandomHex(6)), SecretAccessKey: devstack.RandomHex(20),
+		SessionToken: devstack.RandomHex(24), Source: "localapi"}
 	specs, failed := buildFunctions(ctx, o, tpl, state, func(id string) []string {
 		f := tpl.Functions[id]
 		return FunctionEnv(f, envFile.For(id, f, log), db, functionToken(f, tpl, db, roleTokens, log), keys, tables.environ(evs.environ(o.Environ)), base, creds)
@@ -212,7 +212,7 @@ func openInflux(ctx context.Context, o Options, getenv func(string) string, para
 		log.Info("using the InfluxDB from INFLUX_URL", "url", db.URL, "org", db.Org)
 		return db, nil
 	}
-	bin, err := testenv.InfluxdBinary(ctx, o.Root, getenv, o.Stderr)
+	bin, err := devstack.InfluxdBinary(ctx, o.Root, getenv, o.Stderr)
 	if err != nil {
 		return nil, err
 	}
@@ -277,10 +277,10 @@ func loadKeys(path string, getenv func(string) string) (keyPair, error) {
 		return k, nil
 	}
 	if saved["IOT_OPERATOR_KEY"] == "" {
-		saved["IOT_OPERATOR_KEY"] = "op-" + testenv.RandomHex(20)
+		saved["IOT_OPERATOR_KEY"] = "op-" + devstack.RandomHex(20)
 	}
 	if saved["IOT_DEVICE_KEY"] == "" {
-		saved["IOT_DEVICE_KEY"] = "dev-" + testenv.RandomHex(20)
+		saved["IOT_DEVICE_KEY"] = "dev-" + devstack.RandomHex(20)
 	}
 	if err := writeEnvFile(path, saved); err != nil {
 		return keyPair{}, err

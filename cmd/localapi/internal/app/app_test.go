@@ -14,8 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/samtpl"
+	"github.com/iot-center/iot-center-serverless/internal/devstack"
 	"github.com/iot-center/iot-center-serverless/internal/influxtest"
-	"github.com/iot-center/iot-center-serverless/internal/testenv"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
 )
 
@@ -118,7 +118,7 @@ func TestLocalInfluxdKeepsStateAcrossRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	state := t.TempDir()
-	port, err := testenv.FreePort()
+	port, err := devstack.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,8 +9,8 @@ import (
 
 	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/eventsrc"
 	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/samtpl"
+	"github.com/iot-center/iot-center-serverless/internal/devstack"
 	"github.com/iot-center/iot-center-serverless/internal/sqsesm"
-	"github.com/iot-center/iot-center-serverless/internal/testenv"
 )
 
 // eventSources are the template's queues (on moto's SQS server, or the one AWS_ENDPOINT_URL_SQS names), their
@@ -18,7 +18,7 @@ import (
 type eventSources struct {
 	endpoint string
 	queues   map[string]sqsesm.Queue
-	moto     *testenv.Moto
+	moto     *devstack.Moto
 	mappings []*sqsesm.Mapping
 	wg       sync.WaitGroup
 }
@@ -33,7 +33,7 @@ func prepareEventSources(ctx context.Context, tpl *samtpl.Template, getenv func(
 	}
 	ev.endpoint = getenv("AWS_ENDPOINT_URL_SQS")
 	if ev.endpoint == "" {
-		m, err := testenv.LaunchMoto(ctx, motoOut)
+		m, err := devstack.LaunchMoto(ctx, motoOut)
 		if err != nil {
 			return nil, err
 		}

@@ -11,13 +11,13 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/iot-center/iot-center-serverless/internal/testenv"
+	"github.com/iot-center/iot-center-serverless/internal/devstack"
 )
 
 // influxInstance is the InfluxDB the functions use: an external one, or influxd started here (local).
 type influxInstance struct {
 	URL, Org, Token string
-	local           *testenv.Influxd
+	local           *devstack.Influxd
 }
 
 // LocalOrg is the organization created when onboarding the local influxd.
@@ -26,7 +26,7 @@ const LocalOrg = "iot-center"
 // startInfluxd runs influxd with its data under dataDir (kept across runs), waits until healthy and onboards it on
 // first run, saving the admin token in tokenFile (mode 0600).
 func startInfluxd(ctx context.Context, bin, dataDir, addr, tokenFile, bucket string, out io.Writer) (*influxInstance, error) {
-	local, err := testenv.StartInfluxd(ctx, bin, dataDir, addr, "warn", out)
+	local, err := devstack.StartInfluxd(ctx, bin, dataDir, addr, "warn", out)
 	if err != nil {
 		return nil, err
 	}
@@ -44,14 +44,14 @@ func (in *influxInstance) prepare(ctx context.Context, dataDir, tokenFile, bucke
 	if err != nil {
 		return err
 	}
-	allowed, err := testenv.SetupAllowed(ctx, in.URL)
+	allowed, err := devstack.SetupAllowed(ctx, in.URL)
 	if err != nil {
 		return err
 	}
 	switch {
 	case allowed:
-		in.Token = "local-admin-" + testenv.RandomHex(24)
-		if _, err := testenv.Onboard(ctx, in.URL, in.Org, bucket, in.Token); err != nil {
+		in.Token = "local-admin-" + devstack.RandomHex(24)
+		if _, err := devstack.Onboard(ctx, in.URL, in.Org, bucket, in.Token); err != nil {
 			return err
 		}
 		return writeEnvFile(tokenFile, map[string]string{"INFLUX_TOKEN": in.Token, "INFLUX_ORG": in.Org})

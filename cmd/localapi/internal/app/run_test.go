@@ -17,9 +17,9 @@ import (
 	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
 
 	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/testfn"
+	"github.com/iot-center/iot-center-serverless/internal/devstack"
 	"github.com/iot-center/iot-center-serverless/internal/influxtest"
 	"github.com/iot-center/iot-center-serverless/internal/syncbuf"
-	"github.com/iot-center/iot-center-serverless/internal/testenv"
 )
 
 const runTemplate = `
@@ -88,7 +88,7 @@ func TestRunServesAndStopsCleanly(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	port, err := testenv.FreePort()
+	port, err := devstack.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +158,7 @@ func TestRunServesAndStopsCleanly(t *testing.T) {
 	// The template's table exists on the DynamoDB stand-in the function is pointed at, with the template's TTL.
 	if ep := out.Env["AWS_ENDPOINT_URL_DYNAMODB"]; !strings.HasPrefix(ep, "http://127.0.0.1:") {
 		t.Errorf("function env AWS_ENDPOINT_URL_DYNAMODB = %q, want the local stand-in", ep)
-	} else if ttl, err := testenv.DynamoClient(ep, "us-east-1").DescribeTimeToLive(ictx,
+	} else if ttl, err := devstack.DynamoClient(ep, "us-east-1").DescribeTimeToLive(ictx,
 		&dynamodb.DescribeTimeToLiveInput{TableName: aws.String("StateTable")}); err != nil || aws.ToString(ttl.TimeToLiveDescription.AttributeName) != "expiresAt" {
 		t.Errorf("StateTable at %s: %+v %v, want it with TTL on expiresAt", ep, ttl, err)
 	}

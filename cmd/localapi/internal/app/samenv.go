@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/samtpl"
-	"github.com/iot-center/iot-center-serverless/internal/testenv"
+	"github.com/iot-center/iot-center-serverless/internal/devstack"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
 	"github.com/iot-center/iot-center-serverless/shared/setup"
 )
@@ -142,7 +142,7 @@ func WriteSAMEnv(ctx context.Context, o SAMEnvOptions) error {
 	auth := store.section("AuthorizerFunction")
 	for k, prefix := range map[string]string{"IOT_OPERATOR_KEY": "op-", "IOT_DEVICE_KEY": "dev-"} {
 		if v, _ := auth[k].(string); v == "" || strings.HasPrefix(v, "<") {
-			auth[k] = prefix + testenv.RandomHex(20)
+			auth[k] = prefix + devstack.RandomHex(20)
 		}
 	}
 	global := store.section("Parameters")
@@ -179,7 +179,7 @@ func samStateTable(ctx context.Context, o SAMEnvOptions, tpl *samtpl.Template, g
 	if len(tpl.Tables) == 0 {
 		return nil
 	}
-	name := firstNonEmpty(o.StateTable, testenv.StateTableID)
+	name := firstNonEmpty(o.StateTable, devstack.StateTableID)
 	global["STATE_TABLE"] = name
 	endpoint := firstNonEmpty(o.DynamoEndpoint, "http://127.0.0.1:8000")
 	if endpoint == "none" {
@@ -187,14 +187,14 @@ func samStateTable(ctx context.Context, o SAMEnvOptions, tpl *samtpl.Template, g
 		return nil
 	}
 	global["AWS_ENDPOINT_URL_DYNAMODB"] = containerURL(endpoint)
-	spec, err := testenv.ReadTableSpec(o.Template, testenv.StateTableID)
+	spec, err := devstack.ReadTableSpec(o.Template, devstack.StateTableID)
 	if err != nil {
 		return err
 	}
 	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	// sam local gives the functions the template's region unless AWS_REGION is set
-	if err := testenv.CreateTable(cctx, testenv.DynamoClient(endpoint, firstNonEmpty(os.Getenv("AWS_REGION"), samtpl.Region)), name, spec); err != nil {
+	if err := devstack.CreateTable(cctx, devstack.DynamoClient(endpoint, firstNonEmpty(os.Getenv("AWS_REGION"), samtpl.Region)), name, spec); err != nil {
 		return fmt.Errorf("creating the state table %s at %s (start DynamoDB Local there, or give -sam-dynamodb-endpoint): %w", name, endpoint, err)
 	}
 	return nil

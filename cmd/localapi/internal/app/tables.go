@@ -11,14 +11,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/samtpl"
-	"github.com/iot-center/iot-center-serverless/internal/testenv"
+	"github.com/iot-center/iot-center-serverless/internal/devstack"
 )
 
 // stateTables are the template's DynamoDB tables on the stand-in (moto's server in a process of its own) or on
 // the endpoint AWS_ENDPOINT_URL_DYNAMODB names (DynamoDB Local, for example).
 type stateTables struct {
 	endpoint string
-	moto     *testenv.Moto
+	moto     *devstack.Moto
 	db       *dynamodb.Client
 	tables   []string
 	state    string // the folder the stand-in's tables are saved to at stop ("" with an external endpoint)
@@ -34,7 +34,7 @@ func prepareTables(ctx context.Context, tpl *samtpl.Template, template, state st
 		return st, nil
 	}
 	if st.endpoint == "" {
-		m, err := testenv.LaunchMoto(ctx, out)
+		m, err := devstack.LaunchMoto(ctx, out)
 		if err != nil {
 			return nil, err
 		}
@@ -44,11 +44,11 @@ func prepareTables(ctx context.Context, tpl *samtpl.Template, template, state st
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	// the functions' region (FunctionEnv): moto keeps tables per region
-	st.db = testenv.DynamoClient(st.endpoint, firstNonEmpty(getenv("AWS_REGION"), samtpl.Region))
+	st.db = devstack.DynamoClient(st.endpoint, firstNonEmpty(getenv("AWS_REGION"), samtpl.Region))
 	for _, id := range tpl.Tables {
-		spec, err := testenv.ReadTableSpec(template, id)
+		spec, err := devstack.ReadTableSpec(template, id)
 		if err == nil {
-			err = testenv.CreateTable(cctx, st.db, id, spec)
+			err = devstack.CreateTable(cctx, st.db, id, spec)
 		}
 		n := 0
 		if err == nil && st.state != "" {

@@ -18,7 +18,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/iot-center/iot-center-serverless/internal/testenv"
+	"github.com/iot-center/iot-center-serverless/internal/devstack"
 )
 
 // MaxResponseBytes caps a function's reply (Lambda's synchronous payload limit is 6 MB).
@@ -85,7 +85,7 @@ func (p *Pool) Name() string { return p.spec.Name }
 type instance struct {
 	pool      *Pool
 	index     int
-	proc      *testenv.Proc
+	proc      *devstack.Proc
 	rt        *runtimeAPI
 	inFlight  int32 // for tests: must never exceed 1
 	startedAt time.Time
@@ -186,7 +186,7 @@ func (in *instance) start(ctx context.Context) (*Result, error) {
 	cmd.Stdout, cmd.Stderr = p.spec.Output, p.spec.Output
 	// Own process group, so stopping kills what the bootstrap forked too; SIGKILL takes it down if this process
 	// dies without cleaning up.
-	proc, err := testenv.Start(cmd, syscall.SIGKILL)
+	proc, err := devstack.Start(cmd, syscall.SIGKILL)
 	if err != nil {
 		rt.close()
 		return nil, err
@@ -213,7 +213,7 @@ func (in *instance) start(ctx context.Context) (*Result, error) {
 	}
 }
 
-func exitStatus(p *testenv.Proc) string {
+func exitStatus(p *devstack.Proc) string {
 	if st := p.Cmd.ProcessState; st != nil {
 		return st.String()
 	}
@@ -279,7 +279,7 @@ func (in *instance) report(id string, begin time.Time) {
 }
 
 // peakRSSMB reads the process's peak resident set size from /proc (0 when it cannot).
-func peakRSSMB(p *testenv.Proc) int {
+func peakRSSMB(p *devstack.Proc) int {
 	if p == nil || p.Cmd.Process == nil {
 		return 0
 	}
@@ -307,7 +307,7 @@ func envValue(env []string, key string) string {
 
 // requestID is a random UUID-shaped id, as Lambda's request ids are.
 func requestID() string {
-	h := testenv.RandomHex(16)
+	h := devstack.RandomHex(16)
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }
 

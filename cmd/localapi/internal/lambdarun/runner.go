@@ -11,7 +11,7 @@ import (
 	"sort"
 	"sync"
 
-	"github.com/iot-center/iot-center-serverless/internal/testenv"
+	"github.com/iot-center/iot-center-serverless/internal/devstack"
 )
 
 // Runner holds one pool per function.
@@ -119,7 +119,7 @@ func buildOne(ctx context.Context, root, outDir, goarch, id string) BuildResult 
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err = cmd.Run()
-	r := BuildResult{Output: testenv.Tail(out.String(), 4000)}
+	r := BuildResult{Output: devstack.Tail(out.String(), 4000)}
 	if err != nil {
 		r.Err = fmt.Errorf("make build-%s: %v", id, err)
 		return r

@@ -13,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/iot-center/iot-center-serverless/internal/testenv"
+	"github.com/iot-center/iot-center-serverless/internal/devstack"
 )
 
 // runtimeAPI serves the Lambda Runtime API (2018-06-01) to one bootstrap process. It listens on a loopback port
@@ -52,7 +52,7 @@ func newRuntimeAPI() (*runtimeAPI, error) {
 	if err != nil {
 		return nil, err
 	}
-	rt := &runtimeAPI{ln: ln, host: ln.Addr().String(), secret: testenv.RandomHex(32),
+	rt := &runtimeAPI{ln: ln, host: ln.Addr().String(), secret: devstack.RandomHex(32),
 		events: make(chan *invocation, 1), ready: make(chan struct{})}
 	rt.srv = &http.Server{Handler: rt, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = rt.srv.Serve(ln) }()
@@ -125,7 +125,7 @@ func (rt *runtimeAPI) next(w http.ResponseWriter, r *http.Request) {
 		h.Set("Lambda-Runtime-Aws-Request-Id", inv.id)
 		h.Set("Lambda-Runtime-Deadline-Ms", strconv.FormatInt(inv.deadline.UnixMilli(), 10))
 		h.Set("Lambda-Runtime-Invoked-Function-Arn", inv.arn)
-		h.Set("Lambda-Runtime-Trace-Id", "Root=1-"+strconv.FormatInt(time.Now().Unix(), 16)+"-"+testenv.RandomHex(12)+";Sampled=0")
+		h.Set("Lambda-Runtime-Trace-Id", "Root=1-"+strconv.FormatInt(time.Now().Unix(), 16)+"-"+devstack.RandomHex(12)+";Sampled=0")
 		h.Set("Content-Type", "application/json")
 		_, _ = w.Write(inv.payload)
 	case <-r.Context().Done():

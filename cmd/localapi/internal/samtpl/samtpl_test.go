@@ -5,12 +5,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/iot-center/iot-center-serverless/internal/testenv"
+	"github.com/iot-center/iot-center-serverless/internal/devstack"
 )
 
 func repoTemplate(t *testing.T) string {
 	t.Helper()
-	root, err := testenv.ModuleRoot()
+	root, err := devstack.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}

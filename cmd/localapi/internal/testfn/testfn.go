@@ -8,12 +8,12 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/iot-center/iot-center-serverless/internal/testenv"
+	"github.com/iot-center/iot-center-serverless/internal/devstack"
 )
 
-// Root is the repository root (testenv.ModuleRoot; tests run inside the module).
+// Root is the repository root (devstack.ModuleRoot; tests run inside the module).
 func Root() string {
-	root, err := testenv.ModuleRoot()
+	root, err := devstack.ModuleRoot()
 	if err != nil {
 		panic(err) // test support only: a test binary outside its module cannot build the echo function anyway
 	}

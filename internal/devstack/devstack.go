@@ -1,9 +1,7 @@
-// Package testenv is the one home of the plumbing that tests and `make run` (cmd/localapi) share: the module root,
-// free loopback ports, child processes in their own process group and waiting for them to get ready, the Lambda
-// Runtime Interface Emulator, a real influxd (influxd.go), moto (moto.go) and the local API as a subprocess
-// (localapi.go). It lives in internal/: nothing outside this
-// module can import it.
-package testenv
+// Package devstack starts and stops the local stack that `make run` (cmd/localapi) and the tests share: free
+// loopback ports, child processes in their own process group, influxd, moto's server (the stand-in for DynamoDB,
+// SQS and SSM), the state table from the template, and the local API as a subprocess.
+package devstack
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package testenv
+package devstack
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -44,13 +45,19 @@ func TestFreePortListens(t *testing.T) {
 func TestFreePortNeverRepeats(t *testing.T) {
 	const n = 300
 	ports := make([]int, n)
-	Together(n, func(i int) {
-		p, err := FreePort()
-		if err != nil {
-			t.Error(err)
-		}
-		ports[i] = p
-	})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p, err := FreePort()
+			if err != nil {
+				t.Error(err)
+			}
+			ports[i] = p
+		}()
+	}
+	wg.Wait()
 	seen := map[int]bool{}
 	for _, p := range ports {
 		if seen[p] {
