@@ -16,7 +16,7 @@ import (
 
 	"github.com/iot-center/iot-center-serverless/internal/devstack"
 	"github.com/iot-center/iot-center-serverless/internal/influxtest"
-	"github.com/iot-center/iot-center-serverless/shared/registry"
+	"github.com/iot-center/iot-center-serverless/shared/deviceapi"
 )
 
 func TestMain(m *testing.M) {
@@ -148,7 +148,7 @@ func TestRefusedBeforeAnyFunctionRuns(t *testing.T) {
 }
 
 // envConfig is the configuration the API answers (the registry's contract type, decoded as a device would).
-type envConfig = registry.EnvConfig
+type envConfig = deviceapi.EnvConfig
 
 // writeAsDevice writes line protocol to InfluxDB with the device's own token, as an iot-center-v2 device does.
 func writeAsDevice(t *testing.T, cfg envConfig, lp string) int {

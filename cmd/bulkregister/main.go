@@ -23,7 +23,7 @@ import (
 	"time"
 
 	"github.com/iot-center/iot-center-serverless/shared/api"
-	"github.com/iot-center/iot-center-serverless/shared/registry"
+	"github.com/iot-center/iot-center-serverless/shared/deviceapi"
 )
 
 func main() {
@@ -31,7 +31,7 @@ func main() {
 	flag.StringVar(&o.API, "api", "http://127.0.0.1:3000", "IoT Center API base URL")
 	flag.StringVar(&o.IDs, "ids", "", "file of device ids, one a line (required; - for standard input)")
 	flag.StringVar(&o.Out, "out", "", "CSV file of the outcomes and credentials, created with mode 0600 (required)")
-	flag.IntVar(&o.Batch, "batch", registry.MaxBulk, "ids a request (at most 1000)")
+	flag.IntVar(&o.Batch, "batch", deviceapi.MaxBulk, "ids a request (at most 1000)")
 	flag.Parse()
 	o.Key = os.Getenv("IOT_OPERATOR_KEY")
 	if err := run(context.Background(), o, os.Stdin, os.Stderr); err != nil {
@@ -74,8 +74,8 @@ func run(ctx context.Context, o options, stdin io.Reader, log io.Writer) error {
 	if o.Key == "" {
 		return errors.New("IOT_OPERATOR_KEY is not set (the operator key)")
 	}
-	if o.Batch < 1 || o.Batch > registry.MaxBulk {
-		return fmt.Errorf("-batch must be in [1, %d]", registry.MaxBulk)
+	if o.Batch < 1 || o.Batch > deviceapi.MaxBulk {
+		return fmt.Errorf("-batch must be in [1, %d]", deviceapi.MaxBulk)
 	}
 	in := stdin
 	if o.IDs != "-" {
@@ -98,7 +98,7 @@ func run(ctx context.Context, o options, stdin io.Reader, log io.Writer) error {
 	w := csv.NewWriter(out)
 	_ = w.Write([]string{"deviceId", "outcome", "authorizationId", "token", "error"})
 	client := &http.Client{Timeout: 2 * time.Minute}
-	var total registry.BulkAnswer
+	var total deviceapi.BulkAnswer
 	for start := 0; start < len(ids); start += o.Batch {
 		batch := ids[start:min(len(ids), start+o.Batch)]
 		a, err := post(ctx, client, o, batch)
@@ -127,34 +127,34 @@ func run(ctx context.Context, o options, stdin io.Reader, log io.Writer) error {
 }
 
 // post sends one batch; a 503 or 429 answer is retried a few times after its Retry-After.
-func post(ctx context.Context, client *http.Client, o options, ids []string) (registry.BulkAnswer, error) {
-	body, _ := json.Marshal(registry.BulkRequest{DeviceIDs: ids})
+func post(ctx context.Context, client *http.Client, o options, ids []string) (deviceapi.BulkAnswer, error) {
+	body, _ := json.Marshal(deviceapi.BulkRequest{DeviceIDs: ids})
 	for attempt := 0; ; attempt++ {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(o.API, "/")+"/api/devices", bytes.NewReader(body))
 		if err != nil {
-			return registry.BulkAnswer{}, err
+			return deviceapi.BulkAnswer{}, err
 		}
 		req.Header.Set("Authorization", "Bearer "+o.Key)
 		req.Header.Set("Content-Type", "application/json")
 		res, err := client.Do(req)
 		if err != nil {
-			return registry.BulkAnswer{}, err
+			return deviceapi.BulkAnswer{}, err
 		}
 		b, err := io.ReadAll(io.LimitReader(res.Body, 16<<20))
 		res.Body.Close()
 		if err != nil {
-			return registry.BulkAnswer{}, err
+			return deviceapi.BulkAnswer{}, err
 		}
 		if (res.StatusCode == http.StatusServiceUnavailable || res.StatusCode == http.StatusTooManyRequests) && attempt < 5 {
 			time.Sleep(time.Duration(attempt+1) * 2 * time.Second)
 			continue
 		}
 		if res.StatusCode != http.StatusOK {
-			return registry.BulkAnswer{}, fmt.Errorf("%s: %s", res.Status, bytes.TrimSpace(b))
+			return deviceapi.BulkAnswer{}, fmt.Errorf("%s: %s", res.Status, bytes.TrimSpace(b))
 		}
-		var a registry.BulkAnswer
+		var a deviceapi.BulkAnswer
 		if err := json.Unmarshal(b, &a); err != nil || len(a.Devices) != len(ids) {
-			return registry.BulkAnswer{}, fmt.Errorf("unexpected answer (%d outcomes for %d ids): %v", len(a.Devices), len(ids), err)
+			return deviceapi.BulkAnswer{}, fmt.Errorf("unexpected answer (%d outcomes for %d ids): %v", len(a.Devices), len(ids), err)
 		}
 		return a, nil
 	}

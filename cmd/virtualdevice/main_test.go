@@ -16,6 +16,7 @@ import (
 	"github.com/iot-center/iot-center-serverless/internal/influxtest"
 	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/config"
+	"github.com/iot-center/iot-center-serverless/shared/deviceapi"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
 	"github.com/iot-center/iot-center-serverless/shared/registry"
 	"github.com/iot-center/iot-center-serverless/shared/store"
@@ -41,7 +42,7 @@ func newAPI(t *testing.T) *apiServer {
 	a.cfg.MaxDevices = 100
 	// the operator's decision for every request: these tests are about the device client, not the authorizer
 	// (shared/authz tests the decisions; localapi_test runs the client against the real one)
-	h := api.Handler(authztest.Operator(registry.NewHandlers(registry.New(a.admin, a.cfg, a.table)).Mux()))
+	h := api.Handler(authztest.Operator(deviceapi.NewService(registry.New(a.admin, a.cfg, a.table)).Routes()))
 	a.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/api/env/") {
 			a.mu.Lock()

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/iot-center/iot-center-serverless/shared/api"
+	"github.com/iot-center/iot-center-serverless/shared/deviceapi"
 	"github.com/iot-center/iot-center-serverless/shared/lambdaapp"
 	"github.com/iot-center/iot-center-serverless/shared/registry"
 )
@@ -30,5 +31,5 @@ func handler(d lambdaapp.Deps) *api.Mux {
 	default:
 		reg.SchedulePurge, reg.PurgeDelay = schedule, delay
 	}
-	return registry.NewHandlers(reg).Mux(registry.RouteDelete)
+	return deviceapi.NewService(reg).Routes().Only(deviceapi.RouteDelete)
 }

@@ -11,13 +11,14 @@ import (
 	"github.com/iot-center/iot-center-serverless/internal/influxtest"
 	"github.com/iot-center/iot-center-serverless/internal/localapitest"
 	"github.com/iot-center/iot-center-serverless/internal/testenv"
+	"github.com/iot-center/iot-center-serverless/shared/deviceapi"
 	"github.com/iot-center/iot-center-serverless/shared/registry"
 )
 
 type lapiAnswer struct {
 	code int
 	body string
-	cfg  registry.EnvConfig
+	cfg  deviceapi.EnvConfig
 }
 
 // lapiCall sends a request to the local API; a failure to send is reported (t.Errorf: it runs on racing

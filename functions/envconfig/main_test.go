@@ -12,6 +12,7 @@ import (
 	"github.com/iot-center/iot-center-serverless/internal/influxtest"
 	"github.com/iot-center/iot-center-serverless/internal/lambdatest"
 	"github.com/iot-center/iot-center-serverless/internal/testenv"
+	"github.com/iot-center/iot-center-serverless/shared/deviceapi"
 	"github.com/iot-center/iot-center-serverless/shared/registry"
 )
 
@@ -92,7 +93,7 @@ func TestEnvThroughEmulatorsRegistersOnce(t *testing.T) {
 			if r.StatusCode != http.StatusOK {
 				t.Fatalf("round %d emulator %d: got %d %s, want 200", round, i, r.StatusCode, r.Body)
 			}
-			var c registry.EnvConfig
+			var c deviceapi.EnvConfig
 			if err := json.Unmarshal([]byte(r.Body), &c); err != nil {
 				t.Fatal(err)
 			}

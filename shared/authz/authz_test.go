@@ -21,6 +21,7 @@ import (
 	"github.com/iot-center/iot-center-serverless/internal/testenv"
 	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/config"
+	"github.com/iot-center/iot-center-serverless/shared/deviceapi"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
 	"github.com/iot-center/iot-center-serverless/shared/registry"
 )
@@ -200,7 +201,7 @@ func TestDeviceCapAnswers429(t *testing.T) {
 	if err != nil || !resp.IsAuthorized {
 		t.Fatalf("authorizer: got %+v %v, want allowed", resp, err)
 	}
-	h := api.Handler(registry.NewHandlers(w.reg).Mux(registry.RouteEnv))
+	h := api.Handler(deviceapi.NewService(w.reg).Routes().Only(deviceapi.RouteEnv))
 	rec := httptest.NewRecorder()
 	req := httptest.NewRequest("GET", "/api/env/"+newID, nil)
 	h.ServeHTTP(rec, req.WithContext(api.WithCaller(ctx, api.CallerFromContext(resp.Context))))
@@ -228,7 +229,7 @@ func TestRegistryDownIsFlaggedForTheFunction(t *testing.T) {
 	a := New(mustKeys(t, false), reg)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	h := api.Handler(registry.NewHandlers(reg).Mux())
+	h := api.Handler(deviceapi.NewService(reg).Routes())
 	for _, tc := range []struct {
 		name, key, route, path, id string
 	}{

@@ -16,6 +16,7 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/authz"
 	"github.com/iot-center/iot-center-serverless/shared/config"
+	"github.com/iot-center/iot-center-serverless/shared/deviceapi"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
 	"github.com/iot-center/iot-center-serverless/shared/measurements"
 	"github.com/iot-center/iot-center-serverless/shared/registry"
@@ -58,7 +59,7 @@ func newStack(t *testing.T, gateway bool, instances int) *stack {
 		reg := registry.New(c, cfg, table)
 		q := measurements.New(c, reg, cfg.Bucket, 20*time.Second, measurements.WithDownsampled(cfg.BucketDownsampled)).Routes()
 		mux := http.NewServeMux()
-		mux.Handle("/", registry.NewHandlers(reg).Mux())
+		mux.Handle("/", deviceapi.NewService(reg).Routes())
 		mux.Handle("GET /api/devices/{deviceId}/measurements", q)
 		mux.Handle("GET /api/devices/{deviceId}/summary", q)
 		a := authz.New(keys, reg)
@@ -81,7 +82,7 @@ func (s *stack) newID(prefix string) string {
 type answer struct {
 	code int
 	body string
-	cfg  registry.EnvConfig
+	cfg  deviceapi.EnvConfig
 }
 
 // call sends one request through instance i with key as the bearer ("" for none).
@@ -109,7 +110,7 @@ func (s *stack) auths(id string) []influx.Authorization {
 	return as
 }
 
-func (s *stack) register(id string) registry.EnvConfig {
+func (s *stack) register(id string) deviceapi.EnvConfig {
 	s.t.Helper()
 	a := s.call(0, "POST", "/api/devices/"+id, opKey)
 	if a.code != http.StatusCreated || a.cfg.InfluxToken == "" {
@@ -223,7 +224,7 @@ func TestNoRegistrationAuthorizedBeforeADelete(t *testing.T) {
 		if a := s.call(0, "DELETE", "/api/devices/"+id, opKey); a.code != http.StatusNoContent {
 			t.Fatalf("delete: got %d %s", a.code, a.body)
 		}
-		h := api.Handler(registry.NewHandlers(s.reg).Mux())
+		h := api.Handler(deviceapi.NewService(s.reg).Routes())
 		for _, f := range inflight {
 			r := httptest.NewRequest(f.method, f.target, nil)
 			w := httptest.NewRecorder()

@@ -20,6 +20,7 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/backfill"
 	"github.com/iot-center/iot-center-serverless/shared/config"
+	"github.com/iot-center/iot-center-serverless/shared/deviceapi"
 	"github.com/iot-center/iot-center-serverless/shared/registry"
 	"github.com/iot-center/iot-center-serverless/shared/sensors"
 	"github.com/iot-center/iot-center-serverless/shared/store"
@@ -99,8 +100,8 @@ func benchFleet(b *testing.B, n int) {
 			}
 		}()
 	}
-	for i := 0; i < n; i += registry.MaxBulk {
-		batches <- ids[i:min(n, i+registry.MaxBulk)]
+	for i := 0; i < n; i += deviceapi.MaxBulk {
+		batches <- ids[i:min(n, i+deviceapi.MaxBulk)]
 	}
 	close(batches)
 	wg.Wait()

@@ -10,7 +10,6 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/config"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
-	"github.com/iot-center/iot-center-serverless/shared/registry"
 	"github.com/iot-center/iot-center-serverless/shared/store"
 	"io"
 )
@@ -23,7 +22,7 @@ const (
 
 // Routes of the device list, exactly as declared in template.yaml.
 const (
-	RouteList   = registry.RouteList
+	RouteList   = "GET /api/devices"
 	RouteCounts = "GET /api/devices/counts"
 )
 

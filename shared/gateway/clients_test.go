@@ -16,12 +16,12 @@ import (
 	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
 
 	"github.com/iot-center/iot-center-serverless/internal/npmtest"
+	"github.com/iot-center/iot-center-serverless/shared/deviceapi"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
-	"github.com/iot-center/iot-center-serverless/shared/registry"
 )
 
 // writeWithNPM runs the npm client configured from env (an /api/env answer) and returns its error output.
-func writeWithNPM(t *testing.T, env registry.EnvConfig, points int) (string, error) {
+func writeWithNPM(t *testing.T, env deviceapi.EnvConfig, points int) (string, error) {
 	t.Helper()
 	js, err := json.Marshal(env)
 	if err != nil {
@@ -43,7 +43,7 @@ func writeWithNPM(t *testing.T, env registry.EnvConfig, points int) (string, err
 
 // writeWithGo writes like the seed's device with influxdb-client-go configured from env: clientId as a default tag,
 // 5,000-point batches, gzip, millisecond precision.
-func writeWithGo(t *testing.T, env registry.EnvConfig, points int) error {
+func writeWithGo(t *testing.T, env deviceapi.EnvConfig, points int) error {
 	t.Helper()
 	opts := influxdb2.DefaultOptions().SetBatchSize(5000).SetUseGZip(true).SetPrecision(time.Millisecond).
 		SetMaxRetries(0).AddDefaultTag("clientId", env.ID)
@@ -93,8 +93,8 @@ func TestClientLibrariesWriteThroughGateway(t *testing.T) {
 	hs := httptest.NewServer(f.h)
 	t.Cleanup(hs.Close)
 	f.creds.set("cred-go-0123456789abcdef0123456789abcdef", "dev-go")
-	env := func(id, cred string) registry.EnvConfig {
-		return registry.EnvConfig{InfluxURL: hs.URL, InfluxOrg: f.srv.Org, InfluxToken: cred, InfluxBucket: f.bucket, ID: id,
+	env := func(id, cred string) deviceapi.EnvConfig {
+		return deviceapi.EnvConfig{InfluxURL: hs.URL, InfluxOrg: f.srv.Org, InfluxToken: cred, InfluxBucket: f.bucket, ID: id,
 			DefaultLat: 50.0873254, DefaultLon: 14.4071543, MeasurementInterval: 60}
 	}
 	const points = 12_000

@@ -12,14 +12,14 @@ import (
 
 	"github.com/iot-center/iot-center-serverless/internal/influxtest"
 	"github.com/iot-center/iot-center-serverless/internal/localapitest"
-	"github.com/iot-center/iot-center-serverless/shared/registry"
+	"github.com/iot-center/iot-center-serverless/shared/deviceapi"
 )
 
 // register registers id through the API with the operator key and returns the configuration it answers.
-func register(t testing.TB, l *localapitest.API, id string) registry.EnvConfig {
+func register(t testing.TB, l *localapitest.API, id string) deviceapi.EnvConfig {
 	t.Helper()
 	status, body := call(t, l, "POST", "/api/devices/"+id)
-	var env registry.EnvConfig
+	var env deviceapi.EnvConfig
 	if err := json.Unmarshal(body, &env); err != nil || status != http.StatusCreated || env.InfluxToken == "" {
 		t.Fatalf("registering %s: %d %.300s", id, status, body)
 	}
@@ -157,7 +157,7 @@ func TestGatewayThroughLocalAPI(t *testing.T) {
 			t.Fatalf("before rotation: %d", s) // and now the gateway has cached the credential
 		}
 		status, body := call(t, l, "POST", "/api/devices/"+go1+"/rotate")
-		var rotated registry.EnvConfig
+		var rotated deviceapi.EnvConfig
 		if err := json.Unmarshal(body, &rotated); err != nil || status != 200 || rotated.InfluxToken == envGo.InfluxToken {
 			t.Fatalf("rotate: %d %.300s", status, body)
 		}

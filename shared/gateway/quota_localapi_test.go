@@ -14,8 +14,8 @@ import (
 
 	"github.com/iot-center/iot-center-serverless/internal/influxtest"
 	"github.com/iot-center/iot-center-serverless/internal/localapitest"
+	"github.com/iot-center/iot-center-serverless/shared/deviceapi"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
-	"github.com/iot-center/iot-center-serverless/shared/registry"
 )
 
 // hostile is one body of the corpus and what the gateway answers it, as documented in the README.
@@ -41,7 +41,7 @@ func TestHostileBodiesThroughLocalAPI(t *testing.T) {
 	l := localapitest.Start(t, srv, localapitest.Options{Params: fmt.Sprintf("DeviceWrites=gateway SeriesBudget=%d WritePointRate=-1", corpusBudget)})
 	admin := srv.Client(t)
 	const devices = 6
-	envs := make([]registry.EnvConfig, devices)
+	envs := make([]deviceapi.EnvConfig, devices)
 	for i := range envs {
 		envs[i] = register(t, l, fmt.Sprintf("hostile%d-%s", i, influxtest.RandomID(3)))
 	}
@@ -359,7 +359,7 @@ func TestDeleteWhileWritingThroughLocalAPI(t *testing.T) {
 		t.Errorf("registering again at once: %d %.200s, want 409 until the second pass", status, body)
 	}
 	// wait for the second pass (35 s after the delete): registration is refused until it has run
-	var again registry.EnvConfig
+	var again deviceapi.EnvConfig
 	for attempt := 0; ; attempt++ {
 		if attempt == 60 {
 			t.Fatal("the id could not be registered again within 120 s of the delete")

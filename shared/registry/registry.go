@@ -260,21 +260,6 @@ func (r *Registry) ListOf(ctx context.Context, ids []string) ([]Device, error) {
 	return out, nil
 }
 
-// Page returns up to limit registered devices with ids after `after` (any id when ""), sorted by id, and whether
-// more follow. The table has no order across devices, so each page scans the device items.
-func (r *Registry) Page(ctx context.Context, after string, limit int) ([]Device, bool, error) {
-	all, err := r.List(ctx)
-	if err != nil {
-		return nil, false, err
-	}
-	i := sort.Search(len(all), func(i int) bool { return all[i].ID > after })
-	rest := all[i:]
-	if len(rest) > limit {
-		return rest[:limit], true, nil
-	}
-	return rest, false, nil
-}
-
 // Count is the device counter (the cap's): registered devices, give or take a crashed registration.
 func (r *Registry) Count(ctx context.Context) (int64, error) {
 	it, err := r.table.Get(ctx, counterKey, true)
@@ -321,3 +306,5 @@ func lost(err error) (Device, bool) {
 	}
 	return Device{}, false
 }
+
+func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }

@@ -1,4 +1,4 @@
-package registry
+package deviceapi
 
 import (
 	"net/http"
@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/iot-center/iot-center-serverless/shared/api"
+	"github.com/iot-center/iot-center-serverless/shared/registry"
 )
 
 // EnvConfig is the iot-center-v2 device configuration, field order as the original answers it.
@@ -50,15 +51,15 @@ func (c EnvConfig) Text() string {
 // envConfig is the device's configuration. influx_token is d.Token: the InfluxDB token (direct mode), the device
 // credential (gateway mode: only for its creator and the device itself), else "". In gateway mode influx_url is
 // the API's base URL, so an unmodified client writes through the gateway's /api/v2/write.
-func (h *Handlers) envConfig(r *http.Request, d Device, created bool) EnvConfig {
+func (s *Service) envConfig(r *http.Request, d registry.Device, created bool) EnvConfig {
 	c := EnvConfig{
-		InfluxURL: h.cfg.InfluxPublicURL, InfluxOrg: h.cfg.Org, InfluxToken: d.Token.Reveal(), InfluxBucket: h.cfg.Bucket,
-		ID: d.ID, DefaultLat: h.cfg.DefaultLat, DefaultLon: h.cfg.DefaultLon, MeasurementInterval: h.cfg.MeasurementInterval,
+		InfluxURL: s.cfg.InfluxPublicURL, InfluxOrg: s.cfg.Org, InfluxToken: d.Token.Reveal(), InfluxBucket: s.cfg.Bucket,
+		ID: d.ID, DefaultLat: s.cfg.DefaultLat, DefaultLon: s.cfg.DefaultLon, MeasurementInterval: s.cfg.MeasurementInterval,
 		NewlyRegistered: created, CreatedAt: rfc3339(d.CreatedAt), UpdatedAt: rfc3339(d.UpdatedAt),
-		ServerTime: serverTime(h.now()), ConfigurationRefresh: h.cfg.ConfigurationRefresh,
+		ServerTime: serverTime(s.now()), ConfigurationRefresh: s.cfg.ConfigurationRefresh,
 	}
-	if h.cfg.Gateway() {
-		c.InfluxURL = publicAPIURL(r, h.cfg.PublicAPIURL)
+	if s.cfg.Gateway() {
+		c.InfluxURL = publicAPIURL(r, s.cfg.PublicAPIURL)
 	}
 	c.WriteEndpoint = c.InfluxURL
 	return c

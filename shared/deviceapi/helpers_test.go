@@ -1,4 +1,4 @@
-package registry
+package deviceapi
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/config"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
+	"github.com/iot-center/iot-center-serverless/shared/registry"
 	"github.com/iot-center/iot-center-serverless/shared/store"
 )
 
@@ -27,7 +28,7 @@ type fixture struct {
 	srv   *influxtest.Server
 	cfg   config.Config
 	admin *influx.Client
-	reg   *Registry
+	reg   *registry.Registry
 	h     http.Handler
 	table *store.Table
 }
@@ -43,12 +44,12 @@ func newFixture(t *testing.T) *fixture {
 }
 
 // instance is an independent handler instance: its own client and caches, as a separate Lambda would have.
-func (f *fixture) instance() (*Registry, http.Handler) {
+func (f *fixture) instance() (*registry.Registry, http.Handler) {
 	f.t.Helper()
 	c := influx.New(f.cfg.InfluxURL, f.cfg.Token.Reveal(), f.cfg.Org, influx.Options{})
 	f.t.Cleanup(c.Close)
-	reg := New(c, f.cfg, f.table)
-	return reg, asOperator(NewHandlers(reg).Mux())
+	reg := registry.New(c, f.cfg, f.table)
+	return reg, asOperator(NewService(reg).Routes())
 }
 
 // asOperator serves h with the operator's authorizer decision (without a generation), through api.Handler.
@@ -68,7 +69,7 @@ func asCaller(c api.Caller, h http.Handler) http.Handler {
 func (f *fixture) newID(prefix string) string {
 	f.t.Helper()
 	id := prefix + "-" + influxtest.RandomID(4)
-	f.srv.RevokeAtCleanup(f.t, Description(id))
+	f.srv.RevokeAtCleanup(f.t, registry.Description(id))
 	return id
 }
 
@@ -136,7 +137,7 @@ func (f *fixture) expect(h http.Handler, method, path string, want int) EnvConfi
 // auths lists the device's authorizations (admin view).
 func (f *fixture) auths(id string) []influx.Authorization {
 	f.t.Helper()
-	as, err := f.admin.FindAuthorizations(ctxT(f.t), Description(id))
+	as, err := f.admin.FindAuthorizations(ctxT(f.t), registry.Description(id))
 	if err != nil {
 		f.t.Fatalf("listing authorizations: %v", err)
 	}

@@ -1,4 +1,4 @@
-package registry
+package deviceapi
 
 import (
 	"context"
@@ -11,18 +11,19 @@ import (
 
 	"github.com/iot-center/iot-center-serverless/internal/influxtest"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
+	"github.com/iot-center/iot-center-serverless/shared/registry"
 )
 
 // benchSamples is how many requests each benchmark times per run (make bench runs each benchmark once).
 const benchSamples = 40
 
 // benchRegistry builds a registry over fresh buckets on the shared server, with admin cleanup of its devices.
-func benchRegistry(b *testing.B) (*Registry, http.Handler, func(id string)) {
+func benchRegistry(b *testing.B) (*registry.Registry, http.Handler, func(id string)) {
 	b.Helper()
 	srv := influxtest.Shared(b)
-	reg := New(srv.Client(b), srv.Config(srv.NewBucket(b, "bdata")), influxtest.StateTable(b))
-	cleanup := func(id string) { srv.RevokeAtCleanup(b, Description(id)) }
-	return reg, asOperator(NewHandlers(reg).Mux()), cleanup
+	reg := registry.New(srv.Client(b), srv.Config(srv.NewBucket(b, "bdata")), influxtest.StateTable(b))
+	cleanup := func(id string) { srv.RevokeAtCleanup(b, registry.Description(id)) }
+	return reg, asOperator(NewService(reg).Routes()), cleanup
 }
 
 func quantile(ds []time.Duration, q float64) float64 {
@@ -54,7 +55,7 @@ func BenchmarkEnvRegisteredDevice(b *testing.B) {
 	}
 }
 
-// BenchmarkGet times Registry.Get, the authorizer's per-request registry read.
+// BenchmarkGet times registry.Registry.Get, the authorizer's per-request registry read.
 func BenchmarkGet(b *testing.B) {
 	reg, _, cleanup := benchRegistry(b)
 	id := "bget-" + influxtest.RandomID(4)
@@ -82,14 +83,14 @@ func BenchmarkGet(b *testing.B) {
 func BenchmarkConcurrentFirstRegistration(b *testing.B) {
 	srv := influxtest.Shared(b)
 	for range b.N {
-		reg, _, cleanup := benchRegistry(b)
+		cfg, table, admin := srv.Config(srv.NewBucket(b, "bdata")), influxtest.StateTable(b), srv.Client(b)
 		id := "brace-" + influxtest.RandomID(4)
-		cleanup(id)
-		regs := make([]*Registry, 5)
+		srv.RevokeAtCleanup(b, registry.Description(id))
+		regs := make([]*registry.Registry, 5)
 		for i := range regs {
 			c := influx.New(srv.URL, srv.Token, srv.Org, influx.Options{})
 			b.Cleanup(c.Close)
-			regs[i] = New(c, reg.Config(), reg.table)
+			regs[i] = registry.New(c, cfg, table)
 		}
 		var wg sync.WaitGroup
 		tokens := make([]string, 50)
@@ -111,7 +112,7 @@ func BenchmarkConcurrentFirstRegistration(b *testing.B) {
 			distinct[tok] = true
 		}
 		b.ReportMetric(float64(len(distinct)), "distinct_tokens")
-		as, err := reg.c.FindAuthorizations(context.Background(), Description(id))
+		as, err := admin.FindAuthorizations(context.Background(), registry.Description(id))
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package registry
+package deviceapi
 
 import (
 	"encoding/json"
@@ -8,10 +8,12 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/iot-center/iot-center-serverless/shared/api"
+	"github.com/iot-center/iot-center-serverless/shared/registry"
 	"github.com/iot-center/iot-center-serverless/shared/store"
 )
 
@@ -54,7 +56,7 @@ func TestBulkRegister(t *testing.T) {
 	a := decode[BulkAnswer](t, w)
 	// 1 registered of 5: 4 places for the first 4 ids; old exists and gives its place back, which the request does
 	// not hand on (the ids past the reserved places are refused)
-	want := []string{BulkCreated, BulkExisting, BulkCreated, BulkCreated, BulkLimit, BulkLimit, BulkLimit}
+	want := []string{registry.BulkCreated, registry.BulkExisting, registry.BulkCreated, registry.BulkCreated, registry.BulkLimit, registry.BulkLimit, registry.BulkLimit}
 	if len(a.Devices) != len(ids) {
 		t.Fatalf("%d outcomes for %d ids: %s", len(a.Devices), len(ids), w.Body.String())
 	}
@@ -63,9 +65,9 @@ func TestBulkRegister(t *testing.T) {
 			t.Errorf("outcome %d: %s %s, want %s %s", i, d.DeviceID, d.Outcome, ids[i], want[i])
 		}
 		switch {
-		case d.Outcome == BulkCreated && !strings.HasPrefix(d.Token, CredentialPrefix):
+		case d.Outcome == registry.BulkCreated && !strings.HasPrefix(d.Token, registry.CredentialPrefix):
 			t.Errorf("%s created without a credential: %+v", d.DeviceID, d)
-		case d.Outcome == BulkCreated:
+		case d.Outcome == registry.BulkCreated:
 			if _, err := f.reg.Verify(ctx, d.DeviceID, d.Token); err != nil {
 				t.Errorf("%s: its credential is refused: %v", d.DeviceID, err)
 			}
@@ -86,7 +88,7 @@ func TestBulkRegister(t *testing.T) {
 	if n, _ := f.reg.Count(ctx); n != 4 {
 		t.Errorf("device counter after a repeated request %d, want 4", n)
 	}
-	it, err := f.table.Get(ctx, RegisteredKey(f.reg.now()), false)
+	it, err := f.table.Get(ctx, registry.RegisteredKey(time.Now()), false)
 	var fed []string
 	if ss, ok := it["ids"].(*types.AttributeValueMemberSS); ok {
 		fed = ss.Value
@@ -97,9 +99,9 @@ func TestBulkRegister(t *testing.T) {
 		}
 	}
 	// a new device starts silent, in the device list's indexes
-	item, _ := f.table.Get(ctx, Key(ids[0]), true)
-	if store.Str(item, AttrStatus) != StatusSilent || store.Str(item, AttrShard) != ShardKey(Shard(ids[0])) ||
-		store.Str(item, AttrStatusKey) != StatusKey(StatusSilent, Shard(ids[0])) {
+	item, _ := f.table.Get(ctx, registry.Key(ids[0]), true)
+	if store.Str(item, registry.AttrStatus) != registry.StatusSilent || store.Str(item, registry.AttrShard) != registry.ShardKey(registry.Shard(ids[0])) ||
+		store.Str(item, registry.AttrStatusKey) != registry.StatusKey(registry.StatusSilent, registry.Shard(ids[0])) {
 		t.Errorf("new item health: %v", item)
 	}
 }
@@ -167,7 +169,7 @@ func TestBulkRefusals(t *testing.T) {
 		t.Errorf("device counter %d, %v; want 0: nothing registered", n, err)
 	}
 	for _, c := range []api.Caller{{Role: api.RoleProvisioning, DeviceID: "d-1", Generation: -1}, {Role: api.RoleDevice, DeviceID: "d-1"}} {
-		h := asCaller(c, NewHandlers(f.reg).Mux())
+		h := asCaller(c, NewService(f.reg).Routes())
 		if w := bulk(t, h, `{"deviceIds":["d-1"]}`); w.Code != 403 {
 			t.Errorf("%s: %d %s, want 403", c.Role, w.Code, w.Body.String())
 		}

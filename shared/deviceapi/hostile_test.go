@@ -1,4 +1,4 @@
-package registry
+package deviceapi
 
 import (
 	"log/slog"
@@ -12,6 +12,7 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/config"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
+	"github.com/iot-center/iot-center-serverless/shared/registry"
 )
 
 var hostileIDs = []struct{ name, id string }{
@@ -172,7 +173,7 @@ func TestSecretsNeverInResponsesOrLogs(t *testing.T) {
 		cfg.InfluxURL, cfg.Token = tc.url, config.Secret(tc.token)
 		c := influx.New(tc.url, tc.token, cfg.Org, influx.Options{Retry: influx.RetryPolicy{MaxAttempts: 1}})
 		t.Cleanup(c.Close)
-		h := asOperator(NewHandlers(New(c, cfg, f.table)).Mux())
+		h := asOperator(NewService(registry.New(c, cfg, f.table)).Routes())
 		// the list and a rotation of an unknown id need only the state table
 		for _, rq := range [][3]string{{"GET", "/api/env/" + id}, {"POST", "/api/devices/" + id},
 			{"DELETE", "/api/devices/" + id}, {"GET", "/api/devices", "200"}, {"POST", "/api/devices/" + id + "/rotate", "404"}} {

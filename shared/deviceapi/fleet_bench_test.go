@@ -1,4 +1,4 @@
-package registry
+package deviceapi
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 	"github.com/iot-center/iot-center-serverless/internal/testenv"
 	"github.com/iot-center/iot-center-serverless/shared/config"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
+	"github.com/iot-center/iot-center-serverless/shared/registry"
 )
 
 // timingProxy sits between the registry and influxd and adds up the time of each kind of request, so the
@@ -70,14 +71,14 @@ func benchRegistration(b *testing.B, mode string) {
 	cfg.InfluxURL, cfg.MaxDevices, cfg.DeviceWrites = proxy.URL, 10000, mode
 	c := influx.New(proxy.URL, srv.Token, srv.Org, influx.Options{})
 	b.Cleanup(c.Close)
-	reg := New(c, cfg, influxtest.StateTable(b))
+	reg := registry.New(c, cfg, influxtest.StateTable(b))
 	prefix := "reg-" + influxtest.RandomID(3)
 	b.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
 		as, _ := c.ListAuthorizations(ctx)
 		for _, a := range as {
-			if strings.HasPrefix(a.Description, Description(prefix)) {
+			if strings.HasPrefix(a.Description, registry.Description(prefix)) {
 				_ = c.DeleteAuthorization(ctx, a.ID)
 			}
 		}
@@ -127,7 +128,7 @@ func benchRegistration(b *testing.B, mode string) {
 		}
 		per := map[string]int{}
 		for _, a := range as {
-			if strings.HasPrefix(a.Description, Description(prefix)) {
+			if strings.HasPrefix(a.Description, registry.Description(prefix)) {
 				per[a.Description]++
 			}
 		}

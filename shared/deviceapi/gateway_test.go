@@ -1,6 +1,8 @@
-package registry
+package deviceapi
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -15,6 +17,7 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/config"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
+	"github.com/iot-center/iot-center-serverless/shared/registry"
 	"github.com/iot-center/iot-center-serverless/shared/schema"
 	"github.com/iot-center/iot-center-serverless/shared/setup"
 )
@@ -47,35 +50,6 @@ func (f *fixture) tableText() string {
 	return b.String()
 }
 
-func TestCredentialShape(t *testing.T) {
-	cred, hash := newCredential("dev_1.a-b")
-	for _, tc := range []struct {
-		in     string
-		wantID string
-		ok     bool
-	}{
-		{cred.Reveal(), "dev_1.a-b", true},
-		{CredentialPrefix + "x_" + strings.Repeat("0", 64), "x", true},
-		{CredentialPrefix + "x_" + strings.Repeat("0", 63), "", false},
-		{CredentialPrefix + "x_" + strings.Repeat("A", 64), "", false},
-		{CredentialPrefix + "_" + strings.Repeat("0", 64), "", false},
-		{CredentialPrefix + "a b_" + strings.Repeat("0", 64), "", false},
-		{"influx-token==", "", false},
-		{"", "", false},
-	} {
-		id, ok := CredentialDeviceID(tc.in)
-		if ok != tc.ok || (ok && id != tc.wantID) {
-			t.Errorf("CredentialDeviceID(%.20q…) = %q %v, want %q %v", tc.in, id, ok, tc.wantID, tc.ok)
-		}
-	}
-	if len(cred.Reveal()) != len(CredentialPrefix)+len("dev_1.a-b")+1+64 || hash != hashCredential(cred.Reveal()) || len(hash) != 64 {
-		t.Errorf("credential %d chars, hash %q", len(cred.Reveal()), hash)
-	}
-	if again, _ := newCredential("dev_1.a-b"); again == cred {
-		t.Error("two credentials are equal")
-	}
-}
-
 // The gateway mode end to end on the registry: the credential is shown to its creator, kept only as a hash,
 // echoed to the device itself, refused by InfluxDB, and stops working on rotate and delete.
 func TestGatewayCredentialLifecycle(t *testing.T) {
@@ -83,7 +57,7 @@ func TestGatewayCredentialLifecycle(t *testing.T) {
 	id := f.newID("gw")
 	c := f.expect(f.h, "POST", "/api/devices/"+id, http.StatusCreated)
 	cred := c.InfluxToken
-	if got, ok := CredentialDeviceID(cred); !ok || got != id {
+	if got, ok := registry.CredentialDeviceID(cred); !ok || got != id {
 		t.Fatalf("credential %.12q… does not name %s", cred, id)
 	}
 	if c.InfluxURL != "https://example.com" || c.WriteEndpoint != "https://example.com" {
@@ -92,7 +66,7 @@ func TestGatewayCredentialLifecycle(t *testing.T) {
 	if strings.Contains(f.tableText(), cred) {
 		t.Error("the state table holds the credential itself")
 	}
-	if !strings.Contains(f.tableText(), hashCredential(cred)) {
+	if !strings.Contains(f.tableText(), sha256Hex(cred)) {
 		t.Error("the state table lacks the credential's hash")
 	}
 	// InfluxDB refuses it: write, query and delete
@@ -118,14 +92,14 @@ func TestGatewayCredentialLifecycle(t *testing.T) {
 		t.Errorf("operator re-register: got %d %s, want 200 without a credential", w.Code, w.Body.String())
 	}
 	// the device's own env call echoes what it presented, after checking it
-	dev := asCaller(api.Caller{Role: api.RoleDevice, DeviceID: id, CredentialID: d.AuthorizationID, Generation: d.Generation}, NewHandlers(f.reg).Mux())
+	dev := asCaller(api.Caller{Role: api.RoleDevice, DeviceID: id, CredentialID: d.AuthorizationID, Generation: d.Generation}, NewService(f.reg).Routes())
 	if w := do(t, dev, "GET", "/api/env/"+id, "", "Authorization", "Bearer "+cred); w.Code != http.StatusOK || decode[EnvConfig](t, w).InfluxToken != cred {
 		t.Errorf("device env: got %d %s, want 200 with its credential", w.Code, w.Body.String())
 	}
 	if w := do(t, dev, "GET", "/api/env/"+id, "", "Authorization", "Bearer "+cred+"x"); w.Code != http.StatusUnauthorized {
 		t.Errorf("device env with another secret: got %d %s, want 401", w.Code, w.Body.String())
 	}
-	for _, bad := range []string{cred + "0", strings.TrimSuffix(cred, cred[len(cred)-1:]) + "x", "Token " + cred, CredentialPrefix + "nope_" + strings.Repeat("a", 64)} {
+	for _, bad := range []string{cred + "0", strings.TrimSuffix(cred, cred[len(cred)-1:]) + "x", "Token " + cred, registry.CredentialPrefix + "nope_" + strings.Repeat("a", 64)} {
 		if _, err := f.reg.Authenticate(ctxT(t), bad); !api.IsCode(err, api.Unauthorized) {
 			t.Errorf("Authenticate(altered credential): got %v, want unauthorized", err)
 		}
@@ -255,4 +229,9 @@ func TestDeleteWithDataRemovesHourlyAggregates(t *testing.T) {
 	if raw, ds := count(f.cfg.Bucket, keep), count(f.cfg.BucketDownsampled, keep); raw != keepRaw || ds != keepDs {
 		t.Errorf("the other device lost data: raw %d→%d, hourly %d→%d", keepRaw, raw, keepDs, ds)
 	}
+}
+
+func sha256Hex(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
 }

@@ -1,4 +1,6 @@
-package registry
+// Package deviceapi serves the device registry's routes (env, register, rotate, bulk, list, delete) over
+// shared/registry, acting on the authorizer's decision (api.Caller).
+package deviceapi
 
 import (
 	"net/http"
@@ -7,6 +9,7 @@ import (
 
 	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/config"
+	"github.com/iot-center/iot-center-serverless/shared/registry"
 )
 
 // Routes, exactly as declared in template.yaml.
@@ -18,36 +21,27 @@ const (
 	RouteDelete   = "DELETE /api/devices/{deviceId}"
 )
 
-// Handlers serves the registry routes.
-type Handlers struct {
-	reg *Registry
+// Service serves the registry routes.
+type Service struct {
+	reg *registry.Registry
 	cfg config.Config
 	now func() time.Time
 }
 
-// NewHandlers builds the handlers over a registry.
-func NewHandlers(reg *Registry) *Handlers {
-	return &Handlers{reg: reg, cfg: reg.Config(), now: time.Now}
+// NewService builds the service over a registry.
+func NewService(reg *registry.Registry) *Service {
+	return &Service{reg: reg, cfg: reg.Config(), now: time.Now}
 }
 
-// Mux serves the given routes (all of them when none is named); each function wires only its own.
-func (h *Handlers) Mux(routes ...string) *api.Mux {
-	all := map[string]http.HandlerFunc{
-		// Env decides by the caller's role itself (operator, provisioning or the device: see Env)
-		RouteEnv:      h.Env,
-		RouteRegister: api.Require(api.RoleOperator, h.Register),
-		RouteRotate:   api.Require(api.RoleOperator, h.Rotate),
-		RouteList:     api.Require(api.RoleOperator, h.List),
-		RouteDelete:   api.Require(api.RoleOperator, h.Delete),
-		RouteBulk:     api.Require(api.RoleOperator, h.Bulk),
-	}
-	if len(routes) == 0 {
-		routes = []string{RouteEnv, RouteRegister, RouteRotate, RouteList, RouteDelete, RouteBulk}
-	}
+// Routes serves every device route; a function narrows them to its own with Only.
+func (s *Service) Routes() *api.Mux {
 	mux := api.NewMux()
-	for _, rt := range routes {
-		mux.HandleFunc(rt, all[rt])
-	}
+	mux.HandleFunc(RouteEnv, s.Env) // Env acts on the caller's role itself: operator, provisioning or the device
+	mux.HandleFunc(RouteRegister, api.Require(api.RoleOperator, s.Register))
+	mux.HandleFunc(RouteRotate, api.Require(api.RoleOperator, s.Rotate))
+	mux.HandleFunc(RouteList, api.Require(api.RoleOperator, s.List))
+	mux.HandleFunc(RouteDelete, api.Require(api.RoleOperator, s.Delete))
+	mux.HandleFunc(RouteBulk, api.Require(api.RoleOperator, s.Bulk))
 	return mux
 }
 
@@ -58,8 +52,8 @@ func (h *Handlers) Mux(routes ...string) *api.Mux {
 //     any other gets 403 and never a credential. ?register=false answers 403 {"id","registered":false} whether or
 //     not the device exists;
 //   - device: its own configuration, with its current credential only (re-checked against the record read here).
-func (h *Handlers) Env(w http.ResponseWriter, r *http.Request) {
-	r, id, q, text, err := h.configInput(r, "register")
+func (s *Service) Env(w http.ResponseWriter, r *http.Request) {
+	r, id, q, text, err := s.configInput(r, "register")
 	if err != nil {
 		api.WriteError(w, r, err)
 		return
@@ -69,7 +63,7 @@ func (h *Handlers) Env(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, r, err)
 		return
 	}
-	d, created, err := h.env(r, api.CallerOf(r.Context()), id, register)
+	d, created, err := s.env(r, api.CallerOf(r.Context()), id, register)
 	if err != nil {
 		if !register && api.IsCode(err, api.NotFound) {
 			err = notRegistered(id, err)
@@ -80,26 +74,26 @@ func (h *Handlers) Env(w http.ResponseWriter, r *http.Request) {
 	if created {
 		api.Logger(r.Context()).InfoContext(r.Context(), "device registered", "authorizationId", d.AuthorizationID)
 	}
-	writeConfig(w, http.StatusOK, h.envConfig(r, d, created), text)
+	writeConfig(w, http.StatusOK, s.envConfig(r, d, created), text)
 }
 
 func notRegistered(id string, cause error) error {
 	return &api.Error{Code: api.Forbidden, Extra: map[string]any{"id": id, "registered": false}, Err: cause}
 }
 
-func (h *Handlers) env(r *http.Request, c api.Caller, id string, register bool) (Device, bool, error) {
+func (s *Service) env(r *http.Request, c api.Caller, id string, register bool) (registry.Device, bool, error) {
 	ctx := r.Context()
 	if c.Role != api.RoleOperator && c.DeviceID != id {
-		return Device{}, false, api.Errorf(api.Forbidden, "this caller was not authorized for device %s", id)
+		return registry.Device{}, false, api.Errorf(api.Forbidden, "this caller was not authorized for device %s", id)
 	}
 	switch c.Role {
 	case api.RoleOperator, api.RoleOpen:
-		return h.reg.Ensure(ctx, id, Intent{Register: register, Generation: c.Generation})
+		return s.reg.Ensure(ctx, id, registry.Intent{Register: register, Generation: c.Generation})
 	case api.RoleProvisioning:
 		if !register {
-			return Device{}, false, notRegistered(id, nil)
+			return registry.Device{}, false, notRegistered(id, nil)
 		}
-		d, created, err := h.reg.Ensure(ctx, id, Intent{Register: true, CreateOnly: true, Generation: c.Generation})
+		d, created, err := s.reg.Ensure(ctx, id, registry.Intent{Register: true, CreateOnly: true, Generation: c.Generation})
 		if err == nil && !created {
 			err = api.Errorf(api.Forbidden, "device %s is already registered", id)
 		}
@@ -109,21 +103,21 @@ func (h *Handlers) env(r *http.Request, c api.Caller, id string, register bool) 
 		}
 		return d, created, err
 	case api.RoleDevice:
-		d, err := h.reg.ForDevice(ctx, id, api.BearerKey(r.Header.Get("Authorization")), c.CredentialID)
+		d, err := s.reg.ForDevice(ctx, id, api.BearerKey(r.Header.Get("Authorization")), c.CredentialID)
 		return d, false, err
 	}
-	return Device{}, false, api.Errorf(api.Forbidden, "this route is not allowed for this caller")
+	return registry.Device{}, false, api.Errorf(api.Forbidden, "this route is not allowed for this caller")
 }
 
 // Register is POST /api/devices/{deviceId} (operator): 201 + configuration when new, 200 when it already exists
 // (in gateway mode without a credential: only its hash is stored; rotate for a new one).
-func (h *Handlers) Register(w http.ResponseWriter, r *http.Request) {
-	r, id, text, c, err := h.operatorInput(r)
+func (s *Service) Register(w http.ResponseWriter, r *http.Request) {
+	r, id, text, c, err := s.operatorInput(r)
 	if err != nil {
 		api.WriteError(w, r, err)
 		return
 	}
-	d, created, err := h.reg.Ensure(r.Context(), id, Intent{Register: true, Generation: c.Generation})
+	d, created, err := s.reg.Ensure(r.Context(), id, registry.Intent{Register: true, Generation: c.Generation})
 	if err != nil {
 		api.WriteError(w, r, err)
 		return
@@ -133,19 +127,19 @@ func (h *Handlers) Register(w http.ResponseWriter, r *http.Request) {
 		status = http.StatusCreated
 		api.Logger(r.Context()).InfoContext(r.Context(), "device registered", "authorizationId", d.AuthorizationID)
 	}
-	writeConfig(w, status, h.envConfig(r, d, created), text)
+	writeConfig(w, status, s.envConfig(r, d, created), text)
 }
 
 // Rotate is POST /api/devices/{deviceId}/rotate (operator): a new credential; the old one stops working. In gateway
 // mode the losers of concurrent rotations get 409 (the new credential went to the winner only).
-func (h *Handlers) Rotate(w http.ResponseWriter, r *http.Request) {
-	r, id, text, _, err := h.operatorInput(r)
+func (s *Service) Rotate(w http.ResponseWriter, r *http.Request) {
+	r, id, text, _, err := s.operatorInput(r)
 	if err != nil {
 		api.WriteError(w, r, err)
 		return
 	}
-	d, won, err := h.reg.Rotate(r.Context(), id)
-	if err == nil && !won && h.cfg.Gateway() {
+	d, won, err := s.reg.Rotate(r.Context(), id)
+	if err == nil && !won && s.cfg.Gateway() {
 		err = api.Errorf(api.Conflict, "a concurrent rotation of %s won and holds the new credential; rotate again", id)
 	}
 	if err != nil {
@@ -153,13 +147,13 @@ func (h *Handlers) Rotate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	api.Logger(r.Context()).InfoContext(r.Context(), "device credential rotated", "authorizationId", d.AuthorizationID)
-	writeConfig(w, http.StatusOK, h.envConfig(r, d, false), text)
+	writeConfig(w, http.StatusOK, s.envConfig(r, d, false), text)
 }
 
 // operatorInput reads the caller (the operator: Mux requires it) and the id and ?accept of register and rotate.
-func (h *Handlers) operatorInput(r *http.Request) (*http.Request, string, bool, api.Caller, error) {
+func (s *Service) operatorInput(r *http.Request) (*http.Request, string, bool, api.Caller, error) {
 	c := api.CallerOf(r.Context())
-	r, id, _, text, err := h.configInput(r)
+	r, id, _, text, err := s.configInput(r)
 	return r, id, text, c, err
 }
 
@@ -172,12 +166,12 @@ type DeviceInfo struct {
 }
 
 // List is GET /api/devices.
-func (h *Handlers) List(w http.ResponseWriter, r *http.Request) {
+func (s *Service) List(w http.ResponseWriter, r *http.Request) {
 	if _, err := api.Query(r); err != nil {
 		api.WriteError(w, r, err)
 		return
 	}
-	devs, err := h.reg.List(r.Context())
+	devs, err := s.reg.List(r.Context())
 	if err != nil {
 		api.WriteError(w, r, err)
 		return
@@ -191,8 +185,8 @@ func (h *Handlers) List(w http.ResponseWriter, r *http.Request) {
 }
 
 // Delete is DELETE /api/devices/{deviceId}[?data=true]: 204, or 404 for an unknown device.
-func (h *Handlers) Delete(w http.ResponseWriter, r *http.Request) {
-	r, id, q, err := h.input(r, "data")
+func (s *Service) Delete(w http.ResponseWriter, r *http.Request) {
+	r, id, q, err := s.input(r, "data")
 	if err != nil {
 		api.WriteError(w, r, err)
 		return
@@ -202,7 +196,7 @@ func (h *Handlers) Delete(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, r, err)
 		return
 	}
-	if err := h.reg.Delete(r.Context(), id, data); err != nil {
+	if err := s.reg.Delete(r.Context(), id, data); err != nil {
 		api.WriteError(w, r, err)
 		return
 	}
@@ -212,7 +206,7 @@ func (h *Handlers) Delete(w http.ResponseWriter, r *http.Request) {
 
 // input validates the device id (into the request's log context) and the query (only the named parameters, each
 // at most once).
-func (h *Handlers) input(r *http.Request, allowed ...string) (*http.Request, string, url.Values, error) {
+func (s *Service) input(r *http.Request, allowed ...string) (*http.Request, string, url.Values, error) {
 	r, id, err := api.DeviceID(r)
 	if err != nil {
 		return r, "", nil, err
@@ -223,8 +217,8 @@ func (h *Handlers) input(r *http.Request, allowed ...string) (*http.Request, str
 
 // configInput reads what every route answering a device configuration takes: the device id (into the request's
 // log context), the query (accept plus allowed), and whether the answer is text.
-func (h *Handlers) configInput(r *http.Request, allowed ...string) (*http.Request, string, url.Values, bool, error) {
-	r, id, q, err := h.input(r, append(allowed, "accept")...)
+func (s *Service) configInput(r *http.Request, allowed ...string) (*http.Request, string, url.Values, bool, error) {
+	r, id, q, err := s.input(r, append(allowed, "accept")...)
 	if err != nil {
 		return r, "", nil, false, err
 	}

@@ -1,4 +1,4 @@
-package registry
+package deviceapi
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/iot-center/iot-center-serverless/shared/influx"
+	"github.com/iot-center/iot-center-serverless/shared/registry"
 	"github.com/iot-center/iot-center-serverless/shared/store"
 )
 
@@ -37,21 +38,21 @@ func TestDeleteForgetsSeries(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	put(SeriesKey(id), map[string]types.AttributeValue{AttrSeries: &types.AttributeValueMemberSS{Value: []string{"environment#1", "environment#2", "power#3"}}})
-	put(FleetSeriesKey(), map[string]types.AttributeValue{AttrFleetSeries: store.N(5)})
+	put(registry.SeriesKey(id), map[string]types.AttributeValue{registry.AttrSeries: &types.AttributeValueMemberSS{Value: []string{"environment#1", "environment#2", "power#3"}}})
+	put(registry.FleetSeriesKey(), map[string]types.AttributeValue{registry.AttrFleetSeries: store.N(5)})
 	if w := do(t, f.h, "DELETE", "/api/devices/"+id, ""); w.Code != http.StatusNoContent {
 		t.Fatalf("delete: %d %s", w.Code, w.Body.String())
 	}
-	if it, err := f.table.Get(ctxT(t), SeriesKey(id), true); err != nil || it != nil {
+	if it, err := f.table.Get(ctxT(t), registry.SeriesKey(id), true); err != nil || it != nil {
 		t.Errorf("series item after delete: %v %v, want none", it, err)
 	}
-	if it, err := f.table.Get(ctxT(t), FleetSeriesKey(), true); err != nil || store.Num(it, AttrFleetSeries) != 2 {
+	if it, err := f.table.Get(ctxT(t), registry.FleetSeriesKey(), true); err != nil || store.Num(it, registry.AttrFleetSeries) != 2 {
 		t.Errorf("fleet count after delete: %v %v, want 2", it, err)
 	}
 	if w := do(t, f.h, "POST", "/api/devices/"+id, ""); w.Code != http.StatusCreated {
 		t.Fatalf("register again: %d %s", w.Code, w.Body.String())
 	}
-	if it, err := f.table.Get(ctxT(t), SeriesKey(id), true); err != nil || it != nil {
+	if it, err := f.table.Get(ctxT(t), registry.SeriesKey(id), true); err != nil || it != nil {
 		t.Errorf("series item after registering again: %v %v, want none", it, err)
 	}
 }
@@ -73,7 +74,7 @@ func TestSecondDataPass(t *testing.T) {
 		return nil
 	}
 	f.reg.PurgeDelay = time.Minute
-	h := asOperator(NewHandlers(f.reg).Mux())
+	h := asOperator(NewService(f.reg).Routes())
 	write := func(m string) {
 		t.Helper()
 		lp := fmt.Sprintf("environment,clientId=%s Temperature=1 %d\npower,clientId=%s Watts=2 %d\n", id, time.Now().Add(-time.Minute).UnixNano(), id, time.Now().Add(-time.Minute).UnixNano())

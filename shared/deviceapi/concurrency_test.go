@@ -1,4 +1,4 @@
-package registry
+package deviceapi
 
 import (
 	"net/http"
