@@ -17,7 +17,7 @@ func handler(d lambdaapp.Deps) *api.Mux {
 	env := d.Env()
 	timeout := env.Duration("QUERY_TIMEOUT", measurements.DefaultTimeout, 100*time.Millisecond, 10*time.Minute)
 	lambdaapp.Check(env)
-	h := measurements.New(d.Influx, d.Registry(), d.Config.Bucket, timeout,
+	h := measurements.NewService(d.Influx, d.Registry(), d.Config.Bucket, timeout,
 		measurements.WithDownsampled(d.Config.BucketDownsampled))
 	return h.Routes()
 }

@@ -57,7 +57,7 @@ func newStack(t *testing.T, gateway bool, instances int) *stack {
 		c := influx.New(cfg.InfluxURL, cfg.Token.Reveal(), cfg.Org, influx.Options{})
 		t.Cleanup(c.Close)
 		reg := registry.New(c, cfg, table)
-		q := measurements.New(c, reg, cfg.Bucket, 20*time.Second, measurements.WithDownsampled(cfg.BucketDownsampled)).Routes()
+		q := measurements.NewService(c, reg, cfg.Bucket, 20*time.Second, measurements.WithDownsampled(cfg.BucketDownsampled)).Routes()
 		mux := http.NewServeMux()
 		mux.Handle("/", deviceapi.NewService(reg).Routes())
 		mux.Handle("GET /api/devices/{deviceId}/measurements", q)
@@ -406,7 +406,7 @@ func TestFunctionsActOnTheDecision(t *testing.T) {
 	if r := s.call(0, "POST", "/api/devices/"+a+"/rotate", opKey); r.code != http.StatusOK {
 		t.Fatalf("rotate: %d", r.code)
 	}
-	h := api.Handler(measurements.New(influx.New(s.cfg.InfluxURL, s.cfg.Token.Reveal(), s.cfg.Org, influx.Options{}), s.reg, s.cfg.Bucket, 10*time.Second).Routes())
+	h := api.Handler(measurements.NewService(influx.New(s.cfg.InfluxURL, s.cfg.Token.Reveal(), s.cfg.Org, influx.Options{}), s.reg, s.cfg.Bucket, 10*time.Second).Routes())
 	for _, tc := range []struct {
 		name   string
 		c      api.Caller

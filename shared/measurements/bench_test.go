@@ -75,8 +75,8 @@ func benchData(b *testing.B, downsample bool) (c *influx.Client, bucket string, 
 	if _, _, err := reg.Register(ctx, "bench"); err != nil {
 		b.Fatal(err)
 	}
-	hRaw = authztest.Operator(measurements.New(c, reg, bucket, 30*time.Second).Routes())
-	hDs = authztest.Operator(measurements.New(c, reg, bucket, 30*time.Second, measurements.WithDownsampled(ds)).Routes())
+	hRaw = authztest.Operator(measurements.NewService(c, reg, bucket, 30*time.Second).Routes())
+	hDs = authztest.Operator(measurements.NewService(c, reg, bucket, 30*time.Second, measurements.WithDownsampled(ds)).Routes())
 	return c, bucket, hRaw, hDs
 }
 

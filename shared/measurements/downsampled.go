@@ -67,7 +67,7 @@ const hourlyCountFlux = `from(bucket: qBucket)
 `
 
 // useDownsampled reports whether a request can be answered from hourly aggregates.
-func (h *Handler) useDownsampled(q Request) bool {
+func (h *Service) useDownsampled(q Request) bool {
 	return h.bucketDs != "" && !q.Raw() && q.Every >= time.Hour && q.Every%time.Hour == 0
 }
 
@@ -126,7 +126,7 @@ func readHourRows(r io.Reader, q Request, rows []hourRow) ([]hourRow, error) {
 	return rows, err
 }
 
-func (h *Handler) hourRows(ctx context.Context, text string, bucket string, q Request, start, stop time.Time, rows []hourRow) ([]hourRow, error) {
+func (h *Service) hourRows(ctx context.Context, text string, bucket string, q Request, start, stop time.Time, rows []hourRow) ([]hourRow, error) {
 	if !start.Before(stop) {
 		return rows, nil
 	}
@@ -144,7 +144,7 @@ func (h *Handler) hourRows(ctx context.Context, text string, bucket string, q Re
 
 // downsampledTable answers a window of >= 1h from the downsampled bucket where its aggregates are exact, and from
 // hourly aggregates of the raw data everywhere else (see the comment at the top of the file).
-func (h *Handler) downsampledTable(ctx context.Context, q Request) (*Table, error) {
+func (h *Service) downsampledTable(ctx context.Context, q Request) (*Table, error) {
 	// whole hours inside the range
 	dsStart := q.Start.Truncate(time.Hour)
 	if dsStart.Before(q.Start) {
@@ -227,7 +227,7 @@ type hourField struct {
 }
 
 // rawCounts counts the raw points of [start, stop) per hour and field, summed over the device's series.
-func (h *Handler) rawCounts(ctx context.Context, q Request, start, stop time.Time) (map[hourField]float64, error) {
+func (h *Service) rawCounts(ctx context.Context, q Request, start, stop time.Time) (map[hourField]float64, error) {
 	out := map[hourField]float64{}
 	if !start.Before(stop) {
 		return out, nil
@@ -270,7 +270,7 @@ func (h *Handler) rawCounts(ctx context.Context, q Request, start, stop time.Tim
 }
 
 // parallel runs fns at once and returns their rows in order, or the first error.
-func (h *Handler) parallel(fns []func() ([]hourRow, error)) ([][]hourRow, error) {
+func (h *Service) parallel(fns []func() ([]hourRow, error)) ([][]hourRow, error) {
 	results := make([][]hourRow, len(fns))
 	errs := make([]error, len(fns))
 	var wg sync.WaitGroup

@@ -35,7 +35,7 @@ type dsFixture struct {
 // newDSHandlerAt is f's downsampled-reading handler with its clock at now.
 func newDSHandlerAt(t *testing.T, f *dsFixture, now time.Time) http.Handler {
 	t.Helper()
-	return authztest.Operator(measurements.New(f.c, f.reg, f.raw, 10*time.Second, measurements.WithClock(func() time.Time { return now }),
+	return authztest.Operator(measurements.NewService(f.c, f.reg, f.raw, 10*time.Second, measurements.WithClock(func() time.Time { return now }),
 		measurements.WithDownsampled(f.ds)).Routes())
 }
 
@@ -85,8 +85,8 @@ func newDSFixture(t *testing.T) *dsFixture {
 		}
 	}
 	clock := measurements.WithClock(func() time.Time { return t0.Add(6 * time.Hour) })
-	f.rawH = authztest.Operator(measurements.New(f.c, reg, f.raw, 10*time.Second, clock).Routes())
-	f.dsH = authztest.Operator(measurements.New(f.c, reg, f.raw, 10*time.Second, clock, measurements.WithDownsampled(f.ds)).Routes())
+	f.rawH = authztest.Operator(measurements.NewService(f.c, reg, f.raw, 10*time.Second, clock).Routes())
+	f.dsH = authztest.Operator(measurements.NewService(f.c, reg, f.raw, 10*time.Second, clock, measurements.WithDownsampled(f.ds)).Routes())
 	return f
 }
 
@@ -202,7 +202,7 @@ func TestDownsampledIsRead(t *testing.T) {
 func TestDownsampledBucketMissing(t *testing.T) {
 	f := newDSFixture(t)
 	clock := measurements.WithClock(func() time.Time { return t0.Add(6 * time.Hour) })
-	h := authztest.Operator(measurements.New(f.c, f.reg, f.raw, 10*time.Second, clock, measurements.WithDownsampled("missing_"+influxtest.RandomID(4))).Routes())
+	h := authztest.Operator(measurements.NewService(f.c, f.reg, f.raw, 10*time.Second, clock, measurements.WithDownsampled("missing_"+influxtest.RandomID(4))).Routes())
 	path := "/api/devices/edge/measurements?start=-6h&every=2h&fields=Temperature,CO2"
 	sameTable(t, "no downsampled bucket", fetch(t, h, path), fetch(t, f.rawH, path))
 }
@@ -255,8 +255,8 @@ func TestDownsampledLateAndOld(t *testing.T) {
 		t.Fatal(err)
 	}
 	clock := measurements.WithClock(func() time.Time { return now })
-	rawH := authztest.Operator(measurements.New(c, reg, raw, 10*time.Second, clock).Routes())
-	dsH := authztest.Operator(measurements.New(c, reg, raw, 10*time.Second, clock, measurements.WithDownsampled(ds)).Routes())
+	rawH := authztest.Operator(measurements.NewService(c, reg, raw, 10*time.Second, clock).Routes())
+	dsH := authztest.Operator(measurements.NewService(c, reg, raw, 10*time.Second, clock, measurements.WithDownsampled(ds)).Routes())
 	for _, origin := range []string{"", "device", "generated", "all"} {
 		for _, fn := range []string{"mean", "min", "max", "last"} {
 			q := url.Values{"start": {"-30d"}, "fields": {"Temperature,CO2"}, "fn": {fn}}

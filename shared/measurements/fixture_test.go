@@ -41,7 +41,7 @@ type fixture struct {
 
 // handler builds the handler under test with a query cap and a fixed "now".
 func (f *fixture) handler(timeout time.Duration, now time.Time) http.Handler {
-	return authztest.Operator(measurements.New(f.c, f.reg, f.bucket, timeout, measurements.WithClock(func() time.Time { return now })).Routes())
+	return authztest.Operator(measurements.NewService(f.c, f.reg, f.bucket, timeout, measurements.WithClock(func() time.Time { return now })).Routes())
 }
 
 // newHandlerTimeout replaces f's handler by one with a shorter query cap.

@@ -23,8 +23,8 @@ const MaxResponseBytes = 5_500_000
 // deadlineMargin is kept from the invocation deadline to answer 504 before Lambda kills the invocation.
 const deadlineMargin = 500 * time.Millisecond
 
-// Handler serves the query function's routes.
-type Handler struct {
+// Service serves the query function's routes.
+type Service struct {
 	q        influx.Querier
 	devices  *registry.Registry
 	bucket   string
@@ -33,21 +33,21 @@ type Handler struct {
 	now      func() time.Time
 }
 
-// Option tunes a Handler.
-type Option func(*Handler)
+// Option tunes a Service.
+type Option func(*Service)
 
 // WithClock replaces time.Now (tests pin "now" to known data).
-func WithClock(now func() time.Time) Option { return func(h *Handler) { h.now = now } }
+func WithClock(now func() time.Time) Option { return func(h *Service) { h.now = now } }
 
 // WithDownsampled answers windows of whole hours from the hourly aggregates in bucket (see downsampled.go).
-func WithDownsampled(bucket string) Option { return func(h *Handler) { h.bucketDs = bucket } }
+func WithDownsampled(bucket string) Option { return func(h *Service) { h.bucketDs = bucket } }
 
-// New builds the handler. bucket is the measurements bucket; timeout caps every query (0 = DefaultTimeout).
-func New(q influx.Querier, devices *registry.Registry, bucket string, timeout time.Duration, opts ...Option) *Handler {
+// NewService builds the service. bucket is the measurements bucket; timeout caps every query (0 = DefaultTimeout).
+func NewService(q influx.Querier, devices *registry.Registry, bucket string, timeout time.Duration, opts ...Option) *Service {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	h := &Handler{q: q, devices: devices, bucket: bucket, timeout: timeout, now: time.Now}
+	h := &Service{q: q, devices: devices, bucket: bucket, timeout: timeout, now: time.Now}
 	for _, o := range opts {
 		o(h)
 	}
@@ -55,7 +55,7 @@ func New(q influx.Querier, devices *registry.Registry, bucket string, timeout ti
 }
 
 // Routes returns the mux with the template.yaml paths of QueryFunction.
-func (h *Handler) Routes() *api.Mux {
+func (h *Service) Routes() *api.Mux {
 	mux := api.NewMux()
 	mux.HandleFunc("GET /api/devices/{deviceId}/measurements", h.Measurements)
 	mux.HandleFunc("GET /api/devices/{deviceId}/summary", h.Summary)
@@ -64,7 +64,7 @@ func (h *Handler) Routes() *api.Mux {
 }
 
 // Measurements answers GET /api/devices/{deviceId}/measurements.
-func (h *Handler) Measurements(w http.ResponseWriter, r *http.Request) {
+func (h *Service) Measurements(w http.ResponseWriter, r *http.Request) {
 	r, id, err := api.DeviceID(r)
 	if err != nil {
 		api.WriteError(w, r, err)
@@ -115,7 +115,7 @@ func formatEvery(q Request) string {
 }
 
 // table runs the measurements query and streams its CSV into columns.
-func (h *Handler) table(ctx context.Context, q Request) (*Table, error) {
+func (h *Service) table(ctx context.Context, q Request) (*Table, error) {
 	if h.useDownsampled(q) {
 		return h.downsampledTable(ctx, q)
 	}
@@ -129,7 +129,7 @@ func (h *Handler) table(ctx context.Context, q Request) (*Table, error) {
 }
 
 // Summary answers GET /api/devices/{deviceId}/summary.
-func (h *Handler) Summary(w http.ResponseWriter, r *http.Request) {
+func (h *Service) Summary(w http.ResponseWriter, r *http.Request) {
 	r, id, err := api.DeviceID(r)
 	if err != nil {
 		api.WriteError(w, r, err)
@@ -150,7 +150,7 @@ func (h *Handler) Summary(w http.ResponseWriter, r *http.Request) {
 	api.WriteJSON(w, http.StatusOK, s)
 }
 
-func (h *Handler) summary(ctx context.Context, q SummaryRequest) (*Summary, error) {
+func (h *Service) summary(ctx context.Context, q SummaryRequest) (*Summary, error) {
 	flux, ext := summaryQuery(h.bucket, q)
 	rc, err := h.q.QueryRaw(ctx, flux, ext)
 	if err != nil {
@@ -163,7 +163,7 @@ func (h *Handler) summary(ctx context.Context, q SummaryRequest) (*Summary, erro
 // whileLookingUp runs query while the registry is asked whether the device exists (one round trip less): the
 // result is used only when the device is registered; otherwise the query is cancelled and the lookup's error
 // (404 for an unregistered id) is returned. Errors come back classified for api.WriteError.
-func whileLookingUp[T any](ctx context.Context, h *Handler, id, doing string, query func(context.Context) (T, error)) (T, error) {
+func whileLookingUp[T any](ctx context.Context, h *Service, id, doing string, query func(context.Context) (T, error)) (T, error) {
 	qctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var res T
@@ -199,7 +199,7 @@ func recoverTo(err *error) {
 }
 
 // queryContext bounds the work by the configured cap and by the invocation deadline (less a margin to answer).
-func (h *Handler) queryContext(ctx context.Context) (context.Context, context.CancelFunc) {
+func (h *Service) queryContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	d := h.timeout
 	if dl, ok := ctx.Deadline(); ok {
 		d = min(d, time.Until(dl)-deadlineMargin)

@@ -90,7 +90,7 @@ func TestInfluxDown503(t *testing.T) {
 	api.SetBaseLogger(slog.New(slog.NewJSONHandler(&logs, nil)))
 	defer api.SetBaseLogger(prev)
 
-	h := api.Handler(authztest.Operator(measurements.New(down, f.reg, f.bucket, 5*time.Second).Routes()))
+	h := api.Handler(authztest.Operator(measurements.NewService(down, f.reg, f.bucket, 5*time.Second).Routes()))
 	for _, path := range []string{"/api/devices/dev1/measurements", "/api/devices/dev1/summary"} {
 		f.h = h
 		code, body := f.get(t, path, "")

@@ -230,7 +230,7 @@ func TestWantsCSV(t *testing.T) {
 
 // TestQueryContext: the cap applies, and an invocation deadline closer than the cap wins (less the margin).
 func TestQueryContext(t *testing.T) {
-	h := New(nil, nil, "b", 12*time.Second)
+	h := NewService(nil, nil, "b", 12*time.Second)
 	ctx, cancel := h.queryContext(context.Background())
 	defer cancel()
 	if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > 12*time.Second || time.Until(dl) < 11*time.Second {
