@@ -25,5 +25,5 @@ func main() {
 
 // handler is the function's routes (wiring_test.go compares them with template.yaml).
 func handler(d lambdaapp.Deps, t *store.Table) *api.Mux {
-	return overview.New(d.Influx, d.Config.Bucket, t).Routes()
+	return overview.NewService(d.Influx, d.Config.Bucket, t).Routes()
 }

@@ -41,7 +41,7 @@ func BenchmarkOverview(b *testing.B) {
 			if _, err := overviewtest.Seed(ctx, d.Table, nil, bucket, n, now); err != nil {
 				b.Fatal(err)
 			}
-			svc := overview.New(c, bucket, d.Table)
+			svc := overview.NewService(c, bucket, d.Table)
 			h := api.Handler(svc.Routes())
 			call := func(target string) (time.Duration, int) {
 				r := httptest.NewRequest(http.MethodGet, target, nil)

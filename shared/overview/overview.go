@@ -45,8 +45,8 @@ type Service struct {
 	answers answers
 }
 
-// New is the overview of the fleet whose counts are in bucket (read through q) and positions in t.
-func New(q influx.Querier, bucket string, t *store.Table) *Service {
+// NewService is the overview of the fleet whose counts are in bucket (read through q) and positions in t.
+func NewService(q influx.Querier, bucket string, t *store.Table) *Service {
 	c := &snapshots{t: t}
 	return &Service{Influx: q, Bucket: bucket, Read: c.read, Jobs: &backfill.JobStore{Table: t}}
 }

@@ -43,7 +43,7 @@ func newFixture(t *testing.T, n int) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := overview.New(c, bucket, d.Table)
+	svc := overview.NewService(c, bucket, d.Table)
 	svc.Now = func() time.Time { return now }
 	return &fixture{table: d.Table, svc: svc, h: api.Handler(svc.Routes()), devs: devs, now: now}
 }
