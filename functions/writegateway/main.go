@@ -58,7 +58,7 @@ func handler(d lambdaapp.Deps, t *store.Table) *api.Mux {
 	influxdb := d.NewInflux(influx.Options{HTTPTimeout: 8 * time.Second, Retry: influx.RetryPolicy{MaxAttempts: 1}})
 	// credentials are checked against the registry's device items; rotations and deletions learned from its
 	// revocation items
-	g, err := gateway.New(d.Registry(), t, influxdb, o)
+	g, err := gateway.NewService(d.Registry(), t, influxdb, o)
 	if err != nil {
 		api.Exit("invalid configuration", err)
 	}

@@ -116,7 +116,7 @@ func BenchmarkGatewayVsDirect(b *testing.B) {
 			}
 			// through the gateway
 			bucket = srv.NewBucket(b, "gateway")
-			g, err := New(creds, nil, admin, Options{Org: srv.Org, Bucket: bucket, Rate: -1, PointRate: -1})
+			g, err := NewService(creds, nil, admin, Options{Org: srv.Org, Bucket: bucket, Rate: -1, PointRate: -1})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -136,7 +136,7 @@ func BenchmarkGatewayVsDirect(b *testing.B) {
 	for r := 0; r < cpuRounds; r++ {
 		d, _ := cpuPerWrite(b, srv, srv.URL, srv.Org, srv.NewBucket(b, "cpudirect"), points, cpuWriters, 0, direct)
 		bucket := srv.NewBucket(b, "cpugw")
-		g, err := New(fl.reg, fl.table, admin, Options{Org: srv.Org, Bucket: bucket, Rate: -1, PointRate: -1})
+		g, err := NewService(fl.reg, fl.table, admin, Options{Org: srv.Org, Bucket: bucket, Rate: -1, PointRate: -1})
 		if err != nil {
 			b.Fatal(err)
 		}

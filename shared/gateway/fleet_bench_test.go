@@ -152,7 +152,7 @@ func BenchmarkGatewayRevocations(b *testing.B) {
 		var count dynamoCount
 		tbl := counted(f.table, &count)
 		reg := registry.New(admin, f.cfg, tbl)
-		g, err := New(reg, tbl, admin, Options{Org: f.cfg.Org, Bucket: f.cfg.Bucket, Rate: -1, PointRate: -1, Now: clk.now,
+		g, err := NewService(reg, tbl, admin, Options{Org: f.cfg.Org, Bucket: f.cfg.Bucket, Rate: -1, PointRate: -1, Now: clk.now,
 			Series: tbl})
 		if err != nil {
 			b.Fatal(err)

@@ -44,7 +44,7 @@ type Store interface {
 
 var _ Store = (*influx.Client)(nil)
 
-// Options configure a Gateway; zero values take the defaults noted.
+// Options configure a Service; zero values take the defaults noted.
 type Options struct {
 	Org, Bucket string         // the only org and bucket devices may write to
 	Schema      *schema.Schema // default schema.Default()
@@ -77,8 +77,8 @@ type Options struct {
 	Now     func() time.Time
 }
 
-// Gateway serves Route.
-type Gateway struct {
+// Service serves Route.
+type Service struct {
 	creds  Credentials
 	store  Store
 	o      Options
@@ -92,10 +92,10 @@ type Gateway struct {
 	retention *time.Duration // read once, then cached
 }
 
-// New builds a Gateway: credentials checked with creds, revocations read from the state table (nil: none are
+// NewService builds the gateway: credentials checked with creds, revocations read from the state table (nil: none are
 // read, and an accepted credential is reused for RevocationWindow only); an invalid schema is an error (a
 // cold-start failure).
-func New(creds Credentials, revocations *store.Table, st Store, o Options) (*Gateway, error) {
+func NewService(creds Credentials, revocations *store.Table, st Store, o Options) (*Service, error) {
 	if o.Schema == nil {
 		o.Schema = schema.Default()
 	}
@@ -128,7 +128,7 @@ func New(creds Credentials, revocations *store.Table, st Store, o Options) (*Gat
 	if o.MaxDecodedBody <= 0 {
 		o.MaxDecodedBody = min(MaxDecodedBody, int64(o.MaxPoints)*int64(r.maxLine))
 	}
-	g := &Gateway{creds: creds, store: st, o: o, rules: r,
+	g := &Service{creds: creds, store: st, o: o, rules: r,
 		cache:  newAuthCache(revocations, o.AuthCacheTTL, min(o.RevocationCheck, RevocationWindow), 100_000, o.Now),
 		limit:  newLimiter(o.Rate, o.Burst, 100_000, o.Now),
 		points: newLimiter(o.PointRate, o.PointBurst, 100_000, o.Now)}
@@ -153,7 +153,7 @@ const (
 )
 
 // Routes serves Route; anything else is InfluxDB's 404.
-func (g *Gateway) Routes() *api.Mux {
+func (g *Service) Routes() *api.Mux {
 	mux := api.NewMux()
 	mux.Handle(Route, g)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -166,7 +166,7 @@ func (g *Gateway) Routes() *api.Mux {
 // becomes a 503 the client libraries retry rather than a Lambda timeout (API Gateway's 503 without a body).
 const answerMargin = time.Second
 
-func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (g *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if dl, ok := r.Context().Deadline(); ok {
 		ctx, cancel := context.WithDeadline(r.Context(), dl.Add(-answerMargin))
 		defer cancel()
@@ -185,7 +185,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // serve authenticates, rate-limits and writes; it returns the request with the device in its logger.
-func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) (*http.Request, int, error) {
+func (g *Service) serve(w http.ResponseWriter, r *http.Request) (*http.Request, int, error) {
 	now := g.o.Now()
 	dev, err := g.authenticate(r)
 	if err != nil {
@@ -205,13 +205,13 @@ func retryAfter(w http.ResponseWriter, wait time.Duration) {
 }
 
 // emit writes one EMF metric by answer status (never by device: a dimension per device would be a metric each).
-func (g *Gateway) emit(ctx context.Context, m metrics.Metric, status string) {
+func (g *Service) emit(ctx context.Context, m metrics.Metric, status string) {
 	if g.o.Metrics != nil {
 		metrics.EmitAll(ctx, g.o.Metrics, []metrics.Dim{{Name: "Status", Value: status}}, m)
 	}
 }
 
-func (g *Gateway) authenticate(r *http.Request) (string, error) {
+func (g *Service) authenticate(r *http.Request) (string, error) {
 	cred, ok := credential(r)
 	if !ok {
 		return "", unauthorized()
@@ -220,7 +220,7 @@ func (g *Gateway) authenticate(r *http.Request) (string, error) {
 }
 
 // write checks the request's target and every line, then writes all of its points or none.
-func (g *Gateway) write(w http.ResponseWriter, r *http.Request, dev string, now time.Time) (int, error) {
+func (g *Service) write(w http.ResponseWriter, r *http.Request, dev string, now time.Time) (int, error) {
 	ctx := r.Context()
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
@@ -273,7 +273,7 @@ func (g *Gateway) write(w http.ResponseWriter, r *http.Request, dev string, now 
 }
 
 // target checks org/orgID and bucket: anything but the configured ones is InfluxDB's 404.
-func (g *Gateway) target(ctx context.Context, q url.Values) error {
+func (g *Service) target(ctx context.Context, q url.Values) error {
 	switch org, orgID := q.Get("org"), q.Get("orgID"); {
 	case org != "":
 		if org != g.o.Org {
@@ -301,7 +301,7 @@ func (g *Gateway) target(ctx context.Context, q url.Values) error {
 
 // lookupMiss is the 404 for an org or bucket id that is not the configured one; an InfluxDB outage during the
 // lookup is a 503, not a 404.
-func (g *Gateway) lookupMiss(err error, format, v string) error {
+func (g *Service) lookupMiss(err error, format, v string) error {
 	if err != nil && !refusedLookup(err) {
 		return classify(err, "looking up an id")
 	}
@@ -316,7 +316,7 @@ func refusedLookup(err error) bool {
 
 // bucketRetention reads the data bucket's retention once; a token that may not read it falls back to the
 // configured one.
-func (g *Gateway) bucketRetention(ctx context.Context) (time.Duration, error) {
+func (g *Service) bucketRetention(ctx context.Context) (time.Duration, error) {
 	g.retMu.Lock()
 	defer g.retMu.Unlock()
 	if g.retention != nil {

@@ -434,7 +434,7 @@ func TestInfluxDBDownIs503(t *testing.T) {
 	srv := influxtest.Start(t)
 	admin := srv.Client(t)
 	bucket := srv.NewBucket(t, "down")
-	g, err := New(&staticCredentials{ids: map[string]string{credA: devA}}, nil, admin, Options{Org: srv.Org, Bucket: bucket})
+	g, err := NewService(&staticCredentials{ids: map[string]string{credA: devA}}, nil, admin, Options{Org: srv.Org, Bucket: bucket})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -77,7 +77,7 @@ type fixture struct {
 	admin  *influx.Client
 	bucket string
 	creds  *staticCredentials
-	g      *Gateway
+	g      *Service
 	h      http.Handler
 }
 
@@ -100,7 +100,7 @@ func newFixtureWith(t *testing.T, table *store.Table, o Options) *fixture {
 	if o.Org == "" {
 		o.Org = srv.Org
 	}
-	g, err := New(f.creds, table, f.admin, o)
+	g, err := NewService(f.creds, table, f.admin, o)
 	if err != nil {
 		t.Fatal(err)
 	}

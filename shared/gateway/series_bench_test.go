@@ -54,9 +54,9 @@ func BenchmarkSeriesBudgetCost(b *testing.B) {
 	d := testenv.StartDynamo(b)
 	bucket := srv.NewBucket(b, "budgetbench")
 	creds := &staticCredentials{ids: map[string]string{credA: devA}}
-	mk := func(o Options) *Gateway {
+	mk := func(o Options) *Service {
 		o.Org, o.Bucket, o.Rate, o.PointRate = srv.Org, bucket, -1, -1
-		g, err := New(creds, nil, admin, o)
+		g, err := NewService(creds, nil, admin, o)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -76,7 +76,7 @@ func BenchmarkSeriesBudgetCost(b *testing.B) {
 		}
 		return influx.Gzip(lp)
 	}
-	post := func(g *Gateway, body []byte, gz bool) time.Duration {
+	post := func(g *Service, body []byte, gz bool) time.Duration {
 		r := httptest.NewRequest("POST", "/api/v2/write?org="+srv.Org+"&bucket="+bucket+"&precision=ns", bytes.NewReader(body))
 		r.Header.Set("Authorization", "Token "+credA)
 		if gz {

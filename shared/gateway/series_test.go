@@ -176,7 +176,7 @@ func TestSeriesBudgetAcrossInstances(t *testing.T) {
 	const instances = 4
 	gws := []http.Handler{f.h}
 	for range instances - 1 {
-		g, err := New(f.creds, nil, f.admin, Options{Org: f.srv.Org, Bucket: f.bucket, Series: d.Table, SeriesBudget: 3, Rate: -1, PointRate: -1})
+		g, err := NewService(f.creds, nil, f.admin, Options{Org: f.srv.Org, Bucket: f.bucket, Series: d.Table, SeriesBudget: 3, Rate: -1, PointRate: -1})
 		if err != nil {
 			t.Fatal(err)
 		}
