@@ -7,9 +7,9 @@ import (
 
 	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/config"
+	"github.com/iot-center/iot-center-serverless/shared/health"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
 	"github.com/iot-center/iot-center-serverless/shared/lambdaapp"
-	"github.com/iot-center/iot-center-serverless/shared/metrics"
 )
 
 func main() { lambdaapp.StartHTTP(handler(os.Getenv)) }
@@ -20,6 +20,6 @@ func handler(getenv config.Getenv) *api.Mux {
 	url := env.String("INFLUX_URL", "")
 	env.URL("INFLUX_URL", url)
 	lambdaapp.Check(env)
-	c := influx.New(url, "", getenv("INFLUX_ORG"), influx.Options{HTTPTimeout: metrics.HealthTimeout})
-	return metrics.HealthHandler(c)
+	c := influx.New(url, "", getenv("INFLUX_ORG"), influx.Options{HTTPTimeout: health.Timeout})
+	return health.NewService(c).Routes()
 }

@@ -1,4 +1,4 @@
-package metrics
+package health
 
 import (
 	"encoding/json"
@@ -32,7 +32,10 @@ func getHealth(t *testing.T, h http.Handler) (int, map[string]any) {
 func TestHealthUpThenDown(t *testing.T) {
 	srv := influxtest.Start(t)
 	// no token: /health needs none, as in the deployed function
-	h := HealthHandler(influx.New(srv.URL, "", srv.Org, influx.Options{HTTPTimeout: HealthTimeout}))
+	svc := NewService(influx.New(srv.URL, "", srv.Org, influx.Options{HTTPTimeout: Timeout}))
+	var out strings.Builder
+	svc.Metrics = &out
+	h := svc.Routes()
 
 	code, body := getHealth(t, h)
 	if code != http.StatusOK {
@@ -47,10 +50,6 @@ func TestHealthUpThenDown(t *testing.T) {
 	}
 
 	srv.Stop(t)
-	var out strings.Builder
-	old := Stdout
-	Stdout = &out
-	defer func() { Stdout = old }()
 	code, body = getHealth(t, h)
 	if code != http.StatusServiceUnavailable {
 		t.Fatalf("down: got %d %v, want 503", code, body)
@@ -72,7 +71,7 @@ func TestHealthUpThenDown(t *testing.T) {
 }
 
 func TestHealthOtherMethodsNotRouted(t *testing.T) {
-	h := HealthHandler(influx.New("http://127.0.0.1:1", "", "org", influx.Options{}))
+	h := NewService(influx.New("http://127.0.0.1:1", "", "org", influx.Options{})).Routes()
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("POST", "/api/health", nil))
 	if rec.Code != http.StatusNotFound || !strings.Contains(rec.Body.String(), `"error"`) {
