@@ -44,7 +44,7 @@ func main() {
 		Planner:      &backfill.Planner{Influx: d.Influx, Bucket: cfg.Bucket},
 		Jobs:         &backfill.JobStore{Table: table},
 		Queue:        queue,
-		Devices:      backfill.RegistryDevices{R: d.Registry()},
+		Devices:      d.Registry(),
 		ChunkMinutes: chunk,
 		BatchDevices: batch,
 	}

@@ -35,13 +35,5 @@ func handler(d lambdaapp.Deps) *api.Mux {
 	if err != nil {
 		api.Exit("invalid configuration", err)
 	}
-	svc := &backfill.Service{
-		Devices:    backfill.RegistryDevices{R: d.Registry()},
-		Planner:    &backfill.Planner{Influx: d.Influx, Bucket: d.Config.Bucket},
-		Jobs:       &backfill.JobStore{Table: table},
-		Queue:      queue,
-		MaxDevices: d.Config.MaxDevices,
-		JobTimeout: time.Duration(timeout) * time.Minute,
-	}
-	return svc.Handler()
+	return backfill.NewService(d.Registry(), d.Influx, d.Config, table, queue, time.Duration(timeout)*time.Minute).Routes()
 }

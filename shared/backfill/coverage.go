@@ -77,7 +77,7 @@ func (s *Service) coverageDevice(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	if err := s.Devices.Exists(ctx, id); err != nil {
+	if _, err := s.Devices.Get(ctx, id); err != nil {
 		api.WriteError(w, r, err)
 		return
 	}
@@ -114,7 +114,7 @@ func (s *Service) coverageAll(w http.ResponseWriter, r *http.Request) {
 		c, err := s.Planner.fleetPresent(ctx, win)
 		done <- result{c, err}
 	}()
-	ids, err := s.Devices.IDs(ctx, nil)
+	ids, err := deviceIDs(ctx, s.Devices, nil)
 	res := <-done
 	if err != nil {
 		api.WriteError(w, r, err)

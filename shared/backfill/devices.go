@@ -7,44 +7,15 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/registry"
 )
 
-// Devices is what the feature needs from the device registry.
-type Devices interface {
-	// Exists returns nil for a registered device and an *api.Error NotFound otherwise.
-	Exists(ctx context.Context, id string) error
-	// IDs lists the registered devices, sorted (one registry query): every one when only is nil, else those of
-	// only (a query that reads just their records).
-	IDs(ctx context.Context, only []string) ([]string, error)
-}
-
-// Registry is the part of the device registry (registry.Registry) RegistryDevices reads.
-type Registry interface {
-	Get(ctx context.Context, id string) (registry.Device, error)
-	List(ctx context.Context) ([]registry.Device, error)
-	ListOf(ctx context.Context, ids []string) ([]registry.Device, error)
-}
-
-var (
-	_ Registry = (*registry.Registry)(nil)
-	_ Devices  = RegistryDevices{}
-)
-
-// RegistryDevices answers Devices from the device registry.
-type RegistryDevices struct{ R Registry }
-
-// Exists returns nil for a registered device, the registry's NotFound otherwise.
-func (d RegistryDevices) Exists(ctx context.Context, id string) error {
-	_, err := d.R.Get(ctx, id)
-	return err
-}
-
-// IDs lists the registered device ids (of only, when it is not nil), sorted.
-func (d RegistryDevices) IDs(ctx context.Context, only []string) ([]string, error) {
+// deviceIDs lists the registered device ids, sorted (one registry query): every one when only is nil, else those
+// of only (a query that reads just their records).
+func deviceIDs(ctx context.Context, reg *registry.Registry, only []string) ([]string, error) {
 	var list []registry.Device
 	var err error
 	if only == nil {
-		list, err = d.R.List(ctx)
+		list, err = reg.List(ctx)
 	} else {
-		list, err = d.R.ListOf(ctx, only)
+		list, err = reg.ListOf(ctx, only)
 	}
 	if err != nil {
 		return nil, err

@@ -7,12 +7,16 @@ import (
 	"time"
 
 	"github.com/iot-center/iot-center-serverless/shared/api"
+	"github.com/iot-center/iot-center-serverless/shared/config"
+	"github.com/iot-center/iot-center-serverless/shared/influx"
+	"github.com/iot-center/iot-center-serverless/shared/registry"
+	"github.com/iot-center/iot-center-serverless/shared/store"
 )
 
 // Service answers the write-missing routes: it records jobs (the work runs from the chunk queue, see runner.go),
 // reports them, and reports coverage.
 type Service struct {
-	Devices    Devices
+	Devices    *registry.Registry
 	Planner    *Planner
 	Jobs       *JobStore
 	Queue      Queue
@@ -30,6 +34,14 @@ const DefaultJobTimeout = 30 * time.Minute
 // JobsPath is the job route's prefix; the Location of a new job is JobsPath + id.
 const JobsPath = "/api/write-missing/jobs/"
 
+// NewService plans over the data in cfg.Bucket and the devices of reg, keeps jobs in table and queues their tasks
+// on queue (nil: the POST routes answer 501, as under sam local); jobTimeout 0 is DefaultJobTimeout.
+func NewService(reg *registry.Registry, c *influx.Client, cfg config.Config, table *store.Table, queue Queue,
+	jobTimeout time.Duration) *Service {
+	return &Service{Devices: reg, Planner: &Planner{Influx: c, Bucket: cfg.Bucket}, Jobs: &JobStore{Table: table},
+		Queue: queue, MaxDevices: cfg.MaxDevices, JobTimeout: jobTimeout}
+}
+
 func (s *Service) now() time.Time {
 	if s.Now != nil {
 		return s.Now()
@@ -37,9 +49,8 @@ func (s *Service) now() time.Time {
 	return time.Now()
 }
 
-// Handler routes the write-missing routes (paths as in template.yaml). Every one is the operator's: the handlers
-// act on the authorizer's decision instead of trusting that only it stands in front of them.
-func (s *Service) Handler() *api.Mux {
+// Routes serves the write-missing routes (paths as in template.yaml), every one the operator's.
+func (s *Service) Routes() *api.Mux {
 	mux := api.NewMux()
 	mux.HandleFunc("POST /api/devices/{deviceId}/write-missing", api.Require(api.RoleOperator, s.planDevice))
 	mux.HandleFunc("POST /api/write-missing", api.Require(api.RoleOperator, s.planAll))
@@ -83,7 +94,7 @@ func (s *Service) planDevice(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, r, err)
 		return
 	}
-	if err := s.Devices.Exists(r.Context(), id); err != nil {
+	if _, err := s.Devices.Get(r.Context(), id); err != nil {
 		api.WriteError(w, r, err)
 		return
 	}
@@ -144,7 +155,7 @@ func (s *Service) checkDevices(ctx context.Context, list []string) ([]string, er
 			ids = append(ids, id)
 		}
 	}
-	registered, err := s.Devices.IDs(ctx, ids)
+	registered, err := deviceIDs(ctx, s.Devices, ids)
 	if err != nil {
 		return nil, err
 	}

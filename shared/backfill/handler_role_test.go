@@ -34,7 +34,7 @@ func TestHandlerRequiresOperator(t *testing.T) {
 		{api.RoleOpen, http.StatusForbidden},
 		{"Operator", http.StatusForbidden},
 	}
-	h := api.Handler((&Service{}).Handler())
+	h := api.Handler((&Service{}).Routes())
 	for _, rt := range routes {
 		for _, rl := range roles {
 			t.Run(rt.method+" "+rt.path+" as "+rl.role, func(t *testing.T) {

@@ -182,7 +182,7 @@ func newFixture(t testing.TB, srv *influxtest.Server, o fixtureOpts) *fixture {
 	}
 	f.queue = &SQSQueue{Client: sqsClient, URL: queues[name].URL}
 	f.dlq = queues[name+"-dlq"]
-	devices := RegistryDevices{R: f.reg}
+	devices := f.reg
 	planner := &Planner{Influx: f.admin, Bucket: cfg.Bucket}
 	runners := make(chan *Runner, o.instances)
 	for i := 0; i < o.instances; i++ {
@@ -240,7 +240,7 @@ func newFixture(t testing.TB, srv *influxtest.Server, o fixtureOpts) *fixture {
 		JobTimeout: o.jobTimeout,
 		Now:        o.now,
 	}
-	f.h = api.Handler(authztest.Operator(f.svc.Handler())) // every write-missing route is the operator's
+	f.h = api.Handler(authztest.Operator(f.svc.Routes())) // every write-missing route is the operator's
 	return f
 }
 

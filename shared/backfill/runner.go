@@ -12,6 +12,7 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
 	"github.com/iot-center/iot-center-serverless/shared/metrics"
+	"github.com/iot-center/iot-center-serverless/shared/registry"
 )
 
 // Runner is BackfillWorkerFunction's handler: it runs the tasks the chunk queue delivers (plan, batch, chunk).
@@ -20,7 +21,7 @@ type Runner struct {
 	Planner      *Planner
 	Jobs         *JobStore
 	Queue        Queue
-	Devices      Devices
+	Devices      *registry.Registry
 	ChunkMinutes int
 	// BatchDevices is how many devices one batch task plans (one query); sized to the job's window when 0
 	// (BatchSize).
@@ -154,7 +155,7 @@ func (r *Runner) plan(ctx context.Context, t Task) error {
 	if !t.All {
 		only = append([]string{}, t.Devices...)
 	}
-	ids, err := r.Devices.IDs(ctx, only)
+	ids, err := deviceIDs(ctx, r.Devices, only)
 	if err != nil {
 		return err
 	}
