@@ -4,23 +4,17 @@ package main
 
 import (
 	"context"
-	"os"
-	"time"
 
-	"github.com/aws/aws-lambda-go/lambda"
-
-	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/authz"
 	"github.com/iot-center/iot-center-serverless/shared/lambdaapp"
 )
 
-func main() {
-	d := lambdaapp.Init()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	keys, err := authz.LoadKeys(ctx, os.Getenv, nil)
-	cancel()
+func main() { lambdaapp.Event(handler) }
+
+func handler(ctx context.Context, d lambdaapp.Deps) (any, error) {
+	keys, err := authz.LoadKeys(ctx, d.Getenv, nil)
 	if err != nil {
-		api.Exit("invalid authorizer configuration", err)
+		return nil, err
 	}
-	lambda.Start(authz.New(keys, d.Registry()).Handle)
+	return authz.New(keys, d.Registry()).Handle, nil
 }

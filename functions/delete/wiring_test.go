@@ -7,5 +7,5 @@ import (
 )
 
 func TestRoutesMatchTemplate(t *testing.T) {
-	routetest.Check(t, "DeleteFunction", handler(routetest.Deps(nil)))
+	routetest.Check(t, "DeleteFunction", routetest.Mount(t, handler, routetest.Deps(nil)))
 }

@@ -4,14 +4,16 @@
 package main
 
 import (
+	"context"
+
 	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/fleet"
 	"github.com/iot-center/iot-center-serverless/shared/lambdaapp"
 )
 
-func main() { lambdaapp.StartHTTP(handler(lambdaapp.Init())) }
+func main() { lambdaapp.HTTP(handler) }
 
 // handler is the function's routes (wiring_test.go compares them with template.yaml).
-func handler(d lambdaapp.Deps) *api.Mux {
-	return fleet.NewService(d.Table(), d.Influx, d.Config).Routes()
+func handler(_ context.Context, d lambdaapp.Deps) (*api.Mux, error) {
+	return fleet.NewService(d.Table(), d.Influx, d.Config).Routes(), nil
 }

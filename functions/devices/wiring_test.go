@@ -7,5 +7,5 @@ import (
 )
 
 func TestRoutesMatchTemplate(t *testing.T) {
-	routetest.Check(t, "DevicesFunction", handler(routetest.Deps(nil)))
+	routetest.Check(t, "DevicesFunction", routetest.Mount(t, handler, routetest.Deps(nil)))
 }

@@ -7,5 +7,5 @@ import (
 )
 
 func TestRoutesMatchTemplate(t *testing.T) {
-	routetest.Check(t, "EnvConfigFunction", handler(routetest.Deps(nil)))
+	routetest.Check(t, "EnvConfigFunction", routetest.Mount(t, handler, routetest.Deps(nil)))
 }

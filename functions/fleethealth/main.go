@@ -7,18 +7,16 @@ import (
 	"context"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/iot-center/iot-center-serverless/shared/fleet"
 	"github.com/iot-center/iot-center-serverless/shared/lambdaapp"
 	"github.com/iot-center/iot-center-serverless/shared/metrics"
 )
 
-func main() {
-	d := lambdaapp.Init()
+func main() { lambdaapp.Event(handler) }
+
+func handler(_ context.Context, d lambdaapp.Deps) (any, error) {
 	svc := fleet.NewService(d.Table(), d.Influx, d.Config)
 	svc.Metrics = metrics.Stdout
-	lambda.Start(func(ctx context.Context, _ events.CloudWatchEvent) (fleet.Counts, error) {
-		return svc.Check(ctx)
-	})
+	return func(ctx context.Context, _ events.CloudWatchEvent) (fleet.Counts, error) { return svc.Check(ctx) }, nil
 }

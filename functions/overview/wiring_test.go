@@ -7,5 +7,5 @@ import (
 )
 
 func TestRoutesMatchTemplate(t *testing.T) {
-	routetest.Check(t, "OverviewFunction", handler(routetest.Deps(nil), nil))
+	routetest.Check(t, "OverviewFunction", routetest.Mount(t, handler, routetest.Deps(nil)))
 }

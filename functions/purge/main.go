@@ -4,12 +4,11 @@
 package main
 
 import (
-	"github.com/aws/aws-lambda-go/lambda"
+	"context"
 
 	"github.com/iot-center/iot-center-serverless/shared/lambdaapp"
 )
 
 func main() {
-	d := lambdaapp.Init()
-	lambda.Start(d.Registry().HandlePurge)
+	lambdaapp.Event(func(_ context.Context, d lambdaapp.Deps) (any, error) { return d.Registry().HandlePurge, nil })
 }

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"time"
 
 	"github.com/iot-center/iot-center-serverless/shared/api"
@@ -10,14 +11,11 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/measurements"
 )
 
-func main() { lambdaapp.StartHTTP(handler(lambdaapp.Init())) }
+func main() { lambdaapp.HTTP(handler) }
 
 // handler is the function's routes (wiring_test.go compares them with template.yaml).
-func handler(d lambdaapp.Deps) *api.Mux {
-	env := d.Env()
-	timeout := env.Duration("QUERY_TIMEOUT", measurements.DefaultTimeout, 100*time.Millisecond, 10*time.Minute)
-	lambdaapp.Check(env)
-	h := measurements.NewService(d.Influx, d.Registry(), d.Config.Bucket, timeout,
-		measurements.WithDownsampled(d.Config.BucketDownsampled))
-	return h.Routes()
+func handler(_ context.Context, d lambdaapp.Deps) (*api.Mux, error) {
+	timeout := d.Env().Duration("QUERY_TIMEOUT", measurements.DefaultTimeout, 100*time.Millisecond, 10*time.Minute)
+	return measurements.NewService(d.Influx, d.Registry(), d.Config.Bucket, timeout,
+		measurements.WithDownsampled(d.Config.BucketDownsampled)).Routes(), nil
 }

@@ -7,5 +7,5 @@ import (
 )
 
 func TestRoutesMatchTemplate(t *testing.T) {
-	routetest.Check(t, "QueryFunction", handler(routetest.Deps(nil)))
+	routetest.Check(t, "QueryFunction", routetest.Mount(t, handler, routetest.Deps(nil)))
 }

@@ -7,5 +7,5 @@ import (
 )
 
 func TestRoutesMatchTemplate(t *testing.T) {
-	routetest.Check(t, "RegisterFunction", handler(routetest.Deps(nil)))
+	routetest.Check(t, "RegisterFunction", routetest.Mount(t, handler, routetest.Deps(nil)))
 }

@@ -12,23 +12,14 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/lambdaapp"
 	"github.com/iot-center/iot-center-serverless/shared/metrics"
 	"github.com/iot-center/iot-center-serverless/shared/schema"
-	"github.com/iot-center/iot-center-serverless/shared/store"
 )
 
-func main() {
-	d := lambdaapp.Init()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	t, err := store.FromEnv(ctx, d.Getenv)
-	if err != nil {
-		api.Exit("invalid configuration", err)
-	}
-	lambdaapp.StartHTTP(handler(d, t))
-}
+func main() { lambdaapp.HTTP(handler) }
 
-// handler is the function's routes (wiring_test.go compares them with template.yaml); t holds the series budgets
-// and the registry's revocation items.
-func handler(d lambdaapp.Deps, t *store.Table) *api.Mux {
+// handler is the function's routes (wiring_test.go compares them with template.yaml); the state table holds the
+// series budgets and the registry's revocation items.
+func handler(_ context.Context, d lambdaapp.Deps) (*api.Mux, error) {
+	t := d.Table()
 	env := d.Env()
 	o := gateway.Options{
 		Org:          d.Config.Org,
@@ -47,10 +38,9 @@ func handler(d lambdaapp.Deps, t *store.Table) *api.Mux {
 		SeriesBudget:      env.Int("WRITE_SERIES_BUDGET", gateway.DefaultSeriesBudget, 1, 100_000),
 		FleetSeriesBudget: int64(env.Int("WRITE_FLEET_SERIES_BUDGET", gateway.DefaultFleetSeriesBudget, 1, 1_000_000_000)),
 	}
-	lambdaapp.Check(env)
 	s, err := schema.Load(d.Getenv(schema.EnvExtension))
 	if err != nil {
-		api.Exit("invalid configuration", err)
+		return nil, err
 	}
 	o.Schema = s
 	// One attempt per request: a device's client library retries on the 503 + Retry-After the gateway answers, so
@@ -60,7 +50,7 @@ func handler(d lambdaapp.Deps, t *store.Table) *api.Mux {
 	// revocation items
 	g, err := gateway.NewService(d.Registry(), t, influxdb, o)
 	if err != nil {
-		api.Exit("invalid configuration", err)
+		return nil, err
 	}
-	return g.Routes()
+	return g.Routes(), nil
 }

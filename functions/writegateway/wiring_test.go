@@ -7,5 +7,5 @@ import (
 )
 
 func TestRoutesMatchTemplate(t *testing.T) {
-	routetest.Check(t, "WriteGatewayFunction", handler(routetest.Deps(nil), nil))
+	routetest.Check(t, "WriteGatewayFunction", routetest.Mount(t, handler, routetest.Deps(nil)))
 }

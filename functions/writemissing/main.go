@@ -11,29 +11,23 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/backfill"
 	"github.com/iot-center/iot-center-serverless/shared/lambdaapp"
-	"github.com/iot-center/iot-center-serverless/shared/store"
 )
 
-func main() { lambdaapp.StartHTTP(handler(lambdaapp.Init())) }
+func main() { lambdaapp.HTTP(handler) }
 
 // handler is the function's routes (wiring_test.go compares them with template.yaml).
-func handler(d lambdaapp.Deps) *api.Mux {
+func handler(ctx context.Context, d lambdaapp.Deps) (*api.Mux, error) {
 	env := d.Env()
-	queueURL := env.String("CHUNK_QUEUE_URL", "")
-	timeout := env.Int("JOB_TIMEOUT_MINUTES", int(backfill.DefaultJobTimeout/time.Minute), 1, 1440)
-	lambdaapp.Check(env)
+	url := env.String("CHUNK_QUEUE_URL", "")
+	timeout := time.Duration(env.Int("JOB_TIMEOUT_MINUTES", int(backfill.DefaultJobTimeout/time.Minute), 1, 1440)) * time.Minute
 	var queue backfill.Queue // nil without a queue (sam local): the POST routes answer 501, the others work
-	switch q, err := backfill.ChunkQueue(context.Background(), queueURL); {
+	switch q, err := backfill.ChunkQueue(ctx, url); {
 	case errors.Is(err, backfill.ErrNoQueue):
-		api.BaseLogger().Warn("no chunk queue: write-missing requests are answered 501", slog.String("CHUNK_QUEUE_URL", queueURL))
+		api.BaseLogger().Warn("no chunk queue: write-missing requests are answered 501", slog.String("CHUNK_QUEUE_URL", url))
 	case err != nil:
-		api.Exit("invalid configuration", err)
+		return nil, err
 	default:
 		queue = q
 	}
-	table, err := store.FromEnv(context.Background(), d.Getenv)
-	if err != nil {
-		api.Exit("invalid configuration", err)
-	}
-	return backfill.NewService(d.Registry(), d.Influx, d.Config, table, queue, time.Duration(timeout)*time.Minute).Routes()
+	return backfill.NewService(d.Registry(), d.Influx, d.Config, d.Table(), queue, timeout).Routes(), nil
 }

@@ -15,14 +15,14 @@ import (
 func TestRoutesMatchTemplate(t *testing.T) {
 	env := map[string]string{"CHUNK_QUEUE_URL": "http://127.0.0.1:1/123456789012/ChunkQueue", "AWS_REGION": "us-east-1",
 		"STATE_TABLE": "state"}
-	routetest.Check(t, "WriteMissingFunction", handler(routetest.Deps(env)))
+	routetest.Check(t, "WriteMissingFunction", routetest.Mount(t, handler, routetest.Deps(env)))
 }
 
 // TestWithoutQueue: under `sam local start-api` CHUNK_QUEUE_URL is the bare logical id (no queue runs): a
 // write-missing request is answered 501 with a JSON message saying so, before anything is recorded.
 func TestWithoutQueue(t *testing.T) {
 	env := map[string]string{"CHUNK_QUEUE_URL": "ChunkQueue", "AWS_REGION": "us-east-1"}
-	h := api.Handler(authztest.Operator(handler(routetest.Deps(env)))) // every write-missing route is the operator's
+	h := api.Handler(authztest.Operator(routetest.Mount(t, handler, routetest.Deps(env)))) // every write-missing route is the operator's
 	for _, path := range []string{"/api/write-missing", "/api/devices/dev1/write-missing"} {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, path, nil))

@@ -3,6 +3,7 @@
 package routetest
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/iot-center/iot-center-serverless/internal/devstack"
+	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/config"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
 	"github.com/iot-center/iot-center-serverless/shared/lambdaapp"
@@ -162,11 +164,25 @@ func compare(function string, patterns []string, routes map[string][]string) err
 func Deps(env map[string]string) lambdaapp.Deps {
 	cfg := config.Config{InfluxURL: "http://127.0.0.1:9", Org: "org", Bucket: "iot_center",
 		BucketDownsampled: "iot_center_1h", MaxDevices: 1000}
-	return lambdaapp.Deps{Config: cfg, Influx: influx.New(cfg.InfluxURL, "", cfg.Org, influx.Options{}),
-		Getenv: func(k string) string {
+	return lambdaapp.NewDeps(cfg, influx.New(cfg.InfluxURL, "", cfg.Org, influx.Options{}), nil,
+		func(k string) string {
 			if v, ok := env[k]; ok || k != store.EnvTable {
 				return v
 			}
 			return "state" // a table name: wiring builds its client, never calls it
-		}}
+		})
+}
+
+// Mount builds a function's routes as its main does (lambdaapp.HTTP) from d; a build error, or a variable the
+// build read and found invalid, fails the test.
+func Mount(t testing.TB, build func(context.Context, lambdaapp.Deps) (*api.Mux, error), d lambdaapp.Deps) *api.Mux {
+	t.Helper()
+	mux, err := build(t.Context(), d)
+	if err == nil {
+		err = d.Env().Err()
+	}
+	if err != nil {
+		t.Fatalf("building the function's routes: %v", err)
+	}
+	return mux
 }

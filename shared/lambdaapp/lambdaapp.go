@@ -1,5 +1,5 @@
-// Package lambdaapp is the cold-start wiring every function shares: read the configuration once, build the one
-// InfluxDB client, then hand requests to a plain net/http handler through the API Gateway (payload 2.0) adapter.
+// Package lambdaapp is the cold-start wiring every function shares: read the configuration once, build the
+// clients once, then hand requests to a plain net/http handler (HTTP) or events to a handler (Event).
 package lambdaapp
 
 import (
@@ -25,13 +25,42 @@ type Deps struct {
 	Getenv config.Getenv
 	// Refresh re-reads the token from SSM after a 401 (nil for a token given in INFLUX_TOKEN).
 	Refresh influx.TokenSource
+
+	table *store.Table // nil: STATE_TABLE's, built on first use
+	env   *config.Env
 }
 
-// coldStartTimeout bounds configuration loading (an SSM call) at init.
+// coldStartTimeout bounds configuration loading and client construction (SSM and AWS calls) at cold start.
 const coldStartTimeout = 10 * time.Second
 
+// HTTP is an HTTP function's main: the configuration and clients, then build's routes served as an API Gateway
+// HTTP API (payload 2.0) function. A build error or a bad variable read through Env exits at cold start.
+func HTTP(build func(context.Context, Deps) (*api.Mux, error)) {
+	StartHTTP(coldStart(build))
+}
+
+// Event is an event function's main (SQS, schedule, authorizer): build returns the handler lambda.Start takes.
+func Event(build func(context.Context, Deps) (any, error)) {
+	lambda.Start(coldStart(build))
+}
+
+// coldStart runs Init and build under the cold-start deadline; nothing is served half-configured.
+func coldStart[H any](build func(context.Context, Deps) (H, error)) H {
+	d := Init()
+	ctx, cancel := context.WithTimeout(context.Background(), coldStartTimeout)
+	defer cancel()
+	h, err := build(ctx, d)
+	if err == nil {
+		err = d.env.Err()
+	}
+	if err != nil {
+		api.Exit("invalid configuration", err)
+	}
+	return h
+}
+
 // Init loads the configuration and builds the InfluxDB client; a bad configuration is reported and the process
-// exits, which Lambda reports as an init error (nothing is served half-configured).
+// exits, which Lambda reports as an init error.
 func Init() Deps {
 	ctx, cancel := context.WithTimeout(context.Background(), coldStartTimeout)
 	defer cancel()
@@ -48,9 +77,14 @@ func New(ctx context.Context, getenv config.Getenv, store config.ParameterStore)
 	if err != nil {
 		return Deps{}, err
 	}
-	d := Deps{Config: cfg, Getenv: getenv, Refresh: config.TokenSource(getenv, store)}
+	d := Deps{Config: cfg, Getenv: getenv, Refresh: config.TokenSource(getenv, store), env: &config.Env{Get: getenv}}
 	d.Influx = d.NewInflux(influx.Options{})
 	return d, nil
+}
+
+// NewDeps are the deps of a test that brings its own configuration, client and state table.
+func NewDeps(cfg config.Config, c *influx.Client, t *store.Table, getenv config.Getenv) Deps {
+	return Deps{Config: cfg, Influx: c, Getenv: getenv, table: t, env: &config.Env{Get: getenv}}
 }
 
 // NewInflux is a client with the function's token that re-reads it after a 401 (a deploy replaced it).
@@ -64,13 +98,15 @@ func StartHTTP(h http.Handler) {
 	lambda.Start(httpadapter.NewV2(api.Handler(h)).ProxyWithContext)
 }
 
-// Registry is the device registry over the function's client, configuration and state table (most functions read
-// it).
+// Registry is the device registry over the function's client, configuration and state table.
 func (d Deps) Registry() *registry.Registry { return registry.New(d.Influx, d.Config, d.Table()) }
 
-// Table is the control-plane table (STATE_TABLE), built once per process; a function without it exits at cold
+// Table is the control-plane table (STATE_TABLE), one client per process; a function without it exits at cold
 // start (a deployment fault).
 func (d Deps) Table() *store.Table {
+	if d.table != nil {
+		return d.table
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), coldStartTimeout)
 	defer cancel()
 	t, err := store.FromEnv(ctx, d.Getenv)
@@ -80,8 +116,13 @@ func (d Deps) Table() *store.Table {
 	return t
 }
 
-// Env is a typed reader of function-specific variables; call Check after reading them.
-func (d Deps) Env() *config.Env { return &config.Env{Get: d.Getenv} }
+// Env reads function-specific variables; HTTP and Event exit at cold start if one was invalid.
+func (d Deps) Env() *config.Env {
+	if d.env == nil {
+		return &config.Env{Get: d.Getenv}
+	}
+	return d.env
+}
 
 // Check exits at cold start if env recorded any problem.
 func Check(env *config.Env) {
