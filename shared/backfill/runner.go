@@ -130,9 +130,9 @@ func (r *Runner) handleMessage(ctx context.Context, m events.SQSMessage) error {
 // twice (SQS delivers at least once) changes nothing more than once.
 func (r *Runner) Run(ctx context.Context, t Task) error {
 	// a cancelled job's tasks do nothing (one read of the job's item per task; the points of tasks that ran stay)
-	if stop, err := r.Jobs.cancelled(ctx, t.Job.ID); err != nil {
+	if j, err := r.Jobs.Get(ctx, t.Job.ID, r.now()); err != nil && !api.IsCode(err, api.NotFound) {
 		return err
-	} else if stop {
+	} else if j.CancelledAt != nil {
 		api.Logger(ctx).InfoContext(ctx, "task of a cancelled job: skipped", slog.String("jobId", t.Job.ID), slog.String("kind", t.Kind))
 		return nil
 	}
