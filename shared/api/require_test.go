@@ -8,21 +8,28 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/api"
 )
 
-// Require runs the route's handler for its role only; every other decision is a 403 before the handler runs.
+// Require runs the route's handler for its role and the operator only; every other decision is a 403 before the
+// handler runs.
 func TestRequire(t *testing.T) {
 	for _, tc := range []struct {
-		role string
-		want int
+		require, role string
+		want          int
 	}{
-		{api.RoleOperator, http.StatusNoContent},
-		{api.RoleProvisioning, http.StatusForbidden},
-		{api.RoleDevice, http.StatusForbidden},
-		{"", http.StatusForbidden},
-		{"Operator", http.StatusForbidden},
+		{api.RoleOperator, api.RoleOperator, http.StatusNoContent},
+		{api.RoleOperator, api.RoleProvisioning, http.StatusForbidden},
+		{api.RoleOperator, api.RoleDevice, http.StatusForbidden},
+		{api.RoleOperator, "", http.StatusForbidden},
+		{api.RoleOperator, "Operator", http.StatusForbidden},
+		{api.RoleDevice, api.RoleDevice, http.StatusNoContent},
+		{api.RoleDevice, api.RoleOperator, http.StatusNoContent},
+		{api.RoleDevice, api.RoleProvisioning, http.StatusForbidden},
+		{api.RoleDevice, api.RoleOpen, http.StatusForbidden},
+		{api.RoleDevice, "", http.StatusForbidden},
+		{"", "", http.StatusForbidden},
 	} {
-		t.Run(tc.role, func(t *testing.T) {
+		t.Run(tc.require+" as "+tc.role, func(t *testing.T) {
 			ran := false
-			h := api.Require(api.RoleOperator, func(w http.ResponseWriter, r *http.Request) {
+			h := api.Require(tc.require, func(w http.ResponseWriter, r *http.Request) {
 				ran = true
 				w.WriteHeader(http.StatusNoContent)
 			})
@@ -31,7 +38,7 @@ func TestRequire(t *testing.T) {
 			w := httptest.NewRecorder()
 			h(w, r)
 			if w.Code != tc.want || ran != (tc.want == http.StatusNoContent) {
-				t.Errorf("role %q: got %d (handler ran: %v), want %d", tc.role, w.Code, ran, tc.want)
+				t.Errorf("Require(%q) as %q: got %d (handler ran: %v), want %d", tc.require, tc.role, w.Code, ran, tc.want)
 			}
 		})
 	}
