@@ -4,13 +4,17 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 
 	"github.com/iot-center/iot-center-serverless/internal/authztest"
+	"github.com/iot-center/iot-center-serverless/internal/influxtest"
 	"github.com/iot-center/iot-center-serverless/internal/routetest"
 	"github.com/iot-center/iot-center-serverless/shared/api"
 )
+
+func TestMain(m *testing.M) { os.Exit(influxtest.Main(m)) }
 
 func TestRoutesMatchTemplate(t *testing.T) {
 	env := map[string]string{"CHUNK_QUEUE_URL": "http://127.0.0.1:1/123456789012/ChunkQueue", "AWS_REGION": "us-east-1",
@@ -34,4 +38,10 @@ func TestWithoutQueue(t *testing.T) {
 			t.Errorf("POST %s: %d %s, want 501 naming sam local", path, rec.Code, rec.Body)
 		}
 	}
+}
+
+// TestRoles: every route answers every caller as routetest.Access says, mounted as main mounts it.
+func TestRoles(t *testing.T) {
+	d := routetest.Live(t, map[string]string{"CHUNK_QUEUE_URL": "ChunkQueue", "AWS_REGION": "us-east-1"})
+	routetest.Roles(t, "WriteMissingFunction", routetest.Mount(t, handler, d), &d)
 }

@@ -1,6 +1,7 @@
 package routetest
 
 import (
+	"slices"
 	"testing"
 )
 
@@ -47,5 +48,23 @@ func TestCompare(t *testing.T) {
 	}
 	if err := compare("NoRoutesFunction", []string{"GET /x"}, routes); err == nil {
 		t.Error("compare for a function without events = nil, want an error")
+	}
+}
+
+// Access names exactly template.yaml's routes: a new route cannot be mounted without saying who may use it.
+func TestAccessCoversTheTemplate(t *testing.T) {
+	var routes []string
+	for _, rs := range TemplateRoutes(t) {
+		routes = append(routes, rs...)
+	}
+	for _, r := range routes {
+		if _, ok := Access[r]; !ok {
+			t.Errorf("%s: in template.yaml, not in Access", r)
+		}
+	}
+	for r := range Access {
+		if !slices.Contains(routes, r) {
+			t.Errorf("%s: in Access, not in template.yaml", r)
+		}
 	}
 }
