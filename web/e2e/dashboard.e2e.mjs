@@ -1,13 +1,13 @@
 // End-to-end test of the dashboard in a real browser (Debian's Chromium driven by playwright-core) against a running
-// local API, with a fleet of more than 100 devices created through the API. Desktop (1400 px) and phone (390 px):
-// the key checked before it is kept, the fleet list (count, natural sort, search, paging, status filter, a failed
-// refresh), results in a panel inside the viewport with focus moved there, one styled confirmation for rotate and
+// local API, with a fleet of more than 100 devices bulk-registered through the API, and later 10,000 more. Desktop
+// (1400 px) and phone (390 px): the key checked before it is kept, the fleet list read a page at a time (count, sort,
+// id-prefix search, paging, status filter, a failed refresh, the same at 10,000 devices), results in a panel inside the viewport with focus moved there, one styled confirmation for rotate and
 // delete, backfill progress from the job (one job for a repeated start, picked up after a reload), the keyboard
 // combobox, honest empty and unknown-device states, adaptive ticks, and axe-core (no serious or critical violation)
 // on each view, empty and full. Screenshots go to ARTIFACTS (and SCREENSHOTS_DIR when set).
 //
 // Env: BASE_URL (http://127.0.0.1:3000), OPERATOR_KEY (or KEYS_FILE, a keys.env with IOT_OPERATOR_KEY=...),
-// ARTIFACTS (test-artifacts), SCREENSHOTS_DIR, FLEET (104), BACKFILL_TIMEOUT_MS (240000).
+// ARTIFACTS (test-artifacts), SCREENSHOTS_DIR, FLEET (104), BIG_FLEET (10000), BACKFILL_TIMEOUT_MS (240000).
 import { chromium } from "playwright-core";
 import { copyFile, mkdir, readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
@@ -129,6 +129,7 @@ async function main() {
   const deviceX = `${run}-x`;
   const emptyId = `${run}-empty`;
   const created = [...fleet, deviceX, emptyId];
+  const bigCreated = []; // the 10,000 of the fleet-sized step (no data: deleted without the data step)
   const shots = [];
   const pageErrors = [];
   const api = async (method, p, body) => {
@@ -222,57 +223,60 @@ async function main() {
       } else console.log(`     the API already holds ${n} devices; the empty list is not checked`);
     });
 
-    await step(`a fleet of ${FLEET} devices registered through the API (8 at a time)`, async () => {
+    await step(`a fleet of ${FLEET} devices registered in one bulk request; a repeated one answers existing`, async () => {
       const t0 = Date.now();
-      await forEach(fleet, 8, async (id) => {
-        const r = await api("POST", `/api/devices/${id}`);
-        assert(r.status === 201 || r.status === 200, `register ${id}: ${r.status} ${JSON.stringify(r.data)}`);
-      });
-      console.log(`     ${FLEET} registrations in ${Date.now() - t0} ms`);
+      const r = await api("POST", "/api/devices", { deviceIds: fleet });
+      assert(r.status === 200 && r.data.created === FLEET, `bulk registration: ${r.status} ${JSON.stringify(r.data).slice(0, 300)}`);
+      assert(r.data.devices.every((d, i) => d.deviceId === fleet[i] && d.outcome === "created" && d.token), "a created device without its credential");
+      const again = await api("POST", "/api/devices", { deviceIds: fleet.slice(0, 3) });
+      assert(again.status === 200 && again.data.existing === 3 && again.data.devices.every((d) => d.outcome === "existing" && !d.token),
+        `a repeated request: ${JSON.stringify(again.data)}`);
+      console.log(`     ${FLEET} registrations in one request: ${Date.now() - t0} ms`);
     });
 
-    await step("the list: read page by page, count, natural sort by id, paging, search", async () => {
-      // Pages of 40 instead of 1,000, so the fleet takes several API pages and the Link: rel="next" chain is followed.
+    // The store orders ids byte by byte (what a sort key does), so the list does too.
+    const byteOrder = (ids) => [...ids].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    await step("the list: the server pages (50 a request), counts, sorts by id and searches an id prefix", async () => {
       const calls = [];
       const onReq = (r) => new URL(r.url()).pathname === "/api/devices" && calls.push(new URL(r.url()).search);
       page.on("request", onReq);
-      await page.route(/\/api\/devices\?limit=1000$/, (r) => r.continue({ url: r.request().url().replace("limit=1000", "limit=40") }));
       await page.click("#refresh");
       await page.waitForFunction((n) => Number(document.querySelector("main").dataset.loaded) >= n, FLEET);
-      await page.unroute(/\/api\/devices\?limit=1000$/);
-      page.off("request", onReq);
-      assert(calls.filter((c) => /after=/.test(c)).length >= 2, `the list was not read page by page: ${calls.join(" ")}`);
-      console.log(`     list requests: ${calls.join(" ")}`);
       const total = Number(await page.getAttribute("main", "data-loaded"));
       const count = await page.textContent("#device-count");
-      assert(count.startsWith(`${total} devices`), `count: ${count}`);
+      assert(count.startsWith(`${total.toLocaleString("en-US")} devices`), `count: ${count}`);
       assert((await rows(page).count()) === 50, `page 1 shows ${await rows(page).count()} rows`);
+      const sorted = byteOrder(fleet);
       await search(page, `${run}-f`);
+      await page.waitForFunction((id) => document.querySelector("table.devices tbody tr[data-device]")?.dataset.device === id, sorted[0]);
       let ids = await pageIds(page);
-      assert(ids.slice(0, 12).join(",") === fleet.slice(0, 12).join(","), `natural order: ${ids.slice(0, 12).join(",")}`);
+      assert(ids.join(",") === sorted.slice(0, 50).join(","), `page 1: ${ids.slice(0, 12).join(",")}`);
       await page.click("#page-next");
-      ids = await pageIds(page);
-      assert(ids[0] === fleet[50], `page 2 starts with ${ids[0]}, want ${fleet[50]}`);
-      assert(/Page 2 of 3/.test(await page.textContent(".pager")), await page.textContent(".pager"));
+      await page.waitForFunction((id) => document.querySelector("table.devices tbody tr[data-device]")?.dataset.device === id, sorted[50]);
+      assert(/Page 2\b/.test(await page.textContent(".pager")), await page.textContent(".pager"));
       await search(page, `${run}-f10`);
+      const want = sorted.filter((id) => id.startsWith(`${run}-f10`));
+      await page.waitForFunction((n) => document.querySelectorAll("table.devices tbody tr[data-device]").length === n, want.length);
       ids = await pageIds(page);
-      const want = fleet.filter((id) => id.startsWith(`${run}-f10`));
       assert(ids.join(",") === want.join(","), `search ${run}-f10 shows ${ids.join(",")}`);
-      assert(new RegExp(`${want.length} match`).test(await page.textContent("#device-count")), await page.textContent("#device-count"));
+      page.off("request", onReq);
+      assert(calls.length > 0 && calls.every((c) => /limit=50\b/.test(c)), `the list read more than a page: ${calls.join(" ")}`);
+      assert(calls.some((c) => /[?&]q=/.test(c)) && calls.some((c) => /after=/.test(c)), `search and paging not done by the server: ${calls.join(" ")}`);
+      console.log(`     list requests: ${calls.join(" ")}`);
       await page.selectOption("#device-sort", "seen-old");
       await page.selectOption("#device-sort", "id");
       await search(page, "");
     });
 
     await step("status column: silent devices are one click away", async () => {
-      const listed = (await api("GET", "/api/devices")).data;
+      const listed = (await api("GET", "/api/devices?limit=1000")).data;
       assert(listed.every((d) => ["online", "late", "silent"].includes(d.status)), "the API reports no status");
-      const silent = listed.filter((d) => d.status === "silent").length;
+      const { silent } = (await api("GET", "/api/devices/counts")).data;
       await page.click('.chip[data-filter="silent"]');
       assert((await page.getAttribute('.chip[data-filter="silent"]', "aria-pressed")) === "true", "silent filter not pressed");
       const states = await rows(page).evaluateAll((trs) => trs.map((tr) => tr.dataset.status));
       assert(states.every((s) => s === "silent"), `silent filter shows ${[...new Set(states)].join(",")}`);
-      assert(new RegExp(`${silent} match`).test(await page.textContent("#device-count")) || silent === listed.length, `count with the silent filter: ${await page.textContent("#device-count")} (API: ${silent} silent)`);
+      assert(new RegExp(`${silent.toLocaleString("en-US")} match`).test(await page.textContent("#device-count")), `count with the silent filter: ${await page.textContent("#device-count")} (API: ${silent} silent)`);
       assert(/Silent/.test(await rows(page).first().textContent()), "the status is not written out (colour alone)");
       await page.click('.chip[data-filter="all"]');
     });
@@ -721,6 +725,44 @@ async function main() {
       await search(page, "");
     });
 
+    const BIG = Math.max(FLEET, Number(process.env.BIG_FLEET ?? 10_000));
+    const big = Array.from({ length: BIG }, (_, i) => `${run}-k${String(i).padStart(5, "0")}`);
+    await step(`${BIG.toLocaleString("en-US")} devices bulk-registered (1,000 a request): search, sort, status filter and paging a page at a time`, async () => {
+      let t0 = Date.now();
+      for (let i = 0; i < big.length; i += 1000) {
+        const part = big.slice(i, i + 1000);
+        const r = await api("POST", "/api/devices", { deviceIds: part });
+        assert(r.status === 200 && r.data.created === part.length, `bulk ${i}: ${r.status} ${JSON.stringify(r.data).slice(0, 200)}`);
+      }
+      bigCreated.push(...big);
+      console.log(`     ${BIG} devices bulk-registered in ${Date.now() - t0} ms`);
+      const timed = async (what, act, ready) => {
+        t0 = Date.now();
+        await act();
+        await page.waitForFunction(ready.fn, ready.arg);
+        console.log(`     ${what}: ${Date.now() - t0} ms`);
+      };
+      const first = (id) => ({ fn: (id) => document.querySelector("table.devices tbody tr[data-device]")?.dataset.device === id, arg: id });
+      await timed("refresh", () => page.click("#refresh"), { fn: (n) => Number(document.querySelector("main").dataset.loaded) >= n, arg: BIG + FLEET });
+      assert((await rows(page).count()) === 50, `page 1 shows ${await rows(page).count()} rows`);
+      await timed("search", () => page.fill("#device-search", `${run}-k0012`), first(big[120]));
+      await page.waitForFunction(() => document.querySelectorAll("table.devices tbody tr[data-device]").length === 10);
+      assert((await pageIds(page)).join(",") === big.slice(120, 130).join(","), `search ${run}-k0012: ${(await pageIds(page)).join(",")}`);
+      await timed("search, wider", () => page.fill("#device-search", `${run}-k`), first(big[0]));
+      for (let p = 1; p <= 3; p++) await timed(`page ${p + 1}`, () => page.click("#page-next"), first(big[50 * p]));
+      await timed("back a page", () => page.click("#page-prev"), first(big[100]));
+      await timed("sort: last seen, newest first", () => page.selectOption("#device-sort", "seen-new"), { fn: () => document.querySelectorAll("table.devices tbody tr[data-device]").length === 50, arg: null });
+      await timed("status filter: silent", () => page.click('.chip[data-filter="silent"]'),
+        { fn: () => [...document.querySelectorAll("table.devices tbody tr[data-device]")].every((tr) => tr.dataset.status === "silent"), arg: null });
+      const { silent } = (await api("GET", "/api/devices/counts")).data;
+      assert(silent >= BIG, `counts: ${silent} silent, want at least ${BIG}`);
+      assert((await rows(page).count()) === 50, `the silent filter shows ${await rows(page).count()} rows`);
+      await page.click('.chip[data-filter="all"]');
+      await page.selectOption("#device-sort", "id");
+      await search(page, "");
+      await axe(page, `devices (${BIG.toLocaleString("en-US")})`);
+    });
+
     // ---------------------------------------------------------------- phone
     const phone = await newPage(PHONE);
     const pshot = shotOf(phone);
@@ -774,6 +816,7 @@ async function main() {
     if (browser) await browser.close().catch(() => {});
     // A run against a long-lived API must not leave its devices behind (404 for those already deleted).
     await forEach(created, 8, (id) => api("DELETE", `/api/devices/${id}?data=true`).catch(() => {}));
+    if (!process.env.KEEP_BIG) await forEach(bigCreated, 16, (id) => api("DELETE", `/api/devices/${id}`).catch(() => {}));
     if (SCREENSHOTS_DIR && shots.length) {
       await mkdir(SCREENSHOTS_DIR, { recursive: true });
       for (const s of shots) await copyFile(s, path.join(SCREENSHOTS_DIR, path.basename(s)));

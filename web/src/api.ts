@@ -81,6 +81,8 @@ export interface Device {
   updatedAt: string;
   lastSeen?: string | null;
   status?: Status;
+  lat?: number;
+  lon?: number;
 }
 
 const PAGE = 1000;
@@ -107,6 +109,48 @@ export async function listDevices(): Promise<Device[]> {
     path = nextLink(res.headers.get("Link"));
   }
   return out;
+}
+
+// DeviceSort is the device list's order: by id, the longest unseen first, or the most recently seen first.
+export type DeviceSort = "id" | "lastSeen" | "-lastSeen";
+
+export interface PageQuery {
+  limit: number;
+  status?: Status;
+  q?: string;
+  sort: DeviceSort;
+}
+
+// pagePath is the first page's request for a query.
+export function pagePath(p: PageQuery): string {
+  const v = new URLSearchParams({ limit: String(p.limit) });
+  if (p.status) v.set("status", p.status);
+  if (p.q) v.set("q", p.q);
+  if (p.sort !== "id") v.set("sort", p.sort);
+  return `/api/devices?${v.toString()}`;
+}
+
+export interface DevicePage {
+  devices: Device[];
+  next: string | null; // the next page's request (the API's Link: rel="next")
+}
+
+// devicePage reads one page of the device list: the server filters, searches and sorts, a page at a time.
+export async function devicePage(path: string): Promise<DevicePage> {
+  const res = await call<Device[]>("GET", path);
+  return { devices: res.data ?? [], next: nextLink(res.headers.get("Link")) };
+}
+
+export interface Counts {
+  registered: number;
+  online: number;
+  late: number;
+  silent: number;
+  asOf: string | null; // the fleet-health run the statuses are from
+}
+
+export async function deviceCounts(): Promise<Counts> {
+  return (await call<Counts>("GET", "/api/devices/counts")).data;
 }
 
 export interface DeviceConfig {

@@ -1,8 +1,9 @@
-// The Devices page, sized for a fleet: search, status filter, natural sort, paging, a count and a last-seen column.
-// Each row shows its primary action (Dashboard); the others are in a per-row menu. Results open in the side panel.
-import { call, enc, ApiError, DEVICE_ID, listDevices, type Device, type DeviceConfig, type Status } from "./api";
+// The Devices page, sized for a fleet: the server searches (an id prefix), filters by status, sorts and pages, so the
+// page reads 50 devices at a time whatever the fleet's size; the counts come from GET /api/devices/counts. Each row
+// shows its primary action (Dashboard); the others are in a per-row menu. Results open in the side panel.
+import { call, enc, ApiError, DEVICE_ID, listDevices, devicePage, deviceCounts, pagePath, type Counts, type Device, type DeviceConfig, type DeviceSort, type Status } from "./api";
 import { h, announce } from "./dom";
-import { fmtTime, fmtAgo, fmtNumber, naturalCompare } from "./format";
+import { fmtTime, fmtAgo, fmtNumber } from "./format";
 import { openPanel, confirmAction } from "./panel";
 import { startBackfill, running, backfills, onBackfillsChanged, progressView, targetName, type Backfill, type Target } from "./progress";
 import { toast } from "./toast";
@@ -11,9 +12,14 @@ import { rowMenu } from "./menu";
 const PAGE_SIZE = 50;
 type Filter = "all" | Status;
 type Sort = "id" | "seen-old" | "seen-new";
+const API_SORT: Record<Sort, DeviceSort> = { id: "id", "seen-old": "lastSeen", "seen-new": "-lastSeen" };
 
-// The list and the view survive page changes: a failed refresh keeps the last list, and coming back keeps the place.
-let list: Device[] | null = null;
+// The page of the list and the view survive page changes: a failed refresh keeps the last page, and coming back
+// keeps the place. pages[i] is the request of page i (the API's Link: rel="next" chain as far as it was followed).
+let shown: Device[] | null = null;
+let counts: Counts | null = null;
+let next: string | null = null;
+let pages: string[] = [];
 let listError = "";
 let loadedAt = 0;
 // keyRefused: the API answered 401/403 to the last read; what needs the key is disabled until a key is accepted.
@@ -22,33 +28,19 @@ let keyRefused = false;
 const AUTO_REFRESH_MS = 30_000;
 const view = { q: "", filter: "all" as Filter, sort: "id" as Sort, page: 0, days: 7 };
 
-let loads = 0;
+// The whole registry, for the dashboard's device picker (its own reads; the Devices page reads pages).
+let all: Device[] | null = null;
+let allAt = 0;
 
-// loadDevices reads the list again. Only the latest load decides: an older one finishing later (a slow read started
-// before a failed refresh) changes nothing.
 export async function loadDevices(): Promise<Device[]> {
-  const seq = ++loads;
-  try {
-    const got = await listDevices();
-    if (seq === loads) {
-      list = got;
-      listError = "";
-      loadedAt = Date.now();
-      keyRefused = false;
-    }
-  } catch (e) {
-    if (seq === loads) {
-      listError = (e as Error).message;
-      keyRefused = e instanceof ApiError && (e.status === 401 || e.status === 403);
-    }
-    if (list === null) throw e;
-  }
-  return list ?? [];
+  all = await listDevices();
+  allAt = Date.now();
+  return all;
 }
 
-// cachedDevices is the list as last loaded, and whether it is older than maxAgeMs.
+// cachedDevices is the registry as last loaded for the picker, and whether it is older than maxAgeMs.
 export function cachedDevices(maxAgeMs = 30_000): { devices: Device[] | null; stale: boolean } {
-  return { devices: list, stale: Date.now() - loadedAt > maxAgeMs };
+  return { devices: all, stale: Date.now() - allAt > maxAgeMs };
 }
 
 const STATUS_TEXT: Record<Status, string> = { online: "Online", late: "Late", silent: "Silent" };
@@ -58,28 +50,47 @@ function statusOf(d: Device): Status | undefined {
   return d.status === "online" || d.status === "late" || d.status === "silent" ? d.status : undefined;
 }
 
-function seenMs(d: Device): number {
-  const t = d.lastSeen ? Date.parse(d.lastSeen) : NaN;
-  return isNaN(t) ? -Infinity : t; // never seen sorts as the oldest
+// searchable says whether the search text can start a device id (else nothing matches, and nothing is asked).
+function searchable(q: string): boolean {
+  return q === "" || DEVICE_ID.test(q);
 }
 
-// The list sorted once per (list, order): searching and filtering keep that order, so a key press on 10,000 devices
-// filters without sorting again.
-let sorted: { from: Device[]; sort: Sort; out: Device[] } | null = null;
-
-function ordered(all: Device[]): Device[] {
-  if (sorted && sorted.from === all && sorted.sort === view.sort) return sorted.out;
-  const byId = [...all].sort((a, b) => naturalCompare(a.deviceId, b.deviceId));
-  const rank = new Map(byId.map((d, i) => [d, i]));
-  const dir = view.sort === "seen-old" ? 1 : -1;
-  const out = view.sort === "id" ? byId : byId.sort((a, b) => dir * (seenMs(a) - seenMs(b)) || rank.get(a)! - rank.get(b)!);
-  sorted = { from: all, sort: view.sort, out };
-  return out;
+function firstPage(): string {
+  const q = view.q.trim();
+  return pagePath({ limit: PAGE_SIZE, sort: API_SORT[view.sort], status: view.filter === "all" ? undefined : view.filter, q: q || undefined });
 }
 
-function visible(all: Device[]): Device[] {
-  const q = view.q.trim().toLowerCase();
-  return ordered(all).filter((d) => (!q || d.deviceId.toLowerCase().includes(q)) && (view.filter === "all" || statusOf(d) === view.filter));
+let loads = 0;
+
+// loadPage reads page view.page (and the counts). Only the latest load decides: an older one finishing later changes
+// nothing. A page past the followed chain starts over at the first.
+async function loadPage(): Promise<void> {
+  const seq = ++loads;
+  if (pages.length === 0 || pages[0] !== firstPage()) {
+    pages = [firstPage()];
+    view.page = 0;
+  }
+  view.page = Math.min(view.page, pages.length - 1);
+  try {
+    const q = view.q.trim();
+    const [page, c] = await Promise.all([
+      searchable(q) ? devicePage(pages[view.page]) : Promise.resolve({ devices: [], next: null }),
+      deviceCounts(),
+    ]);
+    if (seq !== loads) return;
+    shown = page.devices;
+    next = page.next;
+    pages.length = view.page + 1;
+    if (next) pages.push(next);
+    counts = c;
+    listError = "";
+    loadedAt = Date.now();
+    keyRefused = false;
+  } catch (e) {
+    if (seq !== loads) return;
+    listError = (e as Error).message;
+    keyRefused = e instanceof ApiError && (e.status === 401 || e.status === 403);
+  }
 }
 
 export function devicesPage(root: HTMLElement): void {
@@ -93,7 +104,7 @@ export function devicesPage(root: HTMLElement): void {
   const filters = h("div", { class: "filters", role: "group", "aria-label": "Show devices by status" });
 
   const idInput = h("input", { id: "new-device-id", name: "deviceId", maxlength: 64, autocomplete: "off", spellcheck: "false", "aria-describedby": "new-device-hint" });
-  const search = h("input", { id: "device-search", type: "search", autocomplete: "off", spellcheck: "false", value: view.q });
+  const search = h("input", { id: "device-search", type: "search", autocomplete: "off", spellcheck: "false", value: view.q, "aria-describedby": "device-search-hint" });
   const sort = h("select", { id: "device-sort" },
     h("option", { value: "id", selected: view.sort === "id" }, "Id"),
     h("option", { value: "seen-old", selected: view.sort === "seen-old" }, "Last seen, oldest first"),
@@ -106,7 +117,7 @@ export function devicesPage(root: HTMLElement): void {
   // A list read that arrives while the operator is inside the rows (focus on a row's control, its menu open) does
   // not redraw them under the operator: the rows are redrawn when the focus leaves them.
   let rowsPending = false;
-  let rowsAsOf = 0; // when the list the rows show was read
+  let rowsAsOf = 0; // when the page the rows show was read
   tbody.addEventListener("focusout", (ev) => {
     if (rowsPending && !tbody.contains((ev as FocusEvent).relatedTarget as Node | null)) {
       rowsPending = false;
@@ -114,47 +125,52 @@ export function devicesPage(root: HTMLElement): void {
     }
   });
   const render = () => {
-    const all = list ?? [];
-    const rows = visible(all);
-    const pages = Math.max(1, Math.ceil(rows.length / PAGE_SIZE));
-    view.page = Math.min(view.page, pages - 1);
+    const rows = shown ?? [];
     const first = view.page * PAGE_SIZE;
-    const shown = rows.slice(first, first + PAGE_SIZE);
     const inside = tbody.contains(document.activeElement) && document.activeElement !== document.body;
     if (inside && tbody.childElementCount > 0) rowsPending = true;
     else {
-      tbody.replaceChildren(...shown.map(row));
+      tbody.replaceChildren(...rows.map(row));
       rowsAsOf = loadedAt;
     }
-    if (list !== null && rows.length === 0) {
+    const registered = counts?.registered ?? 0;
+    if (shown !== null && rows.length === 0) {
       tbody.append(h("tr", { class: "empty-row" }, h("td", { colspan: 5, class: "empty" },
-        all.length === 0 ? "No devices registered yet. Register one above." : "No device matches this search or filter.")));
+        registered === 0 ? "No devices registered yet. Register one above." : "No device matches this search or filter.")));
     }
-    const n = (s: Status) => all.filter((d) => statusOf(d) === s).length;
-    const hasStatus = all.some((d) => statusOf(d));
+    const n = (f: Filter) => (counts ? (f === "all" ? counts.registered : counts[f]) : 0);
     filters.replaceChildren(...(["all", "online", "late", "silent"] as Filter[]).map((f) =>
       h("button", {
-        type: "button", class: `chip ${f}`, "aria-pressed": String(view.filter === f), "data-filter": f, disabled: f !== "all" && !hasStatus,
-        onclick: () => { view.filter = f; view.page = 0; render(); },
-      }, f === "all" ? `All ${all.length}` : `${STATUS_ICON[f]} ${STATUS_TEXT[f]} ${hasStatus ? n(f) : "—"}`)));
-    count.textContent = list === null ? (listError ? "The device list could not be loaded." : "Loading devices…")
-      : `${all.length.toLocaleString("en-US")} device${all.length === 1 ? "" : "s"}` +
-        (rows.length !== all.length ? `, ${rows.length.toLocaleString("en-US")} match` : "") +
-        (rows.length ? `; showing ${first + 1}–${first + shown.length}` : "");
-    root.setAttribute("data-loaded", list === null ? "" : String(all.length));
-    const go = (p: number) => () => { view.page = p; render(); (tbody.querySelector("a, button") as HTMLElement | null)?.focus(); };
+        type: "button", class: `chip ${f}`, "aria-pressed": String(view.filter === f), "data-filter": f, disabled: f !== "all" && !counts?.asOf,
+        onclick: () => { view.filter = f; view.page = 0; void reload(); },
+      }, f === "all" ? `All ${fmtNumber(n(f), 0)}` : `${STATUS_ICON[f]} ${STATUS_TEXT[f]} ${counts?.asOf ? fmtNumber(n(f), 0) : "—"}`)));
+    // the total behind the pages: known for a status (the counts), not for a search (the server pages it)
+    const q = view.q.trim();
+    const total = q ? null : n(view.filter);
+    const pageCount = total === null ? null : Math.max(1, Math.ceil(total / PAGE_SIZE));
+    count.textContent = shown === null ? (listError ? "The device list could not be loaded." : "Loading devices…")
+      : `${registered.toLocaleString("en-US")} device${registered === 1 ? "" : "s"}` +
+        (q ? `; ${rows.length ? "matches" : "no match"} for “${q}”` : view.filter !== "all" ? `, ${n(view.filter).toLocaleString("en-US")} match` : "") +
+        (rows.length ? `; showing ${first + 1}–${first + rows.length}` : "");
+    root.setAttribute("data-loaded", shown === null ? "" : String(registered));
+    const go = (p: number) => async () => {
+      view.page = p;
+      await reload();
+      (tbody.querySelector("a, button") as HTMLElement | null)?.focus();
+    };
     pager.replaceChildren(
       h("button", { type: "button", class: "secondary", id: "page-prev", disabled: view.page === 0, onclick: go(view.page - 1) }, "‹ Previous"),
-      h("span", { class: "page-of", "aria-current": "page" }, `Page ${view.page + 1} of ${pages}`),
-      h("button", { type: "button", class: "secondary", id: "page-next", disabled: view.page >= pages - 1, onclick: go(view.page + 1) }, "Next ›"));
+      h("span", { class: "page-of", "aria-current": "page" }, pageCount === null ? `Page ${view.page + 1}` : `Page ${view.page + 1} of ${pageCount}`),
+      h("button", { type: "button", class: "secondary", id: "page-next", disabled: !next, onclick: go(view.page + 1) }, "Next ›"));
     banner.hidden = !listError;
     banner.textContent = !listError ? ""
-      : keyRefused ? "The API refused the operator key (it was changed or revoked): registering, writing missing data and the row actions are disabled until a valid key is entered above." + (list === null ? "" : " Showing the list as last loaded.")
-      : list === null ? `Loading the devices failed (${listError}). Try Refresh.` : `Refresh failed (${listError}). Showing the list as last loaded.`;
+      : keyRefused ? "The API refused the operator key (it was changed or revoked): registering, writing missing data and the row actions are disabled until a valid key is entered above." + (shown === null ? "" : " Showing the list as last loaded.")
+      : shown === null ? `Loading the devices failed (${listError}). Try Refresh.` : `Refresh failed (${listError}). Showing the list as last loaded.`;
     if (rowsAsOf) {
       const iso = new Date(rowsAsOf).toISOString();
       asOf.setAttribute("data-as-of", iso);
-      asOf.textContent = `as of ${fmtTime(iso)}; refreshes every ${AUTO_REFRESH_MS / 1000} s`;
+      asOf.textContent = `as of ${fmtTime(iso)}; refreshes every ${AUTO_REFRESH_MS / 1000} s` +
+        (counts?.asOf ? `; statuses from the fleet check at ${fmtTime(counts.asOf)}` : "; statuses after the first fleet check");
     }
     for (const b of [registerButton, allButton]) b.disabled = keyRefused;
     root.toggleAttribute("data-key-refused", keyRefused);
@@ -176,11 +192,7 @@ export function devicesPage(root: HTMLElement): void {
 
   const reload = async () => {
     refresh.setAttribute("aria-busy", "true");
-    try {
-      await loadDevices();
-    } catch {
-      /* listError says why; the (empty) list stays */
-    }
+    await loadPage(); // listError says why it failed; the last page stays
     refresh.removeAttribute("aria-busy");
     root.setAttribute("data-refreshed", String(Date.now()));
     render();
@@ -228,21 +240,24 @@ export function devicesPage(root: HTMLElement): void {
     return tr;
   };
 
+  // The server searches: a read after the typing pauses, not one per key.
+  let typing = 0;
   search.addEventListener("input", () => {
     view.q = search.value;
     view.page = 0;
-    render();
+    window.clearTimeout(typing);
+    typing = window.setTimeout(() => void reload(), 250);
   });
   sort.addEventListener("change", () => {
     view.sort = sort.value as Sort;
     view.page = 0;
-    render();
+    void reload();
   });
   daysSelect.addEventListener("change", () => {
     view.days = Number(daysSelect.value) || 7;
     renderJobs();
   });
-  allButton.addEventListener("click", () => void backfillAll(list ?? [], view.days, allButton));
+  allButton.addEventListener("click", () => void backfillAll(counts?.registered ?? 0, view.days, allButton));
   refresh.addEventListener("click", () => void reload());
 
   root.replaceChildren(
@@ -259,7 +274,7 @@ export function devicesPage(root: HTMLElement): void {
     h("section", { class: "card", "aria-labelledby": "list-title" },
       h("div", { class: "card-head" }, h("h2", { id: "list-title", tabindex: -1 }, "Registered devices"), count, asOf),
       h("div", { class: "toolbar" },
-        h("div", { class: "field" }, h("label", { for: "device-search" }, "Search"), search),
+        h("div", { class: "field" }, h("label", { for: "device-search" }, "Search"), search, h("span", { id: "device-search-hint", class: "hint" }, "ids starting with")),
         h("div", { class: "field" }, h("label", { for: "device-sort" }, "Sort by"), sort),
         refresh),
       filters,
@@ -307,16 +322,14 @@ function windowText(days: number): string {
 const GENERATED_NOTE = "The values are generated (the seed's virtual sensors), not measured: they are tagged as generated, drawn dashed on the dashboard, and never change a device's status or last seen.";
 
 // backfillAll asks first, as rotate and delete do: how many devices, at most how many points, which window.
-async function backfillAll(devs: Device[], days: number, opener: Element): Promise<void> {
+async function backfillAll(n: number, days: number, opener: Element): Promise<void> {
   const existing = running({ days });
   if (existing) return showBackfill(existing, opener);
-  const n = devs.length;
-  const real = devs.filter((d) => d.lastSeen).length;
   const ok = await confirmAction({
     title: `Write missing data for all ${fmtNumber(n, 0)} devices?`,
     body: [
       h("p", { id: "backfill-plan" }, `Window: the last ${days} day${days > 1 ? "s" : ""}, ${windowText(days)}. Every minute of it without a point is filled, for every registered device: at most ${fmtNumber(n * days * 1440, 0)} points (${fmtNumber(n, 0)} devices × ${fmtNumber(days * 1440, 0)} minutes).`),
-      real ? `${fmtNumber(real, 0)} of these devices have written data of their own; their missing minutes are filled around it.` : "",
+      "Devices that have written data of their own get their missing minutes filled around it.",
       GENERATED_NOTE,
       "The job can be cancelled while it runs; what was written by then stays.",
     ].filter(Boolean),
