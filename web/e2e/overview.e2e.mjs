@@ -8,66 +8,26 @@
 //
 // Env: BASE_URL, OPERATOR_KEY, DYNAMODB_URL (the local API's DynamoDB stand-in), INFLUX_URL, INFLUX_TOKEN,
 // INFLUX_ORG, INFLUX_BUCKET (iot_center), FLEET (10000), REGISTER (FLEET), ARTIFACTS, SCREENSHOTS_DIR, USABLE_MS (2000).
-import { chromium } from "playwright-core";
-import { copyFile, mkdir, readFile } from "node:fs/promises";
-import { createRequire } from "node:module";
+import { mkdir } from "node:fs/promises";
 import { gzipSync } from "node:zlib";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { ARTIFACTS, loopback, assert, results, step, forEach, axe, launch, keepShots } from "./harness.mjs";
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const repo = path.resolve(here, "../..");
 const env = process.env;
 const BASE_URL = (env.BASE_URL ?? "http://127.0.0.1:3000").replace(/\/$/, "");
-const ARTIFACTS = path.resolve(repo, env.ARTIFACTS ?? "test-artifacts");
-const SCREENSHOTS_DIR = env.SCREENSHOTS_DIR ? path.resolve(repo, env.SCREENSHOTS_DIR) : "";
 const FLEET = Math.max(10_000, Number(env.FLEET ?? 10_000));
 const USABLE_MS = Number(env.USABLE_MS ?? 2000);
 // REGISTER < FLEET registers only that many (a quicker local run; the click check then may land on an unregistered id)
 const REGISTER = Math.min(FLEET, Number(env.REGISTER ?? FLEET));
 const BUCKET = env.INFLUX_BUCKET ?? "iot_center";
-const STEP_TIMEOUT_MS = 30_000;
-const AXE_SOURCE = await readFile(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 const STATUS_RGB = [[0x2b, 0x8a, 0x3e], [0xd9, 0x48, 0x0f], [0xc9, 0x2a, 0x2a]]; // worldmap.ts' colours
 
-for (const [name, v] of Object.entries({ BASE_URL, DYNAMODB_URL: env.DYNAMODB_URL ?? "", INFLUX_URL: env.INFLUX_URL ?? "" })) {
-  if (!/^http:\/\/(127\.0\.0\.1|localhost|\[::1\]):\d+$/.test(v)) {
-    console.error(`${name} must be a loopback http URL, got ${v}`);
-    process.exit(2);
-  }
-}
+loopback({ BASE_URL, DYNAMODB_URL: env.DYNAMODB_URL ?? "", INFLUX_URL: env.INFLUX_URL ?? "" });
 for (const name of ["OPERATOR_KEY", "INFLUX_TOKEN", "INFLUX_ORG"]) {
   if (!env[name]) {
     console.error(`${name} is not set`);
     process.exit(2);
   }
-}
-
-const results = [];
-async function step(name, fn) {
-  const t0 = Date.now();
-  try {
-    const v = await fn();
-    results.push({ name, ok: true });
-    console.log(`ok   ${name} (${Date.now() - t0} ms)`);
-    return v;
-  } catch (e) {
-    results.push({ name, ok: false });
-    console.log(`FAIL ${name}: ${e.message}`);
-    throw e;
-  }
-}
-
-function assert(cond, msg) {
-  if (!cond) throw new Error(msg);
-}
-
-async function forEach(items, limit, fn) {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await fn(items[next++]);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 // ------------------------------------------------------------------ the seeded fleet
@@ -168,18 +128,6 @@ async function seedData(devs, now) {
 }
 
 // ------------------------------------------------------------------ browser helpers
-async function axe(page, view) {
-  if (!(await page.evaluate(() => typeof window.axe === "object"))) await page.evaluate(AXE_SOURCE);
-  const res = await page.evaluate(async () => {
-    const r = await window.axe.run(document, { resultTypes: ["violations"] });
-    return r.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.length, target: v.nodes[0]?.target?.join(" "), help: v.help }));
-  });
-  const bad = res.filter((v) => v.impact === "serious" || v.impact === "critical");
-  assert(bad.length === 0, `axe on ${view}: ${bad.map((v) => `${v.id} (${v.impact}, ${v.nodes} nodes, e.g. ${v.target}): ${v.help}`).join("; ")}`);
-  const minor = res.map((v) => `${v.id}/${v.impact}`).join(", ");
-  console.log(`     axe ${view}: no serious/critical violations${minor ? `; minor: ${minor}` : ""}`);
-}
-
 // markersOnMap counts, for a sample of devices, those whose drawn position holds a status colour on the canvas.
 async function markersOnMap(page, ids) {
   return page.evaluate(({ ids, rgb }) => {
@@ -211,7 +159,6 @@ async function main() {
   const devs = fleetOf(run, FLEET, now);
   const shots = [];
   const timings = [];
-  const pageErrors = [];
   const api = async (method, p) => {
     const res = await fetch(`${BASE_URL}${p}`, { method, headers: { Authorization: `Bearer ${key}` } });
     await res.arrayBuffer();
@@ -235,7 +182,7 @@ async function main() {
     const chunks = [];
     for (let i = 0; i < ids.length; i += 1000) chunks.push(ids.slice(i, i + 1000));
     if (chunks.length && (await bulk(chunks[0]))) {
-      await forEach(chunks.slice(1), 2, bulk);
+      await forEach(chunks.slice(1), 1, bulk); // one at a time: each within the function's timeout on a loaded machine
     } else {
       await forEach(ids, 16, async (id) => {
         const s = await api("POST", `/api/devices/${id}`);
@@ -259,21 +206,11 @@ async function main() {
 
   let browser;
   try {
-    browser = await chromium.launch({
-      executablePath: env.CHROMIUM ?? "/usr/bin/chromium",
-      headless: true,
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-      timeout: STEP_TIMEOUT_MS,
-    });
+    const chrome = await launch();
+    browser = chrome.browser;
+    const { pageErrors } = chrome;
     for (const [name, viewport] of [["desktop", { width: 1400, height: 900 }], ["phone", { width: 390, height: 844 }]]) {
-      const ctx = await browser.newContext({ viewport, locale: "en-US" });
-      await ctx.addInitScript((k) => sessionStorage.setItem("iot-center.operatorKey", k), key);
-      const page = await ctx.newPage();
-      page.setDefaultTimeout(STEP_TIMEOUT_MS);
-      page.on("pageerror", (e) => pageErrors.push(`pageerror: ${e.message}`));
-      page.on("console", (m) => {
-        if (m.type() === "error" && !/Failed to load resource/.test(m.text())) pageErrors.push(`console: ${m.text()}`);
-      });
+      const page = await chrome.newPage(viewport, { init: (ctx) => ctx.addInitScript((k) => sessionStorage.setItem("iot-center.operatorKey", k), key) });
 
       await step(`${name}: the overview is the home page and usable within ${USABLE_MS} ms of load`, async () => {
         // a first load warms the functions (a cold start is the emulator's, not the page's), then the timed one
@@ -371,16 +308,13 @@ async function main() {
       await step(`${name}: axe-core finds no serious or critical violation`, async () => {
         await axe(page, `overview ${name}`);
       });
-      await ctx.close();
+      await page.context().close();
     }
     assert(pageErrors.length === 0, `page errors: ${pageErrors.join("; ")}`);
   } finally {
     await browser?.close();
   }
-  if (SCREENSHOTS_DIR) {
-    await mkdir(SCREENSHOTS_DIR, { recursive: true });
-    for (const f of shots) await copyFile(f, path.join(SCREENSHOTS_DIR, path.basename(f)));
-  }
+  await keepShots(shots);
   console.log(`overview e2e: ${results.filter((r) => r.ok).length}/${results.length} steps passed; ${timings.join("; ")}` +
     (REGISTER < FLEET ? ` (partial: ${REGISTER} of ${FLEET} registered)` : ""));
 }

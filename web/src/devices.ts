@@ -22,6 +22,8 @@ let next: string | null = null;
 let pages: string[] = [];
 let listError = "";
 let loadedAt = 0;
+// shownFor is the view the shown rows answer (the search, filter, sort and page they were read for).
+let shownFor = { q: "", filter: "all" as Filter, sort: "id" as Sort, page: 0 };
 // keyRefused: the API answered 401/403 to the last read; what needs the key is disabled until a key is accepted.
 let keyRefused = false;
 // The list reads itself again this often while the page is shown (and the tab visible).
@@ -63,22 +65,24 @@ function firstPage(): string {
 let loads = 0;
 
 // loadPage reads page view.page (and the counts). Only the latest load decides: an older one finishing later changes
-// nothing. A page past the followed chain starts over at the first.
-async function loadPage(): Promise<void> {
+// nothing (false). A page past the followed chain starts over at the first.
+async function loadPage(): Promise<boolean> {
   const seq = ++loads;
   if (pages.length === 0 || pages[0] !== firstPage()) {
     pages = [firstPage()];
     view.page = 0;
   }
   view.page = Math.min(view.page, pages.length - 1);
+  const q = view.q.trim();
+  const asked = { q, filter: view.filter, sort: view.sort, page: view.page };
   try {
-    const q = view.q.trim();
     const [page, c] = await Promise.all([
       searchable(q) ? devicePage(pages[view.page]) : Promise.resolve({ devices: [], next: null }),
       deviceCounts(),
     ]);
-    if (seq !== loads) return;
+    if (seq !== loads) return false;
     shown = page.devices;
+    shownFor = asked;
     next = page.next;
     pages.length = view.page + 1;
     if (next) pages.push(next);
@@ -87,10 +91,11 @@ async function loadPage(): Promise<void> {
     loadedAt = Date.now();
     keyRefused = false;
   } catch (e) {
-    if (seq !== loads) return;
+    if (seq !== loads) return false;
     listError = (e as Error).message;
     keyRefused = e instanceof ApiError && (e.status === 401 || e.status === 403);
   }
+  return true;
 }
 
 export function devicesPage(root: HTMLElement): void {
@@ -132,6 +137,8 @@ export function devicesPage(root: HTMLElement): void {
     else {
       tbody.replaceChildren(...rows.map(row));
       rowsAsOf = loadedAt;
+      // what the rows answer, for scripts (the browser test) that must wait for a given view
+      Object.assign(tbody.dataset, { q: shownFor.q, filter: shownFor.filter, sort: shownFor.sort, page: String(shownFor.page) });
     }
     const registered = counts?.registered ?? 0;
     if (shown !== null && rows.length === 0) {
@@ -190,9 +197,10 @@ export function devicesPage(root: HTMLElement): void {
     allButton.textContent = all ? "Backfill running: show progress" : "Write missing data (all devices)…";
   };
 
+  // Only the latest read draws: rows, chips and counts change together, for the view that was asked for.
   const reload = async () => {
     refresh.setAttribute("aria-busy", "true");
-    await loadPage(); // listError says why it failed; the last page stays
+    if (!(await loadPage())) return; // a newer read is under way; listError says why this one failed
     refresh.removeAttribute("aria-busy");
     root.setAttribute("data-refreshed", String(Date.now()));
     render();
