@@ -126,7 +126,7 @@ func LaunchDynamo(ctx context.Context, out io.Writer, template, name, region str
 	if err != nil {
 		return nil, err
 	}
-	m, err := LaunchMoto(ctx, out)
+	m, err := LaunchDynamoDB(ctx, out)
 	if err != nil {
 		return nil, err
 	}

@@ -23,12 +23,33 @@ type Moto struct {
 // LaunchMoto runs moto's server on a free loopback port, its output going to out, and waits (at most 60 s, and
 // while ctx lasts) until it listens.
 func LaunchMoto(ctx context.Context, out io.Writer) (*Moto, error) {
+	return launchMoto(ctx, out, "-m", "moto.server", "-H", "127.0.0.1", "-p")
+}
+
+// serialMoto is moto's server applying one request at a time.
+const serialMoto = `import sys, threading
+from moto.server import DomainDispatcherApplication, create_backend_app
+from werkzeug.serving import run_simple
+app, lock = DomainDispatcherApplication(create_backend_app), threading.Lock()
+def serial(environ, start_response):
+    with lock:
+        return list(app(environ, start_response))
+run_simple("127.0.0.1", int(sys.argv[1]), serial, threaded=True)`
+
+// LaunchDynamoDB is LaunchMoto for the DynamoDB stand-in, applying one request at a time: DynamoDB applies each
+// write to an item atomically, moto's threaded server does not (two conditional updates can both pass).
+func LaunchDynamoDB(ctx context.Context, out io.Writer) (*Moto, error) {
+	return launchMoto(ctx, out, "-c", serialMoto)
+}
+
+// launchMoto runs python3 with args and the port last.
+func launchMoto(ctx context.Context, out io.Writer, args ...string) (*Moto, error) {
 	port, err := FreePort()
 	if err != nil {
 		return nil, err
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	cmd := exec.Command("python3", "-m", "moto.server", "-H", "127.0.0.1", "-p", strconv.Itoa(port))
+	cmd := exec.Command("python3", append(args, strconv.Itoa(port))...)
 	// not the test's AWS_* variables: an empty AWS_PROFILE (StartMoto sets it) makes the server's botocore fail
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "AWS_") {

@@ -29,7 +29,7 @@ func StateTable(t testing.TB) *store.Table {
 	}
 	tpl := filepath.Join(root, "template.yaml")
 	dynamoOnce.Do(func() {
-		dynamo, dynamoErr = devstack.LaunchMoto(context.Background(), &dynamoOut)
+		dynamo, dynamoErr = devstack.LaunchDynamoDB(context.Background(), &dynamoOut)
 	})
 	if dynamoErr != nil {
 		t.Fatalf("DynamoDB stand-in: %v: %s", dynamoErr, devstack.Tail(dynamoOut.String(), 2000))

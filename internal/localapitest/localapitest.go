@@ -44,7 +44,7 @@ func Start(t testing.TB, srv *influxtest.Server, o Options) *API {
 		args = append(args, "-parameter-overrides", o.Params)
 	}
 	var dynOut syncbuf.Buffer
-	dyn, err := devstack.LaunchMoto(context.Background(), &dynOut)
+	dyn, err := devstack.LaunchDynamoDB(context.Background(), &dynOut)
 	if err != nil {
 		t.Fatalf("DynamoDB stand-in: %v: %s", err, dynOut.String())
 	}

@@ -39,7 +39,7 @@ func StateTable(t testing.TB, down *atomic.Bool) *store.Table {
 			shared.spec, err = devstack.ReadTableSpec(filepath.Join(root, "template.yaml"), devstack.StateTableID)
 		}
 		if err == nil {
-			shared.m, err = devstack.LaunchMoto(ctx, io.Discard)
+			shared.m, err = devstack.LaunchDynamoDB(ctx, io.Discard)
 		}
 		shared.err = err
 	})

@@ -322,6 +322,50 @@ func TestTaskCountedTwiceCountsOnce(t *testing.T) {
 	}
 }
 
+// TestRacingCountsCountOnce: 12 tasks, each delivered twice, count at once; every device counts once (the losers of
+// the conditional write read the job again), and a failed chunk is shown even when another device counted above
+// its plan. Against the DynamoDB stand-in alone.
+func TestRacingCountsCountOnce(t *testing.T) {
+	const devices = 12
+	jobs := &JobStore{Table: testenv.StateTable(t, nil)}
+	ctx := t.Context()
+	j := newJob(strings.Repeat("ef", 32), nil, LastDays(fixedNow, 2), fixedNow, time.Hour)
+	if err := jobs.create(ctx, j); err != nil {
+		t.Fatal(err)
+	}
+	if err := jobs.recordPlan(ctx, j.ref(), devices, 1, fixedNow); err != nil {
+		t.Fatal(err)
+	}
+	if err := jobs.count(ctx, j.ref(), tally{batch: 0, chunks: devices, points: 10 * devices}, fixedNow); err != nil {
+		t.Fatal(err)
+	}
+	errs := make([]error, 2*devices)
+	testenv.Together(2*devices, func(i int) {
+		o := outcome{done: 1, points: 10}
+		switch d := i % devices; d {
+		case 0:
+			o = outcome{failed: 1}
+		case 1:
+			o = outcome{done: 2, points: 20} // a replanned batch's count: above the plan
+		}
+		errs[i] = jobs.count(ctx, j.ref(), tally{batch: -1, devices: map[int64]outcome{int64(i % devices): o}}, fixedNow)
+	})
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("count %d: %v", i, err)
+		}
+	}
+	got, err := jobs.Get(ctx, j.ID, fixedNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != StateFailed || got.DevicesDone != devices-1 || got.ChunksDone != devices-1 || got.ChunksFailed != 1 ||
+		got.PointsWritten != 10*devices {
+		t.Errorf("job %s: %d devices done, %d chunks done, %d failed, %d points; want failed: %d, %d, 1, %d", got.State,
+			got.DevicesDone, got.ChunksDone, got.ChunksFailed, got.PointsWritten, devices-1, devices-1, 10*devices)
+	}
+}
+
 // TestStoreDownMidRun stops the state table's endpoint: a POST answers 503 JSON with Retry-After and records
 // nothing; stopped again while the job's chunks run, the tasks fail, are retried after their backoff, and the job
 // completes once the endpoint is back, every point written once.

@@ -34,7 +34,7 @@ func prepareTables(ctx context.Context, tpl *samtpl.Template, template, state st
 		return st, nil
 	}
 	if st.endpoint == "" {
-		m, err := devstack.LaunchMoto(ctx, out)
+		m, err := devstack.LaunchDynamoDB(ctx, out)
 		if err != nil {
 			return nil, err
 		}
