@@ -26,7 +26,7 @@ func presentFlux(device string) string {
 
 // Planner reads which minutes of a window a device has data for.
 type Planner struct {
-	Influx influx.Querier
+	Influx *influx.Client
 	Bucket string
 }
 

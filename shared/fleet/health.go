@@ -57,7 +57,7 @@ var anyFieldFlux = `from(bucket: bucket)
 
 // Health reads devices' last points.
 type Health struct {
-	Influx   influx.Querier
+	Influx   *influx.Client
 	Bucket   string
 	Interval time.Duration // the devices' measurement interval
 	// LookupMax is the most device ids one last-point query filters by (MaxLimit when 0); past it the query reads

@@ -38,16 +38,11 @@ type Device struct {
 	Lon             *float64   `json:"lon,omitempty"`
 }
 
-// Writer writes line protocol (the run's counts) into a bucket.
-type Writer interface {
-	WriteLines(ctx context.Context, bucket string, lp []byte) error
-}
-
 // Service serves the device list and runs the scheduled fleet health.
 type Service struct {
 	Table  *store.Table
 	Health *Health
-	Writer Writer // the run's counts go to Health.Bucket; nil: not written
+	Writer *influx.Client // the run's counts go to Health.Bucket; nil: not written
 	// Metrics receives the CloudWatch EMF line of the scheduled run (metrics.Stdout in the function).
 	Metrics io.Writer
 	Now     func() time.Time

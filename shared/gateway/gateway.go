@@ -32,18 +32,6 @@ const Route = "POST /api/v2/write"
 // maxFuture is how far ahead of the gateway's clock a timestamp may be.
 const maxFuture = 10 * time.Minute
 
-// Store is the part of InfluxDB the gateway uses.
-type Store interface {
-	// WritePlain writes nanosecond-precision line protocol to bucket, uncompressed.
-	WritePlain(ctx context.Context, bucket string, lp []byte) error
-	// BucketRetention reads the bucket's retention (0 = infinite).
-	BucketRetention(ctx context.Context, bucket string) (time.Duration, error)
-	OrgID(ctx context.Context) (string, error)
-	BucketID(ctx context.Context, name string) (string, error)
-}
-
-var _ Store = (*influx.Client)(nil)
-
 // Options configure a Service; zero values take the defaults noted.
 type Options struct {
 	Org, Bucket string         // the only org and bucket devices may write to
@@ -80,7 +68,7 @@ type Options struct {
 // Service serves Route.
 type Service struct {
 	creds  Credentials
-	store  Store
+	store  *influx.Client
 	o      Options
 	rules  rules
 	cache  *authCache
@@ -95,7 +83,7 @@ type Service struct {
 // NewService builds the gateway: credentials checked with creds, revocations read from the state table (nil: none are
 // read, and an accepted credential is reused for RevocationWindow only); an invalid schema is an error (a
 // cold-start failure).
-func NewService(creds Credentials, revocations *store.Table, st Store, o Options) (*Service, error) {
+func NewService(creds Credentials, revocations *store.Table, st *influx.Client, o Options) (*Service, error) {
 	if o.Schema == nil {
 		o.Schema = schema.Default()
 	}

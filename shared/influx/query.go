@@ -82,14 +82,6 @@ func literal(v any) (map[string]any, error) {
 	}
 }
 
-// Querier is what a package that only reads needs of a Client: a fixed Flux text with extern values, answered as
-// annotated CSV. The readers (measurements, the backfill planner, fleet health) share this one definition.
-type Querier interface {
-	QueryRaw(ctx context.Context, flux string, extern Extern) (io.ReadCloser, error)
-}
-
-var _ Querier = (*Client)(nil)
-
 // QueryRaw runs a fixed Flux script with extern values and returns the annotated CSV body, which the caller
 // must close. The ctx deadline bounds the whole query.
 func (c *Client) QueryRaw(ctx context.Context, flux string, extern Extern) (io.ReadCloser, error) {

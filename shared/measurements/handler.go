@@ -25,7 +25,7 @@ const deadlineMargin = 500 * time.Millisecond
 
 // Service serves the query function's routes.
 type Service struct {
-	q        influx.Querier
+	q        *influx.Client
 	devices  *registry.Registry
 	bucket   string
 	bucketDs string // hourly aggregates; "" reads raw data only
@@ -43,7 +43,7 @@ func WithClock(now func() time.Time) Option { return func(h *Service) { h.now = 
 func WithDownsampled(bucket string) Option { return func(h *Service) { h.bucketDs = bucket } }
 
 // NewService builds the service. bucket is the measurements bucket; timeout caps every query (0 = DefaultTimeout).
-func NewService(q influx.Querier, devices *registry.Registry, bucket string, timeout time.Duration, opts ...Option) *Service {
+func NewService(q *influx.Client, devices *registry.Registry, bucket string, timeout time.Duration, opts ...Option) *Service {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}

@@ -36,7 +36,7 @@ type Snapshots func(ctx context.Context) (positions.Snapshot, error)
 
 // Service serves the overview routes.
 type Service struct {
-	Influx influx.Querier
+	Influx *influx.Client
 	Bucket string // the data bucket, where Measurement is
 	Read   Snapshots
 	Jobs   *backfill.JobStore
@@ -46,7 +46,7 @@ type Service struct {
 }
 
 // NewService is the overview of the fleet whose counts are in bucket (read through q) and positions in t.
-func NewService(q influx.Querier, bucket string, t *store.Table) *Service {
+func NewService(q *influx.Client, bucket string, t *store.Table) *Service {
 	c := &snapshots{t: t}
 	return &Service{Influx: q, Bucket: bucket, Read: c.read, Jobs: &backfill.JobStore{Table: t}}
 }
