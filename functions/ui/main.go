@@ -4,6 +4,7 @@ package main
 
 import (
 	"embed"
+	"fmt"
 	"io/fs"
 	"log/slog"
 
@@ -17,18 +18,24 @@ import (
 //go:embed all:dist
 var dist embed.FS
 
-func main() { lambdaapp.StartHTTP(handler()) }
-
-// handler is the function's routes over the embedded files (wiring_test.go compares them with template.yaml).
-func handler() *ui.Handler {
-	sub, err := fs.Sub(dist, "dist")
-	if err != nil {
-		api.Exit("ui: embedded files", err)
-	}
-	h, err := ui.New(sub)
+func main() {
+	h, err := handler()
 	if err != nil {
 		api.Exit("ui: preparing files", err)
 	}
-	api.BaseLogger().Info("ui ready", slog.Int("assets", len(h.Assets())))
-	return h
+	lambdaapp.StartHTTP(h)
+}
+
+// handler is the function's routes over the embedded files (wiring_test.go compares them with template.yaml).
+func handler() (*api.Mux, error) {
+	sub, err := fs.Sub(dist, "dist")
+	if err != nil {
+		return nil, fmt.Errorf("embedded files: %w", err)
+	}
+	s, err := ui.NewService(sub)
+	if err != nil {
+		return nil, err
+	}
+	api.BaseLogger().Info("ui ready", slog.Int("assets", len(s.Assets())))
+	return s.Routes(), nil
 }

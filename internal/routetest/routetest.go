@@ -23,11 +23,6 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/store"
 )
 
-// Patterned is a handler that can list its mux patterns (api.Mux, ui.Handler).
-type Patterned interface {
-	Patterns() []string
-}
-
 type template struct {
 	Resources map[string]struct {
 		Type       string `yaml:"Type"`
@@ -134,7 +129,7 @@ func RouteKey(pattern string) string {
 }
 
 // Check fails the test unless h's patterns are exactly function's events in template.yaml.
-func Check(t *testing.T, function string, h Patterned) {
+func Check(t *testing.T, function string, h *api.Mux) {
 	t.Helper()
 	if err := compare(function, h.Patterns(), TemplateRoutes(t)); err != nil {
 		t.Error(err)

@@ -3,6 +3,8 @@ package api
 import (
 	"fmt"
 	"net/http"
+	"path"
+	"strings"
 )
 
 // Mux is an http.ServeMux that remembers its routes, so a function's routes can be compared with its events in
@@ -49,7 +51,23 @@ func (m *Mux) Only(patterns ...string) *Mux {
 // Patterns returns the registered patterns in registration order.
 func (m *Mux) Patterns() []string { return append([]string(nil), m.patterns...) }
 
-func (m *Mux) ServeHTTP(w http.ResponseWriter, r *http.Request) { m.mux.ServeHTTP(w, r) }
+// ServeHTTP answers a non-canonical path (.., //) 404 JSON where ServeMux would redirect: no route has one.
+func (m *Mux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if p := r.URL.Path; p != "" && p != canonical(p) {
+		WriteError(w, r, Errorf(NotFound, "no such route"))
+		return
+	}
+	m.mux.ServeHTTP(w, r)
+}
+
+// canonical is p cleaned as ServeMux cleans it (a trailing slash kept).
+func canonical(p string) string {
+	c := path.Clean(p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c
+}
 
 // NotFound answers every request no other pattern matches with a 404 JSON error (pattern "/", not a route).
 func (m *Mux) NotFound(message string) {

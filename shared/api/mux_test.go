@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/iot-center/iot-center-serverless/shared/api"
@@ -56,4 +57,30 @@ func TestMuxOnlyUnknownRoutePanics(t *testing.T) {
 		}
 	}()
 	all.Only("GET /nope")
+}
+
+// A path ServeMux would redirect (.., //, /./) is a 404 JSON error: no route has one, and a redirect helps no client.
+func TestMuxNonCanonicalPathIs404(t *testing.T) {
+	m := api.NewMux()
+	m.HandleFunc("GET /assets/{p...}", status(http.StatusNoContent))
+	m.HandleFunc("GET /a/", status(http.StatusNoContent))
+	for _, tc := range []struct {
+		path string
+		want int
+	}{
+		{"/assets/x.js", http.StatusNoContent},
+		{"/a/", http.StatusNoContent},
+		{"/assets/../a/", http.StatusNotFound},
+		{"/assets//x.js", http.StatusNotFound},
+		{"/assets/./x.js", http.StatusNotFound},
+	} {
+		w := httptest.NewRecorder()
+		m.ServeHTTP(w, httptest.NewRequest("GET", tc.path, nil))
+		if w.Code != tc.want {
+			t.Errorf("GET %s: got %d %s, want %d", tc.path, w.Code, w.Body, tc.want)
+		}
+		if tc.want == http.StatusNotFound && !strings.Contains(w.Body.String(), `"error"`) {
+			t.Errorf("GET %s: body %s, want a JSON error", tc.path, w.Body)
+		}
+	}
 }

@@ -53,19 +53,17 @@ type file struct {
 	cache       string
 }
 
-// Handler serves GET / (index.html) and GET /assets/{proxy+}.
-type Handler struct {
+// Service serves GET / (index.html) and GET /assets/{proxy+}, open to every caller.
+type Service struct {
 	index  *file
 	assets map[string]*file // key: path below assets/
 	mux    *api.Mux
 }
 
-var _ http.Handler = (*Handler)(nil)
-
-// New prepares every file of fsys: index.html at its root, assets below assets/. Dot files (dist/.keep) are
+// NewService prepares every file of fsys: index.html at its root, assets below assets/. Dot files (dist/.keep) are
 // skipped. A missing index.html is allowed (a clean clone before `make ui`): / then answers 404 JSON saying so.
-func New(fsys fs.FS) (*Handler, error) {
-	h := &Handler{assets: map[string]*file{}}
+func NewService(fsys fs.FS) (*Service, error) {
+	h := &Service{assets: map[string]*file{}}
 	switch b, err := fs.ReadFile(fsys, "index.html"); {
 	case err == nil:
 		if h.index, err = prepare("index.html", b, CacheIndex); err != nil {
@@ -117,11 +115,11 @@ func New(fsys fs.FS) (*Handler, error) {
 	return h, nil
 }
 
-// Patterns lists the routes' mux patterns (the wiring test compares them with template.yaml).
-func (h *Handler) Patterns() []string { return h.mux.Patterns() }
+// Routes serves the dashboard's files.
+func (h *Service) Routes() *api.Mux { return h.mux }
 
 // Assets lists the asset paths served below /assets/ (for tests and logs).
-func (h *Handler) Assets() []string {
+func (h *Service) Assets() []string {
 	out := make([]string, 0, len(h.assets))
 	for k := range h.assets {
 		out = append(out, k)
@@ -129,16 +127,7 @@ func (h *Handler) Assets() []string {
 	return out
 }
 
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	// ServeMux would answer a non-canonical path (.., //) with a redirect; nothing served here has one.
-	if p := r.URL.Path; p != "/" && p != "/assets/" && path.Clean(p) != p {
-		api.WriteError(w, r, api.Errorf(api.NotFound, "no such asset"))
-		return
-	}
-	h.mux.ServeHTTP(w, r)
-}
-
-func (h *Handler) serveIndex(w http.ResponseWriter, r *http.Request) {
+func (h *Service) serveIndex(w http.ResponseWriter, r *http.Request) {
 	if h.index == nil {
 		api.WriteError(w, r, api.Errorf(api.NotFound, "the dashboard is not built into this binary (run make ui)"))
 		return
@@ -150,7 +139,7 @@ func (h *Handler) serveIndex(w http.ResponseWriter, r *http.Request) {
 	serve(w, r, h.index)
 }
 
-func (h *Handler) serveAsset(w http.ResponseWriter, r *http.Request) {
+func (h *Service) serveAsset(w http.ResponseWriter, r *http.Request) {
 	p := r.PathValue("proxy")
 	f := (*file)(nil)
 	if len(p) <= maxPathLen {

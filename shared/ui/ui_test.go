@@ -45,13 +45,18 @@ func testFS() fstest.MapFS {
 	}
 }
 
-func newHandler(t *testing.T, fsys fstest.MapFS) *ui.Handler {
+func newService(t *testing.T, fsys fstest.MapFS) *ui.Service {
 	t.Helper()
-	h, err := ui.New(fsys)
+	s, err := ui.NewService(fsys)
 	if err != nil {
-		t.Fatalf("ui.New: %v", err)
+		t.Fatalf("ui.NewService: %v", err)
 	}
-	return h
+	return s
+}
+
+func newHandler(t *testing.T, fsys fstest.MapFS) http.Handler {
+	t.Helper()
+	return newService(t, fsys).Routes()
 }
 
 func get(t *testing.T, h http.Handler, target string, header map[string]string) *httptest.ResponseRecorder {
@@ -265,23 +270,23 @@ func TestConditionalGet(t *testing.T) {
 }
 
 func TestNotBuiltAnswers404JSON(t *testing.T) {
-	h := newHandler(t, fstest.MapFS{".keep": {Data: nil}})
-	rec := get(t, h, "/", nil)
+	svc := newService(t, fstest.MapFS{".keep": {Data: nil}})
+	rec := get(t, svc.Routes(), "/", nil)
 	if rec.Code != http.StatusNotFound {
 		t.Fatalf("status = %d, want 404", rec.Code)
 	}
 	if msg := assertJSONError(t, rec); !strings.Contains(msg, "make ui") {
 		t.Errorf("error = %q, want a hint to run make ui", msg)
 	}
-	if n := len(h.Assets()); n != 0 {
+	if n := len(svc.Assets()); n != 0 {
 		t.Errorf("assets = %d, want 0 (.keep is not served)", n)
 	}
 }
 
 func TestTooLargeFileRefused(t *testing.T) {
-	_, err := ui.New(fstest.MapFS{"assets/big-AAAAAAAA.js": {Data: make([]byte, 5<<20)}})
+	_, err := ui.NewService(fstest.MapFS{"assets/big-AAAAAAAA.js": {Data: make([]byte, 5<<20)}})
 	if err == nil {
-		t.Fatal("ui.New accepted a 5 MB asset, want an error (Lambda response limit)")
+		t.Fatal("ui.NewService accepted a 5 MB asset, want an error (Lambda response limit)")
 	}
 }
 
@@ -313,10 +318,11 @@ func builtDist(t testing.TB) string {
 // TestBuiltDist checks the real build (made here when missing): index.html references hashed assets that exist.
 func TestBuiltDist(t *testing.T) {
 	fsys := os.DirFS(builtDist(t))
-	h, err := ui.New(fsys)
+	svc, err := ui.NewService(fsys)
 	if err != nil {
-		t.Fatalf("ui.New(dist): %v", err)
+		t.Fatalf("ui.NewService(dist): %v", err)
 	}
+	h := svc.Routes()
 	index := get(t, h, "/", nil).Body.String()
 	refs := regexp.MustCompile(`(?:src|href)="(/assets/[^"]+)"`).FindAllStringSubmatch(index, -1)
 	if len(refs) < 2 {
@@ -365,10 +371,11 @@ func BenchmarkServeAsset(b *testing.B) {
 		}
 		fsys["assets/"+e.Name()] = &fstest.MapFile{Data: data}
 	}
-	h, err := ui.New(fsys)
+	svc, err := ui.NewService(fsys)
 	if err != nil {
 		b.Fatal(err)
 	}
+	h := svc.Routes()
 	var largest string
 	var size int
 	for p, f := range fsys {
