@@ -62,12 +62,9 @@ func Live(t *testing.T, env map[string]string) lambdaapp.Deps {
 	return lambdaapp.NewDeps(cfg, srv.Client(t), influxtest.StateTable(t), func(k string) string { return env[k] })
 }
 
-// Roles sends each of function's routes (template.yaml) as each of Callers through h, the function's routes as
-// its main builds them, and checks the answer's class against Access: allowed is anything but 401 and 403,
-// refused is a 401 or 403 JSON answer. d registers the devices the callers act as (nil: h has no {deviceId} route).
-// The path names a device never registered for every caller but "device" and "other device", so a route that
-// lost its api.Require reaches the registry (404) instead of refusing (403); the operator goes last, as its
-// requests change the device (rotate, delete).
+// Roles sends each of function's template routes as each of Callers through h (built as main builds it) and
+// checks the answer against Access: allowed is not 401/403, refused is 401/403 JSON. d registers the devices (nil:
+// no {deviceId} route); other callers name an unregistered device, so a lost api.Require answers 404, not 403.
 func Roles(t *testing.T, function string, h http.Handler, d *lambdaapp.Deps) {
 	t.Helper()
 	routes := TemplateRoutes(t)[function]

@@ -26,12 +26,8 @@ type DevicePlan struct {
 	Missing  int64
 }
 
-// PlanDevices plans several devices with one query: an hour whose point count is below its minutes in the window
-// is incomplete; the incomplete hours are grouped into chunk windows on a fixed grid of chunkMinutes (whole hours
-// when it is an hour or more, so each hour is written by exactly one chunk), each trimmed to its incomplete hours.
-// The chunk's worker then reads its exact gaps. Counting points, not minutes, can only take an hour for complete
-// when a device wrote more than once a minute in it; it never skips a gap in an hour the device wrote at most once
-// a minute.
+// PlanDevices plans several devices with one query: their incomplete hours (fewer points than minutes) grouped
+// into chunk windows on a grid of chunkMinutes, so each hour is written by one chunk (README.md, Planning).
 func (p *Planner) PlanDevices(ctx context.Context, ids []string, w Window, chunkMinutes int) ([]DevicePlan, error) {
 	if len(ids) == 0 {
 		return nil, nil

@@ -12,16 +12,8 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/sensors"
 )
 
-// Hourly aggregates of backfilled hours. The hourly task only looks back two hours, so the worker aggregates the
-// hours it wrote itself, in the shape the setup package's task writes (measurement environment_1h, the source's tags
-// plus agg=count|mean|min|max|last, float fields, _time = the hour's start; TestHourlyMatchesTaskAggregation holds
-// the two equal). Only the device's generated series (the virtual sensors' tags and generated=true, apart from
-// anything the device wrote itself) changes, so only its aggregates are refreshed, whatever else the bucket holds:
-//   - an hour the chunk wrote entirely holds nothing but the chunk's points in this series (the planner found no
-//     Temperature point of the device in any of its minutes), so its aggregates come from the generated values;
-//   - an hour written in part may also hold older generated points: its aggregates are read back from InfluxDB
-//     after the write,
-//     for this series only (one pushed-down query per chunk).
+// Hourly aggregates of backfilled hours: the hourly task looks back two hours only, so the worker aggregates the
+// hours it wrote, in the task's shape, for the device's generated series only (README.md).
 
 // aggNames are the aggregates, in line order.
 var aggNames = [5]string{"count", "last", "max", "mean", "min"}

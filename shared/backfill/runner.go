@@ -219,11 +219,9 @@ func (r *Runner) batch(ctx context.Context, t Task) error {
 	return r.Queue.Send(ctx, tasks)
 }
 
-// chunk writes its chunks' gaps, or counts them failed when the job's deadline has passed (what is still missing
-// stays missing: asking again plans it). One query finds every chunk's exact gaps and the worker writes them all in
-// shared batches (Worker.HandleAll). A transient failure counts nothing: the task runs again (writes are
-// idempotent); one that cannot succeed (invalid) counts the chunks failed. A device written counts the points its
-// plan found missing (an attempt after a partial one finds fewer gaps, its own points among them).
+// chunk writes its chunks' gaps (one query finds them all), or counts them failed past the job's deadline. A
+// transient failure counts nothing, as the task runs again and writes are idempotent; an invalid one counts the
+// chunks failed. A device written counts the points its plan found missing.
 func (r *Runner) chunk(ctx context.Context, t Task) error {
 	var err error = api.Errorf(api.Invalid, "past the job's deadline")
 	if r.now().Before(t.Job.Deadline) {

@@ -53,11 +53,9 @@ type Worker struct {
 // the client's retries returns the error: the task stays on the queue for another attempt.
 func (w *Worker) Handle(ctx context.Context, c Chunk) error { return w.HandleAll(ctx, []Chunk{c}) }
 
-// HandleAll writes the chunks one after the other (a chunk task's, often of several devices) into shared batches of
-// BatchLines lines, then the hourly aggregates of all of them: a task of ten device-days is three data writes and
-// one aggregate write, as many requests as the raw ingest ceiling sends for its points plus one, where a write per
-// chunk and an aggregate write per chunk took InfluxDB about twice the time for the same points. Either every chunk
-// is written or an error is returned (the task runs again; writes are idempotent).
+// HandleAll writes the chunks into shared batches of BatchLines lines, then the hourly aggregates of all of them in
+// one write: fewer, fuller requests than one per chunk. Either every chunk is written or an error is returned (the
+// task runs again; writes are idempotent).
 func (w *Worker) HandleAll(ctx context.Context, cs []Chunk) error {
 	var total int64
 	for _, c := range cs {

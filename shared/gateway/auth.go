@@ -55,12 +55,9 @@ func credential(r *http.Request) (string, bool) {
 	return tok, tok != "" && len(tok) <= maxCredential
 }
 
-// authCache remembers accepted credentials (by their SHA-256, never the credential itself) for ttl, a refusal for
-// negTTL, and learns of rotations and deletions from the registry's revocation items (pk REVOKED#<unix minute>,
-// the ids of the devices whose credential changed in that minute, written before the device changes): when a
-// request finds an accepted credential and the last check is older than every, it reads the minute items since
-// then (one request) and forgets every credential of the devices they name. It holds at most max entries: when
-// full, expired entries go, and if none has expired, all of them.
+// authCache remembers accepted credentials (by their SHA-256) for ttl and refusals for negTTL. At most every, it
+// reads the registry's revocation items since its last check and forgets the devices they name; past max entries
+// the expired go, or all of them if none has expired.
 type authCache struct {
 	ttl, negTTL, every time.Duration
 	max                int

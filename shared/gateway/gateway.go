@@ -45,8 +45,8 @@ type Options struct {
 	// Rate (writes per second per device, per instance; < 0 disables) and Burst; defaults 10 and 50.
 	Rate  float64
 	Burst int
-	// PointRate (points per second per device, per instance; < 0 disables) and PointBurst (raised to MaxPoints
-	// at least, so one full request can pass); defaults DefaultPointRate and 3 × MaxPoints (a reconnecting device flushes a few full batches).
+	// PointRate (points per second per device, per instance; < 0 disables) and PointBurst (at least MaxPoints, so
+	// one full request passes); defaults DefaultPointRate and 3 × MaxPoints (a reconnecting device flushes a few).
 	PointRate  float64
 	PointBurst int
 	// MaxPoints caps the points of one request (default DefaultMaxPoints).

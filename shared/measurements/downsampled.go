@@ -13,18 +13,8 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/influx"
 )
 
-// Windows of an hour or more are computed from the downsampled bucket (written by the setup function's hourly
-// task and by backfills): measurement environment_1h, the source's tags plus tag agg in count|mean|min|max|last,
-// one float point per series, field and hour, _time = the hour's start. An aggregate is used only where it is exact:
-// beside it, the raw points are counted per hour and field (a pushed-down count that moves no points), and every
-// hour whose aggregated count differs from a non-zero raw count (points that arrived after the task ran, hours the
-// task never covered: before its first run or while it failed) is aggregated from the raw data instead,
-// as are the hours just before now (rawTail) and the partial hours at the range's edges. Go merges the hourly rows
-// into the asked windows: the answer's windows are exactly those of the raw path (same `every`, same epoch
-// alignment, same first-window clipping).
-//
-// Known limit: when a device's sensor tags change inside an hour, that hour holds one `last` per series and the
-// schema does not say which of them came later, so fn=last for that hour takes the row read last.
+// Windows of an hour or more come from the hourly aggregates where they are exact (their count equals the raw
+// count), from the raw data elsewhere; README.md says how and what it cannot know.
 
 // dsFlux reads the hourly aggregates count and {{AGG}} of the device's fields from the downsampled bucket, paired
 // per series (grouping by every column but agg, _value and _time keeps the series apart, so each mean meets its
