@@ -3,18 +3,8 @@
 package main
 
 import (
-	"context"
-
-	"github.com/iot-center/iot-center-serverless/shared/authz"
 	"github.com/iot-center/iot-center-serverless/shared/lambdaapp"
+	"github.com/iot-center/iot-center-serverless/shared/wiring"
 )
 
-func main() { lambdaapp.Event(handler) }
-
-func handler(ctx context.Context, d lambdaapp.Deps) (any, error) {
-	keys, err := authz.LoadKeys(ctx, d.Getenv, nil)
-	if err != nil {
-		return nil, err
-	}
-	return authz.New(keys, d.Registry()).Handle, nil
-}
+func main() { lambdaapp.Event(wiring.Authorizer) }

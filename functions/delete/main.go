@@ -3,32 +3,8 @@
 package main
 
 import (
-	"context"
-	"errors"
-	"log/slog"
-	"time"
-
-	"github.com/iot-center/iot-center-serverless/shared/api"
-	"github.com/iot-center/iot-center-serverless/shared/deviceapi"
 	"github.com/iot-center/iot-center-serverless/shared/lambdaapp"
-	"github.com/iot-center/iot-center-serverless/shared/registry"
+	"github.com/iot-center/iot-center-serverless/shared/wiring"
 )
 
-func main() { lambdaapp.HTTP(handler) }
-
-// handler is the function's routes (wiring_test.go compares them with template.yaml).
-func handler(ctx context.Context, d lambdaapp.Deps) (*api.Mux, error) {
-	env := d.Env()
-	url := env.String("PURGE_QUEUE_URL", "")
-	delay := time.Duration(env.Int("PURGE_DELAY_SECONDS", 90, 1, int(registry.MaxPurgeDelay/time.Second))) * time.Second
-	reg := d.Registry()
-	switch schedule, err := registry.PurgeQueue(ctx, url, delay); {
-	case errors.Is(err, registry.ErrNoPurgeQueue):
-		api.BaseLogger().Warn("no purge queue: a delete with data makes its first pass only", slog.String("PURGE_QUEUE_URL", url))
-	case err != nil:
-		return nil, err
-	default:
-		reg.SchedulePurge, reg.PurgeDelay = schedule, delay
-	}
-	return deviceapi.NewService(reg).Routes().Only(deviceapi.RouteDelete), nil
-}
+func main() { lambdaapp.HTTP(wiring.Delete) }

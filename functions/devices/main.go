@@ -4,16 +4,8 @@
 package main
 
 import (
-	"context"
-
-	"github.com/iot-center/iot-center-serverless/shared/api"
-	"github.com/iot-center/iot-center-serverless/shared/fleet"
 	"github.com/iot-center/iot-center-serverless/shared/lambdaapp"
+	"github.com/iot-center/iot-center-serverless/shared/wiring"
 )
 
-func main() { lambdaapp.HTTP(handler) }
-
-// handler is the function's routes (wiring_test.go compares them with template.yaml).
-func handler(_ context.Context, d lambdaapp.Deps) (*api.Mux, error) {
-	return fleet.NewService(d.Table(), d.Influx, d.Config).Routes(), nil
-}
+func main() { lambdaapp.HTTP(wiring.Devices) }

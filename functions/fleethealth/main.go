@@ -4,19 +4,8 @@
 package main
 
 import (
-	"context"
-
-	"github.com/aws/aws-lambda-go/events"
-
-	"github.com/iot-center/iot-center-serverless/shared/fleet"
 	"github.com/iot-center/iot-center-serverless/shared/lambdaapp"
-	"github.com/iot-center/iot-center-serverless/shared/metrics"
+	"github.com/iot-center/iot-center-serverless/shared/wiring"
 )
 
-func main() { lambdaapp.Event(handler) }
-
-func handler(_ context.Context, d lambdaapp.Deps) (any, error) {
-	svc := fleet.NewService(d.Table(), d.Influx, d.Config)
-	svc.Metrics = metrics.Stdout
-	return func(ctx context.Context, _ events.CloudWatchEvent) (fleet.Counts, error) { return svc.Check(ctx) }, nil
-}
+func main() { lambdaapp.Event(wiring.FleetHealth) }

@@ -6,20 +6,14 @@ import (
 	"os"
 
 	"github.com/iot-center/iot-center-serverless/shared/api"
-	"github.com/iot-center/iot-center-serverless/shared/config"
-	"github.com/iot-center/iot-center-serverless/shared/health"
-	"github.com/iot-center/iot-center-serverless/shared/influx"
 	"github.com/iot-center/iot-center-serverless/shared/lambdaapp"
+	"github.com/iot-center/iot-center-serverless/shared/wiring"
 )
 
-func main() { lambdaapp.StartHTTP(handler(os.Getenv)) }
-
-// handler is the function's routes (wiring_test.go compares them with template.yaml).
-func handler(getenv config.Getenv) *api.Mux {
-	env := &config.Env{Get: getenv}
-	url := env.String("INFLUX_URL", "")
-	env.URL("INFLUX_URL", url)
-	lambdaapp.Check(env)
-	c := influx.New(url, "", getenv("INFLUX_ORG"), influx.Options{HTTPTimeout: health.Timeout})
-	return health.NewService(c).Routes()
+func main() {
+	h, err := wiring.Health(os.Getenv)
+	if err != nil {
+		api.Exit("invalid configuration", err)
+	}
+	lambdaapp.StartHTTP(h)
 }

@@ -3,16 +3,8 @@
 package main
 
 import (
-	"context"
-
-	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/lambdaapp"
-	"github.com/iot-center/iot-center-serverless/shared/overview"
+	"github.com/iot-center/iot-center-serverless/shared/wiring"
 )
 
-func main() { lambdaapp.HTTP(handler) }
-
-// handler is the function's routes (wiring_test.go compares them with template.yaml).
-func handler(_ context.Context, d lambdaapp.Deps) (*api.Mux, error) {
-	return overview.NewService(d.Influx, d.Config.Bucket, d.Table()).Routes(), nil
-}
+func main() { lambdaapp.HTTP(wiring.Overview) }

@@ -4,11 +4,8 @@
 package main
 
 import (
-	"context"
-
 	"github.com/iot-center/iot-center-serverless/shared/lambdaapp"
+	"github.com/iot-center/iot-center-serverless/shared/wiring"
 )
 
-func main() {
-	lambdaapp.Event(func(_ context.Context, d lambdaapp.Deps) (any, error) { return d.Registry().HandlePurge, nil })
-}
+func main() { lambdaapp.Event(wiring.Purge) }

@@ -3,19 +3,8 @@
 package main
 
 import (
-	"context"
-	"time"
-
-	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/lambdaapp"
-	"github.com/iot-center/iot-center-serverless/shared/measurements"
+	"github.com/iot-center/iot-center-serverless/shared/wiring"
 )
 
-func main() { lambdaapp.HTTP(handler) }
-
-// handler is the function's routes (wiring_test.go compares them with template.yaml).
-func handler(_ context.Context, d lambdaapp.Deps) (*api.Mux, error) {
-	timeout := d.Env().Duration("QUERY_TIMEOUT", measurements.DefaultTimeout, 100*time.Millisecond, 10*time.Minute)
-	return measurements.NewService(d.Influx, d.Registry(), d.Config.Bucket, timeout,
-		measurements.WithDownsampled(d.Config.BucketDownsampled)).Routes(), nil
-}
+func main() { lambdaapp.HTTP(wiring.Query) }

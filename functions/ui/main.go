@@ -4,13 +4,11 @@ package main
 
 import (
 	"embed"
-	"fmt"
 	"io/fs"
-	"log/slog"
 
 	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/lambdaapp"
-	"github.com/iot-center/iot-center-serverless/shared/ui"
+	"github.com/iot-center/iot-center-serverless/shared/wiring"
 )
 
 // all: keeps dist/.keep, so a clean clone compiles before the front end is built.
@@ -19,23 +17,13 @@ import (
 var dist embed.FS
 
 func main() {
-	h, err := handler()
-	if err != nil {
-		api.Exit("ui: preparing files", err)
-	}
-	lambdaapp.StartHTTP(h)
-}
-
-// handler is the function's routes over the embedded files (wiring_test.go compares them with template.yaml).
-func handler() (*api.Mux, error) {
 	sub, err := fs.Sub(dist, "dist")
 	if err != nil {
-		return nil, fmt.Errorf("embedded files: %w", err)
+		api.Exit("ui: embedded files", err)
 	}
-	s, err := ui.NewService(sub)
+	h, err := wiring.UI(sub)
 	if err != nil {
-		return nil, err
+		api.Exit("ui: embedded files", err)
 	}
-	api.BaseLogger().Info("ui ready", slog.Int("assets", len(s.Assets())))
-	return s.Routes(), nil
+	lambdaapp.StartHTTP(h)
 }
