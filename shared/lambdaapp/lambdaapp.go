@@ -44,12 +44,16 @@ func Event(build func(context.Context, Deps) (any, error)) {
 	lambda.Start(coldStart(build))
 }
 
-// coldStart runs Init and build under the cold-start deadline; nothing is served half-configured.
+// coldStart loads the configuration and runs build under the cold-start deadline. Any error exits the process,
+// which Lambda reports as an init error: nothing is served half-configured.
 func coldStart[H any](build func(context.Context, Deps) (H, error)) H {
-	d := Init()
 	ctx, cancel := context.WithTimeout(context.Background(), coldStartTimeout)
 	defer cancel()
-	h, err := build(ctx, d)
+	d, err := New(ctx, os.Getenv, nil)
+	var h H
+	if err == nil {
+		h, err = build(ctx, d)
+	}
 	if err == nil {
 		err = d.env.Err()
 	}
@@ -59,19 +63,7 @@ func coldStart[H any](build func(context.Context, Deps) (H, error)) H {
 	return h
 }
 
-// Init loads the configuration and builds the InfluxDB client; a bad configuration is reported and the process
-// exits, which Lambda reports as an init error.
-func Init() Deps {
-	ctx, cancel := context.WithTimeout(context.Background(), coldStartTimeout)
-	defer cancel()
-	d, err := New(ctx, os.Getenv, nil)
-	if err != nil {
-		api.Exit("invalid configuration", err)
-	}
-	return d
-}
-
-// New is Init's work, for tests with their own environment and SSM (store nil: the default SSM client).
+// New reads the configuration (store nil: the default SSM client) and builds the InfluxDB client.
 func New(ctx context.Context, getenv config.Getenv, store config.ParameterStore) (Deps, error) {
 	cfg, err := config.Load(ctx, getenv, store)
 	if err != nil {
@@ -122,11 +114,4 @@ func (d Deps) Env() *config.Env {
 		return &config.Env{Get: d.Getenv}
 	}
 	return d.env
-}
-
-// Check exits at cold start if env recorded any problem.
-func Check(env *config.Env) {
-	if err := env.Err(); err != nil {
-		api.Exit("invalid configuration", err)
-	}
 }
