@@ -7,10 +7,12 @@ package storemeter
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"sort"
 	"strings"
 	"sync"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go/middleware"
@@ -87,64 +89,46 @@ func (m *Meter) Option(o *dynamodb.Options) {
 	})
 }
 
-func askCapacity(p any) {
-	total := types.ReturnConsumedCapacityTotal
-	switch v := p.(type) {
-	case *dynamodb.GetItemInput:
-		v.ReturnConsumedCapacity = total
-	case *dynamodb.PutItemInput:
-		v.ReturnConsumedCapacity = total
-	case *dynamodb.UpdateItemInput:
-		v.ReturnConsumedCapacity = total
-	case *dynamodb.DeleteItemInput:
-		v.ReturnConsumedCapacity = total
-	case *dynamodb.QueryInput:
-		v.ReturnConsumedCapacity = total
-	case *dynamodb.ScanInput:
-		v.ReturnConsumedCapacity = total
-	case *dynamodb.BatchGetItemInput:
-		v.ReturnConsumedCapacity = total
-	case *dynamodb.BatchWriteItemInput:
-		v.ReturnConsumedCapacity = total
+// askCapacity asks for ReturnConsumedCapacity TOTAL on any operation's input that has the field.
+func askCapacity(in any) {
+	if f := field(in, "ReturnConsumedCapacity"); f.IsValid() {
+		f.Set(reflect.ValueOf(types.ReturnConsumedCapacityTotal))
 	}
+}
+
+// field is the named field of the struct p points to (the zero Value when p is not such a pointer or lacks it).
+func field(p any, name string) reflect.Value {
+	v := reflect.ValueOf(p)
+	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
+		return reflect.Value{}
+	}
+	return v.Elem().FieldByName(name)
 }
 
 func (m *Meter) count(op string, result any) {
 	var capacity float64
 	var examined int64
-	one := func(c *types.ConsumedCapacity) {
-		if c != nil && c.CapacityUnits != nil {
-			capacity += *c.CapacityUnits
+	if f := field(result, "ConsumedCapacity"); f.IsValid() {
+		all, _ := f.Interface().([]types.ConsumedCapacity) // batch and transaction outputs: one per table
+		if one, _ := f.Interface().(*types.ConsumedCapacity); one != nil {
+			all = append(all, *one)
+		}
+		for _, c := range all {
+			capacity += aws.ToFloat64(c.CapacityUnits)
 		}
 	}
 	switch v := result.(type) {
 	case *dynamodb.GetItemOutput:
-		one(v.ConsumedCapacity)
 		if v.Item != nil {
-			examined++
+			examined = 1
 		}
-	case *dynamodb.PutItemOutput:
-		one(v.ConsumedCapacity)
-	case *dynamodb.UpdateItemOutput:
-		one(v.ConsumedCapacity)
-	case *dynamodb.DeleteItemOutput:
-		one(v.ConsumedCapacity)
 	case *dynamodb.QueryOutput:
-		one(v.ConsumedCapacity)
-		examined += int64(v.ScannedCount)
+		examined = int64(v.ScannedCount)
 	case *dynamodb.ScanOutput:
-		one(v.ConsumedCapacity)
-		examined += int64(v.ScannedCount)
+		examined = int64(v.ScannedCount)
 	case *dynamodb.BatchGetItemOutput:
-		for i := range v.ConsumedCapacity {
-			one(&v.ConsumedCapacity[i])
-		}
 		for _, items := range v.Responses {
 			examined += int64(len(items))
-		}
-	case *dynamodb.BatchWriteItemOutput:
-		for i := range v.ConsumedCapacity {
-			one(&v.ConsumedCapacity[i])
 		}
 	}
 	m.mu.Lock()
