@@ -95,18 +95,7 @@ func TestWriteMissingFillsOnlyGaps(t *testing.T) {
 		t.Errorf("GET %s: %d %v, want the done job", loc, status, got)
 	}
 
-	status, cov := f.do(t, "GET", fmt.Sprintf("/api/devices/%s/write-missing?from=%s&to=%s", id,
-		win.From.Format(time.RFC3339), win.To.Format(time.RFC3339)), "")
-	if status != http.StatusOK || num(t, cov["percent"]) != 100 || num(t, cov["present"]) != 10080 ||
-		num(t, cov["expected"]) != 10080 || num(t, cov["missing"]) != 0 {
-		t.Errorf("coverage %d %v, want 100%% of 10,080", status, cov)
-	}
-	counts := f.countFields(t, id, win)
-	for _, name := range fields {
-		if counts[name] != 10080 {
-			t.Errorf("%s: %d points in the window, want exactly 10,080", name, counts[name])
-		}
-	}
+	f.wantFilled(t, id, win)
 
 	// each minute: deleted ones hold the worker's values, the others still the old generator's
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

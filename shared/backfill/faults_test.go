@@ -73,15 +73,7 @@ func TestBackfillThrough503(t *testing.T) {
 	if errs := f.errs.get(); len(errs) != 0 {
 		t.Errorf("tasks failed %v, want the client's retries to absorb the 503s", errs)
 	}
-	status, cov := f.do(t, "GET", "/api/devices/"+id+"/write-missing", "")
-	if status != 200 || num(t, cov["percent"]) != 100 {
-		t.Errorf("coverage %d %v, want 100%%", status, cov)
-	}
-	for name, n := range f.countFields(t, id, win) {
-		if n != 10080 {
-			t.Errorf("%s: %d points, want 10,080", name, n)
-		}
-	}
+	f.wantFilled(t, id, win)
 }
 
 // TestBackfillAcrossInfluxRestart restarts a dedicated influxd while a backfill runs: the chunk task in flight
@@ -116,15 +108,7 @@ func TestBackfillAcrossInfluxRestart(t *testing.T) {
 	if job = f.wait(t, job.ID); job.Chunks != 2*28 || job.PointsWritten != 2*10080 || job.DevicesDone != 2 {
 		t.Errorf("job %+v, want 2 devices, 20,160 points in 56 chunks", job)
 	}
-	status, cov := f.do(t, "GET", "/api/devices/"+id+"/write-missing", "")
-	if status != 200 || num(t, cov["percent"]) != 100 || num(t, cov["present"]) != 10080 {
-		t.Errorf("coverage %d %v, want 100%% of 10,080", status, cov)
-	}
-	for name, n := range f.countFields(t, id, win) {
-		if n != 10080 {
-			t.Errorf("%s: %d points, want exactly 10,080", name, n)
-		}
-	}
+	f.wantFilled(t, id, win)
 	// writing the whole week again changes nothing (idempotent chunks)
 	w := &Worker{Influx: f.admin, Bucket: f.cfg.Bucket, Gen: home}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

@@ -2,6 +2,7 @@ package backfill
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -133,34 +134,16 @@ type fixtureOpts struct {
 
 func newFixture(t testing.TB, srv *influxtest.Server, o fixtureOpts) *fixture {
 	t.Helper()
-	if o.instances == 0 {
-		o.instances = 4
-	}
-	if o.chunkMinutes == 0 {
-		o.chunkMinutes = 1440
-	}
-	if o.workerURL == "" {
-		o.workerURL = srv.URL
-	}
+	o.instances, o.chunkMinutes, o.workerURL = cmp.Or(o.instances, 4), cmp.Or(o.chunkMinutes, 1440), cmp.Or(o.workerURL, srv.URL)
+	o.maxReceives, o.taskMinutes, o.batchDevices = cmp.Or(o.maxReceives, 5), cmp.Or(o.taskMinutes, 1), cmp.Or(o.batchDevices, 3)
+	o.poll = cmp.Or(o.poll, 100*time.Millisecond)
 	if o.now == nil {
 		o.now = func() time.Time { return fixedNow }
-	}
-	if o.maxReceives == 0 {
-		o.maxReceives = 5
-	}
-	if o.taskMinutes == 0 {
-		o.taskMinutes = 1
-	}
-	if o.batchDevices == 0 {
-		o.batchDevices = 3
 	}
 	cfg := srv.Config(srv.NewBucket(t, "bfdata"))
 	cfg.MaxDevices = 10000
 	if o.downsample {
 		cfg.BucketDownsampled = srv.NewBucket(t, "bfdown")
-	}
-	if o.poll == 0 {
-		o.poll = 100 * time.Millisecond
 	}
 	f := &fixture{srv: srv, cfg: cfg, admin: srv.Client(t), ran: make(chan struct{}, 1), poll: o.poll}
 	f.table = testenv.StateTable(t, nil) // the registry's; the job store's own table can be taken down
@@ -377,6 +360,24 @@ func (f *fixture) writeMinutes(t testing.TB, id string, g sensors.Generator, min
 				t.Fatalf("writing: %v", err)
 			}
 			lp = lp[:0]
+		}
+	}
+}
+
+// wantFilled checks that the device's week w is complete: its coverage route answers 100% of 10,080 minutes, and
+// every field has exactly 10,080 points in it.
+func (f *fixture) wantFilled(t *testing.T, id string, w Window) {
+	t.Helper()
+	status, cov := f.do(t, "GET", fmt.Sprintf("/api/devices/%s/write-missing?from=%s&to=%s", id,
+		w.From.Format(time.RFC3339), w.To.Format(time.RFC3339)), "")
+	if status != http.StatusOK || num(t, cov["percent"]) != 100 || num(t, cov["present"]) != 10080 ||
+		num(t, cov["expected"]) != 10080 || num(t, cov["missing"]) != 0 {
+		t.Errorf("coverage %d %v, want 100%% of 10,080", status, cov)
+	}
+	counts := f.countFields(t, id, w)
+	for _, name := range fields {
+		if counts[name] != 10080 {
+			t.Errorf("%s: %d points in the window, want exactly 10,080", name, counts[name])
 		}
 	}
 }

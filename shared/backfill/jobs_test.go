@@ -265,15 +265,21 @@ func TestExpiredJobReplacedOnce(t *testing.T) {
 	}
 }
 
+// storedJob writes a job over every device, created at created, its id made from seed (two hex digits).
+func storedJob(t *testing.T, jobs *JobStore, seed string, created time.Time) Job {
+	t.Helper()
+	j := newJob(strings.Repeat(seed, 32), nil, LastDays(fixedNow, 2), created, time.Hour)
+	if err := jobs.create(t.Context(), j); err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
 // TestTaskCountedTwiceCountsOnce: SQS delivers at least once; a plan, batch or chunk task counted again changes
 // nothing, and no counter passes the plan's. Against the DynamoDB stand-in alone.
 func TestTaskCountedTwiceCountsOnce(t *testing.T) {
-	jobs := &JobStore{Table: testenv.StateTable(t, nil)}
-	ctx := t.Context()
-	j := newJob(strings.Repeat("cd", 32), nil, LastDays(fixedNow, 2), fixedNow, time.Hour)
-	if err := jobs.create(ctx, j); err != nil {
-		t.Fatal(err)
-	}
+	jobs, ctx := &JobStore{Table: testenv.StateTable(t, nil)}, t.Context()
+	j := storedJob(t, jobs, "cd", fixedNow)
 	steps := []struct {
 		name string
 		run  func() error
@@ -327,12 +333,8 @@ func TestTaskCountedTwiceCountsOnce(t *testing.T) {
 // its plan. Against the DynamoDB stand-in alone.
 func TestRacingCountsCountOnce(t *testing.T) {
 	const devices = 12
-	jobs := &JobStore{Table: testenv.StateTable(t, nil)}
-	ctx := t.Context()
-	j := newJob(strings.Repeat("ef", 32), nil, LastDays(fixedNow, 2), fixedNow, time.Hour)
-	if err := jobs.create(ctx, j); err != nil {
-		t.Fatal(err)
-	}
+	jobs, ctx := &JobStore{Table: testenv.StateTable(t, nil)}, t.Context()
+	j := storedJob(t, jobs, "ef", fixedNow)
 	if err := jobs.recordPlan(ctx, j.ref(), devices, 1, fixedNow); err != nil {
 		t.Fatal(err)
 	}
@@ -568,18 +570,13 @@ func TestCancelStopsJob(t *testing.T) {
 
 // TestRecentJobs: the index lists the newest jobs first, at most n, skipping a job whose item is gone.
 func TestRecentJobs(t *testing.T) {
-	jobs := &JobStore{Table: testenv.StateTable(t, nil)}
-	ctx := t.Context()
+	jobs, ctx := &JobStore{Table: testenv.StateTable(t, nil)}, t.Context()
 	if got, err := jobs.Recent(ctx, 5, fixedNow); err != nil || len(got) != 0 {
 		t.Fatalf("no jobs: Recent = %v, %v; want none", got, err)
 	}
 	var ids []string
 	for i := 0; i < 4; i++ {
-		j := newJob(strings.Repeat(fmt.Sprintf("%02d", i), 32), nil, LastDays(fixedNow, 1), fixedNow.Add(time.Duration(i)*time.Minute), time.Hour)
-		if err := jobs.create(ctx, j); err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, j.ID)
+		ids = append(ids, storedJob(t, jobs, fmt.Sprintf("%02d", i), fixedNow.Add(time.Duration(i)*time.Minute)).ID)
 	}
 	if _, err := jobs.Table.DB.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: &jobs.Table.Name, Key: jobKey(ids[2])}); err != nil {
 		t.Fatal(err)
