@@ -6,7 +6,9 @@ package authztest
 import (
 	"net/http"
 	"strings"
+	"testing"
 
+	"github.com/iot-center/iot-center-serverless/internal/routetest"
 	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/authz"
 )
@@ -23,19 +25,13 @@ func Operator(h http.Handler) http.Handler {
 	return As(api.Caller{Role: api.RoleOperator, Generation: -1}, h)
 }
 
-// Routes are the template's routes with a {deviceId} (what Front matches requests against).
-var Routes = []string{
-	"GET /api/env/{deviceId}", "POST /api/devices/{deviceId}", "POST /api/devices/{deviceId}/rotate",
-	"DELETE /api/devices/{deviceId}", "GET /api/devices", "GET /api/devices/{deviceId}/measurements",
-	"GET /api/devices/{deviceId}/summary",
-}
-
-// Front runs a's decision for every request (route key, device id, Bearer key, key query parameter), like API
+// Front runs a's decision on every request to a route template.yaml puts the authorizer in front of, like API
 // Gateway: a denial is 403 {"message":"Forbidden"}, an authorizer error 500, an allow serves h with the decision.
-func Front(a *authz.Authorizer, h http.Handler) http.Handler {
+func Front(t testing.TB, a *authz.Authorizer, h http.Handler) http.Handler {
+	t.Helper()
 	mux := http.NewServeMux()
-	for _, rt := range Routes {
-		mux.HandleFunc(rt, func(w http.ResponseWriter, r *http.Request) {
+	for _, rt := range routetest.AuthorizedRoutes(t) {
+		mux.HandleFunc(routetest.Pattern(rt), func(w http.ResponseWriter, r *http.Request) {
 			req := authz.Request{RouteKey: rt, DeviceID: r.PathValue("deviceId"),
 				Key: api.BearerKey(r.Header.Get("Authorization")), KeyInQuery: r.URL.Query().Has("key")}
 			d, err := a.Decide(r.Context(), req)

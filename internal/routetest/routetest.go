@@ -32,6 +32,9 @@ type template struct {
 				Properties struct {
 					Method string `yaml:"Method"`
 					Path   string `yaml:"Path"`
+					Auth   struct {
+						Authorizer string `yaml:"Authorizer"`
+					} `yaml:"Auth"`
 				} `yaml:"Properties"`
 			} `yaml:"Events"`
 		} `yaml:"Properties"`
@@ -83,6 +86,33 @@ func MemoryMB(t testing.TB, logicalID string) int {
 	return 0
 }
 
+// AuthorizedRoutes are template.yaml's routes the authorizer runs for (all but Auth: NONE), sorted.
+func AuthorizedRoutes(t testing.TB) []string {
+	t.Helper()
+	var tpl template
+	ReadTemplate(t, &tpl)
+	var out []string
+	for _, res := range tpl.Resources {
+		for _, ev := range res.Properties.Events {
+			if p := ev.Properties; ev.Type == "HttpApi" && p.Auth.Authorizer != "NONE" {
+				out = append(out, strings.ToUpper(p.Method)+" "+p.Path)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Pattern is the ServeMux pattern of an API Gateway route key (RouteKey's inverse): "{p+}" is "{p...}", "/" is
+// "/{$}".
+func Pattern(routeKey string) string {
+	method, path, _ := strings.Cut(routeKey, " ")
+	if path == "/" {
+		path = "/{$}"
+	}
+	return method + " " + greedy.ReplaceAllString(path, "{$1...}")
+}
+
 // TemplateRoutes returns each function's HttpApi routes ("GET /api/devices/{deviceId}") from template.yaml, sorted.
 func TemplateRoutes(t testing.TB) map[string][]string {
 	t.Helper()
@@ -111,6 +141,7 @@ func TemplateRoutes(t testing.TB) map[string][]string {
 var (
 	rest     = regexp.MustCompile(`\{(\w+)\.\.\.\}`)
 	exactEnd = regexp.MustCompile(`/\{\$\}$`)
+	greedy   = regexp.MustCompile(`\{(\w+)\+\}`)
 )
 
 // RouteKey writes a ServeMux pattern as an API Gateway route key: "GET /{$}" is "GET /", "{p...}" is "{p+}", and a

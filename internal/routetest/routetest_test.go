@@ -68,3 +68,20 @@ func TestAccessCoversTheTemplate(t *testing.T) {
 		}
 	}
 }
+
+// Pattern undoes RouteKey for every route of the template.
+func TestPatternIsRouteKeysInverse(t *testing.T) {
+	for _, key := range AuthorizedRoutes(t) {
+		if got := RouteKey(Pattern(key)); got != key {
+			t.Errorf("RouteKey(Pattern(%q)) = %q", key, got)
+		}
+	}
+	for _, key := range []string{"GET /", "GET /assets/{proxy+}"} {
+		if got := RouteKey(Pattern(key)); got != key {
+			t.Errorf("RouteKey(Pattern(%q)) = %q", key, got)
+		}
+	}
+	if n := len(AuthorizedRoutes(t)); n < 10 {
+		t.Errorf("%d authorized routes: the template scan is broken", n)
+	}
+}

@@ -64,7 +64,7 @@ func newStack(t *testing.T, gateway bool, instances int) *stack {
 		mux.Handle("GET /api/devices/{deviceId}/summary", q)
 		a := authz.New(keys, reg)
 		a.Metrics = &strings.Builder{}
-		s.hs = append(s.hs, authztest.Front(a, api.Handler(mux)))
+		s.hs = append(s.hs, authztest.Front(t, a, api.Handler(mux)))
 		if i == 0 {
 			s.reg, s.auth = reg, a
 		}
