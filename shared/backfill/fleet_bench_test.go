@@ -19,10 +19,12 @@ import (
 
 // BenchmarkFleetLocalAPI is the issue's fleet story through the local API (every function's bootstrap under the
 // emulator, the chunk queue on moto's SQS, the local event source mapping at the template's MaximumConcurrency) on
-// the real InfluxDB: 1,000 registered devices (registry records written directly) — the device list with health,
-// a write-missing answer, the backfill of one day for every device (checked: exactly one point per minute per field
-// for every device), the fleet coverage poll — then the same list, coverage and write-missing answer, and the
-// planning of every device, at 10,000 registered devices.
+// the real InfluxDB: 1,000 registered devices (registry records written directly) — the device list with health
+// (one page of 1,000), a write-missing answer, the backfill of one day for every device (checked: exactly one point
+// per minute per field for every device), the fleet coverage poll — then at 10,000 registered devices the pages the
+// dashboard reads (50 devices: the first, a status-filtered one, one by last seen, a page deep in the id order, a
+// search), the per-status counts, a write-missing answer, the planning of every device, a poll of that job while
+// it runs, and the coverage poll.
 func BenchmarkFleetLocalAPI(b *testing.B) {
 	srv := influxtest.Shared(b)
 	sfx := influxtest.RandomID(3)
@@ -39,8 +41,8 @@ func BenchmarkFleetLocalAPI(b *testing.B) {
 			b.Logf("%s at %d devices: %v", name, n, d) // also shown when a later step fails
 		}
 		// 1,000 devices: the first call meets cold functions (the authorizer's and DevicesFunction's first start)
-		report(1000, "device_list_first_call", timedGet(b, api, "/api/devices", 1000))
-		report(1000, "device_list", median(b, 5, func() time.Duration { return timedGet(b, api, "/api/devices", 1000) }))
+		report(1000, "device_list_first_call", timedGet(b, api, "/api/devices?limit=1000", 1000))
+		report(1000, "device_list", median(b, 5, func() time.Duration { return timedGet(b, api, "/api/devices?limit=1000", 1000) }))
 		start := time.Now()
 		status, job := api.Call(b, "POST", "/api/write-missing", `{"days": 1}`)
 		report(1000, "write_missing_answer", time.Since(start))
@@ -67,13 +69,30 @@ func BenchmarkFleetLocalAPI(b *testing.B) {
 		checkOnePerMinute(b, admin, data, ids[:1000], from, to)
 		q := fmt.Sprintf("/api/write-missing?from=%s&to=%s", from.Format(time.RFC3339), to.Format(time.RFC3339))
 		report(1000, "coverage_poll", median(b, 5, func() time.Duration { return timedGet(b, api, q, -1) }))
-		report(1000, "device_list_with_data", median(b, 5, func() time.Duration { return timedGet(b, api, "/api/devices", 1000) }))
+		report(1000, "device_list_with_data", median(b, 5, func() time.Duration { return timedGet(b, api, "/api/devices?limit=1000", 1000) }))
 
 		// 10,000 devices
 		fleettest.Register(b, api.Table, ids[1000:])
-		report(10000, "device_list", median(b, 5, func() time.Duration { return timedGet(b, api, "/api/devices", 10000) }))
-		report(10000, "device_list_page", median(b, 5, func() time.Duration { return timedGet(b, api, "/api/devices?limit=100&after=fleet-05000", 100) }))
-		report(10000, "coverage_poll", median(b, 5, func() time.Duration { return timedGet(b, api, q, -1) }))
+		// the dashboard's reads (pages of 50): every device is silent (generated points never count)
+		for _, pg := range []struct {
+			name, path string
+			want       int
+		}{
+			{"device_page", "/api/devices?limit=50", 50},
+			{"device_page_status", "/api/devices?limit=50&status=silent", 50},
+			{"device_page_last_seen", "/api/devices?limit=50&sort=-lastSeen", 50},
+			{"device_page_deep", "/api/devices?limit=50&after=fleet-05000", 50},
+			{"device_page_search", "/api/devices?limit=50&q=fleet-0123", 10},
+		} {
+			report(10000, pg.name, median(b, 5, func() time.Duration { return timedGet(b, api, pg.path, pg.want) }))
+		}
+		report(10000, "device_counts", median(b, 5, func() time.Duration {
+			d, c := timedObject(b, api, "/api/devices/counts")
+			if c["registered"] != float64(10000) || c["silent"] != float64(10000) {
+				b.Fatalf("counts %v, want 10,000 registered, all silent", c)
+			}
+			return d
+		}))
 		start = time.Now()
 		status, job = api.Call(b, "POST", "/api/write-missing", `{"days": 1}`)
 		report(10000, "write_missing_answer", time.Since(start))
@@ -85,6 +104,16 @@ func BenchmarkFleetLocalAPI(b *testing.B) {
 		if job["devices"] != float64(10000) || job["chunks"].(float64) < 9000 {
 			b.Fatalf("job at 10,000 devices %v, want 10,000 devices planned, at least 9,000 chunks", job)
 		}
+		// polled while its chunks are written (as the dashboard polls a running job)
+		jobPath := JobsPath + job["jobId"].(string)
+		report(10000, "job_poll", median(b, 5, func() time.Duration {
+			d, j := timedObject(b, api, jobPath)
+			if j["devices"] != float64(10000) {
+				b.Fatalf("job poll %v, want the job of 10,000 devices", j)
+			}
+			return d
+		}))
+		report(10000, "coverage_poll", median(b, 5, func() time.Duration { return timedGet(b, api, q, -1) }))
 	}
 }
 
@@ -123,6 +152,22 @@ func timedGet(b *testing.B, api *localapitest.API, path string, want int) time.D
 		}
 	}
 	return el
+}
+
+// timedObject GETs path with the operator key and returns how long the answer took and the JSON object it is.
+func timedObject(b *testing.B, api *localapitest.API, path string) (time.Duration, map[string]any) {
+	b.Helper()
+	start := time.Now()
+	ans, err := api.Send("GET", path, api.OperatorKey, "")
+	el := time.Since(start)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var out map[string]any
+	if ans.Status != http.StatusOK || json.Unmarshal(ans.Body, &out) != nil {
+		b.Fatalf("GET %s: %d %.300s, want 200 and a JSON object", path, ans.Status, ans.Body)
+	}
+	return el, out
 }
 
 // waitJob polls the job route (bounded: 15 minutes) until done says so.
