@@ -539,12 +539,20 @@ async function main() {
       await page.waitForFunction(() => /^#\/dashboard\/[^?]+/.test(location.hash));
       await page.waitForSelector("main[data-page=dashboard][data-ready]:not([data-ready=empty])");
       const measured = [];
-      const onReq = (r) => /\/measurements/.test(r.url()) && measured.push(r.url());
+      const searched = [];
+      const onReq = (r) => {
+        if (/\/measurements/.test(r.url())) measured.push(r.url());
+        if (new URL(r.url()).pathname === "/api/devices") searched.push(new URL(r.url()).search);
+      };
       page.on("request", onReq);
       const before = await page.evaluate(() => location.hash);
       await page.click("#device-picker");
       await page.keyboard.type(`${run}-x`, { delay: 30 });
-      assert((await page.getAttribute("#device-picker", "aria-expanded")) === "true", "the list did not open");
+      // the server is asked for the ids starting with the text once the typing pauses, not once per key
+      await page.waitForSelector('#device-picker[aria-expanded="true"]');
+      const typed = `${run}-x`;
+      assert(searched.length >= 1 && searched.length <= typed.length / 3 && searched.at(-1).includes(`q=${typed}`),
+        `the picker's reads for ${typed.length} keys: ${searched.join(" ")}`);
       assert((await page.evaluate(() => location.hash)) === before && measured.length === 0, `typing loaded something: ${measured.join(", ")}`);
       await page.keyboard.press("ArrowDown");
       const active = await page.getAttribute("#device-picker", "aria-activedescendant");

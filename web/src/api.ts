@@ -85,10 +85,6 @@ export interface Device {
   lon?: number;
 }
 
-const PAGE = 1000;
-// A bound on pages followed (10,000 devices at 1,000 a page, with room to spare): a Link loop cannot run forever.
-const MAX_PAGES = 100;
-
 // nextLink returns the rel="next" target of a Link header, when it is a same-origin API path.
 export function nextLink(link: string | null): string | null {
   if (!link) return null;
@@ -97,18 +93,6 @@ export function nextLink(link: string | null): string | null {
     if (m && m[1].startsWith("/api/devices")) return m[1];
   }
   return null;
-}
-
-// listDevices reads the whole registry page by page (the API's Link: rel="next").
-export async function listDevices(): Promise<Device[]> {
-  const out: Device[] = [];
-  let path: string | null = `/api/devices?limit=${PAGE}`;
-  for (let i = 0; path && i < MAX_PAGES; i++) {
-    const res: Answer<Device[]> = await call<Device[]>("GET", path);
-    out.push(...(res.data ?? []));
-    path = nextLink(res.headers.get("Link"));
-  }
-  return out;
 }
 
 // DeviceSort is the device list's order: by id, the longest unseen first, or the most recently seen first.

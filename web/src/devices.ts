@@ -1,7 +1,7 @@
 // The Devices page, sized for a fleet: the server searches (an id prefix), filters by status, sorts and pages, so the
 // page reads 50 devices at a time whatever the fleet's size; the counts come from GET /api/devices/counts. Each row
 // shows its primary action (Dashboard); the others are in a per-row menu. Results open in the side panel.
-import { call, enc, ApiError, DEVICE_ID, listDevices, devicePage, deviceCounts, pagePath, type Counts, type Device, type DeviceConfig, type DeviceSort, type Status } from "./api";
+import { call, enc, ApiError, DEVICE_ID, devicePage, deviceCounts, pagePath, type Counts, type Device, type DeviceConfig, type DeviceSort, type Status } from "./api";
 import { h, announce } from "./dom";
 import { fmtTime, fmtAgo, fmtNumber } from "./format";
 import { openPanel, confirmAction } from "./panel";
@@ -29,21 +29,6 @@ let keyRefused = false;
 // The list reads itself again this often while the page is shown (and the tab visible).
 const AUTO_REFRESH_MS = 30_000;
 const view = { q: "", filter: "all" as Filter, sort: "id" as Sort, page: 0, days: 7 };
-
-// The whole registry, for the dashboard's device picker (its own reads; the Devices page reads pages).
-let all: Device[] | null = null;
-let allAt = 0;
-
-export async function loadDevices(): Promise<Device[]> {
-  all = await listDevices();
-  allAt = Date.now();
-  return all;
-}
-
-// cachedDevices is the registry as last loaded for the picker, and whether it is older than maxAgeMs.
-export function cachedDevices(maxAgeMs = 30_000): { devices: Device[] | null; stale: boolean } {
-  return { devices: all, stale: Date.now() - allAt > maxAgeMs };
-}
 
 const STATUS_TEXT: Record<Status, string> = { online: "Online", late: "Late", silent: "Silent" };
 const STATUS_ICON: Record<Status, string> = { online: "●", late: "◐", silent: "○" };

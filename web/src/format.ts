@@ -39,10 +39,6 @@ export function fmtDuration(ms: number): string {
   return `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} min`;
 }
 
-// naturalCompare orders ids as people count: ux2 before ux10.
-const collator = new Intl.Collator("en", { numeric: true, sensitivity: "base" });
-export const naturalCompare = (a: string, b: string): number => collator.compare(a, b) || (a < b ? -1 : a > b ? 1 : 0);
-
 // decimals is the number of digits that print a tick step exactly (0.005 → 3, 0.0025 → 4, 2 → 0), so neighbouring
 // ticks never print the same and never round: ticks are multiples of the step.
 export function decimals(step: number): number {

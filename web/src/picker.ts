@@ -1,22 +1,24 @@
-// The device picker: an editable combobox with a list popup (the WAI-ARIA combobox pattern). Typing filters the list
-// and loads nothing; a device is opened only when one is chosen (Enter on the active option, or a click).
+// The device picker: an editable combobox with a list popup (the WAI-ARIA combobox pattern). Typing asks the server
+// for the ids starting with the text (a page of 50, once typing pauses) and loads no device's data; a device is
+// opened only when one is chosen (Enter on the active option, or a click).
 import { h } from "./dom";
-import { cachedDevices, loadDevices } from "./devices";
-import { naturalCompare } from "./format";
+import { DEVICE_ID, devicePage, pagePath } from "./api";
 
 const MAX_OPTIONS = 50;
+const TYPING_MS = 250;
 
 export function devicePicker(current: string, choose: (id: string) => void): HTMLElement {
   const input = h("input", {
     id: "device-picker", type: "text", role: "combobox", "aria-autocomplete": "list", "aria-expanded": "false",
-    "aria-controls": "device-options", autocomplete: "off", spellcheck: "false", placeholder: "type to search",
+    "aria-controls": "device-options", autocomplete: "off", spellcheck: "false", placeholder: "type the start of an id",
   });
   input.value = current;
   const list = h("ul", { id: "device-options", role: "listbox", "aria-label": "Devices", hidden: true });
   const more = h("p", { class: "combo-more", id: "device-options-more", hidden: true });
-  let ids: string[] = [];
   let shown: string[] = [];
   let active = -1;
+  let reads = 0;
+  let typing = 0; // the pending read's timer (0: none)
 
   const setActive = (i: number) => {
     active = i;
@@ -28,22 +30,44 @@ export function devicePicker(current: string, choose: (id: string) => void): HTM
     } else input.removeAttribute("aria-activedescendant");
   };
 
-  const openList = () => {
-    const q = input.value.trim().toLowerCase();
-    const matches = ids.filter((id) => id.toLowerCase().includes(q));
-    // Typing the current device's id shows every device, so the list is browsable from the start.
-    const all = q === current.toLowerCase() ? ids : matches;
-    shown = all.slice(0, MAX_OPTIONS);
+  const showOptions = (ids: string[], hasMore: boolean, failed = false) => {
+    shown = ids;
     list.replaceChildren(...shown.map((id, i) =>
       h("li", { role: "option", id: `device-option-${i}`, "aria-selected": String(id === current), "data-id": id }, id)));
-    more.hidden = all.length <= MAX_OPTIONS && all.length > 0;
-    more.textContent = all.length === 0 ? "No device matches." : `${all.length - MAX_OPTIONS} more: keep typing to narrow.`;
+    more.hidden = shown.length > 0 && !hasMore;
+    more.textContent = failed ? "The devices could not be read." : shown.length === 0 ? "No device matches." : "More devices match: keep typing to narrow.";
     list.hidden = shown.length === 0;
     input.setAttribute("aria-expanded", String(shown.length > 0));
     setActive(-1);
   };
 
+  // openList reads the ids starting with the text (every id for the current device's own, so the list is browsable
+  // from the start). Only the latest read shows, and only while the picker has the focus.
+  const openList = async () => {
+    window.clearTimeout(typing);
+    typing = 0;
+    const seq = ++reads;
+    const q = input.value.trim();
+    const prefix = q === current ? "" : q;
+    let ids: string[] = [];
+    let hasMore = false;
+    let failed = false;
+    if (prefix === "" || DEVICE_ID.test(prefix)) {
+      try {
+        const page = await devicePage(pagePath({ limit: MAX_OPTIONS, sort: "id", q: prefix || undefined }));
+        ids = page.devices.map((d) => d.deviceId);
+        hasMore = page.next !== null;
+      } catch {
+        failed = true;
+      }
+    }
+    if (seq === reads && document.activeElement === input) showOptions(ids, hasMore, failed);
+  };
+
   const closeList = () => {
+    window.clearTimeout(typing);
+    typing = 0;
+    reads++; // a read under way shows nothing
     list.hidden = true;
     more.hidden = true;
     input.setAttribute("aria-expanded", "false");
@@ -56,7 +80,19 @@ export function devicePicker(current: string, choose: (id: string) => void): HTM
     if (id !== current) choose(id);
   };
 
-  input.addEventListener("input", openList);
+  input.addEventListener("input", () => {
+    window.clearTimeout(typing);
+    typing = window.setTimeout(() => void openList(), TYPING_MS);
+  });
+  // Enter chooses the active option, else the id typed when it is registered (read first if the typing's read has
+  // not come back), else the only option.
+  const enter = async () => {
+    if (!list.hidden && active >= 0) return pick(shown[active]);
+    const typed = input.value.trim();
+    if (typing || !shown.includes(typed)) await openList();
+    if (shown.includes(typed)) pick(typed);
+    else if (!list.hidden && shown.length === 1) pick(shown[0]);
+  };
   input.addEventListener("focus", () => input.select());
   input.addEventListener("keydown", (ev) => {
     const open = !list.hidden;
@@ -64,18 +100,14 @@ export function devicePicker(current: string, choose: (id: string) => void): HTM
       case "ArrowDown":
       case "ArrowUp":
         ev.preventDefault();
-        if (!open) openList();
+        if (!open) return void openList(); // opens the list; the next press moves in it
         if (!shown.length) return;
         setActive(ev.key === "ArrowDown" ? (active + 1) % shown.length : active <= 0 ? shown.length - 1 : active - 1);
         break;
-      case "Enter": {
+      case "Enter":
         ev.preventDefault();
-        const exact = ids.find((id) => id === input.value.trim());
-        if (open && active >= 0) pick(shown[active]);
-        else if (exact) pick(exact);
-        else if (open && shown.length === 1) pick(shown[0]);
+        void enter();
         break;
-      }
       case "Escape":
         if (open) {
           ev.preventDefault();
@@ -94,16 +126,13 @@ export function devicePicker(current: string, choose: (id: string) => void): HTM
   });
   input.addEventListener("blur", () => window.setTimeout(closeList, 100));
 
-  const fill = (list: { deviceId: string }[]) => {
-    ids = list.map((d) => d.deviceId).sort(naturalCompare);
-    // The bare Dashboard link opens the first device.
-    if (!current && ids.length > 0 && input.isConnected) location.replace(`#/dashboard/${encodeURIComponent(ids[0])}`);
-  };
-  // The list as last loaded at once; read again in the background when it is old (a device registered meanwhile).
-  const cached = cachedDevices();
-  const now = cached.devices;
-  if (now) queueMicrotask(() => fill(now)); // once the picker is in the page
-  if (!cached.devices || cached.stale) void loadDevices().then(fill, () => {});
+  // The bare Dashboard link opens the first device (by id).
+  if (!current) {
+    void devicePage(pagePath({ limit: 1, sort: "id" })).then((page) => {
+      const first = page.devices[0]?.deviceId;
+      if (first && input.isConnected) location.replace(`#/dashboard/${encodeURIComponent(first)}`);
+    }, () => {});
+  }
 
   return h("div", { class: "combo" }, h("label", { for: "device-picker" }, "Device"), h("div", { class: "combo-box" }, input, list, more));
 }

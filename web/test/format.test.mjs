@@ -1,4 +1,4 @@
-// Unit tests of the page's pure helpers (src/format.ts, nextLink in src/api.ts), bundled by esbuild for node.
+// Unit tests of the page's pure helpers (src/format.ts, nextLink and pagePath in src/api.ts), bundled by esbuild for node.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { build } from "esbuild";
@@ -10,7 +10,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 const src = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../src");
 const dir = await mkdtemp(path.join(os.tmpdir(), "iot-web-test-"));
 const out = path.join(dir, "units.mjs");
-await writeFile(path.join(dir, "entry.ts"), `export * from ${JSON.stringify(path.join(src, "format.ts"))};\nexport { nextLink } from ${JSON.stringify(path.join(src, "api.ts"))};\n`);
+await writeFile(path.join(dir, "entry.ts"), `export * from ${JSON.stringify(path.join(src, "format.ts"))};\nexport { nextLink, pagePath } from ${JSON.stringify(path.join(src, "api.ts"))};\n`);
 await build({ entryPoints: [path.join(dir, "entry.ts")], bundle: true, format: "esm", platform: "node", outfile: out, logLevel: "warning" });
 const u = await import(pathToFileURL(out).href);
 await rm(dir, { recursive: true, force: true });
@@ -23,10 +23,10 @@ test("decimals prints each tick step exactly", () => {
   assert.deepEqual(ticks, ["14.3800", "14.3825", "14.3850", "14.3875"]);
 });
 
-test("naturalCompare counts like people do", () => {
-  const ids = ["ux10", "ux2", "ux1", "ux19", "Ux3", "ux2b"];
-  assert.deepEqual([...ids].sort(u.naturalCompare), ["ux1", "ux2", "ux2b", "Ux3", "ux10", "ux19"]);
-  assert.notEqual(u.naturalCompare("a", "A"), 0, "ids differing in case still have an order");
+test("pagePath asks the server for the view: search, status and sort only when set", () => {
+  assert.equal(u.pagePath({ limit: 50, sort: "id" }), "/api/devices?limit=50");
+  assert.equal(u.pagePath({ limit: 50, sort: "-lastSeen", status: "silent", q: "ux1" }), "/api/devices?limit=50&status=silent&q=ux1&sort=-lastSeen");
+  assert.equal(u.pagePath({ limit: 1, sort: "lastSeen", q: "a b&c" }), "/api/devices?limit=1&q=a+b%26c&sort=lastSeen");
 });
 
 test("times are shown in UTC whatever the machine's zone", () => {
