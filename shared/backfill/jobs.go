@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"maps"
 	"math/big"
 	mrand "math/rand/v2"
 	"regexp"
@@ -99,10 +98,10 @@ func msOf(it store.Item, name string) time.Time { return time.UnixMilli(store.Nu
 // create writes a new job's item (a new id: the condition only guards against a clash), then its entry in the
 // recent-jobs index (a job without one is only missing from the overview's list).
 func (s *JobStore) create(ctx context.Context, j Job) error {
-	it := jobKey(j.ID)
-	maps.Copy(it, store.Item{"from": ms(j.From), "to": ms(j.To), "deadline": ms(j.Deadline), "created": ms(j.CreatedAt),
-		"updated": ms(j.CreatedAt), "devices": store.N(int64(j.Devices)), store.ExpiresAt: expiry(j),
-		"all": &types.AttributeValueMemberBOOL{Value: j.AllDevices}})
+	it := store.Item{store.PK: store.S("JOB#" + j.ID), store.SK: store.S("JOB"), "from": ms(j.From), "to": ms(j.To),
+		"deadline": ms(j.Deadline), "created": ms(j.CreatedAt), "updated": ms(j.CreatedAt), "batches": store.N(-1),
+		"devices": store.N(int64(j.Devices)), "all": &types.AttributeValueMemberBOOL{Value: j.AllDevices},
+		store.ExpiresAt: expiry(j)}
 	_, err := s.Table.DB.PutItem(ctx, &dynamodb.PutItemInput{TableName: &s.Table.Name, Item: it,
 		ConditionExpression: aws.String("attribute_not_exists(pk)")})
 	if err != nil {
@@ -120,8 +119,9 @@ func (s *JobStore) claim(ctx context.Context, key string, j Job, replaces string
 	it := claimKey(key)
 	it["job"], it[store.ExpiresAt] = store.S(j.ID), expiry(j)
 	_, err := s.Table.DB.PutItem(ctx, &dynamodb.PutItemInput{TableName: &s.Table.Name, Item: it,
-		ConditionExpression: aws.String("attribute_not_exists(pk) OR #job = :old"), ExpressionAttributeNames: map[string]string{
-			"#job": "job"}, ExpressionAttributeValues: store.Item{":old": store.S(replaces)},
+		ConditionExpression:                 aws.String("attribute_not_exists(pk) OR #job = :old"),
+		ExpressionAttributeNames:            map[string]string{"#job": "job"},
+		ExpressionAttributeValues:           store.Item{":old": store.S(replaces)},
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld})
 	if cf := store.IsConditionFailed(store.Classify(err)); cf != nil {
 		return store.Str(cf.Item, "job"), nil
@@ -152,10 +152,7 @@ func (s *JobStore) Get(ctx context.Context, id string, now time.Time) (Job, erro
 	j := Job{ID: id, Window: Window{From: msOf(it, "from"), To: msOf(it, "to")}, Devices: n("devices"),
 		Chunks: n("chunks"), PointsPlanned: store.Num(it, "pointsPlanned"), CreatedAt: msOf(it, "created"),
 		UpdatedAt: msOf(it, "updated"), Deadline: msOf(it, "deadline"), AllDevices: all != nil && all.Value,
-		batches: -1, planned: n("planned")}
-	if _, ok := it["batches"]; ok {
-		j.batches = n("batches")
-	}
+		batches: n("batches"), planned: n("planned")}
 	j.ChunksFailed = min(n("chunksFailed"), j.Chunks)
 	j.ChunksDone, j.DevicesDone = min(n("chunksDone"), j.Chunks-j.ChunksFailed), min(n("devicesDone"), j.Devices)
 	j.PointsWritten = min(store.Num(it, "pointsWritten"), j.PointsPlanned)
@@ -178,7 +175,8 @@ func (s *JobStore) update(ctx context.Context, id, expr, cond string, at time.Ti
 	}
 	vals[":updated"], vals[":now"] = ms(at), store.N(time.Now().Unix())
 	_, err := s.Table.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{TableName: &s.Table.Name, Key: jobKey(id),
-		UpdateExpression: &expr, ConditionExpression: &cond, ExpressionAttributeNames: names, ExpressionAttributeValues: vals})
+		UpdateExpression: &expr, ConditionExpression: &cond, ExpressionAttributeNames: names,
+		ExpressionAttributeValues: vals})
 	if err = store.Classify(err); store.IsConditionFailed(err) != nil {
 		return false, nil
 	}
@@ -208,8 +206,8 @@ func (s *JobStore) Cancel(ctx context.Context, id string, now time.Time) (Job, e
 
 // recordPlan records the job's device count and planning batches (a repeated plan task changes nothing).
 func (s *JobStore) recordPlan(ctx context.Context, j JobRef, devices, batches int, at time.Time) error {
-	_, err := s.update(ctx, j.ID, ", #devices = :d, #batches = :b", "attribute_not_exists(#batches)", at,
-		store.Item{":d": store.N(int64(devices)), ":b": store.N(int64(batches))})
+	_, err := s.update(ctx, j.ID, ", #devices = :d, #batches = :b", "#batches < :zero", at,
+		store.Item{":d": store.N(int64(devices)), ":b": store.N(int64(batches)), ":zero": store.N(0)})
 	return err
 }
 
@@ -224,7 +222,8 @@ type tally struct {
 type outcome struct{ done, failed, points int64 }
 
 // counters are what count adds, in the order of its sums.
-var counters = []string{"planned", "chunks", "pointsPlanned", "chunksDone", "chunksFailed", "pointsWritten", "devicesDone"}
+var counters = []string{"planned", "chunks", "pointsPlanned", "chunksDone", "chunksFailed", "pointsWritten",
+	"devicesDone"}
 
 // count adds a task's tally once per batch and device (SQS delivers at least once): the write adding the counters
 // sets bit 2b (batch b) and 2d+1 (device d) of the job's bitmap "seen", if the bitmap is still the one read.
@@ -247,7 +246,8 @@ func (s *JobStore) count(ctx context.Context, j JobRef, t tally, at time.Time) e
 		}
 		for d, o := range t.devices {
 			if d < store.Num(it, "devices") && mark(2*d+1) {
-				sum[3], sum[4], sum[5], sum[6], fresh = sum[3]+o.done, sum[4]+o.failed, sum[5]+o.points, sum[6]+max(1-o.failed, 0), true
+				sum[3], sum[4], sum[5], fresh = sum[3]+o.done, sum[4]+o.failed, sum[5]+o.points, true
+				sum[6] += max(1-o.failed, 0) // a device counts done when none of its chunks failed
 			}
 		}
 		if !fresh {
@@ -295,18 +295,18 @@ func state(j *Job, now time.Time) string {
 // active reports whether a job may still change (a second request for the same key joins it).
 func (j Job) active() bool { return j.State == StatePlanning || j.State == StateRunning }
 
-const recentPK = "JOBS"
-
-// MaxRecent bounds Recent's n.
-const MaxRecent = 50
+const (
+	recentPK  = "JOBS"
+	MaxRecent = 50 // bounds Recent's n
+)
 
 // Recent returns the newest jobs, at most n (1..MaxRecent), newest first: one Query of the index, then each job's
 // item (a job gone or expired is skipped).
 func (s *JobStore) Recent(ctx context.Context, n int, now time.Time) ([]Job, error) {
 	n = max(1, min(n, MaxRecent))
-	out, err := s.Table.DB.Query(ctx, &dynamodb.QueryInput{TableName: &s.Table.Name, KeyConditionExpression: aws.String("pk = :pk"),
-		ExpressionAttributeValues: store.Item{":pk": store.S(recentPK)}, ScanIndexForward: aws.Bool(false),
-		Limit: aws.Int32(int32(2 * n))})
+	out, err := s.Table.DB.Query(ctx, &dynamodb.QueryInput{TableName: &s.Table.Name,
+		KeyConditionExpression: aws.String("pk = :pk"), ExpressionAttributeValues: store.Item{":pk": store.S(recentPK)},
+		ScanIndexForward: aws.Bool(false), Limit: aws.Int32(int32(2 * n))})
 	if err != nil {
 		return nil, store.Classify(err)
 	}
