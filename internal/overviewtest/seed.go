@@ -49,9 +49,8 @@ func Devices(n int, now time.Time) []positions.Device {
 	return out
 }
 
-// Counts writes a point of measurement fleet every 5 minutes over the day before now, the last one matching devs.
-func Counts(ctx context.Context, c *influx.Client, bucket string, devs []positions.Device, now time.Time) error {
-	var online, late, silent int
+// Tally counts devs by status.
+func Tally(devs []positions.Device) (online, late, silent int) {
 	for _, d := range devs {
 		switch d.Status {
 		case positions.Online:
@@ -62,6 +61,12 @@ func Counts(ctx context.Context, c *influx.Client, bucket string, devs []positio
 			silent++
 		}
 	}
+	return online, late, silent
+}
+
+// Counts writes a point of measurement fleet every 5 minutes over the day before now, the last one matching devs.
+func Counts(ctx context.Context, c *influx.Client, bucket string, devs []positions.Device, now time.Time) error {
+	online, late, silent := Tally(devs)
 	var b strings.Builder
 	for k := 288; k >= 0; k-- {
 		t := now.Add(-time.Duration(k) * 5 * time.Minute)

@@ -75,17 +75,7 @@ func decode[T any](t *testing.T, w *httptest.ResponseRecorder) T {
 
 func TestOverview(t *testing.T) {
 	f := newFixture(t, 2000)
-	var online, late, silent int
-	for _, d := range f.devs {
-		switch d.Status {
-		case positions.Online:
-			online++
-		case positions.Late:
-			late++
-		default:
-			silent++
-		}
-	}
+	online, late, silent := overviewtest.Tally(f.devs)
 
 	t.Run("counts", func(t *testing.T) {
 		for _, tc := range []struct {

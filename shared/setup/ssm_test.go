@@ -56,6 +56,17 @@ func newStack(t *testing.T, srv *influxtest.Server, sc *ssm.Client, env map[stri
 		sc: sc, o: o, props: props}
 }
 
+// adminStack is a stack whose setup reads the admin token from its environment, role tokens under a fresh prefix
+// in moto's SSM (the stand-in for SSM), and a context for the test's events.
+func adminStack(t *testing.T) (*influxtest.Server, *ssm.Client, string, *stack, context.Context) {
+	t.Helper()
+	srv := influxtest.Shared(t)
+	moto := testenv.MotoSSM(t)
+	prefix := "/iot-test/" + influxtest.RandomID(4) + "/roles"
+	s := newStack(t, srv, moto, map[string]string{"INFLUX_URL": srv.URL, "INFLUX_TOKEN": srv.Token, "ROLE_TOKEN_PREFIX": prefix})
+	return srv, moto, prefix, s, testCtx(t, 3*time.Minute)
+}
+
 // send handles one event and returns CloudFormation's answer, which must be SUCCESS.
 func (s *stack) send(ctx context.Context, typ cfn.RequestType, physical string, props, old map[string]any) response {
 	s.t.Helper()
@@ -138,11 +149,7 @@ func gen(t *testing.T, physical string) string {
 // CloudFormation's Delete of the old id (old properties) revokes the old generation it re-reads SSM once on the
 // 401 and goes on. The Delete leaves the new generation's parameters and authorizations alone.
 func TestRoleTokenReplacementKeepsFunctionsWorking(t *testing.T) {
-	srv := influxtest.Shared(t)
-	moto := testenv.MotoSSM(t)
-	prefix := "/iot-test/" + influxtest.RandomID(4) + "/roles"
-	s := newStack(t, srv, moto, map[string]string{"INFLUX_URL": srv.URL, "INFLUX_TOKEN": srv.Token, "ROLE_TOKEN_PREFIX": prefix})
-	ctx := testCtx(t, 3*time.Minute)
+	srv, moto, prefix, s, ctx := adminStack(t)
 	admin := srv.Client(t)
 	store := &SSMStore{Prefix: prefix}
 
@@ -279,11 +286,7 @@ func TestCleanUpAfterChangedPrefixAndServer(t *testing.T) {
 // TestLegacySetupMovesToGenerations: a stack set up before generations (fixed physical id, untagged parameters)
 // gets a generation on its next update; the legacy id's Delete then revokes only the legacy authorizations.
 func TestLegacySetupMovesToGenerations(t *testing.T) {
-	srv := influxtest.Shared(t)
-	moto := testenv.MotoSSM(t)
-	prefix := "/iot-test/" + influxtest.RandomID(4) + "/roles"
-	s := newStack(t, srv, moto, map[string]string{"INFLUX_URL": srv.URL, "INFLUX_TOKEN": srv.Token, "ROLE_TOKEN_PREFIX": prefix})
-	ctx := testCtx(t, 3*time.Minute)
+	srv, moto, prefix, s, ctx := adminStack(t)
 	admin := srv.Client(t)
 
 	// the legacy setup: generation "" under the fixed id
@@ -312,11 +315,7 @@ func TestLegacySetupMovesToGenerations(t *testing.T) {
 // TestRetentionUpdateKeepsTheGeneration: an update of a property tokens do not depend on keeps the physical id
 // (no replacement, so CloudFormation sends no Delete) and every token.
 func TestRetentionUpdateKeepsTheGeneration(t *testing.T) {
-	srv := influxtest.Shared(t)
-	moto := testenv.MotoSSM(t)
-	prefix := "/iot-test/" + influxtest.RandomID(4) + "/roles"
-	s := newStack(t, srv, moto, map[string]string{"INFLUX_URL": srv.URL, "INFLUX_TOKEN": srv.Token, "ROLE_TOKEN_PREFIX": prefix})
-	ctx := testCtx(t, 3*time.Minute)
+	srv, _, prefix, s, ctx := adminStack(t)
 	first := s.send(ctx, cfn.RequestCreate, "", s.props, nil).PhysicalResourceID
 	store := &SSMStore{Prefix: prefix}
 	before, _ := s.param(ctx, store.Name("query"))
@@ -335,11 +334,7 @@ func TestRetentionUpdateKeepsTheGeneration(t *testing.T) {
 // with the old id (CloudFormation keeps it and rolls back) and leaves the old tokens, parameters and
 // authorizations as they were, with no authorization of the failed generation left.
 func TestFailedReplacementKeepsTheOldGeneration(t *testing.T) {
-	srv := influxtest.Shared(t)
-	moto := testenv.MotoSSM(t)
-	prefix := "/iot-test/" + influxtest.RandomID(4) + "/roles"
-	s := newStack(t, srv, moto, map[string]string{"INFLUX_URL": srv.URL, "INFLUX_TOKEN": srv.Token, "ROLE_TOKEN_PREFIX": prefix})
-	ctx := testCtx(t, 3*time.Minute)
+	srv, _, prefix, s, ctx := adminStack(t)
 	admin := srv.Client(t)
 	first := s.send(ctx, cfn.RequestCreate, "", s.props, nil).PhysicalResourceID
 	store := &SSMStore{Prefix: prefix}
