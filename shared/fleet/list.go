@@ -214,7 +214,7 @@ type CountsAnswer struct {
 
 // ReadCounts reads the counter items (one request): the registry's device count and the last run's statuses.
 func ReadCounts(ctx context.Context, t *store.Table) (CountsAnswer, error) {
-	items, err := batchGet(ctx, t, []store.Item{store.Key(counterPK, devicesSK), store.Key(counterPK, runSK),
+	items, err := t.BatchGet(ctx, []store.Item{store.Key(counterPK, devicesSK), store.Key(counterPK, runSK),
 		store.Key(counterPK, StatusKey(Online)), store.Key(counterPK, StatusKey(Late))}, false)
 	if err != nil {
 		return CountsAnswer{}, err

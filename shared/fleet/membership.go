@@ -22,7 +22,7 @@ func (s *Service) reconcileFeed(ctx context.Context, since, now time.Time, prev 
 	for m := since.Unix()/60 - 1; m <= now.Unix()/60; m++ {
 		keys = append(keys, registry.RevocationKey(time.Unix(m*60, 0)), registry.RegisteredKey(time.Unix(m*60, 0)))
 	}
-	items, err := batchGet(ctx, s.Table, keys, false)
+	items, err := s.Table.BatchGet(ctx, keys, false)
 	if err != nil {
 		return false, err
 	}
@@ -47,7 +47,7 @@ func (s *Service) reconcileFeed(ctx context.Context, since, now time.Time, prev 
 	for id := range ids {
 		dkeys = append(dkeys, deviceKey(id))
 	}
-	devs, err := batchGet(ctx, s.Table, dkeys, true)
+	devs, err := s.Table.BatchGet(ctx, dkeys, true)
 	if err != nil {
 		return false, err
 	}

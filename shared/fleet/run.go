@@ -58,7 +58,7 @@ type Counts struct {
 func (s *Service) Check(ctx context.Context) (Counts, error) {
 	now := s.now().UTC()
 	c := Counts{At: now}
-	counters, err := batchGet(ctx, s.Table, []store.Item{store.Key(counterPK, devicesSK), store.Key(counterPK, runSK),
+	counters, err := s.Table.BatchGet(ctx, []store.Item{store.Key(counterPK, devicesSK), store.Key(counterPK, runSK),
 		store.Key(counterPK, StatusKey(Online)), store.Key(counterPK, StatusKey(Late)), store.Key(counterPK, StatusKey(Silent))}, true)
 	if err != nil {
 		return c, err

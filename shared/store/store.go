@@ -127,6 +127,38 @@ func (t *Table) Get(ctx context.Context, key Item, consistent bool) (Item, error
 	return out.Item, nil
 }
 
+// BatchGet reads the items of keys (any number) that exist and have not expired, retrying unprocessed keys a
+// bounded number of times.
+func (t *Table) BatchGet(ctx context.Context, keys []Item, consistent bool) ([]Item, error) {
+	var out []Item
+	for start := 0; start < len(keys); start += 100 { // BatchGetItem's limit
+		req := map[string]types.KeysAndAttributes{t.Name: {Keys: keys[start:min(len(keys), start+100)],
+			ConsistentRead: aws.Bool(consistent)}}
+		for attempt := 0; len(req) > 0; attempt++ {
+			if attempt == 8 {
+				return nil, api.Errorf(api.StoreUnavailable, "the state table kept some keys unprocessed")
+			}
+			res, err := t.DB.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req})
+			if err != nil {
+				return nil, Classify(err)
+			}
+			for _, it := range res.Responses[t.Name] {
+				if !Expired(it, time.Now()) {
+					out = append(out, it)
+				}
+			}
+			if req = res.UnprocessedKeys; len(req) > 0 {
+				select {
+				case <-ctx.Done():
+					return nil, api.Wrap(api.Timeout, ctx.Err(), "reading the state table")
+				case <-time.After(time.Duration(attempt+1) * 50 * time.Millisecond):
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
 // Partition reads every live item under pk, keyed by sort key: one Query, whose capacity is that of the items' total
 // size, so items read together cost no more than the largest alone while they stay under 4 KB.
 func (t *Table) Partition(ctx context.Context, pk string, consistent bool) (map[string]Item, error) {
