@@ -37,6 +37,20 @@ type Caller struct {
 	Refuse       string
 }
 
+// MayRead says whether the decision covers reading device id's data, whose current credential is credentialID: the
+// operator's does, and the device's own while the credential it was matched with is still the current one.
+func (c Caller) MayRead(id, credentialID string) error {
+	switch {
+	case c.Role == RoleOperator:
+		return nil
+	case c.Role == RoleDevice && c.DeviceID == id && c.CredentialID != "" && c.CredentialID == credentialID:
+		return nil
+	case c.Role == RoleDevice:
+		return Errorf(Unauthorized, "the credential is not the device's current one")
+	}
+	return Errorf(Forbidden, "this route is not allowed for this caller")
+}
+
 // Context is the caller as the authorizer's simple-response context (strings only: API Gateway passes strings,
 // numbers and booleans, and a number would come back as a float).
 func (c Caller) Context() map[string]any {

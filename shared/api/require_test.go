@@ -43,3 +43,31 @@ func TestRequire(t *testing.T) {
 		})
 	}
 }
+
+// MayRead: the operator reads any device's data; a device only its own, with the credential that is still current.
+func TestMayRead(t *testing.T) {
+	dev := func(id, cred string) api.Caller {
+		return api.Caller{Role: api.RoleDevice, DeviceID: id, CredentialID: cred}
+	}
+	for _, tc := range []struct {
+		name   string
+		c      api.Caller
+		id     string
+		cred   string
+		wantOK bool
+		want   api.Code
+	}{
+		{"operator, any device", api.Caller{Role: api.RoleOperator}, "d1", "c1", true, ""},
+		{"device, its own data", dev("d1", "c1"), "d1", "c1", true, ""},
+		{"device, another device's data", dev("d1", "c1"), "d2", "c1", false, api.Unauthorized},
+		{"device, rotated credential", dev("d1", "old"), "d1", "c1", false, api.Unauthorized},
+		{"device, no credential id", dev("d1", ""), "d1", "", false, api.Unauthorized},
+		{"provisioning key", api.Caller{Role: api.RoleProvisioning, DeviceID: "d1"}, "d1", "c1", false, api.Forbidden},
+		{"no decision", api.Caller{}, "d1", "c1", false, api.Forbidden},
+	} {
+		err := tc.c.MayRead(tc.id, tc.cred)
+		if (err == nil) != tc.wantOK || (err != nil && !api.IsCode(err, tc.want)) {
+			t.Errorf("%s: MayRead(%q, %q) = %v, want ok %v / %s", tc.name, tc.id, tc.cred, err, tc.wantOK, tc.want)
+		}
+	}
+}

@@ -177,7 +177,7 @@ func whileLookingUp[T any](ctx context.Context, h *Service, id, doing string, qu
 	}()
 	d, err := h.devices.Get(ctx, id)
 	if err == nil {
-		err = registry.Allowed(api.CallerOf(ctx), d)
+		err = api.CallerOf(ctx).MayRead(id, d.AuthorizationID)
 	}
 	if err != nil {
 		cancel()

@@ -135,17 +135,3 @@ func (r *Registry) ForDevice(ctx context.Context, id, presented, credentialID st
 	}
 	return nd, nil
 }
-
-// Allowed says whether the authorizer's decision covers reading device d's data: the operator, or the device
-// itself with the credential that is still its current one (the record just read).
-func Allowed(c api.Caller, d Device) error {
-	switch {
-	case c.Role == api.RoleOperator:
-		return nil
-	case c.Role == api.RoleDevice && c.DeviceID == d.ID && c.CredentialID != "" && c.CredentialID == d.AuthorizationID:
-		return nil
-	case c.Role == api.RoleDevice:
-		return api.Errorf(api.Unauthorized, "the credential is not the device's current one")
-	}
-	return api.Errorf(api.Forbidden, "this route is not allowed for this caller")
-}
