@@ -25,7 +25,6 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/measurements"
 	"github.com/iot-center/iot-center-serverless/shared/metrics"
 	"github.com/iot-center/iot-center-serverless/shared/overview"
-	"github.com/iot-center/iot-center-serverless/shared/registry"
 	"github.com/iot-center/iot-center-serverless/shared/schema"
 	"github.com/iot-center/iot-center-serverless/shared/sensors"
 	"github.com/iot-center/iot-center-serverless/shared/ui"
@@ -64,10 +63,10 @@ func Devices(_ context.Context, d lambdaapp.Deps) (*api.Mux, error) {
 func Delete(ctx context.Context, d lambdaapp.Deps) (*api.Mux, error) {
 	env := d.Env()
 	url := env.String("PURGE_QUEUE_URL", "")
-	delay := time.Duration(env.Int("PURGE_DELAY_SECONDS", 90, 1, int(registry.MaxPurgeDelay/time.Second))) * time.Second
+	delay := time.Duration(env.Int("PURGE_DELAY_SECONDS", 90, 1, int(deviceapi.MaxPurgeDelay/time.Second))) * time.Second
 	reg := d.Registry()
-	switch schedule, err := registry.PurgeQueue(ctx, url, delay); {
-	case errors.Is(err, registry.ErrNoPurgeQueue):
+	switch schedule, err := deviceapi.PurgeQueue(ctx, url, delay); {
+	case errors.Is(err, deviceapi.ErrNoPurgeQueue):
 		api.BaseLogger().Warn("no purge queue: a delete with data makes its first pass only", slog.String("PURGE_QUEUE_URL", url))
 	case err != nil:
 		return nil, err
@@ -205,4 +204,6 @@ func FleetHealth(_ context.Context, d lambdaapp.Deps) (any, error) {
 }
 
 // Purge runs a delete's second data pass once its delay has passed.
-func Purge(_ context.Context, d lambdaapp.Deps) (any, error) { return d.Registry().HandlePurge, nil }
+func Purge(_ context.Context, d lambdaapp.Deps) (any, error) {
+	return deviceapi.NewService(d.Registry()).HandlePurge, nil
+}

@@ -1,4 +1,4 @@
-package registry
+package deviceapi
 
 import (
 	"context"
@@ -55,9 +55,9 @@ func PurgeQueue(ctx context.Context, url string, delay time.Duration) (func(cont
 	}, nil
 }
 
-// HandlePurge runs the purge queue's tasks (PurgeFunction): each is PurgeLate; a failed one is reported so SQS
-// delivers it again (and finally dead-letters it); a malformed one is dropped with a log line.
-func (r *Registry) HandlePurge(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+// HandlePurge runs the purge queue's tasks (PurgeFunction), each registry.PurgeLate: a failed one is reported so
+// SQS delivers it again (and finally dead-letters it); a malformed one is dropped with a log line.
+func (s *Service) HandlePurge(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 	var out events.SQSEventResponse
 	for _, m := range ev.Records {
 		var t PurgeTask
@@ -65,7 +65,7 @@ func (r *Registry) HandlePurge(ctx context.Context, ev events.SQSEvent) (events.
 			api.BaseLogger().ErrorContext(ctx, "malformed purge task dropped", slog.String("messageId", m.MessageId))
 			continue
 		}
-		if err := r.PurgeLate(ctx, t.DeviceID, t.Generation); err != nil {
+		if err := s.reg.PurgeLate(ctx, t.DeviceID, t.Generation); err != nil {
 			api.BaseLogger().ErrorContext(ctx, "second data pass failed", slog.String("deviceId", t.DeviceID), slog.String("error", err.Error()))
 			out.BatchItemFailures = append(out.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: m.MessageId})
 			continue
