@@ -428,7 +428,6 @@ func TestDeviceCap(t *testing.T) {
 func TestCrashLeftovers(t *testing.T) {
 	f := newFixture(t)
 	id := f.newID("crash")
-	dataID, _ := f.admin.BucketID(ctxT(t), f.cfg.Bucket)
 	c := f.envOK(f.h, id)
 	d, err := f.reg.Get(ctxT(t), id)
 	if err != nil {
@@ -448,7 +447,7 @@ func TestCrashLeftovers(t *testing.T) {
 		t.Errorf("activated token write: got %d, want 204", s)
 	}
 	// crashed before writing: an inactive orphan
-	orphan, err := f.admin.CreateInactiveAuthorization(ctxT(t), registry.Description(id), dataID)
+	orphan, err := f.admin.CreateInactiveAuthorization(ctxT(t), registry.Description(id), f.cfg.Bucket)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,12 +2,15 @@ package influx
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"sort"
 	"time"
 
 	"github.com/influxdata/influxdb-client-go/v2/domain"
+
+	"github.com/iot-center/iot-center-serverless/shared/api"
 )
 
 // Authorization is the part of an InfluxDB authorization this project uses.
@@ -50,12 +53,31 @@ func (c *Client) CreateBucketAuthorization(ctx context.Context, description, buc
 		domain.PermissionActionRead, domain.PermissionActionWrite)
 }
 
-// CreateInactiveAuthorization creates an inactive authorization with read and write on bucketID: its token opens
-// nothing until ActivateAuthorization, so a caller that loses a race (or crashes) before activating leaves no
+// CreateInactiveAuthorization creates an inactive authorization with read and write on the named bucket: its token
+// opens nothing until ActivateAuthorization, so a caller that loses a race (or crashes) before activating leaves no
 // working credential behind.
-func (c *Client) CreateInactiveAuthorization(ctx context.Context, description, bucketID string) (Authorization, error) {
+func (c *Client) CreateInactiveAuthorization(ctx context.Context, description, bucket string) (Authorization, error) {
+	bucketID, err := c.setupBucketID(ctx, bucket)
+	if err != nil {
+		return Authorization{}, err
+	}
 	return c.createAuthorization(ctx, description, bucketID, domain.AuthorizationUpdateRequestStatusInactive,
 		domain.PermissionActionRead, domain.PermissionActionWrite)
+}
+
+// Grants reports whether a is active and can both read and write the named bucket.
+func (c *Client) Grants(ctx context.Context, a Authorization, bucket string) (bool, error) {
+	bucketID, err := c.setupBucketID(ctx, bucket)
+	return err == nil && a.GrantsReadWrite(bucketID), err
+}
+
+// setupBucketID is the id of a bucket setup creates: a missing one is a deployment fault (503), not the caller's 404.
+func (c *Client) setupBucketID(ctx context.Context, name string) (string, error) {
+	id, err := c.BucketID(ctx, name)
+	if errors.Is(err, ErrNotFound) {
+		return "", api.Wrap(api.Unavailable, err, "finding the bucket %s (has setup run?)", name)
+	}
+	return id, Fail(ctx, err, "finding the bucket "+name)
 }
 
 // ActivateAuthorization sets an authorization active (again); activating an active one changes nothing.

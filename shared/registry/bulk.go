@@ -4,12 +4,7 @@ import (
 	"context"
 	"sync"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-
 	"github.com/iot-center/iot-center-serverless/shared/api"
-	"github.com/iot-center/iot-center-serverless/shared/store"
 )
 
 // Outcomes of one id of a bulk registration.
@@ -25,58 +20,39 @@ type BulkResult struct {
 	DeviceID        string `json:"deviceId"`
 	Outcome         string `json:"outcome"`
 	AuthorizationID string `json:"authorizationId,omitempty"`
-	// Token is the created device's credential (gateway mode) or InfluxDB token (direct mode).
-	Token string `json:"token,omitempty"`
-	Error string `json:"error,omitempty"`
+	Token           string `json:"token,omitempty"` // the created device's credential or InfluxDB token
+	Error           string `json:"error,omitempty"`
 }
 
 // bulkWorkers bounds the conditional writes (and, in direct mode, authorizations) in flight.
 const bulkWorkers = 8
 
-// BulkRegister registers every id of ids (valid, distinct device ids, at most MaxBulk: the caller checks) that
-// is not registered yet: one conditional write per id, the device counter moved once for the whole batch (and
-// given back once for the ids that were not created). An id already registered is reported existing, never with a
-// credential. Near the cap, the ids past the places left are reported limit (or existing). Results follow ids'
-// order.
+// BulkRegister registers the ids (valid and distinct) not registered yet, one conditional write each, moving the
+// device counter once for the batch; near the cap, the ids past the places left are limit (or existing). An id
+// registered already is existing, never with a credential. Results follow ids' order.
 func (r *Registry) BulkRegister(ctx context.Context, ids []string) ([]BulkResult, error) {
-	out := make([]BulkResult, len(ids))
-	for i, id := range ids {
-		out[i] = BulkResult{DeviceID: id, Outcome: BulkFailed}
-	}
-	places, err := r.reserveMany(ctx, len(ids))
+	places, err := r.reserve(ctx, len(ids))
 	if err != nil {
 		return nil, err
 	}
-	for i := places; i < len(ids); i++ {
-		out[i].Outcome = BulkLimit
+	out := make([]BulkResult, len(ids))
+	for i, id := range ids {
+		out[i] = BulkResult{DeviceID: id, Outcome: BulkFailed}
+		if i >= places {
+			out[i].Outcome = BulkLimit
+		}
 	}
-	var (
-		wg   sync.WaitGroup
-		next = make(chan int)
-	)
-	for range min(bulkWorkers, places) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, bulkWorkers)
+	for i := 0; i < places && ctx.Err() == nil; i++ {
+		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
-			defer wg.Done()
-			for i := range next {
-				out[i] = r.bulkOne(ctx, ids[i])
-			}
+			defer func() { <-sem; wg.Done() }()
+			out[i] = r.bulkOne(ctx, ids[i])
 		}()
 	}
-	for i := range places {
-		if ctx.Err() != nil {
-			break
-		}
-		next <- i
-	}
-	close(next)
 	wg.Wait()
-	if places < len(ids) {
-		// past the places left: an id that is registered already is existing, not refused
-		if err := r.markExisting(ctx, out[places:]); err != nil {
-			return nil, err
-		}
-	}
 	var created []string
 	for _, res := range out[:places] {
 		if res.Outcome == BulkCreated {
@@ -84,110 +60,44 @@ func (r *Registry) BulkRegister(ctx context.Context, ids []string) ([]BulkResult
 		}
 	}
 	if unused := places - len(created); unused > 0 {
-		r.releaseMany(ctx, unused)
+		r.release(ctx, unused)
 	}
 	r.feed(ctx, created)
-	return out, nil
-}
-
-// markExisting reports the ids of out that are registered as existing (one BatchGetItem per 100).
-func (r *Registry) markExisting(ctx context.Context, out []BulkResult) error {
-	ids := make([]string, len(out))
-	for i, res := range out {
-		ids[i] = res.DeviceID
+	if places == len(ids) {
+		return out, nil
 	}
-	live, err := r.ListOf(ctx, ids)
+	live, err := r.ListOf(ctx, ids[places:]) // past the places left, a registered id is existing, not refused
 	if err != nil {
-		return err
+		return nil, err
 	}
-	have := map[string]bool{}
+	existing := map[string]bool{}
 	for _, d := range live {
-		have[d.ID] = true
+		existing[d.ID] = true
 	}
-	for i := range out {
-		if have[out[i].DeviceID] {
+	for i := places; i < len(out); i++ {
+		if existing[out[i].DeviceID] {
 			out[i].Outcome = BulkExisting
 		}
 	}
-	return nil
+	return out, nil
 }
 
-// bulkOne registers one id: a put under attribute_not_exists(pk), or, over a deletion's tombstone, under its
-// generation.
+// bulkOne registers one id, over a deletion's tombstone once.
 func (r *Registry) bulkOne(ctx context.Context, id string) BulkResult {
-	res := BulkResult{DeviceID: id, Outcome: BulkFailed}
 	prev := Device{ID: id}
-	for attempt := 0; attempt < 2; attempt++ {
-		d, err := r.newCredential(ctx, Device{ID: id, Generation: prev.Generation + 1})
-		if err != nil {
-			res.Error = failure(ctx, id, err)
-			return res
-		}
-		d.CreatedAt = d.UpdatedAt
-		cond, vals := "attribute_not_exists(pk)", map[string]types.AttributeValue{}
-		if prev.Generation > 0 {
-			cond = "#gen = :g AND attribute_exists(#del)"
-			vals[":g"] = store.N(prev.Generation)
-		}
-		err = r.put(ctx, d, cond, vals)
-		if err == nil {
-			if err := r.activate(ctx, d); err != nil {
-				res.Error = failure(ctx, id, err)
-				return res
-			}
-			return BulkResult{DeviceID: id, Outcome: BulkCreated, AuthorizationID: d.AuthorizationID, Token: d.Token.Reveal()}
-		}
-		_ = r.revoke(ctx, d)
-		winner, ok := lost(err)
+	for range 2 {
+		d, won, err := r.register(ctx, prev)
 		switch {
-		case !ok:
-			res.Error = failure(ctx, id, err)
-			return res
-		case winner.live():
+		case err != nil:
+			return BulkResult{DeviceID: id, Outcome: BulkFailed, Error: failure(ctx, id, err)}
+		case won:
+			return BulkResult{DeviceID: id, Outcome: BulkCreated, AuthorizationID: d.AuthorizationID, Token: d.Token.Reveal()}
+		case d.live():
 			return BulkResult{DeviceID: id, Outcome: BulkExisting}
 		}
-		prev = winner // a tombstone: register over it, once
+		prev = d // a tombstone
 	}
-	res.Error = "the device changed concurrently; retry"
-	return res
-}
-
-// reserveMany takes up to n places under the device cap in one conditional update: all n when they fit, else the
-// places left (read from the failed condition's item and taken under "n is unchanged"). It returns how many.
-func (r *Registry) reserveMany(ctx context.Context, n int) (int, error) {
-	max := int64(r.cfg.MaxDevices)
-	want := min(int64(n), max)
-	for attempt := 0; attempt < 4 && want > 0; attempt++ {
-		cond := "attribute_not_exists(n) OR n <= :room"
-		vals := map[string]types.AttributeValue{":k": store.N(want), ":room": store.N(max - want)}
-		_, err := r.table.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{TableName: &r.table.Name, Key: counterKey,
-			UpdateExpression: aws.String("ADD n :k"), ConditionExpression: aws.String(cond), ExpressionAttributeValues: vals,
-			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld})
-		err = store.Classify(err)
-		cf := store.IsConditionFailed(err)
-		if cf == nil {
-			if err != nil {
-				return 0, err
-			}
-			return int(want), nil
-		}
-		want = min(want, max-store.Num(cf.Item, "n"))
-	}
-	if want <= 0 {
-		return 0, nil
-	}
-	return 0, api.Errorf(api.Conflict, "the device count kept changing concurrently; retry")
-}
-
-// releaseMany gives n places back (ids that already existed or failed). A failure is logged: the counter then
-// over-counts, which errs on the cap's safe side.
-func (r *Registry) releaseMany(ctx context.Context, n int) {
-	_, err := r.table.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{TableName: &r.table.Name, Key: counterKey,
-		UpdateExpression:          aws.String("ADD n :minus"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":minus": store.N(int64(-n))}})
-	if err != nil {
-		api.Logger(ctx).ErrorContext(ctx, "releasing places in the device counter failed", "places", n, "error", store.Classify(err).Error())
-	}
+	return BulkResult{DeviceID: id, Outcome: BulkFailed, Error: "the device changed concurrently; retry"}
 }
 
 // failure logs why an id failed and returns what the caller may read of it (never a cause's text).

@@ -1,13 +1,10 @@
 // Package registry is the device registry: which devices exist and the credential each one writes with, one item
-// per device in the control-plane table (shared/store). Registration, rotation and deletion are each one
-// conditional write whose loser gets the winner's item back; the device cap is a counter updated under a condition;
-// a deletion leaves a tombstone with the next generation. In direct mode the device's InfluxDB authorization is
-// created inactive and activated only by the winner. README.md has the details and the crash cases.
+// per device in the state table (shared/store). Every change is one conditional write whose loser gets the
+// winner's item back; README.md has the races and the crash cases.
 package registry
 
 import (
 	"context"
-	"errors"
 	"sort"
 	"strconv"
 	"time"
@@ -28,45 +25,40 @@ func Description(id string) string { return "IoT Center: " + id }
 // Device is one device item.
 type Device struct {
 	ID string
-	// AuthorizationID identifies the device's current credential: its InfluxDB authorization (direct mode) or a
-	// random id (gateway mode). The authorizer hands it to the function, which checks it against the item.
+	// AuthorizationID names the current credential: its InfluxDB authorization (direct mode) or a random id. The
+	// authorizer hands it on, so a function can tell a credential rotated out since.
 	AuthorizationID string
-	// Token is the device's InfluxDB token (direct mode), or its gateway credential only in the answer of the call
-	// that created it (gateway mode stores just CredentialHash). Never listed, never logged.
+	// Token is the InfluxDB token (direct mode), or the gateway credential in its creator's answer only. Never
+	// listed, never logged.
 	Token          config.Secret
-	CredentialHash string // gateway mode: hex SHA-256 of the device credential
+	CredentialHash string // gateway mode: hex SHA-256 of the credential
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
-	// Generation grows by one with every registration, rotation and deletion of the id; 0: never registered. It is
-	// set also when Get answers NotFound (a deleted device's tombstone keeps it).
+	// Generation grows with every registration, rotation and deletion (0: never registered); a NotFound answer
+	// carries it too, so a registration over a tombstone names the one it read.
 	Generation int64
-	// Series is the write gateway's series item, when it was read together with the device (Verify): one read
-	// primes both the credential and the series budget.
-	Series *Series
+	Series     *Series // the write gateway's series item, read with the device
 
 	deleted bool
 	purgeAt int64 // a tombstone's second data pass is due then (epoch seconds; 0: none pending)
 }
 
-// Series is a device's series item: its tag-set entries and its own budget per measurement (0: the default).
+// Series is a device's series item: its tag sets and its own budget per measurement (0: the default).
 type Series struct {
 	Set    []string
 	Budget int64
 }
 
-// Attribute names of the device item.
 const (
-	attrID, attrGen, attrCred, attrHash, attrToken = "id", "generation", "credId", "hash", "token"
-	attrCreated, attrUpdated, attrDeleted          = "createdAt", "updatedAt", "deleted"
-	attrPurgeAt                                    = "purgeAt"
-	devicePrefix                                   = "DEVICE#"
+	attrID, attrGen, attrCred, attrHash, attrToken     = "id", "generation", "credId", "hash", "token"
+	attrCreated, attrUpdated, attrDeleted, attrPurgeAt = "createdAt", "updatedAt", "deleted", "purgeAt"
+	devicePrefix                                       = "DEVICE#"
 )
 
 // Key is the device item's key.
 func Key(id string) store.Item { return store.Key(devicePrefix+id, "DEVICE") }
 
-// The write gateway's series items (shared/gateway keeps them; Delete removes a device's): the device's tag sets
-// (AttrSeries, a string set) and the fleet's count of them (AttrFleetSeries).
+// The write gateway's series items (Delete removes a device's): its tag sets and the fleet's count of them.
 const (
 	AttrSeries      = "s"
 	AttrFleetSeries = "n"
@@ -78,58 +70,53 @@ func SeriesKey(id string) store.Item { return store.Key(devicePrefix+id, "SERIES
 // FleetSeriesKey is the key of the fleet's tag-set counter.
 func FleetSeriesKey() store.Item { return store.Key("COUNTER", "SERIES") }
 
-// Item renders d as a new device item (the migration writes items with it): a live device starts silent, in the
-// device list's indexes (health.go).
+var counterKey = store.Key("COUNTER", "DEVICES")
+
+// Item renders d as a whole device item (the migration writes with it); a live device starts silent.
 func Item(d Device) store.Item {
 	it := Key(d.ID)
-	it[attrID] = store.S(d.ID)
-	it[attrGen] = store.N(d.Generation)
-	it[attrCreated] = store.S(rfc3339(d.CreatedAt))
-	it[attrUpdated] = store.S(rfc3339(d.UpdatedAt))
-	if d.deleted {
+	it[attrID], it[attrGen] = store.S(d.ID), store.N(d.Generation)
+	it[attrCreated], it[attrUpdated] = store.S(rfc3339(d.CreatedAt)), store.S(rfc3339(d.UpdatedAt))
+	switch {
+	case d.deleted:
 		it[attrDeleted] = &types.AttributeValueMemberBOOL{Value: true}
 		if d.purgeAt > 0 {
 			it[attrPurgeAt] = store.N(d.purgeAt)
 		}
 		return it
-	}
-	newHealth(it, d.ID)
-	it[attrCred] = store.S(d.AuthorizationID)
-	if d.CredentialHash != "" {
+	case d.CredentialHash != "":
 		it[attrHash] = store.S(d.CredentialHash)
-	} else if !d.Token.Empty() {
+	case !d.Token.Empty():
 		it[attrToken] = store.S(d.Token.Reveal())
 	}
+	it[attrCred] = store.S(d.AuthorizationID)
+	newHealth(it, d.ID)
 	return it
 }
 
 func fromItem(it store.Item) Device {
-	d := Device{ID: store.Str(it, attrID), AuthorizationID: store.Str(it, attrCred), Token: config.Secret(store.Str(it, attrToken)),
-		CredentialHash: store.Str(it, attrHash), Generation: store.Num(it, attrGen)}
+	d := Device{ID: store.Str(it, attrID), AuthorizationID: store.Str(it, attrCred), CredentialHash: store.Str(it, attrHash),
+		Token: config.Secret(store.Str(it, attrToken)), Generation: store.Num(it, attrGen), purgeAt: store.Num(it, attrPurgeAt)}
 	d.CreatedAt, _ = time.Parse(time.RFC3339Nano, store.Str(it, attrCreated))
 	d.UpdatedAt, _ = time.Parse(time.RFC3339Nano, store.Str(it, attrUpdated))
-	if b, ok := it[attrDeleted].(*types.AttributeValueMemberBOOL); ok && b.Value {
-		d.deleted = true
-		d.purgeAt = store.Num(it, attrPurgeAt)
-	}
+	_, d.deleted = it[attrDeleted]
 	return d
 }
+
+func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
 // live reports whether d is a registered device (not a tombstone, not an absent item).
 func (d Device) live() bool { return !d.deleted && d.AuthorizationID != "" }
 
-// Registry reads and changes the device registry. It keeps no state between requests, so any number of instances
-// may run at once (see the package comment).
+// Registry reads and changes the device registry. It keeps no state between requests: the table decides races.
 type Registry struct {
 	c     *influx.Client // direct mode's authorizations and Delete's data; nil is fine in gateway mode without data
 	cfg   config.Config
 	table *store.Table
 
-	// SchedulePurge queues the second data pass of a delete with data (see PurgeLate), due PurgeDelay later; nil:
-	// none (the first pass only).
+	// SchedulePurge queues a delete's second data pass (PurgeLate), due PurgeDelay later; nil: first pass only.
 	SchedulePurge func(ctx context.Context, id string, generation int64) error
 	PurgeDelay    time.Duration
-
 	// StaleAfter is the age after which an inactive authorization that is no device's current one is a crashed
 	// caller's orphan (direct mode).
 	StaleAfter time.Duration
@@ -147,36 +134,13 @@ func (r *Registry) SetClock(now func() time.Time) { r.now = now }
 // Config is the configuration the registry was built with.
 func (r *Registry) Config() config.Config { return r.cfg }
 
-func notFound(d Device) (Device, error) {
-	return Device{ID: d.ID, Generation: d.Generation, purgeAt: d.purgeAt}, &api.Error{Code: api.NotFound, Message: "device " + d.ID + " is not registered"}
-}
+// Get reads the device's item consistently; an unregistered or deleted id is *api.Error NotFound, with a Device
+// holding only its ID and Generation (and a pending second data pass).
+func (r *Registry) Get(ctx context.Context, id string) (Device, error) { return r.read(ctx, id, true) }
 
-// Get reads the device's item with a consistent read; an unregistered (or deleted) id is *api.Error NotFound,
-// with the returned Device carrying only ID and Generation (and a pending second data pass).
-func (r *Registry) Get(ctx context.Context, id string) (Device, error) {
-	return r.Lookup(ctx, id, true)
-}
-
-// Lookup reads the device's item: an eventually consistent read costs half a consistent one and may miss a change
-// of the last second, so callers that compare a credential read eventually first and consistently on a mismatch.
-func (r *Registry) Lookup(ctx context.Context, id string, consistent bool) (Device, error) {
-	if err := api.CheckDeviceID(id); err != nil {
-		return Device{}, err
-	}
-	it, err := r.table.Get(ctx, Key(id), consistent)
-	if err != nil {
-		return Device{}, err
-	}
-	d := fromItem(it)
-	d.ID = id
-	if !d.live() {
-		return notFound(d)
-	}
-	return d, nil
-}
-
-// lookupWithSeries reads the device's item and its series item in one Query (see Lookup for consistent).
-func (r *Registry) lookupWithSeries(ctx context.Context, id string, consistent bool) (Device, error) {
+// read reads the device's item and its series item in one Query. An eventually consistent read costs half and may
+// miss the last second's change: credential checks read so first and consistently on a mismatch.
+func (r *Registry) read(ctx context.Context, id string, consistent bool) (Device, error) {
 	if err := api.CheckDeviceID(id); err != nil {
 		return Device{}, err
 	}
@@ -185,9 +149,9 @@ func (r *Registry) lookupWithSeries(ctx context.Context, id string, consistent b
 		return Device{}, err
 	}
 	d := fromItem(items["DEVICE"])
-	d.ID = id
-	if !d.live() {
-		return notFound(d)
+	if d.ID = id; !d.live() {
+		err := api.Errorf(api.NotFound, "device %s is not registered", id)
+		return Device{ID: id, Generation: d.Generation, purgeAt: d.purgeAt}, err
 	}
 	d.Series = &Series{Budget: store.Num(items["SERIES"], "budget")}
 	if ss, ok := items["SERIES"][AttrSeries].(*types.AttributeValueMemberSS); ok {
@@ -196,68 +160,50 @@ func (r *Registry) lookupWithSeries(ctx context.Context, id string, consistent b
 	return d, nil
 }
 
-// List returns every registered device sorted by id (a Scan of the table's device items). Tokens and hashes are
-// not read.
+// List returns every registered device sorted by id (a Scan of the device items), without secrets.
 func (r *Registry) List(ctx context.Context) ([]Device, error) {
 	in := &dynamodb.ScanInput{TableName: &r.table.Name,
-		FilterExpression:          aws.String("begins_with(pk, :p) AND attribute_not_exists(#del)"),
-		ProjectionExpression:      aws.String("#id, #cred, #gen, #c, #u"),
-		ExpressionAttributeNames:  map[string]string{"#del": attrDeleted, "#id": attrID, "#cred": attrCred, "#gen": attrGen, "#c": attrCreated, "#u": attrUpdated},
+		FilterExpression:     aws.String("begins_with(pk, :p) AND attribute_not_exists(#del)"),
+		ProjectionExpression: aws.String("#id, #cred, #gen, #c, #u"),
+		ExpressionAttributeNames: map[string]string{"#del": attrDeleted, "#id": attrID, "#cred": attrCred, "#gen": attrGen,
+			"#c": attrCreated, "#u": attrUpdated},
 		ExpressionAttributeValues: map[string]types.AttributeValue{":p": store.S(devicePrefix)}}
-	var out []Device
-	p := dynamodb.NewScanPaginator(r.table.DB, in)
-	for p.HasMorePages() {
+	var items []store.Item
+	for p := dynamodb.NewScanPaginator(r.table.DB, in); p.HasMorePages(); {
 		page, err := p.NextPage(ctx)
 		if err != nil {
 			return nil, store.Classify(err)
 		}
-		for _, it := range page.Items {
-			if d := fromItem(it); d.live() {
-				out = append(out, d)
-			}
-		}
+		items = append(items, page.Items...)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out, nil
+	return devices(items), nil
 }
 
-// ListOf returns the registered devices among ids (valid device ids), sorted by id: BatchGetItem of just their
-// items, so its cost follows len(ids), not the fleet's size. Tokens and hashes are not read.
+// ListOf returns the registered devices among ids, sorted by id, without secrets: a BatchGetItem of their items
+// alone, so its cost follows len(ids), not the fleet's size.
 func (r *Registry) ListOf(ctx context.Context, ids []string) ([]Device, error) {
-	var out []Device
-	seen := map[string]bool{}
-	for start := 0; start < len(ids); start += 100 { // BatchGetItem's limit
-		keys := []store.Item{}
-		for _, id := range ids[start:min(len(ids), start+100)] {
-			if !seen[id] {
-				seen[id] = true
-				keys = append(keys, Key(id))
-			}
+	keys, seen := []store.Item{}, map[string]bool{}
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
+			keys = append(keys, Key(id))
 		}
-		req := map[string]types.KeysAndAttributes{r.table.Name: {Keys: keys,
-			ProjectionExpression:     aws.String("#id, #cred, #gen, #c, #u, #del"),
-			ExpressionAttributeNames: map[string]string{"#del": attrDeleted, "#id": attrID, "#cred": attrCred, "#gen": attrGen, "#c": attrCreated, "#u": attrUpdated}}}
-		for attempt := 0; len(req) > 0; attempt++ {
-			if attempt == 8 {
-				return nil, api.Errorf(api.StoreUnavailable, "the device store kept some keys unprocessed")
-			}
-			res, err := r.table.DB.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req})
-			if err != nil {
-				return nil, store.Classify(err)
-			}
-			for _, it := range res.Responses[r.table.Name] {
-				if d := fromItem(it); d.live() {
-					out = append(out, d)
-				}
-			}
-			req = res.UnprocessedKeys
-			if len(req) > 0 && sleep(ctx, time.Duration(attempt+1)*50*time.Millisecond) != nil {
-				return nil, api.Wrap(api.Timeout, ctx.Err(), "reading the device store")
-			}
+	}
+	items, err := r.table.BatchGet(ctx, keys, false)
+	return devices(items), err
+}
+
+// devices are the live devices of items, sorted by id, their secrets dropped.
+func devices(items []store.Item) []Device {
+	var out []Device
+	for _, it := range items {
+		if d := fromItem(it); d.live() {
+			d.Token, d.CredentialHash = "", ""
+			out = append(out, d)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out, nil
+	return out
 }
 
 // Count is the device counter (the cap's): registered devices, give or take a crashed registration.
@@ -266,45 +212,43 @@ func (r *Registry) Count(ctx context.Context) (int64, error) {
 	return store.Num(it, "n"), err
 }
 
-var counterKey = store.Key("COUNTER", "DEVICES")
+// RevocationKey is the key of the revocation item of t's minute (shared/store/README.md), which the write
+// gateway's cache polls.
+func RevocationKey(t time.Time) store.Item { return minuteKey("REVOKED", t) }
 
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+// RegisteredKey is the key of the registration feed item of t's minute: the fleet-health run adds the ids
+// registered then to its positions snapshot without reading the whole fleet.
+func RegisteredKey(t time.Time) store.Item { return minuteKey("REGISTERED", t) }
+
+func minuteKey(kind string, t time.Time) store.Item {
+	return store.Key(kind+"#"+strconv.FormatInt(t.Unix()/60, 10), kind)
 }
 
-// RevocationKey is the key of the revocation item of the minute t falls in (shared/store/README.md): the write
-// gateway's cache reads it.
-func RevocationKey(t time.Time) store.Item {
-	return store.Key("REVOKED#"+strconv.FormatInt(t.Unix()/60, 10), "REVOKED")
-}
-
-// revoked records that id's credential changes now: the minute's revocation item gains the id. Written before the
-// change, so whoever sees the new device item can see the revocation too.
-func (r *Registry) revoked(ctx context.Context, id string) error {
+// addToMinute adds ids to the minute item kind (RevocationKey, RegisteredKey) of now, kept for a day.
+func (r *Registry) addToMinute(ctx context.Context, key func(time.Time) store.Item, ids []string) error {
 	now := r.now()
-	end := (now.Unix()/60 + 1) * 60
-	_, err := r.table.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{TableName: &r.table.Name, Key: RevocationKey(now),
-		UpdateExpression:         aws.String("ADD #ids :id SET #e = :e"),
+	_, err := r.table.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{TableName: &r.table.Name, Key: key(now),
+		UpdateExpression:         aws.String("ADD #ids :ids SET #e = :e"),
 		ExpressionAttributeNames: map[string]string{"#ids": "ids", "#e": store.ExpiresAt},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":id": &types.AttributeValueMemberSS{Value: []string{id}},
-			":e": store.N(end + 24*3600)}})
+		ExpressionAttributeValues: map[string]types.AttributeValue{":ids": &types.AttributeValueMemberSS{Value: ids},
+			":e": store.N((now.Unix()/60+1)*60 + 24*3600)}})
 	return store.Classify(err)
 }
 
-// errStore says whether err is the store's (not a lost condition).
-func lost(err error) (Device, bool) {
-	var cf *store.ConditionFailed
-	if errors.As(err, &cf) {
-		return fromItem(cf.Item), true
-	}
-	return Device{}, false
+// revoked records that id's credential changes now; written before the change, so whoever sees the new item can
+// see the revocation too.
+func (r *Registry) revoked(ctx context.Context, id string) error {
+	return r.addToMinute(ctx, RevocationKey, []string{id})
 }
 
-func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+// feed adds newly registered ids to the minute's feed. A failure is only logged: the run's daily full pass adds
+// them.
+func (r *Registry) feed(ctx context.Context, ids []string) {
+	if len(ids) == 0 {
+		return
+	}
+	if err := r.addToMinute(ctx, RegisteredKey, ids); err != nil {
+		api.Logger(ctx).WarnContext(ctx, "adding devices to the registration feed failed", "devices", len(ids),
+			"error", err.Error())
+	}
+}

@@ -73,7 +73,7 @@ func TestRecordRoundTripsAwkwardToken(t *testing.T) {
 	tok := `a"b\c,d=e f` + "\n" + `g==`
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	in := Device{ID: id, AuthorizationID: "0123456789abcdef", Token: config.Secret(tok), CreatedAt: now, UpdatedAt: now, Generation: 1}
-	if err := f.reg.put(ctxT(t), in, "attribute_not_exists(pk)", nil); err != nil {
+	if err := f.reg.put(ctxT(t), in, Device{}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := f.reg.Get(ctxT(t), id)
@@ -91,16 +91,18 @@ func TestRecordRoundTripsAwkwardToken(t *testing.T) {
 	}
 }
 
-// putDevices writes device items directly (as the migration does), and tombstones for the deleted ids.
+// putDevices writes device items directly (as the migration does), and tombstones over the deleted ids (put
+// among ds at generation 1).
 func (f *fixture) putDevices(ds []Device, deleted ...string) {
 	f.t.Helper()
 	for _, d := range ds {
-		if err := f.reg.put(ctxT(f.t), d, "attribute_not_exists(pk)", nil); err != nil {
+		if err := f.reg.put(ctxT(f.t), d, Device{}); err != nil {
 			f.t.Fatal(err)
 		}
 	}
 	for _, id := range deleted {
-		if err := f.reg.put(ctxT(f.t), Device{ID: id, Generation: 2, deleted: true}, "attribute_exists(pk)", nil); err != nil {
+		live := Device{ID: id, Generation: 1, AuthorizationID: "registered"}
+		if err := f.reg.put(ctxT(f.t), Device{ID: id, Generation: 2, deleted: true}, live); err != nil {
 			f.t.Fatal(err)
 		}
 	}
