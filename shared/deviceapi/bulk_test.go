@@ -49,6 +49,7 @@ func TestBulkRegister(t *testing.T) {
 		t.Fatal(err)
 	}
 	ids := []string{f.newID("b-1"), old, gone, f.newID("b-2"), f.newID("b-3"), f.newID("b-4"), f.newID("b-5")}
+	start := time.Now()
 	w := bulk(t, f.h, idsBody(ids))
 	if w.Code != 200 {
 		t.Fatalf("bulk: %d %s", w.Code, w.Body.String())
@@ -88,10 +89,14 @@ func TestBulkRegister(t *testing.T) {
 	if n, _ := f.reg.Count(ctx); n != 4 {
 		t.Errorf("device counter after a repeated request %d, want 4", n)
 	}
-	it, err := f.table.Get(ctx, registry.RegisteredKey(time.Now()), false)
-	var fed []string
-	if ss, ok := it["ids"].(*types.AttributeValueMemberSS); ok {
-		fed = ss.Value
+	var fed []string // the feed items of every minute since the request (it may have crossed one)
+	var err error
+	for m := start.Truncate(time.Minute); !m.After(time.Now()) && err == nil; m = m.Add(time.Minute) {
+		var it store.Item
+		it, err = f.table.Get(ctx, registry.RegisteredKey(m), false)
+		if ss, ok := it["ids"].(*types.AttributeValueMemberSS); ok {
+			fed = append(fed, ss.Value...)
+		}
 	}
 	for _, id := range []string{ids[0], gone, ids[3]} {
 		if err != nil || !strings.Contains(strings.Join(fed, ","), id) {
