@@ -57,7 +57,7 @@ func NewService(q *influx.Client, devices *registry.Registry, bucket string, tim
 // Routes returns the mux with the template.yaml paths of QueryFunction.
 func (h *Service) Routes() *api.Mux {
 	mux := api.NewMux()
-	// a device reads its own data only: registry.Allowed checks the id and credential against its record
+	// a device reads its own data only: api.Caller.MayRead checks the id and credential against its record
 	mux.HandleFunc("GET /api/devices/{deviceId}/measurements", api.Require(api.RoleDevice, h.Measurements))
 	mux.HandleFunc("GET /api/devices/{deviceId}/summary", api.Require(api.RoleDevice, h.Summary))
 	mux.NotFound("no such route")
