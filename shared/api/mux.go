@@ -53,7 +53,7 @@ func (m *Mux) Patterns() []string { return append([]string(nil), m.patterns...) 
 
 // ServeHTTP answers a non-canonical path (.., //) 404 JSON where ServeMux would redirect: no route has one.
 func (m *Mux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if p := r.URL.Path; p != "" && p != canonical(p) {
+	if p := r.URL.EscapedPath(); p != "" && p != canonical(p) { // escaped, as ServeMux cleans it
 		WriteError(w, r, Errorf(NotFound, "no such route"))
 		return
 	}
