@@ -62,9 +62,14 @@ func TestAccessCoversTheTemplate(t *testing.T) {
 			t.Errorf("%s: in template.yaml, not in Access", r)
 		}
 	}
-	for r := range Access {
+	for r, callers := range Access {
 		if !slices.Contains(routes, r) {
 			t.Errorf("%s: in Access, not in template.yaml", r)
+		}
+		for _, c := range callers {
+			if !slices.Contains(Callers, c) {
+				t.Errorf("%s: caller %q is not one of %q", r, c, Callers)
+			}
 		}
 	}
 }
