@@ -31,10 +31,8 @@ type BulkAnswer struct {
 	Failed   int                   `json:"failed"`
 }
 
-// Bulk is POST /api/devices (operator): registers up to MaxBulk devices. A malformed body, an invalid or repeated
-// id, or more than MaxBulk ids is a 400 and registers nothing; otherwise 200 with each id's outcome (created with
-// its credential, shown this once; existing; limit; failed). Repeating the request is safe: what was created is
-// then existing.
+// Bulk is POST /api/devices (operator): up to MaxBulk registrations with each id's outcome. Any bad id refuses the
+// whole request (400) before anything is registered; a repeated request is safe, its created ids then existing.
 func (s *Service) Bulk(w http.ResponseWriter, r *http.Request) {
 	if _, err := api.Query(r); err != nil {
 		api.WriteError(w, r, err)

@@ -45,13 +45,9 @@ func (s *Service) Routes() *api.Mux {
 	return mux
 }
 
-// Env is GET /api/env/{deviceId}: the device's configuration, acting on the authorizer's decision (api.Caller):
-//   - operator (and open, DEVICE_AUTH=none): the configuration, registering an unknown device unless
-//     ?register=false (then 403 {"id","registered":false});
-//   - provisioning key: create-only. The caller whose registration created the device gets its configuration;
-//     any other gets 403 and never a credential. ?register=false answers 403 {"id","registered":false} whether or
-//     not the device exists;
-//   - device: its own configuration, with its current credential only (re-checked against the record read here).
+// Env is GET /api/env/{deviceId}, the device's configuration for the caller's role (README.md): the operator's
+// registers an unknown device, a provisioning key's only creates one, and a device gets its own with the
+// credential it presented, re-checked against the item.
 func (s *Service) Env(w http.ResponseWriter, r *http.Request) {
 	r, id, q, text, err := s.configInput(r, "register")
 	if err != nil {
