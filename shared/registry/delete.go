@@ -67,7 +67,8 @@ func (r *Registry) tombstone(ctx context.Context, id string, withData bool) erro
 		if !winner.live() { // a concurrent delete won
 			return &api.Error{Code: api.NotFound, Message: "device " + id + " is not registered"}
 		}
-		cur, cur.ID = winner, id
+		winner.ID = id
+		cur = winner
 	}
 	return err
 }
@@ -99,12 +100,13 @@ const purgeGrace = 15 * time.Minute
 // delete (generation), so a device registered again keeps its data, then clears the pending mark.
 func (r *Registry) PurgeLate(ctx context.Context, id string, generation int64) error {
 	it, err := r.table.Get(ctx, Key(id), true)
-	if d := fromItem(it); err != nil || it == nil || !d.deleted || d.Generation != generation {
-		if err == nil {
-			api.Logger(ctx).InfoContext(ctx, "second data pass skipped: the id changed since its delete", "deviceId", id,
-				"generation", generation, "now", d.Generation)
-		}
+	if err != nil {
 		return err
+	}
+	if d := fromItem(it); it == nil || !d.deleted || d.Generation != generation {
+		api.Logger(ctx).InfoContext(ctx, "second data pass skipped: the id changed since its delete", "deviceId", id,
+			"generation", generation, "now", d.Generation)
+		return nil
 	}
 	if err := r.deleteData(ctx, id); err != nil {
 		return err

@@ -282,8 +282,12 @@ func (r *Registry) sweep(ctx context.Context, id string) error {
 		return nil
 	}
 	auths, err := r.c.FindAuthorizations(ctx, Description(id))
-	if err != nil || len(auths) == 0 {
+	if err != nil {
+		api.Logger(ctx).ErrorContext(ctx, "listing the device's authorizations failed", "error", err.Error())
 		return influx.Fail(ctx, err, "listing the device's authorizations")
+	}
+	if len(auths) == 0 {
+		return nil
 	}
 	cur, err := r.Get(ctx, id)
 	if err != nil && !api.IsCode(err, api.NotFound) {
