@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/iot-center/iot-center-serverless/internal/influxtest"
+	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
 )
 
@@ -307,5 +308,45 @@ func TestOneOfMatchesExactlyTheValues(t *testing.T) {
 		if got := re.MatchString(tc.in); got != tc.want {
 			t.Errorf("OneOf(...).MatchString(%q) = %v, want %v", tc.in, got, tc.want)
 		}
+	}
+}
+
+// An inactive authorization opens nothing until activated; Grants sees the bucket it covers; a bucket setup never
+// created is a deployment fault (503), not the caller's 404.
+func TestInactiveAuthorizationAndGrants(t *testing.T) {
+	srv, c, ctx := shared(t)
+	data, other := srv.NewBucket(t, "data"), srv.NewBucket(t, "other")
+	a, err := c.CreateInactiveAuthorization(ctx, "IoT Center: inactive-"+influxtest.RandomID(4), data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.DeleteAuthorization(context.Background(), a.ID) })
+	now := time.Now().Unix()
+	if got := rawWrite(t, srv, a.Token, data, fmt.Sprintf("m v=1 %d", now)); got == http.StatusNoContent {
+		t.Errorf("write while inactive = %d, want a refusal", got)
+	}
+	if err := c.ActivateAuthorization(ctx, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := rawWrite(t, srv, a.Token, data, fmt.Sprintf("m v=1 %d", now)); got != http.StatusNoContent {
+		t.Errorf("write once active = %d, want 204", got)
+	}
+	if a, err = c.GetAuthorization(ctx, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		bucket string
+		want   bool
+	}{{data, true}, {other, false}} {
+		if got, err := c.Grants(ctx, a, tc.bucket); err != nil || got != tc.want {
+			t.Errorf("Grants(%s) = %v, %v; want %v", tc.bucket, got, err, tc.want)
+		}
+	}
+	missing := "no_such_bucket_" + influxtest.RandomID(4)
+	if _, err := c.Grants(ctx, a, missing); !api.IsCode(err, api.Unavailable) {
+		t.Errorf("Grants(missing bucket) = %v, want unavailable", err)
+	}
+	if _, err := c.CreateInactiveAuthorization(ctx, "IoT Center: never", missing); !api.IsCode(err, api.Unavailable) {
+		t.Errorf("CreateInactiveAuthorization(missing bucket) = %v, want unavailable", err)
 	}
 }
