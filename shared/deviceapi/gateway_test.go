@@ -152,7 +152,7 @@ func TestStoreDownAnswers503(t *testing.T) {
 			d.Stop()
 			newID := f.newID("down-new")
 			for _, rq := range [][3]string{
-				{"GET", "/api/devices", ""}, {"GET", "/api/env/" + id, ""}, {"GET", "/api/env/" + newID, ""},
+				{"GET", "/api/env/" + id, ""}, {"GET", "/api/env/" + newID, ""},
 				{"POST", "/api/devices/" + newID, ""}, {"POST", "/api/devices/" + id + "/rotate", ""},
 				{"DELETE", "/api/devices/" + id, ""}, {"DELETE", "/api/devices/" + newID, "data=true"},
 			} {

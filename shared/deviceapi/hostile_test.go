@@ -93,7 +93,6 @@ func TestHostileInputIsRefusedWithoutSideEffects(t *testing.T) {
 		{"data twice", "DELETE", "/api/devices/" + victim, "data=true&data=true"},
 		{"data Flux", "DELETE", "/api/devices/" + victim, `data=true" or "1"=="1`},
 		{"delete unknown parameter", "DELETE", "/api/devices/" + victim, "predicate=clientId%3D%22x%22"},
-		{"list unknown parameter", "GET", "/api/devices", "limit=1000000"},
 		{"key twice", "GET", "/api/env/" + victim, "key=a&key=b"},
 		{"long parameter name", "GET", "/api/env/" + victim, strings.Repeat("x", 5000) + "=1"},
 	} {
@@ -151,7 +150,6 @@ func TestSecretsNeverInResponsesOrLogs(t *testing.T) {
 	send(f.h, "GET", "/api/env/"+id, "accept=text/plain")
 	send(f.h, "POST", "/api/devices/"+id, "")
 	send(f.h, "POST", "/api/devices/"+id+"/rotate", "")
-	send(f.h, "GET", "/api/devices", "")
 	send(f.h, "GET", "/api/env/bad%20id", "")
 	send(f.h, "GET", "/api/env/"+f.newID("nope"), "register=false")
 	send(f.h, "DELETE", "/api/devices/"+id, "data=true")
@@ -174,9 +172,9 @@ func TestSecretsNeverInResponsesOrLogs(t *testing.T) {
 		c := influx.New(tc.url, tc.token, cfg.Org, influx.Options{Retry: influx.RetryPolicy{MaxAttempts: 1}})
 		t.Cleanup(c.Close)
 		h := asOperator(NewService(registry.New(c, cfg, f.table)).Routes())
-		// the list and a rotation of an unknown id need only the state table
+		// a rotation of an unknown id needs only the state table
 		for _, rq := range [][3]string{{"GET", "/api/env/" + id}, {"POST", "/api/devices/" + id},
-			{"DELETE", "/api/devices/" + id}, {"GET", "/api/devices", "200"}, {"POST", "/api/devices/" + id + "/rotate", "404"}} {
+			{"DELETE", "/api/devices/" + id}, {"POST", "/api/devices/" + id + "/rotate", "404"}} {
 			want := strconv.Itoa(tc.want)
 			if rq[2] != "" {
 				want = rq[2]

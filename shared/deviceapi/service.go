@@ -17,7 +17,6 @@ const (
 	RouteEnv      = "GET /api/env/{deviceId}"
 	RouteRegister = "POST /api/devices/{deviceId}"
 	RouteRotate   = "POST /api/devices/{deviceId}/rotate"
-	RouteList     = "GET /api/devices"
 	RouteDelete   = "DELETE /api/devices/{deviceId}"
 )
 
@@ -39,7 +38,6 @@ func (s *Service) Routes() *api.Mux {
 	mux.HandleFunc(RouteEnv, s.Env) // Env acts on the caller's role itself: operator, provisioning or the device
 	mux.HandleFunc(RouteRegister, api.Require(api.RoleOperator, s.Register))
 	mux.HandleFunc(RouteRotate, api.Require(api.RoleOperator, s.Rotate))
-	mux.HandleFunc(RouteList, api.Require(api.RoleOperator, s.List))
 	mux.HandleFunc(RouteDelete, api.Require(api.RoleOperator, s.Delete))
 	mux.HandleFunc(RouteBulk, api.Require(api.RoleOperator, s.Bulk))
 	return mux
@@ -151,33 +149,6 @@ func (s *Service) operatorInput(r *http.Request) (*http.Request, string, bool, a
 	c := api.CallerOf(r.Context())
 	r, id, _, text, err := s.configInput(r)
 	return r, id, text, c, err
-}
-
-// DeviceInfo is one entry of GET /api/devices: never a token.
-type DeviceInfo struct {
-	DeviceID        string `json:"deviceId"`
-	CreatedAt       string `json:"createdAt"`
-	UpdatedAt       string `json:"updatedAt"`
-	AuthorizationID string `json:"authorizationId"`
-}
-
-// List is GET /api/devices.
-func (s *Service) List(w http.ResponseWriter, r *http.Request) {
-	if _, err := api.Query(r); err != nil {
-		api.WriteError(w, r, err)
-		return
-	}
-	devs, err := s.reg.List(r.Context())
-	if err != nil {
-		api.WriteError(w, r, err)
-		return
-	}
-	out := make([]DeviceInfo, 0, len(devs))
-	for _, d := range devs {
-		out = append(out, DeviceInfo{DeviceID: d.ID, CreatedAt: rfc3339(d.CreatedAt), UpdatedAt: rfc3339(d.UpdatedAt),
-			AuthorizationID: d.AuthorizationID})
-	}
-	api.WriteJSON(w, http.StatusOK, out)
 }
 
 // Delete is DELETE /api/devices/{deviceId}[?data=true]: 204, or 404 for an unknown device.

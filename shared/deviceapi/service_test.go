@@ -305,41 +305,6 @@ func TestDelete(t *testing.T) {
 	}
 }
 
-func TestListDevices(t *testing.T) {
-	f := newFixture(t)
-	w := do(t, f.h, "GET", "/api/devices", "")
-	if w.Code != http.StatusOK || strings.TrimSpace(w.Body.String()) != "[]" {
-		t.Fatalf("empty registry: got %d %s, want 200 []", w.Code, w.Body.String())
-	}
-	ids := []string{f.newID("c"), f.newID("a"), f.newID("b")}
-	var toks []string
-	for _, id := range ids {
-		toks = append(toks, f.envOK(f.h, id).InfluxToken)
-	}
-	w = do(t, f.h, "GET", "/api/devices", "")
-	if w.Code != http.StatusOK {
-		t.Fatalf("got %d %s", w.Code, w.Body.String())
-	}
-	for _, tok := range toks {
-		if strings.Contains(w.Body.String(), tok) {
-			t.Fatalf("the device list holds a token")
-		}
-	}
-	list := decode[[]map[string]string](t, w)
-	sort.Strings(ids)
-	if len(list) != len(ids) {
-		t.Fatalf("devices: got %d, want %d", len(list), len(ids))
-	}
-	for i, d := range list {
-		if len(d) != 4 || d["deviceId"] != ids[i] || d["authorizationId"] == "" || d["createdAt"] == "" || d["updatedAt"] == "" {
-			t.Errorf("entry %d: got %v, want deviceId %s and the four keys", i, d, ids[i])
-		}
-	}
-	if w := do(t, f.h, "GET", "/api/devices", "token=1"); w.Code != http.StatusBadRequest {
-		t.Errorf("unknown parameter: got %d, want 400", w.Code)
-	}
-}
-
 func TestSelfHealing(t *testing.T) {
 	f := newFixture(t)
 	f.reg.StaleAfter = 0 // an inactive authorization is an operator's deactivation, not a winner about to activate
