@@ -14,6 +14,7 @@ import (
 	"github.com/iot-center/iot-center-serverless/internal/fleettest"
 	"github.com/iot-center/iot-center-serverless/internal/influxtest"
 	"github.com/iot-center/iot-center-serverless/internal/localapitest"
+	"github.com/iot-center/iot-center-serverless/shared/fleet"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
 )
 
@@ -85,6 +86,25 @@ func BenchmarkFleetLocalAPI(b *testing.B) {
 			{"device_page_search", "/api/devices?limit=50&q=fleet-0123", 10},
 		} {
 			report(10000, pg.name, median(b, 5, func() time.Duration { return timedGet(b, api, pg.path, pg.want) }))
+		}
+		// the store's part of a page: the index queries alone, from this process to the same DynamoDB stand-in
+		for _, pq := range []struct {
+			name string
+			q    fleet.PageQuery
+		}{
+			{"device_page_store", fleet.PageQuery{Sort: fleet.SortID, Limit: 50}},
+			{"device_page_status_store", fleet.PageQuery{Sort: fleet.SortID, Status: fleet.Silent, Limit: 50}},
+		} {
+			report(10000, pq.name, median(b, 5, func() time.Duration {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				t0 := time.Now()
+				got, _, err := (&fleet.Pager{Table: api.Table}).Page(ctx, pq.q)
+				if err != nil || len(got) != 50 {
+					b.Fatalf("%s: %d devices, %v; want 50", pq.name, len(got), err)
+				}
+				return time.Since(t0)
+			}))
 		}
 		report(10000, "device_counts", median(b, 5, func() time.Duration {
 			d, c := timedObject(b, api, "/api/devices/counts")
