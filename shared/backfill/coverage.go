@@ -61,7 +61,7 @@ func (s *Service) coverageWindow(r *http.Request) (Window, error) {
 	if err != nil {
 		return Window{}, err
 	}
-	return ParseWindow(q.Get("from"), q.Get("to"), LastDays(s.now(), DefaultDays))
+	return ParseWindow(q.Get("from"), q.Get("to"), LastDays(s.Clock.Now(), DefaultDays))
 }
 
 // coverageDevice is GET /api/devices/{deviceId}/write-missing: the device's present minutes, exactly (one query).

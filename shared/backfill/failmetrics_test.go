@@ -59,7 +59,7 @@ func TestFailureMetrics(t *testing.T) {
 		now := fixedNow
 		j := newJob(requestKey(bucket, []string{"d1"}, 1), []string{"d1"}, LastDays(now, 1), now.Add(-time.Hour), time.Minute)
 		r := &Runner{Worker: &Worker{Influx: c, Bucket: bucket, Gen: home, Metrics: &out},
-			Jobs: &JobStore{Table: testenv.StateTable(t, nil)}, Now: func() time.Time { return now }}
+			Jobs: &JobStore{Table: testenv.StateTable(t, nil)}, Clock: func() time.Time { return now }}
 		min := now.Unix() / 60
 		task := Task{Kind: KindChunk, Job: j.ref(), Chunks: []ChunkRef{
 			{DeviceID: "d1", Window: Range{min - 120, min - 60}, Seq: 0, Of: 2},

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/iot-center/iot-center-serverless/shared/api"
+	"github.com/iot-center/iot-center-serverless/shared/clock"
 	"github.com/iot-center/iot-center-serverless/shared/config"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
 	"github.com/iot-center/iot-center-serverless/shared/registry"
@@ -22,7 +23,7 @@ type Service struct {
 	Queue      Queue
 	MaxDevices int           // cap on an explicit device list
 	JobTimeout time.Duration // a job's deadline after its creation; DefaultJobTimeout when 0
-	Now        func() time.Time
+	Clock      clock.Func
 }
 
 // DefaultDays is the seed's window: the last seven days.
@@ -40,13 +41,6 @@ func NewService(reg *registry.Registry, c *influx.Client, cfg config.Config, tab
 	jobTimeout time.Duration) *Service {
 	return &Service{Devices: reg, Planner: &Planner{Influx: c, Bucket: cfg.Bucket}, Jobs: &JobStore{Table: table},
 		Queue: queue, MaxDevices: cfg.MaxDevices, JobTimeout: jobTimeout}
-}
-
-func (s *Service) now() time.Time {
-	if s.Now != nil {
-		return s.Now()
-	}
-	return time.Now()
 }
 
 // Routes serves the write-missing routes (paths as in template.yaml), every one the operator's.
@@ -211,7 +205,7 @@ func (s *Service) ensureJob(ctx context.Context, ids []string, days int) (Job, b
 		timeout = DefaultJobTimeout
 	}
 	for round := 0; round < claimRounds; round++ {
-		now := s.now()
+		now := s.Clock.Now()
 		held, err := s.Jobs.claimed(ctx, key)
 		if err != nil {
 			return Job{}, false, err
@@ -265,7 +259,7 @@ func (s *Service) getJob(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, r, err)
 		return
 	}
-	j, err := s.Jobs.Get(r.Context(), id, s.now())
+	j, err := s.Jobs.Get(r.Context(), id, s.Clock.Now())
 	if err != nil {
 		api.WriteError(w, r, err)
 		return
@@ -281,7 +275,7 @@ func (s *Service) cancelJob(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, r, err)
 		return
 	}
-	j, err := s.Jobs.Cancel(r.Context(), id, s.now())
+	j, err := s.Jobs.Cancel(r.Context(), id, s.Clock.Now())
 	if err != nil {
 		api.WriteError(w, r, err)
 		return

@@ -176,7 +176,7 @@ func newFixture(t testing.TB, srv *influxtest.Server, o fixtureOpts) *fixture {
 			w.DownsampledBucket = cfg.BucketDownsampled
 		}
 		runners <- &Runner{Worker: w, Planner: planner, Jobs: f.jobs, Queue: f.queue, Devices: devices,
-			ChunkMinutes: o.chunkMinutes, BatchDevices: o.batchDevices, TaskMinutes: o.taskMinutes, Now: o.now}
+			ChunkMinutes: o.chunkMinutes, BatchDevices: o.batchDevices, TaskMinutes: o.taskMinutes, Clock: o.now}
 	}
 	f.mapping = &sqsesm.Mapping{Function: "BackfillWorker", Queue: queues[name], Client: sqsClient, Idle: 50 * time.Millisecond,
 		Event: sqsesm.Event{BatchSize: 1, MaximumConcurrency: o.instances, ReportItemFailures: true},
@@ -221,7 +221,7 @@ func newFixture(t testing.TB, srv *influxtest.Server, o fixtureOpts) *fixture {
 		Queue:      f.queue,
 		MaxDevices: cfg.MaxDevices,
 		JobTimeout: o.jobTimeout,
-		Now:        o.now,
+		Clock:      o.now,
 	}
 	f.h = api.Handler(authztest.Operator(f.svc.Routes())) // every write-missing route is the operator's
 	return f
@@ -247,7 +247,7 @@ func (f *fixture) waitEnd(t testing.TB, jobID string) Job {
 	deadline := time.Now().Add(4 * time.Minute)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		j, err := f.jobs.Get(ctx, jobID, f.svc.now())
+		j, err := f.jobs.Get(ctx, jobID, f.svc.Clock.Now())
 		cancel()
 		if err == nil && !j.active() {
 			return j

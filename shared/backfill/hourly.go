@@ -304,7 +304,7 @@ func (a *aggregates) add(c Chunk, hs *hourly) {
 	// The hour in progress is left to the hourly task: its next run aggregates it (it looks back two hours), and
 	// until then readers compute hours after the latest aggregated one from the raw points. That spares a query
 	// per device in the common case (a window ending now).
-	current := a.w.now().UTC().Truncate(time.Hour)
+	current := a.w.Clock.Now().UTC().Truncate(time.Hour)
 	var partial []Window
 	for _, p := range hs.partial {
 		if p.To.After(current) {

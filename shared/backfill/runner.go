@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/iot-center/iot-center-serverless/shared/api"
+	"github.com/iot-center/iot-center-serverless/shared/clock"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
 	"github.com/iot-center/iot-center-serverless/shared/metrics"
 	"github.com/iot-center/iot-center-serverless/shared/registry"
@@ -29,7 +30,7 @@ type Runner struct {
 	// TaskMinutes is how many minutes of chunks one chunk task carries (several devices' chunks, written one after
 	// the other); DefaultTaskMinutes when 0. One chunk is never split across tasks.
 	TaskMinutes int
-	Now         func() time.Time
+	Clock       clock.Func
 }
 
 // DefaultBatchDevices is the smallest batch BatchSize chooses (a 30-day window).
@@ -60,13 +61,6 @@ const (
 	retryBase = 5 * time.Second
 	retryMax  = 5 * time.Minute
 )
-
-func (r *Runner) now() time.Time {
-	if r.Now != nil {
-		return r.Now()
-	}
-	return time.Now()
-}
 
 // HandleSQS runs each message of the event (BatchSize 1 in the template) and reports the failed ones, which the
 // event source mapping leaves on the queue: they come back after their visibility timeout (set here to a
@@ -114,7 +108,7 @@ func (r *Runner) handleMessage(ctx context.Context, m events.SQSMessage) error {
 	n, _ := strconv.Atoi(m.Attributes["ApproximateReceiveCount"])
 	delay := retryBase << min(max(n-1, 0), 10)
 	delay = min(delay, retryMax)
-	if until := t.Job.Deadline.Sub(r.now()) + time.Second; until > 0 && delay > until {
+	if until := t.Job.Deadline.Sub(r.Clock.Now()) + time.Second; until > 0 && delay > until {
 		delay = until
 	}
 	if m.ReceiptHandle != "" && r.Queue != nil {
@@ -130,7 +124,7 @@ func (r *Runner) handleMessage(ctx context.Context, m events.SQSMessage) error {
 // twice (SQS delivers at least once) changes nothing more than once.
 func (r *Runner) Run(ctx context.Context, t Task) error {
 	// a cancelled job's tasks do nothing (one read of the job's item per task; the points of tasks that ran stay)
-	if j, err := r.Jobs.Get(ctx, t.Job.ID, r.now()); err != nil && !api.IsCode(err, api.NotFound) {
+	if j, err := r.Jobs.Get(ctx, t.Job.ID, r.Clock.Now()); err != nil && !api.IsCode(err, api.NotFound) {
 		return err
 	} else if j.CancelledAt != nil {
 		api.Logger(ctx).InfoContext(ctx, "task of a cancelled job: skipped", slog.String("jobId", t.Job.ID), slog.String("kind", t.Kind))
@@ -165,7 +159,7 @@ func (r *Runner) plan(ctx context.Context, t Task) error {
 		part := ids[b*size : min(len(ids), (b+1)*size)]
 		tasks = append(tasks, Task{Kind: KindBatch, Job: t.Job, Devices: part, Batch: b, First: b * size})
 	}
-	if err := r.Jobs.recordPlan(ctx, t.Job, len(ids), len(tasks), r.now()); err != nil {
+	if err := r.Jobs.recordPlan(ctx, t.Job, len(ids), len(tasks), r.Clock.Now()); err != nil {
 		return err
 	}
 	if err := r.Queue.Send(ctx, tasks); err != nil {
@@ -179,7 +173,7 @@ func (r *Runner) plan(ctx context.Context, t Task) error {
 // batch plans its devices with one query, counts the plan, then fans the chunks out (counted first: a chunk never
 // counts before the plan it belongs to). A device's chunks travel in one task, which counts the device once.
 func (r *Runner) batch(ctx context.Context, t Task) error {
-	if !r.now().Before(t.Job.Deadline) {
+	if !r.Clock.Now().Before(t.Job.Deadline) {
 		return nil // the job has failed: leave the batch uncounted
 	}
 	plans, err := r.Planner.PlanDevices(ctx, t.Devices, t.Job.Window, r.ChunkMinutes)
@@ -213,7 +207,7 @@ func (r *Runner) batch(ctx context.Context, t Task) error {
 			taskMinutes += w.Minutes()
 		}
 	}
-	if err := r.Jobs.count(ctx, t.Job, tl, r.now()); err != nil {
+	if err := r.Jobs.count(ctx, t.Job, tl, r.Clock.Now()); err != nil {
 		return err
 	}
 	return r.Queue.Send(ctx, tasks)
@@ -224,7 +218,7 @@ func (r *Runner) batch(ctx context.Context, t Task) error {
 // chunks failed. A device written counts the points its plan found missing.
 func (r *Runner) chunk(ctx context.Context, t Task) error {
 	var err error = api.Errorf(api.Invalid, "past the job's deadline")
-	if r.now().Before(t.Job.Deadline) {
+	if r.Clock.Now().Before(t.Job.Deadline) {
 		err = r.writeChunks(ctx, t.Chunks)
 	} else {
 		api.Logger(ctx).WarnContext(ctx, "chunks past their job's deadline: counted failed", slog.String("jobId", t.Job.ID),
@@ -246,7 +240,7 @@ func (r *Runner) chunk(ctx context.Context, t Task) error {
 		}
 		tl.devices[ref.device()] = o
 	}
-	return r.Jobs.count(ctx, t.Job, tl, r.now())
+	return r.Jobs.count(ctx, t.Job, tl, r.Clock.Now())
 }
 
 // writeChunks finds the exact gaps of the chunks' windows (one query) and writes them.

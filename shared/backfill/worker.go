@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/iot-center/iot-center-serverless/shared/api"
+	"github.com/iot-center/iot-center-serverless/shared/clock"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
 	"github.com/iot-center/iot-center-serverless/shared/metrics"
 	"github.com/iot-center/iot-center-serverless/shared/sensors"
@@ -41,7 +42,7 @@ type Worker struct {
 	// only looks back two hours, so without them backfilled history would never be aggregated. "": none.
 	DownsampledBucket string
 	// Now is the clock (time.Now when nil).
-	Now func() time.Time
+	Clock clock.Func
 
 	lp, agg []byte
 	gz      bytes.Buffer
@@ -166,11 +167,4 @@ func (w *Worker) writeTo(ctx context.Context, bucket string, lp []byte) error {
 		return err
 	}
 	return w.Influx.WriteGzip(ctx, bucket, w.gz.Bytes())
-}
-
-func (w *Worker) now() time.Time {
-	if w.Now != nil {
-		return w.Now()
-	}
-	return time.Now()
 }

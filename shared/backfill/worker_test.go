@@ -5,13 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/iot-center/iot-center-serverless/internal/devstack"
 	"github.com/iot-center/iot-center-serverless/internal/influxtest"
@@ -198,7 +199,7 @@ func TestWorkerDownsamplesWhatItWrote(t *testing.T) {
 	w := &Worker{Influx: c, Bucket: src, Gen: home, DownsampledBucket: dst}
 	hourStart := fixedNow.Truncate(time.Hour).Add(-5 * time.Hour)
 	// "now" is in the chunk's last hour: that hour is left to the hourly task
-	w.Now = func() time.Time { return hourStart.Add(4*time.Hour + 30*time.Minute) }
+	w.Clock = func() time.Time { return hourStart.Add(4*time.Hour + 30*time.Minute) }
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	hour := fixedNow.Truncate(time.Hour).Add(-5*time.Hour).Unix() / 60

@@ -117,7 +117,7 @@ func benchFleet(b *testing.B, n int) {
 
 	now := time.Now().UTC().Truncate(time.Minute)
 	svc := NewService(table, admin, cfg)
-	svc.Now = func() time.Time { return now }
+	svc.Clock = func() time.Time { return now }
 	writePoints := func(devs []string, at time.Time) {
 		b.Helper()
 		var lp []byte

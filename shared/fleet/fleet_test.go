@@ -44,7 +44,7 @@ func newFixture(t testing.TB, now time.Time) *fixture {
 	cfg := srv.Config(srv.NewBucket(t, "fleetdata"))
 	f := &fixture{metrics: &bytes.Buffer{}, cfg: cfg, table: influxtest.StateTable(t), admin: admin, now: now}
 	f.svc = NewService(f.table, admin, cfg)
-	f.svc.Metrics, f.svc.Now = f.metrics, func() time.Time { return f.now }
+	f.svc.Metrics, f.svc.Clock = f.metrics, func() time.Time { return f.now }
 	f.h = api.Handler(authztest.Operator(f.svc.Routes())) // the operator's decision, as the authorizer hands it over
 	return f
 }

@@ -7,11 +7,13 @@ import (
 	"strconv"
 	"time"
 
+	"io"
+
 	"github.com/iot-center/iot-center-serverless/shared/api"
+	"github.com/iot-center/iot-center-serverless/shared/clock"
 	"github.com/iot-center/iot-center-serverless/shared/config"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
 	"github.com/iot-center/iot-center-serverless/shared/store"
-	"io"
 )
 
 // MaxLimit caps one page of GET /api/devices; DefaultLimit is a page's size when limit is not given.
@@ -45,7 +47,7 @@ type Service struct {
 	Writer *influx.Client // the run's counts go to Health.Bucket; nil: not written
 	// Metrics receives the CloudWatch EMF line of the scheduled run (metrics.Stdout in the function).
 	Metrics io.Writer
-	Now     func() time.Time
+	Clock   clock.Func
 }
 
 // NewService is the fleet of the deployment cfg describes: the devices in table, their points in cfg's data bucket
@@ -67,13 +69,6 @@ func (s *Service) Routes() *api.Mux {
 	return mux
 }
 
-func (s *Service) now() time.Time {
-	if s.Now != nil {
-		return s.Now()
-	}
-	return time.Now()
-}
-
 // List is GET /api/devices[?limit=N&after=CURSOR&status=S&q=PREFIX&sort=id|lastSeen|-lastSeen]: one page of devices
 // read from the table's indexes (its cost follows limit, not the fleet's size), and a Link header (rel="next") to the
 // next page while there is one. The filter, the order and the positions are the last fleet-health run's; the page's
@@ -91,7 +86,7 @@ func (s *Service) List(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, r, err)
 		return
 	}
-	now := s.now()
+	now := s.Clock.Now()
 	fresh, err := s.pageSeen(ctx, now, entries)
 	if err != nil {
 		// the page stands on the last run's view: the items' lastSeen and status

@@ -56,7 +56,7 @@ type Counts struct {
 // whose status changed or that moved, the counters that changed and, when anything changed, the snapshot. Then it
 // writes the counts to InfluxDB (measurement "fleet") and as CloudWatch EMF metrics.
 func (s *Service) Check(ctx context.Context) (Counts, error) {
-	now := s.now().UTC()
+	now := s.Clock.Now().UTC()
 	c := Counts{At: now}
 	counters, err := s.Table.BatchGet(ctx, []store.Item{store.Key(counterPK, devicesSK), store.Key(counterPK, runSK),
 		store.Key(counterPK, StatusKey(Online)), store.Key(counterPK, StatusKey(Late)), store.Key(counterPK, StatusKey(Silent))}, true)

@@ -109,7 +109,7 @@ func (s *Service) counts(w http.ResponseWriter, r *http.Request) {
 
 // Counts reads the latest counts and the series over span in windows of every, both queries at once.
 func (s *Service) Counts(ctx context.Context, name string, span, every time.Duration) (Counts, error) {
-	now := s.now().UTC()
+	now := s.Clock.Now().UTC()
 	stop := now.Add(time.Minute)
 	type nowResult struct {
 		n   *Now

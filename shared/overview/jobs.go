@@ -31,7 +31,7 @@ func (s *Service) jobs(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	jobs, err := s.Jobs.Recent(r.Context(), n, s.now())
+	jobs, err := s.Jobs.Recent(r.Context(), n, s.Clock.Now())
 	if err != nil {
 		api.WriteError(w, r, influx.Fail(r.Context(), err, "reading the recent jobs"))
 		return

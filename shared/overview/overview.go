@@ -8,10 +8,10 @@ import (
 	"context"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/backfill"
+	"github.com/iot-center/iot-center-serverless/shared/clock"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
 	"github.com/iot-center/iot-center-serverless/shared/positions"
 	"github.com/iot-center/iot-center-serverless/shared/store"
@@ -40,7 +40,7 @@ type Service struct {
 	Bucket string // the data bucket, where Measurement is
 	Read   Snapshots
 	Jobs   *backfill.JobStore
-	Now    func() time.Time
+	Clock  clock.Func
 
 	answers answers
 }
@@ -49,13 +49,6 @@ type Service struct {
 func NewService(q *influx.Client, bucket string, t *store.Table) *Service {
 	c := &snapshots{t: t}
 	return &Service{Influx: q, Bucket: bucket, Read: c.read, Jobs: &backfill.JobStore{Table: t}}
-}
-
-func (s *Service) now() time.Time {
-	if s.Now != nil {
-		return s.Now()
-	}
-	return time.Now()
 }
 
 // Routes serves the overview; every route is the operator's.

@@ -44,7 +44,7 @@ func newFixture(t *testing.T, n int) *fixture {
 		t.Fatal(err)
 	}
 	svc := overview.NewService(c, bucket, d.Table)
-	svc.Now = func() time.Time { return now }
+	svc.Clock = func() time.Time { return now }
 	return &fixture{table: d.Table, svc: svc, h: api.Handler(svc.Routes()), devs: devs, now: now}
 }
 
