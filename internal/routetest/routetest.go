@@ -23,20 +23,23 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/store"
 )
 
+// Event is a function's event in template.yaml (an API route when Type is HttpApi).
+type Event struct {
+	Type       string `yaml:"Type"`
+	Properties struct {
+		Method string `yaml:"Method"`
+		Path   string `yaml:"Path"`
+		Auth   struct {
+			Authorizer string `yaml:"Authorizer"`
+		} `yaml:"Auth"`
+	} `yaml:"Properties"`
+}
+
 type template struct {
 	Resources map[string]struct {
 		Type       string `yaml:"Type"`
 		Properties struct {
-			Events map[string]struct {
-				Type       string `yaml:"Type"`
-				Properties struct {
-					Method string `yaml:"Method"`
-					Path   string `yaml:"Path"`
-					Auth   struct {
-						Authorizer string `yaml:"Authorizer"`
-					} `yaml:"Auth"`
-				} `yaml:"Properties"`
-			} `yaml:"Events"`
+			Events map[string]Event `yaml:"Events"`
 		} `yaml:"Properties"`
 	} `yaml:"Resources"`
 }

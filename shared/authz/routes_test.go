@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/iot-center/iot-center-serverless/internal/routetest"
 )
 
 // The template's short-form tags (!Ref, !GetAtt, !Sub...) decode as plain values with yaml.v3 Node decoding; only
@@ -28,16 +30,7 @@ type samTemplate struct {
 					} `yaml:"Identity"`
 				} `yaml:"Authorizers"`
 			} `yaml:"Auth"`
-			Events map[string]struct {
-				Type       string `yaml:"Type"`
-				Properties struct {
-					Method string `yaml:"Method"`
-					Path   string `yaml:"Path"`
-					Auth   struct {
-						Authorizer string `yaml:"Authorizer"`
-					} `yaml:"Auth"`
-				} `yaml:"Properties"`
-			} `yaml:"Events"`
+			Events map[string]routetest.Event `yaml:"Events"`
 		} `yaml:"Properties"`
 	} `yaml:"Resources"`
 }
