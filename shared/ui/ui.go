@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/iot-center/iot-center-serverless/shared/api"
 )
@@ -44,9 +45,11 @@ const csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 's
 // hashedName matches esbuild's '[name]-[hash]' output: a dash then 8 base32 characters before the extension.
 var hashedName = regexp.MustCompile(`-[A-Z0-9]{8}\.[a-z0-9]+$`)
 
-// file is one servable file, prepared at start.
+// file is one servable file, hashed at start; its gzip form is made on first use (BestCompression of every asset
+// at start would cost the cold start more than its init goal).
 type file struct {
 	body        []byte
+	gzOnce      sync.Once
 	gz          []byte // nil when gzip would not help
 	contentType string
 	etag        string
@@ -159,7 +162,7 @@ func serve(w http.ResponseWriter, r *http.Request, f *file) {
 	hd.Set("Cache-Control", f.cache)
 	hd.Set("X-Content-Type-Options", "nosniff")
 	hd.Set("Vary", "Accept-Encoding")
-	useGzip := f.gz != nil && api.AcceptsEncoding(r.Header, "gzip")
+	useGzip := api.AcceptsEncoding(r.Header, "gzip") && f.gzipped() != nil
 	etag := f.etag
 	if useGzip {
 		// A distinct validator per representation, as RFC 9110 asks for content-coded responses.
@@ -188,21 +191,25 @@ func prepare(name string, b []byte, cache string) (*file, error) {
 	}
 	ct := ContentType(name)
 	sum := sha256.Sum256(b)
-	f := &file{body: b, contentType: ct, cache: cache, etag: `"` + base64.RawURLEncoding.EncodeToString(sum[:12]) + `"`}
-	if compressible(ct) && len(b) >= minGzipBytes {
+	return &file{body: b, contentType: ct, cache: cache, etag: `"` + base64.RawURLEncoding.EncodeToString(sum[:12]) + `"`}, nil
+}
+
+// gzipped is f's body gzip-compressed, made once; nil when gzip would not help.
+func (f *file) gzipped() []byte {
+	f.gzOnce.Do(func() {
+		if !compressible(f.contentType) || len(f.body) < minGzipBytes {
+			return
+		}
 		var buf bytes.Buffer
 		zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
-		if _, err := zw.Write(b); err != nil {
-			return nil, err
+		if _, err := zw.Write(f.body); err != nil || zw.Close() != nil {
+			return // served uncompressed: writes to a bytes.Buffer do not fail
 		}
-		if err := zw.Close(); err != nil {
-			return nil, err
-		}
-		if buf.Len() < len(b) {
+		if buf.Len() < len(f.body) {
 			f.gz = buf.Bytes()
 		}
-	}
-	return f, nil
+	})
+	return f.gz
 }
 
 // contentTypes is fixed for what the build emits: mime.TypeByExtension alone would depend on the host's mime.types.
