@@ -208,15 +208,15 @@ func (s *Service) Check(ctx context.Context) (Counts, error) {
 		}
 		it := store.Key(counterPK, StatusKey(status))
 		it["n"], it["updatedAt"] = store.N(int64(n)), store.S(now.Format(time.RFC3339Nano))
-		if _, err := s.Table.DB.PutItem(ctx, &dynamodb.PutItemInput{TableName: &s.Table.Name, Item: it}); err != nil {
-			return c, store.Classify(err)
+		if err := s.Table.Put(ctx, it, "", nil); err != nil {
+			return c, err
 		}
 		c.StoreWrites++
 	}
 	run := store.Key(counterPK, runSK)
 	run["at"] = store.S(now.Format(time.RFC3339Nano))
-	if _, err := s.Table.DB.PutItem(ctx, &dynamodb.PutItemInput{TableName: &s.Table.Name, Item: run}); err != nil {
-		return c, store.Classify(err)
+	if err := s.Table.Put(ctx, run, "", nil); err != nil {
+		return c, err
 	}
 	c.StoreWrites++
 

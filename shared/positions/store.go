@@ -40,15 +40,14 @@ func Write(ctx context.Context, t *store.Table, s Snapshot) error {
 		}
 		it := store.Key(PK, PartSK(i))
 		it[dataKey] = &types.AttributeValueMemberB{Value: Gzip(b)}
-		if _, err := t.DB.PutItem(ctx, &dynamodb.PutItemInput{TableName: &t.Name, Item: it}); err != nil {
-			return store.Classify(err)
+		if err := t.Put(ctx, it, "", nil); err != nil {
+			return err
 		}
 	}
 	meta := store.Key(PK, MetaSK)
 	meta["parts"], meta["devices"] = store.N(int64(parts)), store.N(int64(len(s.Devices)))
 	meta["updatedAt"] = store.N(s.UpdatedAt.UnixMilli())
-	_, err := t.DB.PutItem(ctx, &dynamodb.PutItemInput{TableName: &t.Name, Item: meta})
-	return store.Classify(err)
+	return t.Put(ctx, meta, "", nil)
 }
 
 // Read returns the stored snapshot (no devices and a zero UpdatedAt before the first Write): one Query over the

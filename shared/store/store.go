@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"regexp"
 	"strconv"
 	"sync"
 	"syscall"
@@ -125,6 +126,46 @@ func (t *Table) Get(ctx context.Context, key Item, consistent bool) (Item, error
 		return nil, nil
 	}
 	return out.Item, nil
+}
+
+var nameRef = regexp.MustCompile(`#\w+`)
+
+// Names maps each #a in the expressions to attribute a (nil for none: DynamoDB refuses an empty map).
+func Names(exprs ...string) map[string]string {
+	var names map[string]string
+	for _, e := range exprs {
+		for _, n := range nameRef.FindAllString(e, -1) {
+			if names == nil {
+				names = map[string]string{}
+			}
+			names[n] = n[1:]
+		}
+	}
+	return names
+}
+
+// Put writes it if cond holds ("" for always; #a in cond names attribute a). A lost condition is *ConditionFailed
+// with the item as it was.
+func (t *Table) Put(ctx context.Context, it Item, cond string, vals Item) error {
+	in := &dynamodb.PutItemInput{TableName: &t.Name, Item: it}
+	if cond != "" {
+		in.ConditionExpression, in.ExpressionAttributeNames, in.ExpressionAttributeValues = &cond, Names(cond), vals
+		in.ReturnValuesOnConditionCheckFailure = types.ReturnValuesOnConditionCheckFailureAllOld
+	}
+	_, err := t.DB.PutItem(ctx, in)
+	return Classify(err)
+}
+
+// Update applies expr to the item at key if cond holds ("" for always; #a names attribute a). A lost condition is
+// *ConditionFailed without the item: callers that need it read again.
+func (t *Table) Update(ctx context.Context, key Item, expr, cond string, vals Item) error {
+	in := &dynamodb.UpdateItemInput{TableName: &t.Name, Key: key, UpdateExpression: &expr,
+		ExpressionAttributeNames: Names(expr, cond), ExpressionAttributeValues: vals}
+	if cond != "" {
+		in.ConditionExpression = &cond
+	}
+	_, err := t.DB.UpdateItem(ctx, in)
+	return Classify(err)
 }
 
 // BatchGet reads the items of keys (any number) that exist and have not expired, retrying unprocessed keys a

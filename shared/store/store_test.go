@@ -99,6 +99,49 @@ func TestConditionsExpiryAndOutage(t *testing.T) {
 	}
 }
 
+// Put and Update write under a condition whose #names need no map: a lost Put carries the item as it was, a lost
+// Update changes nothing; a write without a condition always applies.
+func TestPutAndUpdate(t *testing.T) {
+	tb, ctx := testenv.StartDynamo(t).Table, context.Background()
+	if got := store.Names("SET #a = :a", "#b > :b AND #a < :c", "pk = :pk"); fmt.Sprint(got) != "map[#a:a #b:b]" {
+		t.Errorf("Names = %v, want #a and #b", got)
+	}
+	if got := store.Names("ADD n :k"); got != nil {
+		t.Errorf("Names without a #name = %v, want nil (DynamoDB refuses an empty map)", got)
+	}
+	it := store.Key("P#1", "P")
+	it["job"] = store.S("a")
+	if err := tb.Put(ctx, it, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	it["job"] = store.S("b")
+	cf := store.IsConditionFailed(tb.Put(ctx, it, "#job = :old", store.Item{":old": store.S("x")}))
+	if cf == nil || store.Str(cf.Item, "job") != "a" {
+		t.Fatalf("put under a false condition: %+v, want a failed condition holding job a", cf)
+	}
+	if err := tb.Put(ctx, it, "#job = :old", store.Item{":old": store.S("a")}); err != nil {
+		t.Fatalf("put under a true condition: %v", err)
+	}
+	key := store.Key("P#1", "P")
+	for _, tc := range []struct {
+		cond string
+		vals store.Item
+		lost bool
+	}{
+		{"#job = :j", store.Item{":one": store.N(1), ":j": store.S("b")}, false},
+		{"#job <> :j", store.Item{":one": store.N(1), ":j": store.S("b")}, true},
+		{"", store.Item{":one": store.N(1)}, false},
+	} {
+		err := tb.Update(ctx, key, "ADD #n :one", tc.cond, tc.vals)
+		if lost := store.IsConditionFailed(err) != nil; lost != tc.lost || (err != nil && !lost) {
+			t.Errorf("update under %q: %v, want lost %v", tc.cond, err, tc.lost)
+		}
+	}
+	if got, err := tb.Get(ctx, key, true); err != nil || store.Num(got, "n") != 2 || store.Str(got, "job") != "b" {
+		t.Errorf("item %v (%v), want job b and n 2", got, err)
+	}
+}
+
 // Throttling and 5xx answers are StoreUnavailable; a refused request (a missing table) is Internal. The endpoint
 // is an httptest server answering DynamoDB's JSON errors: neither moto nor DynamoDB can be made to throttle.
 func TestClassifyAnswers(t *testing.T) {
