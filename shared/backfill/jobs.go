@@ -63,14 +63,13 @@ func CheckJobID(id string) error {
 	return nil
 }
 
-// requestKey is a request's identity: the data bucket, the window's length and the sorted device set ("*": every
-// device). Requests with the same key while a job runs join it.
+// requestKey is a request's identity: bucket, window length, sorted device set ("*": all). Same key, same job.
 func requestKey(scope string, devices []string, days int) string {
-	set := slices.Sorted(slices.Values(devices))
-	if devices == nil {
-		set = []string{"*"}
+	set := "*"
+	if devices != nil {
+		set = strings.Join(slices.Sorted(slices.Values(devices)), "\n")
 	}
-	sum := sha256.Sum256(fmt.Appendf(nil, "scope=%s\ndays=%d\n%s\n", scope, days, strings.Join(set, "\n")))
+	sum := sha256.Sum256(fmt.Appendf(nil, "scope=%s\ndays=%d\n%s\n", scope, days, set))
 	return hex.EncodeToString(sum[:])
 }
 
@@ -81,8 +80,7 @@ func newJob(key string, devices []string, win Window, now time.Time, timeout tim
 		CreatedAt: created, UpdatedAt: created, Deadline: created.Add(timeout), AllDevices: devices == nil, batches: -1}
 }
 
-// JobStore keeps jobs in the state table: job items, request claims and the recent-jobs index (JOB#, JOBREQ#, JOBS
-// in shared/store/README.md).
+// JobStore keeps jobs in the state table (JOB#, JOBREQ# and JOBS items in shared/store/README.md).
 type JobStore struct{ Table *store.Table }
 
 // expiry is a job's TTL, 7 days past its deadline, on the wall clock (the table's) whatever clock made the job.
@@ -95,22 +93,18 @@ func claimKey(key string) store.Item            { return store.Key("JOBREQ#"+key
 func ms(t time.Time) types.AttributeValue       { return store.N(t.UnixMilli()) }
 func msOf(it store.Item, name string) time.Time { return time.UnixMilli(store.Num(it, name)).UTC() }
 
-// create writes a new job's item (a new id: the condition only guards against a clash), then its entry in the
-// recent-jobs index (a job without one is only missing from the overview's list).
+// create writes a new job's item, then its recent-jobs entry (a job without one is only missing from the overview).
 func (s *JobStore) create(ctx context.Context, j Job) error {
-	it := store.Item{store.PK: store.S("JOB#" + j.ID), store.SK: store.S("JOB"), "from": ms(j.From), "to": ms(j.To),
-		"deadline": ms(j.Deadline), "created": ms(j.CreatedAt), "updated": ms(j.CreatedAt), "batches": store.N(-1),
-		"devices": store.N(int64(j.Devices)), "all": &types.AttributeValueMemberBOOL{Value: j.AllDevices},
-		store.ExpiresAt: expiry(j)}
-	_, err := s.Table.DB.PutItem(ctx, &dynamodb.PutItemInput{TableName: &s.Table.Name, Item: it,
-		ConditionExpression: aws.String("attribute_not_exists(pk)")})
-	if err != nil {
-		return store.Classify(err)
+	it := jobKey(j.ID)
+	it["from"], it["to"], it["deadline"], it["created"] = ms(j.From), ms(j.To), ms(j.Deadline), ms(j.CreatedAt)
+	it["updated"], it["batches"], it["devices"] = ms(j.CreatedAt), store.N(-1), store.N(int64(j.Devices))
+	it["all"], it[store.ExpiresAt] = &types.AttributeValueMemberBOOL{Value: j.AllDevices}, expiry(j)
+	if err := s.Table.Put(ctx, it, "attribute_not_exists(pk)", nil); err != nil {
+		return err
 	}
 	rec := store.Key(recentPK, fmt.Sprintf("%013d#%s", j.CreatedAt.UnixMilli(), j.ID))
 	rec["job"], rec[store.ExpiresAt] = store.S(j.ID), expiry(j)
-	_, err = s.Table.DB.PutItem(ctx, &dynamodb.PutItemInput{TableName: &s.Table.Name, Item: rec})
-	return store.Classify(err)
+	return s.Table.Put(ctx, rec, "", nil)
 }
 
 // claim makes j the job of request key if the claim is free: absent, or still naming replaces (a job the caller
@@ -118,15 +112,11 @@ func (s *JobStore) create(ctx context.Context, j Job) error {
 func (s *JobStore) claim(ctx context.Context, key string, j Job, replaces string) (string, error) {
 	it := claimKey(key)
 	it["job"], it[store.ExpiresAt] = store.S(j.ID), expiry(j)
-	_, err := s.Table.DB.PutItem(ctx, &dynamodb.PutItemInput{TableName: &s.Table.Name, Item: it,
-		ConditionExpression:                 aws.String("attribute_not_exists(pk) OR #job = :old"),
-		ExpressionAttributeNames:            map[string]string{"#job": "job"},
-		ExpressionAttributeValues:           store.Item{":old": store.S(replaces)},
-		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld})
-	if cf := store.IsConditionFailed(store.Classify(err)); cf != nil {
+	err := s.Table.Put(ctx, it, "attribute_not_exists(pk) OR #job = :old", store.Item{":old": store.S(replaces)})
+	if cf := store.IsConditionFailed(err); cf != nil {
 		return store.Str(cf.Item, "job"), nil
 	}
-	return "", store.Classify(err)
+	return "", err
 }
 
 // claimed returns the job id holding the claim of request key ("" for none).
@@ -135,8 +125,8 @@ func (s *JobStore) claimed(ctx context.Context, key string) (string, error) {
 	return store.Str(it, "job"), err
 }
 
-// Get reads a job (one consistent read); an unknown or expired job is api.NotFound. Counters are capped at the plan:
-// a batch replanned after a partial write can count a device's chunks and points above it.
+// Get reads a job (one consistent read; unknown or expired: api.NotFound). Counters are capped at the plan: a batch
+// replanned after a partial write can count a device's chunks and points above it.
 func (s *JobStore) Get(ctx context.Context, id string, now time.Time) (Job, error) {
 	if err := CheckJobID(id); err != nil {
 		return Job{}, err
@@ -156,28 +146,18 @@ func (s *JobStore) Get(ctx context.Context, id string, now time.Time) (Job, erro
 	j.ChunksFailed = min(n("chunksFailed"), j.Chunks)
 	j.ChunksDone, j.DevicesDone = min(n("chunksDone"), j.Chunks-j.ChunksFailed), min(n("devicesDone"), j.Devices)
 	j.PointsWritten = min(store.Num(it, "pointsWritten"), j.PointsPlanned)
-	if _, ok := it["cancelled"]; ok {
-		at := msOf(it, "cancelled")
+	if at := msOf(it, "cancelled"); it["cancelled"] != nil {
 		j.CancelledAt = &at
 	}
 	j.State = state(&j, now)
 	return j, nil
 }
 
-var attrName = regexp.MustCompile(`#\w+`)
-
-// update changes a live job item if cond holds (#a in expr or cond names attribute a); false when cond failed.
+// update changes a live job item (an absent one has no expiresAt) if cond holds; false when cond failed.
 func (s *JobStore) update(ctx context.Context, id, expr, cond string, at time.Time, vals store.Item) (bool, error) {
-	expr, cond = "SET #updated = :updated"+expr, "attribute_exists(pk) AND #expiresAt > :now AND "+cond
-	names := map[string]string{}
-	for _, n := range attrName.FindAllString(expr+" "+cond, -1) {
-		names[n] = n[1:]
-	}
 	vals[":updated"], vals[":now"] = ms(at), store.N(time.Now().Unix())
-	_, err := s.Table.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{TableName: &s.Table.Name, Key: jobKey(id),
-		UpdateExpression: &expr, ConditionExpression: &cond, ExpressionAttributeNames: names,
-		ExpressionAttributeValues: vals})
-	if err = store.Classify(err); store.IsConditionFailed(err) != nil {
+	err := s.Table.Update(ctx, jobKey(id), "SET #updated = :updated"+expr, "#expiresAt > :now AND "+cond, vals)
+	if store.IsConditionFailed(err) != nil {
 		return false, nil
 	}
 	return err == nil, err
@@ -192,16 +172,15 @@ func (s *JobStore) end(ctx context.Context, id string, now time.Time) error {
 // Cancel marks a running job cancelled, once; its queued tasks then write nothing. An ended job is a Conflict.
 func (s *JobStore) Cancel(ctx context.Context, id string, now time.Time) (Job, error) {
 	j, err := s.Get(ctx, id, now)
-	if err != nil || j.State == StateCancelled {
-		return j, err
-	} else if !j.active() {
-		return j, &api.Error{Code: api.Conflict, Message: "job " + id + " has ended (" + j.State + ")", Param: "jobId"}
+	if err == nil && j.active() {
+		_, err = s.update(ctx, id, ", #cancelled = :c", "attribute_not_exists(#cancelled)", now, store.Item{":c": ms(now)})
+		if err == nil {
+			return s.Get(ctx, id, now)
+		}
+	} else if err == nil && j.State != StateCancelled {
+		err = &api.Error{Code: api.Conflict, Message: "job " + id + " has ended (" + j.State + ")", Param: "jobId"}
 	}
-	_, err = s.update(ctx, id, ", #cancelled = :c", "attribute_not_exists(#cancelled)", now, store.Item{":c": ms(now)})
-	if err != nil {
-		return Job{}, err
-	}
-	return s.Get(ctx, id, now)
+	return j, err
 }
 
 // recordPlan records the job's device count and planning batches (a repeated plan task changes nothing).
@@ -211,19 +190,14 @@ func (s *JobStore) recordPlan(ctx context.Context, j JobRef, devices, batches in
 	return err
 }
 
-// tally is what one task counts: a planning batch (its number, -1 for none; its chunks and points) and the outcome
-// of devices (by index in the job's device list; a device's chunks all travel in one task).
+// tally is what one task counts: a planning batch (-1 for none) with its chunks and points, and devices' outcomes
+// by index in the job's device list (a device's chunks all travel in one task).
 type tally struct {
-	batch          int64
-	chunks, points int64
-	devices        map[int64]outcome
+	batch, chunks, points int64
+	devices               map[int64]outcome
 }
 
 type outcome struct{ done, failed, points int64 }
-
-// counters are what count adds, in the order of its sums.
-var counters = []string{"planned", "chunks", "pointsPlanned", "chunksDone", "chunksFailed", "pointsWritten",
-	"devicesDone"}
 
 // count adds a task's tally once per batch and device (SQS delivers at least once): the write adding the counters
 // sets bit 2b (batch b) and 2d+1 (device d) of the job's bitmap "seen", if the bitmap is still the one read.
@@ -233,29 +207,28 @@ func (s *JobStore) count(ctx context.Context, j JobRef, t tally, at time.Time) e
 		if err != nil || it == nil {
 			return err // a job gone (expired) counts nothing
 		}
-		old, _ := it["seen"].(*types.AttributeValueMemberB)
 		seen, cond, vals := new(big.Int), "attribute_not_exists(#seen)", store.Item{}
-		if old != nil {
+		if old, ok := it["seen"].(*types.AttributeValueMemberB); ok {
 			seen, cond, vals[":old"] = seen.SetBytes(old.Value), "#seen = :old", old
 		}
-		var sum [7]int64
+		add := map[string]int64{}
 		mark := func(bit int64) bool { was := seen.Bit(int(bit)); seen.SetBit(seen, int(bit), 1); return was == 0 }
-		fresh := t.batch >= 0 && t.batch < store.Num(it, "batches") && mark(2*t.batch)
-		if fresh {
-			sum[0], sum[1], sum[2] = 1, t.chunks, t.points
+		if t.batch >= 0 && t.batch < store.Num(it, "batches") && mark(2*t.batch) {
+			add["planned"], add["chunks"], add["pointsPlanned"] = 1, t.chunks, t.points
 		}
 		for d, o := range t.devices {
 			if d < store.Num(it, "devices") && mark(2*d+1) {
-				sum[3], sum[4], sum[5], fresh = sum[3]+o.done, sum[4]+o.failed, sum[5]+o.points, true
-				sum[6] += max(1-o.failed, 0) // a device counts done when none of its chunks failed
+				add["chunksDone"], add["chunksFailed"] = add["chunksDone"]+o.done, add["chunksFailed"]+o.failed
+				add["pointsWritten"] += o.points
+				add["devicesDone"] += max(1-o.failed, 0) // a device counts done when none of its chunks failed
 			}
 		}
-		if !fresh {
+		if len(add) == 0 {
 			return nil // counted already, or not of this job
 		}
-		adds := make([]string, len(counters))
-		for i, c := range counters {
-			adds[i], vals[":"+c] = "#"+c+" :"+c, store.N(sum[i])
+		adds := make([]string, 0, len(add))
+		for c, n := range add {
+			adds, vals[":"+c] = append(adds, "#"+c+" :"+c), store.N(n)
 		}
 		vals[":seen"] = &types.AttributeValueMemberB{Value: seen.Bytes()}
 		if ok, err := s.update(ctx, j.ID, ", #seen = :seen ADD "+strings.Join(adds, ", "), cond, at, vals); ok || err != nil {
@@ -300,8 +273,7 @@ const (
 	MaxRecent = 50 // bounds Recent's n
 )
 
-// Recent returns the newest jobs, at most n (1..MaxRecent), newest first: one Query of the index, then each job's
-// item (a job gone or expired is skipped).
+// Recent returns the newest jobs, at most n (1..MaxRecent): one Query of the index, then each live job's item.
 func (s *JobStore) Recent(ctx context.Context, n int, now time.Time) ([]Job, error) {
 	n = max(1, min(n, MaxRecent))
 	out, err := s.Table.DB.Query(ctx, &dynamodb.QueryInput{TableName: &s.Table.Name,
