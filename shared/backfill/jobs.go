@@ -107,12 +107,13 @@ func (s *JobStore) create(ctx context.Context, j Job) error {
 	return s.Table.Put(ctx, rec, "", nil)
 }
 
-// claim makes j the job of request key if the claim is free: absent, or still naming replaces (a job the caller
-// read as ended or past its deadline). It returns "" when j won, else the id of the job holding the claim.
+// claim makes j the job of request key if the claim is free: absent, expired, or still naming replaces (a job the
+// caller read as ended or past its deadline). It returns "" when j won, else the id of the job holding the claim.
 func (s *JobStore) claim(ctx context.Context, key string, j Job, replaces string) (string, error) {
 	it := claimKey(key)
 	it["job"], it[store.ExpiresAt] = store.S(j.ID), expiry(j)
-	err := s.Table.Put(ctx, it, "attribute_not_exists(pk) OR #job = :old", store.Item{":old": store.S(replaces)})
+	err := s.Table.Put(ctx, it, "attribute_not_exists(pk) OR #expiresAt <= :now OR #job = :old",
+		store.Item{":now": store.N(time.Now().Unix()), ":old": store.S(replaces)})
 	if cf := store.IsConditionFailed(err); cf != nil {
 		return store.Str(cf.Item, "job"), nil
 	}

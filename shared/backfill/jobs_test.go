@@ -15,6 +15,7 @@ import (
 
 	"github.com/iot-center/iot-center-serverless/internal/influxtest"
 	"github.com/iot-center/iot-center-serverless/internal/testenv"
+	"github.com/iot-center/iot-center-serverless/shared/store"
 )
 
 func TestPlanFromCounts(t *testing.T) {
@@ -262,6 +263,26 @@ func TestExpiredJobReplacedOnce(t *testing.T) {
 	}
 	if n := f.queueDepth(t); n != 1 {
 		t.Errorf("%d tasks queued, want the new job's plan task only", n)
+	}
+}
+
+// TestExpiredClaimIsFree: a request's claim past its TTL (DynamoDB deletes expired items only within days) is free
+// for a new job, as an absent one is: the POST creates a job instead of losing to the expired claim.
+func TestExpiredClaimIsFree(t *testing.T) {
+	f := newFixture(t, influxtest.Shared(t), fixtureOpts{paused: true})
+	id := f.register(t, "staleclaim")
+	stale := "0123456789abcdef-0123456789ab"
+	it := claimKey(requestKey(f.cfg.Bucket, []string{id}, 2))
+	it["job"], it[store.ExpiresAt] = store.S(stale), store.N(time.Now().Add(-time.Hour).Unix())
+	if err := f.jobs.Table.Put(t.Context(), it, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	status, j, _ := f.post(t, "/api/devices/"+id+"/write-missing", `{"days": 2}`)
+	if status != http.StatusAccepted || j.ID == "" || j.ID == stale {
+		t.Fatalf("POST over an expired claim: %d %+v, want 202 and a new job", status, j)
+	}
+	if held, err := f.jobs.claimed(t.Context(), requestKey(f.cfg.Bucket, []string{id}, 2)); err != nil || held != j.ID {
+		t.Errorf("the claim names %q (%v), want the new job %s", held, err, j.ID)
 	}
 }
 
