@@ -2,6 +2,7 @@ package devstack
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"fmt"
 	"io"
@@ -26,20 +27,14 @@ func LaunchMoto(ctx context.Context, out io.Writer) (*Moto, error) {
 	return launchMoto(ctx, out, "-m", "moto.server", "-H", "127.0.0.1", "-p")
 }
 
-// serialMoto is moto's server applying one request at a time.
-const serialMoto = `import sys, threading
-from moto.server import DomainDispatcherApplication, create_backend_app
-from werkzeug.serving import run_simple
-app, lock = DomainDispatcherApplication(create_backend_app), threading.Lock()
-def serial(environ, start_response):
-    with lock:
-        return list(app(environ, start_response))
-run_simple("127.0.0.1", int(sys.argv[1]), serial, threaded=True)`
+// dynamoStandin is moto's server applying one request at a time, its Query reading only the partition asked for.
+//
+//go:embed dynamodb_standin.py
+var dynamoStandin string
 
-// LaunchDynamoDB is LaunchMoto for the DynamoDB stand-in, applying one request at a time: DynamoDB applies each
-// write to an item atomically, moto's threaded server does not (two conditional updates can both pass).
+// LaunchDynamoDB is LaunchMoto for the DynamoDB stand-in (dynamodb_standin.py says how it differs from moto's).
 func LaunchDynamoDB(ctx context.Context, out io.Writer) (*Moto, error) {
-	return launchMoto(ctx, out, "-c", serialMoto)
+	return launchMoto(ctx, out, "-c", dynamoStandin)
 }
 
 // launchMoto runs python3 with args and the port last.
