@@ -12,6 +12,7 @@ import { mkdir } from "node:fs/promises";
 import { gzipSync } from "node:zlib";
 import path from "node:path";
 import { ARTIFACTS, loopback, assert, results, step, forEach, axe, launch, keepShots } from "./harness.mjs";
+import { encodePositions } from "./positions.mjs";
 
 const env = process.env;
 const BASE_URL = (env.BASE_URL ?? "http://127.0.0.1:3000").replace(/\/$/, "");
@@ -55,29 +56,6 @@ function fleetOf(run, n, now) {
   });
 }
 
-// encode lays the devices out as shared/positions.Encode does (see shared/store/README.md).
-function encode(devs, updatedAt) {
-  const n = devs.length;
-  const ids = devs.map((d) => Buffer.from(d.id, "ascii"));
-  const buf = Buffer.alloc(16 + 13 * n + ids.reduce((s, b) => s + 1 + b.length, 0));
-  buf.write("POS1", 0, "ascii");
-  buf.writeUInt32LE(n, 4);
-  buf.writeUInt32LE(updatedAt, 8);
-  devs.forEach((d, i) => {
-    buf.writeFloatLE(d.lat, 16 + 4 * i);
-    buf.writeFloatLE(d.lon, 16 + 4 * n + 4 * i);
-    buf.writeUInt32LE(d.seen, 16 + 8 * n + 4 * i);
-    buf.writeUInt8(d.status, 16 + 12 * n + i);
-  });
-  let p = 16 + 13 * n;
-  for (const b of ids) {
-    buf.writeUInt8(b.length, p);
-    b.copy(buf, p + 1);
-    p += 1 + b.length;
-  }
-  return buf;
-}
-
 // dynamo calls the DynamoDB stand-in's JSON API (moto does not check signatures; the header only names a region).
 async function dynamo(action, body) {
   const res = await fetch(env.DYNAMODB_URL, {
@@ -98,7 +76,7 @@ async function seedSnapshot(devs, now) {
   const per = 10_000;
   const parts = Math.ceil(devs.length / per);
   for (let i = 0; i < parts; i++) {
-    const data = gzipSync(encode(devs.slice(i * per, (i + 1) * per), now)).toString("base64");
+    const data = gzipSync(encodePositions(devs.slice(i * per, (i + 1) * per), now)).toString("base64");
     await dynamo("PutItem", { TableName: table, Item: { pk: { S: "POSITIONS" }, sk: { S: `PART#${String(i).padStart(4, "0")}` }, data: { B: data } } });
   }
   await dynamo("PutItem", { TableName: table, Item: { pk: { S: "POSITIONS" }, sk: { S: "META" }, parts: { N: String(parts) },

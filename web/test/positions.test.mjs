@@ -6,6 +6,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { encodePositions } from "../e2e/positions.mjs";
 
 const src = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../src");
 const dir = await mkdtemp(path.join(os.tmpdir(), "iot-web-test-"));
@@ -14,26 +15,9 @@ await build({ entryPoints: [path.join(src, "positions.ts")], bundle: true, forma
 const u = await import(pathToFileURL(out).href);
 await rm(dir, { recursive: true, force: true });
 
-// encode is shared/positions.Encode's layout, written independently.
+// encode is the layout as an ArrayBuffer, as fetch hands it to the reader.
 function encode(devs, updatedAt) {
-  const n = devs.length;
-  const ids = devs.map((d) => Buffer.from(d.id, "ascii"));
-  const buf = Buffer.alloc(16 + 13 * n + ids.reduce((s, b) => s + 1 + b.length, 0));
-  buf.write("POS1", 0, "ascii");
-  buf.writeUInt32LE(n, 4);
-  buf.writeUInt32LE(updatedAt, 8);
-  devs.forEach((d, i) => {
-    buf.writeFloatLE(d.lat, 16 + 4 * i);
-    buf.writeFloatLE(d.lon, 16 + 4 * n + 4 * i);
-    buf.writeUInt32LE(d.seen, 16 + 8 * n + 4 * i);
-    buf.writeUInt8(d.status, 16 + 12 * n + i);
-  });
-  let p = 16 + 13 * n;
-  for (const b of ids) {
-    buf.writeUInt8(b.length, p);
-    b.copy(buf, p + 1);
-    p += 1 + b.length;
-  }
+  const buf = encodePositions(devs, updatedAt);
   return buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length);
 }
 
