@@ -6,13 +6,16 @@ package fleet
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
+	"github.com/iot-center/iot-center-serverless/shared/presence"
 	"github.com/iot-center/iot-center-serverless/shared/registry"
 	"github.com/iot-center/iot-center-serverless/shared/schema"
 )
@@ -172,6 +175,30 @@ func (h *Health) Recent(ctx context.Context, now time.Time, wide bool) (map[stri
 		return nil
 	})
 	return out, float64(points) / window.Minutes(), err
+}
+
+// RecentDigest is Recent (and the devices' last positions) read from the write gateway's presence digest: a few
+// points whatever the fleet's size, where Recent reads one series per device. The points per minute are the
+// digest's counts over the window.
+func (h *Health) RecentDigest(ctx context.Context, now time.Time, wide bool) (map[string]*Seen, float64, error) {
+	window := lateAfter * h.interval()
+	if wide {
+		window = silentAfter * h.interval()
+	}
+	got, skipped, err := presence.Read(ctx, h.Influx, h.Bucket, now.Add(-window), now.Add(time.Minute))
+	if err != nil {
+		return nil, 0, api.Wrap(api.Unavailable, err, "reading the presence digest")
+	}
+	if skipped > 0 {
+		api.Logger(ctx).WarnContext(ctx, "presence digest: malformed entries skipped", slog.Int("skipped", skipped))
+	}
+	out := make(map[string]*Seen, len(got))
+	var points int64
+	for id, e := range got {
+		out[id] = &Seen{At: e.At, Lat: e.Lat, Lon: e.Lon}
+		points += e.Points
+	}
+	return out, float64(points) / window.Minutes(), nil
 }
 
 // positionsFlux reads the Lat and Lon points of the window as one table, of the devices whose id matches `devices`.

@@ -48,6 +48,9 @@ type Service struct {
 	// Metrics receives the CloudWatch EMF line of the scheduled run (metrics.Stdout in the function).
 	Metrics io.Writer
 	Clock   clock.Func
+	// Digest makes the run read the write gateway's presence digest (package presence) instead of every online
+	// device's series: set in gateway mode, where every device write passes the gateway. Direct mode reads the series.
+	Digest bool
 }
 
 // NewService is the fleet of the deployment cfg describes: the devices in table, their points in cfg's data bucket

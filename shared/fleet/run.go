@@ -51,8 +51,8 @@ type Counts struct {
 	At                   time.Time
 }
 
-// Check is the fleet-health run: it reads the devices that wrote within the last silentAfter intervals (one
-// InfluxDB query), compares them with the positions snapshot (the previous run's view), writes only the devices
+// Check is the fleet-health run: it reads the devices that wrote within the last lateAfter intervals (from their
+// series, or from the write gateway's presence digest when s.Digest is set), compares them with the positions snapshot (the previous run's view), writes only the devices
 // whose status changed or that moved, the counters that changed and, when anything changed, the snapshot. Then it
 // writes the counts to InfluxDB (measurement "fleet") and as CloudWatch EMF metrics.
 func (s *Service) Check(ctx context.Context) (Counts, error) {
@@ -77,22 +77,14 @@ func (s *Service) Check(ctx context.Context) (Counts, error) {
 		return c, api.Wrap(api.CodeOf(err), err, "reading the positions snapshot")
 	}
 	// the online devices; on a first run also the late ones (later, a device becomes late by going quiet)
-	recent, ppm, err := s.Health.Recent(ctx, now, lastRun.IsZero())
-	if err != nil {
-		return c, api.Wrap(api.Unavailable, err, "reading the devices' recent points")
+	var win map[string]*Seen
+	if s.Digest {
+		win, c.PointsPerMinute, err = s.Health.RecentDigest(ctx, now, lastRun.IsZero())
+	} else {
+		win, c.PointsPerMinute, err = s.recentSeries(ctx, now, lastRun.IsZero())
 	}
-	c.PointsPerMinute = ppm
-	pos, err := s.Health.Positions(ctx, now, int(now.Unix()/int64(runEvery/time.Second))%positionSlices)
 	if err != nil {
-		return c, api.Wrap(api.Unavailable, err, "reading the devices' positions")
-	}
-	win := make(map[string]*Seen, len(recent))
-	for id, t := range recent {
-		w := &Seen{At: t, Lat: math.NaN(), Lon: math.NaN()}
-		if p, ok := pos[id]; ok {
-			w.Lat, w.Lon = p.Lat, p.Lon
-		}
-		win[id] = w
+		return c, err
 	}
 	prev := make(map[string]Position, len(snap.Devices))
 	for _, d := range snap.Devices {
@@ -237,6 +229,27 @@ func (s *Service) Check(ctx context.Context) (Counts, error) {
 	api.Logger(ctx).InfoContext(ctx, "fleet health", "registered", c.Registered, "online", c.Online, "late", c.Late,
 		"silent", c.Silent, "changed", c.Changed, "storeWrites", c.StoreWrites, "pointsPerMinute", c.PointsPerMinute)
 	return c, nil
+}
+
+// recentSeries reads the window's devices from their series (direct mode), with the positions of one slice of them.
+func (s *Service) recentSeries(ctx context.Context, now time.Time, wide bool) (map[string]*Seen, float64, error) {
+	recent, ppm, err := s.Health.Recent(ctx, now, wide)
+	if err != nil {
+		return nil, 0, api.Wrap(api.Unavailable, err, "reading the devices' recent points")
+	}
+	pos, err := s.Health.Positions(ctx, now, int(now.Unix()/int64(runEvery/time.Second))%positionSlices)
+	if err != nil {
+		return nil, 0, api.Wrap(api.Unavailable, err, "reading the devices' positions")
+	}
+	win := make(map[string]*Seen, len(recent))
+	for id, t := range recent {
+		w := &Seen{At: t, Lat: math.NaN(), Lon: math.NaN()}
+		if p, ok := pos[id]; ok {
+			w.Lat, w.Lon = p.Lat, p.Lon
+		}
+		win[id] = w
+	}
+	return win, ppm, nil
 }
 
 func moved(p Position, w *Seen) bool {

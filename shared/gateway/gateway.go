@@ -22,6 +22,7 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
 	"github.com/iot-center/iot-center-serverless/shared/metrics"
+	"github.com/iot-center/iot-center-serverless/shared/presence"
 	"github.com/iot-center/iot-center-serverless/shared/schema"
 	"github.com/iot-center/iot-center-serverless/shared/store"
 )
@@ -60,6 +61,9 @@ type Options struct {
 	// MaxBody and MaxDecodedBody cap the body as sent and decompressed (defaults MaxBody, and MaxPoints times the
 	// longest line the schema allows, at most MaxDecodedBody).
 	MaxBody, MaxDecodedBody int64
+	// Presence records every accepted write into the presence digest, flushed to Bucket after a device's write
+	// (nil: no digest; the fleet-health run then reads the devices' series).
+	Presence *presence.Recorder
 	// Metrics receives EMF lines (metrics.Stdout in the function; nil: none).
 	Metrics io.Writer
 	Now     func() time.Time
@@ -257,7 +261,30 @@ func (g *Service) write(w http.ResponseWriter, r *http.Request, dev string, now 
 	if err := g.store.WritePlain(ctx, g.o.Bucket, lp); err != nil {
 		return 0, classify(err, "writing points")
 	}
+	if g.o.Presence != nil {
+		g.o.Presence.Note(dev, c.note, now)
+		g.flushDigest(ctx, now)
+	}
 	return n, nil
+}
+
+// flushDigest writes the pending presence digest when a flush is due: on the request path, since a frozen Lambda
+// instance runs no timer. A failure only logs (the device's points are written); the entries wait for a later flush.
+func (g *Service) flushDigest(ctx context.Context, now time.Time) {
+	f := g.o.Presence.Take(now)
+	if f == nil {
+		return
+	}
+	if f.Dropped > 0 {
+		api.Logger(ctx).WarnContext(ctx, "presence digest full: devices left out until their next write",
+			slog.Int64("dropped", f.Dropped))
+	}
+	err := g.store.WritePlain(ctx, g.o.Bucket, f.Lines)
+	f.Done(err)
+	if err != nil {
+		api.Logger(ctx).WarnContext(ctx, "presence digest not written; kept for a later flush",
+			slog.Int("devices", f.Devices), slog.String("error", err.Error()))
+	}
 }
 
 // target checks org/orgID and bucket: anything but the configured ones is InfluxDB's 404.

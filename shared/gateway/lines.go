@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/influxdata/line-protocol/v2/lineprotocol"
 
 	"github.com/iot-center/iot-center-serverless/shared/api"
+	"github.com/iot-center/iot-center-serverless/shared/presence"
 	"github.com/iot-center/iot-center-serverless/shared/schema"
 )
 
@@ -41,7 +43,16 @@ type field struct {
 	name string
 	typ  schema.FieldType
 	kind lineprotocol.ValueKind
+	pos  coord // the built-in measurement's Lat or Lon: the presence digest keeps the device's last position
 }
+
+type coord uint8
+
+const (
+	noCoord coord = iota
+	latCoord
+	lonCoord
+)
 
 // rules is the schema as the gateway checks it.
 type rules struct {
@@ -99,7 +110,16 @@ func compile(s *schema.Schema) (rules, error) {
 		}
 		out.maxLine = max(out.maxLine, lineBound(m, rs))
 		for _, f := range m.Fields {
-			mr.fields[f.Name] = field{name: f.Name, typ: f.Type, kind: kindOf[f.Type]}
+			fd := field{name: f.Name, typ: f.Type, kind: kindOf[f.Type]}
+			if m.Name == schema.Measurement && f.Type == schema.Float {
+				switch f.Name {
+				case schema.Lat:
+					fd.pos = latCoord
+				case schema.Lon:
+					fd.pos = lonCoord
+				}
+			}
+			mr.fields[f.Name] = fd
 		}
 		out.m[m.Name] = mr
 	}
@@ -137,6 +157,8 @@ type checker struct {
 	last        seriesID
 	prevArena   []byte   // the last hashed line's tag values as read, and its keys: a line repeating them is
 	prevKeys    [][]byte // the same tag set, found by comparing bytes instead of hashing them again
+	// note is what the presence digest keeps of the request: its points, newest time and last position.
+	note presence.Batch
 }
 
 // seriesIDs returns the request's distinct tag sets.
@@ -261,6 +283,7 @@ func (c *checker) line(dec *lineprotocol.Decoder) error {
 		c.enc.AddTagRaw(t.key, t.value)
 	}
 	c.seen = c.seen[:0]
+	lat, lon := math.NaN(), math.NaN()
 	for {
 		k, v, err := dec.NextField()
 		if err != nil {
@@ -282,6 +305,12 @@ func (c *checker) line(dec *lineprotocol.Decoder) error {
 			}
 		}
 		c.seen = append(c.seen, f.name)
+		switch f.pos {
+		case latCoord:
+			lat = v.FloatV()
+		case lonCoord:
+			lon = v.FloatV()
+		}
 		c.enc.AddFieldRaw(k, v)
 	}
 	t, err := dec.Time(c.b.precision, c.b.now)
@@ -300,6 +329,7 @@ func (c *checker) line(dec *lineprotocol.Decoder) error {
 		c.enc.ClearErr()
 		return refuse("the point cannot be encoded: %s", clip([]byte(err.Error()), 200))
 	}
+	c.note.Add(t, lat, lon)
 	return nil
 }
 

@@ -41,6 +41,7 @@ func TestLoadRejects(t *testing.T) {
 		{"bad type", `{"measurements":[{"name":"power","fields":[{"name":"W","type":"double"}]}]}`, "unknown type"},
 		{"bad name", `{"measurements":[{"name":"po wer","fields":[{"name":"W","type":"float"}]}]}`, "invalid measurement"},
 		{"downsampled name", `{"measurements":[{"name":"environment_1h","fields":[{"name":"W","type":"float"}]}]}`, "downsampled"},
+		{"reserved name", `{"measurements":[{"name":"presence","fields":[{"name":"entries","type":"string"}]}]}`, "reserved"},
 		{"repeated tag", `{"measurements":[{"name":"environment","tags":["GPSSensor"],"fields":[]}]}`, "repeated tag"},
 	}
 	for _, tc := range tests {

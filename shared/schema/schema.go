@@ -28,6 +28,9 @@ const (
 	// schema may declare it, so the write gateway refuses it from devices: a point without it is a device's write.
 	TagGenerated   = "generated"
 	GeneratedValue = "true"
+	// DigestMeasurement is the write gateway's internal presence digest (package presence) in the data bucket. No
+	// schema may declare it, so no device writes it and no query of schema measurements reads it.
+	DigestMeasurement = "presence"
 )
 
 // Flux predicates (on a row r) that keep the devices' own points, or only the generated ones. Both are pushed down
@@ -212,6 +215,9 @@ func (s *Schema) Validate() error {
 		}
 		if names[m.Name] {
 			return fmt.Errorf("schema: measurement %q twice", m.Name)
+		}
+		if m.Name == DigestMeasurement || m.Name == Downsampled(DigestMeasurement) {
+			return fmt.Errorf("schema: measurement name %q is reserved", m.Name)
 		}
 		names[m.Name] = true
 		if len(m.Fields) == 0 {

@@ -101,6 +101,8 @@ func TestValidateRejects(t *testing.T) {
 		{"reserved tag", Schema{[]MeasurementDef{{Name: "a", Tags: []Tag{{Name: TagClientID}}, Fields: []Field{{"x", Float}}}}}, "tag"},
 		{"repeated field", Schema{[]MeasurementDef{{Name: "a", Fields: []Field{{"x", Float}, {"x", Integer}}}}}, "repeated field"},
 		{"bad type", Schema{[]MeasurementDef{{Name: "a", Fields: []Field{{"x", "double"}}}}}, "unknown type"},
+		{"the presence digest's name", Schema{[]MeasurementDef{{Name: DigestMeasurement, Fields: []Field{{"x", Float}}}}}, "reserved"},
+		{"the digest's downsampled name", Schema{[]MeasurementDef{{Name: Downsampled(DigestMeasurement), Fields: []Field{{"x", Float}}}}}, "reserved"},
 		{"downsampled collision", Schema{[]MeasurementDef{{Name: "a", Fields: []Field{{"x", Float}}}, {Name: "a_1h", Fields: []Field{{"x", Float}}}}}, "downsampled"},
 	}
 	for _, tt := range tests {

@@ -25,6 +25,7 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/measurements"
 	"github.com/iot-center/iot-center-serverless/shared/metrics"
 	"github.com/iot-center/iot-center-serverless/shared/overview"
+	"github.com/iot-center/iot-center-serverless/shared/presence"
 	"github.com/iot-center/iot-center-serverless/shared/schema"
 	"github.com/iot-center/iot-center-serverless/shared/sensors"
 	"github.com/iot-center/iot-center-serverless/shared/ui"
@@ -131,6 +132,10 @@ func WriteGateway(_ context.Context, d lambdaapp.Deps) (*api.Mux, error) {
 		return nil, err
 	}
 	o.Schema = s
+	if d.Config.Gateway() {
+		// the fleet-health run reads the devices' presence from this digest in gateway mode (fleet.Service.Digest)
+		o.Presence = presence.NewRecorder(presence.DefaultEvery, presence.DefaultMaxPending)
+	}
 	// One attempt per request: a device's client library retries on the 503 + Retry-After the gateway answers, so
 	// the function never waits out an outage on the device's behalf.
 	c := d.NewInflux(influx.Options{HTTPTimeout: 8 * time.Second, Retry: influx.RetryPolicy{MaxAttempts: 1}})
@@ -200,6 +205,7 @@ func BackfillWorker(ctx context.Context, d lambdaapp.Deps) (any, error) {
 func FleetHealth(_ context.Context, d lambdaapp.Deps) (any, error) {
 	svc := fleet.NewService(d.Table(), d.Influx, d.Config)
 	svc.Metrics = metrics.Stdout
+	svc.Digest = d.Config.Gateway() // every device write passes the gateway, which keeps the presence digest
 	return func(ctx context.Context, _ events.CloudWatchEvent) (fleet.Counts, error) { return svc.Check(ctx) }, nil
 }
 
