@@ -100,7 +100,7 @@ lint: vet
 # browser against `make run`.
 # The packages whose concurrency matters (caches, limiter, registry, job store, the local runner) run under the race
 # detector; the rest without it, since a -race build of every package costs several times the plain one.
-RACE_PKGS := ./shared/gateway/ ./shared/registry/ ./shared/deviceapi/ ./shared/authz/ ./shared/backfill/ ./shared/api/ \
+RACE_PKGS := ./shared/gateway/ ./shared/presence/ ./shared/registry/ ./shared/deviceapi/ ./shared/authz/ ./shared/backfill/ ./shared/api/ \
 	$(wildcard ./shared/store/) ./cmd/localapi/internal/...
 test: lint tools ui
 	@bin=$$($(INFLUXD) path) && echo "influxd: $$bin" && \

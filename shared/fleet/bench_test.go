@@ -21,6 +21,7 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/backfill"
 	"github.com/iot-center/iot-center-serverless/shared/config"
 	"github.com/iot-center/iot-center-serverless/shared/deviceapi"
+	"github.com/iot-center/iot-center-serverless/shared/presence"
 	"github.com/iot-center/iot-center-serverless/shared/registry"
 	"github.com/iot-center/iot-center-serverless/shared/sensors"
 	"github.com/iot-center/iot-center-serverless/shared/store"
@@ -48,7 +49,8 @@ func benchSizes(b *testing.B) []int {
 // fleet bulk-registered through the registry (1,000 ids a call), then the store requests, consumed capacity and
 // items examined of the first device page, a status-filtered page, the counts and a job poll (which must not
 // depend on the fleet's size), and of fleet-health runs with 1% and then all of the devices writing (influxd CPU
-// and store writes of the steady run: the devices' statuses already known).
+// and store writes of the steady run: the devices' statuses already known), in gateway mode (the runs read the
+// write gateway's presence digest, written here beside the points).
 func BenchmarkFleet(b *testing.B) {
 	for _, n := range benchSizes(b) {
 		b.Run(strconv.Itoa(n), func(b *testing.B) {
@@ -118,17 +120,35 @@ func benchFleet(b *testing.B, n int) {
 	now := time.Now().UTC().Truncate(time.Minute)
 	svc := NewService(table, admin, cfg)
 	svc.Clock = func() time.Time { return now }
+	svc.Digest = true // gateway mode: the runs read the presence digest
+	gen := sensors.Generator{Lat: 50, Lon: 14}
+	// writePoints writes the devices' points with the admin client, and the presence digest the write gateway's
+	// instances would write for those writes, through the same presence.Recorder (one instance's, flushed at once).
 	writePoints := func(devs []string, at time.Time) {
 		b.Helper()
 		var lp []byte
+		rec := presence.NewRecorder(0, len(devs))
+		lat, lon := gen.Position(at.UnixMilli())
 		for i, id := range devs {
-			lp = sensors.NewLine(sensors.Generator{Lat: 50, Lon: 14}, id).Append(lp, at.UnixMilli())
+			lp = sensors.NewLine(gen, id).Append(lp, at.UnixMilli())
+			var batch presence.Batch
+			batch.Add(at.Truncate(time.Millisecond), lat, lon)
+			rec.Note(id, batch, at)
 			if len(lp) > 4<<20 || i == len(devs)-1 {
 				if err := admin.WriteLines(ctx, cfg.Bucket, lp); err != nil {
 					b.Fatal(err)
 				}
 				lp = lp[:0]
 			}
+		}
+		f := rec.Take(at)
+		if f == nil || f.Devices != len(devs) {
+			b.Fatalf("presence digest: flush %v, want %d devices", f, len(devs))
+		}
+		err := admin.WriteLines(ctx, cfg.Bucket, f.Lines)
+		f.Done(err)
+		if err != nil {
+			b.Fatalf("writing the presence digest: %v", err)
 		}
 	}
 	run := func(name string, measure bool) {

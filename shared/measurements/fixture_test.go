@@ -12,6 +12,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/iot-center/iot-center-serverless/internal/influxtest"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
 	"github.com/iot-center/iot-center-serverless/shared/measurements"
+	"github.com/iot-center/iot-center-serverless/shared/presence"
 	"github.com/iot-center/iot-center-serverless/shared/registry"
 )
 
@@ -73,6 +75,11 @@ func knownLines() []byte {
 		fmt.Fprintf(&b, "environment,clientId=dev1,TemperatureSensor=%s Temperature=%g,Humidity=%d,CO2=%di,TVOC=%di,Lat=50.1,Lon=14.4 %d\n",
 			sensor, float64(i)+0.25, 60-i, 400+i, 2*i, ts)
 		fmt.Fprintf(&b, "environment,clientId=dev2,TemperatureSensor=BME280 Temperature=%d,CO2=%di %d\n", 1000+i, 9000+i, ts)
+		if i%10 == 9 {
+			// the write gateway's presence digest lives in the same bucket: no query may read its string field
+			fmt.Fprintf(&b, "%s,%s=3 %s=\"dev1:%s:50.1:14.4:10;dev2:%s:::10\" %d\n", presence.Measurement, presence.TagSlot,
+				presence.Field, strconv.FormatInt(ts/1e6, 36), strconv.FormatInt(ts/1e6, 36), ts+1)
+		}
 	}
 	return b.Bytes()
 }

@@ -13,6 +13,8 @@ import (
 
 	"github.com/iot-center/iot-center-serverless/internal/influxtest"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
+	"github.com/iot-center/iot-center-serverless/shared/presence"
+	"github.com/iot-center/iot-center-serverless/shared/schema"
 )
 
 func TestMain(m *testing.M) { os.Exit(influxtest.Main(m)) }
@@ -401,5 +403,53 @@ func TestFluxStringQuotes(t *testing.T) {
 	flux := TaskFlux(`name "with" quotes`, `src"bucket`, "dst")
 	if !strings.Contains(flux, `sourceBucket = "src\"bucket"`) || !strings.Contains(flux, `every: 1h`) {
 		t.Errorf("task flux not quoted as expected:\n%s", flux)
+	}
+}
+
+// TestDownsampleIgnoresDigest: the write gateway's presence digest (string fields in the data bucket) is neither
+// aggregated nor copied into the downsampled bucket.
+func TestDownsampleIgnoresDigest(t *testing.T) {
+	srv := influxtest.Shared(t)
+	c := srv.Client(t)
+	ctx := testCtx(t, time.Minute)
+	src, dst := srv.NewBucket(t, "dg_src"), srv.NewBucket(t, "dg_dst")
+	hour := time.Now().UTC().Truncate(time.Hour).Add(-24 * time.Hour)
+	writeHour(t, c, src, "dev-digest", hour)
+	rec := presence.NewRecorder(time.Minute, 0)
+	var lp []byte
+	for i := range 3 {
+		at := hour.Add(time.Duration(10+20*i) * time.Minute)
+		var b presence.Batch
+		b.Add(at, 50.1, 14.4)
+		rec.Note("dev-digest", b, at)
+		f := rec.Take(at)
+		if f == nil {
+			t.Fatalf("no flush at %v", at)
+		}
+		f.Done(nil)
+		lp = append(lp, f.Lines...)
+	}
+	if err := c.WriteLines(ctx, src, lp); err != nil {
+		t.Fatal(err)
+	}
+	if err := Downsample(ctx, c, src, dst, hour, hour.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	checkHour(t, readDownsampled(t, c, dst, "Temperature"), "dev-digest", hour)
+	measurements := map[string]int{}
+	err := c.QueryRows(ctx, `from(bucket: b) |> range(start: 0)`, influx.Extern{"b": dst}, func(v map[string]any) error {
+		measurements[fmt.Sprint(v["_measurement"], "/", v["_field"])]++
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for m := range measurements {
+		if !strings.HasPrefix(m, schema.DownsampledMeasurement+"/") || strings.HasSuffix(m, "/"+presence.Field) {
+			t.Errorf("downsampled bucket holds %s, want only %s without the digest's field", m, schema.DownsampledMeasurement)
+		}
+	}
+	if len(measurements) == 0 {
+		t.Error("downsampled bucket empty, want the hour's aggregates")
 	}
 }
