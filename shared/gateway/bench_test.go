@@ -15,6 +15,7 @@ import (
 	"github.com/iot-center/iot-center-serverless/internal/testenv"
 	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
+	"github.com/iot-center/iot-center-serverless/shared/presence"
 	"github.com/iot-center/iot-center-serverless/shared/schema"
 	"github.com/iot-center/iot-center-serverless/shared/sensors"
 )
@@ -136,7 +137,9 @@ func BenchmarkGatewayVsDirect(b *testing.B) {
 	for r := 0; r < cpuRounds; r++ {
 		d, _ := cpuPerWrite(b, srv, srv.URL, srv.Org, srv.NewBucket(b, "cpudirect"), points, cpuWriters, 0, direct)
 		bucket := srv.NewBucket(b, "cpugw")
-		g, err := NewService(fl.reg, fl.table, admin, Options{Org: srv.Org, Bucket: bucket, Rate: -1, PointRate: -1})
+		// as deployed in gateway mode: with the presence digest
+		g, err := NewService(fl.reg, fl.table, admin, Options{Org: srv.Org, Bucket: bucket, Rate: -1, PointRate: -1,
+			Presence: presence.NewRecorder(0, 0)})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -373,3 +373,39 @@ func TestReadWindow(t *testing.T) {
 		"dev-c": {At: now.Add(-time.Minute), Lat: nan(), Lon: nan(), Points: 5},
 	})
 }
+
+// TestReadFullFields: a flush of many devices (several values near MaxFieldBytes) is read back whole.
+func TestReadFullFields(t *testing.T) {
+	srv := influxtest.Shared(t)
+	c := srv.Client(t)
+	bucket := srv.NewBucket(t, "presencefull")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	now := time.Now().UTC().Truncate(time.Second).Add(-time.Hour)
+	const n = 5000
+	r := NewRecorder(0, n)
+	for i := range n {
+		r.Note(fmt.Sprintf("a-long-device-identifier-%05d", i), batch(now.Add(-time.Duration(i)*time.Millisecond), -33.8688201, 151.2092955), now)
+	}
+	f := r.Take(now)
+	values, _, _ := lines(t, f.Lines)
+	if len(values) < 3 {
+		t.Fatalf("%d values, want several", len(values))
+	}
+	for _, v := range values[:len(values)-1] {
+		if len(v) < MaxFieldBytes-100 || len(v) > MaxFieldBytes {
+			t.Errorf("a value of %d bytes, want just under %d", len(v), MaxFieldBytes)
+		}
+	}
+	if err := c.WriteLines(ctx, bucket, f.Lines); err != nil {
+		t.Fatal(err)
+	}
+	f.Done(nil)
+	got, skipped, err := Read(ctx, c, bucket, now.Add(-time.Minute), now.Add(time.Minute))
+	if err != nil || skipped != 0 || len(got) != n {
+		t.Fatalf("Read: %d devices, %d skipped, %v; want %d, 0", len(got), skipped, err, n)
+	}
+	if e := got["a-long-device-identifier-00007"]; !e.At.Equal(now.Add(-7*time.Millisecond)) || e.Lat != -33.8688201 || e.Points != 1 {
+		t.Errorf("entry 7: %+v", e)
+	}
+}
