@@ -1,6 +1,7 @@
 // Package fleet is the health of the registered devices: when each device was last seen (the write gateway's
-// presence digest in gateway mode; otherwise pushed-down queries over the data bucket, as many whatever the fleet size), its status judged against the measurement interval, the paged device
-// list (GET /api/devices) and the scheduled silent-devices metric.
+// presence digest in gateway mode; otherwise pushed-down queries over the data bucket, as many whatever the fleet
+// size), its status judged against the measurement interval, the paged device list (GET /api/devices) and the
+// scheduled silent-devices metric.
 package fleet
 
 import (

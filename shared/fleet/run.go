@@ -52,9 +52,10 @@ type Counts struct {
 }
 
 // Check is the fleet-health run: it reads the devices that wrote within the last lateAfter intervals (from their
-// series, or from the write gateway's presence digest when s.Digest is set), compares them with the positions snapshot (the previous run's view), writes only the devices
-// whose status changed or that moved, the counters that changed and, when anything changed, the snapshot. Then it
-// writes the counts to InfluxDB (measurement "fleet") and as CloudWatch EMF metrics.
+// series, or from the write gateway's presence digest when s.Digest is set), compares them with the positions
+// snapshot (the previous run's view), writes only the devices whose status changed or that moved, the counters that
+// changed and, when anything changed, the snapshot. Then it writes the counts to InfluxDB (measurement "fleet") and
+// as CloudWatch EMF metrics.
 func (s *Service) Check(ctx context.Context) (Counts, error) {
 	now := s.Clock.Now().UTC()
 	c := Counts{At: now}
