@@ -56,15 +56,18 @@ done
 
 # KEEP_BIG: the 10,000 devices of the dashboard's big-fleet step go with this run's throwaway state (deleting them
 # one request each would take minutes).
+# BIG_PREFIX names them, so the overview test below finds its 10,000 devices registered already.
+big_prefix="e2ebig$(date +%s)-"
 BASE_URL="http://127.0.0.1:$port" OPERATOR_KEY="$operator_key" ARTIFACTS="$artifacts" CHROMIUM="$CHROMIUM" KEEP_BIG=1 \
-	node web/e2e/dashboard.e2e.mjs
+	BIG_PREFIX="$big_prefix" node web/e2e/dashboard.e2e.mjs
 
-# The fleet overview with 10,000 devices: it seeds the local API's InfluxDB and DynamoDB stand-in directly.
+# The fleet overview with the dashboard test's 10,000 devices: it seeds the local API's InfluxDB and DynamoDB
+# stand-in directly.
 dynamodb_url=$(grep -o 'moto DynamoDB server running[^}]*url=[^ ]*' "$log" | head -n1 | sed 's/.*url=//')
 set -a
 # shellcheck disable=SC1091
 . "$state/influx.env"
 set +a
 BASE_URL="http://127.0.0.1:$port" OPERATOR_KEY="$operator_key" ARTIFACTS="$artifacts" CHROMIUM="$CHROMIUM" \
-	DYNAMODB_URL="$dynamodb_url" INFLUX_URL="http://127.0.0.1:$influx_port" INFLUX_TOKEN="$INFLUX_TOKEN" INFLUX_ORG="$INFLUX_ORG" \
+	REGISTERED_PREFIX="$big_prefix" DYNAMODB_URL="$dynamodb_url" INFLUX_URL="http://127.0.0.1:$influx_port" INFLUX_TOKEN="$INFLUX_TOKEN" INFLUX_ORG="$INFLUX_ORG" \
 	node web/e2e/overview.e2e.mjs
