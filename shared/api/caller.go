@@ -51,6 +51,33 @@ func (c Caller) MayRead(id, credentialID string) error {
 	return Errorf(Forbidden, "this route is not allowed for this caller")
 }
 
+// EnvAccess is what the decision lets a caller do with a device's configuration (GET /api/env/{id}).
+type EnvAccess int
+
+const (
+	EnvEnsure     EnvAccess = iota + 1 // read it, registering an unknown device when asked (operator, open)
+	EnvCreateOnly                      // register a new device only (the provisioning key)
+	EnvOwn                             // the device's own, re-checked against the credential it presented
+)
+
+// MayConfigure says what the decision covers on device id's configuration: the operator's and the open route's
+// any device, a provisioning key's the creation of a new one, a device's its own; anything else is Forbidden.
+func (c Caller) MayConfigure(id string) (EnvAccess, error) {
+	switch {
+	case c.Role == RoleOperator:
+		return EnvEnsure, nil
+	case c.DeviceID != id:
+		return 0, Errorf(Forbidden, "this caller was not authorized for device %s", id)
+	case c.Role == RoleOpen:
+		return EnvEnsure, nil
+	case c.Role == RoleProvisioning:
+		return EnvCreateOnly, nil
+	case c.Role == RoleDevice:
+		return EnvOwn, nil
+	}
+	return 0, Errorf(Forbidden, "this route is not allowed for this caller")
+}
+
 // Context is the caller as the authorizer's simple-response context (strings only: API Gateway passes strings,
 // numbers and booleans, and a number would come back as a float).
 func (c Caller) Context() map[string]any {

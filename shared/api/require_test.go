@@ -71,3 +71,29 @@ func TestMayRead(t *testing.T) {
 		}
 	}
 }
+
+// MayConfigure: the operator configures any device; the open route, a provisioning key and a device only the id
+// they were authorized for, each with its own access.
+func TestMayConfigure(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		c    api.Caller
+		id   string
+		want api.EnvAccess
+		code api.Code
+	}{
+		{"operator, any device", api.Caller{Role: api.RoleOperator}, "d1", api.EnvEnsure, ""},
+		{"open route, its id", api.Caller{Role: api.RoleOpen, DeviceID: "d1"}, "d1", api.EnvEnsure, ""},
+		{"provisioning key, its id", api.Caller{Role: api.RoleProvisioning, DeviceID: "d1"}, "d1", api.EnvCreateOnly, ""},
+		{"device, its own", api.Caller{Role: api.RoleDevice, DeviceID: "d1", CredentialID: "c1"}, "d1", api.EnvOwn, ""},
+		{"device, another id", api.Caller{Role: api.RoleDevice, DeviceID: "d1", CredentialID: "c1"}, "d2", 0, api.Forbidden},
+		{"provisioning key, another id", api.Caller{Role: api.RoleProvisioning, DeviceID: "d1"}, "d2", 0, api.Forbidden},
+		{"unknown role", api.Caller{Role: "admin", DeviceID: "d1"}, "d1", 0, api.Forbidden},
+		{"no decision", api.Caller{}, "d1", 0, api.Forbidden},
+	} {
+		got, err := tc.c.MayConfigure(tc.id)
+		if got != tc.want || (err == nil) != (tc.code == "") || (err != nil && !api.IsCode(err, tc.code)) {
+			t.Errorf("%s: MayConfigure(%q) = %v, %v; want %v, %s", tc.name, tc.id, got, err, tc.want, tc.code)
+		}
+	}
+}

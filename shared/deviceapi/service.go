@@ -77,30 +77,27 @@ func notRegistered(id string, cause error) error {
 
 func (s *Service) env(r *http.Request, c api.Caller, id string, register bool) (registry.Device, bool, error) {
 	ctx := r.Context()
-	if c.Role != api.RoleOperator && c.DeviceID != id {
-		return registry.Device{}, false, api.Errorf(api.Forbidden, "this caller was not authorized for device %s", id)
-	}
-	switch c.Role {
-	case api.RoleOperator, api.RoleOpen:
-		return s.reg.Ensure(ctx, id, registry.Intent{Register: register, Generation: c.Generation})
-	case api.RoleProvisioning:
-		if !register {
-			return registry.Device{}, false, notRegistered(id, nil)
-		}
-		d, created, err := s.reg.Ensure(ctx, id, registry.Intent{Register: true, CreateOnly: true, Generation: c.Generation})
-		if err == nil && !created {
-			err = api.Errorf(api.Forbidden, "device %s is already registered", id)
-		}
-		if c := api.CodeOf(err); c == api.Conflict || c == api.NotFound {
-			// whatever else happened, this caller did not create the device
-			err = &api.Error{Code: api.Forbidden, Message: "device " + id + " was not registered by this request", Err: err}
-		}
-		return d, created, err
-	case api.RoleDevice:
+	access, err := c.MayConfigure(id)
+	switch {
+	case err != nil:
+		return registry.Device{}, false, err
+	case access == api.EnvOwn:
 		d, err := s.reg.ForDevice(ctx, id, api.BearerKey(r.Header.Get("Authorization")), c.CredentialID)
 		return d, false, err
+	case access == api.EnvCreateOnly && !register:
+		return registry.Device{}, false, notRegistered(id, nil)
+	case access == api.EnvEnsure:
+		return s.reg.Ensure(ctx, id, registry.Intent{Register: register, Generation: c.Generation})
 	}
-	return registry.Device{}, false, api.Errorf(api.Forbidden, "this route is not allowed for this caller")
+	d, created, err := s.reg.Ensure(ctx, id, registry.Intent{Register: true, CreateOnly: true, Generation: c.Generation})
+	if err == nil && !created {
+		err = api.Errorf(api.Forbidden, "device %s is already registered", id)
+	}
+	if c := api.CodeOf(err); c == api.Conflict || c == api.NotFound {
+		// whatever else happened, this caller did not create the device
+		err = &api.Error{Code: api.Forbidden, Message: "device " + id + " was not registered by this request", Err: err}
+	}
+	return d, created, err
 }
 
 // Register is POST /api/devices/{deviceId} (operator): 201 + configuration when new, 200 when it already exists
