@@ -18,6 +18,7 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/metrics"
 	"github.com/iot-center/iot-center-serverless/shared/positions"
 	"github.com/iot-center/iot-center-serverless/shared/registry"
+	"github.com/iot-center/iot-center-serverless/shared/schema"
 	"github.com/iot-center/iot-center-serverless/shared/store"
 )
 
@@ -27,8 +28,6 @@ const (
 	statusPrefix = "STATUS#"
 	runSK        = "HEALTHRUN"
 	devicesSK    = "DEVICES" // the registry's device count (the cap's)
-	// Measurement is the InfluxDB measurement of the run's counts, in the data bucket.
-	Measurement = "fleet"
 	// moveDegrees is how far a device must move (in latitude or longitude) for its item to be rewritten: about 100 m.
 	moveDegrees = 0.001
 	// runEvery is the run's schedule (template.yaml): each run reads the next slice of positions.
@@ -214,7 +213,7 @@ func (s *Service) Check(ctx context.Context) (Counts, error) {
 	c.StoreWrites++
 
 	if s.Writer != nil {
-		line := fmt.Sprintf("%s online=%di,late=%di,silent=%di,registered=%di,pointsPerMinute=%s %d\n", Measurement,
+		line := fmt.Sprintf("%s online=%di,late=%di,silent=%di,registered=%di,pointsPerMinute=%s %d\n", schema.FleetMeasurement,
 			c.Online, c.Late, c.Silent, c.Registered, strconv.FormatFloat(c.PointsPerMinute, 'f', -1, 64), now.UnixNano())
 		if err := s.Writer.WriteLines(ctx, s.Health.Bucket, []byte(line)); err != nil {
 			return c, api.Wrap(api.Unavailable, err, "writing the fleet's counts")

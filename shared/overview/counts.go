@@ -12,6 +12,7 @@ import (
 
 	"github.com/iot-center/iot-center-serverless/shared/api"
 	"github.com/iot-center/iot-center-serverless/shared/influx"
+	"github.com/iot-center/iot-center-serverless/shared/schema"
 )
 
 // Ranges the counts plot offers, each read in windows of its every (a few hundred points whatever the range: the
@@ -41,14 +42,14 @@ var fieldFilter = func() string {
 // down to the storage engine).
 var seriesFlux = `from(bucket: bucket)
   |> range(start: start, stop: stop)
-  |> filter(fn: (r) => r._measurement == "` + Measurement + `" and (` + fieldFilter + `))
+  |> filter(fn: (r) => r._measurement == "` + schema.FleetMeasurement + `" and (` + fieldFilter + `))
   |> aggregateWindow(every: every, fn: last, createEmpty: false)
   |> keep(columns: ["_time", "_field", "_value"])`
 
 // nowFlux reads each field's latest point within the data bucket's retention (a pushed-down last()).
 var nowFlux = `from(bucket: bucket)
   |> range(start: start, stop: stop)
-  |> filter(fn: (r) => r._measurement == "` + Measurement + `" and (` + fieldFilter + `))
+  |> filter(fn: (r) => r._measurement == "` + schema.FleetMeasurement + `" and (` + fieldFilter + `))
   |> last()
   |> keep(columns: ["_time", "_field", "_value"])`
 

@@ -25,10 +25,7 @@ const (
 	RouteJobs      = "GET /api/overview/jobs"
 )
 
-// Measurement is what each fleet-health run writes to the data bucket: one point, no tags, the fields Fields.
-const Measurement = "fleet"
-
-// Fields of Measurement: the counts by status, the registered devices, and the points the fleet wrote per minute.
+// Fields of schema.FleetMeasurement, which each fleet-health run writes to the data bucket (one point, no tags): the counts by status, the registered devices, and the points the fleet wrote per minute.
 var Fields = []string{"online", "late", "silent", "registered", "pointsPerMinute"}
 
 // Snapshots reads the positions snapshot (positions.Read over the table; a test may count or slow it).
@@ -37,7 +34,7 @@ type Snapshots func(ctx context.Context) (positions.Snapshot, error)
 // Service serves the overview routes.
 type Service struct {
 	Influx *influx.Client
-	Bucket string // the data bucket, where Measurement is
+	Bucket string // the data bucket, where schema.FleetMeasurement is
 	Read   Snapshots
 	Jobs   *backfill.JobStore
 	Clock  clock.Func

@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
+	"strings"
 )
 
 // Names of the built-in schema.
@@ -31,6 +33,9 @@ const (
 	// DigestMeasurement is the write gateway's internal presence digest (package presence) in the data bucket. No
 	// schema may declare it, so no device writes it and no query of schema measurements reads it.
 	DigestMeasurement = "presence"
+	// FleetMeasurement holds the fleet-health run's counts (one point a run, no tags) in the data bucket, read by
+	// the overview. Reserved like the digest: no device may write points the overview would count.
+	FleetMeasurement = "fleet"
 )
 
 // Flux predicates (on a row r) that keep the devices' own points, or only the generated ones. Both are pushed down
@@ -216,7 +221,8 @@ func (s *Schema) Validate() error {
 		if names[m.Name] {
 			return fmt.Errorf("schema: measurement %q twice", m.Name)
 		}
-		if m.Name == DigestMeasurement || m.Name == Downsampled(DigestMeasurement) {
+		if reserved := []string{DigestMeasurement, FleetMeasurement}; slices.Contains(reserved, m.Name) ||
+			slices.Contains(reserved, strings.TrimSuffix(m.Name, DownsampledSuffix)) {
 			return fmt.Errorf("schema: measurement name %q is reserved", m.Name)
 		}
 		names[m.Name] = true

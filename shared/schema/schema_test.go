@@ -103,6 +103,9 @@ func TestValidateRejects(t *testing.T) {
 		{"bad type", Schema{[]MeasurementDef{{Name: "a", Fields: []Field{{"x", "double"}}}}}, "unknown type"},
 		{"the presence digest's name", Schema{[]MeasurementDef{{Name: DigestMeasurement, Fields: []Field{{"x", Float}}}}}, "reserved"},
 		{"the digest's downsampled name", Schema{[]MeasurementDef{{Name: Downsampled(DigestMeasurement), Fields: []Field{{"x", Float}}}}}, "reserved"},
+		{"the fleet counts' name", Schema{[]MeasurementDef{{Name: FleetMeasurement, Fields: []Field{{"online", Integer}}}}}, "reserved"},
+		{"the fleet counts' downsampled name", Schema{[]MeasurementDef{{Name: Downsampled(FleetMeasurement), Fields: []Field{{"x", Float}}}}}, "reserved"},
+		{"the digest's downsampled name", Schema{[]MeasurementDef{{Name: Downsampled(DigestMeasurement), Fields: []Field{{"x", Float}}}}}, "reserved"},
 		{"downsampled collision", Schema{[]MeasurementDef{{Name: "a", Fields: []Field{{"x", Float}}}, {Name: "a_1h", Fields: []Field{{"x", Float}}}}}, "downsampled"},
 	}
 	for _, tt := range tests {
