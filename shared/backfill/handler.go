@@ -230,6 +230,10 @@ func (s *Service) ensureJob(ctx context.Context, ids []string, days int) (Job, b
 			}
 			continue // a concurrent caller won: read its job (the one written here is never referred to)
 		}
+		if err := s.Jobs.list(ctx, j); err != nil {
+			// the job runs all the same; it is only missing from the overview's recent jobs
+			api.Logger(ctx).WarnContext(ctx, "listing a job", slog.String("jobId", j.ID), slog.String("error", err.Error()))
+		}
 		t := Task{Kind: KindPlan, Job: j.ref(), All: ids == nil, Devices: ids}
 		if err := s.Queue.Send(ctx, []Task{t}); err != nil {
 			// end the job so that asking again starts afresh (it reads failed; its claim is then replaced)

@@ -93,15 +93,17 @@ func claimKey(key string) store.Item            { return store.Key("JOBREQ#"+key
 func ms(t time.Time) types.AttributeValue       { return store.N(t.UnixMilli()) }
 func msOf(it store.Item, name string) time.Time { return time.UnixMilli(store.Num(it, name)).UTC() }
 
-// create writes a new job's item, then its recent-jobs entry (a job without one is only missing from the overview).
+// create writes a new job's item (listed in the recent jobs once it wins its request's claim).
 func (s *JobStore) create(ctx context.Context, j Job) error {
 	it := jobKey(j.ID)
 	it["from"], it["to"], it["deadline"], it["created"] = ms(j.From), ms(j.To), ms(j.Deadline), ms(j.CreatedAt)
 	it["updated"], it["batches"], it["devices"] = ms(j.CreatedAt), store.N(-1), store.N(int64(j.Devices))
 	it["all"], it[store.ExpiresAt] = &types.AttributeValueMemberBOOL{Value: j.AllDevices}, expiry(j)
-	if err := s.Table.Put(ctx, it, "attribute_not_exists(pk)", nil); err != nil {
-		return err
-	}
+	return s.Table.Put(ctx, it, "attribute_not_exists(pk)", nil)
+}
+
+// list adds a job to the recent-jobs index: only the claim's winner, so racing requests list one job.
+func (s *JobStore) list(ctx context.Context, j Job) error {
 	rec := store.Key(recentPK, fmt.Sprintf("%013d#%s", j.CreatedAt.UnixMilli(), j.ID))
 	rec["job"], rec[store.ExpiresAt] = store.S(j.ID), expiry(j)
 	return s.Table.Put(ctx, rec, "", nil)

@@ -264,6 +264,10 @@ func TestExpiredJobReplacedOnce(t *testing.T) {
 	if n := f.queueDepth(t); n != 1 {
 		t.Errorf("%d tasks queued, want the new job's plan task only", n)
 	}
+	// the overview's recent jobs: the winner only, not the jobs the losing POSTs wrote
+	if recent, err := f.jobs.Recent(ctx, MaxRecent, fixedNow); err != nil || len(recent) != 1 || recent[0].ID != ids[0] {
+		t.Errorf("recent jobs %+v (%v), want only the new job %s", recent, err, ids[0])
+	}
 }
 
 // TestExpiredClaimIsFree: a request's claim past its TTL (DynamoDB deletes expired items only within days) is free
@@ -291,6 +295,9 @@ func storedJob(t *testing.T, jobs *JobStore, seed string, created time.Time) Job
 	t.Helper()
 	j := newJob(strings.Repeat(seed, 32), nil, LastDays(fixedNow, 2), created, time.Hour)
 	if err := jobs.create(t.Context(), j); err != nil {
+		t.Fatal(err)
+	}
+	if err := jobs.list(t.Context(), j); err != nil {
 		t.Fatal(err)
 	}
 	return j
