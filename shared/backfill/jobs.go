@@ -140,9 +140,14 @@ func (s *JobStore) Get(ctx context.Context, id string, now time.Time) (Job, erro
 	} else if it == nil {
 		return Job{}, &api.Error{Code: api.NotFound, Message: "job " + id + " not found", Param: "jobId"}
 	}
+	return jobOf(it, now), nil
+}
+
+// jobOf is a job item as a Job, its state derived at now.
+func jobOf(it store.Item, now time.Time) Job {
 	n := func(name string) int { return int(store.Num(it, name)) }
 	all, _ := it["all"].(*types.AttributeValueMemberBOOL)
-	j := Job{ID: id, Window: Window{From: msOf(it, "from"), To: msOf(it, "to")}, Devices: n("devices"),
+	j := Job{ID: strings.TrimPrefix(store.Str(it, store.PK), "JOB#"), Window: Window{From: msOf(it, "from"), To: msOf(it, "to")}, Devices: n("devices"),
 		Chunks: n("chunks"), PointsPlanned: store.Num(it, "pointsPlanned"), CreatedAt: msOf(it, "created"),
 		UpdatedAt: msOf(it, "updated"), Deadline: msOf(it, "deadline"), AllDevices: all != nil && all.Value,
 		batches: n("batches"), planned: n("planned")}
@@ -153,7 +158,7 @@ func (s *JobStore) Get(ctx context.Context, id string, now time.Time) (Job, erro
 		j.CancelledAt = &at
 	}
 	j.State = state(&j, now)
-	return j, nil
+	return j
 }
 
 // update changes a live job item (an absent one has no expiresAt) if cond holds; false when cond failed.
@@ -276,7 +281,8 @@ const (
 	MaxRecent = 50 // bounds Recent's n
 )
 
-// Recent returns the newest jobs, at most n (1..MaxRecent): one Query of the index, then each live job's item.
+// Recent returns the newest jobs, at most n (1..MaxRecent): one Query of the index, then the live jobs' items in one
+// BatchGetItem (an expired or deleted job is skipped).
 func (s *JobStore) Recent(ctx context.Context, n int, now time.Time) ([]Job, error) {
 	n = max(1, min(n, MaxRecent))
 	out, err := s.Table.DB.Query(ctx, &dynamodb.QueryInput{TableName: &s.Table.Name,
@@ -285,13 +291,22 @@ func (s *JobStore) Recent(ctx context.Context, n int, now time.Time) ([]Job, err
 	if err != nil {
 		return nil, store.Classify(err)
 	}
+	keys := make([]store.Item, len(out.Items))
+	for i, rec := range out.Items {
+		keys[i] = jobKey(store.Str(rec, "job"))
+	}
+	items, err := s.Table.BatchGet(ctx, keys, true)
+	if err != nil {
+		return nil, err
+	}
+	byKey := make(map[string]store.Item, len(items))
+	for _, it := range items {
+		byKey[store.Str(it, store.PK)] = it
+	}
 	jobs := []Job{}
-	for i := 0; i < len(out.Items) && len(jobs) < n; i++ {
-		j, err := s.Get(ctx, store.Str(out.Items[i], "job"), now)
-		if err == nil {
-			jobs = append(jobs, j)
-		} else if !api.IsCode(err, api.NotFound) {
-			return nil, err
+	for _, k := range keys {
+		if it, ok := byKey[store.Str(k, store.PK)]; ok && len(jobs) < n {
+			jobs = append(jobs, jobOf(it, now))
 		}
 	}
 	return jobs, nil
