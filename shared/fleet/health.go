@@ -146,14 +146,20 @@ var recentFlux = schema.RealPresenceFlux(`!= ""`) + `
   |> group()
   |> keep(columns: ["clientId", "_time"])`
 
+// window is how far back a run looks for the devices that wrote: lateAfter intervals (the online ones), or with wide
+// silentAfter intervals (the online and late ones).
+func (h *Health) window(wide bool) time.Duration {
+	if wide {
+		return silentAfter * h.interval()
+	}
+	return lateAfter * h.interval()
+}
+
 // Recent returns the devices that wrote (themselves: generated points never count) within the last lateAfter
 // intervals (the online ones; with wide, within silentAfter intervals: the online and late ones), with their last
 // point, and the fleet's points per minute over that window.
 func (h *Health) Recent(ctx context.Context, now time.Time, wide bool) (map[string]time.Time, float64, error) {
-	window := lateAfter * h.interval()
-	if wide {
-		window = silentAfter * h.interval()
-	}
+	window := h.window(wide)
 	rc, err := h.Influx.QueryRaw(ctx, recentFlux, influx.Extern{"bucket": h.Bucket, "start": now.Add(-window),
 		"stop": now.Add(time.Minute)})
 	if err != nil {
@@ -182,10 +188,7 @@ func (h *Health) Recent(ctx context.Context, now time.Time, wide bool) (map[stri
 // points whatever the fleet's size, where Recent reads one series per device. The points per minute are the
 // digest's counts over the window.
 func (h *Health) RecentDigest(ctx context.Context, now time.Time, wide bool) (map[string]*Seen, float64, error) {
-	window := lateAfter * h.interval()
-	if wide {
-		window = silentAfter * h.interval()
-	}
+	window := h.window(wide)
 	got, skipped, err := presence.Read(ctx, h.Influx, h.Bucket, now.Add(-window), now.Add(time.Minute))
 	if err != nil {
 		return nil, 0, api.Wrap(api.Unavailable, err, "reading the presence digest")
