@@ -151,22 +151,22 @@ var tableAccess = map[string]struct {
 	keys        []string
 	attrs       []string // the attributes its writes may touch (dynamodb:Attributes); nil: any of its items'
 }{
-	"AuthorizerFunction": {read: []string{"GetItem"}},
+	"AuthorizerFunction": {read: []string{"GetItem", "Query"}},
 	// Query: a device's credential and series items together; BatchGetItem: the revocation items; the series
 	// budgets share the DEVICE#<id> partition with the credential item: their attributes only
 	"WriteGatewayFunction": {read: []string{"GetItem", "BatchGetItem", "Query"}, write: []string{"UpdateItem"}, keys: []string{"DEVICE#*", "COUNTER"},
 		attrs: []string{"pk", "sk", "s", "n"}},
-	"QueryFunction": {read: []string{"GetItem"}},
+	"QueryFunction": {read: []string{"GetItem", "Query"}},
 	// the device list: the counter items and the device indexes
 	"DevicesFunction": {read: []string{"BatchGetItem", "Query"}},
 	// fleet health: a device item's health attributes only, the counters and the positions snapshot
 	"FleetHealthFunction": {read: []string{"GetItem", "BatchGetItem", "Query", "Query"}, write: []string{"UpdateItem", "PutItem"},
 		keys: []string{"DEVICE#*", "COUNTER", "POSITIONS"}, attrs: []string{"pk", "sk", "id", "deleted", "status", "st", "seen", "sh", "lastSeen", "lat", "lon"}},
-	"OverviewFunction":       {read: []string{"GetItem", "Query"}},
-	"EnvConfigFunction":      {read: []string{"GetItem"}, write: []string{"PutItem", "UpdateItem"}, keys: []string{"DEVICE#*", "COUNTER", "REVOKED#*", "REGISTERED#*"}},
-	"RegisterFunction":       {read: []string{"GetItem", "BatchGetItem"}, write: []string{"PutItem", "UpdateItem"}, keys: []string{"DEVICE#*", "COUNTER", "REVOKED#*", "REGISTERED#*"}},
-	"DeleteFunction":         {read: []string{"GetItem"}, write: []string{"PutItem", "UpdateItem", "DeleteItem"}, keys: []string{"DEVICE#*", "COUNTER", "REVOKED#*"}},
-	"WriteMissingFunction":   {read: []string{"GetItem", "BatchGetItem", "Scan"}, write: []string{"PutItem", "UpdateItem"}, keys: []string{"JOB#*", "JOBREQ#*"}},
+	"OverviewFunction":       {read: []string{"GetItem", "Query", "BatchGetItem"}},
+	"EnvConfigFunction":      {read: []string{"GetItem", "Query"}, write: []string{"PutItem", "UpdateItem"}, keys: []string{"DEVICE#*", "COUNTER", "REVOKED#*", "REGISTERED#*"}},
+	"RegisterFunction":       {read: []string{"GetItem", "BatchGetItem", "Query"}, write: []string{"PutItem", "UpdateItem"}, keys: []string{"DEVICE#*", "COUNTER", "REVOKED#*", "REGISTERED#*"}},
+	"DeleteFunction":         {read: []string{"GetItem", "Query"}, write: []string{"PutItem", "UpdateItem", "DeleteItem"}, keys: []string{"DEVICE#*", "COUNTER", "REVOKED#*"}},
+	"WriteMissingFunction":   {read: []string{"GetItem", "BatchGetItem", "Query", "Scan"}, write: []string{"PutItem", "UpdateItem"}, keys: []string{"JOB#*", "JOBREQ#*", "JOBS"}},
 	"BackfillWorkerFunction": {read: []string{"GetItem", "BatchGetItem", "Scan"}, write: []string{"UpdateItem"}, keys: []string{"JOB#*"}},
 	// the delete's second pass: reads the tombstone, clears its pending mark under a generation condition
 	"PurgeFunction":  {read: []string{"GetItem"}, write: []string{"UpdateItem"}, keys: []string{"DEVICE#*"}, attrs: []string{"pk", "sk", "purgeAt", "generation"}},
