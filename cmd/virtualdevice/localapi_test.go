@@ -70,6 +70,11 @@ func TestThroughLocalAPI(t *testing.T) {
 	if job["state"] != "done" || job["chunks"] != wantChunks || job["chunksDone"] != wantChunks || job["devicesDone"] != float64(1) {
 		t.Fatalf("job %v, want done in %v chunks", job, wantChunks)
 	}
+	// the overview lists it: its recent-jobs entry passed the write-missing function's policy (the local API
+	// checks every DynamoDB call against the template's policies, as AWS does)
+	if _, recent := l.Call(t, "GET", "/api/overview/jobs?limit=5", ""); !strings.Contains(fmt.Sprint(recent["jobs"]), fmt.Sprint(plan["jobId"])) {
+		t.Errorf("overview jobs %v, want job %v listed", recent, plan["jobId"])
+	}
 	q := fmt.Sprintf("/api/devices/%s/write-missing?from=%s&to=%s", id, plan["from"], plan["to"])
 	var cov map[string]any
 	for i := 0; i < 240; i++ { // poll as a client does, bounded (2 minutes)

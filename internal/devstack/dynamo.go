@@ -24,16 +24,10 @@ type TableSpec struct {
 		AttributeName string `yaml:"AttributeName"`
 		AttributeType string `yaml:"AttributeType"`
 	} `yaml:"AttributeDefinitions"`
-	KeySchema []struct {
-		AttributeName string `yaml:"AttributeName"`
-		KeyType       string `yaml:"KeyType"`
-	} `yaml:"KeySchema"`
+	KeySchema              []KeyElement `yaml:"KeySchema"`
 	GlobalSecondaryIndexes []struct {
-		IndexName string `yaml:"IndexName"`
-		KeySchema []struct {
-			AttributeName string `yaml:"AttributeName"`
-			KeyType       string `yaml:"KeyType"`
-		} `yaml:"KeySchema"`
+		IndexName  string       `yaml:"IndexName"`
+		KeySchema  []KeyElement `yaml:"KeySchema"`
 		Projection struct {
 			ProjectionType   string   `yaml:"ProjectionType"`
 			NonKeyAttributes []string `yaml:"NonKeyAttributes"`
@@ -43,6 +37,12 @@ type TableSpec struct {
 		AttributeName string `yaml:"AttributeName"`
 		Enabled       bool   `yaml:"Enabled"`
 	} `yaml:"TimeToLiveSpecification"`
+}
+
+// KeyElement is one attribute of a key schema (KeyType HASH or RANGE).
+type KeyElement struct {
+	AttributeName string `yaml:"AttributeName"`
+	KeyType       string `yaml:"KeyType"`
 }
 
 // ReadTableSpec reads the table resource id of the template at path (keys, attributes, TTL), so tests and the

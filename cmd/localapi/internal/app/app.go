@@ -137,7 +137,7 @@ func Run(ctx context.Context, o Options) error {
 		SessionToken: devstack.RandomHex(24), Source: "localapi"}
 	specs, failed := buildFunctions(ctx, o, tpl, state, func(id string) []string {
 		f := tpl.Functions[id]
-		return FunctionEnv(f, envFile.For(id, f, log), db, functionToken(f, tpl, db, roleTokens, log), keys, tables.environ(evs.environ(o.Environ)), base, creds)
+		return FunctionEnv(f, envFile.For(id, f, log), db, functionToken(f, tpl, db, roleTokens, log), keys, tables.environ(id, evs.environ(o.Environ)), base, creds)
 	}, &outMu, log)
 	if ctx.Err() != nil {
 		return ctx.Err()

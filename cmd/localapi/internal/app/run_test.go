@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -14,7 +15,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/smithy-go"
 
 	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/testfn"
 	"github.com/iot-center/iot-center-serverless/internal/devstack"
@@ -55,6 +58,11 @@ Resources:
         Variables:
           ECHO_VAR: from-template
           STATE_TABLE: !Ref StateTable
+      Policies:
+        - Statement:
+            - Effect: Allow
+              Action: [dynamodb:DescribeTimeToLive, dynamodb:GetItem]
+              Resource: !GetAtt StateTable.Arn
       Events:
         Get:
           Type: HttpApi
@@ -161,6 +169,10 @@ func TestRunServesAndStopsCleanly(t *testing.T) {
 	} else if ttl, err := devstack.DynamoClient(ep, "us-east-1").DescribeTimeToLive(ictx,
 		&dynamodb.DescribeTimeToLiveInput{TableName: aws.String("StateTable")}); err != nil || aws.ToString(ttl.TimeToLiveDescription.AttributeName) != "expiresAt" {
 		t.Errorf("StateTable at %s: %+v %v, want it with TTL on expiresAt", ep, ttl, err)
+	} else if _, err := devstack.DynamoClient(ep, "us-east-1").PutItem(ictx, &dynamodb.PutItemInput{TableName: aws.String("StateTable"),
+		Item: map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "a"}, "sk": &types.AttributeValueMemberS{Value: "b"}}}); !isAccessDenied(err) {
+		// the function's endpoint is the IAM stand-in: its policy grants no PutItem
+		t.Errorf("PutItem through %s: err = %v, want AccessDeniedException", ep, err)
 	}
 	for path, status := range map[string]int{"/echo/1": 200, "/broken": 502, "/nope": 404} {
 		resp, err := http.Get(base + path)
@@ -217,4 +229,9 @@ func processesMentioning(t *testing.T, s string) []string {
 		}
 	}
 	return out
+}
+
+func isAccessDenied(err error) bool {
+	var ae smithy.APIError
+	return errors.As(err, &ae) && ae.ErrorCode() == "AccessDeniedException"
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
+	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/iampolicy"
 	"github.com/iot-center/iot-center-serverless/cmd/localapi/internal/samtpl"
 	"github.com/iot-center/iot-center-serverless/internal/devstack"
 )
@@ -22,6 +23,7 @@ type stateTables struct {
 	db       *dynamodb.Client
 	tables   []string
 	state    string // the folder the stand-in's tables are saved to at stop ("" with an external endpoint)
+	guard    *iampolicy.Guard
 	log      *slog.Logger
 }
 
@@ -45,9 +47,11 @@ func prepareTables(ctx context.Context, tpl *samtpl.Template, template, state st
 	defer cancel()
 	// the functions' region (FunctionEnv): moto keeps tables per region
 	st.db = devstack.DynamoClient(st.endpoint, firstNonEmpty(getenv("AWS_REGION"), samtpl.Region))
+	keys := map[string]iampolicy.Table{}
 	for _, id := range tpl.Tables {
 		spec, err := devstack.ReadTableSpec(template, id)
 		if err == nil {
+			keys[id] = policyTable(spec)
 			err = devstack.CreateTable(cctx, st.db, id, spec)
 		}
 		n := 0
@@ -62,19 +66,56 @@ func prepareTables(ctx context.Context, tpl *samtpl.Template, template, state st
 			log.Info("state table loaded from the last run", "table", id, "items", n)
 		}
 	}
+	var err error
+	if st.guard, err = startGuard(tpl, st.endpoint, keys, log); err != nil {
+		st.stop()
+		return nil, err
+	}
 	return st, nil
+}
+
+// startGuard puts the IAM stand-in between the functions and the DynamoDB endpoint: each function's calls are
+// checked against its template policy, as AWS would check them.
+func startGuard(tpl *samtpl.Template, endpoint string, tables map[string]iampolicy.Table, log *slog.Logger) (*iampolicy.Guard, error) {
+	policies := map[string]iampolicy.Policy{}
+	for id, f := range tpl.Functions {
+		p, err := iampolicy.Parse(f.Policies)
+		if err != nil {
+			return nil, fmt.Errorf("%s's policies: %w", id, err)
+		}
+		policies[id] = p
+	}
+	return iampolicy.Start(endpoint, policies, tables, samtpl.ResourceARN, log)
+}
+
+// policyTable is the partition key of a table and of its indexes.
+func policyTable(spec devstack.TableSpec) iampolicy.Table {
+	hash := func(keys []devstack.KeyElement) string {
+		for _, k := range keys {
+			if k.KeyType == "HASH" {
+				return k.AttributeName
+			}
+		}
+		return ""
+	}
+	t := iampolicy.Table{Hash: hash(spec.KeySchema), Indexes: map[string]string{}}
+	for _, ix := range spec.GlobalSecondaryIndexes {
+		t.Indexes[ix.IndexName] = hash(ix.KeySchema)
+	}
+	return t
 }
 
 func (st *stateTables) file(table string) string {
 	return filepath.Join(st.state, "dynamodb-"+table+".json")
 }
 
-// environ adds the DynamoDB endpoint to the environment the functions' variables are taken from.
-func (st *stateTables) environ(environ []string) []string {
-	if st.endpoint == "" {
+// environ adds function id's DynamoDB endpoint (its path on the IAM stand-in) to the environment the function's
+// variables are taken from.
+func (st *stateTables) environ(id string, environ []string) []string {
+	if st.guard == nil {
 		return environ
 	}
-	return append(append([]string(nil), environ...), "AWS_ENDPOINT_URL_DYNAMODB="+st.endpoint)
+	return append(append([]string(nil), environ...), "AWS_ENDPOINT_URL_DYNAMODB="+st.guard.Endpoint(id))
 }
 
 // stop saves the stand-in's tables into the state folder, then stops it.
@@ -89,6 +130,9 @@ func (st *stateTables) stop() {
 				st.log.Info("state table saved", "table", id, "items", n)
 			}
 		}
+	}
+	if st.guard != nil {
+		st.guard.Close()
 	}
 	st.moto.Stop()
 }

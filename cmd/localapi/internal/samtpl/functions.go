@@ -32,7 +32,7 @@ func parseFunction(id string, props map[string]any, apis map[string]httpAPIProps
 		return nil, nil, fmt.Errorf("template: %s: %w", id, err)
 	}
 	f := &Function{LogicalID: id, Timeout: 3, MemorySize: 128, LogFormat: p.LoggingConfig.LogFormat,
-		Env: map[string]string{}, Async: AsyncConfig{MaximumRetryAttempts: 2}}
+		Env: map[string]string{}, Async: AsyncConfig{MaximumRetryAttempts: 2}, Policies: p.Policies}
 	if p.Timeout != nil {
 		f.Timeout = int(*p.Timeout)
 	}

@@ -3,6 +3,7 @@ package samtpl
 import (
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -33,6 +34,7 @@ type fnProps struct {
 		LogFormat string `json:"LogFormat"`
 	} `json:"LoggingConfig"`
 	Events            map[string]rawEvent `json:"Events"`
+	Policies          any                 `json:"Policies"`
 	EventInvokeConfig *struct {
 		MaximumRetryAttempts *float64 `json:"MaximumRetryAttempts"`
 		DestinationConfig    struct {
@@ -99,6 +101,7 @@ func resolve(data []byte, overrides map[string]string) (*rawTemplate, error) {
 		IntrinsicHandlerOverrides: map[string]intrinsics.IntrinsicHandler{
 			"Ref":        refHandler(pre.Resources),
 			"Fn::GetAtt": getAttHandler(pre.Resources),
+			"Fn::Sub":    subHandler(pre.Resources),
 		},
 	}
 	processed, err := intrinsics.ProcessYAML(data, opts)
@@ -152,10 +155,34 @@ func getAttHandler(resources map[string]rawResource) intrinsics.IntrinsicHandler
 		case attr == "Arn" && res.Type == "AWS::SQS::Queue":
 			return "arn:aws:sqs:" + Region + ":" + AccountID + ":" + id
 		case attr == "Arn":
-			return "arn:aws:local:" + Region + ":" + AccountID + ":" + id
+			return ResourceARN(id)
 		default:
 			return id
 		}
+	}
+}
+
+// subVar is a ${Resource.Attribute} or ${AWS::Partition} reference in a Fn::Sub string.
+var subVar = regexp.MustCompile(`\$\{([A-Za-z0-9]+)\.([A-Za-z0-9.]+)\}|\$\{AWS::Partition\}`)
+
+// subHandler resolves ${Resource.Attribute} with getAttHandler (the library's Fn::Sub would strip it, turning
+// "${StateTable.Arn}/index/*" into "/index/*") and ${AWS::Partition} to aws, then leaves the rest to the library.
+func subHandler(resources map[string]rawResource) intrinsics.IntrinsicHandler {
+	getAtt := getAttHandler(resources)
+	return func(name string, input any, template any) any {
+		if s, ok := input.(string); ok {
+			input = subVar.ReplaceAllStringFunc(s, func(m string) string {
+				g := subVar.FindStringSubmatch(m)
+				if g[1] == "" {
+					return "aws"
+				}
+				if v, ok := getAtt("", g[1]+"."+g[2], template).(string); ok {
+					return v
+				}
+				return m
+			})
+		}
+		return intrinsics.FnSub(name, input, template)
 	}
 }
 

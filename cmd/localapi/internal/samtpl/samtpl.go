@@ -22,6 +22,9 @@ func FunctionARN(id string) string {
 	return "arn:aws:lambda:" + Region + ":" + AccountID + ":function:" + id
 }
 
+// ResourceARN is the fake ARN `!GetAtt X.Arn` resolves to for another resource X (a DynamoDB table's among them).
+func ResourceARN(id string) string { return "arn:aws:local:" + Region + ":" + AccountID + ":" + id }
+
 // FunctionName returns the function name inside a name, partial or full ARN (qualifier dropped).
 func FunctionName(nameOrARN string) string {
 	s := nameOrARN
@@ -65,6 +68,8 @@ type Function struct {
 	// SQS and Schedules are the function's SQS and Schedule events (events.go).
 	SQS       []SQSEvent
 	Schedules []Schedule
+	// Policies is the resolved Policies property (the local IAM stand-in evaluates its DynamoDB statements).
+	Policies any
 }
 
 // AsyncConfig is the function's EventInvokeConfig.
