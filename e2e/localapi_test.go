@@ -21,6 +21,12 @@ import (
 
 func TestMain(m *testing.M) {
 	code := influxtest.Main(m)
+	if api != nil {
+		for _, line := range api.Refused() {
+			fmt.Fprintln(os.Stderr, "FAIL: a DynamoDB call its function's template policy does not allow:", line)
+			code = 1
+		}
+	}
 	stopLocalAPI()
 	os.Exit(code)
 }

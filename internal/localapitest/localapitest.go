@@ -1,6 +1,6 @@
-// Package localapitest runs the project's local API (cmd/localapi: every function's real bootstrap under the Lambda
-// Runtime Interface Emulator, the template's authorizer, and the Lambda Invoke API that carries the write-missing
-// fan-out) for tests and benchmarks, over a given real InfluxDB.
+// Package localapitest runs the project's local API (cmd/localapi: every function's real bootstrap under the local
+// API's Lambda Runtime API, the template's authorizer, the queues and schedules, and the IAM stand-in on the
+// functions' DynamoDB calls) for tests and benchmarks, over a given real InfluxDB.
 package localapitest
 
 import (
@@ -58,6 +58,10 @@ func Start(t testing.TB, srv *influxtest.Server, o Options) *API {
 	t.Cleanup(func() {
 		if err := la.Stop(); err != nil {
 			t.Error(err)
+		}
+		// a call AWS would refuse (AccessDenied) fails the test even when the function survived its error
+		for _, line := range la.Refused() {
+			t.Errorf("a DynamoDB call its function's template policy does not allow: %s", line)
 		}
 		if t.Failed() {
 			t.Logf("local API output:\n%s", la.Logs.Tail(4000))
