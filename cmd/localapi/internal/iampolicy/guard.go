@@ -44,6 +44,11 @@ func Start(upstream string, policies map[string]Policy, tables map[string]Table,
 	}
 	g := &Guard{policies: policies, tables: tables, arn: arn, log: log, base: "http://" + ln.Addr().String(),
 		proxy: &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) { r.SetURL(u) }}}
+	// the endpoint down (a test stops it): what DynamoDB answers when it cannot serve, which the SDK retries
+	g.proxy.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
+		log.Warn("IAM guard: the DynamoDB endpoint did not answer", "endpoint", upstream, "error", err.Error())
+		answer(w, http.StatusServiceUnavailable, "ServiceUnavailable", "the DynamoDB endpoint did not answer")
+	}
 	g.srv = &http.Server{Handler: g, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = g.srv.Serve(ln) }()
 	return g, nil
