@@ -244,3 +244,33 @@ func TestTemplateTableActions(t *testing.T) {
 		}
 	}
 }
+
+// A function that is given a queue's URL may send to that queue, and to no other: its SQSSendMessagePolicy names
+// exactly the queues of its *_QUEUE_URL variables.
+func TestTemplateQueueSends(t *testing.T) {
+	var tpl samFunctions
+	readYAML(t, "template.yaml", &tpl)
+	for name, res := range tpl.Resources {
+		if res.Type != "AWS::Serverless::Function" {
+			continue
+		}
+		var given, sends []string
+		for k, v := range res.Properties.Environment.Variables {
+			if strings.HasSuffix(k, "_QUEUE_URL") {
+				given = append(given, fmt.Sprint(v)) // !Ref Queue reads as "Queue"
+			}
+		}
+		for _, p := range res.Properties.Policies {
+			if m, ok := p.(map[string]any); ok {
+				if q, ok := m["SQSSendMessagePolicy"].(map[string]any); ok {
+					sends = append(sends, strings.TrimSuffix(fmt.Sprint(q["QueueName"]), ".QueueName"))
+				}
+			}
+		}
+		slices.Sort(given)
+		slices.Sort(sends)
+		if !slices.Equal(given, sends) {
+			t.Errorf("%s: given the URLs of queues %v, may send to %v", name, given, sends)
+		}
+	}
+}
