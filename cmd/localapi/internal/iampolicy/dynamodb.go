@@ -41,7 +41,7 @@ func Accesses(op string, body []byte, tables map[string]Table, arn func(table st
 		return nil, fmt.Errorf("%s: body: %w", op, err)
 	}
 	switch op {
-	case "GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan", "ConditionCheckItem":
+	case "GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan":
 		return []Access{r.access(op, tables, arn)}, nil
 	case "BatchGetItem", "BatchWriteItem":
 		var out []Access
