@@ -1,6 +1,7 @@
 package backfill
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -282,7 +283,7 @@ const (
 )
 
 // Recent returns the newest jobs, at most n (1..MaxRecent): one Query of the index, then the live jobs' items in one
-// BatchGetItem (an expired or deleted job is skipped).
+// eventually consistent BatchGetItem (an expired or deleted job is skipped; progress may lag a second).
 func (s *JobStore) Recent(ctx context.Context, n int, now time.Time) ([]Job, error) {
 	n = max(1, min(n, MaxRecent))
 	out, err := s.Table.DB.Query(ctx, &dynamodb.QueryInput{TableName: &s.Table.Name,
@@ -295,19 +296,12 @@ func (s *JobStore) Recent(ctx context.Context, n int, now time.Time) ([]Job, err
 	for i, rec := range out.Items {
 		keys[i] = jobKey(store.Str(rec, "job"))
 	}
-	items, err := s.Table.BatchGet(ctx, keys, true)
-	if err != nil {
-		return nil, err
+	items, err := s.Table.BatchGet(ctx, keys, false)
+	jobs := make([]Job, len(items))
+	for i, it := range items {
+		jobs[i] = jobOf(it, now)
 	}
-	byKey := make(map[string]store.Item, len(items))
-	for _, it := range items {
-		byKey[store.Str(it, store.PK)] = it
-	}
-	jobs := []Job{}
-	for _, k := range keys {
-		if it, ok := byKey[store.Str(k, store.PK)]; ok && len(jobs) < n {
-			jobs = append(jobs, jobOf(it, now))
-		}
-	}
-	return jobs, nil
+	// BatchGetItem answers in no order: newest first, as the index sorts (creation time, then id)
+	slices.SortFunc(jobs, func(a, b Job) int { return cmp.Or(b.CreatedAt.Compare(a.CreatedAt), strings.Compare(b.ID, a.ID)) })
+	return jobs[:min(n, len(jobs))], err
 }
