@@ -33,10 +33,11 @@ func envMap(list []string) map[string]string {
 func TestFunctionEnvPrecedence(t *testing.T) {
 	f := &samtpl.Function{LogicalID: "QueryFunction", Timeout: 15, MemorySize: 256, LogFormat: "JSON",
 		Env: map[string]string{"INFLUX_URL": "http://template", "INFLUX_BUCKET": "from-template", "QUERY_TIMEOUT": "12s", "A": "template"}}
-	envJSON := map[string]string{"A": "env.json", "INFLUX_BUCKET": "from-env-json", "B": "env.json"}
+	envJSON := map[string]string{"A": "env.json", "INFLUX_BUCKET": "from-env-json", "B": "env.json",
+		"AWS_ENDPOINT_URL_DYNAMODB": "http://127.0.0.1:8000"}
 	db := &influxInstance{URL: "http://127.0.0.1:8086", Token: "tok", Org: "org"}
 	proc := []string{"INFLUX_BUCKET=from-process", "IOT_EXTRA=x", "HOME=/root", "SECRET_THING=no", "AWS_REGION=eu-west-1",
-		"INFLUX_TOKEN=admin-token"}
+		"INFLUX_TOKEN=admin-token", "AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:9/QueryFunction"}
 	got := envMap(FunctionEnv(f, envJSON, db, "query-token", keyPair{Operator: "op", Device: "dev"}, proc, "http://127.0.0.1:3000",
 		aws.Credentials{AccessKeyID: "AKID", SecretAccessKey: "secret", SessionToken: "session"}))
 	for k, want := range map[string]string{
@@ -57,8 +58,10 @@ func TestFunctionEnvPrecedence(t *testing.T) {
 		"IOT_OPERATOR_KEY":            "op",
 		"IOT_DEVICE_KEY":              "dev",
 		"IOT_EXTRA":                   "x",
-		"HOME":                        "", // nothing else leaks from the process environment
-		"SECRET_THING":                "",
+		// the run's own table endpoint (the IAM guard's path for the function), not sam local's from env.json
+		"AWS_ENDPOINT_URL_DYNAMODB": "http://127.0.0.1:9/QueryFunction",
+		"HOME":                      "", // nothing else leaks from the process environment
+		"SECRET_THING":              "",
 	} {
 		if got[k] != want {
 			t.Errorf("%s = %q, want %q", k, got[k], want)

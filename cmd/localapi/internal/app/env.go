@@ -59,8 +59,9 @@ func FunctionEnv(f *samtpl.Function, envJSON map[string]string, db *influxInstan
 	if v := getenv("AWS_ENDPOINT_URL_SQS"); v != "" && env["AWS_ENDPOINT_URL_SQS"] == "" {
 		env["AWS_ENDPOINT_URL_SQS"] = v
 	}
-	// The local DynamoDB (moto's server, or DynamoDB Local) holds the template's tables.
-	if v := getenv("AWS_ENDPOINT_URL_DYNAMODB"); v != "" && env["AWS_ENDPOINT_URL_DYNAMODB"] == "" {
+	// The function's path on the IAM guard in front of the endpoint that holds the tables this run prepared: it
+	// beats env.json's (make sam-env writes sam local's DynamoDB Local there), which would skip both.
+	if v := getenv("AWS_ENDPOINT_URL_DYNAMODB"); v != "" {
 		env["AWS_ENDPOINT_URL_DYNAMODB"] = v
 	}
 	if db != nil {
