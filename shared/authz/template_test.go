@@ -9,18 +9,32 @@ import (
 	"github.com/iot-center/iot-center-serverless/shared/setup"
 )
 
-// samFunctions reads each function's policies and environment from template.yaml.
-type samFunctions struct {
-	Resources map[string]struct {
-		Type       string `yaml:"Type"`
-		Properties struct {
-			Timeout     int   `yaml:"Timeout"`
-			Policies    []any `yaml:"Policies"`
-			Environment struct {
-				Variables map[string]any `yaml:"Variables"`
-			} `yaml:"Environment"`
-		} `yaml:"Properties"`
-	} `yaml:"Resources"`
+// samFunction is a function's policies and environment in template.yaml.
+type samFunction struct {
+	Type       string `yaml:"Type"`
+	Properties struct {
+		Timeout     int   `yaml:"Timeout"`
+		Policies    []any `yaml:"Policies"`
+		Environment struct {
+			Variables map[string]any `yaml:"Variables"`
+		} `yaml:"Environment"`
+	} `yaml:"Properties"`
+}
+
+// templateFunctions reads template.yaml's AWS::Serverless::Function resources by logical id.
+func templateFunctions(t *testing.T) map[string]samFunction {
+	t.Helper()
+	var tpl struct {
+		Resources map[string]samFunction `yaml:"Resources"`
+	}
+	readYAML(t, "template.yaml", &tpl)
+	fns := map[string]samFunction{}
+	for name, res := range tpl.Resources {
+		if res.Type == "AWS::Serverless::Function" {
+			fns[name] = res
+		}
+	}
+	return fns
 }
 
 // statements flattens a function's inline policy statements; policy templates (maps without Statement) are
@@ -62,8 +76,7 @@ func asList(v any) []string {
 }
 
 func TestTemplateLeastPrivilege(t *testing.T) {
-	var tpl samFunctions
-	readYAML(t, "template.yaml", &tpl)
+	fns := templateFunctions(t)
 	// which SSM parameters each function may read: its own token's (setup.FunctionRoles: the admin token's
 	// parameter, or its role's under RoleTokenPrefix), and the authorizer its keys
 	wantSSM := map[string][]string{}
@@ -80,14 +93,11 @@ func TestTemplateLeastPrivilege(t *testing.T) {
 	wantSSM["AuthorizerFunction"] = append(wantSSM["AuthorizerFunction"], "${OperatorKeyParameter}", "${DeviceKeyParameter}")
 	// setup writes the role tokens: it reads (and writes, and deletes) under the prefix
 	wantSSM["SetupFunction"] = append(wantSSM["SetupFunction"], "${RoleTokenPrefix}/*")
-	if _, ok := tpl.Resources["WriteGatewayFunction"]; !ok {
+	if _, ok := fns["WriteGatewayFunction"]; !ok {
 		delete(wantSSM, "WriteGatewayFunction") // (not in this template yet)
 	}
 	seen := 0
-	for name, res := range tpl.Resources {
-		if res.Type != "AWS::Serverless::Function" {
-			continue
-		}
+	for name, res := range fns {
 		seen++
 		want, known := wantSSM[name]
 		if !known {
@@ -178,12 +188,7 @@ var tableAccess = map[string]struct {
 // Each function's policy names exactly the table actions it uses, on the table only, its writes confined to its
 // own items' partition keys; a function with table actions gets STATE_TABLE, one without does not.
 func TestTemplateTableActions(t *testing.T) {
-	var tpl samFunctions
-	readYAML(t, "template.yaml", &tpl)
-	for name, res := range tpl.Resources {
-		if res.Type != "AWS::Serverless::Function" {
-			continue
-		}
+	for name, res := range templateFunctions(t) {
 		want, known := tableAccess[name]
 		if !known {
 			t.Errorf("%s: not in tableAccess; decide what it may do on the state table", name)
@@ -248,12 +253,7 @@ func TestTemplateTableActions(t *testing.T) {
 // A function that is given a queue's URL may send to that queue, and to no other: its SQSSendMessagePolicy names
 // exactly the queues of its *_QUEUE_URL variables.
 func TestTemplateQueueSends(t *testing.T) {
-	var tpl samFunctions
-	readYAML(t, "template.yaml", &tpl)
-	for name, res := range tpl.Resources {
-		if res.Type != "AWS::Serverless::Function" {
-			continue
-		}
+	for name, res := range templateFunctions(t) {
 		var given, sends []string
 		for k, v := range res.Properties.Environment.Variables {
 			if strings.HasSuffix(k, "_QUEUE_URL") {
