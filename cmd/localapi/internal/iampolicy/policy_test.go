@@ -2,6 +2,7 @@ package iampolicy
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -137,6 +138,25 @@ func TestLike(t *testing.T) {
 	} {
 		if got := like(c.pattern, c.s); got != c.want {
 			t.Errorf("like(%q, %q) = %v, want %v", c.pattern, c.s, got, c.want)
+		}
+	}
+}
+
+// The top-level attribute names of update and condition expressions: aliases resolved, values, keywords, functions
+// and nested paths left out.
+func TestExpressionNames(t *testing.T) {
+	r := request{ExpressionAttributeNames: map[string]string{"#s": "seen", "#n": "name", "#x": "expiresAt"}}
+	for _, c := range []struct{ expr, want string }{
+		{"SET #s = :s, updated = :u ADD n :k", "[seen updated n]"},
+		{"SET a.b = :v, c[2] = :w REMOVE d.e[0]", "[a c d]"},
+		{"attribute_not_exists(pk) OR #x <= :now", "[pk expiresAt]"},
+		{"NOT contains(#n, :v) AND size(tags) > :z", "[name tags]"},
+		{"SET total = if_not_exists(total, :z) + :k", "[total total]"},
+		{"st BETWEEN :a AND :b", "[st]"},
+		{"", "[]"},
+	} {
+		if got := fmt.Sprint(r.names(c.expr)); got != c.want {
+			t.Errorf("names(%q) = %s, want %s", c.expr, got, c.want)
 		}
 	}
 }
