@@ -164,3 +164,12 @@ func nearSnap(a, b float64) bool { return math.Abs(a-b) < 1e-4 }
 var nan = func() float64 { var z float64; return z / z }()
 
 func isNaN(v float64) bool { return v != v }
+
+// The run reads the digest exactly when devices write through the gateway (every device write passes it).
+func TestNewServiceDigestFollowsDeviceWrites(t *testing.T) {
+	for mode, want := range map[string]bool{config.WritesGateway: true, config.WritesDirect: false} {
+		if got := NewService(nil, nil, config.Config{DeviceWrites: mode}).Digest; got != want {
+			t.Errorf("DeviceWrites=%s: Digest = %v, want %v", mode, got, want)
+		}
+	}
+}

@@ -49,7 +49,7 @@ type Service struct {
 	Metrics io.Writer
 	Clock   clock.Func
 	// Digest makes the run read the write gateway's presence digest (package presence) instead of every online
-	// device's series: set in gateway mode, where every device write passes the gateway. Direct mode reads the series.
+	// device's series: NewService sets it in gateway mode, where every device write passes the gateway.
 	Digest bool
 }
 
@@ -57,7 +57,7 @@ type Service struct {
 // read (and the run's counts written) through c, judged against cfg's measurement interval.
 func NewService(table *store.Table, c *influx.Client, cfg config.Config) *Service {
 	s := &Service{Table: table, Health: &Health{Influx: c, Bucket: cfg.Bucket,
-		Interval: time.Duration(cfg.MeasurementInterval) * time.Second}}
+		Interval: time.Duration(cfg.MeasurementInterval) * time.Second}, Digest: cfg.Gateway()}
 	if c != nil {
 		s.Writer = c
 	}

@@ -205,7 +205,6 @@ func BackfillWorker(ctx context.Context, d lambdaapp.Deps) (any, error) {
 func FleetHealth(_ context.Context, d lambdaapp.Deps) (any, error) {
 	svc := fleet.NewService(d.Table(), d.Influx, d.Config)
 	svc.Metrics = metrics.Stdout
-	svc.Digest = d.Config.Gateway() // every device write passes the gateway, which keeps the presence digest
 	return func(ctx context.Context, _ events.CloudWatchEvent) (fleet.Counts, error) { return svc.Check(ctx) }, nil
 }
 
