@@ -25,7 +25,8 @@ const (
 	RouteJobs      = "GET /api/overview/jobs"
 )
 
-// Fields of schema.FleetMeasurement, which each fleet-health run writes to the data bucket (one point, no tags): the counts by status, the registered devices, and the points the fleet wrote per minute.
+// Fields of schema.FleetMeasurement, which each fleet-health run writes to the data bucket (one point, no tags): the
+// counts by status, the registered devices, and the points the fleet wrote per minute.
 var Fields = []string{"online", "late", "silent", "registered", "pointsPerMinute"}
 
 // Snapshots reads the positions snapshot (positions.Read over the table; a test may count or slow it).
