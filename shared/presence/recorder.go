@@ -3,6 +3,7 @@ package presence
 import (
 	"crypto/rand"
 	"encoding/binary"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -150,12 +151,7 @@ func (r *Recorder) Take(now time.Time) *Flush {
 	r.pending, r.lastFlush, r.flushing = map[string]Entry{}, now, true
 	f := &Flush{Devices: len(taken), Dropped: r.dropped, r: r, taken: taken}
 	r.dropped = 0
-	ids := make([]string, 0, len(taken))
-	for id := range taken {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	for _, v := range Encode(ids, taken, MaxFieldBytes) {
+	for _, v := range Encode(slices.Sorted(maps.Keys(taken)), taken, MaxFieldBytes) {
 		// a distinct time per point: the instance's nonce in the low digits, strictly increasing
 		ts := now.UnixNano()/1000*1000 + r.nonce
 		if ts <= r.lastTS {
