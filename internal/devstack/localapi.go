@@ -129,13 +129,17 @@ func (a *LocalAPI) Send(method, path, key, body string) (Answer, error) {
 	return Answer{Status: resp.StatusCode, Header: resp.Header, Body: b}, err
 }
 
+// RefusalMark begins the log message of every DynamoDB call the local API's IAM stand-in refused
+// (cmd/localapi/internal/iampolicy); web/e2e/run.sh greps the same words.
+const RefusalMark = "IAM stand-in refused a DynamoDB call"
+
 // Refused returns the log lines of the DynamoDB calls the local API refused because the calling function's
 // template policy does not allow them (AWS would answer AccessDenied): a test fails on any, even one whose error
 // the function survived.
 func (a *LocalAPI) Refused() []string {
 	var out []string
 	for _, line := range strings.Split(a.Logs.String(), "\n") {
-		if strings.Contains(line, "IAM stand-in") {
+		if strings.Contains(line, RefusalMark) {
 			out = append(out, line)
 		}
 	}

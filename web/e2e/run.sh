@@ -74,8 +74,8 @@ BASE_URL="http://127.0.0.1:$port" OPERATOR_KEY="$operator_key" ARTIFACTS="$artif
 
 # A DynamoDB call a function's template policy does not allow would be AccessDenied on AWS; the local API refused
 # it too and logged it. Fail on any, even one whose error the page survived.
-if grep -q "IAM stand-in" "$log"; then
+if grep -q "IAM stand-in refused a DynamoDB call" "$log"; then # devstack.RefusalMark
 	echo "e2e: DynamoDB calls the functions' template policies do not allow:"
-	grep "IAM stand-in" "$log" | head -n 10
+	grep "IAM stand-in refused a DynamoDB call" "$log" | head -n 10
 	exit 1
 fi

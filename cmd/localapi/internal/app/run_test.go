@@ -173,6 +173,8 @@ func TestRunServesAndStopsCleanly(t *testing.T) {
 		Item: map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "a"}, "sk": &types.AttributeValueMemberS{Value: "b"}}}); !isAccessDenied(err) {
 		// the function's endpoint is the IAM stand-in: its policy grants no PutItem
 		t.Errorf("PutItem through %s: err = %v, want AccessDeniedException", ep, err)
+	} else if !strings.Contains(stderr.String(), devstack.RefusalMark) {
+		t.Errorf("the refusal is not logged with %q (tests find refusals by it):\n%s", devstack.RefusalMark, devstack.Tail(stderr.String(), 2000))
 	}
 	for path, status := range map[string]int{"/echo/1": 200, "/broken": 502, "/nope": 404} {
 		resp, err := http.Get(base + path)

@@ -13,6 +13,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/iot-center/iot-center-serverless/internal/devstack"
 )
 
 // maxBody bounds a request body the guard reads (DynamoDB's own limit on a request is 16 MB).
@@ -80,13 +82,13 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	policy, known := g.policies[id]
 	accesses, err := Accesses(op, body, g.tables, g.arn)
 	if err != nil {
-		g.log.Error("IAM stand-in: a DynamoDB call it cannot evaluate was refused", "function", id, "error", err.Error())
+		g.log.Error(devstack.RefusalMark+": it cannot evaluate it", "function", id, "error", err.Error())
 		answer(w, http.StatusBadRequest, "AccessDeniedException", "the local IAM stand-in cannot evaluate this call: "+err.Error())
 		return
 	}
 	for _, a := range accesses {
 		if !known || !policy.Allows(a) {
-			g.log.Error("IAM stand-in: the function's template policy does not allow this call (AWS would refuse it)",
+			g.log.Error(devstack.RefusalMark+": the function's template policy does not allow it (AWS would refuse it)",
 				"function", id, "action", a.Action, "resource", a.Resource,
 				"leadingKeys", a.Keys["dynamodb:LeadingKeys"], "attributes", a.Keys["dynamodb:Attributes"])
 			answer(w, http.StatusBadRequest, "AccessDeniedException", fmt.Sprintf("User: arn:aws:sts::local:assumed-role/%s/%s "+
